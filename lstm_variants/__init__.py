@@ -1,0 +1,1 @@
+"""lstm-variants: a JAX harness for comparing recurrent cells."""

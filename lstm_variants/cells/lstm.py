@@ -1,0 +1,196 @@
+"""One LSTM cell configured by ablation flags: Greff et al.'s V and its eight variants, and the
+LSTM variants of Jozefowicz et al. (2015), without nine copies of the same code.
+
+Greff et al. (2017), "LSTM: A Search Space Odyssey", vanilla LSTM ("V") with peepholes::
+
+    z = g(W_z x + R_z y' + b_z)                   block input      (y' = y^{t-1}, c' = c^{t-1})
+    i = sigma(W_i x + R_i y' + p_i * c' + b_i)    input gate
+    f = sigma(W_f x + R_f y' + p_f * c' + b_f)    forget gate
+    c = z * i + c' * f                            cell
+    o = sigma(W_o x + R_o y' + p_o * c + b_o)     output gate (its peephole sees the NEW cell)
+    y = h(c) * o                                  block output
+
+Each flag is one of the paper's changes to V:
+
+    input_gate=False         NIG   i = 1
+    forget_gate=False        NFG   f = 1
+    output_gate=False        NOG   o = 1
+    input_activation='identity'   NIAF  g(x) = x
+    output_activation='identity'  NOAF  h(x) = x
+    peepholes=False          NP    p_i, p_f, p_o removed (Jozefowicz's LSTM)
+    coupled_gates=True       CIFG  f = 1 - i, no forget-gate parameters
+    full_gate_recurrence=True  FGR  gate activations of step t-1 feed every gate at step t:
+                             i-bar += R_ii i' + R_fi f' + R_oi o' (likewise f, o; nine matrices
+                             R_<source><target>); the carry holds (c, y, i, f, o)
+    forget_bias=1.0          LSTM-b (Jozefowicz): b_f initialised to 1
+
+A removed gate has no parameters at all (not zero-initialised ones), so the parameter count and the
+optimiser see the ablated model exactly.
+
+Example::
+
+    >>> import jax, jax.numpy as jnp
+    >>> from lstm_variants.cells import LSTMCell
+    >>> cell = LSTMCell(features=4, coupled_gates=True)
+    >>> x = jnp.ones((2, 3))
+    >>> carry = cell.initialize_carry(None, x.shape)
+    >>> variables = cell.init(jax.random.key(0), carry, x)
+    >>> sorted(variables["params"])[:4]
+    ['R_i', 'R_o', 'R_z', 'W_i']
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from lstm_variants.cells.base import Params, RecurrentCell, along_last, split_features
+from lstm_variants.errors import ConfigError
+
+ACTIVATIONS = {"tanh": jnp.tanh, "identity": lambda x: x}
+
+
+class LSTMCell(RecurrentCell):
+    """LSTM block of Greff et al. (2017) with ablation flags (see the module docstring).
+
+    Attributes:
+      input_gate: keep the input gate i (default True; False is NIG).
+      forget_gate: keep the forget gate f (default True; False is NFG).
+      output_gate: keep the output gate o (default True; False is NOG).
+      input_activation: g, 'tanh' (default) or 'identity' (NIAF).
+      output_activation: h, 'tanh' (default) or 'identity' (NOAF).
+      peepholes: keep p_i, p_f, p_o (default True; False is NP).
+      coupled_gates: f = 1 - i (default False; True is CIFG).
+      full_gate_recurrence: gates of step t-1 feed all gates (default False; True is FGR).
+      forget_bias: added to the initial b_f (default 0.0; 1.0 is LSTM-b).
+    """
+
+    input_gate: bool = True
+    forget_gate: bool = True
+    output_gate: bool = True
+    input_activation: str = "tanh"
+    output_activation: str = "tanh"
+    peepholes: bool = True
+    coupled_gates: bool = False
+    full_gate_recurrence: bool = False
+    forget_bias: float = 0.0
+
+    def __post_init__(self):
+        for which in (self.input_activation, self.output_activation):
+            if which not in ACTIVATIONS:
+                raise ConfigError(f"unknown activation '{which}'; valid: {', '.join(ACTIVATIONS)}")
+        if self.coupled_gates and not (self.input_gate and self.forget_gate):
+            raise ConfigError("coupled_gates (CIFG) needs both the input and the forget gate")
+        super().__post_init__()
+
+    @nn.nowrap
+    def gates(self) -> tuple[str, ...]:
+        """Components with their own parameters, in the order of the fused pre-activation."""
+        has = {
+            "z": True,
+            "i": self.input_gate,
+            "f": self.forget_gate and not self.coupled_gates,
+            "o": self.output_gate,
+        }
+        return tuple(name for name, present in has.items() if present)
+
+    @nn.nowrap
+    def peephole_gates(self) -> tuple[str, ...]:
+        return tuple(g for g in self.gates() if g != "z") if self.peepholes else ()
+
+    @nn.nowrap
+    def recurrent_gates(self) -> tuple[str, ...]:
+        """Sources and targets of the FGR gate-to-gate matrices."""
+        return tuple(g for g in self.gates() if g != "z") if self.full_gate_recurrence else ()
+
+    @nn.nowrap
+    def param_shapes(self, input_size):
+        n_in, n_hid = input_size, self.features
+        shapes = {}
+        for g in self.gates():
+            shapes[f"W_{g}"] = (self.kernel_init, (n_in, n_hid))
+        for g in self.gates():
+            shapes[f"R_{g}"] = (self.recurrent_kernel_init, (n_hid, n_hid))
+        for source in self.recurrent_gates():
+            for target in self.recurrent_gates():
+                shapes[f"R_{source}{target}"] = (self.recurrent_kernel_init, (n_hid, n_hid))
+        for g in self.peephole_gates():
+            shapes[f"p_{g}"] = (self.peephole_init, (n_hid,))
+        for g in self.gates():
+            bias_init = self.bias_init
+            if g == "f" and self.forget_bias:
+                bias_init = _shifted(self.bias_init, self.forget_bias)
+            shapes[f"b_{g}"] = (bias_init, (n_hid,))
+        return shapes
+
+    @nn.nowrap
+    def project(self, params: Params, x):
+        kernel = jnp.concatenate([params[f"W_{g}"] for g in self.gates()], axis=-1)
+        bias = jnp.concatenate([params[f"b_{g}"] for g in self.gates()])
+        out = x @ kernel
+        return out + along_last(bias, out)
+
+    @nn.nowrap
+    def split_recurrent(self, params: Params):
+        recurrent = [jnp.concatenate([params[f"R_{g}"] for g in self.gates()], axis=-1)]
+        sources = self.recurrent_gates()
+        if sources:
+            recurrent.append(
+                jnp.concatenate(
+                    [jnp.concatenate([params[f"R_{s}{t}"] for t in sources], axis=-1) for s in sources],
+                    axis=0,
+                )
+            )
+        return tuple(recurrent), {f"p_{g}": params[f"p_{g}"] for g in self.peephole_gates()}
+
+    @nn.nowrap
+    def carry_size(self) -> int:
+        return 2 + len(self.recurrent_gates())
+
+    @nn.nowrap
+    def output_of(self, carry):
+        return carry[1]
+
+    @nn.nowrap
+    def recurrent_inputs(self, carry):
+        c_prev, y_prev, *gates_prev = carry
+        if gates_prev:
+            return y_prev, jnp.concatenate(gates_prev, axis=-1)
+        return (y_prev,)
+
+    @nn.nowrap
+    def step(self, step_params, carry, px, ms):
+        c_prev, y_prev, *_ = carry
+        pre = px + ms[0]
+        if self.recurrent_gates():
+            # Gate-to-gate terms feed every gate but not the block input z, which is first.
+            pre = pre + jnp.concatenate([jnp.zeros_like(c_prev), ms[1]], axis=-1)
+        parts = dict(zip(self.gates(), split_features(pre, len(self.gates())), strict=True))
+
+        def peephole(gate: str, cell_state: jax.Array) -> jax.Array:
+            name = f"p_{gate}"
+            return along_last(step_params[name], cell_state) * cell_state if name in step_params else 0.0
+
+        z = ACTIVATIONS[self.input_activation](parts["z"])
+        i = jax.nn.sigmoid(parts["i"] + peephole("i", c_prev)) if self.input_gate else None
+        if self.coupled_gates:
+            f = 1.0 - i
+        elif self.forget_gate:
+            f = jax.nn.sigmoid(parts["f"] + peephole("f", c_prev))
+        else:
+            f = None
+        c = (z if i is None else z * i) + (c_prev if f is None else c_prev * f)
+        o = jax.nn.sigmoid(parts["o"] + peephole("o", c)) if self.output_gate else None
+        h_c = ACTIVATIONS[self.output_activation](c)
+        y = h_c if o is None else h_c * o
+        own = {"i": i, "f": f, "o": o}
+        new_carry = (c, y, *(own[g] for g in self.recurrent_gates()))
+        return new_carry, y
+
+
+def _shifted(init, offset: float):
+    def shifted(key, shape, dtype=jnp.float32):
+        return init(key, shape, dtype) + jnp.asarray(offset, dtype)
+
+    return shifted

@@ -1,0 +1,68 @@
+"""Every named cell of the two studies as (class, flags): the single source of truth for names.
+
+Greff et al. (2017): ``vanilla`` (V) and its eight one-change variants. Jozefowicz et al. (2015):
+``lstm`` (no peepholes) with ``lstm_f``/``lstm_i``/``lstm_o`` ablations and ``lstm_b`` (forget bias
+1), both GRUs, MUT1-3. Baselines: ``tanh_rnn``, ``mgu``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lstm_variants.cells.base import RecurrentCell
+from lstm_variants.cells.gru import GRUCell
+from lstm_variants.cells.lstm import LSTMCell
+from lstm_variants.cells.mut import MUTCell
+from lstm_variants.cells.simple import MGUCell, TanhRNNCell
+from lstm_variants.errors import ConfigError
+
+_NO_PEEPHOLES = {"peepholes": False}
+
+VARIANTS: dict[str, tuple[type[RecurrentCell], dict[str, Any]]] = {
+    # Greff et al. 2017
+    "vanilla": (LSTMCell, {}),
+    "nig": (LSTMCell, {"input_gate": False}),
+    "nfg": (LSTMCell, {"forget_gate": False}),
+    "nog": (LSTMCell, {"output_gate": False}),
+    "niaf": (LSTMCell, {"input_activation": "identity"}),
+    "noaf": (LSTMCell, {"output_activation": "identity"}),
+    "np": (LSTMCell, _NO_PEEPHOLES),
+    "cifg": (LSTMCell, {"coupled_gates": True}),
+    "fgr": (LSTMCell, {"full_gate_recurrence": True}),
+    # Jozefowicz et al. 2015
+    "lstm": (LSTMCell, _NO_PEEPHOLES),
+    "lstm_f": (LSTMCell, _NO_PEEPHOLES | {"forget_gate": False}),
+    "lstm_i": (LSTMCell, _NO_PEEPHOLES | {"input_gate": False}),
+    "lstm_o": (LSTMCell, _NO_PEEPHOLES | {"output_gate": False}),
+    "lstm_b": (LSTMCell, _NO_PEEPHOLES | {"forget_bias": 1.0}),
+    "gru": (GRUCell, {"reset_after": False}),
+    "gru_reset_after": (GRUCell, {"reset_after": True}),
+    "mut1": (MUTCell, {"variant": 1}),
+    "mut2": (MUTCell, {"variant": 2}),
+    "mut3": (MUTCell, {"variant": 3}),
+    # Baselines
+    "tanh_rnn": (TanhRNNCell, {}),
+    "mgu": (MGUCell, {}),
+}
+
+
+class UnknownCellError(ConfigError):
+    """A cell name that is not in ``VARIANTS``."""
+
+
+def make_cell(variant: str, features: int, **options: Any) -> RecurrentCell:
+    """Build the cell called ``variant`` with ``features`` hidden units.
+
+    Args:
+      variant: a key of ``VARIANTS``.
+      features: hidden size H.
+      **options: overrides of the variant's flags or of the base attributes (initialisers,
+        ``forget_bias``, ``name`` of the Flax module, ...).
+
+    Returns:
+      An unbound Flax cell.
+    """
+    if variant not in VARIANTS:
+        raise UnknownCellError(f"unknown cell '{variant}'; valid cells: {', '.join(VARIANTS)}")
+    cls, flags = VARIANTS[variant]
+    return cls(features=features, **(flags | options))

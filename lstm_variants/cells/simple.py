@@ -1,0 +1,99 @@
+"""Baselines beside the gated cells: the plain tanh RNN (Elman 1990) and the minimal gated unit
+(Zhou et al. 2016).
+
+Tanh RNN::
+
+    h_new = tanh(W x + R h + b)
+
+MGU, one forget gate doing the work of the GRU's two gates::
+
+    f = sigma(W_f x + U_f h + b_f)
+    n = tanh(W_h x + U_h (f * h) + b_h)
+    h_new = (1 - f) * h + f * n
+
+Example::
+
+    >>> import jax, jax.numpy as jnp
+    >>> from lstm_variants.cells import TanhRNNCell
+    >>> cell = TanhRNNCell(features=4)
+    >>> x = jnp.ones((2, 3))
+    >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
+    >>> sorted(variables["params"])
+    ['R', 'W', 'b']
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from lstm_variants.cells.base import Params, RecurrentCell, along_last, split_features
+
+
+class TanhRNNCell(RecurrentCell):
+    """Elman's simple recurrent network with a tanh non-linearity."""
+
+    @nn.nowrap
+    def param_shapes(self, input_size):
+        return {
+            "W": (self.kernel_init, (input_size, self.features)),
+            "R": (self.recurrent_kernel_init, (self.features, self.features)),
+            "b": (self.bias_init, (self.features,)),
+        }
+
+    @nn.nowrap
+    def project(self, params: Params, x):
+        out = x @ params["W"]
+        return out + along_last(params["b"], out)
+
+    @nn.nowrap
+    def split_recurrent(self, params: Params):
+        return (params["R"],), {}
+
+    @nn.nowrap
+    def recurrent_inputs(self, carry):
+        return (carry,)
+
+    @nn.nowrap
+    def step(self, step_params, carry, px, ms):
+        h_new = jnp.tanh(px + ms[0])
+        return h_new, h_new
+
+
+class MGUCell(RecurrentCell):
+    """Minimal gated unit (Zhou et al. 2016)."""
+
+    @nn.nowrap
+    def param_shapes(self, input_size):
+        n_in, n_hid = input_size, self.features
+        return {
+            "W_f": (self.kernel_init, (n_in, n_hid)),
+            "W_h": (self.kernel_init, (n_in, n_hid)),
+            "U_f": (self.recurrent_kernel_init, (n_hid, n_hid)),
+            "U_h": (self.recurrent_kernel_init, (n_hid, n_hid)),
+            "b_f": (self.bias_init, (n_hid,)),
+            "b_h": (self.bias_init, (n_hid,)),
+        }
+
+    @nn.nowrap
+    def project(self, params: Params, x):
+        out = x @ jnp.concatenate([params["W_f"], params["W_h"]], axis=-1)
+        return out + along_last(jnp.concatenate([params["b_f"], params["b_h"]]), out)
+
+    @nn.nowrap
+    def split_recurrent(self, params: Params):
+        return (params["U_f"],), {"U_h": params["U_h"]}
+
+    @nn.nowrap
+    def recurrent_inputs(self, carry):
+        return (carry,)
+
+    @nn.nowrap
+    def step(self, step_params, carry, px, ms):
+        h = carry
+        px_f, px_h = split_features(px, 2)
+        f = jax.nn.sigmoid(px_f + ms[0])
+        n = jnp.tanh(px_h + (f * h) @ step_params["U_h"])
+        h_new = (1.0 - f) * h + f * n
+        return h_new, h_new

@@ -1,0 +1,152 @@
+"""The time loop of a recurrent layer: a plain ``lax.scan`` and a fast path with a custom VJP.
+
+Both compute, for t = 1..T with a mask m_t (padded steps leave the carry unchanged)::
+
+    a_t[k] = recurrent_inputs(carry_{t-1})[k]
+    carry_t, y_t = step(carry_{t-1}, px_t, (a_t[k] @ R[k])_k)     if m_t, else (carry_{t-1}, 0)
+
+Autodiff of the plain scan accumulates dR[k] += a_t[k]^T g_t[k] with one small outer product per
+step inside the backward loop. The fast path's backward loop only propagates the carry cotangent;
+it stacks the g_t[k] and forms every dR[k] = sum_t a_t[k]^T g_t[k] after the loop as one large
+matrix product (T*B rows), which is what BLAS does well and what ``flax.linen.RNN`` cannot do.
+
+No library provides this for arbitrary cells (cuDNN-style fused kernels exist only for the standard
+LSTM/GRU and not on CPU), hence it is written here; ``tests/test_recurrence.py`` checks it against
+the plain scan and against per-step references written from the equations.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from lstm_variants.cells.base import Params, RecurrentCell
+
+
+def _masked_step(cell: RecurrentCell, step_params: Params, carry, px_t, ms, valid):
+    """``cell.step``, except that a padded step (valid False) keeps the carry and outputs zeros."""
+    new_carry, y = cell.step(step_params, carry, px_t, ms)
+    keep = valid[:, None]
+    new_carry = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_carry, carry)
+    return new_carry, jnp.where(keep, y, jnp.zeros_like(y))
+
+
+def _products(cell: RecurrentCell, recurrent, carry) -> tuple[jax.Array, ...]:
+    return tuple(a @ r for a, r in zip(cell.recurrent_inputs(carry), recurrent, strict=True))
+
+
+def scan_reference(cell: RecurrentCell, params: Params, carry0, px, mask, unroll: int = 1):
+    """Plain ``lax.scan`` over time; gradients by ordinary autodiff.
+
+    Args:
+      cell: the cell defining ``recurrent_inputs`` and ``step``.
+      params: the cell's parameters by paper name.
+      carry0: initial carry, arrays of shape (B, H).
+      px: input pre-activations, (T, B, P), from ``cell.project``.
+      mask: (T, B) booleans, True on valid steps.
+      unroll: steps per loop iteration of the compiled scan.
+
+    Returns:
+      (final carry, outputs (T, B, H)).
+    """
+    recurrent, step_params = cell.split_recurrent(params)
+
+    def body(carry, inputs):
+        px_t, valid = inputs
+        return _masked_step(cell, step_params, carry, px_t, _products(cell, recurrent, carry), valid)
+
+    return jax.lax.scan(body, carry0, (px, mask), unroll=unroll)
+
+
+def scan_fast(cell: RecurrentCell, params: Params, carry0, px, mask, unroll: int = 1):
+    """Same values and gradients as ``scan_reference``; recurrent-weight gradients after the loop."""
+    recurrent, step_params = cell.split_recurrent(params)
+    return _fast_recurrence(cell, unroll)(recurrent, step_params, carry0, px, mask)
+
+
+def _fast_recurrence(cell: RecurrentCell, unroll: int):
+    """Build the custom-VJP recurrence for one cell (closing over the cell keeps it static)."""
+
+    def forward_scan(recurrent, step_params, carry0, px, mask, keep_residuals: bool):
+        def body(carry, inputs):
+            px_t, valid = inputs
+            a, inputs_vjp = jax.vjp(cell.recurrent_inputs, carry)
+            ms = tuple(a_k @ r for a_k, r in zip(a, recurrent, strict=True))
+            if not keep_residuals:
+                return _masked_step(cell, step_params, carry, px_t, ms, valid)
+
+            def local(carry, px_t, ms):
+                return _masked_step(cell, step_params, carry, px_t, ms, valid)
+
+            (new_carry, y), local_vjp = jax.vjp(local, carry, px_t, ms)
+            return new_carry, (y, carry, a, ms, inputs_vjp, local_vjp)
+
+        return jax.lax.scan(body, carry0, (px, mask), unroll=unroll)
+
+    @jax.custom_vjp
+    def recurrence(recurrent, step_params, carry0, px, mask):
+        return forward_scan(recurrent, step_params, carry0, px, mask, keep_residuals=False)
+
+    def fwd(recurrent, step_params, carry0, px, mask):
+        final, (ys, previous, inputs, products, inputs_vjps, local_vjps) = forward_scan(
+            recurrent, step_params, carry0, px, mask, keep_residuals=True
+        )
+        residuals = (recurrent, step_params, previous, inputs, products, inputs_vjps, local_vjps, px, mask)
+        return (final, ys), residuals
+
+    def bwd(residuals, cotangents):
+        recurrent, step_params, previous, inputs, products, inputs_vjps, local_vjps, px, mask = residuals
+        d_final, d_ys = cotangents
+
+        def body(d_carry, step_residuals):
+            inputs_vjp, local_vjp, d_y = step_residuals
+            d_carry_prev, d_px, d_ms = local_vjp((d_carry, d_y))
+            d_inputs = tuple(d_m @ r.T for d_m, r in zip(d_ms, recurrent, strict=True))
+            (d_through_products,) = inputs_vjp(d_inputs)
+            d_carry_prev = jax.tree.map(jnp.add, d_carry_prev, d_through_products)
+            return d_carry_prev, (d_px, d_ms, d_carry)
+
+        d_carry0, (d_px, d_ms, d_carries) = jax.lax.scan(
+            body, d_final, (inputs_vjps, local_vjps, d_ys), reverse=True, unroll=unroll
+        )
+        # The deferred weight gradient: dR[k] = sum_t a_t[k]^T g_t[k] as one (K, T*B) x (T*B, N).
+        d_recurrent = tuple(
+            a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            for a, g in zip(inputs, d_ms, strict=True)
+        )
+        d_step_params = _deferred_step_params_grad(
+            cell, step_params, previous, px, products, mask, d_carries, d_ys
+        )
+        return d_recurrent, d_step_params, d_carry0, d_px, None
+
+    recurrence.defvjp(fwd, bwd)
+    return recurrence
+
+
+def _rows(x: jax.Array) -> jax.Array:
+    """(T, B, ...) -> (T*B, ...): all time steps as one batch of rows."""
+    return x.reshape((-1,) + x.shape[2:])
+
+
+def _deferred_step_params_grad(cell, step_params, previous, px, products, mask, d_carries, d_ys):
+    """d step_params = sum_t vjp_t: one pass of ``step`` over all T*B rows instead of T small ones.
+
+    ``step`` acts row by row, so running it on the (T*B, ...) stack of every step's inputs with the
+    stacked cotangents (the carry cotangent entering each step, and d y_t) gives the sum over time
+    of the per-step parameter gradients as one large, vectorised computation.
+    """
+    if not jax.tree.leaves(step_params):
+        return jax.tree.map(jnp.zeros_like, step_params)
+    flat = partial(jax.tree.map, _rows)
+
+    def all_steps(params):
+        return _masked_step(cell, params, flat(previous), _rows(px), flat(products), _rows(mask))
+
+    _, params_vjp = jax.vjp(all_steps, step_params)
+    (d_step_params,) = params_vjp((flat(d_carries), _rows(d_ys)))
+    return d_step_params
+
+
+RECURRENCES = {"fast": scan_fast, "reference": scan_reference}

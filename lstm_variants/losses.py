@@ -1,0 +1,58 @@
+"""Per-frame losses and the papers' metrics, all honouring the padding mask.
+
+A "frame" is one predicted step: one time step of a per-step target, or one sequence of a
+last-step target. Losses are summed over a frame's outputs and averaged over valid frames:
+
+    multilabel (music):  NLL per time step = sum_k BCE(sigmoid(logit_k), target_k), nats
+    categorical (text):  cross-entropy in nats; bits per character = nats / ln 2
+    regression:          squared error averaged over outputs (MSE)
+
+Greff et al. report the music NLL averaged over all frames of a split, so the split metric is the
+frame-weighted mean (sum of frame losses / number of valid frames), not a mean of sequence means.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lstm_variants.errors import ConfigError
+
+TARGETS = ("multilabel", "categorical", "regression")
+
+
+def frame_losses(outputs: jax.Array, targets: jax.Array, target: str) -> jax.Array:
+    """Loss of every frame: (..., O) outputs and targets -> (...) losses in nats (or squared error).
+
+    Args:
+      outputs: logits (multilabel, categorical) or predictions (regression).
+      targets: binary (multilabel), integer class ids without the last axis (categorical), or real
+        values (regression).
+      target: one of ``TARGETS``.
+    """
+    if target == "multilabel":
+        return optax.sigmoid_binary_cross_entropy(outputs, targets).sum(axis=-1)
+    if target == "categorical":
+        return optax.softmax_cross_entropy_with_integer_labels(outputs, targets)
+    if target == "regression":
+        return jnp.mean(jnp.square(outputs - targets), axis=-1)
+    raise ConfigError(f"unknown target kind '{target}'; valid: {', '.join(TARGETS)}")
+
+
+def frame_weights(lengths: jax.Array, num_steps: int, target_at: str) -> jax.Array:
+    """1.0 for every valid frame, 0.0 for padding: (B, T) per step, (B,) for last-step targets."""
+    if target_at == "last_step":
+        return jnp.ones(lengths.shape, jnp.float32)
+    return (jnp.arange(num_steps)[None, :] < lengths[:, None]).astype(jnp.float32)
+
+
+def metric_value(mean_loss: float, metric: str) -> float:
+    """Convert a mean frame loss (nats or MSE) to the dataset's reported metric."""
+    if metric == "bits_per_char":
+        return mean_loss / math.log(2.0)
+    if metric == "perplexity":
+        return math.exp(mean_loss)
+    return mean_loss

@@ -1,0 +1,204 @@
+"""Every cell against a per-step reference written from the equations, plus the Flax cross-checks
+and the ablation checks of the cells issue."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import linen as nn
+from reference_cells import reference_layer
+
+from lstm_variants.cells import VARIANTS, make_cell
+from lstm_variants.model import SequenceModel
+
+# The papers' definitions, restated here rather than imported from the registry.
+PAPER = {
+    "vanilla": ("lstm", {}),
+    "nig": ("lstm", {"input_gate": False}),
+    "nfg": ("lstm", {"forget_gate": False}),
+    "nog": ("lstm", {"output_gate": False}),
+    "niaf": ("lstm", {"input_activation": "identity"}),
+    "noaf": ("lstm", {"output_activation": "identity"}),
+    "np": ("lstm", {"peepholes": False}),
+    "cifg": ("lstm", {"coupled_gates": True}),
+    "fgr": ("lstm", {"full_gate_recurrence": True}),
+    "lstm": ("lstm", {"peepholes": False}),
+    "lstm_f": ("lstm", {"peepholes": False, "forget_gate": False}),
+    "lstm_i": ("lstm", {"peepholes": False, "input_gate": False}),
+    "lstm_o": ("lstm", {"peepholes": False, "output_gate": False}),
+    "lstm_b": ("lstm", {"peepholes": False}),
+    "gru": ("gru", {"reset_after": False}),
+    "gru_reset_after": ("gru", {"reset_after": True}),
+    "mut1": ("mut", {"variant": 1}),
+    "mut2": ("mut", {"variant": 2}),
+    "mut3": ("mut", {"variant": 3}),
+    "tanh_rnn": ("tanh_rnn", {}),
+    "mgu": ("mgu", {}),
+}
+B, T, D, H, O = 3, 7, 4, 5, 2
+pytestmark = pytest.mark.usefixtures("strict_dtypes")
+
+
+def test_every_registered_cell_has_a_reference():
+    assert set(PAPER) == set(VARIANTS)
+
+
+def _randomise(params, key):
+    """Replace every parameter by N(0, 0.5) so zero-initialised biases and peepholes are tested too."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(tree, [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+
+
+@pytest.mark.parametrize("recurrence", ["fast", "reference"])
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_scanned_model_matches_per_step_reference(name, recurrence):
+    kind, flags = PAPER[name]
+    with jax.enable_x64(True):
+        model = SequenceModel(name, H, O, recurrence=recurrence, param_dtype=jnp.float64)
+        xs = jax.random.normal(jax.random.key(1), (B, T, D), jnp.float64)
+        lengths = jnp.array([T, 4, 1])
+        params = _randomise(model.init(jax.random.key(0), xs, lengths), jax.random.key(2))
+        cotangent = jax.random.normal(jax.random.key(3), (B, T, O), jnp.float64)
+
+        def fast_loss(p):
+            return jnp.sum(model.apply(p, xs, lengths) * cotangent)
+
+        def reference_loss(p):
+            hidden = reference_layer(kind, flags, p["params"]["layer_0"], xs, lengths, H)
+            readout = p["params"]["readout"]
+            return jnp.sum((hidden @ readout["kernel"] + readout["bias"][None, None]) * cotangent)
+
+        value, grads = jax.value_and_grad(fast_loss)(params)
+        ref_value, ref_grads = jax.value_and_grad(reference_loss)(params)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    for path, got in jax.tree_util.tree_leaves_with_path(grads):
+        want = _at(ref_grads, path)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8, err_msg=jax.tree_util.keystr(path))
+
+
+def _at(tree, path):
+    for key in path:
+        tree = tree[key.key]
+    return tree
+
+
+def test_padded_steps_change_neither_outputs_nor_final_state():
+    model = SequenceModel("vanilla", H, O)
+    xs = jax.random.normal(jax.random.key(1), (2, T, D))
+    lengths = jnp.array([4, 4])
+    params = model.init(jax.random.key(0), xs, lengths)
+    garbage = xs.at[:, 4:].set(1e3)
+    short = model.apply(params, xs[:, :4], lengths)
+    padded = model.apply(params, garbage, lengths)
+    np.testing.assert_allclose(padded[:, :4], short, rtol=1e-6)
+
+
+def _run_flax_rnn(cell, params, xs):
+    return nn.RNN(cell).apply({"params": {"cell": params}}, xs)
+
+
+def test_np_equals_flax_lstm_cell():
+    xs = jax.random.normal(jax.random.key(1), (B, T, D))
+    flax_cell = nn.LSTMCell(H)
+    flax_params = nn.RNN(flax_cell).init(jax.random.key(0), xs)["params"]["cell"]
+    flax_params = _randomise(flax_params, jax.random.key(5))
+    ours = {}
+    for flax_gate, gate in zip("ifgo", "ifzo"):
+        ours[f"W_{gate}"] = flax_params[f"i{flax_gate}"]["kernel"]
+        ours[f"R_{gate}"] = flax_params[f"h{flax_gate}"]["kernel"]
+        ours[f"b_{gate}"] = flax_params[f"h{flax_gate}"]["bias"]
+    for name in ("np", "lstm"):
+        np.testing.assert_allclose(
+            _run_flax_rnn(make_cell(name, H), ours, xs), _run_flax_rnn(flax_cell, flax_params, xs), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_gru_reset_after_equals_flax_gru_cell():
+    xs = jax.random.normal(jax.random.key(1), (B, T, D))
+    flax_cell = nn.GRUCell(H)
+    flax_params = _randomise(nn.RNN(flax_cell).init(jax.random.key(0), xs)["params"]["cell"], jax.random.key(6))
+    ours = {
+        "W_r": flax_params["ir"]["kernel"], "b_r": flax_params["ir"]["bias"],
+        "W_u": flax_params["iz"]["kernel"], "b_u": flax_params["iz"]["bias"],
+        "W_n": flax_params["in"]["kernel"], "b_n": flax_params["in"]["bias"],
+        "U_r": flax_params["hr"]["kernel"], "U_u": flax_params["hz"]["kernel"],
+        "U_n": flax_params["hn"]["kernel"], "b_hn": flax_params["hn"]["bias"],
+    }  # fmt: skip
+    np.testing.assert_allclose(
+        _run_flax_rnn(make_cell("gru_reset_after", H), ours, xs),
+        _run_flax_rnn(flax_cell, flax_params, xs),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    different = _run_flax_rnn(make_cell("gru", H), ours | {"b_hn": jnp.zeros(H)}, xs)
+    assert not np.allclose(different, _run_flax_rnn(flax_cell, flax_params, xs), atol=1e-3)
+
+
+def _params(name, **options):
+    cell = make_cell(name, H, **options)
+    return cell, cell.init(jax.random.key(0), D, method="paper_params")["params"]
+
+
+def _cell_states(name, params, steps=50, c0=0.7):
+    """Run a cell on zero input from c = c0 with the block input z switched off (W_z = R_z = b_z = 0)."""
+    cell = make_cell(name, H)
+    params = params | {k: jnp.zeros_like(params[k]) for k in ("W_z", "R_z", "b_z")}
+    carry = (jnp.full((1, H), c0), jnp.zeros((1, H)))
+    states = []
+    for _ in range(steps):
+        carry, _ = cell.apply({"params": params}, carry, jnp.zeros((1, D)))
+        states.append(carry[0])
+    return jnp.stack(states)
+
+
+def test_nfg_cell_state_never_decays_but_vanillas_does():
+    _, nfg = _params("nfg")
+    np.testing.assert_array_equal(_cell_states("nfg", nfg), np.float32(0.7))
+    _, vanilla = _params("vanilla")
+    assert float(jnp.max(jnp.abs(_cell_states("vanilla", vanilla)[-1]))) < 0.1
+
+
+def test_parameter_sets_of_the_ablations():
+    names = {name: set(_params(name)[1]) for name in ("vanilla", "cifg", "np", "nig", "nog", "fgr")}
+    assert not any(k.endswith("_f") for k in names["cifg"])
+    assert not any(k.startswith("p_") for k in names["np"])
+    assert names["vanilla"] - names["nig"] == {"W_i", "R_i", "b_i", "p_i"}
+    assert names["vanilla"] - names["nog"] == {"W_o", "R_o", "b_o", "p_o"}
+    gate_matrices = {f"R_{s}{t}" for s in "ifo" for t in "ifo"}
+    assert names["fgr"] - names["vanilla"] == gate_matrices
+
+
+def test_cifg_forget_gate_is_one_minus_input_gate():
+    cell, params = _params("cifg")
+    params = _randomise(params, jax.random.key(3))
+    x, c_prev, y_prev = (jax.random.normal(jax.random.key(k), (2, n)) for k, n in ((4, D), (5, H), (6, H)))
+    (c, _), _ = cell.apply({"params": params}, (c_prev, y_prev), x)
+    with jax.numpy_rank_promotion("allow"):
+        z = jnp.tanh(x @ params["W_z"] + y_prev @ params["R_z"] + params["b_z"])
+        i = jax.nn.sigmoid(x @ params["W_i"] + y_prev @ params["R_i"] + params["p_i"] * c_prev + params["b_i"])
+    np.testing.assert_allclose(c, z * i + c_prev * (1 - i), rtol=1e-5)
+
+
+def test_fgr_gate_matrices_change_the_output():
+    cell, params = _params("fgr")
+    x = jax.random.normal(jax.random.key(4), (2, 3, D))
+    base = nn.RNN(cell).apply({"params": {"cell": params}}, x)
+    nudged = params | {"R_if": params["R_if"] + 0.5}
+    assert not np.allclose(nn.RNN(cell).apply({"params": {"cell": nudged}}, x), base, atol=1e-4)
+
+
+def test_lstm_b_initialises_forget_bias_to_one():
+    _, params = _params("lstm_b")
+    np.testing.assert_array_equal(params["b_f"], 1.0)
+    np.testing.assert_array_equal(_params("lstm")[1]["b_f"], 0.0)
+
+
+def test_paper_params_names_the_forget_gate_bias():
+    cell, params = _params("vanilla")
+    assert params["b_f"].shape == (H,) and params["W_z"].shape == (D, H) and params["p_o"].shape == (H,)
+
+
+def test_unknown_cell_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown cell 'lstmm'; valid cells: vanilla, nig"):
+        make_cell("lstmm", H)

@@ -1,0 +1,157 @@
+"""One training run: reproducibility, records, early stopping, divergence, the CLI's errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from lstm_variants.cli import CONFIG_DIR
+from lstm_variants.experiment import run_trial
+from lstm_variants.records import trial_id, write_json_atomic
+
+TINY = [
+    "dataset.options.T=10",
+    "dataset.options.n_train=64",
+    "dataset.options.n_valid=32",
+    "dataset.options.n_test=32",
+    "model.hidden_size=8",
+    "train.max_epochs=3",
+    "train.batch_size=16",
+    "progress=false",
+]
+VOLATILE = {"wall_seconds", "compile_seconds", "started_unix", "environment"}
+
+
+def config(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, *overrides])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_same_seed_same_record_bitwise(tmp_path):
+    _, first = run_trial(config(), tmp_path / "a", progress=False)
+    _, second = run_trial(config(), tmp_path / "b", progress=False)
+    assert first["metrics"]["epochs_run"] == 3
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {
+        k: v for k, v in second.items() if k not in VOLATILE
+    }
+    _, other_seed = run_trial(config("seed=1"), tmp_path / "c", progress=False)
+    assert other_seed["curve"] != first["curve"]
+
+
+def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
+    path, record = run_trial(config(), tmp_path, progress=False)
+    assert record is not None and path.exists()
+    again, skipped = run_trial(config(), tmp_path, progress=False)
+    assert again == path and skipped is None
+    changed, retrained = run_trial(config("optimizer.learning_rate=0.01"), tmp_path, progress=False)
+    assert changed != path and retrained is not None
+
+
+def test_record_holds_what_design_section_5_asks(tmp_path):
+    path, record = run_trial(config("cell=cifg"), tmp_path, progress=False)
+    on_disk = json.loads(path.read_text())
+    assert on_disk["trial_id"] == path.stem == trial_id(config("cell=cifg"))
+    assert on_disk["cell"] == "cifg" and on_disk["dataset"] == "adding"
+    assert set(on_disk["metrics"]) >= {"best_valid", "test_at_best", "epochs_run", "stopped", "metric"}
+    assert on_disk["hyperparameters"]["learning_rate"] == 0.003
+    assert len(on_disk["curve"]) == on_disk["metrics"]["epochs_run"]
+    assert {"jax", "jaxlib", "flax", "device_kind", "git_commit", "xla_flags"} <= set(on_disk["environment"])
+    assert on_disk["config"]["model"]["init"]["recurrent"] == "orthogonal"
+
+
+def test_training_lowers_the_loss(tmp_path):
+    _, record = run_trial(config("train.max_epochs=8", "model.hidden_size=16"), tmp_path, progress=False)
+    losses = [entry["train_loss"] for entry in record["curve"]]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    # A learning rate this small leaves the validation loss flat, so patience 1 must end the run.
+    _, record = run_trial(
+        config("train.max_epochs=30", "train.patience=1", "optimizer.learning_rate=1e-9"), tmp_path, progress=False
+    )
+    metrics = record["metrics"]
+    assert metrics["stopped"] == "early"
+    assert metrics["epochs_run"] < 30
+    valid = [entry["valid_loss"] for entry in record["curve"]]
+    assert metrics["best_valid"] == min(valid) == valid[metrics["best_epoch"] - 1]
+
+
+def test_diverging_run_is_recorded_as_diverged(tmp_path):
+    path, record = run_trial(config("optimizer.learning_rate=1e30"), tmp_path, progress=False)
+    assert record["metrics"]["stopped"] == "diverged"
+    assert path.exists()
+
+
+def test_atomic_write_leaves_old_record_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    write_json_atomic(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_every_cell_config_composes_and_names_a_registered_cell():
+    from lstm_variants.cells import VARIANTS
+
+    names = sorted(p.stem for p in (Path(CONFIG_DIR) / "cell").glob("*.yaml"))
+    assert names == sorted(VARIANTS)
+    for name in names:
+        assert config(f"cell={name}")["cell"]["name"] == name
+
+
+def cli(*args, env_extra=None):
+    env = dict(os.environ) | (env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_variants.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_cli_trains_and_says_where_the_record_went(tmp_path):
+    out = cli(*TINY, f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    record_line = [line for line in out.stdout.splitlines() if line.startswith("record: ")]
+    assert record_line and Path(record_line[0].removeprefix("record: ")).exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["cell=lstmm"], "unknown cell 'lstmm'; valid cell names: cifg, fgr"),
+        (["dataset=timit2"], "unknown dataset 'timit2'"),
+        (["dataset=jsb_chorales", "data_dir=/nonexistent", "dataset.options.download=false"], "not found at"),
+        (["+cell.options.forget_bias=1.0", "cell=gru"], "invalid option for cell 'gru'"),
+        (["cell.options.forget_bias=1.0"], "Could not override 'cell.options.forget_bias'. To append"),
+        (["model.hiden_size=3"], "Could not override 'model.hiden_size'"),
+        (["optimizer.name=rmsprop"], "unknown optimizer 'rmsprop'"),
+    ],
+)
+def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
+    out = cli(*args, f"hydra.run.dir={tmp_path}", "progress=false")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstm-variants: error: ") and message in lines[0], out.stderr
+    assert not list(Path(tmp_path).glob("records/*.json"))
+
+
+def test_cli_help_works():
+    out = cli("--help")
+    assert out.returncode == 0 and "cell" in out.stdout
+
+
+def test_jsb_run_on_real_data(tmp_path):
+    data_dir = os.environ.get("LSTM_VARIANTS_DATA_DIR")
+    if not data_dir or not (Path(data_dir) / "jsb_chorales.pickle").exists():
+        pytest.skip("set LSTM_VARIANTS_DATA_DIR to a directory with jsb_chorales.pickle")
+    cfg = config("dataset=jsb_chorales", "train.max_epochs=1", "model.hidden_size=16")
+    _, record = run_trial(cfg, tmp_path, progress=False)
+    assert record["metrics"]["metric"] == "nll_per_step"
+    assert np.isfinite(record["metrics"]["test_at_best"])

@@ -32,7 +32,9 @@ def format_summary(record: dict) -> str:
     best, test = metrics["best_valid"], metrics["test_at_best"]
     parts = [
         f"{record['cell']} on {record['dataset']}:",
-        f"{metrics['metric']} valid={best:.4f} test={test:.4f}" if best is not None else "no valid epoch",
+        f"{metrics['metric']} valid={best:.4f} test={test:.4f}"
+        if best is not None
+        else "no valid epoch",
         f"(epoch {metrics['best_epoch']}/{metrics['epochs_run']}, stopped: {metrics['stopped']},",
         f"{record['wall_seconds']:.0f}s)",
     ]
@@ -70,7 +72,12 @@ def unknown_choice(argv: list[str]) -> str | None:
         group, sep, value = argument.partition("=")
         group = group.lstrip("+~")
         folder = Path(CONFIG_DIR) / group
-        if not sep or "." in group or not folder.is_dir() or value.startswith(("choice(", "range(")):
+        if (
+            not sep
+            or "." in group
+            or not folder.is_dir()
+            or value.startswith(("choice(", "range("))
+        ):
             continue
         valid = sorted(path.stem for path in folder.glob("*.yaml"))
         for name in value.split(","):

@@ -27,7 +27,9 @@ def cell_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     init = cfg["model"]["init"]
     options = {
         "kernel_init": make_initializer(init["input"], init.get("input_scale", 1.0)),
-        "recurrent_kernel_init": make_initializer(init["recurrent"], init.get("recurrent_scale", 1.0)),
+        "recurrent_kernel_init": make_initializer(
+            init["recurrent"], init.get("recurrent_scale", 1.0)
+        ),
         "peephole_init": make_initializer(init["peephole"], init.get("peephole_scale", 0.1)),
         "bias_init": make_initializer(init["bias"], init.get("bias_scale", 1.0)),
     }
@@ -83,7 +85,9 @@ def hyperparameters(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_trial(cfg: Mapping[str, Any], output_dir: Path, progress: bool = True) -> tuple[Path, dict | None]:
+def run_trial(
+    cfg: Mapping[str, Any], output_dir: Path, progress: bool = True
+) -> tuple[Path, dict | None]:
     """Train the trial ``cfg`` describes unless its record exists; return (record path, record).
 
     The record is ``output_dir/records/<trial_id>.json``. When it exists already (and
@@ -94,7 +98,11 @@ def run_trial(cfg: Mapping[str, Any], output_dir: Path, progress: bool = True) -
     if path.exists() and not cfg.get("overwrite", False):
         return path, None
 
-    data = load_dataset(cfg["dataset"]["name"], data_dir=cfg.get("data_dir"), **(cfg["dataset"].get("options") or {}))
+    data = load_dataset(
+        cfg["dataset"]["name"],
+        data_dir=cfg.get("data_dir"),
+        **(cfg["dataset"].get("options") or {}),
+    )
     model = build_model(cfg, data)
     optimizer = make_optimizer(cfg["optimizer"])
     settings = train_settings(cfg)

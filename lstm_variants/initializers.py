@@ -53,4 +53,6 @@ def make_initializer(name: str, scale: float = 1.0) -> Initializer:
             return nn.initializers.lecun_normal()
         case "zeros":
             return nn.initializers.zeros_init()
-    raise ConfigError(f"unknown initialiser '{name}'; valid initialisers: {', '.join(INITIALIZER_NAMES)}")
+    raise ConfigError(
+        f"unknown initialiser '{name}'; valid initialisers: {', '.join(INITIALIZER_NAMES)}"
+    )

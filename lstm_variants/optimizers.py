@@ -26,7 +26,9 @@ def make_optimizer(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
     name = cfg["name"]
     if name == "sgd":
         core = optax.sgd(
-            cfg["learning_rate"], momentum=cfg.get("momentum") or None, nesterov=cfg.get("nesterov", False)
+            cfg["learning_rate"],
+            momentum=cfg.get("momentum") or None,
+            nesterov=cfg.get("nesterov", False),
         )
     elif name == "adam":
         core = optax.adam(cfg["learning_rate"])

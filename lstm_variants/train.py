@@ -88,7 +88,9 @@ def batch_order(key: jax.Array, num_sequences: int, batch_size: int) -> tuple[ja
     """A shuffled epoch as (num_batches, batch_size) indices and weights (0 marks filler)."""
     num_batches = -(-num_sequences // batch_size)
     filler = num_batches * batch_size - num_sequences
-    order = jnp.concatenate([jax.random.permutation(key, num_sequences), jnp.zeros(filler, jnp.int32)])
+    order = jnp.concatenate(
+        [jax.random.permutation(key, num_sequences), jnp.zeros(filler, jnp.int32)]
+    )
     weights = jnp.concatenate([jnp.ones(num_sequences), jnp.zeros(filler)])
     return order.reshape(num_batches, batch_size), weights.reshape(num_batches, batch_size)
 
@@ -206,7 +208,8 @@ def train_run(
     )
     eval_jit = jax.jit(make_eval_fn(model, data, settings.eval_batch_size))
     evaluators = {
-        name: eval_jit.lower(params, *arrays).compile() for name, arrays in (("valid", valid), ("test", test))
+        name: eval_jit.lower(params, *arrays).compile()
+        for name, arrays in (("valid", valid), ("test", test))
     }
     compile_seconds = time.perf_counter() - compile_started
 

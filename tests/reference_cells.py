@@ -27,18 +27,36 @@ def lstm_step(P, state, x, flags):
 
     z = g(x @ P["W_z"] + y_prev @ P["R_z"] + P["b_z"])
     if flags.get("input_gate", True):
-        i = sigmoid(x @ P["W_i"] + y_prev @ P["R_i"] + (P["p_i"] * c_prev if peep else 0.0) + P["b_i"] + gate_recurrence("i"))
+        i = sigmoid(
+            x @ P["W_i"]
+            + y_prev @ P["R_i"]
+            + (P["p_i"] * c_prev if peep else 0.0)
+            + P["b_i"]
+            + gate_recurrence("i")
+        )
     else:
         i = 1.0
     if flags.get("coupled_gates", False):
         f = 1.0 - i
     elif flags.get("forget_gate", True):
-        f = sigmoid(x @ P["W_f"] + y_prev @ P["R_f"] + (P["p_f"] * c_prev if peep else 0.0) + P["b_f"] + gate_recurrence("f"))
+        f = sigmoid(
+            x @ P["W_f"]
+            + y_prev @ P["R_f"]
+            + (P["p_f"] * c_prev if peep else 0.0)
+            + P["b_f"]
+            + gate_recurrence("f")
+        )
     else:
         f = 1.0
     c = z * i + c_prev * f
     if flags.get("output_gate", True):
-        o = sigmoid(x @ P["W_o"] + y_prev @ P["R_o"] + (P["p_o"] * c if peep else 0.0) + P["b_o"] + gate_recurrence("o"))
+        o = sigmoid(
+            x @ P["W_o"]
+            + y_prev @ P["R_o"]
+            + (P["p_o"] * c if peep else 0.0)
+            + P["b_o"]
+            + gate_recurrence("o")
+        )
     else:
         o = 1.0
     y = h(c) * o
@@ -96,7 +114,11 @@ def _reference_layer(kind, flags, P, xs, lengths, hidden):
     batch, steps, _ = xs.shape
     zeros = jnp.zeros((batch, hidden), xs.dtype)
     if kind == "lstm":
-        own = [g for g in "ifo" if flags.get({"i": "input_gate", "f": "forget_gate", "o": "output_gate"}[g], True)]
+        own = [
+            g
+            for g in "ifo"
+            if flags.get({"i": "input_gate", "f": "forget_gate", "o": "output_gate"}[g], True)
+        ]
         if flags.get("coupled_gates"):
             own.remove("f")
         state = (zeros, zeros, {g: zeros for g in own} if flags.get("full_gate_recurrence") else {})
@@ -122,5 +144,5 @@ def _select(valid, new, old):
     if isinstance(new, dict):
         return {k: _select(valid, new[k], old[k]) for k in new}
     if isinstance(new, tuple):
-        return tuple(_select(valid, n, o) for n, o in zip(new, old))
+        return tuple(_select(valid, n, o) for n, o in zip(new, old, strict=True))
     return jnp.where(valid, new, old)

@@ -35,7 +35,7 @@ PAPER = {
     "tanh_rnn": ("tanh_rnn", {}),
     "mgu": ("mgu", {}),
 }
-B, T, D, H, O = 3, 7, 4, 5, 2
+B, T, D, H, OUT = 3, 7, 4, 5, 2
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
 
@@ -47,7 +47,9 @@ def _randomise(params, key):
     """Replace every parameter by N(0, 0.5) so zero-initialised biases and peepholes are tested too."""
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(tree, [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+    return jax.tree.unflatten(
+        tree, [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
+    )
 
 
 @pytest.mark.parametrize("recurrence", ["fast", "reference"])
@@ -55,11 +57,11 @@ def _randomise(params, key):
 def test_scanned_model_matches_per_step_reference(name, recurrence):
     kind, flags = PAPER[name]
     with jax.enable_x64(True):
-        model = SequenceModel(name, H, O, recurrence=recurrence, param_dtype=jnp.float64)
+        model = SequenceModel(name, H, OUT, recurrence=recurrence, param_dtype=jnp.float64)
         xs = jax.random.normal(jax.random.key(1), (B, T, D), jnp.float64)
         lengths = jnp.array([T, 4, 1])
         params = _randomise(model.init(jax.random.key(0), xs, lengths), jax.random.key(2))
-        cotangent = jax.random.normal(jax.random.key(3), (B, T, O), jnp.float64)
+        cotangent = jax.random.normal(jax.random.key(3), (B, T, OUT), jnp.float64)
 
         def fast_loss(p):
             return jnp.sum(model.apply(p, xs, lengths) * cotangent)
@@ -74,7 +76,9 @@ def test_scanned_model_matches_per_step_reference(name, recurrence):
     np.testing.assert_allclose(value, ref_value, rtol=1e-5)
     for path, got in jax.tree_util.tree_leaves_with_path(grads):
         want = _at(ref_grads, path)
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8, err_msg=jax.tree_util.keystr(path))
+        np.testing.assert_allclose(
+            got, want, rtol=1e-5, atol=1e-8, err_msg=jax.tree_util.keystr(path)
+        )
 
 
 def _at(tree, path):
@@ -84,7 +88,7 @@ def _at(tree, path):
 
 
 def test_padded_steps_change_neither_outputs_nor_final_state():
-    model = SequenceModel("vanilla", H, O)
+    model = SequenceModel("vanilla", H, OUT)
     xs = jax.random.normal(jax.random.key(1), (2, T, D))
     lengths = jnp.array([4, 4])
     params = model.init(jax.random.key(0), xs, lengths)
@@ -104,20 +108,25 @@ def test_np_equals_flax_lstm_cell():
     flax_params = nn.RNN(flax_cell).init(jax.random.key(0), xs)["params"]["cell"]
     flax_params = _randomise(flax_params, jax.random.key(5))
     ours = {}
-    for flax_gate, gate in zip("ifgo", "ifzo"):
+    for flax_gate, gate in zip("ifgo", "ifzo", strict=True):
         ours[f"W_{gate}"] = flax_params[f"i{flax_gate}"]["kernel"]
         ours[f"R_{gate}"] = flax_params[f"h{flax_gate}"]["kernel"]
         ours[f"b_{gate}"] = flax_params[f"h{flax_gate}"]["bias"]
     for name in ("np", "lstm"):
         np.testing.assert_allclose(
-            _run_flax_rnn(make_cell(name, H), ours, xs), _run_flax_rnn(flax_cell, flax_params, xs), rtol=1e-5, atol=1e-6
+            _run_flax_rnn(make_cell(name, H), ours, xs),
+            _run_flax_rnn(flax_cell, flax_params, xs),
+            rtol=1e-5,
+            atol=1e-6,
         )
 
 
 def test_gru_reset_after_equals_flax_gru_cell():
     xs = jax.random.normal(jax.random.key(1), (B, T, D))
     flax_cell = nn.GRUCell(H)
-    flax_params = _randomise(nn.RNN(flax_cell).init(jax.random.key(0), xs)["params"]["cell"], jax.random.key(6))
+    flax_params = _randomise(
+        nn.RNN(flax_cell).init(jax.random.key(0), xs)["params"]["cell"], jax.random.key(6)
+    )
     ours = {
         "W_r": flax_params["ir"]["kernel"], "b_r": flax_params["ir"]["bias"],
         "W_u": flax_params["iz"]["kernel"], "b_u": flax_params["iz"]["bias"],
@@ -172,11 +181,15 @@ def test_parameter_sets_of_the_ablations():
 def test_cifg_forget_gate_is_one_minus_input_gate():
     cell, params = _params("cifg")
     params = _randomise(params, jax.random.key(3))
-    x, c_prev, y_prev = (jax.random.normal(jax.random.key(k), (2, n)) for k, n in ((4, D), (5, H), (6, H)))
+    x, c_prev, y_prev = (
+        jax.random.normal(jax.random.key(k), (2, n)) for k, n in ((4, D), (5, H), (6, H))
+    )
     (c, _), _ = cell.apply({"params": params}, (c_prev, y_prev), x)
     with jax.numpy_rank_promotion("allow"):
         z = jnp.tanh(x @ params["W_z"] + y_prev @ params["R_z"] + params["b_z"])
-        i = jax.nn.sigmoid(x @ params["W_i"] + y_prev @ params["R_i"] + params["p_i"] * c_prev + params["b_i"])
+        i = jax.nn.sigmoid(
+            x @ params["W_i"] + y_prev @ params["R_i"] + params["p_i"] * c_prev + params["b_i"]
+        )
     np.testing.assert_allclose(c, z * i + c_prev * (1 - i), rtol=1e-5)
 
 
@@ -196,7 +209,11 @@ def test_lstm_b_initialises_forget_bias_to_one():
 
 def test_paper_params_names_the_forget_gate_bias():
     cell, params = _params("vanilla")
-    assert params["b_f"].shape == (H,) and params["W_z"].shape == (D, H) and params["p_o"].shape == (H,)
+    assert (
+        params["b_f"].shape == (H,)
+        and params["W_z"].shape == (D, H)
+        and params["p_o"].shape == (H,)
+    )
 
 
 def test_unknown_cell_lists_the_valid_ones():

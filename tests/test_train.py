@@ -59,15 +59,25 @@ def test_record_holds_what_design_section_5_asks(tmp_path):
     on_disk = json.loads(path.read_text())
     assert on_disk["trial_id"] == path.stem == trial_id(config("cell=cifg"))
     assert on_disk["cell"] == "cifg" and on_disk["dataset"] == "adding"
-    assert set(on_disk["metrics"]) >= {"best_valid", "test_at_best", "epochs_run", "stopped", "metric"}
+    assert set(on_disk["metrics"]) >= {
+        "best_valid",
+        "test_at_best",
+        "epochs_run",
+        "stopped",
+        "metric",
+    }
     assert on_disk["hyperparameters"]["learning_rate"] == 0.003
     assert len(on_disk["curve"]) == on_disk["metrics"]["epochs_run"]
-    assert {"jax", "jaxlib", "flax", "device_kind", "git_commit", "xla_flags"} <= set(on_disk["environment"])
+    assert {"jax", "jaxlib", "flax", "device_kind", "git_commit", "xla_flags"} <= set(
+        on_disk["environment"]
+    )
     assert on_disk["config"]["model"]["init"]["recurrent"] == "orthogonal"
 
 
 def test_training_lowers_the_loss(tmp_path):
-    _, record = run_trial(config("train.max_epochs=8", "model.hidden_size=16"), tmp_path, progress=False)
+    _, record = run_trial(
+        config("train.max_epochs=8", "model.hidden_size=16"), tmp_path, progress=False
+    )
     losses = [entry["train_loss"] for entry in record["curve"]]
     assert losses[-1] < 0.8 * losses[0]
 
@@ -75,7 +85,9 @@ def test_training_lowers_the_loss(tmp_path):
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
     # A learning rate this small leaves the validation loss flat, so patience 1 must end the run.
     _, record = run_trial(
-        config("train.max_epochs=30", "train.patience=1", "optimizer.learning_rate=1e-9"), tmp_path, progress=False
+        config("train.max_epochs=30", "train.patience=1", "optimizer.learning_rate=1e-9"),
+        tmp_path,
+        progress=False,
     )
     metrics = record["metrics"]
     assert metrics["stopped"] == "early"
@@ -111,7 +123,11 @@ def test_every_cell_config_composes_and_names_a_registered_cell():
 def cli(*args, env_extra=None):
     env = dict(os.environ) | (env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "lstm_variants.cli", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "lstm_variants.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -127,9 +143,15 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
     [
         (["cell=lstmm"], "unknown cell 'lstmm'; valid cell names: cifg, fgr"),
         (["dataset=timit2"], "unknown dataset 'timit2'"),
-        (["dataset=jsb_chorales", "data_dir=/nonexistent", "dataset.options.download=false"], "not found at"),
+        (
+            ["dataset=jsb_chorales", "data_dir=/nonexistent", "dataset.options.download=false"],
+            "not found at",
+        ),
         (["+cell.options.forget_bias=1.0", "cell=gru"], "invalid option for cell 'gru'"),
-        (["cell.options.forget_bias=1.0"], "Could not override 'cell.options.forget_bias'. To append"),
+        (
+            ["cell.options.forget_bias=1.0"],
+            "Could not override 'cell.options.forget_bias'. To append",
+        ),
         (["model.hiden_size=3"], "Could not override 'model.hiden_size'"),
         (["optimizer.name=rmsprop"], "unknown optimizer 'rmsprop'"),
     ],
@@ -138,7 +160,9 @@ def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
     out = cli(*args, f"hydra.run.dir={tmp_path}", "progress=false")
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lstm-variants: error: ") and message in lines[0], out.stderr
+    assert (
+        len(lines) == 1 and lines[0].startswith("lstm-variants: error: ") and message in lines[0]
+    ), out.stderr
     assert not list(Path(tmp_path).glob("records/*.json"))
 
 

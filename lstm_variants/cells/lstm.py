@@ -138,7 +138,10 @@ class LSTMCell(RecurrentCell):
         if sources:
             recurrent.append(
                 jnp.concatenate(
-                    [jnp.concatenate([params[f"R_{s}{t}"] for t in sources], axis=-1) for s in sources],
+                    [
+                        jnp.concatenate([params[f"R_{s}{t}"] for t in sources], axis=-1)
+                        for s in sources
+                    ],
                     axis=0,
                 )
             )
@@ -170,7 +173,11 @@ class LSTMCell(RecurrentCell):
 
         def peephole(gate: str, cell_state: jax.Array) -> jax.Array:
             name = f"p_{gate}"
-            return along_last(step_params[name], cell_state) * cell_state if name in step_params else 0.0
+            return (
+                along_last(step_params[name], cell_state) * cell_state
+                if name in step_params
+                else 0.0
+            )
 
         z = ACTIVATIONS[self.input_activation](parts["z"])
         i = jax.nn.sigmoid(parts["i"] + peephole("i", c_prev)) if self.input_gate else None

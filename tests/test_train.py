@@ -15,11 +15,14 @@ from lstm_variants.cli import CONFIG_DIR
 from lstm_variants.experiment import run_trial
 from lstm_variants.records import trial_id, write_json_atomic
 
-TINY = [
+TINY_ADDING = [
     "dataset.options.T=10",
     "dataset.options.n_train=64",
     "dataset.options.n_valid=32",
     "dataset.options.n_test=32",
+]
+TINY = [
+    *TINY_ADDING,
     "model.hidden_size=8",
     "train.max_epochs=3",
     "train.batch_size=16",
@@ -28,9 +31,9 @@ TINY = [
 VOLATILE = {"wall_seconds", "compile_seconds", "started_unix", "environment"}
 
 
-def config(*overrides):
+def config(*overrides, base=TINY):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[*TINY, *overrides])
+        cfg = compose("config", overrides=[*base, *overrides])
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -175,7 +178,8 @@ def test_jsb_run_on_real_data(tmp_path):
     data_dir = os.environ.get("LSTM_VARIANTS_DATA_DIR")
     if not data_dir or not (Path(data_dir) / "jsb_chorales.pickle").exists():
         pytest.skip("set LSTM_VARIANTS_DATA_DIR to a directory with jsb_chorales.pickle")
-    cfg = config("dataset=jsb_chorales", "train.max_epochs=1", "model.hidden_size=16")
+    base = [o for o in TINY if o not in TINY_ADDING]
+    cfg = config("dataset=jsb_chorales", "train.max_epochs=1", "model.hidden_size=16", base=base)
     _, record = run_trial(cfg, tmp_path, progress=False)
     assert record["metrics"]["metric"] == "nll_per_step"
     assert np.isfinite(record["metrics"]["test_at_best"])

@@ -17,8 +17,6 @@ the plain scan and against per-step references written from the equations.
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 
@@ -69,84 +67,58 @@ def scan_fast(cell: RecurrentCell, params: Params, carry0, px, mask, unroll: int
 def _fast_recurrence(cell: RecurrentCell, unroll: int):
     """Build the custom-VJP recurrence for one cell (closing over the cell keeps it static)."""
 
-    def forward_scan(recurrent, step_params, carry0, px, mask, keep_residuals: bool):
+    def forward_scan(recurrent, step_params, carry0, px, mask):
         def body(carry, inputs):
             px_t, valid = inputs
-            a, inputs_vjp = jax.vjp(cell.recurrent_inputs, carry)
-            ms = tuple(a_k @ r for a_k, r in zip(a, recurrent, strict=True))
-            if not keep_residuals:
-                return _masked_step(cell, step_params, carry, px_t, ms, valid)
+            ms = _products(cell, recurrent, carry)
+            new_carry, y = _masked_step(cell, step_params, carry, px_t, ms, valid)
+            return new_carry, (y, carry, ms)
 
-            def local(carry, px_t, ms):
-                return _masked_step(cell, step_params, carry, px_t, ms, valid)
-
-            (new_carry, y), local_vjp = jax.vjp(local, carry, px_t, ms)
-            return new_carry, (y, carry, a, ms, inputs_vjp, local_vjp)
-
-        return jax.lax.scan(body, carry0, (px, mask), unroll=unroll)
+        final, (ys, previous, products) = jax.lax.scan(body, carry0, (px, mask), unroll=unroll)
+        return (final, ys), (previous, products)
 
     @jax.custom_vjp
     def recurrence(recurrent, step_params, carry0, px, mask):
-        return forward_scan(recurrent, step_params, carry0, px, mask, keep_residuals=False)
+        return forward_scan(recurrent, step_params, carry0, px, mask)[0]
 
     def fwd(recurrent, step_params, carry0, px, mask):
-        final, (ys, previous, inputs, products, inputs_vjps, local_vjps) = forward_scan(
-            recurrent, step_params, carry0, px, mask, keep_residuals=True
-        )
-        residuals = (recurrent, step_params, previous, inputs, products, inputs_vjps, local_vjps, px, mask)
-        return (final, ys), residuals
+        out, (previous, products) = forward_scan(recurrent, step_params, carry0, px, mask)
+        return out, (recurrent, step_params, previous, products, px, mask)
 
     def bwd(residuals, cotangents):
-        recurrent, step_params, previous, inputs, products, inputs_vjps, local_vjps, px, mask = residuals
+        recurrent, step_params, previous, products, px, mask = residuals
         d_final, d_ys = cotangents
+        zero_params = jax.tree.map(jnp.zeros_like, step_params)
 
-        def body(d_carry, step_residuals):
-            inputs_vjp, local_vjp, d_y = step_residuals
-            d_carry_prev, d_px, d_ms = local_vjp((d_carry, d_y))
+        def body(state, inputs):
+            d_carry, d_step_params = state
+            carry_prev, ms, px_t, valid, d_y = inputs
+            _, inputs_vjp = jax.vjp(cell.recurrent_inputs, carry_prev)
+
+            def local(carry, px_t, ms, step_params):
+                return _masked_step(cell, step_params, carry, px_t, ms, valid)
+
+            _, local_vjp = jax.vjp(local, carry_prev, px_t, ms, step_params)
+            d_carry_prev, d_px, d_ms, d_sp = local_vjp((d_carry, d_y))
             d_inputs = tuple(d_m @ r.T for d_m, r in zip(d_ms, recurrent, strict=True))
             (d_through_products,) = inputs_vjp(d_inputs)
             d_carry_prev = jax.tree.map(jnp.add, d_carry_prev, d_through_products)
-            return d_carry_prev, (d_px, d_ms, d_carry)
+            d_step_params = jax.tree.map(jnp.add, d_step_params, d_sp)
+            return (d_carry_prev, d_step_params), (d_px, d_ms)
 
-        d_carry0, (d_px, d_ms, d_carries) = jax.lax.scan(
-            body, d_final, (inputs_vjps, local_vjps, d_ys), reverse=True, unroll=unroll
+        (d_carry0, d_step_params), (d_px, d_ms) = jax.lax.scan(
+            body, (d_final, zero_params), (previous, products, px, mask, d_ys), reverse=True, unroll=unroll
         )
         # The deferred weight gradient: dR[k] = sum_t a_t[k]^T g_t[k] as one (K, T*B) x (T*B, N).
+        inputs_all = jax.vmap(cell.recurrent_inputs)(previous)
         d_recurrent = tuple(
             a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
-            for a, g in zip(inputs, d_ms, strict=True)
-        )
-        d_step_params = _deferred_step_params_grad(
-            cell, step_params, previous, px, products, mask, d_carries, d_ys
+            for a, g in zip(inputs_all, d_ms, strict=True)
         )
         return d_recurrent, d_step_params, d_carry0, d_px, None
 
     recurrence.defvjp(fwd, bwd)
     return recurrence
-
-
-def _rows(x: jax.Array) -> jax.Array:
-    """(T, B, ...) -> (T*B, ...): all time steps as one batch of rows."""
-    return x.reshape((-1,) + x.shape[2:])
-
-
-def _deferred_step_params_grad(cell, step_params, previous, px, products, mask, d_carries, d_ys):
-    """d step_params = sum_t vjp_t: one pass of ``step`` over all T*B rows instead of T small ones.
-
-    ``step`` acts row by row, so running it on the (T*B, ...) stack of every step's inputs with the
-    stacked cotangents (the carry cotangent entering each step, and d y_t) gives the sum over time
-    of the per-step parameter gradients as one large, vectorised computation.
-    """
-    if not jax.tree.leaves(step_params):
-        return jax.tree.map(jnp.zeros_like, step_params)
-    flat = partial(jax.tree.map, _rows)
-
-    def all_steps(params):
-        return _masked_step(cell, params, flat(previous), _rows(px), flat(products), _rows(mask))
-
-    _, params_vjp = jax.vjp(all_steps, step_params)
-    (d_step_params,) = params_vjp((flat(d_carries), _rows(d_ys)))
-    return d_step_params
 
 
 RECURRENCES = {"fast": scan_fast, "reference": scan_reference}

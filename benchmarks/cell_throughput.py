@@ -1,0 +1,301 @@
+"""Training throughput of our LSTM against flax.linen's OptimizedLSTMCell and PyTorch's nn.LSTM.
+
+The JSB Chorales shape by default: 88 binary inputs, H = 128 hidden units, batch 16, 128 time steps,
+float32; one training step is forward + backward + Adam update of a one-layer LSTM with a dense
+readout of 88 logits and a sigmoid binary cross-entropy (summed over the 88 notes, averaged over the
+valid frames). Rows: ours with the fast recurrence (``recurrence='fast'``) and with the plain
+``lax.scan`` autodiff (``recurrence='reference'``) for Greff's vanilla LSTM (with peepholes) and for
+'np' (no peepholes, the same equations as flax and torch), flax ``nn.RNN(OptimizedLSTMCell)`` +
+``nn.Dense``, and torch ``nn.LSTM`` + ``nn.Linear`` with ``torch.set_num_threads(<cores>)``.
+
+Before checking speed it checks that the fast and the reference path give the same loss and
+gradients (max relative difference, must be < 1e-4 in float32) on a padded variable-length batch.
+
+Process-wide settings, made here before JAX is imported because JAX reads them once at start-up:
+
+* ``jax_num_cpu_devices = --devices`` (default: the number of cores, at most 2 and at most the
+  batch's divisors): our training step splits the batch over these simulated CPU devices with
+  ``lstm_variants.data_parallel`` (one device per core, one all-reduce of the gradients after the
+  backward pass). A recurrence at this shape is latency bound: one step's 16 x 128 by 128 x 512
+  product takes ~20 us, too little to split across cores inside the product, so the second core is
+  only useful for a second, independent slice of the batch. The flax row runs on one device, as a
+  user of ``flax.linen.RNN`` would; ``--flax-devices 2`` gives it the same data parallelism.
+* ``XLA_FLAGS += --xla_cpu_multi_thread_eigen=false`` (unless XLA_FLAGS already mentions it): the
+  products are too small for Eigen's intra-op threads, whose hand-offs cost more than they save;
+  with one device per core there is nothing to gain from them. ``--keep-xla-flags`` turns this off.
+
+Run::
+
+    uv run python benchmarks/cell_throughput.py            # the JSB shape
+    uv run python benchmarks/cell_throughput.py --steps 20 --repeats 3 --hidden 64
+
+The last line is ``vs_flax=<x> vs_torch=<y>``: steps/s of ours (vanilla, fast) over flax's and
+over torch's (``nan`` when torch is not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+TORCH_HINT = "python3 -m pip --python .venv/bin/python install torch==2.13.0"
+NUM_INPUTS = 88
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=30, help="training steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats (the median is reported)")
+    p.add_argument("--hidden", type=int, default=128, help="hidden units H")
+    p.add_argument("--batch", type=int, default=16, help="sequences per batch")
+    p.add_argument("--length", type=int, default=128, help="time steps T")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="simulated CPU devices for our data-parallel step (default: min(cores, 2))",
+    )
+    p.add_argument(
+        "--flax-devices",
+        type=int,
+        default=1,
+        help="devices for the flax baseline's data-parallel step (default 1)",
+    )
+    p.add_argument("--unroll", type=int, default=1, help="time steps per compiled loop iteration")
+    p.add_argument(
+        "--keep-xla-flags",
+        action="store_true",
+        help="do not add --xla_cpu_multi_thread_eigen=false to XLA_FLAGS",
+    )
+    p.add_argument("--no-torch", action="store_true", help="skip the torch row")
+    args = p.parse_args(argv)
+    if args.devices is None:
+        args.devices = max(1, min(os.cpu_count() or 1, 2))
+    while args.batch % args.devices:
+        args.devices -= 1
+    return args
+
+
+ARGS = parse_args()
+if not ARGS.keep_xla_flags and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+    ).strip()
+
+import jax  # noqa: E402
+
+jax.config.update("jax_num_cpu_devices", max(ARGS.devices, ARGS.flax_devices))
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from flax import linen as nn  # noqa: E402
+
+from lstm_variants.data_parallel import data_parallel_value_and_grad  # noqa: E402
+from lstm_variants.model import SequenceModel, step_mask  # noqa: E402
+
+
+def make_batch(rng: np.random.Generator, batch: int, length: int, padded: bool):
+    """Random piano rolls (B, T+1, 88); inputs are frames 0..T-1, targets frames 1..T."""
+    roll = (rng.random((batch, length + 1, NUM_INPUTS)) < 0.05).astype(np.float32)
+    if padded:
+        lengths = rng.integers(1, length + 1, size=batch)
+        lengths[0] = length
+    else:
+        lengths = np.full(batch, length)
+    valid = np.arange(length + 1)[None, :] < (lengths[:, None] + 1)
+    roll = roll * valid[..., None]
+    return {
+        "inputs": jnp.asarray(roll[:, :-1]),
+        "targets": jnp.asarray(roll[:, 1:]),
+        "lengths": jnp.asarray(lengths, jnp.int32),
+    }
+
+
+def frames(batch) -> jax.Array:
+    return batch["lengths"].sum()
+
+
+def bce_loss(logits, batch):
+    """Sigmoid BCE summed over the notes, averaged over the valid frames."""
+    mask = step_mask(batch["lengths"], logits.shape[1])
+    per_frame = optax.sigmoid_binary_cross_entropy(logits, batch["targets"]).sum(-1)
+    return jnp.where(mask, per_frame, 0.0).sum() / jnp.maximum(mask.sum(), 1)
+
+
+def jax_trainer(model, variables, devices: int):
+    """(jitted step, state): one forward + backward + Adam update."""
+    optimizer = optax.adam(1e-3)
+
+    def loss_fn(params, batch):
+        logits = model.apply({"params": params}, batch["inputs"], batch["lengths"])
+        return bce_loss(logits, batch)
+
+    value_and_grad = data_parallel_value_and_grad(loss_fn, devices, weight_fn=frames)
+
+    @jax.jit
+    def step(state, batch):
+        params, opt_state = state
+        loss, grads = value_and_grad(params, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    params = variables["params"]
+    return step, (params, optimizer.init(params)), value_and_grad
+
+
+class FlaxLSTM(nn.Module):
+    hidden: int
+
+    @nn.compact
+    def __call__(self, inputs, lengths):
+        hidden = nn.RNN(nn.OptimizedLSTMCell(self.hidden))(inputs, seq_lengths=lengths)
+        return nn.Dense(NUM_INPUTS)(hidden)
+
+
+def time_jax(step, state, batch, steps: int, repeats: int) -> list[float]:
+    state, loss = step(state, batch)  # compile
+    jax.block_until_ready(loss)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            state, loss = step(state, batch)
+        jax.block_until_ready((state, loss))
+        times.append((time.perf_counter() - start) / steps)
+    return times
+
+
+def time_torch(args, batch_np, threads: int) -> list[float] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    class TorchLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(NUM_INPUTS, args.hidden, batch_first=True)
+            self.readout = torch.nn.Linear(args.hidden, NUM_INPUTS)
+
+        def forward(self, x):
+            return self.readout(self.lstm(x)[0])
+
+    model = TorchLSTM()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.from_numpy(np.asarray(batch_np["inputs"]))
+    y = torch.from_numpy(np.asarray(batch_np["targets"]))
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    n_frames = float(np.asarray(batch_np["lengths"]).sum())
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y) / n_frames
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        times.append((time.perf_counter() - start) / args.steps)
+    return times
+
+
+def max_relative_difference(a, b) -> float:
+    def rel(x, y):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        return float(np.max(np.abs(x - y)) / max(np.max(np.abs(y)), 1e-30))
+
+    return max(jax.tree.leaves(jax.tree.map(rel, a, b)))
+
+
+def check_fast_equals_reference(args, cell: str) -> float:
+    """Loss and gradients of the fast path vs the plain scan, padded batch, all devices."""
+    batch = make_batch(np.random.default_rng(1), args.batch, args.length, padded=True)
+    results = []
+    for recurrence in ("fast", "reference"):
+        model = SequenceModel(
+            cell, args.hidden, NUM_INPUTS, recurrence=recurrence, unroll=args.unroll
+        )
+        params = model.init(jax.random.key(0), batch["inputs"], batch["lengths"])["params"]
+        _, _, value_and_grad = jax_trainer(model, {"params": params}, args.devices)
+        results.append(jax.jit(value_and_grad)(params, batch))
+    (loss_f, grads_f), (loss_r, grads_r) = results
+    loss_diff = abs(float(loss_f) - float(loss_r)) / abs(float(loss_r))
+    return max(loss_diff, max_relative_difference(grads_f, grads_r))
+
+
+def main(args) -> None:
+    print(
+        f"jax {jax.__version__}, {len(jax.devices())} CPU device(s), {os.cpu_count()} cores, "
+        f"XLA_FLAGS='{os.environ.get('XLA_FLAGS', '')}'"
+    )
+    print(
+        f"shape: inputs {NUM_INPUTS}, hidden {args.hidden}, batch {args.batch}, length {args.length}, "
+        f"float32; our step on {args.devices} device(s), flax on {args.flax_devices}; "
+        f"median of {args.repeats} x {args.steps} steps"
+    )
+    worst = 0.0
+    for cell in ("vanilla", "np"):
+        diff = check_fast_equals_reference(args, cell)
+        worst = max(worst, diff)
+        print(f"check {cell}: fast vs reference max relative difference (loss, grads) = {diff:.2e}")
+    if worst >= 1e-4:
+        sys.exit(f"FAILED: fast and reference paths differ by {worst:.2e} >= 1e-4")
+
+    batch = make_batch(np.random.default_rng(0), args.batch, args.length, padded=False)
+    rows: dict[str, list[float] | None] = {}
+    for cell in ("vanilla", "np"):
+        for recurrence in ("fast", "reference"):
+            model = SequenceModel(
+                cell, args.hidden, NUM_INPUTS, recurrence=recurrence, unroll=args.unroll
+            )
+            variables = model.init(jax.random.key(0), batch["inputs"], batch["lengths"])
+            step, state, _ = jax_trainer(model, variables, args.devices)
+            rows[f"ours {cell} {recurrence}"] = time_jax(
+                step, state, batch, args.steps, args.repeats
+            )
+    flax_model = FlaxLSTM(args.hidden)
+    variables = flax_model.init(jax.random.key(0), batch["inputs"], batch["lengths"])
+    step, state, _ = jax_trainer(flax_model, variables, args.flax_devices)
+    rows["flax OptimizedLSTMCell"] = time_jax(step, state, batch, args.steps, args.repeats)
+    try:
+        rows["torch nn.LSTM"] = (
+            None if args.no_torch else time_torch(args, batch, os.cpu_count() or 1)
+        )
+    except ImportError as error:  # a partial install (e.g. torch without sympy) counts as missing
+        print(f"torch unusable: {error}")
+        rows["torch nn.LSTM"] = None
+
+    median = {k: statistics.median(v) for k, v in rows.items() if v}
+    flax_t, torch_t = median["flax OptimizedLSTMCell"], median.get("torch nn.LSTM")
+    print(f"\n| {'implementation':26} | steps/s | ms/step (min-max) | vs flax | vs torch |")
+    print(f"|{'-' * 28}|--------:|------------------:|--------:|---------:|")
+    for name, times in rows.items():
+        if not times:
+            hint = "skipped (--no-torch)" if args.no_torch else f"not installed: {TORCH_HINT}"
+            print(f"| {name:26} | {hint} |")
+            continue
+        t = median[name]
+        vs_torch = f"{torch_t / t:8.2f}" if torch_t else "     nan"
+        print(
+            f"| {name:26} | {1 / t:7.1f} | {t * 1e3:5.2f} ({min(times) * 1e3:5.2f}-{max(times) * 1e3:5.2f}) "
+            f"| {flax_t / t:7.2f} | {vs_torch} |"
+        )
+    ours = median["ours vanilla fast"]
+    vs_torch = f"{torch_t / ours:.2f}" if torch_t else "nan"
+    print(f"vs_flax={flax_t / ours:.2f} vs_torch={vs_torch}")
+
+
+if __name__ == "__main__":
+    main(ARGS)

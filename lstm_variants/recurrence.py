@@ -53,7 +53,9 @@ def scan_reference(cell: RecurrentCell, params: Params, carry0, px, mask, unroll
 
     def body(carry, inputs):
         px_t, valid = inputs
-        return _masked_step(cell, step_params, carry, px_t, _products(cell, recurrent, carry), valid)
+        return _masked_step(
+            cell, step_params, carry, px_t, _products(cell, recurrent, carry), valid
+        )
 
     return jax.lax.scan(body, carry0, (px, mask), unroll=unroll)
 
@@ -107,7 +109,11 @@ def _fast_recurrence(cell: RecurrentCell, unroll: int):
             return (d_carry_prev, d_step_params), (d_px, d_ms)
 
         (d_carry0, d_step_params), (d_px, d_ms) = jax.lax.scan(
-            body, (d_final, zero_params), (previous, products, px, mask, d_ys), reverse=True, unroll=unroll
+            body,
+            (d_final, zero_params),
+            (previous, products, px, mask, d_ys),
+            reverse=True,
+            unroll=unroll,
         )
         # The deferred weight gradient: dR[k] = sum_t a_t[k]^T g_t[k] as one (K, T*B) x (T*B, N).
         inputs_all = jax.vmap(cell.recurrent_inputs)(previous)

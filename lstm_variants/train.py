@@ -26,10 +26,9 @@ import optax
 from tqdm.auto import tqdm
 
 from lstm_variants.data import SequenceDataset, Split
+from lstm_variants.data.adding import SOLVED_TOLERANCE
 from lstm_variants.losses import frame_losses, frame_weights, metric_value
 from lstm_variants.model import SequenceModel
-
-SOLVED_TOLERANCE = 0.04  # Hochreiter & Schmidhuber 1997: a sequence is solved if |error| < 0.04
 
 
 @dataclasses.dataclass(frozen=True)

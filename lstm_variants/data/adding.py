@@ -82,6 +82,8 @@ def adding_problem(
         target="regression",
         target_at="last_step",
         metric="mse",
+        success="abs_error",
+        tolerance=SOLVED_TOLERANCE,
         **splits,
     )
 

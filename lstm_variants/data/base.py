@@ -4,12 +4,25 @@ A split is a batch of variable-length sequences stored the way a `jax.lax.scan` 
 them: one dense `(N, T, D)` array, zero-padded after each sequence's end, and the number of valid
 steps of each sequence. The trainer masks the loss with the lengths, so padding never counts.
 
+Inputs are real vectors `(N, T, D)` float32, or token ids `(N, T)` int32 in `[0, input_size)`
+(text: the model embeds them, so a 10,000-word vocabulary never becomes a one-hot array).
+
 Targets come in two layouts, named by `SequenceDataset.target_at`:
 
 - `'every_step'`: one target per step, `(N, T, O)`, e.g. the next piano-roll frame of JSB Chorales
   (Greff et al. 2017, section 4).
 - `'last_step'`: one target per sequence, `(N, O)`, read at step `lengths - 1`, e.g. the adding
   problem (Hochreiter & Schmidhuber 1997, experiment 4).
+
+Categorical targets drop the last axis: `(N, T)` or `(N,)` int32 class ids in `[0, output_size)`,
+with `IGNORE` (-1) marking a step that has no target (e.g. the question part of an arithmetic
+sequence): such a step counts in neither the loss nor the metric.
+
+Long texts are `streams`: a dataset with `streams = S > 0` holds S parallel streams cut into
+windows of equal length, stored window-major (row `w * S + s` is window w of stream s), so batch w
+is rows `[w * S, (w + 1) * S)` and row s of batch w + 1 continues row s of batch w. The trainer
+feeds those batches in order and passes the carry from one to the next (truncated BPTT: the
+gradient stops at window edges); it never shuffles them.
 
 The arrays are checked when the dataclasses are built, so a loader that gets a shape or dtype
 wrong fails where the mistake is made rather than deep inside a jitted training step.
@@ -21,9 +34,14 @@ import dataclasses
 
 import numpy as np
 
-TARGETS = ("multilabel", "regression")
+TARGETS = ("multilabel", "categorical", "regression")
 TARGET_AT = ("every_step", "last_step")
-METRICS = ("nll_per_step", "mse")
+METRICS = ("nll_per_step", "mse", "cross_entropy", "bits_per_char", "perplexity")
+# How a sequence counts as solved: 'abs_error' (regression: every output within the dataset's
+# `tolerance`, the 1997 paper's criteria: 0.04 for adding, 0.3 for temporal order) or 'exact'
+# (categorical: the argmax is right at every step that has a target).
+SUCCESS = (None, "abs_error", "exact")
+IGNORE = -1  # categorical target id of a step without a target
 
 
 class DataError(Exception):
@@ -35,9 +53,11 @@ class Split:
     """One split of a dataset: zero-padded sequences and their lengths.
 
     Attributes:
-        inputs: `(N, T, D)` float32, zero after each sequence's length.
+        inputs: `(N, T, D)` float32, zero after each sequence's length; or `(N, T)` int32 token
+            ids (zero after the length).
         targets: `(N, T, O)` float32 for per-step targets (zero after the length), or `(N, O)`
-            float32 for one target per sequence, read at its last valid step.
+            float32 for one target per sequence, read at its last valid step; for categorical
+            targets `(N, T)` or `(N,)` int32 class ids, `IGNORE` where there is no target.
         lengths: `(N,)` int32, the number of valid steps of each sequence, in `[1, T]`.
     """
 
@@ -46,24 +66,36 @@ class Split:
     lengths: np.ndarray
 
     def __post_init__(self):
-        _check_dtype("inputs", self.inputs, np.float32)
-        _check_dtype("targets", self.targets, np.float32)
+        _check_dtype("inputs", self.inputs, np.int32 if self.tokens else np.float32)
+        _check_dtype("targets", self.targets, np.int32 if self.categorical else np.float32)
         _check_dtype("lengths", self.lengths, np.int32)
-        if self.inputs.ndim != 3:
-            raise DataError(f"inputs must be (N, T, D), got shape {self.inputs.shape}")
-        n, t, _ = self.inputs.shape
+        if self.inputs.ndim not in (2, 3):
+            raise DataError(
+                f"inputs must be (N, T, D) float32 or (N, T) int32, got shape {self.inputs.shape}"
+            )
+        n, t = self.inputs.shape[:2]
         if self.lengths.shape != (n,):
             raise DataError(f"lengths must have shape ({n},), got {self.lengths.shape}")
-        leading = {2: (n,), 3: (n, t)}.get(self.targets.ndim)
-        if self.targets.shape[:-1] != leading:
+        leading = self.targets.shape if self.categorical else self.targets.shape[:-1]
+        if leading not in ((n,), (n, t)):
+            layout = "(N, T) or (N,)" if self.categorical else "(N, T, O) or (N, O)"
             raise DataError(
-                f"targets must be (N, T, O) = ({n}, {t}, O) or (N, O) = ({n}, O), "
-                f"got shape {self.targets.shape}"
+                f"targets must be {layout} with N = {n}, T = {t}, got shape {self.targets.shape}"
             )
         if n and (self.lengths.min() < 1 or self.lengths.max() > t):
             raise DataError(
                 f"lengths must lie in [1, {t}], got [{self.lengths.min()}, {self.lengths.max()}]"
             )
+
+    @property
+    def tokens(self) -> bool:
+        """True when the inputs are `(N, T)` int32 token ids."""
+        return isinstance(self.inputs, np.ndarray) and self.inputs.ndim == 2
+
+    @property
+    def categorical(self) -> bool:
+        """True when the targets are int32 class ids."""
+        return isinstance(self.targets, np.ndarray) and self.targets.dtype == np.int32
 
     @property
     def num_sequences(self) -> int:
@@ -91,16 +123,23 @@ class SequenceDataset:
 
     Attributes:
         name: the registry name, e.g. `'jsb_chorales'`.
-        input_size: D, the size of one input step.
-        output_size: O, the size of one target.
-        target: `'multilabel'` (one sigmoid per output, e.g. the 88 notes of a piano roll) or
+        input_size: D, the size of one input step (the vocabulary size for token inputs).
+        output_size: O, the size of one target (the number of classes for categorical ones).
+        target: `'multilabel'` (one sigmoid per output, e.g. the 88 notes of a piano roll),
+            `'categorical'` (one softmax over O classes, e.g. the next character) or
             `'regression'` (real values, mean squared error).
         target_at: `'every_step'` (targets `(N, T, O)`) or `'last_step'` (targets `(N, O)`).
         metric: what the study reports: `'nll_per_step'` (negative log-likelihood summed over
-            the outputs, averaged over all valid steps of a split) or `'mse'`.
+            the outputs, averaged over all valid steps of a split), `'mse'`, or for categorical
+            targets `'cross_entropy'` (nats), `'bits_per_char'` or `'perplexity'`.
         train: the training split.
         valid: the validation split (early stopping).
         test: the test split.
+        streams: 0 for independent sequences; S > 0 for S parallel streams cut into windows,
+            stored window-major (see the module docstring), so the trainer carries the state
+            from one batch of S windows to the next.
+        success: how a sequence counts as solved, one of `SUCCESS` (default None: no criterion).
+        tolerance: the largest absolute error of a solved sequence, for `success='abs_error'`.
     """
 
     name: str
@@ -112,26 +151,49 @@ class SequenceDataset:
     train: Split
     valid: Split
     test: Split
+    streams: int = 0
+    success: str | None = None
+    tolerance: float | None = None
 
     def __post_init__(self):
+        if (self.success == "abs_error") != (self.tolerance is not None):
+            raise DataError(f"{self.name}: a tolerance goes with success='abs_error' and only then")
         for field, value, allowed in (
             ("target", self.target, TARGETS),
             ("target_at", self.target_at, TARGET_AT),
             ("metric", self.metric, METRICS),
+            ("success", self.success, SUCCESS),
         ):
             if value not in allowed:
                 raise DataError(f"{self.name}: {field} must be one of {allowed}, got {value!r}")
-        target_ndim = 3 if self.target_at == "every_step" else 2
+        categorical = self.target == "categorical"
+        target_ndim = (3 if self.target_at == "every_step" else 2) - categorical
         for split_name, split in self.splits().items():
-            if split.inputs.shape[-1] != self.input_size:
+            where = f"{self.name}: {split_name}"
+            if split.tokens:
+                _check_ids(f"{where} input token", split.inputs, 0, self.input_size)
+            elif split.inputs.shape[-1] != self.input_size:
                 raise DataError(
-                    f"{self.name}: {split_name} inputs have {split.inputs.shape[-1]} features, "
+                    f"{where} inputs have {split.inputs.shape[-1]} features, "
                     f"input_size is {self.input_size}"
                 )
-            if split.targets.ndim != target_ndim or split.targets.shape[-1] != self.output_size:
+            if split.categorical != categorical or split.targets.ndim != target_ndim:
                 raise DataError(
-                    f"{self.name}: {split_name} targets have shape {split.targets.shape}, "
-                    f"expected {target_ndim} dims ending in output_size {self.output_size}"
+                    f"{where} targets have shape {split.targets.shape} and dtype "
+                    f"{split.targets.dtype}; a {self.target} target at {self.target_at} needs "
+                    f"{target_ndim} dims of {'int32' if categorical else 'float32'}"
+                )
+            if categorical:
+                _check_ids(f"{where} target class", split.targets, IGNORE, self.output_size)
+            elif split.targets.shape[-1] != self.output_size:
+                raise DataError(
+                    f"{where} targets have {split.targets.shape[-1]} outputs, "
+                    f"output_size is {self.output_size}"
+                )
+            if self.streams and split.num_sequences % self.streams:
+                raise DataError(
+                    f"{where} has {split.num_sequences} windows, not a multiple of "
+                    f"{self.streams} streams"
                 )
 
     def splits(self) -> dict[str, Split]:
@@ -150,14 +212,18 @@ class SequenceDataset:
             bool(np.all((split.inputs == 0) | (split.inputs == 1)))
             for split in self.splits().values()
         )
+        tokens = self.train.tokens
         return {
             "name": self.name,
             "input_size": self.input_size,
-            "input_kind": "binary" if binary else "real",
+            "input_kind": "tokens" if tokens else "binary" if binary else "real",
             "output_size": self.output_size,
             "target": self.target,
             "target_at": self.target_at,
             "metric": self.metric,
+            "streams": self.streams,
+            "success": self.success,
+            "tolerance": self.tolerance,
             "splits": {name: split.describe() for name, split in self.splits().items()},
         }
 
@@ -167,3 +233,9 @@ def _check_dtype(name: str, array: np.ndarray, dtype: type) -> None:
     if not isinstance(array, np.ndarray) or array.dtype != dtype:
         got = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
         raise DataError(f"{name} must be a numpy {np.dtype(dtype).name} array, got {got}")
+
+
+def _check_ids(name: str, ids: np.ndarray, low: int, high: int) -> None:
+    """Raise DataError unless every id lies in `[low, high)`."""
+    if ids.size and (ids.min() < low or ids.max() >= high):
+        raise DataError(f"{name} ids must lie in [{low}, {high}), got [{ids.min()}, {ids.max()}]")

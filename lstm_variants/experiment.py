@@ -1,14 +1,21 @@
-"""From a resolved config (plain dict) to a trained run and its record.
+"""From resolved configs (plain dicts) to trained runs and their records.
 
 This is the seam between configuration and code: the Hydra entry point (``cli``), tests and
-notebooks all call ``run_trial`` with the same dict, so a run is reproducible from (config, seed)
-alone and its record says everything needed to repeat it.
+notebooks all call ``run_trials`` (or ``run_trial`` for one) with plain dicts, so a run is
+reproducible from (config, seed) alone and its record says everything needed to repeat it.
+
+Configs that differ only in ``MEMBER_KEYS`` (hidden size, optimizer numbers, input noise, forget
+bias, seed) are trained together as one population (``population.train_population``); each still
+gets the record it would get alone.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +23,22 @@ from lstm_variants.data import SequenceDataset, load_dataset
 from lstm_variants.errors import ConfigError
 from lstm_variants.initializers import make_initializer
 from lstm_variants.model import SequenceModel
-from lstm_variants.optimizers import make_optimizer
+from lstm_variants.optimizers import make_member_optimizer, member_hyperparameters
+from lstm_variants.population import Member, train_population
 from lstm_variants.records import RECORD_VERSION, environment, trial_id, write_json_atomic
-from lstm_variants.train import TrainSettings, parameter_count, train_run
+from lstm_variants.train import TrainSettings, parameter_count
+
+# The config keys whose values may differ inside one population, as (section, key) paths.
+MEMBER_KEYS = (
+    ("model", "hidden_size"),
+    ("optimizer", "learning_rate"),
+    ("optimizer", "momentum"),
+    ("optimizer", "clip_norm"),
+    ("optimizer", "clip_value"),
+    ("train", "input_noise"),
+    ("cell", "options", "forget_bias"),
+    ("seed",),
+)
 
 
 def cell_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,6 +68,8 @@ def build_model(cfg: Mapping[str, Any], data: SequenceDataset) -> SequenceModel:
         cell_options=tuple(sorted(cell_options(cfg).items())),
         recurrence=model_cfg.get("recurrence", "fast"),
         unroll=int(model_cfg.get("unroll", 1)),
+        vocab_size=data.input_size if data.train.tokens else 0,
+        embed_size=int(model_cfg.get("embed_size") or 0),
     )
     # Fail now, with the cell's own message, rather than inside the compiled program.
     try:
@@ -82,6 +104,81 @@ def hyperparameters(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def member_of(cfg: Mapping[str, Any]) -> Member:
+    """The population member a config describes."""
+    forget_bias = (cfg["cell"].get("options") or {}).get("forget_bias")
+    return Member(
+        hidden_size=int(cfg["model"]["hidden_size"]),
+        seed=int(cfg["seed"]),
+        input_noise=float(cfg["train"].get("input_noise") or 0.0),
+        forget_bias=None if forget_bias is None else float(forget_bias),
+        **member_hyperparameters(cfg["optimizer"]),
+    )
+
+
+def shared_part(cfg: Mapping[str, Any]) -> str:
+    """The config without its ``MEMBER_KEYS``, canonically: equal for configs of one population."""
+    shared = copy.deepcopy(dict(cfg))
+    for path in MEMBER_KEYS:
+        node = shared
+        for key in path[:-1]:
+            node = node.get(key) or {}
+        node.pop(path[-1], None)
+    shared.pop("overwrite", None)
+    shared.pop("progress", None)
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def record_path(cfg: Mapping[str, Any], output_dir: Path) -> Path:
+    """Where the record of ``cfg`` goes: ``output_dir/records/<trial_id>.json``."""
+    return Path(output_dir) / "records" / f"{trial_id(dict(cfg))}.json"
+
+
+def run_trials(
+    cfgs: Sequence[Mapping[str, Any]], output_dir: Path, progress: bool = True
+) -> list[tuple[Path, dict | None]]:
+    """Train every config whose record does not exist yet, as few populations as possible.
+
+    Configs that share everything but ``MEMBER_KEYS`` form one population. A config whose record
+    exists (and whose ``overwrite`` is false) is skipped and gets None as its record, so a rerun
+    trains only what is missing. Each record is written as soon as its population finishes.
+
+    Returns:
+      (record path, record or None) for each config, in order.
+    """
+    paths = [record_path(cfg, output_dir) for cfg in cfgs]
+    results: list[tuple[Path, dict | None]] = [(path, None) for path in paths]
+    groups: dict[str, list[int]] = {}
+    for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True)):
+        if cfg.get("overwrite", False) or not path.exists():
+            groups.setdefault(shared_part(cfg), []).append(index)
+    for indices in groups.values():
+        first = cfgs[indices[0]]
+        data = load_dataset(
+            first["dataset"]["name"],
+            data_dir=first.get("data_dir"),
+            **(first["dataset"].get("options") or {}),
+        )
+        model = build_model(first, data)
+        for index in indices:  # every member's cell options must be valid, not just the first's
+            build_model(cfgs[index], data)
+        started = time.time()
+        runs = train_population(
+            model,
+            make_member_optimizer(first["optimizer"]),
+            data,
+            train_settings(first),
+            [member_of(cfgs[index]) for index in indices],
+            progress=progress,
+            log=(lambda line: print(line, file=sys.stderr)) if len(indices) > 1 else None,
+        )
+        for index, result in zip(indices, runs, strict=True):
+            record = make_record(cfgs[index], result, started)
+            write_json_atomic(paths[index], record)
+            results[index] = (paths[index], record)
+    return results
+
+
 def run_trial(
     cfg: Mapping[str, Any], output_dir: Path, progress: bool = True
 ) -> tuple[Path, dict | None]:
@@ -90,24 +187,14 @@ def run_trial(
     The record is ``output_dir/records/<trial_id>.json``. When it exists already (and
     ``cfg['overwrite']`` is false) nothing is trained and the record returned is None.
     """
-    tid = trial_id(dict(cfg))
-    path = Path(output_dir) / "records" / f"{tid}.json"
-    if path.exists() and not cfg.get("overwrite", False):
-        return path, None
+    return run_trials([cfg], output_dir, progress)[0]
 
-    data = load_dataset(
-        cfg["dataset"]["name"],
-        data_dir=cfg.get("data_dir"),
-        **(cfg["dataset"].get("options") or {}),
-    )
-    model = build_model(cfg, data)
-    optimizer = make_optimizer(cfg["optimizer"])
-    settings = train_settings(cfg)
-    started = time.time()
-    result = train_run(model, optimizer, data, settings, seed=int(cfg["seed"]), progress=progress)
-    record = {
+
+def make_record(cfg: Mapping[str, Any], result, started: float) -> dict[str, Any]:
+    """The run record of DESIGN.md section 5 for a trained config."""
+    return {
         "record_version": RECORD_VERSION,
-        "trial_id": tid,
+        "trial_id": trial_id(dict(cfg)),
         "study": cfg.get("study", "single"),
         "cell": cfg["cell"]["name"],
         "dataset": cfg["dataset"]["name"],
@@ -118,9 +205,8 @@ def run_trial(
         "curve": result.curve,
         "wall_seconds": result.wall_seconds,
         "compile_seconds": result.compile_seconds,
+        "population": result.population,
         "started_unix": started,
         "config": dict(cfg),
         "environment": environment(),
     }
-    write_json_atomic(path, record)
-    return path, record

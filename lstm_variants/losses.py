@@ -4,7 +4,8 @@ A "frame" is one predicted step: one time step of a per-step target, or one sequ
 last-step target. Losses are summed over a frame's outputs and averaged over valid frames:
 
     multilabel (music):  NLL per time step = sum_k BCE(sigmoid(logit_k), target_k), nats
-    categorical (text):  cross-entropy in nats; bits per character = nats / ln 2
+    categorical (text):  cross-entropy in nats; bits per character = nats / ln 2; perplexity = e^nats;
+                         a step whose class id is IGNORE (-1) has no target and weight 0
     regression:          squared error averaged over outputs (MSE)
 
 Greff et al. report the music NLL averaged over all frames of a split, so the split metric is the
@@ -22,6 +23,7 @@ import optax
 from lstm_variants.errors import ConfigError
 
 TARGETS = ("multilabel", "categorical", "regression")
+IGNORE = -1  # categorical class id of a step without a target (as in lstm_variants.data.base)
 
 
 def frame_losses(outputs: jax.Array, targets: jax.Array, target: str) -> jax.Array:
@@ -36,21 +38,34 @@ def frame_losses(outputs: jax.Array, targets: jax.Array, target: str) -> jax.Arr
     if target == "multilabel":
         return optax.sigmoid_binary_cross_entropy(outputs, targets).sum(axis=-1)
     if target == "categorical":
-        return optax.softmax_cross_entropy_with_integer_labels(outputs, targets)
+        # IGNORE (-1) steps get class 0 here and weight 0 in ``frame_weights``.
+        return optax.softmax_cross_entropy_with_integer_labels(outputs, jnp.maximum(targets, 0))
     if target == "regression":
         return jnp.mean(jnp.square(outputs - targets), axis=-1)
     raise ConfigError(f"unknown target kind '{target}'; valid: {', '.join(TARGETS)}")
 
 
-def frame_weights(lengths: jax.Array, num_steps: int, target_at: str) -> jax.Array:
-    """1.0 for every valid frame, 0.0 for padding: (B, T) per step, (B,) for last-step targets."""
+def frame_weights(
+    lengths: jax.Array, num_steps: int, target_at: str, targets: jax.Array | None = None
+) -> jax.Array:
+    """1.0 for every valid frame, 0.0 for padding: (B, T) per step, (B,) for last-step targets.
+
+    With integer (categorical) ``targets``, frames whose class id is IGNORE (-1) get 0.0 too.
+    """
     if target_at == "last_step":
-        return jnp.ones(lengths.shape, jnp.float32)
-    return (jnp.arange(num_steps)[None, :] < lengths[:, None]).astype(jnp.float32)
+        weights = jnp.ones(lengths.shape, jnp.float32)
+    else:
+        weights = (jnp.arange(num_steps)[None, :] < lengths[:, None]).astype(jnp.float32)
+    if targets is not None and jnp.issubdtype(targets.dtype, jnp.integer):
+        weights = weights * (targets != IGNORE).astype(jnp.float32)
+    return weights
 
 
 def metric_value(mean_loss: float, metric: str) -> float:
-    """Convert a mean frame loss (nats or MSE) to the dataset's reported metric."""
+    """Convert a mean frame loss (nats or MSE) to the dataset's reported metric.
+
+    'bits_per_char' is nats / ln 2 and 'perplexity' is e^nats; every other metric is the loss.
+    """
     if metric == "bits_per_char":
         return mean_loss / math.log(2.0)
     if metric == "perplexity":

@@ -8,6 +8,10 @@ masked losses in ``lstm_variants.losses``, the loss.
 Readouts: a dense layer on the last layer's outputs, at every step (music: logits of 88 sigmoids;
 text: logits of a softmax) or only at each sequence's last valid step (regression on the adding
 problem).
+
+Token inputs ((B, T) integer ids, text) pass through an embedding first, so a word vocabulary never
+becomes a one-hot array. For truncated BPTT over long streams the model takes each layer's initial
+carry and returns the final ones; the trainer stops their gradient at window edges.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class SequenceModel(nn.Module):
       recurrence: 'fast' (custom VJP, default) or 'reference' (plain scan).
       unroll: time steps per compiled loop iteration (default 1).
       param_dtype: dtype of every parameter (default float32).
+      vocab_size: number of input tokens for (B, T) integer inputs (default 0: real-valued inputs).
+      embed_size: embedding width for token inputs (default 0: ``hidden_size``).
     """
 
     cell: str
@@ -51,6 +57,8 @@ class SequenceModel(nn.Module):
     recurrence: str = "fast"
     unroll: int = 1
     param_dtype: Any = jnp.float32
+    vocab_size: int = 0
+    embed_size: int = 0
 
     @nn.nowrap
     def cell_template(self, name: str | None = None):
@@ -58,28 +66,53 @@ class SequenceModel(nn.Module):
         options = {"param_dtype": self.param_dtype} | dict(self.cell_options)
         return make_cell(self.cell, self.hidden_size, name=name, **options)
 
+    @nn.nowrap
+    def initial_carries(self, batch: int) -> tuple:
+        """The zero carry of every layer for a batch of ``batch`` sequences."""
+        cell = self.cell_template()
+        return tuple(cell.initialize_carry(None, (batch, 1)) for _ in range(self.num_layers))
+
     @nn.compact
-    def __call__(self, inputs: jax.Array, lengths: jax.Array) -> jax.Array:
+    def __call__(
+        self,
+        inputs: jax.Array,
+        lengths: jax.Array,
+        carries: tuple | None = None,
+        return_carries: bool = False,
+    ):
         """Run the model.
 
         Args:
-          inputs: (B, T, D) float inputs, zero-padded.
+          inputs: (B, T, D) float inputs, or (B, T) integer tokens when ``vocab_size`` is set;
+            zero-padded.
           lengths: (B,) valid steps per sequence.
+          carries: each layer's initial carry (default: zeros, ``initial_carries``).
+          return_carries: also return each layer's final carry.
 
         Returns:
-          (B, T, O) outputs for ``readout_at='every_step'``, else (B, O).
+          (B, T, O) outputs for ``readout_at='every_step'``, else (B, O); with
+          ``return_carries`` the pair (outputs, final carries).
         """
-        batch, num_steps, _ = inputs.shape
+        batch, num_steps = inputs.shape[:2]
+        if self.vocab_size:
+            width = self.embed_size or self.hidden_size
+            inputs = nn.Embed(self.vocab_size, width, param_dtype=self.param_dtype, name="embed")(
+                inputs
+            )
+        if carries is None:
+            carries = self.initial_carries(batch)
         mask = step_mask(lengths, num_steps).T  # time-major for the scan
         hidden = jnp.swapaxes(inputs, 0, 1)
         run = RECURRENCES[self.recurrence]
+        finals = []
         for layer in range(self.num_layers):
             cell = self.cell_template(name=f"layer_{layer}")
             params = cell.paper_params(hidden.shape[-1])
             px = cell.project(params, hidden)
-            carry0 = cell.initialize_carry(None, (batch, hidden.shape[-1]))
-            _, hidden = run(cell, params, carry0, px, mask, unroll=self.unroll)
+            final, hidden = run(cell, params, carries[layer], px, mask, unroll=self.unroll)
+            finals.append(final)
         hidden = jnp.swapaxes(hidden, 0, 1)
         if self.readout_at == "last_step":
             hidden = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)[:, 0]
-        return nn.Dense(self.output_size, param_dtype=self.param_dtype, name="readout")(hidden)
+        outputs = nn.Dense(self.output_size, param_dtype=self.param_dtype, name="readout")(hidden)
+        return (outputs, tuple(finals)) if return_carries else outputs

@@ -1,9 +1,16 @@
-"""Optimisers from config: optax SGD with Nesterov momentum (Greff et al.) or Adam, with optional
-gradient clipping by global norm or per value, as one ``optax.chain``."""
+"""Optimisers from config: optax SGD with Nesterov momentum (Greff et al.) or Adam, after gradient
+clipping by global norm and per value, as one ``optax.chain``.
+
+In a population every trial has its own learning rate, momentum and clipping thresholds, so these
+are not Python constants but arrays carried in the optimizer state (``optax.inject_hyperparams``),
+one per member under ``jax.vmap``. Clipping that is off is a threshold of +inf, which leaves every
+finite gradient exactly as it is, so one compiled program serves clipped and unclipped members.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optax
@@ -13,30 +20,52 @@ from lstm_variants.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam")
 
 
-def make_optimizer(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
-    """Build the optimiser described by ``cfg``.
+MEMBER_HYPERPARAMETERS = ("learning_rate", "momentum", "clip_norm", "clip_value")
+
+
+def member_hyperparameters(cfg: Mapping[str, Any]) -> dict[str, float]:
+    """The per-trial numbers of an optimizer config, as floats (clipping off is +inf).
+
+    Raises:
+      ConfigError: the optimizer is unknown.
+    """
+    if cfg["name"] not in OPTIMIZERS:
+        raise ConfigError(
+            f"unknown optimizer '{cfg['name']}'; valid optimizers: {', '.join(OPTIMIZERS)}"
+        )
+
+    def threshold(key: str) -> float:
+        return math.inf if cfg.get(key) is None else float(cfg[key])
+
+    return {
+        "learning_rate": float(cfg["learning_rate"]),
+        "momentum": float(cfg.get("momentum") or 0.0),
+        "clip_norm": threshold("clip_norm"),
+        "clip_value": threshold("clip_value"),
+    }
+
+
+def make_member_optimizer(cfg: Mapping[str, Any]) -> Callable[..., optax.GradientTransformation]:
+    """The optimizer of ``cfg`` with ``MEMBER_HYPERPARAMETERS`` as injectable arrays.
 
     Args:
-      cfg: ``name`` ('sgd' or 'adam'), ``learning_rate``; for sgd ``momentum`` and ``nesterov``;
-        optional ``clip_norm`` (global-norm clipping) and ``clip_value`` (per-value clipping).
+      cfg: ``name`` ('sgd' or 'adam') and, for sgd, ``nesterov``; the numbers (``learning_rate``,
+        ``momentum``, ``clip_norm``, ``clip_value``) come per member from ``member_hyperparameters``.
 
     Returns:
-      The optax transformation, clipping first.
+      ``optax.inject_hyperparams`` of a factory: call it with the member's hyperparameters
+      (arrays or floats) to get a transformation whose state carries them.
     """
-    name = cfg["name"]
-    if name == "sgd":
-        core = optax.sgd(
-            cfg["learning_rate"],
-            momentum=cfg.get("momentum") or None,
-            nesterov=cfg.get("nesterov", False),
-        )
-    elif name == "adam":
-        core = optax.adam(cfg["learning_rate"])
-    else:
+    name, nesterov = cfg["name"], bool(cfg.get("nesterov", False))
+    if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer '{name}'; valid optimizers: {', '.join(OPTIMIZERS)}")
-    clipping = []
-    if cfg.get("clip_norm") is not None:
-        clipping.append(optax.clip_by_global_norm(cfg["clip_norm"]))
-    if cfg.get("clip_value") is not None:
-        clipping.append(optax.clip(cfg["clip_value"]))
-    return optax.chain(*clipping, core)
+
+    def factory(learning_rate, momentum, clip_norm, clip_value):
+        if name == "sgd":
+            # momentum 0 is exactly plain SGD: the trace is g + 0 * previous.
+            core = optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
+        else:
+            core = optax.adam(learning_rate)
+        return optax.chain(optax.clip_by_global_norm(clip_norm), optax.clip(clip_value), core)
+
+    return optax.inject_hyperparams(factory)

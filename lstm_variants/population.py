@@ -1,0 +1,412 @@
+"""Train a population of K trials of one cell in one compiled program (K = 1 is a plain run).
+
+Random search trains many small networks that differ only in numbers: learning rate, momentum,
+clipping thresholds, input noise, initial forget bias, hidden size and seed. Run one at a time, a
+trial's small matrix products leave the machine idle; here every member's numbers are arrays, the
+member epoch of ``train.make_member_epoch_fn`` is ``jax.vmap``-ed over the population, and the
+population axis is split over the local devices with ``jax.shard_map`` (members never talk to
+each other, so there is no collective at all). The same command uses 1 CPU, 8 GPUs or a TPU slice.
+
+What differs per member, and how:
+
+- learning rate, momentum, clipping thresholds: arrays in the optimizer state
+  (``optimizers.make_member_optimizer``, ``optax.inject_hyperparams``);
+- input-noise std and the seed (its init key and its data key: shuffle order and noise): arrays;
+- initial forget bias and hidden size: the member is initialised exactly as the stand-alone
+  network would be, then zero-padded to its bucket's hidden size and masked
+  (``hidden_padding``); sizes are bucketed so that padding wastes at most
+  ``TrainSettings.max_padding_waste`` of a member's work.
+
+Per-member early stopping: after each epoch the host reads every member's validation loss; a
+member that has not improved for ``patience`` epochs, or whose training or validation loss is not
+finite, is frozen (the epoch function leaves its parameters and optimizer state alone) and its best
+parameters and metrics are kept. The population stops when every member has stopped or at
+``max_epochs``. Members are independent, so a diverging member does not change any other's numbers.
+
+Memory: before compiling, the population's memory is estimated and printed; a population that
+would not fit the devices is trained in chunks, one after another, with the same results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+from tqdm.auto import tqdm
+
+from lstm_variants.data import SequenceDataset
+from lstm_variants.hidden_padding import (
+    bucket_waste,
+    hidden_axes,
+    hidden_buckets,
+    pad_params,
+    param_mask,
+    unpad_params,
+)
+from lstm_variants.losses import metric_value
+from lstm_variants.model import SequenceModel
+from lstm_variants.train import (
+    RunResult,
+    TrainSettings,
+    make_eval_fn,
+    make_member_epoch_fn,
+    split_arrays,
+)
+
+MEMBER_AXIS = "members"
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One trial of a population: everything that may differ between members.
+
+    Attributes:
+      hidden_size: units per layer h (padded to the bucket's size inside the population).
+      seed: the only source of randomness: init key and data key (shuffle order, input noise).
+      learning_rate: the optimizer's learning rate.
+      momentum: SGD momentum (0 is plain SGD; ignored by Adam).
+      clip_norm: global-norm clipping threshold (+inf: off).
+      clip_value: per-value clipping threshold (+inf: off).
+      input_noise: std of the Gaussian noise added to the training inputs (default 0).
+      forget_bias: initial forget-gate bias of LSTM cells (default None: the model's cell option).
+    """
+
+    hidden_size: int
+    seed: int
+    learning_rate: float
+    momentum: float = 0.0
+    clip_norm: float = math.inf
+    clip_value: float = math.inf
+    input_noise: float = 0.0
+    forget_bias: float | None = None
+
+    def optimizer_hyperparameters(self) -> dict[str, float]:
+        return {
+            "learning_rate": self.learning_rate,
+            "momentum": self.momentum,
+            "clip_norm": self.clip_norm,
+            "clip_value": self.clip_value,
+        }
+
+
+def train_population(
+    model: SequenceModel,
+    optimizer: Callable,
+    data: SequenceDataset,
+    settings: TrainSettings,
+    members: Sequence[Member],
+    progress: bool = True,
+    num_devices: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> list[RunResult]:
+    """Train every member with early stopping on validation; one result per member, in order.
+
+    Args:
+      model: the sequence model; its ``hidden_size`` is replaced by each member's.
+      optimizer: ``optimizers.make_member_optimizer(cfg)``.
+      data: the dataset.
+      settings: epochs, patience, batch size, padding and memory limits (shared by all members).
+      members: the trials.
+      progress: show a progress bar over epochs.
+      num_devices: local devices to spread the population over (default: all).
+      log: where the population's plan (buckets, memory, chunks) is written (None: nowhere).
+
+    Returns:
+      One ``RunResult`` per member, equal (within float rounding of padded products) to what
+      training the member alone gives.
+    """
+    sizes = [member.hidden_size for member in members]
+    buckets = hidden_buckets(sizes, _input_width(model, data), settings.max_padding_waste)
+    devices = jax.local_devices()[: num_devices or None]
+    if log and len(buckets) > 1:
+        waste = bucket_waste(buckets, sizes, _input_width(model, data))
+        log(
+            f"population: {len(members)} members in {len(buckets)} hidden-size buckets "
+            f"{[size for size, _ in buckets]}; padding wastes {waste:.1%} of the work"
+        )
+    results: list[RunResult | None] = [None] * len(members)
+    for padded_hidden, indices in buckets:
+        bucket_model = model.clone(hidden_size=padded_hidden)
+        per_member = estimate_member_bytes(bucket_model, data, settings)
+        chunk_size = members_per_chunk(per_member, len(indices), devices)
+        chunks = [indices[i : i + chunk_size] for i in range(0, len(indices), chunk_size)]
+        if log:
+            log(
+                f"population: {len(indices)} member(s) at hidden size {padded_hidden}: about "
+                f"{_gib(per_member * len(indices))} on {len(devices)} {devices[0].device_kind} "
+                f"device(s), in {len(chunks)} chunk(s)"
+            )
+        for chunk in chunks:
+            chunk_results = _train_chunk(
+                model, optimizer, data, settings, [members[i] for i in chunk],
+                padded_hidden, devices[: len(chunk)], progress,
+            )  # fmt: skip
+            for index, result in zip(chunk, chunk_results, strict=True):
+                results[index] = result
+    return results
+
+
+def train_run(
+    model: SequenceModel,
+    optimizer: Callable,
+    data: SequenceDataset,
+    settings: TrainSettings,
+    member: Member,
+    progress: bool = True,
+) -> RunResult:
+    """Train one trial: a population of one.
+
+    Args:
+      model: the sequence model (its ``output_size`` and ``readout_at`` must fit ``data``).
+      optimizer: ``optimizers.make_member_optimizer(cfg)``.
+      data: the dataset.
+      settings: epochs, patience, batch size.
+      member: the trial's ``population.Member`` (hidden size, seed, learning rate, ...).
+      progress: show a progress bar over epochs.
+
+    Returns:
+      The run's result; ``metrics['stopped']`` is 'early', 'max_epochs' or 'diverged'.
+    """
+    (result,) = train_population(
+        model, optimizer, data, settings, [member], progress=progress, log=None
+    )
+    return result
+
+
+def estimate_member_bytes(model: SequenceModel, data: SequenceDataset, settings: TrainSettings) -> int:
+    """A generous estimate of one member's device memory while training.
+
+    Parameters six times over (parameters, mask, best parameters, gradients, two optimizer
+    moments) plus the activations the backward pass keeps, about 16 floats per hidden unit per
+    step and sequence per layer (carries, products, input projections, outputs), twice over for
+    the backward pass's temporaries, and an evaluation batch's forward pass.
+    """
+    shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), *_sample_inputs(data))
+    )
+    param_bytes = sum(int(np.prod(leaf.shape)) * 4 for leaf in jax.tree.leaves(shapes))
+    steps = data.train.inputs.shape[1]
+    width = 16 * model.hidden_size * model.num_layers + data.output_size
+    batch = data.streams or settings.batch_size
+    evaluation = min(settings.eval_batch_size, data.valid.num_sequences, data.test.num_sequences)
+    activations = 4 * steps * width * (2 * batch + max(evaluation, data.streams))
+    return 6 * param_bytes + activations
+
+
+def members_per_chunk(member_bytes: int, num_members: int, devices: Sequence[Any]) -> int:
+    """How many members fit the devices at once (a multiple of the device count when possible)."""
+    budget = len(devices) * device_memory_bytes(devices[0])
+    fit = max(1, int(budget // max(member_bytes, 1)))
+    if fit >= num_members:
+        return num_members
+    return max(len(devices) * (fit // len(devices)), 1)
+
+
+def device_memory_bytes(device) -> int:
+    """80 % of a device's memory: the accelerator's limit, or a share of the host's RAM on CPU.
+
+    ``LSTM_VARIANTS_DEVICE_MEMORY_GB`` overrides it (to test chunking, or to leave room for
+    other jobs on a shared machine).
+    """
+    override = os.environ.get("LSTM_VARIANTS_DEVICE_MEMORY_GB")
+    if override:
+        return int(float(override) * 2**30)
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(0.8 * stats["bytes_limit"])
+    host = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return int(0.8 * host / max(len(jax.local_devices()), 1))
+
+
+def _train_chunk(
+    model: SequenceModel,
+    optimizer: Callable,
+    data: SequenceDataset,
+    settings: TrainSettings,
+    members: Sequence[Member],
+    padded_hidden: int,
+    devices: Sequence[Any],
+    progress: bool,
+) -> list[RunResult]:
+    """Train members of one hidden-size bucket together; the loop of ``train.train_run``, per member."""
+    started = time.perf_counter()
+    train, valid, test = (split_arrays(s) for s in (data.train, data.valid, data.test))
+    bucket_model = model.clone(hidden_size=padded_hidden)
+    axes = hidden_axes(
+        lambda h: jax.eval_shape(
+            lambda: model.clone(hidden_size=h).init(jax.random.key(0), *_sample_inputs(data))
+        )
+    )
+
+    # Pad the population to a multiple of the device count with frozen copies of member 0.
+    count = len(members)
+    total = -(-count // len(devices)) * len(devices)
+    padded_members = list(members) + [members[0]] * (total - count)
+    params, masks, data_keys = zip(
+        *(_init_member(model, member, axes, padded_hidden, data) for member in padded_members),
+        strict=True,
+    )
+    params, masks = _stack(params), _stack(masks)
+    data_keys = jnp.stack(data_keys)
+    hyper = {
+        key: jnp.asarray([m.optimizer_hyperparameters()[key] for m in padded_members], jnp.float32)
+        for key in padded_members[0].optimizer_hyperparameters()
+    }
+    noise = jnp.asarray([m.input_noise for m in padded_members], jnp.float32)
+    opt_state = jax.vmap(lambda p, h: optimizer(**h).init(p))(params, hyper)
+    active = np.arange(total) < count
+
+    compile_started = time.perf_counter()
+    epoch_fn, evaluate = _population_programs(bucket_model, optimizer, data, settings, devices)
+    epoch_fn = epoch_fn.lower(
+        params, opt_state, masks, noise, data_keys, jnp.asarray(active), *train
+    ).compile()
+    evaluators = {
+        name: evaluate.lower(params, *arrays).compile()
+        for name, arrays in (("valid", valid), ("test", test))
+    }
+    compile_seconds = time.perf_counter() - compile_started
+
+    best_params = params
+    best_valid = np.full(total, math.inf)
+    best_epoch = np.zeros(total, int)
+    stopped = ["max_epochs"] * total
+    curves: list[list[dict[str, float]]] = [[] for _ in range(total)]
+    epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    bar = tqdm(range(1, settings.max_epochs + 1), desc="epochs", disable=not progress, leave=False)
+    for epoch in bar:
+        params, opt_state, train_loss = epoch_fn(
+            params, opt_state, masks, noise, epoch_keys(data_keys, epoch), jnp.asarray(active), *train
+        )
+        valid_loss, valid_solved = evaluators["valid"](params, *valid)
+        train_loss, valid_loss, valid_solved = (
+            np.asarray(a) for a in (train_loss, valid_loss, valid_solved)
+        )
+        improved = np.zeros(total, bool)
+        for i in np.flatnonzero(active):
+            entry = {"epoch": epoch, "train_loss": float(train_loss[i]), "valid_loss": float(valid_loss[i])}
+            if not math.isnan(valid_solved[i]):
+                entry["valid_solved"] = float(valid_solved[i])
+            curves[i].append(entry)
+            if not (math.isfinite(entry["train_loss"]) and math.isfinite(entry["valid_loss"])):
+                stopped[i], active[i] = "diverged", False
+            elif entry["valid_loss"] < best_valid[i]:
+                best_valid[i], best_epoch[i], improved[i] = entry["valid_loss"], epoch, True
+            elif epoch - best_epoch[i] >= settings.patience:
+                stopped[i], active[i] = "early", False
+        if improved.any():
+            best_params = _select(jnp.asarray(improved), params, best_params)
+        running = int(active[:count].sum())
+        bar.set_postfix(running=f"{running}/{count}", best=f"{np.min(best_valid[:count]):.4g}")
+        if not running:
+            break
+    bar.close()
+
+    test_loss, test_solved = (np.asarray(a) for a in evaluators["test"](best_params, *test))
+    wall_seconds = time.perf_counter() - started
+    results = []
+    for i, member in enumerate(members):
+        metrics: dict[str, Any] = {
+            "metric": data.metric,
+            "epochs_run": len(curves[i]),
+            "best_epoch": int(best_epoch[i]),
+            "stopped": stopped[i],
+            "best_valid": None,
+            "test_at_best": None,
+        }
+        if best_epoch[i] > 0:
+            metrics["best_valid_loss"] = float(best_valid[i])
+            metrics["best_valid"] = metric_value(float(best_valid[i]), data.metric)
+            metrics["test_loss"] = float(test_loss[i])
+            metrics["test_at_best"] = metric_value(float(test_loss[i]), data.metric)
+            if not math.isnan(test_solved[i]):
+                metrics["test_solved_fraction"] = float(test_solved[i])
+        member_params = jax.tree.map(lambda leaf, i=i: leaf[i], best_params)
+        results.append(
+            RunResult(
+                params=jax.device_get(unpad_params(member_params, axes, member.hidden_size)),
+                metrics=metrics,
+                curve=curves[i],
+                compile_seconds=compile_seconds,
+                wall_seconds=wall_seconds,
+                population={
+                    "size": count,
+                    "index": i,
+                    "padded_hidden_size": padded_hidden,
+                    "devices": len(devices),
+                },
+            )
+        )
+    return results
+
+
+def _population_programs(model, optimizer, data, settings, devices):
+    """The jitted population epoch and evaluation, split over ``devices`` along the members."""
+    member_epoch = make_member_epoch_fn(model, optimizer, data, settings)
+    epoch = jax.vmap(member_epoch, in_axes=(0, 0, 0, 0, 0, 0, None, None, None))
+    evaluate = jax.vmap(make_eval_fn(model, data, settings.eval_batch_size), in_axes=(0, None, None, None))
+    if len(devices) > 1:
+        mesh = Mesh(np.asarray(devices), (MEMBER_AXIS,))
+        members, shared = PartitionSpec(MEMBER_AXIS), PartitionSpec()
+        epoch = jax.shard_map(
+            epoch,
+            mesh=mesh,
+            in_specs=(members,) * 6 + (shared,) * 3,
+            out_specs=members,
+            check_vma=False,
+        )
+        evaluate = jax.shard_map(
+            evaluate,
+            mesh=mesh,
+            in_specs=(members,) + (shared,) * 3,
+            out_specs=members,
+            check_vma=False,
+        )
+    return jax.jit(epoch), jax.jit(evaluate)
+
+
+def _init_member(model, member, axes, padded_hidden, data):
+    """A member's parameters as the stand-alone network's, padded; its gradient mask; its data key."""
+    options = dict(model.cell_options)
+    if member.forget_bias is not None:
+        options["forget_bias"] = member.forget_bias
+    alone = model.clone(hidden_size=member.hidden_size, cell_options=tuple(sorted(options.items())))
+    init_key, data_key = jax.random.split(jax.random.key(member.seed))
+    # Eagerly, on a one-step input: compiling the forward pass per hidden size would cost more.
+    with jax.disable_jit():
+        params = alone.init(init_key, *_sample_inputs(data))
+    return pad_params(params, axes, padded_hidden), param_mask(params, axes, padded_hidden), data_key
+
+
+def _sample_inputs(data: SequenceDataset):
+    """A one-sequence, one-step input: enough to create every parameter."""
+    return jnp.asarray(data.train.inputs[:1, :1]), jnp.ones((1,), jnp.int32)
+
+
+def _input_width(model: SequenceModel, data: SequenceDataset) -> int:
+    if data.train.tokens:
+        return model.embed_size or 0
+    return data.input_size
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+@jax.jit
+def _select(which, new, old):
+    return jax.tree.map(
+        lambda n, o: jnp.where(which.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**20:.1f} MiB"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lstm_variants.data import DATASETS, DataError, load_dataset, solved_fraction
+from lstm_variants.data import DATASETS, INFO, DataError, load_dataset, solved_fraction
 from lstm_variants.data.adding import adding_problem
 
 SMALL = dict(T=20, n_train=300, n_valid=50, n_test=60)
@@ -130,7 +130,18 @@ def test_bad_options_are_data_errors(options, message):
 
 
 def test_registry():
-    assert sorted(DATASETS) == ["adding", "jsb_chorales"]
+    expected = {"adding", "temporal_order", "copy_memory", "arithmetic", "xml", "jsb_chorales"}
+    expected |= {"nottingham", "piano_midi", "muse_data", "timit", "iam_online"}
+    assert expected <= set(DATASETS)
+    assert set(DATASETS) == set(INFO)
     with pytest.raises(DataError) as error:
         load_dataset("foo")
-    assert str(error.value) == "unknown dataset 'foo'; valid datasets: adding, jsb_chorales"
+    assert str(error.value).startswith("unknown dataset 'foo'; valid datasets: adding, arithmetic")
+
+
+def test_solved_fraction_needs_every_output_within_tolerance():
+    targets = np.eye(4, dtype=np.float32)[[0, 1, 2, 3]]
+    predictions = targets.copy()
+    predictions[0, 1] = 0.35  # one wrong unit spoils sequence 0
+    predictions[1] += 0.25  # every unit off by 0.25 < 0.3: still correct
+    assert solved_fraction(predictions, targets, tol=0.3) == 0.75

@@ -5,6 +5,7 @@ tests; `cache.open_url` is replaced by fakes, so nothing here touches the networ
 is read only when `LSTM_VARIANTS_DATA_DIR` points at a directory holding it.
 """
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_variants.data import DataError, cache, jsb, load_dataset
+from lstm_variants.data import DataError, cache, jsb, load_dataset, music
 
 FAKE_URL = "https://example.invalid/jsb_chorales.pickle"
 
@@ -43,8 +44,11 @@ def trust(monkeypatch):
     """Make the loader expect the sha256 of the given bytes (and a fake URL); returns them."""
 
     def _trust(payload: bytes) -> bytes:
-        monkeypatch.setattr(jsb, "SHA256", hashlib.sha256(payload).hexdigest())
-        monkeypatch.setattr(jsb, "URL", FAKE_URL)
+        source = music.SOURCES["jsb_chorales"]
+        trusted = dataclasses.replace(
+            source, sha256=hashlib.sha256(payload).hexdigest(), url=FAKE_URL
+        )
+        monkeypatch.setitem(music.SOURCES, "jsb_chorales", trusted)
         return payload
 
     return _trust

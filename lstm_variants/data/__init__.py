@@ -6,7 +6,18 @@ its own keyword options, so a config can name a dataset and its options and noth
 | name | what | source |
 |---|---|---|
 | `adding` | the adding problem, generated from a seed | Hochreiter & Schmidhuber 1997 |
-| `jsb_chorales` | next frame of Bach chorale piano rolls | Boulanger-Lewandowski et al. 2012 |
+| `temporal_order` | classify by the order of 2 or 3 far-apart symbols, generated | Hochreiter & Schmidhuber 1997 |
+| `copy_memory` | copy symbols back after a delay, generated | Arjovsky et al. 2016 |
+| `arithmetic` | sum / difference of two numbers among distractors, generated | Jozefowicz et al. 2015 |
+| `xml` | next character of well-nested synthetic tags, generated | Jozefowicz et al. 2015 |
+| `jsb_chorales`, `nottingham`, `piano_midi`, `muse_data` | next frame of piano rolls | Boulanger-Lewandowski et al. 2012 |
+| `timit`, `iam_online` | framewise labels from the user's licensed copy | Greff et al. 2017 |
+| text datasets (`text.TEXT_DATASETS`) | next character / word | see `text` |
+
+`INFO` says, without loading anything, what each dataset predicts, its metric and which files it
+needs; `availability` turns that into 'generated', 'local <path>', 'downloadable' or
+'missing: <what to obtain>' (`lstm-variants-data list`). `padding_report` measures how much of a
+split's batches would be padding, with and without bucketing by length.
 
 Example:
     >>> from lstm_variants.data import load_dataset
@@ -17,24 +28,110 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import os
 from collections.abc import Callable
 
+import numpy as np
+
+from lstm_variants.data import licensed, music, text
 from lstm_variants.data.adding import adding_problem, solved_fraction
+from lstm_variants.data.arithmetic import arithmetic
 from lstm_variants.data.base import DataError, SequenceDataset, Split
-from lstm_variants.data.jsb import jsb_chorales
+from lstm_variants.data.cache import resolve_data_dir
+from lstm_variants.data.copy_memory import copy_memory
+from lstm_variants.data.temporal_order import temporal_order
+from lstm_variants.data.xml_task import xml_modelling
 
 DATASETS: dict[str, Callable[..., SequenceDataset]] = {
     "adding": adding_problem,
-    "jsb_chorales": jsb_chorales,
+    "temporal_order": temporal_order,
+    "copy_memory": copy_memory,
+    "arithmetic": arithmetic,
+    "xml": xml_modelling,
+    **music.MUSIC_DATASETS,
+    "timit": licensed.timit,
+    "iam_online": licensed.iam_online,
+    **text.TEXT_DATASETS,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset predicts and needs, known without loading it.
+
+    Attributes:
+        target: its `SequenceDataset.target` ('multilabel', 'categorical' or 'regression').
+        metric: its `SequenceDataset.metric`, or None where only loading it tells.
+        files: the files it reads, relative to the data directory; () when it reads none.
+        downloadable: a missing file can be downloaded (the loader's `download` option).
+        user_path: it reads a file the user names with its `path` option.
+        obtain: what to obtain when files are missing and cannot be downloaded.
+        checksum: how its files are verified, in words (None when it reads none).
+    """
+
+    target: str
+    metric: str | None
+    files: tuple[str, ...] = ()
+    downloadable: bool = False
+    user_path: bool = False
+    obtain: str | None = None
+    checksum: str | None = None
+
+
+def _text_info(name: str) -> DatasetInfo:
+    """Info for a text dataset, from `text.TEXT_FILES` and the loader's signature."""
+    options = inspect.signature(text.TEXT_DATASETS[name]).parameters
+    return DatasetInfo(
+        target="categorical",
+        metric=getattr(text, "TEXT_METRICS", {}).get(name),
+        files=tuple(text.TEXT_FILES.get(name, ())),
+        downloadable="download" in options,
+        user_path="path" in options,
+    )
+
+
+INFO: dict[str, DatasetInfo] = {
+    "adding": DatasetInfo("regression", "mse"),
+    "temporal_order": DatasetInfo("regression", "mse"),
+    "copy_memory": DatasetInfo("categorical", "cross_entropy"),
+    "arithmetic": DatasetInfo("categorical", "cross_entropy"),
+    "xml": DatasetInfo("categorical", "cross_entropy"),
+    **{
+        name: DatasetInfo(
+            "multilabel",
+            "nll_per_step",
+            files=(source.filename,),
+            downloadable=True,
+            checksum=source.checksum,
+        )
+        for name, source in music.SOURCES.items()
+    },
+    **{
+        name: DatasetInfo(
+            "categorical",
+            "cross_entropy",
+            files=licensed.files(name),
+            obtain=f"{licensed.OBTAIN[name]}, exported as {name}/{{train,valid,test}}.npz",
+        )
+        for name in ("timit", "iam_online")
+    },
+    **{name: _text_info(name) for name in text.TEXT_DATASETS},
 }
 
 __all__ = [
     "DATASETS",
+    "INFO",
     "DataError",
+    "DatasetInfo",
     "SequenceDataset",
     "Split",
+    "availability",
+    "length_buckets",
     "load_dataset",
+    "padding_fraction",
+    "padding_report",
     "solved_fraction",
 ]
 
@@ -54,10 +151,10 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> SequenceD
     Raises:
         DataError: the name or an option is unknown, or the loader cannot load the data.
     """
-    if name not in DATASETS:
+    loader = DATASETS.get(name)
+    if loader is None:
         raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
-    loader = DATASETS[name]
-    valid = [option for option in inspect.signature(loader).parameters if option != "data_dir"]
+    valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise DataError(
@@ -65,3 +162,81 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> SequenceD
             f"valid options: {', '.join(valid)}"
         )
     return loader(data_dir=data_dir, **options)
+
+
+def dataset_options(name: str) -> dict[str, object]:
+    """The options of dataset `name` and their defaults (`inspect.Parameter.empty` if none)."""
+    parameters = inspect.signature(DATASETS[name]).parameters
+    return {key: p.default for key, p in parameters.items() if key != "data_dir"}
+
+
+def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
+    """Whether dataset `name` can be loaded here, without loading it.
+
+    Returns:
+        'generated' (reads no file), 'user file (option path)', 'local <path>' (every file
+        it needs is in the data directory; the directory when it needs several), 'downloadable'
+        (a file is missing, the loader fetches it) or 'missing: <what to obtain>'.
+    """
+    info = INFO[name]
+    if info.user_path and not info.files:
+        return "user file (option path)"
+    if not info.files:
+        return "generated"
+    directory = resolve_data_dir(data_dir)
+    missing = [file for file in info.files if not (directory / file).exists()]
+    if not missing:
+        return f"local {directory / info.files[0] if len(info.files) == 1 else directory}"
+    if info.downloadable:
+        return "downloadable"
+    return f"missing: {info.obtain or ', '.join(missing)} in {directory}"
+
+
+def padding_fraction(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
+    """The fraction of padded steps when each batch is padded to its longest sequence.
+
+    With batches b of lengths L_i, the fraction is 1 - sum_i L_i / sum_b |b| max_{i in b} L_i.
+    """
+    valid = sum(int(lengths[batch].sum()) for batch in batches)
+    padded = sum(len(batch) * int(lengths[batch].max()) for batch in batches)
+    return 1.0 - valid / padded
+
+
+def length_buckets(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Batches of sequence indices with similar lengths: sorted by length, then cut in order.
+
+    Args:
+        lengths: `(N,)` the length of each sequence.
+        batch_size: the number of sequences per batch (the last batch may be smaller).
+
+    Returns:
+        The index arrays of the batches, shortest sequences first.
+    """
+    order = np.argsort(lengths, kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def padding_report(split: Split, batch_size: int, seed: int = 0) -> dict[str, float]:
+    """How much of a split's batches is padding, three ways.
+
+    Args:
+        split: the split.
+        batch_size: the number of sequences per batch; at least 1.
+        seed: the seed of the random batches.
+
+    Returns:
+        A dict with the padding fraction of the whole split padded to its longest sequence
+        ('whole_split', what the stored arrays hold), of random batches each padded to its own
+        longest ('random_batches', a shuffled epoch), and of batches bucketed by length
+        ('bucketed', `length_buckets`).
+    """
+    if batch_size < 1:
+        raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    lengths = split.lengths.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    random_batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return {
+        "whole_split": padding_fraction(lengths, [np.arange(len(lengths))]),
+        "random_batches": padding_fraction(lengths, random_batches),
+        "bucketed": padding_fraction(lengths, length_buckets(lengths, batch_size)),
+    }

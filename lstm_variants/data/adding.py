@@ -134,17 +134,19 @@ def solved_fraction(predictions, targets, tol: float = SOLVED_TOLERANCE) -> floa
     """The fraction of sequences processed correctly by the 1997 paper's criterion.
 
     Args:
-        predictions: the outputs at each sequence's last step, `(N, 1)` or `(N,)`.
+        predictions: the outputs at each sequence's last step, `(N, O)` or `(N,)`.
         targets: the targets, the same shape.
         tol: the largest absolute error that still counts as correct (exclusive); 0.04 in the
             paper.
 
     Returns:
-        The fraction of sequences whose absolute error is below `tol`.
+        The fraction of sequences whose absolute error is below `tol`, on every output for
+        `(N, O)` arrays (the temporal-order problem's criterion: every output unit within 0.3).
     """
     predictions, targets = np.asarray(predictions), np.asarray(targets)
     if predictions.shape != targets.shape:
         raise DataError(
             f"predictions have shape {predictions.shape}, targets {targets.shape}; they must match"
         )
-    return float(np.mean(np.abs(predictions - targets) < tol))
+    correct = np.abs(predictions - targets) < tol
+    return float(np.mean(correct.all(axis=-1) if correct.ndim > 1 else correct))

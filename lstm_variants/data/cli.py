@@ -1,0 +1,173 @@
+"""The `lstm-variants-data` command: which datasets there are, and what one of them holds.
+
+    lstm-variants-data list [--data-dir DIR]
+        one row per registered dataset: name, target, metric, availability ('generated',
+        'local <path>', 'downloadable', 'user file (option path)' or 'missing: <what to obtain>')
+    lstm-variants-data describe NAME [--option key=value ...] [--batch-size B] [--data-dir DIR]
+        loads the dataset (downloading it if needed) and prints `SequenceDataset.describe()`:
+        sizes, input and output kind, metric, each split's sizes and its padding fraction
+        (whole split, random batches of B, batches bucketed by length)
+
+Option values are read as YAML scalars (`T=200`, `download=false`, `variant=6b`). An unknown
+dataset or option ends with one `lstm-variants-data: error: ...` line and exit status 2; a
+dataset that cannot be loaded (missing file, bad checksum, malformed file) with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from lstm_variants.data import (
+    DATASETS,
+    INFO,
+    DataError,
+    availability,
+    dataset_options,
+    load_dataset,
+    padding_report,
+)
+
+PROG = "lstm-variants-data"
+USAGE_ERROR, LOAD_ERROR = 2, 1
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """`'key=value'` -> `(key, value)` with the value read as a YAML scalar."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, yaml.safe_load(value) if value else ""
+    except yaml.YAMLError:
+        return key, value
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Plain left-aligned columns separated by two spaces."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def list_rows(data_dir: str | None) -> list[list[str]]:
+    """One row per registered dataset: name, target, metric, availability."""
+    return [
+        [
+            name,
+            INFO[name].target,
+            INFO[name].metric or "(see describe)",
+            availability(name, data_dir),
+        ]
+        for name in sorted(DATASETS)
+    ]
+
+
+def describe_text(name: str, options: dict, data_dir: str | None, batch_size: int) -> str:
+    """The `describe` view of a loaded dataset, as lines of text."""
+    data = load_dataset(name, data_dir=data_dir, **options)
+    summary = data.describe()
+    info = INFO[name]
+    lines = [f"{name}  ({availability(name, data_dir)})"]
+    for key in ("input_size", "input_kind", "output_size", "target", "target_at", "metric"):
+        lines.append(f"  {key}: {summary[key]}")
+    for key in ("streams", "success", "tolerance"):
+        if summary[key]:
+            lines.append(f"  {key}: {summary[key]}")
+    if info.checksum:
+        lines.append(f"  checksum: {info.checksum}")
+    if options:
+        lines.append("  options: " + ", ".join(f"{k}={v}" for k, v in options.items()))
+    rows = []
+    for split_name, split in data.splits().items():
+        sizes = summary["splits"][split_name]
+        padding = padding_report(split, batch_size)
+        rows.append(
+            [
+                split_name,
+                sizes["sequences"],
+                sizes["steps"],
+                sizes["max_length"],
+                f"{sizes['mean_length']:.1f}",
+                f"{padding['whole_split']:.3f}",
+                f"{padding['random_batches']:.3f}",
+                f"{padding['bucketed']:.3f}",
+            ]
+        )
+    header = ["split", "sequences", "steps", "max_len", "mean_len", "pad_all"]
+    header += [f"pad_random_{batch_size}", f"pad_bucketed_{batch_size}"]
+    lines.append("")
+    lines.append(format_table(header, rows))
+    lines.append(
+        "  (padding fraction: pad_all = the split padded to its longest sequence; "
+        f"pad_random / pad_bucketed = batches of {batch_size}, shuffled / sorted by length)"
+    )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="List the registered datasets, or load one and describe it.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory of data files (default: $LSTM_VARIANTS_DATA_DIR, else the user cache)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("list", help="every dataset: name, target, metric, availability")
+    describe = commands.add_parser("describe", help="load one dataset and print its summary")
+    describe.add_argument("name", help=f"a dataset name: {', '.join(sorted(DATASETS))}")
+    describe.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        type=parse_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a loader option, e.g. T=200 or download=false (repeatable)",
+    )
+    describe.add_argument(
+        "--batch-size", type=int, default=32, help="batch size of the padding report (default 32)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns (and, from the console script, exits with) its status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        print(format_table(["name", "target", "metric", "availability"], list_rows(args.data_dir)))
+        return 0
+    options = dict(args.option)
+    if args.name not in DATASETS:
+        return fail(f"unknown dataset {args.name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
+    unknown = sorted(set(options) - set(dataset_options(args.name)))
+    if unknown:
+        valid = ", ".join(dataset_options(args.name))
+        return fail(
+            f"dataset {args.name!r} got unknown option(s) {', '.join(unknown)}; valid options: {valid}"
+        )
+    if args.batch_size < 1:
+        return fail(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        print(describe_text(args.name, options, args.data_dir, args.batch_size))
+    except (DataError, TypeError) as error:
+        return fail(str(error), LOAD_ERROR)
+    return 0
+
+
+def fail(message: str, status: int = USAGE_ERROR) -> int:
+    """Print one error line to stderr and return `status`."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The `lstm-variants-data` command: list, describe, errors; and the padding report it prints."""
+
+import numpy as np
+import pytest
+
+from lstm_variants.data import DATASETS, Split, length_buckets, padding_fraction, padding_report
+from lstm_variants.data.cli import main
+
+
+@pytest.fixture
+def empty_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTM_VARIANTS_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_list_shows_every_dataset_with_target_metric_availability(empty_data_dir, capsys):
+    (empty_data_dir / "jsb_chorales.pickle").write_bytes(b"present")
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "target", "metric", "availability"]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert set(rows) == set(DATASETS)
+    assert rows["adding"].split()[1:] == ["regression", "mse", "generated"]
+    assert rows["copy_memory"].split()[1:] == ["categorical", "cross_entropy", "generated"]
+    assert rows["jsb_chorales"].split()[1:] == [
+        "multilabel",
+        "nll_per_step",
+        "local",
+        str(empty_data_dir / "jsb_chorales.pickle"),
+    ]
+    assert rows["nottingham"].split()[-1] == "downloadable"
+    assert "missing: TIMIT (LDC93S1" in rows["timit"]
+
+
+def test_describe_prints_sizes_and_padding(capsys):
+    status = main(
+        [
+            "describe",
+            "adding",
+            "-o",
+            "T=20",
+            "-o",
+            "n_train=64",
+            "--option",
+            "n_valid=8",
+            "-o",
+            "n_test=8",
+            "--batch-size",
+            "8",
+        ]
+    )
+    assert status == 0
+    out = capsys.readouterr().out
+    assert out.startswith("adding  (generated)")
+    assert "metric: mse" in out and "success: abs_error" in out and "tolerance: 0.04" in out
+    assert "options: T=20, n_train=64, n_valid=8, n_test=8" in out
+    table = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.split()[:1] in (["train"], ["valid"], ["test"])
+    }
+    assert table["train"][:4] == ["train", "64", table["train"][2], "22"]
+    whole, random, bucketed = map(float, table["train"][5:8])
+    assert 0 <= bucketed <= random <= whole < 0.1
+    assert "pad_bucketed_8" in out
+
+
+def test_describe_yaml_option_values(capsys):
+    assert (
+        main(
+            [
+                "describe",
+                "temporal_order",
+                "-o",
+                "variant=6b",
+                "-o",
+                "n_train=4",
+                "-o",
+                "n_valid=4",
+                "-o",
+                "n_test=4",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "output_size: 8" in out and "options: variant=6b" in out
+    assert (
+        main(
+            [
+                "describe",
+                "copy_memory",
+                "-o",
+                "blank_targets=true",
+                "-o",
+                "delay=5",
+                "-o",
+                "n_train=2",
+                "-o",
+                "n_valid=2",
+                "-o",
+                "n_test=2",
+            ]
+        )
+        == 0
+    )
+    assert "input_kind: tokens" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, status, message",
+    [
+        (
+            ["describe", "foo"],
+            2,
+            "lstm-variants-data: error: unknown dataset 'foo'; valid datasets: adding, ",
+        ),
+        (["describe", "adding", "-o", "X=1"], 2, "unknown option(s) X; valid options: T, n_train"),
+        (["describe", "adding", "--batch-size", "0"], 2, "--batch-size must be at least 1, got 0"),
+        (["describe", "timit"], 1, "timit is licensed: obtain TIMIT"),
+        (["describe", "adding", "-o", "T=3"], 1, "T must be at least 10, got 3"),
+    ],
+)
+def test_errors_are_one_line(empty_data_dir, capsys, argv, status, message):
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_help_and_bad_usage_exit_through_argparse(capsys):
+    with pytest.raises(SystemExit) as exit_help:
+        main(["--help"])
+    assert exit_help.value.code == 0 and "describe" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_bad:
+        main(["describe", "adding", "-o", "novalue"])
+    assert exit_bad.value.code == 2 and "expected key=value" in capsys.readouterr().err
+
+
+def split_of(lengths):
+    lengths = np.asarray(lengths, np.int32)
+    steps = int(lengths.max())
+    return Split(
+        inputs=np.zeros((len(lengths), steps, 1), np.float32),
+        targets=np.zeros((len(lengths), steps, 1), np.float32),
+        lengths=lengths,
+    )
+
+
+def test_padding_report_by_hand():
+    lengths = np.array([1, 8, 2, 7])
+    # Bucketed by 2: [1, 2] padded to 2, [7, 8] padded to 8: 1 - 18 / (4 + 16) = 0.1.
+    assert [b.tolist() for b in length_buckets(lengths, 2)] == [[0, 2], [3, 1]]
+    report = padding_report(split_of(lengths), batch_size=2)
+    assert report["whole_split"] == pytest.approx(1 - 18 / 32)
+    assert report["bucketed"] == pytest.approx(0.1)
+    assert report["bucketed"] <= report["random_batches"] <= report["whole_split"]
+    assert padding_fraction(lengths, [np.array([1, 3])]) == pytest.approx(1 - 15 / 16)
+    assert padding_report(split_of([5, 5, 5]), batch_size=2) == {
+        "whole_split": 0.0,
+        "random_batches": 0.0,
+        "bucketed": 0.0,
+    }

@@ -79,6 +79,7 @@ class SequenceModel(nn.Module):
         lengths: jax.Array,
         carries: tuple | None = None,
         return_carries: bool = False,
+        parameters_only: bool = False,
     ):
         """Run the model.
 
@@ -88,6 +89,9 @@ class SequenceModel(nn.Module):
           lengths: (B,) valid steps per sequence.
           carries: each layer's initial carry (default: zeros, ``initial_carries``).
           return_carries: also return each layer's final carry.
+          parameters_only: create the parameters without running the recurrence (outputs are
+            then meaningless): ``model.init(key, x, n, parameters_only=True)`` gives the same
+            parameters as ``model.init(key, x, n)`` without compiling a time loop.
 
         Returns:
           (B, T, O) outputs for ``readout_at='every_step'``, else (B, O); with
@@ -108,8 +112,11 @@ class SequenceModel(nn.Module):
         for layer in range(self.num_layers):
             cell = self.cell_template(name=f"layer_{layer}")
             params = cell.paper_params(hidden.shape[-1])
-            px = cell.project(params, hidden)
-            final, hidden = run(cell, params, carries[layer], px, mask, unroll=self.unroll)
+            if parameters_only:
+                final, hidden = carries[layer], jnp.zeros(hidden.shape[:-1] + (self.hidden_size,))
+            else:
+                px = cell.project(params, hidden)
+                final, hidden = run(cell, params, carries[layer], px, mask, unroll=self.unroll)
             finals.append(final)
         hidden = jnp.swapaxes(hidden, 0, 1)
         if self.readout_at == "last_step":

@@ -141,8 +141,8 @@ def train_population(
         if log:
             log(
                 f"population: {len(indices)} member(s) at hidden size {padded_hidden}: about "
-                f"{_gib(per_member * len(indices))} on {len(devices)} {devices[0].device_kind} "
-                f"device(s), in {len(chunks)} chunk(s)"
+                f"{_gib(per_member * len(indices))} on {min(len(devices), chunk_size)} "
+                f"{devices[0].device_kind} device(s), in {len(chunks)} chunk(s)"
             )
         for chunk in chunks:
             chunk_results = _train_chunk(
@@ -181,7 +181,9 @@ def train_run(
     return result
 
 
-def estimate_member_bytes(model: SequenceModel, data: SequenceDataset, settings: TrainSettings) -> int:
+def estimate_member_bytes(
+    model: SequenceModel, data: SequenceDataset, settings: TrainSettings
+) -> int:
     """A generous estimate of one member's device memory while training.
 
     Parameters six times over (parameters, mask, best parameters, gradients, two optimizer
@@ -190,7 +192,7 @@ def estimate_member_bytes(model: SequenceModel, data: SequenceDataset, settings:
     the backward pass's temporaries, and an evaluation batch's forward pass.
     """
     shapes = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), *_sample_inputs(data))
+        lambda: model.init(jax.random.key(0), *_sample_inputs(data), parameters_only=True)
     )
     param_bytes = sum(int(np.prod(leaf.shape)) * 4 for leaf in jax.tree.leaves(shapes))
     steps = data.train.inputs.shape[1]
@@ -242,7 +244,9 @@ def _train_chunk(
     bucket_model = model.clone(hidden_size=padded_hidden)
     axes = hidden_axes(
         lambda h: jax.eval_shape(
-            lambda: model.clone(hidden_size=h).init(jax.random.key(0), *_sample_inputs(data))
+            lambda: model.clone(hidden_size=h).init(
+                jax.random.key(0), *_sample_inputs(data), parameters_only=True
+            )
         )
     )
 
@@ -284,7 +288,13 @@ def _train_chunk(
     bar = tqdm(range(1, settings.max_epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
         params, opt_state, train_loss = epoch_fn(
-            params, opt_state, masks, noise, epoch_keys(data_keys, epoch), jnp.asarray(active), *train
+            params,
+            opt_state,
+            masks,
+            noise,
+            epoch_keys(data_keys, epoch),
+            jnp.asarray(active),
+            *train,
         )
         valid_loss, valid_solved = evaluators["valid"](params, *valid)
         train_loss, valid_loss, valid_solved = (
@@ -292,7 +302,11 @@ def _train_chunk(
         )
         improved = np.zeros(total, bool)
         for i in np.flatnonzero(active):
-            entry = {"epoch": epoch, "train_loss": float(train_loss[i]), "valid_loss": float(valid_loss[i])}
+            entry = {
+                "epoch": epoch,
+                "train_loss": float(train_loss[i]),
+                "valid_loss": float(valid_loss[i]),
+            }
             if not math.isnan(valid_solved[i]):
                 entry["valid_solved"] = float(valid_solved[i])
             curves[i].append(entry)
@@ -352,7 +366,9 @@ def _population_programs(model, optimizer, data, settings, devices):
     """The jitted population epoch and evaluation, split over ``devices`` along the members."""
     member_epoch = make_member_epoch_fn(model, optimizer, data, settings)
     epoch = jax.vmap(member_epoch, in_axes=(0, 0, 0, 0, 0, 0, None, None, None))
-    evaluate = jax.vmap(make_eval_fn(model, data, settings.eval_batch_size), in_axes=(0, None, None, None))
+    evaluate = jax.vmap(
+        make_eval_fn(model, data, settings.eval_batch_size), in_axes=(0, None, None, None)
+    )
     if len(devices) > 1:
         mesh = Mesh(np.asarray(devices), (MEMBER_AXIS,))
         members, shared = PartitionSpec(MEMBER_AXIS), PartitionSpec()
@@ -380,10 +396,13 @@ def _init_member(model, member, axes, padded_hidden, data):
         options["forget_bias"] = member.forget_bias
     alone = model.clone(hidden_size=member.hidden_size, cell_options=tuple(sorted(options.items())))
     init_key, data_key = jax.random.split(jax.random.key(member.seed))
-    # Eagerly, on a one-step input: compiling the forward pass per hidden size would cost more.
-    with jax.disable_jit():
-        params = alone.init(init_key, *_sample_inputs(data))
-    return pad_params(params, axes, padded_hidden), param_mask(params, axes, padded_hidden), data_key
+    # Without running the recurrence: compiling a time loop per hidden size costs seconds.
+    params = alone.init(init_key, *_sample_inputs(data), parameters_only=True)
+    return (
+        pad_params(params, axes, padded_hidden),
+        param_mask(params, axes, padded_hidden),
+        data_key,
+    )
 
 
 def _sample_inputs(data: SequenceDataset):

@@ -1,0 +1,219 @@
+"""A population of trials trains each member exactly as it would train alone."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_variants.data import load_dataset
+from lstm_variants.hidden_padding import bucket_waste, hidden_buckets, wasted_work
+from lstm_variants.model import SequenceModel
+from lstm_variants.optimizers import make_member_optimizer
+from lstm_variants.population import Member, train_population
+from lstm_variants.train import TrainSettings
+
+ADDING = dict(T=10, n_train=48, n_valid=16, n_test=16, seed=0)
+SETTINGS = TrainSettings(max_epochs=4, patience=10, batch_size=8, eval_batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def adding():
+    return load_dataset("adding", **ADDING)
+
+
+def model_for(data, cell="vanilla", hidden=8, **options):
+    return SequenceModel(
+        cell=cell,
+        hidden_size=hidden,
+        output_size=data.output_size,
+        readout_at=data.target_at,
+        cell_options=tuple(sorted(options.items())),
+    )
+
+
+def train(data, members, cell="vanilla", settings=SETTINGS, model=None, **kwargs):
+    cfg = {"name": "sgd", "nesterov": True}
+    return train_population(
+        model or model_for(data, cell),
+        make_member_optimizer(cfg),
+        data,
+        settings,
+        members,
+        progress=False,
+        log=None,
+        **kwargs,
+    )
+
+
+def assert_same_run(a, b, rtol=1e-5):
+    assert [e["epoch"] for e in a.curve] == [e["epoch"] for e in b.curve]
+    for key in ("train_loss", "valid_loss"):
+        np.testing.assert_allclose(
+            [e[key] for e in a.curve], [e[key] for e in b.curve], rtol=rtol, atol=1e-7
+        )
+    assert a.metrics["stopped"] == b.metrics["stopped"]
+    assert a.metrics["best_epoch"] == b.metrics["best_epoch"]
+    flat_a, flat_b = jax.tree.leaves(a.params), jax.tree.leaves(b.params)
+    assert [x.shape for x in flat_a] == [x.shape for x in flat_b]
+    for x, y in zip(flat_a, flat_b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-6)
+
+
+MIXED = [
+    Member(hidden_size=8, seed=0, learning_rate=0.1, momentum=0.9),
+    Member(hidden_size=5, seed=1, learning_rate=0.03, momentum=0.5, input_noise=0.3),
+    Member(hidden_size=3, seed=2, learning_rate=0.2, clip_norm=0.5, forget_bias=1.0),
+    Member(hidden_size=7, seed=3, learning_rate=0.05, momentum=0.99, clip_value=0.01),
+]
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "gru", "fgr"])
+def test_member_equals_the_same_trial_alone(adding, cell):
+    # max_padding_waste=1 puts every size into one bucket padded to 8: the hardest case.
+    settings = TrainSettings(**{**SETTINGS.__dict__, "max_padding_waste": 1.0})
+    members = [m if cell != "gru" else Member(**{**m.__dict__, "forget_bias": None}) for m in MIXED]
+    together = train(adding, members, cell=cell, settings=settings)
+    assert {r.population["padded_hidden_size"] for r in together} == {8}
+    for member, result in zip(members, together, strict=True):
+        (alone,) = train(adding, [member], cell=cell, settings=settings)
+        assert alone.population["padded_hidden_size"] == member.hidden_size
+        assert_same_run(result, alone)
+
+
+def test_results_hold_each_members_own_shapes(adding):
+    settings = TrainSettings(**{**SETTINGS.__dict__, "max_padding_waste": 1.0, "max_epochs": 1})
+    results = train(adding, MIXED[:3], settings=settings)
+    for member, result in zip(MIXED[:3], results, strict=True):
+        assert result.params["params"]["layer_0"]["R_z"].shape == (member.hidden_size,) * 2
+        assert result.params["params"]["readout"]["kernel"].shape == (member.hidden_size, 1)
+
+
+def test_a_diverging_member_leaves_the_others_alone(adding):
+    others = [MIXED[0], Member(hidden_size=8, seed=5, learning_rate=0.02)]
+    exploding = Member(hidden_size=8, seed=9, learning_rate=1e6, momentum=0.9)
+    with_it = train(adding, [others[0], exploding, others[1]])
+    without = train(adding, others)
+    assert with_it[1].metrics["stopped"] == "diverged"
+    assert with_it[1].metrics["epochs_run"] < SETTINGS.max_epochs
+    for a, b in zip([with_it[0], with_it[2]], without, strict=True):
+        assert_same_run(a, b, rtol=0)
+
+
+def test_sharded_over_two_devices_equals_one_device(adding):
+    assert len(jax.local_devices()) >= 2
+    # Three members on two devices: the population is padded with a frozen filler member.
+    members = [Member(**{**m.__dict__, "hidden_size": 6}) for m in MIXED[:3]]
+    one = train(adding, members, num_devices=1)
+    two = train(adding, members, num_devices=2)
+    assert {r.population["devices"] for r in two} == {2}
+    for a, b in zip(one, two, strict=True):
+        assert_same_run(a, b)
+
+
+def test_too_little_memory_trains_in_chunks_with_the_same_results(adding, monkeypatch):
+    members = [Member(hidden_size=6, seed=s, learning_rate=0.05) for s in range(3)]
+    whole = train(adding, members)
+    monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", "1e-6")  # room for one member at a time
+    chunked = train(adding, members, num_devices=1)
+    assert [r.population["size"] for r in chunked] == [1, 1, 1]
+    for a, b in zip(whole, chunked, strict=True):
+        assert_same_run(a, b)
+
+
+def test_early_stopping_is_per_member(adding):
+    settings = TrainSettings(**{**SETTINGS.__dict__, "max_epochs": 12, "patience": 2})
+    frozen = Member(hidden_size=8, seed=0, learning_rate=1e-12)  # flat validation: stops early
+    learning = Member(hidden_size=8, seed=1, learning_rate=0.1, momentum=0.9)
+    stopped, running = train(adding, [frozen, learning], settings=settings)
+    assert stopped.metrics["stopped"] == "early"
+    assert stopped.metrics["epochs_run"] < running.metrics["epochs_run"]
+    (alone,) = train(adding, [frozen], settings=settings)
+    assert_same_run(stopped, alone)
+
+
+def test_buckets_bound_the_wasted_work():
+    sizes = [20, 25, 31, 44, 60, 90, 120, 160, 200, 200]
+    for max_waste in (0.0, 0.3, 0.6):
+        buckets = hidden_buckets(sizes, 88, max_waste)
+        assert sorted(i for _, members in buckets for i in members) == list(range(len(sizes)))
+        for size, members in buckets:
+            assert size == max(sizes[i] for i in members)
+            assert all(wasted_work(sizes[i], size, 88) <= max_waste for i in members)
+        assert bucket_waste(buckets, sizes, 88) <= max_waste
+    assert len(hidden_buckets(sizes, 88, 0.0)) == len(set(sizes))
+    assert len(hidden_buckets(sizes, 88, 0.999)) == 1
+    assert wasted_work(100, 100, 88) == 0.0
+    assert math.isclose(wasted_work(50, 100, 0), 0.75)
+
+
+def test_truncated_bptt_carries_the_state_but_not_the_gradient():
+    """One epoch over a stream equals hand-written truncated BPTT with plain SGD."""
+    from lstm_variants.data.base import SequenceDataset, Split
+
+    rng = np.random.default_rng(0)
+    streams, window, vocab = 2, 4, 5
+    tokens = rng.integers(0, vocab, size=(3 * streams, window)).astype(np.int32)
+    split = Split(tokens, np.roll(tokens, -1, axis=1), np.full(3 * streams, window, np.int32))
+    data = SequenceDataset(
+        name="toy_stream",
+        input_size=vocab,
+        output_size=vocab,
+        target="categorical",
+        target_at="every_step",
+        metric="bits_per_char",
+        train=split,
+        valid=split,
+        test=split,
+        streams=streams,
+    )
+    model = SequenceModel(cell="vanilla", hidden_size=3, output_size=vocab, vocab_size=vocab)
+    lr = 0.5
+    settings = TrainSettings(max_epochs=1, patience=5)
+    (result,) = train(
+        data, [Member(hidden_size=3, seed=0, learning_rate=lr)], settings=settings, model=model
+    )
+
+    params = model.init(jax.random.split(jax.random.key(0))[0], tokens[:1, :1], jnp.ones(1, int))
+
+    def window_loss(p, carries, rows):
+        outputs, finals = model.apply(
+            p, tokens[rows], jnp.full(streams, window), carries, return_carries=True
+        )
+        targets = jnp.asarray(split.targets[rows])
+        logp = jax.nn.log_softmax(outputs)
+        return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], -1)), finals
+
+    carries = model.initial_carries(streams)
+    for w in range(3):
+        rows = np.arange(w * streams, (w + 1) * streams)
+        grads, finals = jax.grad(window_loss, has_aux=True)(params, carries, rows)
+        params = jax.tree.map(lambda p, g: p - lr * g, params, grads)
+        carries = finals  # the next window starts where this one ended ...
+    for x, y in zip(jax.tree.leaves(result.params), jax.tree.leaves(params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+    # ... and differs from starting every window afresh, so the carry really crosses.
+    fresh = model.init(jax.random.split(jax.random.key(0))[0], tokens[:1, :1], jnp.ones(1, int))
+    for w in range(3):
+        rows = np.arange(w * streams, (w + 1) * streams)
+        grads, _ = jax.grad(window_loss, has_aux=True)(fresh, model.initial_carries(streams), rows)
+        fresh = jax.tree.map(lambda p, g: p - lr * g, fresh, grads)
+    differences = [
+        float(jnp.max(jnp.abs(x - y)))
+        for x, y in zip(jax.tree.leaves(result.params), jax.tree.leaves(fresh), strict=True)
+    ]
+    assert max(differences) > 1e-4
+
+
+def test_ignored_targets_count_in_neither_loss_nor_metric():
+    from lstm_variants.losses import frame_losses, frame_weights
+
+    outputs = jnp.asarray([[[2.0, 0.0], [0.0, 5.0], [1.0, 1.0]]])
+    targets = jnp.asarray([[0, -1, 1]])
+    weights = frame_weights(jnp.asarray([3]), 3, "every_step", targets)
+    np.testing.assert_array_equal(weights, [[1.0, 0.0, 1.0]])
+    losses = frame_losses(outputs, targets, "categorical") * weights
+    expected = [-jax.nn.log_softmax(outputs[0, 0])[0], 0.0, math.log(2.0)]
+    np.testing.assert_allclose(losses[0], expected, rtol=1e-6)

@@ -91,18 +91,35 @@ def _fast_recurrence(cell: RecurrentCell, unroll: int):
         recurrent, step_params, previous, products, px, mask = residuals
         d_final, d_ys = cotangents
         zero_params = jax.tree.map(jnp.zeros_like, step_params)
+        # Transposed once here, not inside the loop: on XLA CPU a product with a transposed operand
+        # inside the loop body re-packs that operand at every step (measured ~3x the plain product).
+        recurrent_t = tuple(r.T for r in recurrent)
 
         def body(state, inputs):
             d_carry, d_step_params = state
             carry_prev, ms, px_t, valid, d_y = inputs
             _, inputs_vjp = jax.vjp(cell.recurrent_inputs, carry_prev)
+            keep = valid[:, None]
+            # A padded step passes the carry cotangent straight through; a valid one pulls back.
+            d_new = jax.tree.map(lambda d: jnp.where(keep, d, jnp.zeros_like(d)), d_carry)
+            analytic = cell.step_vjp(
+                step_params, carry_prev, px_t, ms, d_new, jnp.where(keep, d_y, jnp.zeros_like(d_y))
+            )
+            if analytic is None:
 
-            def local(carry, px_t, ms, step_params):
-                return _masked_step(cell, step_params, carry, px_t, ms, valid)
+                def local(carry, px_t, ms, step_params):
+                    return _masked_step(cell, step_params, carry, px_t, ms, valid)
 
-            _, local_vjp = jax.vjp(local, carry_prev, px_t, ms, step_params)
-            d_carry_prev, d_px, d_ms, d_sp = local_vjp((d_carry, d_y))
-            d_inputs = tuple(d_m @ r.T for d_m, r in zip(d_ms, recurrent, strict=True))
+                _, local_vjp = jax.vjp(local, carry_prev, px_t, ms, step_params)
+                d_carry_prev, d_px, d_ms, d_sp = local_vjp((d_carry, d_y))
+            else:
+                d_carry_prev, d_px, d_ms, d_sp = analytic
+                d_carry_prev = jax.tree.map(
+                    lambda d_step, d: d_step + jnp.where(keep, jnp.zeros_like(d), d),
+                    d_carry_prev,
+                    d_carry,
+                )
+            d_inputs = tuple(d_m @ r_t for d_m, r_t in zip(d_ms, recurrent_t, strict=True))
             (d_through_products,) = inputs_vjp(d_inputs)
             d_carry_prev = jax.tree.map(jnp.add, d_carry_prev, d_through_products)
             d_step_params = jax.tree.map(jnp.add, d_step_params, d_sp)

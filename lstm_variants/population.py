@@ -278,6 +278,7 @@ def _train_chunk(
         for name, arrays in (("valid", valid), ("test", test))
     }
     compile_seconds = time.perf_counter() - compile_started
+    init_seconds = compile_started - started
 
     best_params = params
     best_valid = np.full(total, math.inf)
@@ -285,6 +286,7 @@ def _train_chunk(
     stopped = ["max_epochs"] * total
     curves: list[list[dict[str, float]]] = [[] for _ in range(total)]
     epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    loop_started = time.perf_counter()
     bar = tqdm(range(1, settings.max_epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
         params, opt_state, train_loss = epoch_fn(
@@ -323,6 +325,7 @@ def _train_chunk(
         if not running:
             break
     bar.close()
+    epochs_seconds = time.perf_counter() - loop_started
 
     test_loss, test_solved = (np.asarray(a) for a in evaluators["test"](best_params, *test))
     wall_seconds = time.perf_counter() - started
@@ -356,6 +359,8 @@ def _train_chunk(
                     "index": i,
                     "padded_hidden_size": padded_hidden,
                     "devices": len(devices),
+                    "init_seconds": init_seconds,
+                    "epochs_seconds": epochs_seconds,
                 },
             )
         )

@@ -56,8 +56,9 @@ class TrainSettings:
 class RunResult:
     """What a run produced: the best parameters, its metrics and its learning curve.
 
-    ``population`` says where it was trained: population size, member index, padded hidden size
-    and number of devices; the seconds are the population's.
+    ``population`` says where it was trained: population size, member index, padded hidden size,
+    number of devices, and the seconds its population (chunk) spent initialising parameters and
+    running epochs (training and validation); all seconds are the population's.
     """
 
     params: Any
@@ -65,7 +66,7 @@ class RunResult:
     curve: list[dict[str, float]]
     compile_seconds: float
     wall_seconds: float
-    population: dict[str, int] | None = None
+    population: dict[str, float] | None = None
 
 
 def split_arrays(split: Split) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -1,0 +1,163 @@
+"""Trial-epochs per second: a population of K trials in one program against K trials in a row.
+
+Greff-shaped trials on the real JSB Chorales (input 88, one sequence per update, real sequence
+lengths, SGD with Nesterov momentum): hidden size log-uniform in [20, 200], learning rate
+log-uniform in [1e-6, 1e-2], momentum 1 - log-uniform in [0.01, 1], input noise uniform in [0, 1].
+For each K the same K trials are trained
+
+- as one population (``population.train_population``: vmapped, sharded over the local devices,
+  mixed hidden sizes padded into buckets and masked), and
+- one after another in this process (``population.train_run``, each jitted on its own),
+
+for ``--epochs`` epochs each (patience is set so nobody stops early; a diverging trial stops in
+both). A trial-epoch is one epoch of training plus its validation pass; the rate counts the epochs
+the trials ran over the seconds spent in epochs, leaving out parameter initialisation and
+compilation, which are reported in their own columns. The populations are nested (the first K of
+128 draws) and the sequential runs are measured once on the first 32, so the sequential rate of a
+row uses its first min(K, 32) trials. The script ends with ``speedup_k32=<x>``.
+
+    uv run python benchmarks/population.py                    # K = 1, 8, 32, 128, one epoch
+    uv run python benchmarks/population.py --k 8 32 --sequences 64
+
+Needs JSB Chorales in ``$LSTM_VARIANTS_DATA_DIR`` (or downloads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 8, 32, 128], help="population sizes")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per trial (default 1)")
+    parser.add_argument(
+        "--sequences", type=int, default=0, help="train on the first N chorales (default: all 229)"
+    )
+    parser.add_argument("--sequential", type=int, default=32, help="trials timed one by one")
+    parser.add_argument(
+        "--devices", type=int, default=0, help="CPU devices to simulate (default: one per core)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    # JAX reads these once, at start-up: one simulated device per core, and no Eigen threads
+    # fighting over the same cores inside each device's small products.
+    import jax
+
+    if jax.config.jax_platforms in (None, "", "cpu") and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+        jax.config.update("jax_num_cpu_devices", args.devices or os.cpu_count() or 1)
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+
+    import dataclasses
+
+    import numpy as np
+
+    from lstm_variants.data import load_dataset
+    from lstm_variants.model import SequenceModel
+    from lstm_variants.optimizers import make_member_optimizer
+    from lstm_variants.population import Member, train_population, train_run
+    from lstm_variants.train import TrainSettings
+
+    data = load_dataset("jsb_chorales", data_dir=os.environ.get("LSTM_VARIANTS_DATA_DIR"))
+    if args.sequences:
+        train = data.train
+        subset = dataclasses.replace(
+            train,
+            inputs=train.inputs[: args.sequences],
+            targets=train.targets[: args.sequences],
+            lengths=train.lengths[: args.sequences],
+        )
+        data = dataclasses.replace(data, train=subset)
+    rng = np.random.default_rng(args.seed)
+    draws = max(args.k)
+    members = [
+        Member(
+            hidden_size=int(round(np.exp(rng.uniform(np.log(20), np.log(200))))),
+            seed=i,
+            learning_rate=float(np.exp(rng.uniform(np.log(1e-6), np.log(1e-2)))),
+            momentum=float(1 - np.exp(rng.uniform(np.log(0.01), np.log(1.0)))),
+            input_noise=float(rng.uniform(0, 1)),
+        )
+        for i in range(draws)
+    ]
+    model = SequenceModel(cell="vanilla", hidden_size=members[0].hidden_size, output_size=88)
+    optimizer = make_member_optimizer({"name": "sgd", "nesterov": True})
+    settings = TrainSettings(
+        max_epochs=args.epochs, patience=args.epochs + 1, batch_size=1, eval_batch_size=128
+    )
+    devices = jax.local_devices()
+    print(
+        f"JSB Chorales: {data.train.num_sequences} train sequences of up to "
+        f"{data.train.inputs.shape[1]} steps, batch 1, {args.epochs} epoch(s); "
+        f"{len(devices)} {devices[0].device_kind} device(s); jax {jax.__version__}",
+        file=sys.stderr,
+    )
+
+    sequential = []
+    for member in members[: args.sequential]:
+        started = time.perf_counter()
+        result = train_run(model, optimizer, data, settings, member, progress=False)
+        sequential.append((result, time.perf_counter() - started))
+        print(
+            f"  sequential trial {len(sequential)}/{args.sequential}: hidden {member.hidden_size}, "
+            f"{result.population['epochs_seconds']:.2f}s in epochs",
+            file=sys.stderr,
+        )
+
+    rows = []
+    for k in args.k:
+        started = time.perf_counter()
+        together = train_population(
+            model, optimizer, data, settings, members[:k], progress=False,
+            log=lambda line: print("  " + line, file=sys.stderr),
+        )  # fmt: skip
+        total = time.perf_counter() - started
+        chunks = {}
+        for r in together:
+            chunks[(r.population["padded_hidden_size"], r.wall_seconds)] = (r.population, r)
+        pop_epochs = sum(r.metrics["epochs_run"] for r in together)
+        pop_seconds = sum(p["epochs_seconds"] for p, _ in chunks.values())
+        pop_setup = sum(p["init_seconds"] + r.compile_seconds for p, r in chunks.values())
+        timed = sequential[: min(k, len(sequential))]
+        seq_epochs = sum(r.metrics["epochs_run"] for r, _ in timed)
+        seq_seconds = sum(r.population["epochs_seconds"] for r, _ in timed)
+        seq_setup = sum(r.population["init_seconds"] + r.compile_seconds for r, _ in timed)
+        pop_rate, seq_rate = pop_epochs / pop_seconds, seq_epochs / seq_seconds
+        rows.append(
+            {
+                "K": k,
+                "buckets": len({p["padded_hidden_size"] for p, _ in chunks.values()}),
+                "population trial-epochs/s": pop_rate,
+                "sequential trial-epochs/s": seq_rate,
+                "speedup": pop_rate / seq_rate,
+                "population setup s": pop_setup,
+                "sequential setup s/trial": seq_setup / len(timed),
+                "population wall s": total,
+            }
+        )
+        print(f"  K={k}: {pop_rate:.3f} vs {seq_rate:.3f} trial-epochs/s", file=sys.stderr)
+
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" for _ in header) + "|")
+    for row in rows:
+        print(
+            "| "
+            + " | ".join(
+                f"{value:.3f}" if isinstance(value, float) else str(value) for value in row.values()
+            )
+            + " |"
+        )
+    k32 = [row["speedup"] for row in rows if row["K"] == 32]
+    print(f"speedup_k32={k32[0]:.2f}" if k32 else "speedup_k32=n/a (run with --k 32)")
+
+
+if __name__ == "__main__":
+    main()

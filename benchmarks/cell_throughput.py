@@ -171,20 +171,25 @@ def place_batch(batch, devices: int):
     return jax.device_put(batch, NamedSharding(data_mesh(devices), PartitionSpec(AXIS)))
 
 
-def time_jax(step, state, batch, steps: int, repeats: int) -> list[float]:
-    state, loss = step(state, batch)  # compile
+def jax_runner(step, state, batch):
+    """Compile, then return ``run(steps) -> seconds per step`` (the state carries over)."""
+    state, loss = step(state, batch)
     jax.block_until_ready(loss)
-    times = []
-    for _ in range(repeats):
+    holder = [state]
+
+    def run(steps: int) -> float:
+        state = holder[0]
         start = time.perf_counter()
         for _ in range(steps):
             state, loss = step(state, batch)
         jax.block_until_ready((state, loss))
-        times.append((time.perf_counter() - start) / steps)
-    return times
+        holder[0] = state
+        return (time.perf_counter() - start) / steps
+
+    return run
 
 
-def time_torch(args, batch_np, threads: int) -> list[float] | None:
+def torch_runner(args, batch_np, threads: int):
     try:
         import torch
     except ImportError:
@@ -217,13 +222,14 @@ def time_torch(args, batch_np, threads: int) -> list[float] | None:
 
     for _ in range(3):
         step()
-    times = []
-    for _ in range(args.repeats):
+
+    def run(steps: int) -> float:
         start = time.perf_counter()
-        for _ in range(args.steps):
+        for _ in range(steps):
             step()
-        times.append((time.perf_counter() - start) / args.steps)
-    return times
+        return (time.perf_counter() - start) / steps
+
+    return run
 
 
 def max_relative_difference(a, b) -> float:
@@ -258,7 +264,8 @@ def main(args) -> None:
     print(
         f"shape: inputs {NUM_INPUTS}, hidden {args.hidden}, batch {args.batch}, length {args.length}, "
         f"float32; our step on {args.devices} device(s), flax on {args.flax_devices}; "
-        f"median of {args.repeats} x {args.steps} steps"
+        f"median of {args.repeats} x {args.steps} steps, "
+        "repeats interleaved across rows"
     )
     worst = 0.0
     for cell in ("vanilla", "np"):
@@ -269,7 +276,7 @@ def main(args) -> None:
         sys.exit(f"FAILED: fast and reference paths differ by {worst:.2e} >= 1e-4")
 
     batch = make_batch(np.random.default_rng(0), args.batch, args.length, padded=False)
-    rows: dict[str, list[float] | None] = {}
+    runners = {}
     for cell in ("vanilla", "np"):
         for recurrence in ("fast", "reference"):
             model = SequenceModel(
@@ -277,22 +284,29 @@ def main(args) -> None:
             )
             variables = model.init(jax.random.key(0), batch["inputs"], batch["lengths"])
             step, state, _ = jax_trainer(model, variables, args.devices)
-            rows[f"ours {cell} {recurrence}"] = time_jax(
-                step, state, place_batch(batch, args.devices), args.steps, args.repeats
+            runners[f"ours {cell} {recurrence}"] = jax_runner(
+                step, state, place_batch(batch, args.devices)
             )
     flax_model = FlaxLSTM(args.hidden)
     variables = flax_model.init(jax.random.key(0), batch["inputs"], batch["lengths"])
     step, state, _ = jax_trainer(flax_model, variables, args.flax_devices)
-    rows["flax OptimizedLSTMCell"] = time_jax(
-        step, state, place_batch(batch, args.flax_devices), args.steps, args.repeats
+    runners["flax OptimizedLSTMCell"] = jax_runner(
+        step, state, place_batch(batch, args.flax_devices)
     )
     try:
-        rows["torch nn.LSTM"] = (
-            None if args.no_torch else time_torch(args, batch, os.cpu_count() or 1)
+        runners["torch nn.LSTM"] = (
+            None if args.no_torch else torch_runner(args, batch, os.cpu_count() or 1)
         )
     except ImportError as error:  # a partial install (e.g. torch without sympy) counts as missing
         print(f"torch unusable: {error}")
-        rows["torch nn.LSTM"] = None
+        runners["torch nn.LSTM"] = None
+    # Round-robin: repeat r of every implementation runs before repeat r + 1 of any, so a change
+    # in the machine's load (other processes on the same cores) hits all rows alike.
+    rows: dict[str, list[float] | None] = {k: ([] if r else None) for k, r in runners.items()}
+    for _ in range(args.repeats):
+        for name, run in runners.items():
+            if run is not None:
+                rows[name].append(run(args.steps))
 
     median = {k: statistics.median(v) for k, v in rows.items() if v}
     flax_t, torch_t = median["flax OptimizedLSTMCell"], median.get("torch nn.LSTM")

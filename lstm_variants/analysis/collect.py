@@ -1,0 +1,301 @@
+"""Collect run records into one tidy table: one row per trial, one column per quantity.
+
+Every ``**/records/*.json`` under the given directories is read (a sweep root, one job's output
+directory, or a folder of sweeps all work). A record is one trial (DESIGN.md section 5); the
+table it becomes has
+
+- identity: ``trial_id``, ``study``, ``cell``, ``dataset`` (the last three as pandas categories),
+  ``seed``, ``sweep`` (the input directory the record was found under), ``record_path``;
+- every field of ``hyperparameters`` as its own column (``hidden_size``, ``learning_rate``, ...);
+- every value the random search drew, from the record's ``sampled`` block (``{dotted config key:
+  value}``), as ``sampled.<dotted key>`` columns (absent for records that have no such block);
+- every field of ``metrics`` as its own column (``metric``, ``best_valid``, ``test_at_best``,
+  ``stopped``, ``epochs_run``, ...), plus ``diverged`` (stopped == 'diverged') and ``usable``
+  (a finite ``best_valid`` and ``test_at_best``: the trial has a result to compare);
+- cost: ``parameters``, ``wall_seconds``, ``compile_seconds``, ``population_size``, ...;
+- ``config_json`` and ``environment_json``: the resolved config and environment as JSON text, so
+  the table alone is enough to write the report.
+
+Learning curves are long, so they go to a second table (``trial_id, epoch, train_loss, valid_loss
+[, valid_solved]``).
+
+Failed and partial sweeps are normal: a record that cannot be read (truncated JSON, not an object,
+missing ``cell``/``dataset``/``metrics``) is *skipped and counted* with its reason, and a trial
+found twice (the same ``trial_id`` under two of the directories) is kept once and counted as a
+duplicate. ``Collection.summary()`` says all of this in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RECORD_GLOB = "**/records/*.json"
+REQUIRED_FIELDS = ("cell", "dataset", "metrics")
+
+# Canonical order of cells in every table and figure: Greff's V and its eight variants, then
+# Jozefowicz's cells and the baselines; anything else follows alphabetically.
+CELL_ORDER = (
+    "vanilla",
+    "nig",
+    "nfg",
+    "nog",
+    "niaf",
+    "noaf",
+    "np",
+    "cifg",
+    "fgr",
+    "lstm",
+    "lstm_f",
+    "lstm_i",
+    "lstm_o",
+    "lstm_b",
+    "gru",
+    "gru_reset_after",
+    "mut1",
+    "mut2",
+    "mut3",
+    "mgu",
+    "tanh_rnn",
+)
+
+CURVE_COLUMNS = ("trial_id", "epoch", "train_loss", "valid_loss", "valid_solved")
+
+
+class AnalysisError(ValueError):
+    """Bad input to the analysis (no records, unknown cell, ...): the CLI prints one line."""
+
+
+@dataclasses.dataclass
+class Collection:
+    """The trials of one or more sweeps, and what could not be read.
+
+    Attributes:
+      trials: one row per trial (see the module docstring for the columns).
+      curves: one row per (trial, epoch).
+      skipped: (path, reason) for every record file that could not be used.
+      duplicates: paths of records whose ``trial_id`` was already collected from another file.
+      directories: the directories searched.
+    """
+
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    skipped: list[tuple[str, str]]
+    duplicates: list[str]
+    directories: list[str]
+
+    def summary(self) -> str:
+        """One line: how many trials, from where, and what was skipped."""
+        line = (
+            f"{len(self.trials)} trial(s) from {len(self.directories)} director"
+            f"{'y' if len(self.directories) == 1 else 'ies'}"
+        )
+        if len(self.trials):
+            line += (
+                f" ({self.trials['dataset'].nunique()} dataset(s), "
+                f"{self.trials['cell'].nunique()} cell(s))"
+            )
+        line += f"; skipped {len(self.skipped)} unreadable record(s)"
+        if self.duplicates:
+            line += f", {len(self.duplicates)} duplicate(s)"
+        return line
+
+    def save(self, output_dir: Path) -> dict[str, Path]:
+        """Write ``trials.parquet``, ``curves.parquet`` and ``skipped.csv``; return their paths."""
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "trials": output_dir / "trials.parquet",
+            "curves": output_dir / "curves.parquet",
+            "skipped": output_dir / "skipped.csv",
+        }
+        self.trials.to_parquet(paths["trials"], index=False)
+        self.curves.to_parquet(paths["curves"], index=False)
+        rows = [(path, reason) for path, reason in self.skipped]
+        rows += [(path, "duplicate trial_id") for path in self.duplicates]
+        pd.DataFrame(rows, columns=["path", "reason"]).to_csv(paths["skipped"], index=False)
+        return paths
+
+
+def find_record_files(directories: Sequence[str | Path]) -> list[Path]:
+    """Every ``**/records/*.json`` under ``directories`` (a directory may itself be ``records/``).
+
+    Raises:
+      AnalysisError: a directory does not exist, or none of them holds a record file.
+    """
+    found: dict[Path, None] = {}
+    for directory in directories:
+        root = Path(directory)
+        if not root.is_dir():
+            raise AnalysisError(f"not a directory: {root}")
+        candidates = list(root.glob(RECORD_GLOB))
+        if root.name == "records":
+            candidates += list(root.glob("*.json"))
+        for path in sorted(candidates):
+            found.setdefault(path.resolve(), None)
+    if not found:
+        where = ", ".join(str(Path(d)) for d in directories)
+        raise AnalysisError(f"no run records ({RECORD_GLOB}) under {where}")
+    return list(found)
+
+
+def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None) for a usable record file, else (None, why it was skipped)."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"unreadable: {error}"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"invalid JSON: {error.msg} (line {error.lineno})"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    missing = [field for field in REQUIRED_FIELDS if field not in record]
+    if missing:
+        return None, f"missing field(s): {', '.join(missing)}"
+    if not isinstance(record["metrics"], dict):
+        return None, "metrics is not an object"
+    return record, None
+
+
+def _number_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]:
+    """The table row of one record (the columns of the module docstring)."""
+    metrics = dict(record["metrics"])
+    population = record.get("population") or {}
+    environment = record.get("environment") or {}
+    row: dict[str, Any] = {
+        "trial_id": record.get("trial_id") or Path(path).stem,
+        "study": record.get("study", "single"),
+        "cell": record["cell"],
+        "dataset": record["dataset"],
+        "seed": record.get("seed"),
+        "sweep": sweep,
+        "record_path": str(path),
+        "record_version": record.get("record_version"),
+    }
+    for key, value in (record.get("hyperparameters") or {}).items():
+        row[key] = value
+    for key, value in (record.get("sampled") or {}).items():
+        row[f"sampled.{key}"] = value
+    for key, value in metrics.items():
+        row[key] = value
+    best_valid = _number_or_none(metrics.get("best_valid"))
+    test = _number_or_none(metrics.get("test_at_best"))
+    row["best_valid"] = best_valid
+    row["test_at_best"] = test
+    row["diverged"] = metrics.get("stopped") == "diverged"
+    row["usable"] = best_valid is not None and test is not None
+    row.update(
+        parameters=record.get("parameters"),
+        wall_seconds=record.get("wall_seconds"),
+        compile_seconds=record.get("compile_seconds"),
+        started_unix=record.get("started_unix"),
+        population_size=population.get("size"),
+        population_index=population.get("index"),
+        padded_hidden_size=population.get("padded_hidden_size"),
+        device_kind=environment.get("device_kind"),
+        git_commit=environment.get("git_commit"),
+        config_json=json.dumps(record.get("config") or {}, sort_keys=True, default=str),
+        environment_json=json.dumps(environment, sort_keys=True, default=str),
+    )
+    return row
+
+
+def curve_rows(record: dict[str, Any], trial: str) -> Iterable[dict[str, Any]]:
+    """The learning-curve rows of one record (epochs without a number are kept as NaN)."""
+    for entry in record.get("curve") or []:
+        if isinstance(entry, dict) and "epoch" in entry:
+            yield {
+                "trial_id": trial,
+                "epoch": int(entry["epoch"]),
+                "train_loss": _as_float(entry.get("train_loss")),
+                "valid_loss": _as_float(entry.get("valid_loss")),
+                "valid_solved": _as_float(entry.get("valid_solved")),
+            }
+
+
+def _as_float(value: Any) -> float:
+    """``value`` as a float (NaN and infinities kept: a diverging curve shows them); else NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def ordered_cells(cells: Iterable[str], reference: str | None = None) -> list[str]:
+    """``cells`` in the canonical order (``CELL_ORDER``), with ``reference`` first if present."""
+    unique = list(dict.fromkeys(cells))
+    rank = {name: i for i, name in enumerate(CELL_ORDER)}
+    ordered = sorted(unique, key=lambda name: (rank.get(name, len(rank)), name))
+    if reference in ordered:
+        ordered.remove(reference)
+        ordered.insert(0, reference)
+    return ordered
+
+
+def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The trials table with ``study``, ``cell`` and ``dataset`` as categories (cells ordered)."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["cell"] = pd.Categorical(frame["cell"], categories=ordered_cells(frame["cell"]))
+    for column in ("study", "dataset"):
+        frame[column] = pd.Categorical(frame[column], categories=sorted(frame[column].unique()))
+    return frame.sort_values(["dataset", "cell", "trial_id"], ignore_index=True)
+
+
+def collect(directories: Sequence[str | Path], progress: bool = False) -> Collection:
+    """Read every record under ``directories`` into a ``Collection``.
+
+    Args:
+      directories: sweep roots, job output directories or ``records/`` folders.
+      progress: show a progress bar while reading (many thousands of records take seconds).
+
+    Returns:
+      The trials and curves tables, the skipped files with reasons and the duplicates.
+
+    Raises:
+      AnalysisError: a directory is missing, or no record file exists under any of them.
+    """
+    directories = [str(Path(d)) for d in directories]
+    roots = [(Path(d).resolve(), d) for d in directories]
+    paths = find_record_files(directories)
+    rows, curves, skipped, duplicates, seen = [], [], [], [], set()
+    for path in _maybe_progress(paths, progress, "reading records"):
+        record, reason = read_record_file(path)
+        if record is None:
+            skipped.append((str(path), reason))
+            continue
+        sweep = next((name for root, name in roots if path.is_relative_to(root)), str(path.parent))
+        row = record_row(record, path, sweep)
+        if row["trial_id"] in seen:
+            duplicates.append(str(path))
+            continue
+        seen.add(row["trial_id"])
+        rows.append(row)
+        curves.extend(curve_rows(record, row["trial_id"]))
+    curve_frame = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
+    return Collection(tidy(rows), curve_frame, skipped, duplicates, directories)
+
+
+def _maybe_progress(items: Sequence[Any], enabled: bool, description: str) -> Iterable[Any]:
+    if not enabled or len(items) < 200:
+        return items
+    from rich.progress import track
+
+    return track(items, description=description, transient=True)

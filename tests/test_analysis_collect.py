@@ -1,0 +1,80 @@
+"""collect: every record into one tidy table; unreadable and duplicate records counted, not lost."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from lstm_variants.analysis.collect import AnalysisError, collect, ordered_cells
+from lstm_variants.analysis.synthetic import synthetic_study, write_records
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.3}, trials=12, seed=0)
+    write_records(records, tmp_path / "sweep")
+    return tmp_path / "sweep", records
+
+
+def test_one_row_per_trial_with_hyperparameters_sampled_and_metrics(sweep, tmp_path):
+    directory, records = sweep
+    collection = collect([directory])
+    trials = collection.trials
+    assert len(trials) == len(records) and not collection.skipped
+    assert isinstance(trials["cell"].dtype, pd.CategoricalDtype)
+    assert list(trials["cell"].cat.categories) == ["vanilla", "nfg"]
+    for column in (
+        "learning_rate",
+        "hidden_size",
+        "sampled.optimizer.learning_rate",
+        "best_valid",
+        "test_at_best",
+        "stopped",
+        "diverged",
+        "usable",
+        "config_json",
+    ):
+        assert column in trials
+    diverged = trials[trials["diverged"]]
+    assert (~diverged["usable"]).all() and diverged["test_at_best"].isna().all()
+    assert set(collection.curves["trial_id"]) <= set(trials["trial_id"])
+    paths = collection.save(tmp_path / "out")
+    again = pd.read_parquet(paths["trials"])
+    assert (
+        len(again) == len(trials)
+        and again["cell"].astype(str).tolist() == trials["cell"].astype(str).tolist()
+    )
+
+
+def test_corrupt_partial_and_duplicate_records_are_counted(sweep, tmp_path):
+    directory, records = sweep
+    folder = directory / "jsb_chorales" / "vanilla" / "records"
+    (folder / "truncated.json").write_text('{"cell": "vanilla", "metr')
+    (folder / "list.json").write_text("[1, 2]")
+    (folder / "partial.json").write_text(json.dumps({"cell": "vanilla"}))
+    (folder / ".tmp123.json.tmp").write_text("{")  # an atomic write in flight: not a record
+    copy = tmp_path / "copy" / "records"
+    copy.mkdir(parents=True)
+    (copy / "again.json").write_text(json.dumps(records[0]))
+    collection = collect([directory, tmp_path / "copy"])
+    assert len(collection.trials) == len(records)
+    reasons = dict((p.split("/")[-1], r) for p, r in collection.skipped)
+    assert set(reasons) == {"truncated.json", "list.json", "partial.json"}
+    assert "invalid JSON" in reasons["truncated.json"]
+    assert "missing" in reasons["partial.json"]
+    assert len(collection.duplicates) == 1
+    assert "skipped 3 unreadable record(s), 1 duplicate(s)" in collection.summary()
+    paths = collection.save(tmp_path / "out")
+    assert len(pd.read_csv(paths["skipped"])) == 4
+
+
+def test_no_records_says_where_it_looked(tmp_path):
+    with pytest.raises(AnalysisError, match=f"no run records .* under {tmp_path}"):
+        collect([tmp_path])
+    with pytest.raises(AnalysisError, match="not a directory"):
+        collect([tmp_path / "missing"])
+
+
+def test_canonical_cell_order_puts_the_reference_first():
+    assert ordered_cells(["gru", "zzz", "nfg", "vanilla"]) == ["vanilla", "nfg", "gru", "zzz"]
+    assert ordered_cells(["gru", "lstm", "lstm_b"], reference="gru") == ["gru", "lstm", "lstm_b"]

@@ -1,0 +1,130 @@
+"""compare: Greff's table, and tests that flag planted effects and keep their false-positive level."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lstm_variants.analysis.collect import AnalysisError, collect
+from lstm_variants.analysis.compare import (
+    benjamini_hochberg,
+    compare,
+    hedges_g,
+    holm,
+    to_latex,
+    to_markdown,
+    top_permutation_test,
+    welch_t_test,
+    write_tables,
+)
+from lstm_variants.analysis.synthetic import (
+    GREFF_SPACE,
+    greff_like_response,
+    sample_space,
+    synthetic_study,
+    write_records,
+)
+
+ALPHA = 0.05
+
+
+def test_planted_worse_cell_is_flagged_and_equal_cell_is_not(tmp_path):
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.5, "cifg": 0.0}, trials=100, seed=3)
+    write_records(records, tmp_path)
+    table = compare(collect([tmp_path]).trials, resamples=200, permutations=500)
+    rows = table.set_index("cell")
+    assert rows.loc["vanilla", "marker"] == "reference"
+    assert rows.loc["nfg", "marker"] == "worse"
+    assert rows.loc["cifg", "marker"] == ""
+    # the difference of best-10 % means is near the planted 0.5, and its CI covers it
+    assert rows.loc["nfg", "difference_ci_low"] < 0.5 < rows.loc["nfg", "difference_ci_high"]
+    assert rows.loc["nfg", "hedges_g"] > 1
+    assert rows.loc["vanilla", "top_n"] == 10  # ceil(10 % of 100 trials)
+    assert 0 < rows.loc["vanilla", "diverged_share"] < 0.5
+    # the same with Greff's Welch test on all trials: still flagged
+    welch = compare(collect([tmp_path]).trials, sample="all", test="welch", resamples=0)
+    assert welch.set_index("cell").loc["nfg", "marker"] == "worse"
+
+
+def _random_search_draws(draws, trials, rng, offset=0.0):
+    """(validation, test) of ``draws`` cells of ``trials`` random-search trials, no cell effect."""
+    sampled = sample_space(GREFF_SPACE, draws * trials, rng)
+    test = greff_like_response(sampled) + rng.normal(0, 0.05, draws * trials) + offset
+    valid = test + rng.normal(0, 0.02, draws * trials)
+    return valid.reshape(draws, trials), test.reshape(draws, trials)
+
+
+def test_false_positive_rate_stays_near_alpha_without_effect():
+    """400 tables without any effect: the permutation test on the best 10 % (the default) and
+    Welch on all trials reject at about alpha (binomial s.e. 0.011, bound alpha + 3 s.e.); Welch
+    on the selected best 10 % (Greff's procedure) rejects far more often, which is why it is
+    reported but not the default."""
+    rng = np.random.default_rng(0)
+    draws, trials = 400, 50
+    valid_x, test_x = _random_search_draws(draws, trials, rng)
+    valid_r, test_r = _random_search_draws(draws, trials, rng)
+    bound = ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / draws)
+    _, p_permutation = top_permutation_test(valid_x, test_x, valid_r, test_r, 0.1, 200, seed=1)
+    assert 0.01 < np.mean(p_permutation < ALPHA) < bound
+    _, _, p_all = welch_t_test(test_x, test_r)
+    assert 0.01 < np.mean(p_all < ALPHA) < bound
+    top = lambda v, t: np.take_along_axis(t, np.argsort(v, axis=1)[:, :5], axis=1)  # noqa: E731
+    _, _, p_top = welch_t_test(top(valid_x, test_x), top(valid_r, test_r))
+    assert np.mean(p_top < ALPHA) > 2 * ALPHA
+
+
+def test_holm_keeps_the_family_wise_error_rate():
+    """2000 tables of 8 cells against a reference, no effect: the chance of any false positive
+    after Holm stays below alpha (+3 s.e.), while uncorrected it is about 1 - 0.95^8 ~ 0.3."""
+    rng = np.random.default_rng(1)
+    draws, cells, n = 2000, 8, 20
+    reference = rng.normal(size=(draws, 1, n))
+    others = rng.normal(size=(draws, cells, n))
+    _, _, p = welch_t_test(others, reference)
+    assert np.mean((p < ALPHA).any(axis=1)) > 0.2
+    family_wise = np.mean((holm(p) < ALPHA).any(axis=1))
+    assert family_wise < ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / draws)
+
+
+def test_corrections_match_their_definitions():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    # Holm on the 4 tests, sorted 0.005, 0.01, 0.03, 0.04: 4x, 3x, 2x, 1x, running maximum
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02, np.nan])
+    np.testing.assert_allclose(
+        benjamini_hochberg(p)[:4], stats.false_discovery_control(p[:4], method="bh")
+    )
+    assert np.isnan(benjamini_hochberg(p)[4])
+    batch = np.random.default_rng(0).random((5, 6))
+    np.testing.assert_allclose(holm(batch)[2], holm(batch[2]))
+
+
+def test_welch_and_hedges_match_scipy_and_the_formula():
+    rng = np.random.default_rng(0)
+    x, r = rng.normal(1.0, 2.0, 15), rng.normal(0.0, 1.0, 25)
+    t, dof, p = welch_t_test(x, r)
+    reference = stats.ttest_ind(x, r, equal_var=False)
+    np.testing.assert_allclose([t, p], [reference.statistic, reference.pvalue])
+    np.testing.assert_allclose(dof, reference.df)
+    pooled = np.sqrt((14 * x.var(ddof=1) + 24 * r.var(ddof=1)) / 38)
+    np.testing.assert_allclose(
+        hedges_g(x, r), (1 - 3 / (4 * 40 - 9)) * (x.mean() - r.mean()) / pooled
+    )
+
+
+def test_tables_render_as_markdown_latex_and_csv(tmp_path):
+    write_records(synthetic_study({"vanilla": 0.0, "noaf": 1.0}, trials=40, seed=0), tmp_path / "s")
+    table = compare(collect([tmp_path / "s"]).trials, resamples=100, permutations=200)
+    markdown = to_markdown(table)
+    assert "| vanilla (ref.) |" in markdown and "**worse**" in markdown
+    latex = to_latex(table)
+    assert r"\begin{tabular}" in latex and r"\toprule" in latex and "vanilla (ref.)" in latex
+    paths = write_tables(table, tmp_path / "tables")
+    assert all(path.stat().st_size > 0 for path in paths.values())
+
+
+def test_unknown_reference_or_option_is_a_one_line_error(tmp_path):
+    write_records(synthetic_study({"vanilla": 0.0}, trials=5, seed=0), tmp_path)
+    trials = collect([tmp_path]).trials
+    with pytest.raises(AnalysisError, match="reference cell 'gru' is in no dataset"):
+        compare(trials, reference="gru")
+    with pytest.raises(AnalysisError, match="unknown correction"):
+        compare(trials, correction="bonferroni")

@@ -1,0 +1,11 @@
+"""`python -m analysis.compare DIRS... [options]`: the same as `lstm-variants-analyze compare`.
+
+See analysis/README.md and `lstm_variants.analysis.cli` (`--help` lists the options).
+"""
+
+import sys
+
+from lstm_variants.analysis.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["compare", *sys.argv[1:]]))

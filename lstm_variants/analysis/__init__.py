@@ -1,0 +1,26 @@
+"""Analysis of sweeps: the tables, tests, importance and figures of Greff et al. and Jozefowicz et al.
+
+- ``collect``: every run record under some directories into one tidy table (parquet);
+- ``compare``: per dataset and cell, Greff's best-10 % summary and tests against a reference cell;
+- ``importance``: functional ANOVA of a random-forest surrogate (variance shares, marginals);
+- ``plots``: box plots, marginals, interaction heat maps, learning curves, best-result bars;
+- ``report``: all of it as one markdown report (``write_report``), also called at a sweep's end;
+- ``synthetic``: records with planted effects, to check all of the above without training.
+
+Command line: ``lstm-variants-analyze {collect,compare,importance,plots,report} DIRS...``.
+"""
+
+from lstm_variants.analysis.collect import AnalysisError, Collection, collect
+from lstm_variants.analysis.compare import compare
+from lstm_variants.analysis.importance import importance, importance_by_group
+from lstm_variants.analysis.report import write_report
+
+__all__ = [
+    "AnalysisError",
+    "Collection",
+    "collect",
+    "compare",
+    "importance",
+    "importance_by_group",
+    "write_report",
+]

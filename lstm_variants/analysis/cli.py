@@ -1,0 +1,205 @@
+"""The ``lstm-variants-analyze`` command: tables, tests, importance, figures and reports of sweeps.
+
+    lstm-variants-analyze collect    DIRS... [--out DIR]   trials.parquet, curves.parquet, skipped.csv
+    lstm-variants-analyze compare    DIRS... [--out DIR] [--reference vanilla] [--test permutation]
+                                     [--sample top] [--correction holm] [--alpha 0.05] ...
+    lstm-variants-analyze importance DIRS... [--out DIR] [--by dataset|cell] [--trees 32]
+    lstm-variants-analyze plots      DIRS... [--out DIR] [--reference vanilla]
+    lstm-variants-analyze report     DIRS... [--out DIR] [--reference vanilla]
+
+DIRS are sweep roots or any folders holding ``**/records/*.json``. ``--out`` defaults to
+``<first DIR>/analysis``. Bad input (a missing directory, no records, an unknown reference cell or
+option) ends with one ``lstm-variants-analyze: error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from lstm_variants.analysis.collect import AnalysisError, collect
+from lstm_variants.analysis.compare import (
+    CORRECTIONS,
+    FAMILIES,
+    SAMPLES,
+    TESTS,
+    compare,
+    to_markdown,
+    write_tables,
+)
+
+PROG = "lstm-variants-analyze"
+USAGE_ERROR = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directories", nargs="+", metavar="DIR", help="sweep or output directories")
+    parser.add_argument("--out", type=Path, help="output directory (default: <first DIR>/analysis)")
+
+
+def _comparison_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reference", default="vanilla", help="cell tested against (default: vanilla)"
+    )
+    parser.add_argument(
+        "--fraction", type=float, default=0.1, help="best fraction by validation (0.1)"
+    )
+    parser.add_argument(
+        "--sample", choices=SAMPLES, default="top", help="compare the best fraction or all trials"
+    )
+    parser.add_argument(
+        "--test", choices=TESTS, default="permutation", help="test behind the marker"
+    )
+    parser.add_argument(
+        "--correction", choices=CORRECTIONS, default="holm", help="multiple-comparison correction"
+    )
+    parser.add_argument(
+        "--family", choices=FAMILIES, default="dataset", help="tests corrected together"
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    parser.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples (0: no CIs)"
+    )
+    parser.add_argument(
+        "--permutations", type=int, default=2000, help="permutation-test relabellings"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Comparison tables, significance tests, hyperparameter importance, figures "
+        "and reports of lstm-variants sweeps.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    collect_parser = commands.add_parser("collect", help="all records into trials.parquet")
+    _common(collect_parser)
+    compare_parser = commands.add_parser(
+        "compare", help="Greff's table: best 10 %%, tests vs a reference"
+    )
+    _common(compare_parser)
+    _comparison_options(compare_parser)
+    importance_parser = commands.add_parser(
+        "importance", help="fANOVA variance shares and marginals"
+    )
+    _common(importance_parser)
+    importance_parser.add_argument(
+        "--by",
+        choices=("dataset", "cell"),
+        default="dataset",
+        help="one analysis per dataset (cells pooled) or per dataset and cell",
+    )
+    importance_parser.add_argument("--trees", type=int, default=32, help="random-forest trees (32)")
+    importance_parser.add_argument(
+        "--target", default="test_at_best", help="metric column explained"
+    )
+    plots_parser = commands.add_parser("plots", help="every figure, PNG and PDF")
+    _common(plots_parser)
+    plots_parser.add_argument("--reference", default="vanilla", help="cell tested against")
+    plots_parser.add_argument("--trees", type=int, default=32, help="random-forest trees (32)")
+    report_parser = commands.add_parser("report", help="one self-contained markdown report")
+    _common(report_parser)
+    report_parser.add_argument(
+        "--reference", default="vanilla", help="cell tested against (default: vanilla)"
+    )
+    report_parser.add_argument(
+        "--test", choices=TESTS, default="permutation", help="test behind the marker"
+    )
+    report_parser.add_argument("--correction", choices=CORRECTIONS, default="holm")
+    report_parser.add_argument("--trees", type=int, default=32, help="random-forest trees (32)")
+    return parser
+
+
+def run(arguments: argparse.Namespace, console: Console) -> None:
+    out = arguments.out or Path(arguments.directories[0]) / "analysis"
+    if arguments.command == "report":
+        from lstm_variants.analysis.report import write_report
+
+        with console.status("report") as status:
+            path = write_report(
+                arguments.directories,
+                out,
+                arguments.reference,
+                test=arguments.test,
+                correction=arguments.correction,
+                trees=arguments.trees,
+                status=lambda line: status.update(line),
+            )
+        print(f"report: {path}")
+        return
+    with console.status("collecting records"):
+        collection = collect(arguments.directories, progress=True)
+    console.print(collection.summary(), highlight=False)
+    if collection.trials.empty:
+        raise AnalysisError("no readable records (all skipped)")
+    if arguments.command == "collect":
+        paths = collection.save(out)
+        print("\n".join(f"{name}: {path}" for name, path in paths.items()))
+        return
+    if arguments.command == "compare":
+        with console.status("comparing cells"):
+            table = compare(
+                collection.trials,
+                reference=arguments.reference,
+                fraction=arguments.fraction,
+                sample=arguments.sample,
+                test=arguments.test,
+                correction=arguments.correction,
+                family=arguments.family,
+                alpha=arguments.alpha,
+                resamples=arguments.resamples,
+                permutations=arguments.permutations,
+            )
+        print(to_markdown(table))
+        paths = write_tables(table, out)
+        print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+        return
+    from lstm_variants.analysis.importance import importance_by_group, importance_table
+
+    by = ("dataset",) if getattr(arguments, "by", "dataset") == "dataset" else ("dataset", "cell")
+    with console.status("functional ANOVA"):
+        results = importance_by_group(
+            collection.trials,
+            by=by,
+            trees=arguments.trees,
+            **({"target": arguments.target} if hasattr(arguments, "target") else {}),
+        )
+    if not results:
+        raise AnalysisError("no group has 8 or more trials with a result: nothing to analyse")
+    if arguments.command == "importance":
+        table = importance_table(results)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "importance.csv", index=False)
+        for result in results:
+            for name, curve in result.marginals.items():
+                slug = "_".join(result.group.values())
+                curve.to_csv(out / f"marginal_{slug}_{name.split('.')[-1]}.csv", index=False)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"importance: {out / 'importance.csv'}")
+        return
+    from lstm_variants.analysis.plots import all_figures
+
+    with console.status("comparing cells"):
+        reference = arguments.reference
+        table = compare(collection.trials, reference=reference, resamples=0)
+    with console.status("drawing figures"):
+        written = all_figures(collection.trials, collection.curves, table, results, out, reference)
+    print("\n".join(str(p) for paths in written.values() for p in paths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        run(arguments, console)
+    except AnalysisError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

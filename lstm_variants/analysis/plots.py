@@ -1,0 +1,399 @@
+"""Figures of a study, readable in black and white (hatches, markers, line styles, grey bands).
+
+- ``box_plots``: Greff et al. (2017) Fig. 3: the test metric of every cell, all trials (top) and
+  the best 10 % by validation (bottom); significantly worse cells hatched '///', better ones
+  '...', the reference shaded grey.
+- ``marginal_plots``: Greff Fig. 4: the predicted metric against each hyperparameter (fANOVA
+  marginal, mean over trees) with a band of +-1 standard deviation over trees.
+- ``interaction_heatmap``: the predicted metric over learning rate x hidden size, with contours and
+  the best learning rate of each hidden size marked (Greff: it does not move with size).
+- ``importance_chart``: Greff Fig. 5 as bars: the variance share of each hyperparameter and pair.
+- ``learning_curves``: validation loss per epoch of each cell's best trial.
+- ``best_result_bars``: Jozefowicz et al. (2015) style: the best test result of every cell, one
+  panel per task.
+
+Every function takes its data and an output path *stem* and writes ``stem.png`` and ``stem.pdf``;
+figures are built with ``matplotlib.figure.Figure`` (the Agg canvas, no pyplot state), so this
+works headless and in threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.figure import Figure
+
+from lstm_variants.analysis.collect import ordered_cells
+from lstm_variants.analysis.compare import top_trials
+from lstm_variants.analysis.importance import Importance, pretty
+
+FORMATS = ("png", "pdf")
+DPI = 150
+HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++", "**", "||", "OO")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h")
+LINESTYLES = ("-", "--", "-.", ":")
+MARKER_HATCH = {"worse": "///", "better": "...", "": "", "reference": ""}
+
+
+def save(figure: Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf``; return the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for extension in FORMATS:
+        path = stem.with_suffix(f".{extension}")
+        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _metric_label(trials: pd.DataFrame) -> str:
+    names = trials["metric"].dropna().unique() if "metric" in trials else []
+    return f"test {names[0]}" if len(names) == 1 else "test metric"
+
+
+def _robust_limits(values: np.ndarray) -> tuple[float, float]:
+    """y-limits that show the bulk: up to Q3 + 3 IQR (diverged-like outliers fall off the top)."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 0.0, 1.0
+    q1, q3 = np.percentile(values, [25, 75])
+    top = min(values.max(), q3 + 3 * max(q3 - q1, 1e-9))
+    low = values.min()
+    pad = 0.05 * max(top - low, 1e-9)
+    return low - pad, top + pad
+
+
+def box_plots(
+    trials: pd.DataFrame,
+    comparison: pd.DataFrame,
+    dataset: str,
+    stem: Path,
+    reference: str = "vanilla",
+    metric: str = "test_at_best",
+    fraction: float = 0.1,
+) -> list[Path]:
+    """Greff's Fig. 3 for one dataset: all trials and the best ``fraction`` per cell."""
+    frame = trials[trials["dataset"].astype(str) == dataset]
+    cells = ordered_cells(frame["cell"].astype(str), reference)
+    markers = comparison[comparison["dataset"] == dataset].set_index("cell")["marker"].to_dict()
+    figure = Figure(figsize=(max(5.0, 0.8 * len(cells) + 2), 6.5))
+    axes = figure.subplots(2, 1, sharex=True)
+    panels = (
+        ("all trials", lambda g: g[g["usable"]]),
+        (f"best {fraction:.0%} by validation", lambda g: top_trials(g, fraction)),
+    )
+    for axis, (title, select) in zip(axes, panels, strict=True):
+        data = [
+            select(frame[frame["cell"].astype(str) == cell])[metric].to_numpy(float)
+            for cell in cells
+        ]
+        positions = np.arange(1, len(cells) + 1)
+        shown = [d if len(d) else np.array([np.nan]) for d in data]
+        boxes = axis.boxplot(
+            shown,
+            positions=positions,
+            widths=0.6,
+            patch_artist=True,
+            showfliers=True,
+            flierprops={"marker": ".", "markersize": 3, "markerfacecolor": "black"},
+            medianprops={"color": "black", "linewidth": 1.5},
+        )
+        for patch, cell in zip(boxes["boxes"], cells, strict=True):
+            marker = markers.get(cell, "")
+            patch.set_facecolor("0.85" if cell == reference else "white")
+            patch.set_edgecolor("black")
+            patch.set_hatch(MARKER_HATCH.get(marker, ""))
+        every = np.concatenate([d for d in data if len(d)] or [np.array([0.0])])
+        low, high = _robust_limits(every)
+        axis.set_ylim(low, high)
+        hidden = int(np.sum(every > high))
+        label = f"{title} ({hidden} above the axis)" if hidden else title
+        axis.set_title(label, fontsize=10)
+        axis.set_ylabel(_metric_label(frame))
+        axis.grid(axis="y", color="0.85", linewidth=0.5)
+    labels = [_cell_label(cell, markers.get(cell, ""), reference) for cell in cells]
+    axes[-1].set_xticks(np.arange(1, len(cells) + 1), labels, rotation=30, ha="right")
+    figure.suptitle(
+        f"{dataset}: ///: significantly worse than {reference}, ...: better", fontsize=10
+    )
+    return save(figure, stem)
+
+
+def _cell_label(cell: str, marker: str, reference: str) -> str:
+    if cell == reference:
+        return f"{cell} (ref.)"
+    return {"worse": f"{cell} (-)", "better": f"{cell} (+)"}.get(marker, cell)
+
+
+def _plain_log_ticks(axis, which: str) -> None:
+    """Log axis with plain numbers at 1, 2, 5 x 10^k (no crowded minor labels)."""
+    target = axis.xaxis if which == "x" else axis.yaxis
+    target.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(ticker.NullFormatter())
+
+
+def _axis_for(scale: str):
+    """(transform unit -> plotted x, x-scale, label suffix) for a hyperparameter's scale."""
+    if scale == "log":
+        return (lambda unit: 10.0**unit), "log", ""
+    if scale == "one_minus_log":
+        return (lambda unit: 10.0**unit), "log", " (1 - value, log axis)"
+    return (lambda unit: unit), "linear", ""
+
+
+def marginal_plots(result: Importance, stem: Path, metric_label: str = "test metric") -> list[Path]:
+    """Greff's Fig. 4: one panel per hyperparameter, mean +- std over trees."""
+    names = list(result.marginals)
+    columns = min(len(names), 4)
+    rows = math.ceil(len(names) / columns)
+    figure = Figure(figsize=(3.2 * columns, 2.8 * rows))
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    for axis, name in zip(axes, names, strict=False):
+        curve = result.marginals[name]
+        scale = result.surrogate.scales[result.surrogate.names.index(name)]
+        mean, std = curve["mean"].to_numpy(), curve["std"].to_numpy()
+        if scale == "categorical":
+            x = np.arange(len(curve))
+            axis.errorbar(x, mean, yerr=std, fmt="o", color="black", capsize=4)
+            axis.set_xticks(x, [str(v) for v in curve["value"]])
+            suffix = ""
+        else:
+            transform, xscale, suffix = _axis_for(scale)
+            x = transform(curve["unit"].to_numpy())
+            axis.fill_between(x, mean - std, mean + std, color="0.8", linewidth=0)
+            axis.plot(x, mean, color="black", linewidth=1.5)
+            axis.set_xscale(xscale)
+            if xscale == "log":
+                _plain_log_ticks(axis, "x")
+        axis.set_xlabel(pretty(name) + suffix)
+        axis.set_ylabel(metric_label)
+        axis.grid(color="0.9", linewidth=0.5)
+    for axis in axes[len(names) :]:
+        axis.set_visible(False)
+    figure.suptitle(
+        f"{result.title}: predicted {metric_label} (marginal, mean ± std over trees, "
+        f"{result.trials} trials)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return save(figure, stem)
+
+
+def interaction_heatmap(
+    result: Importance, a: str, b: str, stem: Path, metric_label: str = "test metric"
+) -> list[Path]:
+    """Predicted metric over ``a`` (x) and ``b`` (y), contours, and the best ``a`` per ``b`` row."""
+    names, scales = result.surrogate.names, result.surrogate.scales
+    unit_a, unit_b, surface = result.surface(a, b)
+    scale_a, scale_b = scales[names.index(a)], scales[names.index(b)]
+    transform_a, xscale, suffix_a = _axis_for(scale_a)
+    transform_b, yscale, suffix_b = _axis_for(scale_b)
+    x, y = transform_a(unit_a), transform_b(unit_b)
+    figure = Figure(figsize=(5.5, 4.5))
+    axis = figure.subplots()
+    image = axis.pcolormesh(x, y, surface.T, cmap="Greys_r", shading="nearest")
+    contours = axis.contour(x, y, surface.T, levels=8, colors="black", linewidths=0.6)
+    axis.clabel(contours, fontsize=7, fmt="%.3g")
+    best = np.argmin(surface, axis=0)  # best a for each b
+    axis.plot(
+        x[best],
+        y,
+        linestyle="none",
+        marker="o",
+        markerfacecolor="white",
+        markeredgecolor="black",
+        markersize=4,
+        label=f"best {pretty(a)} per {pretty(b)}",
+    )
+    axis.set_xscale(xscale)
+    axis.set_yscale(yscale)
+    for which, kind in (("x", xscale), ("y", yscale)):
+        if kind == "log":
+            _plain_log_ticks(axis, which)
+    axis.set_xlabel(pretty(a) + suffix_a)
+    axis.set_ylabel(pretty(b) + suffix_b)
+    axis.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    figure.colorbar(image, ax=axis, label=f"predicted {metric_label}")
+    axis.set_title(f"{result.title}: {pretty(a)} x {pretty(b)}", fontsize=10)
+    return save(figure, stem)
+
+
+def importance_chart(result: Importance, stem: Path, top_pairs: int = 5) -> list[Path]:
+    """Greff's Fig. 5 as horizontal bars: main effects (plain), pairs (hatched), the rest (dotted)."""
+    main = result.main
+    pairs = result.pairs.head(top_pairs)
+    rest = max(0.0, 1.0 - result.main["fraction"].sum() - result.pairs["fraction"].sum())
+    labels = [pretty(p) for p in main["parameter"]]
+    labels += [f"{pretty(r.parameter_a)} x {pretty(r.parameter_b)}" for r in pairs.itertuples()]
+    labels.append("higher order")
+    values = [*main["fraction"], *pairs["fraction"], rest]
+    errors = [*main["fraction_std"], *pairs["fraction_std"], 0.0]
+    hatches = [""] * len(main) + ["//"] * len(pairs) + [".."]
+    figure = Figure(figsize=(6.0, 0.35 * len(values) + 1.2))
+    axis = figure.subplots()
+    positions = np.arange(len(values))[::-1]
+    bars = axis.barh(
+        positions,
+        values,
+        xerr=errors,
+        color="white",
+        edgecolor="black",
+        error_kw={"ecolor": "black", "capsize": 2},
+    )
+    for bar, hatch in zip(bars, hatches, strict=True):
+        bar.set_hatch(hatch)
+    for position, value in zip(positions, values, strict=True):
+        axis.text(value + 0.01, position, f"{100 * value:.1f} %", va="center", fontsize=8)
+    axis.set_yticks(positions, labels)
+    axis.set_xlim(0, min(1.15, max(values) + 0.2))
+    axis.set_xlabel("share of variance of the predicted metric")
+    r2 = result.surrogate.r2_out_of_bag
+    axis.set_title(
+        f"{result.title}: fANOVA ({result.trials} trials, forest OOB R² {r2:.2f})", fontsize=10
+    )
+    return save(figure, stem)
+
+
+def learning_curves(
+    trials: pd.DataFrame,
+    curves: pd.DataFrame,
+    dataset: str,
+    stem: Path,
+    reference: str = "vanilla",
+    per_cell: int = 1,
+) -> list[Path]:
+    """Validation loss per epoch of the ``per_cell`` best trials (by validation) of each cell."""
+    frame = trials[(trials["dataset"].astype(str) == dataset) & trials["usable"]]
+    cells = ordered_cells(frame["cell"].astype(str), reference)
+    figure = Figure(figsize=(6.5, 4.2))
+    axis = figure.subplots()
+    styles = itertools.cycle(itertools.product(LINESTYLES, MARKERS))
+    for cell in cells:
+        best = frame[frame["cell"].astype(str) == cell].nsmallest(per_cell, "best_valid")
+        linestyle, marker = next(styles)
+        for rank, trial in enumerate(best["trial_id"]):
+            curve = curves[curves["trial_id"] == trial].sort_values("epoch")
+            if curve.empty:
+                continue
+            every = max(1, len(curve) // 8)
+            axis.plot(
+                curve["epoch"],
+                curve["valid_loss"],
+                color="black",
+                linestyle=linestyle,
+                marker=marker,
+                markevery=every,
+                markersize=4,
+                linewidth=1,
+                label=cell if rank == 0 else None,
+            )
+    finite = curves[curves["trial_id"].isin(frame["trial_id"])]["valid_loss"].to_numpy(float)
+    low, high = _robust_limits(finite)
+    axis.set_ylim(low, high)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("validation loss")
+    axis.set_title(f"{dataset}: best trial of each cell", fontsize=10)
+    axis.legend(fontsize=8, ncols=2 if len(cells) > 6 else 1)
+    axis.grid(color="0.9", linewidth=0.5)
+    return save(figure, stem)
+
+
+def best_result_bars(
+    comparison: pd.DataFrame, stem: Path, reference: str = "vanilla"
+) -> list[Path]:
+    """Jozefowicz et al.'s comparison: the best test result (at best validation) per cell and task."""
+    datasets = list(comparison["dataset"].unique())
+    figure = Figure(
+        figsize=(4.0 * min(len(datasets), 3), 0.35 * comparison["cell"].nunique() + 1.8)
+    )
+    columns = min(len(datasets), 3)
+    rows = math.ceil(len(datasets) / columns)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    all_cells = ordered_cells(comparison["cell"], reference)
+    hatch_of = {cell: HATCHES[i % len(HATCHES)] for i, cell in enumerate(all_cells)}
+    for axis, dataset in zip(axes, datasets, strict=False):
+        table = comparison[comparison["dataset"] == dataset]
+        cells = ordered_cells(table["cell"], reference)
+        values = table.set_index("cell").loc[cells, "best_test"].to_numpy(float)
+        positions = np.arange(len(cells))[::-1]
+        bars = axis.barh(positions, values, color="white", edgecolor="black")
+        for bar, cell in zip(bars, cells, strict=True):
+            bar.set_hatch(hatch_of[cell])
+            if cell == reference:
+                bar.set_facecolor("0.85")
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            low, high = finite.min(), finite.max()
+            pad = max(0.15 * (high - low), 0.02 * abs(high) or 0.01)
+            axis.set_xlim(low - 2 * pad, high + 2 * pad)
+            best = np.nanargmin(values)
+            for position, value, index in zip(positions, values, range(len(values)), strict=True):
+                if np.isfinite(value):
+                    text = f"{value:.3f}" + (" (best)" if index == best else "")
+                    axis.text(value, position, " " + text, va="center", fontsize=7)
+        axis.set_yticks(positions, cells)
+        metric = table["metric"].iloc[0]
+        axis.set_xlabel(f"best test {metric} (lower is better)")
+        axis.set_title(dataset, fontsize=10)
+    for axis in axes[len(datasets) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    return save(figure, stem)
+
+
+def pick_interaction(result: Importance) -> tuple[str, str] | None:
+    """The (learning rate, hidden size) pair if both were searched, else the strongest pair."""
+    names = result.surrogate.names
+    leaf = {name.split(".")[-1]: name for name in names}
+    if "learning_rate" in leaf and "hidden_size" in leaf:
+        return leaf["learning_rate"], leaf["hidden_size"]
+    if len(result.pairs):
+        top = result.pairs.iloc[0]
+        return top["parameter_a"], top["parameter_b"]
+    return None
+
+
+def all_figures(
+    trials: pd.DataFrame,
+    curves: pd.DataFrame,
+    comparison: pd.DataFrame,
+    importances: Sequence[Importance],
+    output_dir: Path,
+    reference: str = "vanilla",
+) -> dict[str, list[Path]]:
+    """Every figure of a study into ``output_dir``; returns name -> written paths."""
+    output_dir = Path(output_dir)
+    written: dict[str, list[Path]] = {}
+    for dataset in comparison["dataset"].unique():
+        written[f"box_{dataset}"] = box_plots(
+            trials, comparison, dataset, output_dir / f"box_{dataset}", reference
+        )
+        written[f"curves_{dataset}"] = learning_curves(
+            trials, curves, dataset, output_dir / f"curves_{dataset}", reference
+        )
+    written["best_results"] = best_result_bars(comparison, output_dir / "best_results", reference)
+    for result in importances:
+        slug = "_".join(result.group.values()) or "all"
+        label = (
+            _metric_label(trials[trials["dataset"].astype(str) == result.group.get("dataset", "")])
+            if "dataset" in result.group
+            else "test metric"
+        )
+        written[f"importance_{slug}"] = importance_chart(result, output_dir / f"importance_{slug}")
+        written[f"marginals_{slug}"] = marginal_plots(
+            result, output_dir / f"marginals_{slug}", label
+        )
+        pair = pick_interaction(result)
+        if pair:
+            written[f"interaction_{slug}"] = interaction_heatmap(
+                result, *pair, output_dir / f"interaction_{slug}", label
+            )
+    return written

@@ -1,0 +1,312 @@
+"""One markdown report of one or more sweeps: tables, figures, configuration and environment.
+
+``write_report(directories, output_dir)`` collects every record under ``directories`` and writes,
+under ``output_dir``::
+
+    report.md                  the report (relative links only: the folder is self-contained)
+    tables/comparison.{md,tex,csv}, tables/importance.csv
+    figures/*.png, *.pdf       box plots, learning curves, best results, importance, marginals,
+                               interaction heat maps
+    data/trials.parquet, data/curves.parquet, data/skipped.csv
+
+The sweep-end callback (issue 5) calls the same function, so a finished sweep and a later
+``lstm-variants-analyze report SWEEP_DIR`` write the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lstm_variants.analysis.collect import AnalysisError, Collection, collect, ordered_cells
+from lstm_variants.analysis.compare import compare, markdown_table, to_markdown, write_tables
+from lstm_variants.analysis.importance import (
+    Importance,
+    importance_by_group,
+    importance_table,
+    pretty,
+)
+from lstm_variants.analysis.plots import all_figures
+
+MAX_SKIPPED_LISTED = 20
+
+
+def resolve_reference(trials: pd.DataFrame, reference: str | None) -> tuple[str, str | None]:
+    """(reference cell to use, a note if it had to change).
+
+    The requested one if any dataset has it; else the first cell in the canonical order (so a
+    Jozefowicz sweep without V still gets a table, against 'lstm').
+    """
+    cells = ordered_cells(trials["cell"].astype(str))
+    if reference in cells:
+        return reference, None
+    chosen = cells[0]
+    note = f"reference cell {reference!r} is not in these sweeps; compared against {chosen!r}"
+    return chosen, note if reference else None
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1} (lists kept as values)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def config_summary(trials: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(settings shared by every trial, one row per setting that varies: distinct values, range)."""
+    configs = [flatten(json.loads(text)) for text in trials["config_json"]]
+    keys = sorted(set().union(*configs)) if configs else []
+    shared, varying = {}, []
+    for key in keys:
+        values = [json.dumps(c.get(key), sort_keys=True, default=str) for c in configs]
+        distinct = sorted(set(values))
+        if len(distinct) == 1:
+            shared[key] = configs[0].get(key)
+            continue
+        numbers = pd.to_numeric(pd.Series([c.get(key) for c in configs]), errors="coerce")
+        described = (
+            f"{numbers.min():.6g} .. {numbers.max():.6g}"
+            if numbers.notna().all()
+            else ", ".join(json.loads(v) if v.startswith('"') else v for v in distinct[:6])
+            + (" ..." if len(distinct) > 6 else "")
+        )
+        varying.append({"key": key, "distinct": len(distinct), "values": described})
+    return shared, pd.DataFrame(varying, columns=["key", "distinct", "values"])
+
+
+def environment_summary(trials: pd.DataFrame) -> pd.DataFrame:
+    """The distinct environments (versions, devices, commit) with how many trials ran on each."""
+    environments = trials["environment_json"].map(json.loads)
+    rows = pd.DataFrame(list(environments)).drop(columns=["host"], errors="ignore")
+    if rows.empty:
+        return rows
+    rows = rows.astype(str)
+    return rows.value_counts().rename("trials").reset_index()
+
+
+def _figure(paths: dict[str, list[Path]], key: str, output_dir: Path, caption: str) -> str:
+    if key not in paths:
+        return ""
+    png = next(p for p in paths[key] if p.suffix == ".png")
+    pdf = next((p for p in paths[key] if p.suffix == ".pdf"), None)
+    link = f" ([PDF]({pdf.relative_to(output_dir).as_posix()}))" if pdf else ""
+    return f"![{caption}]({png.relative_to(output_dir).as_posix()})\n\n*{caption}*{link}\n"
+
+
+def _frame_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    def text(value: Any) -> str:
+        if isinstance(value, float):
+            return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
+        return str(value)
+
+    rows = [[text(v) for v in row] for row in frame.itertuples(index=False)]
+    return markdown_table([str(c) for c in frame.columns], rows)
+
+
+def _importance_section(result: Importance, figures: dict, output_dir: Path) -> list[str]:
+    slug = "_".join(result.group.values()) or "all"
+    rows = [
+        [pretty(r.parameter), f"{100 * r.fraction:.1f} %", f"± {100 * r.fraction_std:.1f}"]
+        for r in result.main.itertuples()
+    ]
+    rows += [
+        [
+            f"{pretty(r.parameter_a)} x {pretty(r.parameter_b)}",
+            f"{100 * r.fraction:.1f} %",
+            f"± {100 * r.fraction_std:.1f}",
+        ]
+        for r in result.pairs.head(5).itertuples()
+    ]
+    lines = [
+        f"### Hyperparameter importance: {result.title}",
+        "",
+        f"Functional ANOVA of the test metric on a random-forest surrogate ({result.trials} trials"
+        f" with a result, {result.excluded} without; forest out-of-bag R² "
+        f"{result.surrogate.r2_out_of_bag:.2f}). Share of variance explained by each "
+        "hyperparameter and pair (mean ± std over trees). Scales: "
+        + ", ".join(
+            f"{pretty(n)} {s}"
+            for n, s in zip(result.surrogate.names, result.surrogate.scales, strict=True)
+        )
+        + ".",
+        "",
+        markdown_table(["term", "share", "std"], rows),
+        "",
+        _figure(figures, f"importance_{slug}", output_dir, f"Variance shares, {result.title}"),
+        _figure(
+            figures,
+            f"marginals_{slug}",
+            output_dir,
+            f"Marginal predicted test metric, mean ± std over trees, {result.title}",
+        ),
+        _figure(
+            figures,
+            f"interaction_{slug}",
+            output_dir,
+            f"Interaction heat map (predicted test metric), {result.title}",
+        ),
+    ]
+    return lines
+
+
+def render_report(
+    collection: Collection,
+    comparison: pd.DataFrame,
+    importances: Sequence[Importance],
+    figures: dict[str, list[Path]],
+    output_dir: Path,
+    reference: str,
+    notes: Sequence[str] = (),
+) -> str:
+    """The markdown text of the report (links relative to ``output_dir``)."""
+    trials = collection.trials
+    lines = [
+        "# Study report",
+        "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from "
+        + ", ".join(f"`{d}`" for d in collection.directories)
+        + ".",
+        "",
+        f"**{collection.summary()}.** Studies: "
+        + ", ".join(sorted(trials["study"].astype(str).unique()))
+        + ". Reference cell: "
+        + f"`{reference}`.",
+        "",
+    ]
+    lines += [f"> Note: {note}" for note in notes]
+    if collection.skipped or collection.duplicates:
+        lines += ["", "## Skipped records", ""]
+        listed = collection.skipped[:MAX_SKIPPED_LISTED]
+        lines += [f"- `{path}`: {reason}" for path, reason in listed]
+        if len(collection.skipped) > len(listed):
+            lines.append(
+                f"- ... and {len(collection.skipped) - len(listed)} more (data/skipped.csv)"
+            )
+        if collection.duplicates:
+            lines.append(f"- {len(collection.duplicates)} duplicate trial(s) kept once")
+    lines += [
+        "",
+        "## Comparison of cells",
+        "",
+        "Best 10 %: the trials with the lowest validation metric (Greff et al. 2017). Bold:",
+        "significantly better or worse than the reference after correction.",
+        "",
+        to_markdown(comparison),
+    ]
+    for dataset in comparison["dataset"].unique():
+        lines += [
+            _figure(figures, f"box_{dataset}", output_dir, f"Test metric per cell, {dataset}"),
+            _figure(figures, f"curves_{dataset}", output_dir, f"Learning curves, {dataset}"),
+        ]
+    lines.append(_figure(figures, "best_results", output_dir, "Best test result per cell and task"))
+    lines += ["## Hyperparameters", ""]
+    if not importances:
+        lines.append("Too few trials with a result for a functional ANOVA (at least 8 needed).")
+    for result in importances:
+        lines += _importance_section(result, figures, output_dir)
+    shared, varying = config_summary(trials)
+    lines += [
+        "## Configuration",
+        "",
+        "Settings that vary across trials:",
+        "",
+        _frame_markdown(varying) if len(varying) else "(none)",
+        "",
+        "Settings shared by every trial:",
+        "",
+        "```json",
+        json.dumps(shared, indent=1, sort_keys=True, default=str),
+        "```",
+        "",
+        "## Environment",
+        "",
+        _frame_markdown(environment_summary(trials)),
+        "",
+        "## Files",
+        "",
+        "- tables: `tables/comparison.md`, `.tex`, `.csv`; `tables/importance.csv`",
+        "- data: `data/trials.parquet` (one row per trial), `data/curves.parquet`, "
+        "`data/skipped.csv`",
+        "- figures: `figures/` (PNG and PDF)",
+        "",
+        "Regenerate with `lstm-variants-analyze report "
+        + " ".join(collection.directories)
+        + f" --reference {reference}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(
+    directories: Sequence[str | Path],
+    output_dir: str | Path,
+    reference: str = "vanilla",
+    *,
+    fraction: float = 0.1,
+    test: str = "permutation",
+    correction: str = "holm",
+    trees: int = 32,
+    resamples: int = 2000,
+    permutations: int = 2000,
+    status: Callable[[str], None] | None = None,
+) -> Path:
+    """Write the report of the sweeps in ``directories`` into ``output_dir``; return report.md.
+
+    Args:
+      directories: sweep roots (or any folders holding ``**/records/*.json``).
+      output_dir: where the report, tables, figures and data go (created).
+      reference: the cell every other is tested against; if no sweep has it, the first cell in
+        the canonical order is used and the report says so.
+      fraction, test, correction, resamples, permutations: see ``compare.compare``.
+      trees: random-forest size of the importance analysis.
+      status: called with a short line before each step (progress display).
+
+    Raises:
+      AnalysisError: no records under ``directories``, or none with a usable result.
+    """
+    say = status or (lambda line: None)
+    output_dir = Path(output_dir)
+    say("collecting records")
+    collection = collect(directories, progress=status is not None)
+    trials = collection.trials
+    if trials.empty:
+        raise AnalysisError(
+            f"no readable records under {', '.join(map(str, directories))} "
+            f"({len(collection.skipped)} skipped)"
+        )
+    collection.save(output_dir / "data")
+    chosen, note = resolve_reference(trials, reference)
+    say("comparing cells")
+    comparison = compare(
+        trials,
+        reference=chosen,
+        fraction=fraction,
+        test=test,
+        correction=correction,
+        resamples=resamples,
+        permutations=permutations,
+    )
+    write_tables(comparison, output_dir / "tables")
+    say("functional ANOVA")
+    importances = importance_by_group(trials, trees=trees)
+    if importances:
+        importance_table(importances).to_csv(output_dir / "tables" / "importance.csv", index=False)
+    say("drawing figures")
+    figures = all_figures(
+        trials, collection.curves, comparison, importances, output_dir / "figures", chosen
+    )
+    report = output_dir / "report.md"
+    text = render_report(
+        collection, comparison, importances, figures, output_dir, chosen, [note] if note else []
+    )
+    report.write_text(text)
+    return report

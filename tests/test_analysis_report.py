@@ -1,0 +1,111 @@
+"""plots, report and the command line: files are written, non-empty, of the expected size."""
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from lstm_variants.analysis.cli import main
+from lstm_variants.analysis.collect import collect
+from lstm_variants.analysis.compare import compare
+from lstm_variants.analysis.importance import importance_by_group
+from lstm_variants.analysis.plots import DPI, all_figures
+from lstm_variants.analysis.report import write_report
+from lstm_variants.analysis.synthetic import synthetic_study, write_records
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    write_records(
+        synthetic_study({"vanilla": 0.0, "nfg": 0.4, "cifg": 0.0}, trials=40, seed=0), root
+    )
+    write_records(
+        synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=20, seed=1, dataset="nottingham"), root
+    )
+    (root / "jsb_chorales" / "nfg" / "records" / "broken.json").write_text("{")
+    return root
+
+
+def test_every_figure_is_a_non_empty_image_of_the_expected_size(sweep, tmp_path):
+    collection = collect([sweep])
+    table = compare(collection.trials, resamples=0, permutations=100)
+    results = importance_by_group(collection.trials, trees=8)
+    written = all_figures(collection.trials, collection.curves, table, results, tmp_path)
+    expected = {"best_results"} | {
+        f"{kind}_{d}"
+        for d in ("jsb_chorales", "nottingham")
+        for kind in ("box", "curves", "importance", "marginals", "interaction")
+    }
+    assert set(written) == expected
+    for name, paths in written.items():
+        png, pdf = sorted(paths, key=lambda p: p.suffix != ".png")
+        assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1000
+        image = imread(png)
+        height, width = image.shape[:2]
+        assert 2 * DPI < width < 20 * DPI and 1.5 * DPI < height < 12 * DPI, name
+        assert np.ptp(image[..., :3]) > 0.5, name  # not blank: black ink on white
+
+
+def test_report_is_self_contained_markdown(sweep, tmp_path):
+    lines = []
+    report = write_report(
+        [sweep], tmp_path / "report", trees=8, resamples=100, permutations=200, status=lines.append
+    )
+    text = report.read_text()
+    for heading in (
+        "# Study report",
+        "## Comparison of cells",
+        "## Hyperparameters",
+        "## Configuration",
+        "## Environment",
+        "## Skipped records",
+    ):
+        assert heading in text
+    assert "broken.json" in text and "**worse**" in text
+    for link in [part.split(")")[0] for part in text.split("](")[1:]]:
+        assert (report.parent / link).is_file(), link  # every link resolves inside the folder
+    assert (tmp_path / "report" / "data" / "trials.parquet").is_file()
+    assert (tmp_path / "report" / "tables" / "comparison.tex").is_file()
+    assert lines[0] == "collecting records"
+
+
+def test_report_falls_back_to_a_present_reference(tmp_path):
+    write_records(synthetic_study({"lstm": 0.0, "gru": 0.0}, trials=10, seed=0), tmp_path / "s")
+    report = write_report([tmp_path / "s"], tmp_path / "r", trees=4, resamples=0, permutations=50)
+    assert (
+        "reference cell 'vanilla' is not in these sweeps; compared against 'lstm'"
+        in report.read_text()
+    )
+
+
+def test_command_line(sweep, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "compare",
+                str(sweep),
+                "--out",
+                str(tmp_path),
+                "--resamples",
+                "0",
+                "--permutations",
+                "100",
+            ]
+        )
+        == 0
+    )
+    assert "| nfg |" in capsys.readouterr().out and (tmp_path / "comparison.csv").is_file()
+    assert main(["collect", str(sweep), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "trials.parquet").is_file()
+    assert main(["importance", str(sweep), "--out", str(tmp_path), "--trees", "4"]) == 0
+    assert "learning rate" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "nothing")]) == 2
+    assert "lstm-variants-analyze: error: not a directory" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty)]) == 2
+    assert f"no run records (**/records/*.json) under {empty}" in capsys.readouterr().err
+    assert main(["compare", str(sweep), "--reference", "gru"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0

@@ -1,0 +1,94 @@
+"""The ``lstm-variants-diagnose`` command: gradient flow, gate statistics and the initialisation and
+clipping studies, written as figures and tables (a Hydra app sharing the training configs).
+
+``--help``, ``--cfg job`` and overrides are Hydra's. Invalid input (an unknown cell or dataset, a
+misspelt key, a bad option) ends with one ``lstm-variants-diagnose: error: ...`` line and exit
+status 2, as ``lstm-variants`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lstm_variants.cli import CONFIG_DIR, unknown_choice
+from lstm_variants.data import DataError
+from lstm_variants.errors import ConfigError
+
+PROG = "lstm-variants-diagnose"
+CONFIG_NAME = "diagnose"
+
+
+def run(cfg: dict, out_dir: Path) -> list[Path]:
+    """Every measurement ``cfg`` asks for, written to ``out_dir``; the paths written."""
+    from lstm_variants.diagnostics.report import write_report
+    from lstm_variants.diagnostics.studies import (
+        cell_study,
+        clipping_study,
+        init_study,
+        study_dataset,
+    )
+
+    diagnose = cfg["diagnose"]
+    progress = bool(cfg.get("progress", False))
+    data = study_dataset(cfg)
+    cell_rows = cell_study(cfg, data, progress=progress)
+    init_rows = init_study(cfg, data) if diagnose["init_study"]["enabled"] else []
+    clip_rows = clipping_study(cfg, data, progress) if diagnose["clipping_study"]["enabled"] else []
+    options = cfg["dataset"].get("options") or {}
+    header = (
+        f"# Diagnostics: {cfg['dataset']['name']} "
+        + " ".join(f"{k}={v}" for k, v in options.items())
+        + f", hidden size {cfg['model']['hidden_size']}, seed {cfg['seed']}, "
+        f"{diagnose['num_sequences']} {diagnose['split']} sequences\n"
+    )
+    return write_report(out_dir, cell_rows, init_rows, clip_rows, header)
+
+
+def task(cfg: DictConfig) -> None:
+    # Hydra sets the root logger to INFO; JAX's backend probing is noise at that level.
+    logging.getLogger("jax").setLevel(logging.WARNING)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    out_dir = Path(resolved.get("out_dir") or HydraConfig.get().runtime.output_dir)
+    try:
+        written = run(resolved, out_dir)
+    except (ConfigError, DataError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    summary = out_dir / "summary.md"
+    print(summary.read_text())
+    print("wrote: " + ", ".join(str(path) for path in written))
+
+
+def override_error(argv: list[str]) -> str | None:
+    """Compose the diagnose config once with the user's overrides; Hydra's complaint as one line."""
+    if any(argument.startswith("-") for argument in argv):
+        return None
+    overrides = [argument for argument in argv if not argument.lstrip("+~").startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            compose(CONFIG_NAME, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return " ".join(lines[:2])
+    return None
+
+
+def main() -> None:
+    problem = unknown_choice(sys.argv[1:]) or override_error(sys.argv[1:])
+    if problem is not None:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)(task)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Figures of the diagnostics: small PNGs meant to be committed beside docs/diagnostics.md.
+
+Every function takes the rows of ``studies`` and returns a matplotlib Figure; ``save`` writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server or in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+GATE_COLOURS = {
+    "i": "tab:green",
+    "f": "tab:blue",
+    "o": "tab:red",
+    "r": "tab:purple",
+    "u": "tab:orange",
+}
+COMPONENT_TITLES = {"h": "hidden state: ||dL_T / dh_t||", "c": "cell state: ||dL_T / dc_t||"}
+
+
+def save(figure: Figure, path: Path, dpi: int = 80) -> Path:
+    """Write ``figure`` as a PNG (small: modest dpi) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def cell_colours(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One colour per cell label, the same in every panel (cells without a cell state skip panels)."""
+    labels = dict.fromkeys(row["cell"] for row in rows)
+    palette = plt.get_cmap("tab10").colors
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
+def _states(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(row["state"] for row in rows))
+
+
+def gradient_flow_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """g(k) against the lag k = T - t on a log scale: one panel per (state, h or c), one line per cell.
+
+    The legend gives each cell's fitted rate per step.
+    """
+    states = _states(rows)
+    colours = cell_colours(rows)
+    figure, axes = plt.subplots(
+        len(states), 2, figsize=(11, 3.6 * len(states)), squeeze=False, sharex=True
+    )
+    for i, state in enumerate(states):
+        for j, name in enumerate(("h", "c")):
+            ax = axes[i, j]
+            for row in (r for r in rows if r["state"] == state):
+                profile = row["flow"].profiles.get(name)
+                if profile is None:
+                    continue
+                lags = np.arange(len(profile))
+                shown = np.where(
+                    profile > 0, profile, np.nan
+                )  # log scale: zeros (underflow) are gaps
+                fit = row["flow"].fits[name]
+                ax.semilogy(
+                    lags[1:],
+                    shown[1:],
+                    color=colours[row["cell"]],
+                    label=f"{row['cell']} (r = {fit.rate:.3f})",
+                )
+            ax.set_title(f"{state}: {COMPONENT_TITLES[name]}", fontsize=10)
+            ax.set_xlabel("T - t (steps back from the loss)")
+            ax.grid(True, which="major", alpha=0.3)
+            ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def saturation_figure(rows: Sequence[Mapping[str, Any]], state: str) -> Figure:
+    """Karpathy et al.'s scatter: per unit, fraction left-saturated (x) and right-saturated (y).
+
+    One panel per gated cell, one colour per gate; points near the origin are never saturated, points
+    on the anti-diagonal always are.
+    """
+    gated = [r for r in rows if r["state"] == state and r["gates"].saturation]
+    columns = min(3, max(1, len(gated)))
+    lines = -(-max(1, len(gated)) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(3.6 * columns, 3.4 * lines), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    for ax, row in zip(axes.ravel(), gated, strict=False):
+        ax.set_visible(True)
+        for gate, sat in row["gates"].saturation.items():
+            ax.scatter(
+                sat.left, sat.right, s=10, alpha=0.6, label=gate, color=GATE_COLOURS.get(gate)
+            )
+        ax.plot([0, 1], [1, 0], color="grey", lw=0.5)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{row['cell']} ({state})", fontsize=10)
+        ax.set_xlabel("fraction left-saturated (< 0.1)", fontsize=8)
+        ax.set_ylabel("fraction right-saturated (> 0.9)", fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+    figure.tight_layout()
+    return figure
+
+
+def retention_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """Histograms of the retention (LSTM forget gate f, GRU update gate u) per cell, one panel per state."""
+    states = _states(rows)
+    colours = cell_colours(rows)
+    figure, axes = plt.subplots(1, len(states), figsize=(5.5 * len(states), 3.6), squeeze=False)
+    bins = np.linspace(0.0, 1.0, 41)
+    for ax, state in zip(axes[0], states, strict=True):
+        for row in (r for r in rows if r["state"] == state):
+            values = row["gates"].retention_values
+            if values is None:
+                continue
+            ax.hist(
+                values,
+                bins=bins,
+                histtype="step",
+                density=True,
+                color=colours[row["cell"]],
+                label=row["cell"],
+            )
+        ax.axvline(0.9, color="grey", lw=0.5, ls="--")
+        ax.set_yscale("log")
+        ax.set_title(f"{state}: forget-gate (retention) values", fontsize=10)
+        ax.set_xlabel("f (LSTM), u (GRU); NFG is f = 1")
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def init_study_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """Fitted rate of ||dL_T/dh_t|| against the recurrent gain: one panel per initialiser."""
+    initializers = list(dict.fromkeys(r["initializer"] for r in rows))
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    figure, axes = plt.subplots(
+        1, len(initializers), figsize=(4.2 * len(initializers), 3.5), squeeze=False, sharey=True
+    )
+    for ax, name in zip(axes[0], initializers, strict=True):
+        for cell in cells:
+            mine = sorted((r for r in rows if r["initializer"] == name and r["cell"] == cell),
+                          key=lambda r: r["gain"])  # fmt: skip
+            ax.plot([r["gain"] for r in mine], [r["rate_h"] for r in mine], "o-", label=cell)
+        ax.axhline(1.0, color="grey", lw=0.5)
+        ax.set_yscale("log")
+        ax.set_title(f"recurrent init: {name}", fontsize=10)
+        ax.set_xlabel("recurrent gain s")
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].set_ylabel("rate per step of ||dL_T/dh_t||")
+    axes[0, -1].legend(fontsize=7)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,278 @@
+"""Diagnostics: gradient flow on cells whose answer is known in closed form, exact gate saturation
+fractions, the layer-by-layer forward against the model, and the diagnose app end to end."""
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import linen as nn
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from lstm_variants.cells import LSTMCell, RecurrentCell
+from lstm_variants.cli import CONFIG_DIR
+from lstm_variants.data.adding import adding_problem
+from lstm_variants.diagnostics import cli as diagnose_cli
+from lstm_variants.diagnostics.gate_stats import (
+    gate_report,
+    long_memory_units,
+    recurrence_gates,
+    saturation_fractions,
+)
+from lstm_variants.diagnostics.gradient_flow import (
+    carry_gradients,
+    fit_rate,
+    gradient_flow,
+    mean_by_lag,
+    model_outputs,
+    take_step,
+)
+from lstm_variants.model import SequenceModel, step_mask
+
+
+class LinearCell(RecurrentCell):
+    """h_new = W x + R h + b, no non-linearity: the recurrence whose gradient flow is a^k for R = a I."""
+
+    @nn.nowrap
+    def project(self, params, x):
+        return x @ params["W"] + params["b"].reshape((1,) * (x.ndim - 1) + (-1,))
+
+    @nn.nowrap
+    def split_recurrent(self, params):
+        return (params["R"],), {}
+
+    @nn.nowrap
+    def recurrent_inputs(self, carry):
+        return (carry,)
+
+    @nn.nowrap
+    def step(self, step_params, carry, px, ms):
+        h_new = px + ms[0]
+        return h_new, h_new
+
+
+def last_step_readout(readout_vector, lengths):
+    """(T, B, H) outputs -> (B,) losses w . h_{T_b}: linear, so dL/dh_T = w for every sequence."""
+
+    def losses(outputs):
+        return take_step(jnp.swapaxes(outputs, 0, 1), lengths - 1) @ readout_vector
+
+    return losses
+
+
+@pytest.mark.parametrize("a", [0.8, 0.95, 1.05])
+def test_linear_rnn_gradient_decays_as_a_to_the_lag(a):
+    T, B, D, H = 40, 6, 3, 5
+    keys = jax.random.split(jax.random.key(0), 4)
+    params = {
+        "W": jax.random.normal(keys[0], (D, H)),
+        "R": a * jnp.eye(H),
+        "b": jnp.zeros((H,)),
+    }
+    cell = LinearCell(features=H)
+    lengths = jnp.array([40, 40, 35, 30, 38, 25], jnp.int32)  # aligned at each sequence's own end
+    mask = step_mask(lengths, T).T
+    px = cell.project(params, jax.random.normal(keys[1], (T, B, D)))
+    readout_vector = jax.random.normal(keys[2], (H,))
+    grads = carry_gradients(
+        cell, params, jnp.zeros((B, H)), px, mask, last_step_readout(readout_vector, lengths)
+    )
+    profile = mean_by_lag(grads["h"], lengths)
+    # dL/dh_{T-k} = a^k w for every sequence, exactly.
+    expected = a ** np.arange(T) * float(jnp.linalg.norm(readout_vector))
+    np.testing.assert_allclose(profile[:25], expected[:25], rtol=1e-4)
+    fit = fit_rate(profile)
+    assert abs(fit.rate - a) / a < 0.01
+    assert fit.points == T - 1
+
+
+def test_fit_rate_ignores_underflowed_lags():
+    profile = np.array([1.0, 0.5, 0.25, 0.125, 0.0, 0.0, np.nan])
+    fit = fit_rate(profile, first_lag=0)
+    assert fit.rate == pytest.approx(0.5)
+    assert fit.points == 4
+    assert fit.decades_per_100_steps == pytest.approx(100 * np.log10(0.5))
+
+
+def _tiny_adding(T=12, n=8):
+    return adding_problem(T=T, n_train=n, n_valid=n, n_test=n, seed=1)
+
+
+def _init(model, data, seed=0):
+    x = jnp.asarray(data.train.inputs[:1, :1])
+    return model.init(jax.random.key(seed), x, jnp.ones((1,), jnp.int32), parameters_only=True)
+
+
+def test_open_forget_gate_closed_input_gate_carries_the_cell_gradient_undiminished():
+    data = _tiny_adding(T=20)
+    model = SequenceModel(cell="vanilla", hidden_size=4, output_size=1, readout_at="last_step")
+    variables = _init(model, data)
+    layer = dict(variables["params"]["layer_0"])
+    for name in ("R_z", "R_i", "R_f", "R_o"):
+        # No recurrent weights: the cell path c_{t-1} -> c_t is then the only path from c_t onwards.
+        layer[name] = jnp.zeros_like(layer[name])
+    layer["b_f"] = jnp.full_like(layer["b_f"], 20.0)  # f = sigma(20) = 1 - 2e-9: open
+    layer["b_i"] = jnp.full_like(layer["b_i"], -20.0)  # i = 2e-9: closed
+    opened = {"params": dict(variables["params"], layer_0=layer)}
+    # Fitted over lags every sequence has (lengths 20..22), so each lag averages the same sequences.
+    flow = gradient_flow(model, opened, data, num_sequences=8, last_lag=19)
+    profile_c = flow.profiles["c"]
+    assert profile_c[0] == 0.0  # the readout sees y_T, not the carried c_T
+    lags = np.arange(1, 20)  # every sequence is at least 20 steps long
+    np.testing.assert_allclose(profile_c[lags] / profile_c[1], 1.0, atol=1e-5)
+    assert flow.fits["c"].rate == pytest.approx(1.0, abs=1e-6)
+    # The same cell with its forget gate at f = sigma(0) = 1/2 loses half the signal per step.
+    half = {name: jnp.zeros_like(layer[name]) for name in ("W_f", "p_f", "b_f")}
+    halved = {"params": dict(variables["params"], layer_0=layer | half)}
+    flow = gradient_flow(model, halved, data, num_sequences=8, last_lag=19)
+    assert flow.fits["c"].rate == pytest.approx(0.5, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "cell, layers, tokens", [("vanilla", 1, False), ("gru", 2, False), ("fgr", 1, True)]
+)
+def test_layer_by_layer_forward_equals_the_model(cell, layers, tokens):
+    B, T = 3, 6
+    lengths = jnp.array([6, 4, 1], jnp.int32)
+    if tokens:
+        inputs = jax.random.randint(jax.random.key(1), (B, T), 0, 7)
+        model = SequenceModel(cell=cell, hidden_size=5, output_size=2, vocab_size=7, embed_size=3)
+    else:
+        inputs = jax.random.normal(jax.random.key(1), (B, T, 3))
+        model = SequenceModel(cell=cell, hidden_size=5, output_size=2, num_layers=layers)
+    variables = model.init(jax.random.key(0), inputs, lengths)
+    np.testing.assert_allclose(
+        model_outputs(model, variables, inputs, lengths),
+        model.apply(variables, inputs, lengths),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_saturation_fractions_of_a_hand_built_array_are_exact():
+    values = np.array(
+        [[[0.05, 0.95]], [[0.5, 0.95]], [[0.05, 0.2]], [[0.99, 0.01]]]
+    )  # (T=4, B=1, H=2)
+    mask = np.array([[True], [True], [True], [False]])  # the last step is padding
+    sat = saturation_fractions(values, mask)
+    np.testing.assert_array_equal(sat.left, [2 / 3, 0.0])
+    np.testing.assert_array_equal(sat.right, [0.0, 2 / 3])
+
+
+def test_gate_saturation_of_a_hand_built_lstm_is_exact():
+    """i, f, o read their values straight from the input: gate_j = sigma(x_j) with known x."""
+    H, T, B = 3, 5, 2
+    rng = np.random.default_rng(0)
+    table = rng.choice([0.02, 0.3, 0.5, 0.7, 0.97], size=(T, B, 3 * H))  # the gate values wanted
+    inputs = jnp.asarray(np.log(table / (1 - table)), jnp.float32)  # logit: sigma(x) = table
+    cell = LSTMCell(features=H)
+    params = _zero_params(cell, 3 * H)
+    eye = jnp.eye(3 * H)
+    params["W_i"], params["W_f"], params["W_o"] = eye[:, :H], eye[:, H : 2 * H], eye[:, 2 * H :]
+    lengths = jnp.array([5, 3], jnp.int32)
+    mask = step_mask(lengths, T).T
+    carry0 = cell.initialize_carry(None, (B, 1))
+    gates = recurrence_gates(cell, params, carry0, cell.project(params, inputs), mask)
+    valid = np.asarray(mask)[..., None]
+    for k, gate in enumerate(("i", "f", "o")):
+        wanted = table[..., k * H : (k + 1) * H]
+        sat = saturation_fractions(gates[gate], mask)
+        np.testing.assert_array_equal(sat.left, ((wanted < 0.1) & valid).sum((0, 1)) / 8)
+        np.testing.assert_array_equal(sat.right, ((wanted > 0.9) & valid).sum((0, 1)) / 8)
+    forget = table[..., H : 2 * H]
+    share = ((forget > 0.9) & valid).sum((0, 1)) / 8
+    expected = sorted(
+        ((j, share[j]) for j in range(H) if share[j] > 0.25), key=lambda unit: -unit[1]
+    )
+    assert long_memory_units(gates["f"], mask, mostly=0.25) == expected
+
+
+def _zero_params(cell, input_size):
+    return {name: jnp.zeros(shape) for name, (_, shape) in cell.param_shapes(input_size).items()}
+
+
+@pytest.mark.parametrize("cell, gates", [("vanilla", {"i", "f", "o"}), ("tanh_rnn", set())])
+def test_gate_report_names_the_gates_and_retention(cell, gates):
+    data = _tiny_adding()
+    model = SequenceModel(cell=cell, hidden_size=4, output_size=1, readout_at="last_step")
+    report = gate_report(model, _init(model, data), data, num_sequences=4)
+    assert set(report.saturation) == gates
+    assert (report.retention_values is None) == (not gates)
+
+
+def _diagnose_config(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "diagnose",
+            overrides=[
+                "dataset.options.T=10",
+                "dataset.options.n_train=16",
+                "dataset.options.n_valid=8",
+                "dataset.options.n_test=8",
+                "model.hidden_size=4",
+                "train.max_epochs=1",
+                "diagnose.num_sequences=8",
+                "diagnose.cells=[vanilla,tanh_rnn]",
+                "diagnose.init_study.cells=[tanh_rnn]",
+                "diagnose.init_study.initializers=[orthogonal,normal]",
+                "diagnose.init_study.gains=[0.5,2.0]",
+                "diagnose.clipping_study.cells=[tanh_rnn]",
+                "diagnose.clipping_study.clip_norms=[1.0]",
+                f"out_dir={tmp_path}",
+                *overrides,
+            ],
+        )
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_diagnose_writes_tables_and_figures(tmp_path):
+    # Fresh models only: the clipping study covers brief training (the compile dominates the time).
+    cfg = _diagnose_config(tmp_path, "diagnose.states=[fresh]")
+    written = diagnose_cli.run(cfg, tmp_path)
+    names = {path.name for path in written}
+    assert names == {
+        "summary.md",
+        "results.json",
+        "gradient_flow.png",
+        "gate_saturation_fresh.png",
+        "forget_gate.png",
+        "init_study.png",
+    }
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| tanh_rnn | fresh |" in summary
+    assert "| tanh_rnn | 1 |" in summary  # the clipping study's row: trained with clip_norm 1
+
+
+def test_diagnose_app_help_and_one_line_errors():
+    help_text = subprocess.run(
+        [sys.executable, "-m", "lstm_variants.diagnostics.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "lstm-variants-diagnose" in help_text and "diagnose:" in help_text
+    for argv, message in [
+        (["cell=nope"], "unknown cell 'nope'"),
+        (["diagnose.nope=1"], "diagnose.nope"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "lstm_variants.diagnostics.cli", *argv],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lstm-variants-diagnose: error:")
+        assert message in lines[0]
+
+
+def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch):
+    cfg = _diagnose_config(tmp_path, "diagnose.cells=[nope]")
+    monkeypatch.setattr(diagnose_cli.HydraConfig, "get", lambda: None)
+    with pytest.raises(SystemExit) as stopped:
+        diagnose_cli.task(OmegaConf.create(cfg))
+    assert stopped.value.code == 2
+    assert "lstm-variants-diagnose: error: unknown cell 'nope'" in capsys.readouterr().err

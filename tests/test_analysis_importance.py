@@ -134,7 +134,11 @@ def test_study_importance_uses_sampled_values_and_log_scales(tmp_path):
     main = result.main.set_index("parameter")["fraction"]
     assert main.idxmax() == "sampled.optimizer.learning_rate" and main.iloc[0] > 0.5
     assert main["sampled.model.hidden_size"] > 5 * main["sampled.optimizer.momentum"]
+    # scales and ranges come from the records' search space (config['search']['space'])
     assert result.surrogate.scales == ["log", "log", "one_minus_log", "linear"]
+    np.testing.assert_allclose(
+        result.surrogate.bounds, [[-6, -2], [np.log10(20), np.log10(200)], [-2, 0], [0, 1]]
+    )
     curve = result.marginals["sampled.optimizer.learning_rate"]
     best = curve["value"].iloc[curve["mean"].idxmin()]
     assert 10**-3.3 < best < 10**-1.9

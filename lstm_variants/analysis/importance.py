@@ -154,13 +154,8 @@ def scales_from_search(config: Mapping[str, Any]) -> dict[str, str]:
     'type' | 'kind' | '_target_': name, ...}}`` with the distribution names of
     ``DISTRIBUTION_SCALES``; anything else is ignored (the scale is then inferred).
     """
-    space = config.get("search") or config.get("search_space") or {}
-    if isinstance(space, Mapping) and isinstance(space.get("space"), Mapping):
-        space = space["space"]
     scales = {}
-    if not isinstance(space, Mapping):
-        return scales
-    for key, spec in space.items():
+    for key, spec in search_space(config).items():
         if not isinstance(spec, Mapping):
             continue
         for field in ("distribution", "type", "kind", "_target_"):
@@ -169,6 +164,29 @@ def scales_from_search(config: Mapping[str, Any]) -> dict[str, str]:
                 scales[str(key)] = DISTRIBUTION_SCALES[kind]
                 break
     return scales
+
+
+def search_space(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``{dotted key: spec}`` search space of a record's config (``config['search']['space']``,
+    issue 5's layout), or an empty mapping."""
+    space = config.get("search") or config.get("search_space") or {}
+    if isinstance(space, Mapping) and isinstance(space.get("space"), Mapping):
+        space = space["space"]
+    return space if isinstance(space, Mapping) else {}
+
+
+def bounds_from_search(config: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Raw-scale ranges of the searched keys (``low``/``high``; for ``one_minus_log_uniform``
+    the value is 1 - y with y in [low, high], so the range is [1 - high, 1 - low])."""
+    bounds = {}
+    for key, spec in search_space(config).items():
+        if not isinstance(spec, Mapping) or "low" not in spec or "high" not in spec:
+            continue
+        low, high = float(spec["low"]), float(spec["high"])
+        if spec.get("distribution") == "one_minus_log_uniform":
+            low, high = 1.0 - high, 1.0 - low
+        bounds[str(key)] = (low, high)
+    return bounds
 
 
 def pretty(name: str) -> str:
@@ -507,14 +525,19 @@ def hyperparameter_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in candidates if frame[c].notna().all() and frame[c].nunique() > 1]
 
 
-def _scales_from_trials(frame: pd.DataFrame) -> dict[str, str]:
+def _search_from_trials(
+    frame: pd.DataFrame,
+) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
+    """(scales, raw bounds) of the ``sampled.*`` columns from the first trial's search space."""
     if "config_json" not in frame or frame.empty:
-        return {}
+        return {}, {}
     try:
         config = json.loads(frame["config_json"].iloc[0])
     except (TypeError, json.JSONDecodeError):
-        return {}
-    return {f"sampled.{key}": scale for key, scale in scales_from_search(config).items()}
+        return {}, {}
+    scales = {f"sampled.{key}": scale for key, scale in scales_from_search(config).items()}
+    bounds = {f"sampled.{key}": limits for key, limits in bounds_from_search(config).items()}
+    return scales, bounds
 
 
 @dataclasses.dataclass
@@ -568,7 +591,9 @@ def importance(
       parameters: the columns to explain it by (default ``hyperparameter_columns``).
       scales: override the scale of a parameter (default: search-space config, then
         ``infer_scale``).
-      bounds: override a parameter's range, raw scale (default: the observed range).
+      bounds: override a parameter's range, raw scale (default: the search space's ``low`` and
+        ``high`` when the records' config has one, else the observed range; the range always
+        includes every observed value).
       trees, min_samples_leaf, seed: the random forest.
       group: labels of this group, kept on the result.
 
@@ -585,7 +610,8 @@ def importance(
         )
     if not names:
         raise AnalysisError(f"no hyperparameter varies across {label}")
-    configured = _scales_from_trials(usable)
+    configured, searched_bounds = _search_from_trials(usable)
+    bounds = searched_bounds | dict(bounds or {})
     chosen = [
         (scales or {}).get(name) or configured.get(name) or infer_scale(name, usable[name])
         for name in names

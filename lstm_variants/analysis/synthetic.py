@@ -164,9 +164,22 @@ def synthetic_study(
                     rng=rng,
                     index=index,
                     population=trials,
+                    search=search_config(space),
                 )
             )
     return records
+
+
+def search_config(space: Mapping[str, tuple[str, float, float]]) -> dict[str, Any]:
+    """``space`` in the config layout of issue 5 (``conf/search/*.yaml``: ``{'space': {key:
+    {'distribution', 'low', 'high'[, 'integer']}}}``)."""
+    specs = {}
+    for key, (kind, low, high) in space.items():
+        spec = {"distribution": kind.removesuffix("_int"), "low": low, "high": high}
+        if kind.endswith("_int"):
+            spec["integer"] = True
+        specs[key] = spec
+    return {"space": specs}
 
 
 def _python(value: Any) -> Any:
@@ -188,6 +201,7 @@ def _record(
     rng: np.random.Generator,
     index: int,
     population: int,
+    search: dict[str, Any],
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "cell": {"name": cell, "options": {}},
@@ -197,6 +211,7 @@ def _record(
         "train": {"batch_size": 1, "input_noise": 0.0, "max_epochs": max_epochs, "patience": 5},
         "seed": seed,
         "study": study,
+        "search": search | {"sampled": values},
     }
     for key, value in values.items():
         _set_dotted(config, key, value)

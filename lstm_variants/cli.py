@@ -1,4 +1,10 @@
-"""The ``lstm-variants`` command: a Hydra app that trains one trial and writes its record.
+"""The ``lstm-variants`` command: a Hydra app that trains a population of trials and writes records.
+
+A job trains the trials of its config: one (``search=none``, the default) or ``search.trials``
+drawn from a search space (``lstm_variants.search``), together as populations
+(``lstm_variants.population``). In a multirun (``-m``) every job writes its records into the
+sweep's shared ``records/`` and a ``status.json``; a failed job is recorded and the sweep goes on,
+and a callback (``lstm_variants.sweep.SweepSummary``) writes the results table and summary.
 
 ``--help``, ``--cfg job``, overrides (``cell=cifg optimizer.learning_rate=1e-3``) and multirun
 (``-m cell=vanilla,nfg``) are Hydra's. Invalid input (an unknown cell or dataset, missing data, a
@@ -16,6 +22,7 @@ import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -40,27 +47,100 @@ def format_summary(record: dict) -> str:
     ]
     if "test_solved_fraction" in metrics:
         parts.insert(2, f"solved={metrics['test_solved_fraction']:.3f}")
+    sampled = record.get("sampled") or {}
+    if sampled:
+        parts.insert(
+            1, "[" + " ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in sampled.items()) + "]"
+        )
     return " ".join(parts)
 
 
-def task(cfg: DictConfig) -> None:
-    from lstm_variants.experiment import run_trial
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
+
+def configure_devices(cfg: DictConfig) -> None:
+    """Simulated CPU devices for the population's sharding, before JAX starts.
+
+    ``cpu_devices``: 0 (auto) gives one device per core, so a population uses every core of a
+    CPU host; a launcher that runs several jobs side by side sets 1 per job. With several CPU
+    devices, Eigen's own threads are turned off so devices do not fight over cores.
+    """
+    import os
+
+    count = int(cfg.get("cpu_devices") or 0) or (os.cpu_count() or 1)
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", count)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+def task(cfg: DictConfig) -> None:
     # Hydra sets the root logger to INFO; JAX's backend probing (no TPU here) is noise at that level.
     logging.getLogger("jax").setLevel(logging.WARNING)
-
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    # A study keeps every record in one directory, so a rerun finds them whatever the job numbers.
+    records_dir = Path(hydra_cfg.sweep.dir) if multirun else job_dir
+    overrides = list(hydra_cfg.overrides.task)
     try:
-        path, record = run_trial(resolved, output_dir, progress=bool(cfg.progress))
+        configure_devices(cfg)
+        from lstm_variants.experiment import run_trials
+        from lstm_variants.search import trial_configs
+
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        configs = trial_configs(resolved, job=hydra_cfg.job.num if multirun else 0)
+        results = run_trials(configs, records_dir, progress=bool(cfg.progress))
     except (ConfigError, DataError) as error:
-        print(f"lstm-variants: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    if record is None:
-        print(f"already done (record exists; overwrite=true retrains): {path}")
+        _fail(multirun, job_dir, overrides, str(error))
         return
-    print(format_summary(record))
-    print(f"record: {path}")
+    except Exception as error:  # a sweep goes on past a job's crash; the summary lists it
+        if not multirun:
+            raise
+        _fail(multirun, job_dir, overrides, f"{type(error).__name__}: {error}".splitlines()[0])
+        return
+    trained = [record for _, record in results if record is not None]
+    for path, record in results:
+        if record is None:
+            print(f"already done (record exists; overwrite=true retrains): {path}")
+        else:
+            print(format_summary(record))
+    if len(results) == 1 and trained:
+        print(f"record: {results[0][0]}")
+    elif results:
+        print(
+            f"{len(trained)} trained, {len(results) - len(trained)} already done; records in {records_dir / 'records'}"
+        )
+    if multirun:
+        from lstm_variants.sweep import write_status
+
+        finished = [
+            r["metrics"]["test_at_best"]
+            for r in trained
+            if r["metrics"]["test_at_best"] is not None
+        ]
+        write_status(
+            job_dir,
+            "ok",
+            overrides,
+            trials=len(results),
+            trained=len(trained),
+            best_test=min(finished) if finished else None,
+            label=" ".join(overrides),
+        )
+
+
+def _fail(multirun: bool, job_dir: Path, overrides: list[str], message: str) -> None:
+    """One error line; a single run exits with status 2, a sweep's job records it and goes on."""
+    print(f"lstm-variants: error: {message}", file=sys.stderr)
+    if not multirun:
+        sys.exit(2)
+    from lstm_variants.sweep import write_status
+
+    write_status(job_dir, "failed", overrides, error=message)
 
 
 def unknown_choice(argv: list[str]) -> str | None:

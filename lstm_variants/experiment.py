@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -124,14 +125,23 @@ def shared_part(cfg: Mapping[str, Any]) -> str:
         for key in path[:-1]:
             node = node.get(key) or {}
         node.pop(path[-1], None)
-    shared.pop("overwrite", None)
-    shared.pop("progress", None)
+    for key in (*OPERATIONAL_KEYS, "search"):  # search: each trial's own index and draws
+        shared.pop(key, None)
     return json.dumps(shared, sort_keys=True, default=str)
+
+
+# Keys that say how to run, not what to train: they never change a trial's id.
+OPERATIONAL_KEYS = ("overwrite", "progress", "data_dir", "cpu_devices", "population_size")
+
+
+def trial_identity(cfg: Mapping[str, Any]) -> str:
+    """The trial id of ``cfg``: a hash of the resolved config without ``OPERATIONAL_KEYS``."""
+    return trial_id({k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS})
 
 
 def record_path(cfg: Mapping[str, Any], output_dir: Path) -> Path:
     """Where the record of ``cfg`` goes: ``output_dir/records/<trial_id>.json``."""
-    return Path(output_dir) / "records" / f"{trial_id(dict(cfg))}.json"
+    return Path(output_dir) / "records" / f"{trial_identity(cfg)}.json"
 
 
 def run_trials(
@@ -139,9 +149,12 @@ def run_trials(
 ) -> list[tuple[Path, dict | None]]:
     """Train every config whose record does not exist yet, as few populations as possible.
 
-    Configs that share everything but ``MEMBER_KEYS`` form one population. A config whose record
+    Configs that share everything but ``MEMBER_KEYS`` form one population, of at most
+    ``population_size`` members (a config key; 0 or absent: no limit). A config whose record
     exists (and whose ``overwrite`` is false) is skipped and gets None as its record, so a rerun
-    trains only what is missing. Each record is written as soon as its population finishes.
+    trains only what is missing. Each record is written as soon as its population finishes, so a
+    crash loses at most the population in flight. After each population a progress line (trials
+    done, best validation so far, ETA) goes to stderr.
 
     Returns:
       (record path, record or None) for each config, in order.
@@ -152,7 +165,12 @@ def run_trials(
     for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True)):
         if cfg.get("overwrite", False) or not path.exists():
             groups.setdefault(shared_part(cfg), []).append(index)
+    populations = []
     for indices in groups.values():
+        size = int(cfgs[indices[0]].get("population_size") or 0) or len(indices)
+        populations += [indices[i : i + size] for i in range(0, len(indices), size)]
+    progress_line = _ProgressLine(total=sum(map(len, populations)), skipped=len(cfgs))
+    for indices in populations:
         first = cfgs[indices[0]]
         data = load_dataset(
             first["dataset"]["name"],
@@ -176,7 +194,38 @@ def run_trials(
             record = make_record(cfgs[index], result, started)
             write_json_atomic(paths[index], record)
             results[index] = (paths[index], record)
+        progress_line.update([results[index][1] for index in indices])
     return results
+
+
+class _ProgressLine:
+    """Trials done / to do, diverged, the best validation metric so far and an ETA, on stderr."""
+
+    def __init__(self, total: int, skipped: int):
+        self.total, self.skipped = total, skipped - total
+        self.done = self.diverged = 0
+        self.best: float | None = None
+        self.started = time.time()
+
+    def update(self, records: list[dict]) -> None:
+        self.done += len(records)
+        for record in records:
+            metrics = record["metrics"]
+            self.diverged += metrics["stopped"] == "diverged"
+            if metrics["best_valid"] is not None:
+                self.best = min(self.best or math.inf, metrics["best_valid"])
+        if self.total <= 1:
+            return
+        elapsed = time.time() - self.started
+        eta = elapsed / self.done * (self.total - self.done)
+        best = "-" if self.best is None else f"{self.best:.4g}"
+        print(
+            f"trials: {self.done}/{self.total} done ({self.skipped} already recorded, "
+            f"{self.diverged} diverged), best valid {best}, {elapsed / 60:.1f} min, "
+            f"ETA {eta / 60:.1f} min",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_trial(
@@ -194,12 +243,14 @@ def make_record(cfg: Mapping[str, Any], result, started: float) -> dict[str, Any
     """The run record of DESIGN.md section 5 for a trained config."""
     return {
         "record_version": RECORD_VERSION,
-        "trial_id": trial_id(dict(cfg)),
+        "trial_id": trial_identity(cfg),
         "study": cfg.get("study", "single"),
         "cell": cfg["cell"]["name"],
         "dataset": cfg["dataset"]["name"],
         "seed": int(cfg["seed"]),
         "hyperparameters": hyperparameters(cfg),
+        "sampled": (cfg.get("search") or {}).get("sampled", {}),
+        "trial_index": (cfg.get("search") or {}).get("trial", 0),
         "parameters": parameter_count(result.params),
         "metrics": result.metrics,
         "curve": result.curve,

@@ -62,6 +62,10 @@ from lstm_variants.train import (
 )
 
 MEMBER_AXIS = "members"
+# Compiled population programs, reused by later populations of the same shape in this process
+# (a sweep's chunks of ``population_size`` trials): compiling costs seconds, running them less.
+_COMPILED: dict = {}
+_COMPILED_KEPT = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,14 +273,20 @@ def _train_chunk(
     active = np.arange(total) < count
 
     compile_started = time.perf_counter()
-    epoch_fn, evaluate = _population_programs(bucket_model, optimizer, data, settings, devices)
-    epoch_fn = epoch_fn.lower(
-        params, opt_state, masks, noise, data_keys, jnp.asarray(active), *train
-    ).compile()
-    evaluators = {
-        name: evaluate.lower(params, *arrays).compile()
-        for name, arrays in (("valid", valid), ("test", test))
-    }
+    cache_key = (bucket_model, optimizer, id(data), settings, tuple(d.id for d in devices), total)
+    if cache_key not in _COMPILED:
+        epoch_fn, evaluate = _population_programs(bucket_model, optimizer, data, settings, devices)
+        epoch_fn = epoch_fn.lower(
+            params, opt_state, masks, noise, data_keys, jnp.asarray(active), *train
+        ).compile()
+        evaluators = {
+            name: evaluate.lower(params, *arrays).compile()
+            for name, arrays in (("valid", valid), ("test", test))
+        }
+        while len(_COMPILED) >= _COMPILED_KEPT:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[cache_key] = (epoch_fn, evaluators, data)  # data kept: its id stays unique
+    epoch_fn, evaluators, _ = _COMPILED[cache_key]
     compile_seconds = time.perf_counter() - compile_started
     init_seconds = compile_started - started
 

@@ -28,7 +28,7 @@ TINY = [
     "train.batch_size=16",
     "progress=false",
 ]
-VOLATILE = {"wall_seconds", "compile_seconds", "started_unix", "environment"}
+VOLATILE = {"wall_seconds", "compile_seconds", "started_unix", "environment", "population"}
 
 
 def config(*overrides, base=TINY):

@@ -1,0 +1,154 @@
+"""Random search as data: a declarative space over config keys, sampled inside the job.
+
+A search space maps dotted config keys to distributions (``conf/search/*.yaml``)::
+
+    space:
+      model.hidden_size:       {distribution: log_uniform, low: 20, high: 200, integer: true}
+      optimizer.learning_rate: {distribution: log_uniform, low: 1.0e-6, high: 1.0e-2}
+      optimizer.momentum:      {distribution: one_minus_log_uniform, low: 0.01, high: 1.0}
+      train.input_noise:       {distribution: uniform, low: 0.0, high: 1.0}
+      model.num_layers:        {distribution: choice, values: [1, 2]}
+
+Distributions (Greff et al. 2017, section 4.1, use the first three):
+
+- ``uniform``: x ~ U(low, high);
+- ``log_uniform``: log x ~ U(log low, log high);
+- ``one_minus_log_uniform``: x = 1 - y with y log-uniform in [low, high] (Greff's momentum: values
+  crowd towards 1, where momentum matters);
+- ``choice``: one of ``values``, each equally likely.
+
+``integer: true`` rounds a uniform or log-uniform draw to the nearest integer.
+
+Reproducibility: trial i of a study draws key k from ``numpy.random.default_rng((seed, i,
+crc32(k)))``, so the study is fixed by (space, seed), adding a key to the space leaves the other
+keys' draws alone, and every job can draw its own trials without talking to the others. With
+``paired: true`` (the default) every cell of a study gets the same draws for trial i (and the same
+model seed), so cells are compared on identical hyperparameters; ``paired: false`` mixes the job's
+identity into the seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lstm_variants.errors import ConfigError
+
+DISTRIBUTIONS = ("uniform", "log_uniform", "one_minus_log_uniform", "choice")
+
+
+def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "?") -> Any:
+    """Draw one value of ``spec`` (see the module docstring) with ``rng``.
+
+    Raises:
+      ConfigError: the distribution is unknown or its bounds are invalid.
+    """
+    name = spec.get("distribution")
+    if name == "choice":
+        values = list(spec.get("values") or [])
+        if not values:
+            raise ConfigError(f"search space key {key}: choice needs a non-empty 'values' list")
+        return values[int(rng.integers(len(values)))]
+    if name not in DISTRIBUTIONS:
+        raise ConfigError(
+            f"search space key {key}: unknown distribution {name!r}; "
+            f"valid: {', '.join(DISTRIBUTIONS)}"
+        )
+    try:
+        low, high = float(spec["low"]), float(spec["high"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(
+            f"search space key {key}: {name} needs numeric 'low' and 'high'"
+        ) from None
+    if not low <= high or (name != "uniform" and low <= 0):
+        raise ConfigError(
+            f"search space key {key}: {name} needs {'0 < ' if name != 'uniform' else ''}"
+            f"low <= high, got low={low}, high={high}"
+        )
+    if name == "uniform":
+        value = rng.uniform(low, high)
+    else:
+        value = math.exp(rng.uniform(math.log(low), math.log(high)))
+        if name == "one_minus_log_uniform":
+            value = 1.0 - value
+    return int(round(value)) if spec.get("integer", False) else float(value)
+
+
+def sample_trial(
+    space: Mapping[str, Mapping[str, Any]], seed: int, trial: int, job: int | None = None
+) -> dict[str, Any]:
+    """The values of trial ``trial``: one draw per key of ``space``, reproducible (module docstring).
+
+    Args:
+      space: dotted config key -> distribution spec.
+      seed: the study's search seed.
+      trial: the trial index, from 0.
+      job: mixed into the seed unless None (``paired: false``).
+    """
+    prefix = (seed, trial) if job is None else (seed, job, trial)
+    return {
+        key: sample_value(spec, np.random.default_rng((*prefix, zlib.crc32(key.encode()))), key)
+        for key, spec in space.items()
+    }
+
+
+def set_dotted(cfg: dict, key: str, value: Any) -> None:
+    """``cfg[a][b][c] = value`` for ``key = 'a.b.c'``, creating missing sections.
+
+    Raises:
+      ConfigError: a section on the way is not a mapping.
+    """
+    *sections, last = key.split(".")
+    node = cfg
+    for section in sections:
+        node = node.setdefault(section, {})
+        if node is None or not isinstance(node, dict):
+            raise ConfigError(f"search space key {key}: '{section}' is not a config section")
+    node[last] = value
+
+
+def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
+    """The trial configs of one job: its resolved config with each trial's draws filled in.
+
+    ``cfg['search']`` holds ``space``, ``trials``, ``seed``, ``paired`` and the job's share of the
+    trials (``shard`` of ``shards``: trials i with ``i % shards == shard``). Each trial config has
+    the drawn values at their keys, ``seed = cfg['seed'] + i`` (the model's init and data seed),
+    and ``search`` reduced to what identifies the trial: ``{'seed', 'trial', 'space', 'sampled'}``
+    (the space, for analyses that need each key's range and scale), so that
+    asking for more trials, or sharding them differently, leaves every trial's id unchanged.
+    """
+    search = cfg.get("search") or {}
+    space = search.get("space") or {}
+    trials = int(search.get("trials", 1))
+    shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
+    if trials < 1 or shards < 1 or not 0 <= shard < shards:
+        raise ConfigError(
+            f"search needs trials >= 1 and 0 <= shard < shards, got trials={trials}, "
+            f"shard={shard}, shards={shards}"
+        )
+    seed = int(search.get("seed", 0))
+    job_key = None if search.get("paired", True) else job
+    base = {key: value for key, value in cfg.items() if key != "search"}
+    configs = []
+    for trial in range(shard, trials, shards):
+        sampled = sample_trial(space, seed, trial, job_key)
+        trial_cfg = copy.deepcopy(base)
+        for key, value in sampled.items():
+            set_dotted(trial_cfg, key, value)
+        trial_cfg["seed"] = int(cfg["seed"]) + trial
+        trial_cfg["search"] = {"seed": seed, "trial": trial, "space": space, "sampled": sampled}
+        configs.append(trial_cfg)
+    return configs
+
+
+def space_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The sampled keys of a list of trial configs, in order of first appearance."""
+    keys: dict[str, None] = {}
+    for cfg in configs:
+        keys.update(dict.fromkeys((cfg.get("search") or {}).get("sampled", {})))
+    return list(keys)

@@ -1,0 +1,168 @@
+"""What a study leaves at its sweep root: job statuses, the results table and a summary.
+
+Every job of a multirun writes ``<job dir>/status.json`` (ok or failed, with the one error line)
+and its trials' records into ``<sweep dir>/records/``, a directory shared by all jobs, so that a
+rerun finds every record whatever job number a trial's cell gets this time. At the end of the
+multirun, ``SweepSummary`` (a Hydra callback, configured in ``conf/config.yaml``) gathers the
+records into ``results.parquet`` and ``results.csv`` (one row per trial), writes ``summary.md``
+(the comparison of every cell with the study's ``reference_cell``, and the failed jobs with their
+error lines), prints it, and writes the full report with figures into ``report/``; all of it with
+the code of ``lstm_variants.analysis``. A failed job does not stop the others, and the rest of the
+study is still aggregated.
+
+After each job, the callback also prints one progress line for the sweep so far: jobs done and
+failed, trials recorded, the best test metric and, from the mean job time, an ETA.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from lstm_variants.records import write_json_atomic
+
+STATUS_FILE = "status.json"
+
+
+def write_status(job_dir: Path, status: str, overrides: list[str], **details: Any) -> None:
+    """Record how a job ended: ``status`` is 'ok' or 'failed' (with ``error``, one line)."""
+    write_json_atomic(
+        Path(job_dir) / STATUS_FILE,
+        {"status": status, "overrides": overrides, "finished_unix": time.time(), **details},
+    )
+
+
+def read_statuses(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job status under ``sweep_dir``, each with the job directory it came from."""
+    statuses = []
+    for path in sorted(Path(sweep_dir).glob(f"*/{STATUS_FILE}")):
+        try:
+            statuses.append(json.loads(path.read_text()) | {"job_dir": str(path.parent)})
+        except (OSError, ValueError):
+            statuses.append({"status": "unreadable", "job_dir": str(path.parent)})
+    return statuses
+
+
+def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) -> str:
+    """Write the study's tables and summary at ``sweep_dir``; return the summary (markdown).
+
+    Writes ``results.parquet`` and ``results.csv`` (one row per trial, ``analysis.collect``),
+    ``summary.md`` (the comparison of every cell with ``reference``, ``analysis.compare``, and the
+    failed jobs with their error lines) and, with ``report``, the full report with figures in
+    ``report/`` (``analysis.write_report``). A study without any record still gets its summary.
+    """
+    from lstm_variants.analysis import AnalysisError, collect, compare, write_report
+    from lstm_variants.analysis.compare import to_markdown
+
+    sweep_dir = Path(sweep_dir)
+    statuses = read_statuses(sweep_dir)
+    failed = [s for s in statuses if s.get("status") != "ok"]
+    lines = [f"# Study summary: {sweep_dir}", ""]
+    try:
+        collection = collect([sweep_dir])
+    except AnalysisError as error:
+        collection = None
+        lines.append(f"No trial records: {error}")
+    if collection is not None:
+        trials = collection.trials
+        trials.to_parquet(sweep_dir / "results.parquet", index=False)
+        trials.to_csv(sweep_dir / "results.csv", index=False)
+        lines += [f"{collection.summary()}; {len(statuses)} jobs ({len(failed)} failed).", ""]
+        usable = trials[trials["usable"]]
+        if len(usable):
+            cells = list(usable["cell"].astype(str).unique())
+            chosen = reference if reference in cells else sorted(cells)[0]
+            lines.append(to_markdown(compare(trials, reference=chosen)))
+        else:
+            lines.append("No trial has a usable result yet (all diverged or none finished).")
+        if report and len(usable):
+            try:
+                path = write_report([sweep_dir], sweep_dir / "report", reference=reference)
+                lines += ["", f"Full report with figures: {path}"]
+            except (AnalysisError, ValueError) as error:
+                lines += ["", f"(no report: {error})"]
+    if failed:
+        lines += ["", "## Failed jobs", ""]
+        lines += [
+            f"- {' '.join(s.get('overrides', [])) or s['job_dir']}: {s.get('error', s['status'])}"
+            for s in failed
+        ]
+    summary = "\n".join(lines) + "\n"
+    (sweep_dir / "summary.md").write_text(summary)
+    return summary
+
+
+class SweepSummary(Callback):
+    """Hydra callback: a progress line after each job, the study summary at the end."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.jobs_total: int | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+        # Statuses describe the previous invocation of a resumed study; this one writes its own.
+        for stale in Path(config.hydra.sweep.dir).glob(f"*/{STATUS_FILE}"):
+            stale.unlink(missing_ok=True)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        statuses = read_statuses(sweep_dir)
+        done = len(statuses)
+        failed = sum(s.get("status") != "ok" for s in statuses)
+        records = len(list(sweep_dir.glob("records/*.json")))
+        total = _job_count(config)
+        line = f"sweep: {done}{f'/{total}' if total else ''} jobs done ({failed} failed), {records} trial records"
+        best = _best_so_far(statuses)
+        if best:
+            line += f", best test {best}"
+        if total and done:
+            elapsed = time.time() - self.started
+            line += f", ETA {_duration(elapsed / done * max(total - done, 0))}"
+        print(line, flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            reference = str(config.get("reference_cell", "vanilla"))
+            print(
+                summarize(sweep_dir, reference, bool(config.get("sweep_report", True))), flush=True
+            )
+            print(f"results: {sweep_dir / 'results.parquet'}, summary: {sweep_dir / 'summary.md'}")
+
+
+def _job_count(config: DictConfig) -> int | None:
+    """The number of jobs of a basic sweep (the product of its comma lists), if known."""
+    try:
+        params = config.hydra.sweeper.params or {}
+        overrides = list(config.hydra.overrides.task)
+    except Exception:  # noqa: BLE001 - a sweeper without params: no total, no ETA
+        return None
+    count = 1
+    for value in [*params.values(), *(o.partition("=")[2] for o in overrides)]:
+        text = str(value)
+        if "," in text and not text.startswith(("[", "{")):
+            count *= len(text.split(","))
+    return count
+
+
+def _best_so_far(statuses: list[dict[str, Any]]) -> str | None:
+    bests = [
+        (s["best_test"], s.get("label", "")) for s in statuses if s.get("best_test") is not None
+    ]
+    if not bests:
+        return None
+    value, label = min(bests)
+    return f"{value:.4g} ({label})"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

@@ -1,0 +1,249 @@
+"""Studies: search spaces, sweep configs, resume after a kill, launchers, the sweep-end summary."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from scipy import stats
+
+from lstm_variants.cli import CONFIG_DIR
+from lstm_variants.errors import ConfigError
+from lstm_variants.search import sample_trial, trial_configs
+
+SWEEPS = sorted(path.stem for path in (Path(CONFIG_DIR) / "sweep").glob("*.yaml"))
+VOLATILE = {"wall_seconds", "compile_seconds", "started_unix", "environment", "population"}
+# Smoke size for every sweep: one or two jobs, two trials, one epoch, tiny data.
+SMOKE = {
+    "quickstart": ["cell=vanilla,nfg", "dataset.options.n_train=64"],
+    "greff_jsb": ["cell=nfg", "dataset.options.download=false"],
+    "jozefowicz_music": [
+        "cell=lstm_b",
+        "dataset=jsb_chorales",
+    ],
+    "jozefowicz_synthetic": [
+        "cell=gru",
+        "dataset=xml",
+        "dataset.options.n_train=64",
+    ],
+    "forget_bias": [
+        "cell=lstm",
+        "dataset=adding",
+        "dataset.options.n_train=64",
+    ],
+}
+SMALL = [
+    "search.trials=2",
+    "train.max_epochs=1",
+    "train.max_padding_waste=1.0",
+    "progress=false",
+    "sweep_report=false",  # the figures cost seconds; the quickstart smoke below writes them
+]
+
+
+def cli(*args, cwd, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_variants.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=dict(os.environ),
+        timeout=timeout,
+    )
+
+
+def records(directory):
+    found = {}
+    for path in sorted(Path(directory).glob("records/*.json")):
+        record = json.loads(path.read_text())
+        found[path.name] = {k: v for k, v in record.items() if k not in VOLATILE}
+    return found
+
+
+def test_every_sweep_composes_and_names_real_cells():
+    assert set(SWEEPS) >= {
+        "greff_jsb",
+        "jozefowicz_music",
+        "jozefowicz_synthetic",
+        "forget_bias",
+        "quickstart",
+    }
+    cells = {p.stem for p in (Path(CONFIG_DIR) / "cell").glob("*.yaml")}
+    datasets = {p.stem for p in (Path(CONFIG_DIR) / "dataset").glob("*.yaml")}
+    for name in SWEEPS:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=[f"+sweep={name}"], return_hydra_config=True)
+        params = cfg.hydra.sweeper.params
+        assert set(params["cell"].split(",")) <= cells, name
+        if "dataset" in params:
+            assert set(params["dataset"].split(",")) <= datasets, name
+        assert cfg.study == name
+        assert trial_configs(OmegaConf.to_container(cfg, resolve=False) | {"hydra": None})
+
+
+def test_greff_sweep_is_greffs_protocol():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["+sweep=greff_jsb"])
+    assert cfg.dataset.name == "jsb_chorales" and cfg.optimizer.name == "sgd"
+    assert cfg.optimizer.nesterov and cfg.optimizer.clip_norm is None
+    assert cfg.train.batch_size == 1 and cfg.train.max_epochs == 150 and cfg.train.patience == 15
+    assert cfg.search.trials == 200
+    assert set(cfg.search.space) == {
+        "model.hidden_size",
+        "optimizer.learning_rate",
+        "optimizer.momentum",
+        "train.input_noise",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_every_sweep_runs_at_smoke_size(name, tmp_path):
+    if name in ("greff_jsb", "jozefowicz_music") and not os.environ.get("LSTM_VARIANTS_DATA_DIR"):
+        pytest.skip("set LSTM_VARIANTS_DATA_DIR to a directory with jsb_chorales.pickle")
+    report = ["sweep_report=true"] if name == "quickstart" else []
+    out = cli(
+        "-m",
+        f"+sweep={name}",
+        *SMALL,
+        *SMOKE[name],
+        *report,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    jobs = len(SMOKE[name][0].partition("=")[2].split(","))
+    assert len(table) == 2 * jobs  # one row per trial
+    assert (tmp_path / "summary.md").read_text().startswith("# Study summary")
+    assert "Study summary" in out.stdout
+    first = json.loads(Path(table["record_path"][0]).read_text())
+    assert first["study"] == name and set(first["sampled"]) == set(
+        first["config"]["search"]["sampled"]
+    )
+
+
+def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
+    args = [
+        "-m",
+        "+sweep=quickstart",
+        "cell=vanilla",
+        "search=none",  # six trials that differ only in seed: one compiled program for all
+        "search.trials=6",
+        "population_size=1",  # a record after every trial, so the kill lands between records
+        "train.max_epochs=2",
+        "dataset.options.n_train=64",
+        "progress=false",
+    ]
+    whole = tmp_path / "whole"
+    assert cli(*args, f"hydra.sweep.dir={whole}", cwd=tmp_path).returncode == 0
+    assert len(records(whole)) == 6
+
+    resumed = tmp_path / "resumed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lstm_variants.cli", *args, f"hydra.sweep.dir={resumed}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while len(list(resumed.glob("records/*.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in resumed.glob("records/*.json")}
+    assert 2 <= len(before) < 6
+    assert not list(resumed.glob("records/.*.tmp"))  # nothing half-written survives the kill
+
+    out = cli(*args, f"hydra.sweep.dir={resumed}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert records(resumed) == records(whole)
+    after = {p.name: p.stat().st_mtime_ns for p in resumed.glob("records/*.json")}
+    assert {name: after[name] for name in before} == before  # no trial trained twice
+    assert f"{len(before)} already recorded" in out.stderr
+
+
+def test_submitit_local_runs_a_two_job_sweep(tmp_path):
+    out = cli(
+        "-m",
+        "+sweep=quickstart",
+        "launcher=submitit_local",
+        "cell=vanilla,gru",
+        *SMALL,
+        "search.trials=1",
+        "dataset.options.n_train=64",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert sorted(table["cell"]) == ["gru", "vanilla"]
+    assert list(tmp_path.glob("**/*submitit*")) or list(tmp_path.glob("**/.submitit"))
+
+
+def test_a_failed_job_is_listed_and_the_rest_aggregated(tmp_path):
+    out = cli(
+        "-m",
+        "+sweep=forget_bias",
+        *SMALL,
+        "cell=lstm",
+        "dataset=adding,timit",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Failed jobs" in summary and "timit" in summary
+    assert list(pd.read_parquet(tmp_path / "results.parquet")["dataset"]) == ["adding", "adding"]
+
+
+def test_sampled_values_follow_their_distributions():
+    space = {
+        "a": {"distribution": "log_uniform", "low": 1e-6, "high": 1e-2},
+        "b": {"distribution": "uniform", "low": 0.0, "high": 1.0},
+        "c": {"distribution": "one_minus_log_uniform", "low": 0.01, "high": 1.0},
+        "d": {"distribution": "choice", "values": ["x", "y", "z"]},
+        "e": {"distribution": "log_uniform", "low": 20, "high": 200, "integer": True},
+    }
+    draws = [sample_trial(space, seed=0, trial=i) for i in range(3000)]
+    column = {key: np.array([d[key] for d in draws]) for key in space}
+    unit = stats.uniform(0, 1).cdf
+    assert stats.kstest((np.log(column["a"]) - np.log(1e-6)) / np.log(1e4), unit).pvalue > 1e-3
+    assert stats.kstest(column["b"], unit).pvalue > 1e-3
+    assert stats.kstest(np.log(1 - column["c"]) / np.log(100) + 1, unit).pvalue > 1e-3
+    counts = [int(np.sum(column["d"] == v)) for v in "xyz"]
+    assert stats.chisquare(counts).pvalue > 1e-3
+    assert column["e"].dtype.kind == "i" and column["e"].min() >= 20 and column["e"].max() <= 200
+    assert stats.kstest((np.log(column["e"]) - np.log(20)) / np.log(10), unit).pvalue > 1e-4 or (
+        abs(np.median(column["e"]) - np.sqrt(20 * 200)) < 3
+    )
+    # Reproducible, and one key's draws do not depend on the others.
+    assert sample_trial(space, 0, 7) == sample_trial(space, 0, 7)
+    assert sample_trial({"a": space["a"]}, 0, 7)["a"] == sample_trial(space, 0, 7)["a"]
+    assert sample_trial(space, 1, 7) != sample_trial(space, 0, 7)
+
+
+def test_trial_ids_do_not_depend_on_how_many_trials_are_asked_for():
+    base = {
+        "seed": 3,
+        "search": {
+            "trials": 4,
+            "seed": 0,
+            "space": {"x": {"distribution": "uniform", "low": 0, "high": 1}},
+        },
+    }
+    four = trial_configs(base)
+    two_shards = trial_configs(
+        base | {"search": base["search"] | {"trials": 8, "shards": 2, "shard": 0}}
+    )
+    assert [c["seed"] for c in four] == [3, 4, 5, 6]
+    assert four[0] == two_shards[0] and four[2] == two_shards[1]
+    with pytest.raises(ConfigError, match="distribution"):
+        trial_configs({"seed": 0, "search": {"space": {"x": {"distribution": "gaussian"}}}})

@@ -487,3 +487,15 @@ def test_registry_names_files_and_options():
         parameters = inspect.signature(loader).parameters
         assert {"data_dir", "streams", "window"} <= set(parameters)
         assert parameters["streams"].default == 32 and parameters["window"].default == 100
+
+
+def test_listed_metrics_are_the_loaders_metrics(tmp_path):
+    from lstm_variants.data import text
+
+    path = tmp_path / "t.txt"
+    path.write_text("to be or not to be, that is the question\n" * 20)
+    assert set(text.TEXT_METRICS) == set(text.TEXT_DATASETS)
+    assert (
+        text.text_file(path=str(path), streams=2, window=10).metric
+        == text.TEXT_METRICS["text_file"]
+    )

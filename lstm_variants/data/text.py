@@ -181,3 +181,10 @@ TEXT_FILES: dict[str, tuple[str, ...]] = {
     "ptb_word": ptb.WORD_FILES,
     "ptb_char": ptb.CHAR_FILES,
 }
+# The metric each one reports (what `lstm-variants-data list` shows without loading the data).
+TEXT_METRICS: dict[str, str] = {
+    "tiny_shakespeare": "bits_per_char",
+    "text_file": "bits_per_char",
+    "ptb_word": "perplexity",
+    "ptb_char": "bits_per_char",
+}

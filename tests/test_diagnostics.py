@@ -220,6 +220,7 @@ def _diagnose_config(tmp_path, *overrides):
                 "diagnose.init_study.initializers=[orthogonal,normal]",
                 "diagnose.init_study.gains=[0.5,2.0]",
                 "diagnose.clipping_study.cells=[tanh_rnn]",
+                "diagnose.clipping_study.gains=[3.0]",
                 "diagnose.clipping_study.clip_norms=[1.0]",
                 f"out_dir={tmp_path}",
                 *overrides,
@@ -243,7 +244,7 @@ def test_diagnose_writes_tables_and_figures(tmp_path):
     }
     summary = (tmp_path / "summary.md").read_text()
     assert "| tanh_rnn | fresh |" in summary
-    assert "| tanh_rnn | 1 |" in summary  # the clipping study's row: trained with clip_norm 1
+    assert "| tanh_rnn | 3 | 1 |" in summary  # the clipping study's row: gain 3, clip_norm 1
 
 
 def test_diagnose_app_help_and_one_line_errors():

@@ -47,7 +47,7 @@ RATE_COLUMNS = [
 ]
 INIT_COLUMNS = [("cell", "cell"), ("initializer", "recurrent init"), ("gain", "gain"),
                 ("rate_h", "rate/step h"), ("rate_c", "rate/step c")]  # fmt: skip
-CLIP_COLUMNS = [("cell", "cell"), ("clip_norm", "clip_norm"), ("rate_h_fresh", "rate h, fresh"),
+CLIP_COLUMNS = [("cell", "cell"), ("gain", "gain"), ("clip_norm", "clip_norm"), ("rate_h_fresh", "rate h, fresh"),
                 ("rate_h_trained", "rate h, trained"), ("best_valid", "best valid"),
                 ("epochs_run", "epochs"), ("stopped", "stopped")]  # fmt: skip
 

@@ -221,48 +221,56 @@ def init_study(cfg: Mapping[str, Any], data: SequenceDataset) -> list[dict[str, 
 def clipping_study(
     cfg: Mapping[str, Any], data: SequenceDataset, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Brief training at one initialiser and gain, without and with gradient clipping.
+    """Brief training at one initialiser and several gains, without and with gradient clipping.
 
-    Reads ``cfg['diagnose']['clipping_study']``: ``cells``, ``initializer``, ``gain``, ``clip_norms``
-    (null is no clipping). Clipping changes training, not the measurement, so each row reports the
-    rates before and after training and how training went.
+    Reads ``cfg['diagnose']['clipping_study']``: ``cells``, ``initializer``, ``gains``, ``clip_norms``
+    (null is no clipping) and ``optimizer`` (an optimizer section replacing the config's; null
+    keeps it). Clipping changes training, not the measurement, so each row reports the rates before
+    and after training and how training went.
 
     Returns:
-      One row per (cell, clip_norm): fresh and trained 'h' rates, the validation metric, how the run
-      stopped ('early', 'max_epochs' or 'diverged').
+      One row per (cell, gain, clip_norm): fresh and trained 'h' rates (NaN when every g(k), k >= 1,
+      is 0: saturated units pass no gradient at all), the validation metric, how the run stopped
+      ('early', 'max_epochs' or 'diverged').
     """
     diagnose, study = cfg["diagnose"], cfg["diagnose"]["clipping_study"]
+    settings = {
+        "num_sequences": int(diagnose["num_sequences"]),
+        "split": diagnose["split"],
+        "layer": diagnose.get("layer"),
+        "first_lag": int(diagnose["first_lag"]),
+        "last_lag": diagnose.get("last_lag"),
+    }
     rows = []
     for entry in study["cells"]:
         cell = cell_entry(entry)[2]
-        for clip_norm in study["clip_norms"]:
-            cell_cfg = config_for_cell(cfg, entry)
-            cell_cfg["optimizer"] = dict(cell_cfg["optimizer"], clip_norm=clip_norm)
-            base = build_model(cell_cfg, data)
-            model = with_recurrent_init(base, study["initializer"], float(study["gain"]))
-            fresh = fresh_variables(model, data, int(cfg["seed"]))
-            trained, metrics = train_briefly(cell_cfg, model, data, progress)
-            settings = {
-                "num_sequences": int(diagnose["num_sequences"]),
-                "split": diagnose["split"],
-                "layer": diagnose.get("layer"),
-                "first_lag": int(diagnose["first_lag"]),
-                "last_lag": diagnose.get("last_lag"),
-            }
-            before = gradient_flow(base, fresh, data, **settings)
-            after = gradient_flow(base, trained, data, **settings)
-            rows.append(
-                {
-                    "cell": cell,
-                    "clip_norm": clip_norm,
-                    "rate_h_fresh": _rate(before, "h"),
-                    "rate_h_trained": _rate(after, "h"),
-                    "metric": metrics["metric"],
-                    "best_valid": metrics["best_valid"],
-                    "stopped": metrics["stopped"],
-                    "epochs_run": metrics["epochs_run"],
-                }
-            )
+        for gain in study["gains"]:
+            for clip_norm in study["clip_norms"]:
+                cell_cfg = config_for_cell(cfg, entry)
+                # The study's own optimizer (if any) replaces the config's: with Adam, whose steps
+                # do not scale with the gradient, an exploding gradient shows less than with SGD.
+                optimizer = dict(study.get("optimizer") or cell_cfg["optimizer"])
+                cell_cfg["optimizer"] = optimizer | {"clip_norm": clip_norm}
+                base = build_model(cell_cfg, data)
+                model = with_recurrent_init(base, study["initializer"], float(gain))
+                fresh = fresh_variables(model, data, int(cfg["seed"]))
+                trained, metrics = train_briefly(cell_cfg, model, data, progress)
+                # ``base`` measures both: the forward pass does not depend on the initialiser.
+                before = gradient_flow(base, fresh, data, **settings)
+                after = gradient_flow(base, trained, data, **settings)
+                rows.append(
+                    {
+                        "cell": cell,
+                        "gain": float(gain),
+                        "clip_norm": clip_norm,
+                        "rate_h_fresh": _rate(before, "h"),
+                        "rate_h_trained": _rate(after, "h"),
+                        "metric": metrics["metric"],
+                        "best_valid": metrics["best_valid"],
+                        "stopped": metrics["stopped"],
+                        "epochs_run": metrics["epochs_run"],
+                    }
+                )
     return rows
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 from tqdm.auto import tqdm
 
+from lstm_variants.batching import group_steps, length_groups, padding_fraction
 from lstm_variants.data import SequenceDataset
 from lstm_variants.hidden_padding import (
     bucket_waste,
@@ -135,6 +136,15 @@ def train_population(
         log(
             f"population: {len(members)} members in {len(buckets)} hidden-size buckets "
             f"{[size for size, _ in buckets]}; padding wastes {waste:.1%} of the work"
+        )
+    if log and settings.length_buckets > 1 and not data.streams:
+        lengths = data.train.lengths
+        groups = length_groups(lengths, settings.length_buckets)
+        log(
+            f"population: batches in {len(groups)} length groups of up to "
+            f"{group_steps(lengths, groups)} steps: padding "
+            f"{padding_fraction(lengths, groups, settings.batch_size):.1%} of the computed steps "
+            f"(without: {padding_fraction(lengths, [np.arange(len(lengths))], settings.batch_size):.1%})"
         )
     results: list[RunResult | None] = [None] * len(members)
     for padded_hidden, indices in buckets:
@@ -277,7 +287,7 @@ def _train_chunk(
     if cache_key not in _COMPILED:
         epoch_fn, evaluate = _population_programs(bucket_model, optimizer, data, settings, devices)
         epoch_fn = epoch_fn.lower(
-            params, opt_state, masks, noise, data_keys, jnp.asarray(active), *train
+            params, opt_state, masks, noise, data_keys, jnp.asarray(active), jnp.int32(1), *train
         ).compile()
         evaluators = {
             name: evaluate.lower(params, *arrays).compile()
@@ -306,6 +316,7 @@ def _train_chunk(
             noise,
             epoch_keys(data_keys, epoch),
             jnp.asarray(active),
+            jnp.int32(epoch),
             *train,
         )
         valid_loss, valid_solved = evaluators["valid"](params, *valid)
@@ -380,7 +391,7 @@ def _train_chunk(
 def _population_programs(model, optimizer, data, settings, devices):
     """The jitted population epoch and evaluation, split over ``devices`` along the members."""
     member_epoch = make_member_epoch_fn(model, optimizer, data, settings)
-    epoch = jax.vmap(member_epoch, in_axes=(0, 0, 0, 0, 0, 0, None, None, None))
+    epoch = jax.vmap(member_epoch, in_axes=(0, 0, 0, 0, 0, 0, None, None, None, None))
     evaluate = jax.vmap(
         make_eval_fn(model, data, settings.eval_batch_size), in_axes=(0, None, None, None)
     )
@@ -390,7 +401,7 @@ def _population_programs(model, optimizer, data, settings, devices):
         epoch = jax.shard_map(
             epoch,
             mesh=mesh,
-            in_specs=(members,) * 6 + (shared,) * 3,
+            in_specs=(members,) * 6 + (shared,) * 4,
             out_specs=members,
             check_vma=False,
         )

@@ -17,6 +17,7 @@ on CPU.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lstm_variants.batching import bucketed_order, group_steps, length_groups
 from lstm_variants.data import SequenceDataset, Split
 from lstm_variants.losses import frame_losses, frame_weights
 from lstm_variants.model import SequenceModel
@@ -42,6 +44,8 @@ class TrainSettings:
       eval_batch_size: sequences per evaluation batch (default 256).
       max_padding_waste: in a population of mixed hidden sizes, the largest fraction of a
         member's work that padding to its bucket's size may waste (default 0.5).
+      length_buckets: train on batches of similar length, in this many length groups (default 1:
+        every batch runs the split's longest length); see ``lstm_variants.batching``.
     """
 
     max_epochs: int = 100
@@ -50,6 +54,7 @@ class TrainSettings:
     input_noise: float = 0.0
     eval_batch_size: int = 256
     max_padding_waste: float = 0.5
+    length_buckets: int = 1
 
 
 @dataclasses.dataclass
@@ -136,43 +141,66 @@ def make_member_epoch_fn(
 ) -> Callable:
     """One member's epoch, to be vmapped over a population.
 
-    epoch(params, opt_state, mask, noise_std, key, active, inputs, targets, lengths)
+    epoch(params, opt_state, mask, noise_std, key, active, epoch_number, inputs, targets, lengths)
       -> (params, opt_state, mean training loss)
 
     ``mask`` (0/1, the parameters' tree) zeroes the gradient of padded hidden units;
     ``noise_std`` scales Gaussian input noise; a member with ``active`` False keeps its parameters
     and optimizer state (it has stopped). Stream datasets run their windows in order and carry the
-    state across them with its gradient stopped at each window edge (truncated BPTT).
+    state across them with its gradient stopped at each window edge (truncated BPTT). With
+    ``settings.length_buckets`` > 1 batches hold sequences of similar length and run only as many
+    steps as their group's longest (``lstm_variants.batching``); ``epoch_number`` orders them.
     """
     grad_fn = jax.value_and_grad(make_loss_fn(model, data), has_aux=True)
     template = optimizer(learning_rate=0.0, momentum=0.0, clip_norm=0.0, clip_value=0.0)
+    bucketed = settings.length_buckets > 1 and not data.streams
+    if bucketed:
+        groups = length_groups(data.train.lengths, settings.length_buckets)
+        steps = group_steps(data.train.lengths, groups)
+    per_step_targets = data.target_at == "every_step"
 
-    def epoch(params, opt_state, mask, noise_std, key, active, inputs, targets, lengths):
+    def epoch(
+        params, opt_state, mask, noise_std, key, active, epoch_number, inputs, targets, lengths
+    ):
         order_key, noise_key = jax.random.split(key)
         if data.streams:
             order, weights = stream_order(inputs.shape[0], data.streams)
+        elif bucketed:
+            order, weights, bucket = bucketed_order(
+                order_key, epoch_number, groups, settings.batch_size
+            )
         else:
             order, weights = batch_order(order_key, inputs.shape[0], settings.batch_size)
+        if not bucketed:
+            bucket = jnp.zeros(order.shape[0], jnp.int32)
         noise_keys = jax.random.split(noise_key, order.shape[0])
 
-        def update(state, batch):
-            params, opt_state, carries = state
-            index, sequence_weights, noise_key = batch
-            x = inputs[index]
+        def step(num_steps, params, opt_state, carries, index, sequence_weights, noise_key):
+            x = inputs[index][:, :num_steps]
+            y = targets[index][:, :num_steps] if per_step_targets else targets[index]
             if not data.train.tokens:
                 x = x + noise_std * jax.random.normal(noise_key, x.shape, x.dtype)
             (_, (total, frames, finals, _)), grads = grad_fn(
-                params, x, targets[index], lengths[index], sequence_weights, carries
+                params, x, y, lengths[index], sequence_weights, carries
             )
             grads = jax.tree.map(jnp.multiply, grads, mask)
             # The hyperparameters live in opt_state (inject_hyperparams), so one template serves all.
             updates, opt_state = template.update(grads, opt_state, params)
             carries = jax.lax.stop_gradient(finals) if data.streams else carries
-            return (optax.apply_updates(params, updates), opt_state, carries), (total, frames)
+            return optax.apply_updates(params, updates), opt_state, carries, total, frames
+
+        def update(state, batch):
+            *batch, group = batch
+            if bucketed:  # ``group`` is the same for every member: a real branch, not a select
+                branches = [functools.partial(step, t) for t in steps]
+                *state, total, frames = jax.lax.switch(group, branches, *state, *batch)
+            else:
+                *state, total, frames = step(inputs.shape[1], *state, *batch)
+            return tuple(state), (total, frames)
 
         carries = model.initial_carries(order.shape[1])
         (new_params, new_opt_state, _), (totals, frames) = jax.lax.scan(
-            update, (params, opt_state, carries), (order, weights, noise_keys)
+            update, (params, opt_state, carries), (order, weights, noise_keys, bucket)
         )
 
         def keep(new, old):

@@ -41,6 +41,9 @@ def parse_args():
     parser.add_argument(
         "--devices", type=int, default=0, help="CPU devices to simulate (default: one per core)"
     )
+    parser.add_argument(
+        "--length-buckets", type=int, default=1, help="train.length_buckets (default 1: pad to 129)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -90,7 +93,11 @@ def main():
     model = SequenceModel(cell="vanilla", hidden_size=members[0].hidden_size, output_size=88)
     optimizer = make_member_optimizer({"name": "sgd", "nesterov": True})
     settings = TrainSettings(
-        max_epochs=args.epochs, patience=args.epochs + 1, batch_size=1, eval_batch_size=128
+        max_epochs=args.epochs,
+        patience=args.epochs + 1,
+        batch_size=1,
+        eval_batch_size=128,
+        length_buckets=args.length_buckets,
     )
     devices = jax.local_devices()
     print(

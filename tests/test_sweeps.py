@@ -24,7 +24,7 @@ VOLATILE = {"wall_seconds", "compile_seconds", "started_unix", "environment", "p
 # Smoke size for every sweep: one or two jobs, two trials, one epoch, tiny data.
 SMOKE = {
     "quickstart": ["cell=vanilla,nfg", "dataset.options.n_train=64"],
-    "greff_jsb": ["cell=nfg", "dataset.options.download=false"],
+    "greff_jsb": ["cell=nfg", "dataset.options.download=false", "train.length_buckets=2"],
     "jozefowicz_music": [
         "cell=lstm_b",
         "dataset=jsb_chorales",

@@ -1,0 +1,339 @@
+"""Optional experiment loggers: each trial's record mirrored to TensorBoard, MLflow or W&B.
+
+The JSON records stay the source of truth; a logger only copies a finished record elsewhere for
+viewing. It is chosen by the ``logger`` config group (``conf/logger/``), ``none`` by default::
+
+    uv run lstm-variants logger=tensorboard
+    uv run lstm-variants -m +sweep=quickstart logger=mlflow logger.experiment=quick
+
+Every logger writes one run per trial, named by its ``trial_id``, holding
+
+- params: the record's ``hyperparameters``, its ``sampled`` values (as ``sampled/<key>``) and its
+  ``study``, ``cell``, ``dataset`` and ``seed`` (None values are left out);
+- per-epoch scalars: every numeric field of every ``curve`` entry (``train_loss``, ``valid_loss``,
+  ``valid_solved``, ...) at step ``epoch``;
+- final metrics: every numeric field of ``metrics`` as ``final/<key>`` (``final/best_valid``,
+  ``final/test_at_best``, ...).
+
+Where each writes, with ``output_dir`` the directory that holds ``records/`` (the job directory of a
+single run, the sweep root of a multirun), and how to view it:
+
+- ``tensorboard`` (needs ``tensorboardX``): event files in ``<log_dir>/<trial_id>/``, ``log_dir``
+  defaulting to ``<output_dir>/tensorboard``; view with ``tensorboard --logdir <log_dir>`` (the
+  HParams tab compares trials).
+- ``mlflow`` (needs ``mlflow``): runs in experiment ``experiment`` (default: the record's study) at
+  ``tracking_uri``, defaulting to ``$MLFLOW_TRACKING_URI`` or else the SQLite database
+  ``<output_dir>/mlflow.db``; view with ``mlflow ui --backend-store-uri sqlite:///<output_dir>/mlflow.db``.
+- ``wandb`` (needs ``wandb``): runs in ``project`` (grouped by study), ``mode`` ``offline`` by default
+  so nothing leaves the machine, under ``<dir>/wandb`` (``dir`` defaulting to ``output_dir``);
+  ``wandb sync <output_dir>/wandb/offline-run-*`` uploads them, or set ``logger.mode=online``.
+
+A missing package is a ``ConfigError`` when the logger is made, before any training. Once training
+runs, a logger never loses a record: the caller writes the record first, and a failure while logging
+it is one warning line on stderr, after which training goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from lstm_variants.errors import ConfigError
+
+LOGGER_NAMES = ("none", "tensorboard", "mlflow", "wandb")
+
+# What each logger imports, and the package that provides it.
+_PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}
+
+Scalar = bool | int | float | str
+
+
+# --- what a record says, flat (pure functions shared by every logger) -----------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _scalar(value: Any) -> Scalar:
+    """``value`` as a bool, int, float or str (lists and dicts as their text)."""
+    return value if isinstance(value, bool | int | float | str) else str(value)
+
+
+def trial_params(record: Mapping[str, Any]) -> dict[str, Scalar]:
+    """The params of a trial's run: hyperparameters, ``sampled/<key>`` values and its identity."""
+    params: dict[str, Any] = {key: record.get(key) for key in ("study", "cell", "dataset", "seed")}
+    params |= dict(record.get("hyperparameters") or {})
+    params |= {f"sampled/{key}": value for key, value in (record.get("sampled") or {}).items()}
+    return {key: _scalar(value) for key, value in params.items() if value is not None}
+
+
+def epoch_scalars(record: Mapping[str, Any]) -> list[tuple[int, dict[str, float]]]:
+    """(epoch, {name: value}) for each curve entry: its numeric fields other than ``epoch``."""
+    return [
+        (
+            int(entry["epoch"]),
+            {k: float(v) for k, v in entry.items() if k != "epoch" and _is_number(v)},
+        )
+        for entry in record.get("curve") or []
+    ]
+
+
+def final_metrics(record: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric fields of the record's ``metrics`` as ``final/<key>``."""
+    metrics = record.get("metrics") or {}
+    return {f"final/{k}": float(v) for k, v in metrics.items() if _is_number(v)}
+
+
+def last_epoch(record: Mapping[str, Any]) -> int:
+    """The step the final metrics are logged at: the curve's last epoch (0 without a curve)."""
+    return max((int(entry["epoch"]) for entry in record.get("curve") or []), default=0)
+
+
+def _warning(logger: str, record: Mapping[str, Any] | None, error: BaseException) -> str:
+    """One line: which logger failed, on which trial (None: when closing), and the error's first line."""
+    message = f"{type(error).__name__}: {error}".splitlines()[0]
+    if record is None:
+        return f"warning: {logger} logger failed to close: {message}"
+    return f"warning: {logger} logger failed for trial {record.get('trial_id')} (the record is kept): {message}"
+
+
+# --- loggers ---------------------------------------------------------------------------------------
+
+
+class TrialLogger:
+    """Copies trial records to a tracking tool; subclasses implement ``_log`` (and ``_close``).
+
+    ``log_trial`` and ``close`` never raise: an error is printed as one warning line on stderr.
+    """
+
+    name = "base"
+
+    def log_trial(self, record: dict) -> None:
+        """Write ``record`` (a finished trial's record) as one run named by its ``trial_id``."""
+        try:
+            self._log(record)
+        except Exception as error:
+            print(_warning(self.name, record, error), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Release whatever the logger holds; safe to call more than once."""
+        try:
+            self._close()
+        except Exception as error:
+            print(_warning(self.name, None, error), file=sys.stderr, flush=True)
+
+    def _log(self, record: dict) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def __enter__(self) -> TrialLogger:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class TensorBoardLogger(TrialLogger):
+    """Event files (tensorboardX) in ``<log_dir>/<trial_id>/``: scalars per epoch, hparams, final.
+
+    View with ``tensorboard --logdir <log_dir>``. No experiment summary is written, so TensorBoard's
+    HParams tab infers one from all trials' sessions, however their sampled keys differ.
+    """
+
+    name = "tensorboard"
+
+    def __init__(self, module: ModuleType, log_dir: Path):
+        self.tbx, self.log_dir = module, Path(log_dir)
+
+    def _log(self, record: dict) -> None:
+        from tensorboardX.summary import hparams
+
+        writer = self.tbx.SummaryWriter(logdir=str(self.log_dir / record["trial_id"]))
+        try:
+            for epoch, scalars in epoch_scalars(record):
+                for tag, value in scalars.items():
+                    writer.add_scalar(tag, value, global_step=epoch)
+            step = last_epoch(record)
+            final = final_metrics(record)
+            for tag, value in final.items():
+                writer.add_scalar(tag, value, global_step=step)
+            _, session_start, session_end = hparams(trial_params(record), final)
+            writer.file_writer.add_summary(session_start)
+            writer.file_writer.add_summary(session_end)
+        finally:
+            writer.close()
+
+
+class MLflowLogger(TrialLogger):
+    """One MLflow run per trial (run name: trial_id; tags: trial_id, study, cell, dataset).
+
+    Params as strings, curve fields as metrics at step ``epoch``, ``final/*`` at the last epoch.
+    View with ``mlflow ui --backend-store-uri <tracking_uri>``.
+    """
+
+    name = "mlflow"
+    METRIC_BATCH, PARAM_BATCH = 1000, 100  # MLflow's limits per log_batch call
+
+    def __init__(self, module: ModuleType, tracking_uri: str, experiment: str | None):
+        self.mlflow, self.experiment = module, experiment
+        try:
+            self.client = module.MlflowClient(tracking_uri=tracking_uri)
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            raise ConfigError(f"logger=mlflow cannot use {tracking_uri}: {message}") from None
+
+    def _experiment_id(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(name)
+        except Exception:  # another job of the sweep created it meanwhile
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    def _log(self, record: dict) -> None:
+        from mlflow.entities import Metric, Param
+
+        experiment = self._experiment_id(self.experiment or str(record.get("study") or "default"))
+        tags = {"trial_id": record["trial_id"]} | {
+            key: str(record[key]) for key in ("study", "cell", "dataset") if key in record
+        }
+        run = self.client.create_run(experiment, run_name=record["trial_id"], tags=tags)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, value, now, epoch)
+            for epoch, scalars in epoch_scalars(record)
+            for key, value in scalars.items()
+        ]
+        step = last_epoch(record)
+        metrics += [Metric(key, value, now, step) for key, value in final_metrics(record).items()]
+        params = [Param(key, str(value)) for key, value in trial_params(record).items()]
+        try:
+            for start in range(0, len(params), self.PARAM_BATCH):
+                self.client.log_batch(run_id, params=params[start : start + self.PARAM_BATCH])
+            for start in range(0, len(metrics), self.METRIC_BATCH):
+                self.client.log_batch(run_id, metrics=metrics[start : start + self.METRIC_BATCH])
+        except Exception:
+            self.client.set_terminated(run_id, status="FAILED")
+            raise
+        self.client.set_terminated(run_id)
+
+
+class WandbLogger(TrialLogger):
+    """One W&B run per trial (name: trial_id, group: study), offline unless ``mode`` says otherwise.
+
+    Config: the params; history: curve fields at step ``epoch``; summary: ``final/*``. Offline runs
+    land in ``<dir>/wandb/``; ``wandb sync`` uploads them.
+    """
+
+    name = "wandb"
+
+    def __init__(self, module: ModuleType, settings: Mapping[str, Any]):
+        self.wandb, self.settings = module, dict(settings)
+
+    def _log(self, record: dict) -> None:
+        settings = self.settings
+        run = self.wandb.init(
+            project=settings["project"],
+            entity=settings.get("entity"),
+            name=record["trial_id"],
+            group=settings.get("group") or record.get("study"),
+            job_type=record.get("cell"),
+            tags=list(settings.get("tags") or []),
+            config=trial_params(record),
+            mode=settings["mode"],
+            dir=settings["dir"],
+        )
+        try:
+            for epoch, scalars in epoch_scalars(record):
+                run.log(scalars, step=epoch)
+            run.summary.update(final_metrics(record))
+        except Exception:
+            run.finish(exit_code=1)
+            raise
+        run.finish()
+
+
+# --- from config -----------------------------------------------------------------------------------
+
+
+def import_package(logger: str) -> ModuleType:
+    """The module ``logger`` needs, or a one-line ConfigError saying how to install it."""
+    package = _PACKAGES[logger]
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise ConfigError(
+            f"logger={logger} needs the '{package}' package, which is not installed: "
+            f"uv pip install {package} (or choose logger=none)"
+        ) from None
+
+
+def logger_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg['logger']`` as a dict with a known ``name`` (absent or null: ``{'name': 'none'}``)."""
+    settings = dict(cfg.get("logger") or {"name": "none"})
+    name = settings.get("name") or "none"
+    if name not in LOGGER_NAMES:
+        raise ConfigError(f"unknown logger '{name}'; valid: {', '.join(LOGGER_NAMES)}")
+    return settings | {"name": name}
+
+
+def tensorboard_dir(settings: Mapping[str, Any], output_dir: Path) -> Path:
+    """``log_dir``, or ``<output_dir>/tensorboard``."""
+    return Path(settings.get("log_dir") or Path(output_dir) / "tensorboard")
+
+
+def mlflow_uri(
+    settings: Mapping[str, Any], output_dir: Path, environ: Mapping[str, str] = os.environ
+) -> str:
+    """``tracking_uri``, or ``$MLFLOW_TRACKING_URI``, or SQLite ``<output_dir>/mlflow.db``.
+
+    Not a ``./mlruns`` file store: MLflow 3 refuses it unless ``MLFLOW_ALLOW_FILE_STORE=true``.
+    """
+    uri = settings.get("tracking_uri") or environ.get("MLFLOW_TRACKING_URI")
+    return uri or f"sqlite:///{(Path(output_dir).resolve() / 'mlflow.db').as_posix()}"
+
+
+def wandb_settings(settings: Mapping[str, Any], output_dir: Path) -> dict[str, Any]:
+    """W&B settings with their defaults: project ``lstm-variants``, offline, ``dir`` output_dir."""
+    mode = settings.get("mode") or "offline"
+    if mode not in ("offline", "online", "disabled"):
+        raise ConfigError(f"unknown logger.mode '{mode}'; valid: offline, online, disabled")
+    return dict(settings) | {
+        "project": settings.get("project") or "lstm-variants",
+        "mode": mode,
+        "dir": str(settings.get("dir") or output_dir),
+    }
+
+
+def make_logger(cfg: Mapping[str, Any], output_dir: Path | str) -> TrialLogger | None:
+    """The logger ``cfg['logger']`` asks for, writing under ``output_dir`` by default; None for 'none'.
+
+    ``output_dir`` is the directory that holds ``records/``. Raises ConfigError for an unknown
+    logger name or a missing package, so a bad choice fails before any training.
+    """
+    settings = logger_settings(cfg)
+    name = settings["name"]
+    if name == "none":
+        return None
+    module = import_package(name)
+    if name == "tensorboard":
+        return TensorBoardLogger(module, tensorboard_dir(settings, Path(output_dir)))
+    if name == "mlflow":
+        return MLflowLogger(
+            module, mlflow_uri(settings, Path(output_dir)), settings.get("experiment")
+        )
+    return WandbLogger(module, wandb_settings(settings, Path(output_dir)))

@@ -23,6 +23,7 @@ from typing import Any
 from lstm_variants.data import SequenceDataset, load_dataset
 from lstm_variants.errors import ConfigError
 from lstm_variants.initializers import make_initializer
+from lstm_variants.loggers import make_logger
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer, member_hyperparameters
 from lstm_variants.population import Member, train_population
@@ -131,7 +132,16 @@ def shared_part(cfg: Mapping[str, Any]) -> str:
 
 
 # Keys that say how to run, not what to train: they never change a trial's id.
-OPERATIONAL_KEYS = ("overwrite", "progress", "data_dir", "cpu_devices", "population_size")
+OPERATIONAL_KEYS = (
+    "overwrite",
+    "progress",
+    "data_dir",
+    "cpu_devices",
+    "population_size",
+    "logger",
+    "reference_cell",
+    "sweep_report",
+)
 
 
 def trial_identity(cfg: Mapping[str, Any]) -> str:
@@ -165,36 +175,47 @@ def run_trials(
     for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True)):
         if cfg.get("overwrite", False) or not path.exists():
             groups.setdefault(shared_part(cfg), []).append(index)
-    populations = []
-    for indices in groups.values():
-        size = int(cfgs[indices[0]].get("population_size") or 0) or len(indices)
-        populations += [indices[i : i + size] for i in range(0, len(indices), size)]
-    progress_line = _ProgressLine(total=sum(map(len, populations)), skipped=len(cfgs))
-    for indices in populations:
-        first = cfgs[indices[0]]
-        data = load_dataset(
-            first["dataset"]["name"],
-            data_dir=first.get("data_dir"),
-            **(first["dataset"].get("options") or {}),
-        )
-        model = build_model(first, data)
-        for index in indices:  # every member's cell options must be valid, not just the first's
-            build_model(cfgs[index], data)
-        started = time.time()
-        runs = train_population(
-            model,
-            make_member_optimizer(first["optimizer"]),
-            data,
-            train_settings(first),
-            [member_of(cfgs[index]) for index in indices],
-            progress=progress,
-            log=(lambda line: print(line, file=sys.stderr)) if len(indices) > 1 else None,
-        )
-        for index, result in zip(indices, runs, strict=True):
-            record = make_record(cfgs[index], result, started)
-            write_json_atomic(paths[index], record)
-            results[index] = (paths[index], record)
-        progress_line.update([results[index][1] for index in indices])
+    progress_line = _ProgressLine(total=sum(map(len, groups.values())), skipped=len(cfgs))
+    # Optional TensorBoard / MLflow / W&B mirror of each record; the JSON record stays the truth.
+    logger = make_logger(cfgs[0], output_dir) if groups else None
+    try:
+        for indices in groups.values():
+            first = cfgs[indices[0]]
+            data = load_dataset(
+                first["dataset"]["name"],
+                data_dir=first.get("data_dir"),
+                **(first["dataset"].get("options") or {}),
+            )
+            model = build_model(first, data)
+            for index in indices:  # every member's cell options must be valid, not just the first's
+                build_model(cfgs[index], data)
+            # One optimizer object per group: compiled populations are reused by identity.
+            optimizer = make_member_optimizer(first["optimizer"])
+            size = int(first.get("population_size") or 0) or len(indices)
+            for start in range(0, len(indices), size):
+                population = indices[start : start + size]
+                started = time.time()
+                runs = train_population(
+                    model,
+                    optimizer,
+                    data,
+                    train_settings(first),
+                    [member_of(cfgs[index]) for index in population],
+                    progress=progress,
+                    log=(lambda line: print(line, file=sys.stderr))
+                    if len(population) > 1
+                    else None,
+                )
+                for index, result in zip(population, runs, strict=True):
+                    record = make_record(cfgs[index], result, started)
+                    write_json_atomic(paths[index], record)
+                    results[index] = (paths[index], record)
+                    if logger is not None:
+                        logger.log_trial(record)
+                progress_line.update([results[index][1] for index in population])
+    finally:
+        if logger is not None:
+            logger.close()
     return results
 
 

@@ -183,3 +183,12 @@ def test_jsb_run_on_real_data(tmp_path):
     _, record = run_trial(cfg, tmp_path, progress=False)
     assert record["metrics"]["metric"] == "nll_per_step"
     assert np.isfinite(record["metrics"]["test_at_best"])
+
+
+def test_tensorboard_logger_mirrors_each_record_without_changing_its_id(tmp_path):
+    from lstm_variants.experiment import record_path
+
+    path, record = run_trial(config("logger=tensorboard"), tmp_path, progress=False)
+    assert path == record_path(config(), tmp_path)  # the logger is not part of the trial
+    events = list((tmp_path / "tensorboard" / record["trial_id"]).glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

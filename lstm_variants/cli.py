@@ -166,7 +166,7 @@ def unknown_choice(argv: list[str]) -> str | None:
     return None
 
 
-def override_error(argv: list[str]) -> str | None:
+def override_error(argv: list[str], config_name: str = "config") -> str | None:
     """Compose the config once with the user's overrides; Hydra's complaint as one line, else None.
 
     Only plain single runs are checked (no flags such as ``--cfg`` or ``-m``): Hydra reports the
@@ -177,19 +177,24 @@ def override_error(argv: list[str]) -> str | None:
     overrides = [argument for argument in argv if not argument.lstrip("+~").startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            compose("config", overrides=overrides)
+            compose(config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         return " ".join(lines[:2])
     return None
 
 
-def main() -> None:
-    problem = unknown_choice(sys.argv[1:]) or override_error(sys.argv[1:])
+def run_hydra_app(prog: str, config_name: str, task_function) -> None:
+    """Check the command line (one error line, exit 2, on a bad choice or key), then run the app."""
+    problem = unknown_choice(sys.argv[1:]) or override_error(sys.argv[1:], config_name)
     if problem is not None:
-        print(f"lstm-variants: error: {problem}", file=sys.stderr)
+        print(f"{prog}: error: {problem}", file=sys.stderr)
         sys.exit(2)
-    hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")(task)()
+    hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(task_function)()
+
+
+def main() -> None:
+    run_hydra_app("lstm-variants", "config", task)
 
 
 if __name__ == "__main__":

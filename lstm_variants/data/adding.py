@@ -31,7 +31,7 @@ import os
 
 import numpy as np
 
-from lstm_variants.data.base import DataError, SequenceDataset, Split
+from lstm_variants.data.base import DataError, SequenceDataset, Split, generated_splits
 
 NAME = "adding"
 FIRST_MARK_WINDOW = 10  # the first marked step is among the first 10
@@ -67,14 +67,7 @@ def adding_problem(
     if T < FIRST_MARK_WINDOW:
         raise DataError(f"adding: T must be at least {FIRST_MARK_WINDOW}, got {T}")
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    for split, n in sizes.items():
-        if n < 1:
-            raise DataError(f"adding: n_{split} must be at least 1, got {n}")
-    seeds = np.random.SeedSequence(seed).spawn(len(sizes))
-    splits = {
-        split: adding_split(np.random.default_rng(child), n, T)
-        for (split, n), child in zip(sizes.items(), seeds, strict=True)
-    }
+    splits = generated_splits(NAME, sizes, seed, lambda rng, n: adding_split(rng, n, T))
     return SequenceDataset(
         name=NAME,
         input_size=2,

@@ -44,7 +44,7 @@ import string
 
 import numpy as np
 
-from lstm_variants.data.base import IGNORE, DataError, SequenceDataset, Split
+from lstm_variants.data.base import IGNORE, DataError, SequenceDataset, Split, generated_splits
 
 NAME = "arithmetic"
 SYMBOLS = "0123456789+-=."  # then the distractor letters
@@ -110,18 +110,15 @@ def arithmetic(
             f"arithmetic: distractors must lie in [1, {MAX_DISTRACTORS}], got {distractors}"
         )
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    for split, n in sizes.items():
-        if n < 1:
-            raise DataError(f"arithmetic: n_{split} must be at least 1, got {n}")
-    seeds = np.random.SeedSequence(seed).spawn(len(sizes))
-    splits = {}
-    for (split, n), child in zip(sizes.items(), seeds, strict=True):
-        rng = np.random.default_rng(child)
+
+    def draw(rng: np.random.Generator, n: int) -> Split:
         pairs = [
             question_and_answer(rng, max_digits, operations, signed, max_gap, distractors)
             for _ in range(n)
         ]
-        splits[split] = answer_split(pairs, distractors)
+        return answer_split(pairs, distractors)
+
+    splits = generated_splits(NAME, sizes, seed, draw)
     size = len(vocabulary(distractors))
     return SequenceDataset(
         name=NAME,

@@ -31,6 +31,7 @@ wrong fails where the mistake is made rather than deep inside a jitted training 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -239,3 +240,33 @@ def _check_ids(name: str, ids: np.ndarray, low: int, high: int) -> None:
     """Raise DataError unless every id lies in `[low, high)`."""
     if ids.size and (ids.min() < low or ids.max() >= high):
         raise DataError(f"{name} ids must lie in [{low}, {high}), got [{ids.min()}, {ids.max()}]")
+
+
+def generated_splits(
+    name: str,
+    sizes: dict[str, int],
+    seed: int,
+    draw: Callable[[np.random.Generator, int], Split],
+) -> dict[str, Split]:
+    """The splits of a generated dataset, each drawn from its own child of the seed.
+
+    Split k is ``draw(np.random.default_rng(child_k), n_k)`` with ``child_k`` the k-th child of
+    ``np.random.SeedSequence(seed)``, so one split does not change when another's size does.
+
+    Args:
+        name: the dataset's name, for error messages.
+        sizes: the number of sequences of each split, e.g. ``{"train": 1000, ...}``.
+        seed: the seed all splits derive from.
+        draw: (generator, number of sequences) -> Split.
+
+    Raises:
+        DataError: a split size is below 1.
+    """
+    for split, n in sizes.items():
+        if n < 1:
+            raise DataError(f"{name}: n_{split} must be at least 1, got {n}")
+    children = np.random.SeedSequence(seed).spawn(len(sizes))
+    return {
+        split: draw(np.random.default_rng(child), n)
+        for (split, n), child in zip(sizes.items(), children, strict=True)
+    }

@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from lstm_variants.data.base import IGNORE, DataError, SequenceDataset, Split
+from lstm_variants.data.base import IGNORE, DataError, SequenceDataset, Split, generated_splits
 
 NAME = "copy_memory"
 BLANK = 0
@@ -84,14 +84,12 @@ def copy_memory(
         if value < low:
             raise DataError(f"copy_memory: {option} must be at least {low}, got {value}")
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    for split, n in sizes.items():
-        if n < 1:
-            raise DataError(f"copy_memory: n_{split} must be at least 1, got {n}")
-    seeds = np.random.SeedSequence(seed).spawn(len(sizes))
-    splits = {
-        split: copy_split(np.random.default_rng(child), n, delay, length, alphabet, blank_targets)
-        for (split, n), child in zip(sizes.items(), seeds, strict=True)
-    }
+    splits = generated_splits(
+        NAME,
+        sizes,
+        seed,
+        lambda rng, n: copy_split(rng, n, delay, length, alphabet, blank_targets),
+    )
     return SequenceDataset(
         name=NAME,
         input_size=alphabet + 2,

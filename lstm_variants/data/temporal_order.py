@@ -39,7 +39,7 @@ import os
 
 import numpy as np
 
-from lstm_variants.data.base import DataError, SequenceDataset, Split
+from lstm_variants.data.base import DataError, SequenceDataset, Split, generated_splits
 
 NAME = "temporal_order"
 SYMBOLS = "abcdXYBE"  # input unit k is symbol SYMBOLS[k]
@@ -85,15 +85,10 @@ def temporal_order(
     if T < MIN_T:
         raise DataError(f"temporal_order: T must be at least {MIN_T}, got {T}")
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    for split, n in sizes.items():
-        if n < 1:
-            raise DataError(f"temporal_order: n_{split} must be at least 1, got {n}")
     windows = relevant_windows(variant, T)
-    seeds = np.random.SeedSequence(seed).spawn(len(sizes))
-    splits = {
-        split: temporal_order_split(np.random.default_rng(child), n, T, windows)
-        for (split, n), child in zip(sizes.items(), seeds, strict=True)
-    }
+    splits = generated_splits(
+        NAME, sizes, seed, lambda rng, n: temporal_order_split(rng, n, T, windows)
+    )
     return SequenceDataset(
         name=NAME,
         input_size=len(SYMBOLS),

@@ -41,7 +41,7 @@ import string
 
 import numpy as np
 
-from lstm_variants.data.base import DataError, SequenceDataset, Split
+from lstm_variants.data.base import DataError, SequenceDataset, Split, generated_splits
 
 NAME = "xml"
 VOCABULARY = "\n /<>" + string.ascii_lowercase
@@ -97,19 +97,16 @@ def xml_modelling(
     if not 0.0 < p_open < 1.0:
         raise DataError(f"xml: p_open must lie in (0, 1), got {p_open}")
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    for split, n in sizes.items():
-        if n < 1:
-            raise DataError(f"xml: n_{split} must be at least 1, got {n}")
-    seeds = np.random.SeedSequence(seed).spawn(len(sizes))
-    splits = {}
     ids = {char: i for i, char in enumerate(VOCABULARY)}
-    for (split, n), child in zip(sizes.items(), seeds, strict=True):
-        rng = np.random.default_rng(child)
+
+    def draw(rng: np.random.Generator, n: int) -> Split:
         texts = [document(rng, length + 1, max_depth, p_open, min_tag, max_tag) for _ in range(n)]
         tokens = np.array([[ids[c] for c in text] for text in texts], np.int32)
-        splits[split] = Split(
+        return Split(
             inputs=tokens[:, :-1], targets=tokens[:, 1:], lengths=np.full(n, length, np.int32)
         )
+
+    splits = generated_splits(NAME, sizes, seed, draw)
     return SequenceDataset(
         name=NAME,
         input_size=len(VOCABULARY),

@@ -125,9 +125,18 @@ def test_every_sweep_runs_at_smoke_size(name, tmp_path):
     assert (tmp_path / "summary.md").read_text().startswith("# Study summary")
     assert "Study summary" in out.stdout
     first = json.loads(Path(table["record_path"][0]).read_text())
-    assert first["study"] == name and set(first["sampled"]) == set(
-        first["config"]["search"]["sampled"]
-    )
+    assert first["study"] == name and first["sampled"] == first["config"]["search"]["sampled"]
+    assert set(first["sampled"]) == set(first["config"]["search"]["space"])
+    if report:  # figures from a real (smoke) sweep: non-empty images of a readable size
+        from matplotlib.image import imread
+
+        assert (tmp_path / "report" / "report.md").exists()
+        figures = sorted((tmp_path / "report" / "figures").glob("*.png"))
+        assert {f.stem.split("_")[0] for f in figures} >= {"box", "curves", "best"}
+        for figure in figures:
+            image = imread(figure)
+            assert image.shape[0] >= 200 and image.shape[1] >= 300, figure.name
+            assert image[..., :3].std() > 0.01, f"{figure.name} is blank"
 
 
 def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):

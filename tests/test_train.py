@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lstm_variants.cli import CONFIG_DIR
-from lstm_variants.experiment import run_trial
-from lstm_variants.records import trial_id, write_json_atomic
+from lstm_variants.experiment import run_trial, trial_identity
+from lstm_variants.records import write_json_atomic
 
 TINY_ADDING = [
     "dataset.options.T=10",
@@ -60,7 +60,7 @@ def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
 def test_record_holds_what_design_section_5_asks(tmp_path):
     path, record = run_trial(config("cell=cifg"), tmp_path, progress=False)
     on_disk = json.loads(path.read_text())
-    assert on_disk["trial_id"] == path.stem == trial_id(config("cell=cifg"))
+    assert on_disk["trial_id"] == path.stem == trial_identity(config("cell=cifg"))
     assert on_disk["cell"] == "cifg" and on_disk["dataset"] == "adding"
     assert set(on_disk["metrics"]) >= {
         "best_valid",

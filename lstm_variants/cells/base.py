@@ -95,6 +95,18 @@ class RecurrentCell(nn.RNNCellBase):
         raise NotImplementedError
 
     @nn.nowrap
+    def gate_values(
+        self, step_params: Params, carry, px: jax.Array, ms: tuple[jax.Array, ...]
+    ) -> dict[str, jax.Array]:
+        """The gate activations of the step ``step(step_params, carry, px, ms)`` takes, by paper name.
+
+        For diagnostics (``lstm_variants.diagnostics.gate_stats``): each cell family computes them
+        with the code its ``step`` uses, so no equation is written twice. A removed gate is absent;
+        a cell without gates (the tanh RNN, the default here) returns {}.
+        """
+        return {}
+
+    @nn.nowrap
     def step_vjp(self, step_params: Params, carry, px: jax.Array, ms, d_carry, d_y):
         """Optional hand-written pullback of ``step``, for the fast recurrence's backward loop.
 

@@ -73,6 +73,19 @@ class GRUCell(RecurrentCell):
     @nn.nowrap
     def step(self, step_params, carry, px, ms):
         h = carry
+        _, u, n = self._gates(step_params, h, px, ms)
+        h_new = u * h + (1.0 - u) * n
+        return h_new, h_new
+
+    @nn.nowrap
+    def gate_values(self, step_params, carry, px, ms):
+        """{'r': reset gate, 'u': update gate} of this step."""
+        r, u, _ = self._gates(step_params, carry, px, ms)
+        return {"r": r, "u": u}
+
+    @nn.nowrap
+    def _gates(self, step_params, h, px, ms):
+        """(r, u, n): reset gate, update gate and candidate of one step."""
         px_r, px_u, px_n = split_features(px, 3)
         if self.reset_after:
             m_r, m_u, m_n = split_features(ms[0], 3)
@@ -83,5 +96,4 @@ class GRUCell(RecurrentCell):
             r = jax.nn.sigmoid(px_r + m_r)
             n = jnp.tanh(px_n + (r * h) @ step_params["U_n"])
         u = jax.nn.sigmoid(px_u + m_u)
-        h_new = u * h + (1.0 - u) * n
-        return h_new, h_new
+        return r, u, n

@@ -165,15 +165,26 @@ class LSTMCell(RecurrentCell):
     @nn.nowrap
     def step(self, step_params, carry, px, ms):
         c_prev, y_prev, *_ = carry
-        pre = px + ms[0]
-        if self.recurrent_gates():
-            # Gate-to-gate terms feed every gate but not the block input z, which is first.
-            pre = pre + jnp.concatenate([jnp.zeros_like(c_prev), ms[1]], axis=-1)
-        _, i, f, c, o, h_c = self._forward(step_params, c_prev, pre)
+        _, i, f, c, o, h_c = self._forward(step_params, c_prev, self._pre_activation(carry, px, ms))
         y = h_c if o is None else h_c * o
         own = {"i": i, "f": f, "o": o}
         new_carry = (c, y, *(own[g] for g in self.recurrent_gates()))
         return new_carry, y
+
+    @nn.nowrap
+    def gate_values(self, step_params, carry, px, ms):
+        """{'i', 'f', 'o'} of this step, those present (CIFG's f = 1 - i included; NFG has no 'f')."""
+        _, i, f, _, o, _ = self._forward(step_params, carry[0], self._pre_activation(carry, px, ms))
+        return {name: gate for name, gate in (("i", i), ("f", f), ("o", o)) if gate is not None}
+
+    @nn.nowrap
+    def _pre_activation(self, carry, px, ms):
+        """The fused pre-activation of z and the gates, without the peephole terms."""
+        pre = px + ms[0]
+        if self.recurrent_gates():
+            # Gate-to-gate terms feed every gate but not the block input z, which is first.
+            pre = pre + jnp.concatenate([jnp.zeros_like(carry[0]), ms[1]], axis=-1)
+        return pre
 
     @nn.nowrap
     def _forward(self, step_params, c_prev, pre):

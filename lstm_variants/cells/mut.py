@@ -88,7 +88,21 @@ class MUTCell(RecurrentCell):
     @nn.nowrap
     def step(self, step_params, carry, px, ms):
         h = carry
-        px_u, px_r, px_c = split_features(px, 3)
+        u, r = self._gates(px, ms)
+        px_c = split_features(px, 3)[2]
+        h_new = jnp.tanh((r * h) @ step_params["U_h"] + px_c) * u + h * (1.0 - u)
+        return h_new, h_new
+
+    @nn.nowrap
+    def gate_values(self, step_params, carry, px, ms):
+        """{'u': update gate, 'r': reset gate} of this step."""
+        u, r = self._gates(px, ms)
+        return {"u": u, "r": r}
+
+    @nn.nowrap
+    def _gates(self, px, ms):
+        """(u, r) of one step, from the input pre-activations and the recurrent products."""
+        px_u, px_r, _ = split_features(px, 3)
         if self.variant == 1:
             u = jax.nn.sigmoid(px_u)
             r = jax.nn.sigmoid(px_r + ms[0])
@@ -99,5 +113,4 @@ class MUTCell(RecurrentCell):
         else:
             u = jax.nn.sigmoid(px_u + ms[0])
             r = jax.nn.sigmoid(px_r + ms[1])
-        h_new = jnp.tanh((r * h) @ step_params["U_h"] + px_c) * u + h * (1.0 - u)
-        return h_new, h_new
+        return u, r

@@ -92,8 +92,16 @@ class MGUCell(RecurrentCell):
     @nn.nowrap
     def step(self, step_params, carry, px, ms):
         h = carry
-        px_f, px_h = split_features(px, 2)
-        f = jax.nn.sigmoid(px_f + ms[0])
-        n = jnp.tanh(px_h + (f * h) @ step_params["U_h"])
+        f = self._forget(px, ms)
+        n = jnp.tanh(split_features(px, 2)[1] + (f * h) @ step_params["U_h"])
         h_new = (1.0 - f) * h + f * n
         return h_new, h_new
+
+    @nn.nowrap
+    def gate_values(self, step_params, carry, px, ms):
+        """{'f': the forget gate} of this step (h_new = (1 - f) h + f n)."""
+        return {"f": self._forget(px, ms)}
+
+    @nn.nowrap
+    def _forget(self, px, ms):
+        return jax.nn.sigmoid(split_features(px, 2)[0] + ms[0])

@@ -39,18 +39,9 @@ SATURATED_ABOVE = 0.9
 def gate_values(
     cell: RecurrentCell, step_params: Params, carry, px: jax.Array, ms: tuple[jax.Array, ...]
 ) -> dict[str, jax.Array]:
-    """{gate name: (B, H) values} at one step, from the cell's ``gate_values`` hook.
-
-    Cells without gates (the tanh RNN) give {}.
-    """
-    hook = getattr(cell, "gate_values", None)
-    if hook is not None:
-        return hook(step_params, carry, px, ms)
-    if isinstance(cell, LSTMCell) and not cell.recurrent_gates():
-        # Until the cells expose ``gate_values``: the LSTM's own forward, so equations are not copied.
-        _, i, f, _, o, _ = cell._forward(step_params, carry[0], px + ms[0])
-        return {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
-    return {}
+    """{gate name: (B, H) values} at one step: the cell's ``gate_values`` (computed by the code its
+    ``step`` uses). Cells without gates (the tanh RNN) give {}."""
+    return cell.gate_values(step_params, carry, px, ms)
 
 
 def recurrence_gates(

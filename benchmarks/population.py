@@ -44,6 +44,9 @@ def parse_args():
     parser.add_argument(
         "--length-buckets", type=int, default=1, help="train.length_buckets (default 1: pad to 129)"
     )
+    parser.add_argument(
+        "--max-padding-waste", type=float, default=0.5, help="train.max_padding_waste (default 0.5)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -98,6 +101,7 @@ def main():
         batch_size=1,
         eval_batch_size=128,
         length_buckets=args.length_buckets,
+        max_padding_waste=args.max_padding_waste,
     )
     devices = jax.local_devices()
     print(

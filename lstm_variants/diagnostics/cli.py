@@ -12,14 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from lstm_variants.cli import CONFIG_DIR, unknown_choice
+from lstm_variants.cli import run_hydra_app
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 
@@ -68,26 +64,8 @@ def task(cfg: DictConfig) -> None:
     print("wrote: " + ", ".join(str(path) for path in written))
 
 
-def override_error(argv: list[str]) -> str | None:
-    """Compose the diagnose config once with the user's overrides; Hydra's complaint as one line."""
-    if any(argument.startswith("-") for argument in argv):
-        return None
-    overrides = [argument for argument in argv if not argument.lstrip("+~").startswith("hydra")]
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            compose(CONFIG_NAME, overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        return " ".join(lines[:2])
-    return None
-
-
 def main() -> None:
-    problem = unknown_choice(sys.argv[1:]) or override_error(sys.argv[1:])
-    if problem is not None:
-        print(f"{PROG}: error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)(task)()
+    run_hydra_app(PROG, CONFIG_NAME, task)
 
 
 if __name__ == "__main__":

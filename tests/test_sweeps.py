@@ -34,11 +34,8 @@ SMOKE = {
         "dataset=xml",
         "dataset.options.n_train=64",
     ],
-    "forget_bias": [
-        "cell=lstm",
-        "dataset=adding",
-        "dataset.options.n_train=64",
-    ],
+    # TIMIT is licensed and absent here: its job fails, is listed, and the rest is aggregated.
+    "forget_bias": ["cell=lstm", "dataset=adding,timit"],
 }
 SMALL = [
     "search.trials=2",
@@ -127,6 +124,10 @@ def test_every_sweep_runs_at_smoke_size(name, tmp_path):
     first = json.loads(Path(table["record_path"][0]).read_text())
     assert first["study"] == name and first["sampled"] == first["config"]["search"]["sampled"]
     assert set(first["sampled"]) == set(first["config"]["search"]["space"])
+    if name == "forget_bias":
+        summary = (tmp_path / "summary.md").read_text()
+        assert "## Failed jobs" in summary and "timit" in summary
+        assert set(table["dataset"]) == {"adding"}
     if report:  # figures from a real (smoke) sweep: non-empty images of a readable size
         from matplotlib.image import imread
 
@@ -195,22 +196,6 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path):
     table = pd.read_parquet(tmp_path / "results.parquet")
     assert sorted(table["cell"]) == ["gru", "vanilla"]
     assert list(tmp_path.glob("**/*submitit*")) or list(tmp_path.glob("**/.submitit"))
-
-
-def test_a_failed_job_is_listed_and_the_rest_aggregated(tmp_path):
-    out = cli(
-        "-m",
-        "+sweep=forget_bias",
-        *SMALL,
-        "cell=lstm",
-        "dataset=adding,timit",
-        f"hydra.sweep.dir={tmp_path}",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    summary = (tmp_path / "summary.md").read_text()
-    assert "## Failed jobs" in summary and "timit" in summary
-    assert list(pd.read_parquet(tmp_path / "results.parquet")["dataset"]) == ["adding", "adding"]
 
 
 def test_sampled_values_follow_their_distributions():

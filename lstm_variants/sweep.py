@@ -140,14 +140,20 @@ class SweepSummary(Callback):
 
 
 def _job_count(config: DictConfig) -> int | None:
-    """The number of jobs of a basic sweep (the product of its comma lists), if known."""
+    """The number of jobs of a basic sweep (the product of its comma lists), if known.
+
+    A key swept on the command line replaces the same key of the sweep file's ``params``.
+    """
     try:
-        params = config.hydra.sweeper.params or {}
+        params = dict(config.hydra.sweeper.params or {})
         overrides = list(config.hydra.overrides.task)
     except Exception:  # noqa: BLE001 - a sweeper without params: no total, no ETA
         return None
+    for override in overrides:
+        key, _, value = override.partition("=")
+        params[key.lstrip("+~")] = value
     count = 1
-    for value in [*params.values(), *(o.partition("=")[2] for o in overrides)]:
+    for value in params.values():
         text = str(value)
         if "," in text and not text.startswith(("[", "{")):
             count *= len(text.split(","))

@@ -241,3 +241,18 @@ def test_trial_ids_do_not_depend_on_how_many_trials_are_asked_for():
     assert four[0] == two_shards[0] and four[2] == two_shards[1]
     with pytest.raises(ConfigError, match="distribution"):
         trial_configs({"seed": 0, "search": {"space": {"x": {"distribution": "gaussian"}}}})
+
+
+def test_the_progress_line_counts_jobs_as_hydra_sweeps_them():
+    from lstm_variants.sweep import _job_count
+
+    def job_count(params, task):
+        return _job_count(
+            OmegaConf.create(
+                {"hydra": {"sweeper": {"params": params}, "overrides": {"task": task}}}
+            )
+        )
+
+    assert job_count({"cell": "a,b,c", "dataset": "x,y"}, ["+sweep=q"]) == 6
+    assert job_count({"cell": "a,b,c,d,e"}, ["cell=vanilla,nfg", "search.trials=2"]) == 2
+    assert job_count({}, ["search.space=[1,2]"]) == 1

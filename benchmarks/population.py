@@ -32,7 +32,9 @@ import time
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--k", type=int, nargs="+", default=[1, 8, 32, 128], help="population sizes")
+    parser.add_argument(
+        "--k", type=int, nargs="+", default=[1, 8, 32, 128], help="population sizes"
+    )
     parser.add_argument("--epochs", type=int, default=1, help="epochs per trial (default 1)")
     parser.add_argument(
         "--sequences", type=int, default=0, help="train on the first N chorales (default: all 229)"

@@ -75,7 +75,9 @@ def test_member_equals_the_same_trial_alone(adding, cell):
     settings = TrainSettings(**{**SETTINGS.__dict__, "max_padding_waste": 1.0})
     # vanilla checks every kind of member; the other families, the largest and smallest padding.
     members = MIXED if cell == "vanilla" else [MIXED[0], MIXED[2]]
-    members = [m if cell != "gru" else Member(**{**m.__dict__, "forget_bias": None}) for m in members]
+    members = [
+        m if cell != "gru" else Member(**{**m.__dict__, "forget_bias": None}) for m in members
+    ]
     together = train(adding, members, cell=cell, settings=settings)
     assert {r.population["padded_hidden_size"] for r in together} == {8}
     for member, result in zip(members, together, strict=True):

@@ -9,34 +9,16 @@ import dataclasses
 import hashlib
 import io
 import os
-import pickle
 import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
+from piano_rolls import piano_rolls, pickle_bytes
 
 from lstm_variants.data import DataError, cache, jsb, load_dataset, music
 
 FAKE_URL = "https://example.invalid/jsb_chorales.pickle"
-
-
-def chorales(**overrides):
-    """A tiny dataset in the real format, with splits replaced by `overrides`."""
-    splits = {
-        "train": [[(60, 64), (62,), (), (21, 108)], [(21,), (22,)]],
-        "valid": [[(60,), (61,), (62,)]],
-        "test": [[(70, 74), (71,)]],
-    }
-    splits.update(overrides)
-    return {
-        split: [[tuple(np.int64(p) for p in frame) for frame in seq] for seq in seqs]
-        for split, seqs in splits.items()
-    }
-
-
-def pickle_bytes(data) -> bytes:
-    return pickle.dumps(data, protocol=2)
 
 
 @pytest.fixture
@@ -78,7 +60,7 @@ def write(directory: Path, payload: bytes) -> Path:
 
 
 def test_small_pickle_gives_next_frame_piano_rolls(tmp_path, trust, no_network):
-    write(tmp_path, trust(pickle_bytes(chorales())))
+    write(tmp_path, trust(pickle_bytes(piano_rolls())))
     data = load_dataset("jsb_chorales", data_dir=tmp_path)
 
     assert (data.input_size, data.output_size) == (88, 88)
@@ -136,15 +118,15 @@ def test_real_file_from_env_dir(no_network):
     "data, message",
     [
         ({"train": [], "test": []}, r"missing split\(s\) \['valid'\]"),
-        (chorales(valid=[]), "split 'valid' must be a non-empty list"),
-        (chorales(train=[[(60,), (20,)]]), "train sequence 0, frame 1: pitch 20 outside"),
-        (chorales(test=[[(109,), (60,)]]), "test sequence 0, frame 0: pitch 109 outside"),
-        (chorales(train=[[(60,), (61,)], []]), "train sequence 1: needs a list of at least 2"),
+        (piano_rolls(valid=[]), "split 'valid' must be a non-empty list"),
+        (piano_rolls(train=[[(60,), (20,)]]), "train sequence 0, frame 1: pitch 20 outside"),
+        (piano_rolls(test=[[(109,), (60,)]]), "test sequence 0, frame 0: pitch 109 outside"),
+        (piano_rolls(train=[[(60,), (61,)], []]), "train sequence 1: needs a list of at least 2"),
         (
-            chorales(valid=[[(60, 64)]]),
+            piano_rolls(valid=[[(60, 64)]]),
             "valid sequence 0: needs a list of at least 2 frames, got 1",
         ),
-        ({**chorales(), "train": [[(60.5,), (61,)]]}, "pitch 60.5 is not an integer"),
+        ({**piano_rolls(), "train": [[(60.5,), (61,)]]}, "pitch 60.5 is not an integer"),
         ([[(60,), (61,)]], "expected a dict of splits, got list"),
     ],
 )
@@ -155,14 +137,14 @@ def test_malformed_file_is_a_data_error(tmp_path, trust, no_network, data, messa
 
 
 def test_truncated_file_is_a_data_error(tmp_path, trust, no_network):
-    payload = pickle_bytes(chorales())
+    payload = pickle_bytes(piano_rolls())
     write(tmp_path, trust(payload[: len(payload) // 2]))
     with pytest.raises(DataError, match="cannot unpickle"):
         load_dataset("jsb_chorales", data_dir=tmp_path)
 
 
 def test_wrong_checksum_names_file_and_both_hashes(tmp_path, no_network):
-    payload = pickle_bytes(chorales())
+    payload = pickle_bytes(piano_rolls())
     path = write(tmp_path, payload)
     with pytest.raises(DataError) as error:
         load_dataset("jsb_chorales", data_dir=tmp_path)
@@ -224,7 +206,7 @@ class FlakyStream(io.BytesIO):
 
 
 def test_download_into_cache_then_load(cache_home, trust, monkeypatch):
-    payload = trust(pickle_bytes(chorales()))
+    payload = trust(pickle_bytes(piano_rolls()))
     server = FakeServer(payload)
     monkeypatch.setattr(cache, "open_url", server)
 
@@ -239,7 +221,7 @@ def test_download_into_cache_then_load(cache_home, trust, monkeypatch):
 
 
 def test_interrupted_download_resumes_from_part(cache_home, trust, monkeypatch):
-    payload = trust(pickle_bytes(chorales()))
+    payload = trust(pickle_bytes(piano_rolls()))
     cut = len(payload) // 3
     monkeypatch.setattr(cache, "open_url", FakeServer(payload, fail_after=cut))
     with pytest.raises(DataError) as error:
@@ -258,7 +240,7 @@ def test_interrupted_download_resumes_from_part(cache_home, trust, monkeypatch):
 
 
 def test_server_ignoring_range_restarts_the_file(cache_home, trust, monkeypatch):
-    payload = trust(pickle_bytes(chorales()))
+    payload = trust(pickle_bytes(piano_rolls()))
     write(cache_home, b"stale bytes").rename(cache_home / (jsb.FILENAME + ".part"))
     server = FakeServer(payload, honour_range=False)
     monkeypatch.setattr(cache, "open_url", server)
@@ -268,7 +250,7 @@ def test_server_ignoring_range_restarts_the_file(cache_home, trust, monkeypatch)
 
 
 def test_corrupt_download_is_rejected_and_not_renamed(cache_home, trust, monkeypatch):
-    payload = trust(pickle_bytes(chorales()))
+    payload = trust(pickle_bytes(piano_rolls()))
     corrupt = payload[:-5] + bytes([payload[-5] ^ 0xFF]) + payload[-4:]
     monkeypatch.setattr(cache, "open_url", FakeServer(corrupt))
     with pytest.raises(DataError, match=f"download of {FAKE_URL} has sha256"):

@@ -9,12 +9,12 @@ import dataclasses
 import hashlib
 import http.server
 import os
-import pickle
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from piano_rolls import piano_rolls, pickle_bytes
 
 from lstm_variants.data import INFO, DataError, availability, cache, load_dataset, music
 
@@ -26,24 +26,6 @@ REAL_SIZES = {
     "piano_midi": (87, 12, 25),
     "muse_data": (524, 135, 124),
 }
-
-
-def pieces(**overrides):
-    """A tiny dataset in the real format (lists of tuples of numpy integers)."""
-    splits = {
-        "train": [[(60, 64), (62,), (), (21, 108)], [(21,), (22,)]],
-        "valid": [[(60,), (61,), (62,)]],
-        "test": [[(70, 74), (71,)]],
-    }
-    splits.update(overrides)
-    return {
-        split: [[tuple(np.int64(p) for p in frame) for frame in seq] for seq in seqs]
-        for split, seqs in splits.items()
-    }
-
-
-def pickle_bytes(data) -> bytes:
-    return pickle.dumps(data, protocol=2)
 
 
 @pytest.fixture
@@ -68,7 +50,7 @@ def pin(monkeypatch, name, payload: bytes):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_small_pickle_loads_as_next_frame_piano_rolls(tmp_path, monkeypatch, no_network, name):
-    payload = pickle_bytes(pieces())
+    payload = pickle_bytes(piano_rolls())
     pin(monkeypatch, name, payload)
     (tmp_path / music.SOURCES[name].filename).write_bytes(payload)
 
@@ -110,10 +92,10 @@ def test_real_file_from_env_dir(no_network, name):
     [
         ({"train": [], "test": []}, r"missing split\(s\) \['valid'\]"),
         ({"training": [], "valid": [], "test": []}, r"missing split\(s\) \['train'\]"),
-        (pieces(valid=[]), "split 'valid' must be a non-empty list"),
-        (pieces(train=[[(60,), (20,)]]), "train sequence 0, frame 1: pitch 20 outside"),
-        (pieces(test=[[(109,), (60,)]]), "test sequence 0, frame 0: pitch 109 outside"),
-        (pieces(train=[[(60,), (61,)], []]), "train sequence 1: needs a list of at least 2"),
+        (piano_rolls(valid=[]), "split 'valid' must be a non-empty list"),
+        (piano_rolls(train=[[(60,), (20,)]]), "train sequence 0, frame 1: pitch 20 outside"),
+        (piano_rolls(test=[[(109,), (60,)]]), "test sequence 0, frame 0: pitch 109 outside"),
+        (piano_rolls(train=[[(60,), (61,)], []]), "train sequence 1: needs a list of at least 2"),
     ],
 )
 def test_malformed_file_is_one_data_error(tmp_path, monkeypatch, no_network, name, data, message):
@@ -131,7 +113,7 @@ def test_malformed_file_is_one_data_error(tmp_path, monkeypatch, no_network, nam
 @pytest.mark.parametrize("name", TOFU)
 def test_trust_on_first_use_records_then_verifies(tmp_path, no_network, name):
     path = tmp_path / music.SOURCES[name].filename
-    payload = pickle_bytes(pieces())
+    payload = pickle_bytes(piano_rolls())
     path.write_bytes(payload)
 
     load_dataset(name, data_dir=tmp_path)
@@ -139,7 +121,7 @@ def test_trust_on_first_use_records_then_verifies(tmp_path, no_network, name):
     assert record.read_text().strip() == hashlib.sha256(payload).hexdigest()
     load_dataset(name, data_dir=tmp_path)  # the same bytes: fine
 
-    path.write_bytes(pickle_bytes(pieces(test=[[(80,), (81,)]])))  # changed after first use
+    path.write_bytes(pickle_bytes(piano_rolls(test=[[(80,), (81,)]])))  # changed after first use
     with pytest.raises(DataError, match="recorded on first use in") as error:
         load_dataset(name, data_dir=tmp_path)
     assert str(record) in str(error.value) and "delete it" in str(error.value)
@@ -147,7 +129,7 @@ def test_trust_on_first_use_records_then_verifies(tmp_path, no_network, name):
 
 def test_trust_record_that_is_not_a_digest_is_an_error(tmp_path, no_network):
     path = tmp_path / "nottingham.pickle"
-    path.write_bytes(pickle_bytes(pieces()))
+    path.write_bytes(pickle_bytes(piano_rolls()))
     cache.recorded_sha256_path(path).write_text("not a digest\n")
     with pytest.raises(DataError, match="should hold one hex sha256"):
         load_dataset("nottingham", data_dir=tmp_path)
@@ -203,7 +185,7 @@ def server():
 
 @pytest.mark.parametrize("name", ["piano_midi", "nottingham"])
 def test_truncated_http_download_is_reported_then_resumed(tmp_path, monkeypatch, server, name):
-    payload = pickle_bytes(pieces())
+    payload = pickle_bytes(piano_rolls())
     http_server = server(payload)
     pin(monkeypatch, name, payload)
     use_source(monkeypatch, name, url=http_server.url)
@@ -258,17 +240,17 @@ def test_tofu_download_that_is_not_a_pickle_is_deleted_not_trusted(tmp_path, mon
     path = tmp_path / "muse_data.pickle"
     assert not path.exists() and not cache.recorded_sha256_path(path).exists()
 
-    http_server.payload = pickle_bytes(pieces())
+    http_server.payload = pickle_bytes(piano_rolls())
     assert load_dataset("muse_data", data_dir=tmp_path).test.num_sequences == 1
 
 
 def test_tofu_redownload_is_checked_against_the_record(tmp_path, monkeypatch, server):
-    http_server = server(pickle_bytes(pieces()))
+    http_server = server(pickle_bytes(piano_rolls()))
     use_source(monkeypatch, "nottingham", url=http_server.url)
     load_dataset("nottingham", data_dir=tmp_path)
     (tmp_path / "nottingham.pickle").unlink()  # the record stays
 
-    http_server.payload = pickle_bytes(pieces(valid=[[(50,), (51,)]]))  # the source changed
+    http_server.payload = pickle_bytes(piano_rolls(valid=[[(50,), (51,)]]))  # the source changed
     with pytest.raises(DataError, match="has sha256 .*, expected"):
         load_dataset("nottingham", data_dir=tmp_path)
     assert not (tmp_path / "nottingham.pickle").exists()

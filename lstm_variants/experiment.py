@@ -82,11 +82,14 @@ def build_model(cfg: Mapping[str, Any], data: SequenceDataset) -> SequenceModel:
 
 
 def train_settings(cfg: Mapping[str, Any]) -> TrainSettings:
-    known = {field for field in TrainSettings.__dataclass_fields__}
-    unknown = set(cfg["train"]) - known
+    """The shared settings of ``cfg['train']``; ``input_noise`` is the member's (``member_of``)."""
+    shared = {key: value for key, value in cfg["train"].items() if key != "input_noise"}
+    known = set(TrainSettings.__dataclass_fields__)
+    unknown = set(shared) - known
     if unknown:
-        raise ConfigError(f"unknown train option(s) {sorted(unknown)}; valid: {sorted(known)}")
-    return TrainSettings(**cfg["train"])
+        valid = sorted(known | {"input_noise"})
+        raise ConfigError(f"unknown train option(s) {sorted(unknown)}; valid: {valid}")
+    return TrainSettings(**shared)
 
 
 def hyperparameters(cfg: Mapping[str, Any]) -> dict[str, Any]:

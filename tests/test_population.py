@@ -221,3 +221,12 @@ def test_ignored_targets_count_in_neither_loss_nor_metric():
     losses = frame_losses(outputs, targets, "categorical") * weights
     expected = [-jax.nn.log_softmax(outputs[0, 0])[0], 0.0, math.log(2.0)]
     np.testing.assert_allclose(losses[0], expected, rtol=1e-6)
+
+
+def test_input_noise_is_per_member_and_changes_training(adding):
+    quiet = Member(hidden_size=6, seed=4, learning_rate=0.1)
+    noisy = Member(hidden_size=6, seed=4, learning_rate=0.1, input_noise=0.5)
+    settings = TrainSettings(**{**SETTINGS.__dict__, "max_epochs": 2})
+    a, b = train(adding, [quiet, noisy], settings=settings)
+    assert a.curve[0]["train_loss"] != b.curve[0]["train_loss"]
+    assert_same_run(a, train(adding, [quiet], settings=settings)[0])

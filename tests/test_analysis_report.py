@@ -56,6 +56,7 @@ def test_report_is_self_contained_markdown(sweep, tmp_path):
         "# Study report",
         "## Comparison of cells",
         "## Hyperparameters",
+        "## Cost",
         "## Configuration",
         "## Environment",
         "## Skipped records",
@@ -66,6 +67,9 @@ def test_report_is_self_contained_markdown(sweep, tmp_path):
         assert (report.parent / link).is_file(), link  # every link resolves inside the folder
     assert (tmp_path / "report" / "data" / "trials.parquet").is_file()
     assert (tmp_path / "report" / "tables" / "comparison.tex").is_file()
+    cost = (tmp_path / "report" / "tables" / "cost.csv").read_text()
+    assert cost.startswith("dataset,cell,trials,trial_epochs,wall_seconds") and "nottingham" in cost
+    assert "200 trials of each of the 3 cells on jsb_chorales would take" in text
     assert lines[0] == "collecting records"
 
 

@@ -4,7 +4,7 @@
 under ``output_dir``::
 
     report.md                  the report (relative links only: the folder is self-contained)
-    tables/comparison.{md,tex,csv}, tables/importance.csv
+    tables/comparison.{md,tex,csv}, tables/importance.csv, tables/cost.csv (lstm_variants.analysis.cost)
     figures/*.png, *.pdf       box plots, learning curves, best results, importance, marginals,
                                interaction heat maps
     data/trials.parquet, data/curves.parquet, data/skipped.csv
@@ -26,6 +26,7 @@ import pandas as pd
 
 from lstm_variants.analysis.collect import AnalysisError, Collection, collect, ordered_cells
 from lstm_variants.analysis.compare import compare, markdown_table, to_markdown, write_tables
+from lstm_variants.analysis.cost import cost_table, format_duration, projected_seconds
 from lstm_variants.analysis.importance import (
     Importance,
     importance_by_group,
@@ -35,6 +36,7 @@ from lstm_variants.analysis.importance import (
 from lstm_variants.analysis.plots import all_figures
 
 MAX_SKIPPED_LISTED = 20
+PROJECTED_TRIALS = 200  # Greff et al. (2017): 200 trials per variant and dataset
 
 
 def resolve_reference(trials: pd.DataFrame, reference: str | None) -> tuple[str, str | None]:
@@ -158,6 +160,53 @@ def _importance_section(result: Importance, figures: dict, output_dir: Path) -> 
     return lines
 
 
+def _cost_section(cost: pd.DataFrame, projected_trials: int) -> list[str]:
+    if cost.empty:
+        return []
+    shown = cost.assign(
+        wall=cost["wall_seconds"].map(format_duration),
+        per_trial=cost["seconds_per_trial"].map(lambda s: f"{s:.1f}"),
+        per_epoch=cost["seconds_per_trial_epoch"].map(lambda s: f"{s:.3f}"),
+    )[
+        [
+            "dataset",
+            "cell",
+            "trials",
+            "trial_epochs",
+            "wall",
+            "per_trial",
+            "per_epoch",
+            "device_kind",
+        ]
+    ]
+    shown.columns = [
+        "dataset",
+        "cell",
+        "trials",
+        "trial-epochs",
+        "wall time",
+        "s / trial",
+        "s / trial-epoch",
+        "device",
+    ]
+    projection = projected_seconds(cost, projected_trials)
+    lines = [
+        "## Cost",
+        "",
+        "Each trial's share of its population's wall time (initialisation, compilation, epochs and "
+        "test; process start and data loading excluded), summed per cell.",
+        "",
+        _frame_markdown(shown),
+        "",
+    ]
+    lines += [
+        f"At these rates, {projected_trials} trials of each of the {int((cost['dataset'] == d).sum())}"
+        f" cells on {d} would take **{format_duration(seconds)}** on this device."
+        for d, seconds in projection.items()
+    ]
+    return lines + [""]
+
+
 def render_report(
     collection: Collection,
     comparison: pd.DataFrame,
@@ -166,6 +215,8 @@ def render_report(
     output_dir: Path,
     reference: str,
     notes: Sequence[str] = (),
+    cost: pd.DataFrame | None = None,
+    projected_trials: int = PROJECTED_TRIALS,
 ) -> str:
     """The markdown text of the report (links relative to ``output_dir``)."""
     trials = collection.trials
@@ -213,6 +264,8 @@ def render_report(
         lines.append("Too few trials with a result for a functional ANOVA (at least 8 needed).")
     for result in importances:
         lines += _importance_section(result, figures, output_dir)
+    if cost is not None:
+        lines += _cost_section(cost, projected_trials)
     shared, varying = config_summary(trials)
     lines += [
         "## Configuration",
@@ -233,7 +286,8 @@ def render_report(
         "",
         "## Files",
         "",
-        "- tables: `tables/comparison.md`, `.tex`, `.csv`; `tables/importance.csv`",
+        "- tables: `tables/comparison.md`, `.tex`, `.csv`; `tables/importance.csv`; "
+        "`tables/cost.csv`",
         "- data: `data/trials.parquet` (one row per trial), `data/curves.parquet`, "
         "`data/skipped.csv`",
         "- figures: `figures/` (PNG and PDF)",
@@ -257,6 +311,7 @@ def write_report(
     trees: int = 32,
     resamples: int = 2000,
     permutations: int = 2000,
+    projected_trials: int = PROJECTED_TRIALS,
     status: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the report of the sweeps in ``directories`` into ``output_dir``; return report.md.
@@ -268,6 +323,7 @@ def write_report(
         the canonical order is used and the report says so.
       fraction, test, correction, resamples, permutations: see ``compare.compare``.
       trees: random-forest size of the importance analysis.
+      projected_trials: trials per cell the cost section projects the measured rates to.
       status: called with a short line before each step (progress display).
 
     Raises:
@@ -304,9 +360,19 @@ def write_report(
     figures = all_figures(
         trials, collection.curves, comparison, importances, output_dir / "figures", chosen
     )
+    cost = cost_table(trials)
+    cost.to_csv(output_dir / "tables" / "cost.csv", index=False)
     report = output_dir / "report.md"
     text = render_report(
-        collection, comparison, importances, figures, output_dir, chosen, [note] if note else []
+        collection,
+        comparison,
+        importances,
+        figures,
+        output_dir,
+        chosen,
+        [note] if note else [],
+        cost=cost,
+        projected_trials=projected_trials,
     )
     report.write_text(text)
     return report

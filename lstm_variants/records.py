@@ -8,6 +8,7 @@ leaves either the whole record or none of it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -48,19 +49,27 @@ def read_record(path: Path) -> dict[str, Any]:
         return json.load(handle)
 
 
-def git_commit() -> str | None:
-    """The commit of the checkout this package runs from, if it is one."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+@functools.cache
+def code_version() -> dict[str, Any]:
+    """The commit of the checkout this package runs from and whether its tracked files differ.
+
+    Read once per process, at the first record: the code that trains is the code imported at
+    start, so a commit made while a long sweep runs must not be credited with its records.
+    """
+    package = Path(__file__).resolve().parent
+
+    def git(*arguments: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *arguments], cwd=package, capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD") or None
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": None if changes is None else bool(changes)}
 
 
 def environment() -> dict[str, Any]:
@@ -80,6 +89,6 @@ def environment() -> dict[str, Any]:
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "git_commit": git_commit(),
+        **code_version(),
         "host": platform.node(),
     }

@@ -71,7 +71,7 @@ def test_record_holds_what_design_section_5_asks(tmp_path):
     }
     assert on_disk["hyperparameters"]["learning_rate"] == 0.003
     assert len(on_disk["curve"]) == on_disk["metrics"]["epochs_run"]
-    assert {"jax", "jaxlib", "flax", "device_kind", "git_commit", "xla_flags"} <= set(
+    assert {"jax", "jaxlib", "flax", "device_kind", "git_commit", "git_dirty", "xla_flags"} <= set(
         on_disk["environment"]
     )
     assert on_disk["config"]["model"]["init"]["recurrent"] == "orthogonal"

@@ -1,6 +1,7 @@
 """plots, report and the command line: files are written, non-empty, of the expected size."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
@@ -73,6 +74,19 @@ def test_report_is_self_contained_markdown(sweep, tmp_path):
     assert lines[0] == "collecting records"
 
 
+def test_report_of_a_paired_search_has_the_paired_table(tmp_path):
+    study = synthetic_study(
+        {"vanilla": 0.0, "nfg": 0.3, "cifg": 0.0}, trials=16, seed=2, paired=True
+    )
+    write_records(study, tmp_path / "s")
+    report = write_report([tmp_path / "s"], tmp_path / "r", trees=4, resamples=100, permutations=50)
+    text = report.read_text()
+    assert "### Paired comparison (same hyperparameter draws)" in text
+    paired = pd.read_csv(tmp_path / "r" / "tables" / "paired.csv").set_index("cell")
+    assert paired.loc["nfg", "marker"] == "worse" and paired.loc["nfg", "pairs"] > 8
+    assert not isinstance(paired.loc["cifg", "marker"], str)  # empty: not significant
+
+
 def test_report_falls_back_to_a_present_reference(tmp_path):
     write_records(synthetic_study({"lstm": 0.0, "gru": 0.0}, trials=10, seed=0), tmp_path / "s")
     report = write_report([tmp_path / "s"], tmp_path / "r", trees=4, resamples=0, permutations=50)
@@ -99,6 +113,8 @@ def test_command_line(sweep, tmp_path, capsys):
         == 0
     )
     assert "| nfg |" in capsys.readouterr().out and (tmp_path / "comparison.csv").is_file()
+    assert main(["paired", str(sweep), "--out", str(tmp_path)]) == 2  # unpaired draws: one line
+    assert "no trial pairs with 'vanilla'" in capsys.readouterr().err
     assert main(["collect", str(sweep), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "trials.parquet").is_file()
     assert main(["importance", str(sweep), "--out", str(tmp_path), "--trees", "4"]) == 0

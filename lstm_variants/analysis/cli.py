@@ -3,6 +3,7 @@
     lstm-variants-analyze collect    DIRS... [--out DIR]   trials.parquet, curves.parquet, skipped.csv
     lstm-variants-analyze compare    DIRS... [--out DIR] [--reference vanilla] [--test permutation]
                                      [--sample top] [--correction holm] [--alpha 0.05] ...
+    lstm-variants-analyze paired     DIRS... [--out DIR] [--reference vanilla] [--alpha 0.05]
     lstm-variants-analyze importance DIRS... [--out DIR] [--by dataset|cell] [--trees 32]
     lstm-variants-analyze plots      DIRS... [--out DIR] [--reference vanilla]
     lstm-variants-analyze report     DIRS... [--out DIR] [--reference vanilla]
@@ -82,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(compare_parser)
     _comparison_options(compare_parser)
+    paired_parser = commands.add_parser(
+        "paired", help="cells vs a reference on the same hyperparameter draws (Wilcoxon)"
+    )
+    _common(paired_parser)
+    paired_parser.add_argument(
+        "--reference", default="vanilla", help="cell tested against (default: vanilla)"
+    )
+    paired_parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    paired_parser.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples (0: no CIs)"
+    )
     importance_parser = commands.add_parser(
         "importance", help="fANOVA variance shares and marginals"
     )
@@ -156,6 +168,25 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
         print(to_markdown(table))
         paths = write_tables(table, out)
         print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+        return
+    if arguments.command == "paired":
+        from lstm_variants.analysis.paired import paired_compare, paired_markdown
+
+        table = paired_compare(
+            collection.trials,
+            reference=arguments.reference,
+            alpha=arguments.alpha,
+            resamples=arguments.resamples,
+        )
+        if table.empty:
+            raise AnalysisError(
+                f"no trial pairs with {arguments.reference!r} on the same sampled draws: "
+                "run the cells with search.paired=true and the same search seed"
+            )
+        print(paired_markdown(table))
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "paired.csv", index=False)
+        print(f"paired: {out / 'paired.csv'}")
         return
     from lstm_variants.analysis.importance import importance_by_group, importance_table
 

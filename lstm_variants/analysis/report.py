@@ -4,7 +4,8 @@
 under ``output_dir``::
 
     report.md                  the report (relative links only: the folder is self-contained)
-    tables/comparison.{md,tex,csv}, tables/importance.csv, tables/cost.csv (lstm_variants.analysis.cost)
+    tables/comparison.{md,tex,csv}, tables/importance.csv, tables/cost.csv,
+                               tables/paired.csv (paired searches: lstm_variants.analysis.paired)
     figures/*.png, *.pdf       box plots, learning curves, best results, importance, marginals,
                                interaction heat maps
     data/trials.parquet, data/curves.parquet, data/skipped.csv
@@ -33,6 +34,7 @@ from lstm_variants.analysis.importance import (
     importance_table,
     pretty,
 )
+from lstm_variants.analysis.paired import paired_compare, paired_markdown
 from lstm_variants.analysis.plots import all_figures
 
 MAX_SKIPPED_LISTED = 20
@@ -217,6 +219,7 @@ def render_report(
     notes: Sequence[str] = (),
     cost: pd.DataFrame | None = None,
     projected_trials: int = PROJECTED_TRIALS,
+    paired: pd.DataFrame | None = None,
 ) -> str:
     """The markdown text of the report (links relative to ``output_dir``)."""
     trials = collection.trials
@@ -253,6 +256,19 @@ def render_report(
         "",
         to_markdown(comparison),
     ]
+    if paired is not None and not paired.empty:
+        lines += [
+            "",
+            "### Paired comparison (same hyperparameter draws)",
+            "",
+            "Draw k of the random search gave every cell the same hyperparameters, so d = metric"
+            " (cell) - metric (reference) on the same draw isolates the cell. Wilcoxon signed-rank"
+            " test over draws, Holm-corrected per dataset; median d with a bootstrap CI; negative"
+            " d: the cell is better. Bold: significant.",
+            "",
+            paired_markdown(paired),
+            "",
+        ]
     for dataset in comparison["dataset"].unique():
         lines += [
             _figure(figures, f"box_{dataset}", output_dir, f"Test metric per cell, {dataset}"),
@@ -287,7 +303,7 @@ def render_report(
         "## Files",
         "",
         "- tables: `tables/comparison.md`, `.tex`, `.csv`; `tables/importance.csv`; "
-        "`tables/cost.csv`",
+        "`tables/cost.csv`; `tables/paired.csv` (paired searches)",
         "- data: `data/trials.parquet` (one row per trial), `data/curves.parquet`, "
         "`data/skipped.csv`",
         "- figures: `figures/` (PNG and PDF)",
@@ -362,6 +378,9 @@ def write_report(
     )
     cost = cost_table(trials)
     cost.to_csv(output_dir / "tables" / "cost.csv", index=False)
+    paired = paired_compare(trials, reference=chosen, resamples=resamples)
+    if not paired.empty:
+        paired.to_csv(output_dir / "tables" / "paired.csv", index=False)
     report = output_dir / "report.md"
     text = render_report(
         collection,
@@ -373,6 +392,7 @@ def write_report(
         [note] if note else [],
         cost=cost,
         projected_trials=projected_trials,
+        paired=paired,
     )
     report.write_text(text)
     return report

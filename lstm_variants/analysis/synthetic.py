@@ -108,6 +108,7 @@ def synthetic_study(
     diverge_probability: float = 0.5,
     with_sampled: bool = True,
     max_epochs: int = 20,
+    paired: bool = False,
 ) -> list[dict[str, Any]]:
     """Records of a random-search study with known effects.
 
@@ -129,6 +130,7 @@ def synthetic_study(
       diverge_probability: chance that a trial above that learning rate diverges.
       with_sampled: write the ``sampled`` block (issue 5); without it, only ``hyperparameters``.
       max_epochs: length of the longest curve.
+      paired: every cell gets the same draws and seeds (``search.paired``), else its own.
 
     Returns:
       One record (a dict of the current schema) per trial, cells in ``cell_offsets`` order.
@@ -136,8 +138,9 @@ def synthetic_study(
     space = dict(GREFF_SPACE if space is None else space)
     rng = np.random.default_rng(seed)
     records = []
+    shared = sample_space(space, trials, rng) if paired else None
     for cell, offset in cell_offsets.items():
-        sampled = sample_space(space, trials, rng)
+        sampled = shared if paired else sample_space(space, trials, rng)
         test = response(sampled) + offset + rng.normal(0.0, noise, trials)
         valid = test + rng.normal(0.0, valid_noise, trials)
         learning_rate = sampled.get("optimizer.learning_rate", np.full(trials, 1e-3))
@@ -154,7 +157,7 @@ def synthetic_study(
                     cell=cell,
                     dataset=dataset,
                     study=study,
-                    seed=seed * 100_000 + len(records),
+                    seed=seed * 100_000 + (index if paired else len(records)),
                     values=values,
                     test=float(test[index]),
                     valid=float(valid[index]),

@@ -1,0 +1,61 @@
+"""Paired comparison: a small planted cell effect under a huge per-draw spread is found."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lstm_variants.analysis.paired import paired_compare, paired_differences, paired_markdown
+
+
+def paired_study(effects: dict[str, float], draws: int = 24, seed: int = 0) -> pd.DataFrame:
+    """Every cell trained on the same draws; the draw decides most of the metric."""
+    rng = np.random.default_rng(seed)
+    learning_rates = 10 ** rng.uniform(-6, -2, draws)
+    draw_level = 8.5 + 0.8 * (np.log10(learning_rates) + 2) ** 2  # spread of several nats
+    rows = []
+    for cell, effect in effects.items():
+        noise = rng.normal(0.0, 0.05, draws)
+        for k in range(draws):
+            rows.append(
+                {
+                    "dataset": "jsb_chorales",
+                    "cell": cell,
+                    "seed": 0,
+                    "sampled.optimizer.learning_rate": learning_rates[k],
+                    "test_at_best": draw_level[k] + effect + noise[k],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_paired_test_finds_an_effect_that_an_unpaired_test_misses():
+    trials = paired_study({"vanilla": 0.0, "nfg": 0.15, "cifg": 0.0})
+    table = paired_compare(trials, resamples=500).set_index("cell")
+    assert table.loc["nfg", "marker"] == "worse"
+    assert table.loc["nfg", "median_difference"] == pytest.approx(0.15, abs=0.05)
+    assert table.loc["nfg", "ci_low"] > 0 and table.loc["nfg", "better_share"] < 0.2
+    assert table.loc["cifg", "marker"] == "" and table.loc["cifg", "p_adjusted"] > 0.05
+    assert table.loc["nfg", "pairs"] == 24 and table.loc["nfg", "unpaired"] == 0
+    nfg = trials[trials.cell == "nfg"]["test_at_best"]
+    vanilla = trials[trials.cell == "vanilla"]["test_at_best"]
+    assert stats.ttest_ind(nfg, vanilla, equal_var=False).pvalue > 0.3  # lost in the spread
+
+
+def test_only_matching_draws_with_results_pair():
+    trials = paired_study({"vanilla": 0.0, "np": -0.2})
+    trials.loc[trials.index[0], "test_at_best"] = np.nan  # vanilla's draw 0 diverged
+    other_search = trials[trials.cell == "np"].assign(
+        **{"sampled.optimizer.learning_rate": lambda f: f["sampled.optimizer.learning_rate"] * 2}
+    )
+    differences, unpaired = paired_differences(
+        pd.concat([trials, other_search.assign(cell="nog")]), "np", "vanilla"
+    )
+    assert len(differences) == 23 and unpaired == 1
+    _, unmatched = paired_differences(
+        pd.concat([trials, other_search.assign(cell="nog")]), "nog", "vanilla"
+    )
+    assert unmatched == 24  # drawn by another search: nothing pairs
+    table = paired_compare(trials, resamples=0)
+    assert table.iloc[0]["marker"] == "better" and np.isnan(table.iloc[0]["ci_low"])
+    assert "**np**" in paired_markdown(table)

@@ -147,9 +147,23 @@ OPERATIONAL_KEYS = (
 )
 
 
+# Keys added to the config after records were first written, with the value that reproduces the
+# behaviour from before they existed: at that value a key is left out of the trial id, so earlier
+# records keep their ids (a rerun of an old study still finds and skips them).
+IDENTITY_NEUTRAL = {("train", "loss_normalization"): "frame"}
+
+
 def trial_identity(cfg: Mapping[str, Any]) -> str:
-    """The trial id of ``cfg``: a hash of the resolved config without ``OPERATIONAL_KEYS``."""
-    return trial_id({k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS})
+    """The trial id of ``cfg``: a hash of the resolved config without ``OPERATIONAL_KEYS`` and
+    without the ``IDENTITY_NEUTRAL`` keys that are at their neutral value."""
+    identity = copy.deepcopy({k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS})
+    for (*parents, key), neutral in IDENTITY_NEUTRAL.items():
+        node = identity
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, Mapping) else None
+        if isinstance(node, dict) and key in node and node[key] == neutral:
+            del node[key]
+    return trial_id(identity)
 
 
 def record_path(cfg: Mapping[str, Any], output_dir: Path) -> Path:

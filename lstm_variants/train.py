@@ -28,8 +28,11 @@ import optax
 
 from lstm_variants.batching import bucketed_order, group_steps, length_groups
 from lstm_variants.data import SequenceDataset, Split
+from lstm_variants.errors import ConfigError
 from lstm_variants.losses import frame_losses, frame_weights
 from lstm_variants.model import SequenceModel
+
+LOSS_NORMALIZATIONS = ("frame", "sequence")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,12 @@ class TrainSettings:
         member's work that padding to its bucket's size may waste (default 0.5).
       length_buckets: train on batches of similar length, in this many length groups (default 1:
         every batch runs the split's longest length); see ``lstm_variants.batching``.
+      loss_normalization: what the training loss is divided by (``LOSS_NORMALIZATIONS``):
+        'frame' (default), the number of valid frames in the batch, so the loss is the mean frame
+        loss; or 'sequence', the number of sequences, so the loss is each sequence's summed frame
+        loss averaged over the batch (IDSIA's Brainstorm convention; its gradient is about the mean
+        sequence length times larger, which moves the useful learning rates down by that factor).
+        Reported losses and metrics are per frame either way.
     """
 
     max_epochs: int = 100
@@ -56,6 +65,10 @@ class TrainSettings:
     eval_batch_size: int = 256
     max_padding_waste: float = 0.5
     length_buckets: int = 1
+    loss_normalization: str = "frame"
+
+    def __post_init__(self):
+        check_loss_normalization(self.loss_normalization)
 
 
 @dataclasses.dataclass
@@ -80,13 +93,27 @@ def split_arrays(split: Split) -> tuple[jax.Array, jax.Array, jax.Array]:
     return jnp.asarray(split.inputs), jnp.asarray(split.targets), jnp.asarray(split.lengths)
 
 
-def make_loss_fn(model: SequenceModel, data: SequenceDataset) -> Callable:
-    """loss(params, inputs, targets, lengths, sequence_weights, carries) -> (mean, aux).
+def check_loss_normalization(normalization: str) -> None:
+    """Raise ConfigError unless ``normalization`` is one of ``LOSS_NORMALIZATIONS``."""
+    if normalization not in LOSS_NORMALIZATIONS:
+        raise ConfigError(
+            f"unknown train.loss_normalization '{normalization}'; valid: "
+            + ", ".join(LOSS_NORMALIZATIONS)
+        )
 
+
+def make_loss_fn(
+    model: SequenceModel, data: SequenceDataset, normalization: str = "frame"
+) -> Callable:
+    """loss(params, inputs, targets, lengths, sequence_weights, carries) -> (loss, aux).
+
+    The loss is the frame-loss sum divided by the number of valid frames (``normalization``
+    'frame') or of sequences ('sequence'; see ``TrainSettings.loss_normalization``).
     ``aux`` is (frame-loss sum, number of frames, each layer's final carry, outputs).
     ``sequence_weights`` is 0 for the filler sequences that round a batch up to full size;
     ``carries`` is None (zero initial carries) or each layer's initial carry (truncated BPTT).
     """
+    check_loss_normalization(normalization)
 
     def loss_fn(params, inputs, targets, lengths, sequence_weights, carries=None):
         outputs, finals = model.apply(params, inputs, lengths, carries, return_carries=True)
@@ -94,7 +121,8 @@ def make_loss_fn(model: SequenceModel, data: SequenceDataset) -> Callable:
         weights = weights * sequence_weights.reshape((-1,) + (1,) * (weights.ndim - 1))
         total = jnp.sum(frame_losses(outputs, targets, data.target) * weights)
         frames = jnp.sum(weights)
-        return total / jnp.maximum(frames, 1.0), (total, frames, finals, outputs)
+        count = frames if normalization == "frame" else jnp.sum(sequence_weights)
+        return total / jnp.maximum(count, 1.0), (total, frames, finals, outputs)
 
     return loss_fn
 
@@ -152,7 +180,9 @@ def make_member_epoch_fn(
     ``settings.length_buckets`` > 1 batches hold sequences of similar length and run only as many
     steps as their group's longest (``lstm_variants.batching``); ``epoch_number`` orders them.
     """
-    grad_fn = jax.value_and_grad(make_loss_fn(model, data), has_aux=True)
+    grad_fn = jax.value_and_grad(
+        make_loss_fn(model, data, settings.loss_normalization), has_aux=True
+    )
     template = optimizer(learning_rate=0.0, momentum=0.0, clip_norm=0.0, clip_value=0.0)
     bucketed = settings.length_buckets > 1 and not data.streams
     if bucketed:

@@ -57,6 +57,15 @@ def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
     assert changed != path and retrained is not None
 
 
+def test_a_key_at_its_neutral_value_leaves_the_trial_id_as_before_the_key_existed():
+    cfg = config()
+    assert cfg["train"]["loss_normalization"] == "frame"
+    before_the_key = config()
+    del before_the_key["train"]["loss_normalization"]
+    assert trial_identity(cfg) == trial_identity(before_the_key)
+    assert trial_identity(config("train.loss_normalization=sequence")) != trial_identity(cfg)
+
+
 def test_record_holds_what_design_section_5_asks(tmp_path):
     path, record = run_trial(config("cell=cifg"), tmp_path, progress=False)
     on_disk = json.loads(path.read_text())
@@ -157,6 +166,7 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
         ),
         (["model.hiden_size=3"], "Could not override 'model.hiden_size'"),
         (["optimizer.name=rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["train.loss_normalization=sum"], "unknown train.loss_normalization 'sum'"),
     ],
 )
 def test_cli_bad_input_is_one_error_line(tmp_path, args, message):

@@ -133,9 +133,13 @@ def _cell_label(cell: str, marker: str, reference: str) -> str:
 
 
 def _plain_log_ticks(axis, which: str) -> None:
-    """Log axis with plain numbers at 1, 2, 5 x 10^k (no crowded minor labels)."""
+    """Log axis with plain numbers at 1, 2, 5 x 10^k, or at every 10^k when it spans more than
+    two decades (a learning rate over [1e-6, 1e-2] would crowd its labels into one line)."""
     target = axis.xaxis if which == "x" else axis.yaxis
-    target.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    low, high = axis.get_xlim() if which == "x" else axis.get_ylim()
+    decades = math.log10(high / low) if low > 0 and high > 0 else 0.0
+    subs = (1.0,) if decades > 2.0 else (1.0, 2.0, 5.0)
+    target.set_major_locator(ticker.LogLocator(subs=subs))
     target.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     target.set_minor_formatter(ticker.NullFormatter())
 
@@ -190,7 +194,11 @@ def marginal_plots(result: Importance, stem: Path, metric_label: str = "test met
 def interaction_heatmap(
     result: Importance, a: str, b: str, stem: Path, metric_label: str = "test metric"
 ) -> list[Path]:
-    """Predicted metric over ``a`` (x) and ``b`` (y), contours, and the best ``a`` per ``b`` row."""
+    """Predicted metric over ``a`` (x) and ``b`` (y), contours, and the best ``a`` per ``b`` row.
+
+    Shades and contours span the bulk of the surface (``_robust_limits``): a corner of diverging
+    learning rates would otherwise take the whole grey scale and leave the good region flat black.
+    """
     names, scales = result.surrogate.names, result.surrogate.scales
     unit_a, unit_b, surface = result.surface(a, b)
     scale_a, scale_b = scales[names.index(a)], scales[names.index(b)]
@@ -199,8 +207,10 @@ def interaction_heatmap(
     x, y = transform_a(unit_a), transform_b(unit_b)
     figure = Figure(figsize=(5.5, 4.5))
     axis = figure.subplots()
-    image = axis.pcolormesh(x, y, surface.T, cmap="Greys_r", shading="nearest")
-    contours = axis.contour(x, y, surface.T, levels=8, colors="black", linewidths=0.6)
+    low, high = float(np.min(surface)), _robust_limits(surface.ravel())[1]
+    image = axis.pcolormesh(x, y, surface.T, cmap="Greys_r", shading="nearest", vmin=low, vmax=high)
+    levels = np.linspace(low, high, 9)[1:] if high > low else 8
+    contours = axis.contour(x, y, surface.T, levels=levels, colors="black", linewidths=0.6)
     axis.clabel(contours, fontsize=7, fmt="%.3g")
     best = np.argmin(surface, axis=0)  # best a for each b
     axis.plot(

@@ -18,9 +18,11 @@ from lstm_variants.data import DataError, cache, ptb, text
 from lstm_variants.data.base import IGNORE
 from lstm_variants.data.text_streams import (
     TextDataset,
+    block_split,
     char_ids,
     dropped_steps,
     fraction_split,
+    split_tokens,
     stream_windows,
 )
 
@@ -210,6 +212,35 @@ def test_tiny_shakespeare_small_file(tmp_path, shakespeare, no_network):
     assert summary["input_kind"] == "tokens" and summary["vocabulary_size"] == len(data.vocabulary)
     assert summary["splits"]["train"]["dropped_steps"] == (train_end - 1) % 3
     assert summary["window"] == 20
+
+
+def test_block_split_spreads_the_same_shares_over_the_whole_text():
+    which = block_split(100_000, 0.05, 0.05, block=100)  # 10 groups of 100 blocks
+    assert np.bincount(which).tolist() == [90_000, 5_000, 5_000]
+    blocks = which.reshape(-1, 100)  # one row per block
+    assert (blocks == blocks[:, :1]).all()  # a block belongs to one split
+    labels = blocks[:, 0].reshape(10, 100)  # one row per group of 100 blocks
+    assert (labels == [0] * 90 + [1] * 5 + [2] * 5).all()  # every group holds all three
+    ids = np.arange(100_000)
+    tokens = split_tokens(ids, 0.05, 0.05, "blocks", 100)
+    assert tokens["valid"][:3].tolist() == [9_000, 9_001, 9_002]
+    assert tokens["test"][-1] == 99_999 and len(tokens["train"]) == 90_000
+    tail = split_tokens(ids, 0.05, 0.05, "tail", 100)
+    assert tail["valid"][0] == 90_000 and tail["test"][0] == 95_000
+    with pytest.raises(DataError, match="unknown split 'middle'; valid splits: tail, blocks"):
+        split_tokens(ids, 0.05, 0.05, "middle", 100)
+    with pytest.raises(DataError, match="block must be a positive"):
+        block_split(100, 0.05, 0.05, block=0)
+
+
+def test_tiny_shakespeare_block_split(tmp_path, shakespeare, no_network):
+    data = text.tiny_shakespeare(data_dir=tmp_path, streams=2, window=10, split="blocks", block=2)
+    ids = np.array([data.vocabulary.index(c) for c in shakespeare])
+    which = block_split(len(shakespeare), 0.05, 0.05, block=2)
+    for code, name in enumerate(SPLITS):
+        check_streams(getattr(data, name), ids[which == code], 2, 10)
+    with pytest.raises(DataError, match="tiny_shakespeare: unknown split"):
+        text.tiny_shakespeare(data_dir=tmp_path, split="random")
 
 
 def test_tiny_shakespeare_downloads_and_verifies(tmp_path, monkeypatch, serve):

@@ -17,7 +17,10 @@ Character vocabularies (`tiny_shakespeare`, `text_file`) are the sorted set of t
 the whole file (all three splits), sorted by code point, so every split's characters have an id.
 The split is by characters: with N characters, test is the last `round(0.05 N)`, valid the
 `round(0.05 N)` before it and train the rest (Tiny Shakespeare: 1,003,854 / 55,770 / 55,770).
-Each split is its own token sequence: its first character is never a target.
+Option `split=blocks` takes the same shares from the whole text instead (blocks of `block`
+characters; in every 100 blocks the last 5 are test and the 5 before them valid): the held-out
+text then comes from every play, not only from the last ones. Each split is its own token
+sequence: its first character is never a target.
 
 Tiny Shakespeare: Karpathy (2015), "The Unreasonable Effectiveness of Recurrent Neural Networks",
 https://github.com/karpathy/char-rnn (data/tinyshakespeare/input.txt), the works of Shakespeare
@@ -44,7 +47,7 @@ from lstm_variants.data.text_streams import (
     TextDataset,
     char_ids,
     decode_utf8,
-    fraction_split,
+    split_tokens,
     text_dataset,
 )
 
@@ -56,6 +59,7 @@ SHAKESPEARE_URL = (
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 VALID_FRACTION = 0.05  # Tiny Shakespeare's fixed split, and text_file's default
 TEST_FRACTION = 0.05
+BLOCK = 1000  # split='blocks': characters per block
 
 
 def tiny_shakespeare(
@@ -63,6 +67,8 @@ def tiny_shakespeare(
     streams: int = DEFAULT_STREAMS,
     window: int = DEFAULT_WINDOW,
     download: bool = True,
+    split: str = "tail",
+    block: int = BLOCK,
 ) -> TextDataset:
     """Load Tiny Shakespeare as next-character prediction, split 90 / 5 / 5 % by characters.
 
@@ -73,6 +79,10 @@ def tiny_shakespeare(
         window: the truncated-BPTT window length (default 100).
         download: when the file is missing, download it from `SHAKESPEARE_URL` into that
             directory (default True); False never touches the network.
+        split: 'tail' (default): valid and test are the last 10 % of the file, i.e. the end of
+            the last plays; 'blocks': the same shares in blocks of `block` characters taken from
+            the whole file (`text_streams.block_split`).
+        block: characters per block of split='blocks' (default 1000).
 
     Returns:
         A `TextDataset` with the 65-character vocabulary of the file and metric 'bits_per_char';
@@ -90,7 +100,14 @@ def tiny_shakespeare(
         download_missing=download,
     )
     return char_file_dataset(
-        SHAKESPEARE_NAME, path, VALID_FRACTION, TEST_FRACTION, streams=streams, window=window
+        SHAKESPEARE_NAME,
+        path,
+        VALID_FRACTION,
+        TEST_FRACTION,
+        streams=streams,
+        window=window,
+        split=split,
+        block=block,
     )
 
 
@@ -101,6 +118,8 @@ def text_file(
     test_fraction: float = TEST_FRACTION,
     streams: int = DEFAULT_STREAMS,
     window: int = DEFAULT_WINDOW,
+    split: str = "tail",
+    block: int = BLOCK,
 ) -> TextDataset:
     """Load any UTF-8 text file as next-character prediction.
 
@@ -112,6 +131,9 @@ def text_file(
         test_fraction: the share at the end of the file used for testing (default 0.05).
         streams: S, the number of parallel streams (default 32).
         window: the truncated-BPTT window length (default 100).
+        split: 'tail' (default: the fractions at the end of the file) or 'blocks' (the same
+            shares in blocks of `block` characters from the whole file).
+        block: characters per block of split='blocks' (default 1000).
 
     Returns:
         A `TextDataset` whose vocabulary is the sorted set of the file's characters, metric
@@ -131,7 +153,14 @@ def text_file(
     if not file.is_file():
         raise DataError(f"text_file: {file} is not a file (option `path`)")
     return char_file_dataset(
-        "text_file", file, valid_fraction, test_fraction, streams=streams, window=window
+        "text_file",
+        file,
+        valid_fraction,
+        test_fraction,
+        streams=streams,
+        window=window,
+        split=split,
+        block=block,
     )
 
 
@@ -142,8 +171,10 @@ def char_file_dataset(
     test_fraction: float,
     streams: int,
     window: int,
+    split: str = "tail",
+    block: int = BLOCK,
 ) -> TextDataset:
-    """A character-level dataset of one UTF-8 file, cut by `text_streams.fraction_split`.
+    """A character-level dataset of one UTF-8 file, cut by `text_streams.split_tokens`.
 
     Raises:
         DataError: the file cannot be read, is not UTF-8 or is empty, a fraction is invalid,
@@ -158,10 +189,9 @@ def char_file_dataset(
         raise DataError(f"{name}: {path} is empty")
     ids, vocabulary = char_ids(text)
     try:
-        train_end, valid_end = fraction_split(len(ids), valid_fraction, test_fraction)
+        tokens = split_tokens(ids, valid_fraction, test_fraction, split, block)
     except DataError as error:
         raise DataError(f"{name}: {error}") from None
-    tokens = {"train": ids[:train_end], "valid": ids[train_end:valid_end], "test": ids[valid_end:]}
     return text_dataset(
         name, tokens, vocabulary, "bits_per_char", streams, window, source=str(path)
     )

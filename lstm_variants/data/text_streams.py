@@ -144,6 +144,61 @@ def stream_windows(tokens, streams: int, window: int, where: str = "text") -> Sp
     )
 
 
+SPLIT_KINDS = ("tail", "blocks")
+BLOCKS_PER_GROUP = 100  # split='blocks': shares are counted in groups of this many blocks
+
+
+def split_tokens(
+    ids: np.ndarray, valid_fraction: float, test_fraction: float, split: str, block: int
+) -> dict[str, np.ndarray]:
+    """A text's token ids cut into train / valid / test.
+
+    'tail' (`fraction_split`): the end of the text is test, the part before it valid, the rest
+    train. 'blocks' (`block_split`): the same shares, taken as blocks from every part of the text.
+
+    Raises:
+        DataError: an unknown `split`, or invalid fractions or block length.
+    """
+    if split == "tail":
+        train_end, valid_end = fraction_split(len(ids), valid_fraction, test_fraction)
+        return {
+            "train": ids[:train_end],
+            "valid": ids[train_end:valid_end],
+            "test": ids[valid_end:],
+        }
+    if split == "blocks":
+        which = block_split(len(ids), valid_fraction, test_fraction, block)
+        return {name: ids[which == code] for code, name in enumerate(("train", "valid", "test"))}
+    raise DataError(f"unknown split {split!r}; valid splits: {', '.join(SPLIT_KINDS)}")
+
+
+def block_split(
+    num_symbols: int, valid_fraction: float, test_fraction: float, block: int
+) -> np.ndarray:
+    """Which split each symbol belongs to (0 train, 1 valid, 2 test), in interleaved blocks.
+
+    The text is cut into blocks of `block` symbols and the blocks into groups of
+    `BLOCKS_PER_GROUP`; in every group the last `round(100 * test_fraction)` blocks are test and
+    the `round(100 * valid_fraction)` before them valid. Valid and test text then comes from the
+    whole work (every play of Tiny Shakespeare, not only the last), at the price of a few
+    discontinuities where a split's blocks are joined.
+
+    Raises:
+        DataError: a fraction outside [0, 1), fractions that leave no training blocks, or
+            `block` < 1.
+    """
+    fraction_split(num_symbols, valid_fraction, test_fraction)  # the same checks
+    if block < 1:
+        raise DataError(f"block must be a positive number of symbols, got {block!r}")
+    num_test = round(BLOCKS_PER_GROUP * test_fraction)
+    num_valid = round(BLOCKS_PER_GROUP * valid_fraction)
+    position = (np.arange(num_symbols) // block) % BLOCKS_PER_GROUP
+    which = np.zeros(num_symbols, np.int8)
+    which[position >= BLOCKS_PER_GROUP - num_test - num_valid] = 1
+    which[position >= BLOCKS_PER_GROUP - num_test] = 2
+    return which
+
+
 def fraction_split(num_symbols: int, valid_fraction: float, test_fraction: float) -> tuple:
     """Where a text is cut into train / valid / test: the last fractions are valid, then test.
 

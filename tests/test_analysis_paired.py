@@ -24,6 +24,7 @@ def paired_study(effects: dict[str, float], draws: int = 24, seed: int = 0) -> p
                     "seed": 0,
                     "sampled.optimizer.learning_rate": learning_rates[k],
                     "test_at_best": draw_level[k] + effect + noise[k],
+                    "best_valid": draw_level[k] + effect + noise[k] + 0.01,
                 }
             )
     return pd.DataFrame(rows)
@@ -59,3 +60,16 @@ def test_only_matching_draws_with_results_pair():
     table = paired_compare(trials, resamples=0)
     assert table.iloc[0]["marker"] == "better" and np.isnan(table.iloc[0]["ci_low"])
     assert "**np**" in paired_markdown(table)
+
+
+def test_best_draws_are_chosen_by_both_trials_of_the_pair():
+    trials = paired_study({"vanilla": 0.0, "nfg": 0.0}, draws=20)
+    good = trials["best_valid"] < trials.groupby("cell")["best_valid"].transform("median")
+    trials.loc[(trials.cell == "nfg") & good, ["test_at_best", "best_valid"]] += 0.3
+    all_draws, _ = paired_differences(trials, "nfg", "vanilla")
+    best_half, unpaired = paired_differences(trials, "nfg", "vanilla", fraction=0.5)
+    assert len(all_draws) == 20 and len(best_half) == 10 and unpaired == 0
+    assert (best_half > 0.2).all()  # exactly the draws where the effect was planted
+    table = paired_compare(trials, resamples=0, fraction=0.5)
+    assert table.iloc[0]["marker"] == "worse" and table.iloc[0]["fraction"] == 0.5
+    assert "jsb_chorales, the best 50 % of draws" in paired_markdown(table)

@@ -82,7 +82,9 @@ def test_report_of_a_paired_search_has_the_paired_table(tmp_path):
     report = write_report([tmp_path / "s"], tmp_path / "r", trees=4, resamples=100, permutations=50)
     text = report.read_text()
     assert "### Paired comparison (same hyperparameter draws)" in text
-    paired = pd.read_csv(tmp_path / "r" / "tables" / "paired.csv").set_index("cell")
+    both = pd.read_csv(tmp_path / "r" / "tables" / "paired.csv")
+    assert sorted(both["fraction"].unique()) == [0.5, 1.0]
+    paired = both[both["fraction"] == 1.0].set_index("cell")
     assert paired.loc["nfg", "marker"] == "worse" and paired.loc["nfg", "pairs"] > 8
     assert not isinstance(paired.loc["cifg", "marker"], str)  # empty: not significant
 

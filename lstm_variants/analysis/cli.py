@@ -3,7 +3,7 @@
     lstm-variants-analyze collect    DIRS... [--out DIR]   trials.parquet, curves.parquet, skipped.csv
     lstm-variants-analyze compare    DIRS... [--out DIR] [--reference vanilla] [--test permutation]
                                      [--sample top] [--correction holm] [--alpha 0.05] ...
-    lstm-variants-analyze paired     DIRS... [--out DIR] [--reference vanilla] [--alpha 0.05]
+    lstm-variants-analyze paired     DIRS... [--out DIR] [--reference vanilla] [--fraction 1]
     lstm-variants-analyze importance DIRS... [--out DIR] [--by dataset|cell] [--trees 32]
     lstm-variants-analyze plots      DIRS... [--out DIR] [--reference vanilla]
     lstm-variants-analyze report     DIRS... [--out DIR] [--reference vanilla]
@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     paired_parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
     paired_parser.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="compare the best share of draws, by the pair's mean validation result (1: all)",
+    )
+    paired_parser.add_argument(
         "--resamples", type=int, default=2000, help="bootstrap resamples (0: no CIs)"
     )
     importance_parser = commands.add_parser(
@@ -177,6 +183,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
             reference=arguments.reference,
             alpha=arguments.alpha,
             resamples=arguments.resamples,
+            fraction=arguments.fraction,
         )
         if table.empty:
             raise AnalysisError(

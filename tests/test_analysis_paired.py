@@ -73,3 +73,11 @@ def test_best_draws_are_chosen_by_both_trials_of_the_pair():
     table = paired_compare(trials, resamples=0, fraction=0.5)
     assert table.iloc[0]["marker"] == "worse" and table.iloc[0]["fraction"] == 0.5
     assert "jsb_chorales, the best 50 % of draws" in paired_markdown(table)
+
+
+def test_two_studies_with_the_same_draws_do_not_pair_across():
+    one = paired_study({"vanilla": 0.0, "cifg": 0.1}).assign(study="greff_jsb")
+    other = paired_study({"vanilla": 0.5}).assign(study="greff_jsb_summed")
+    differences, unpaired = paired_differences(pd.concat([one, other]), "cifg", "vanilla")
+    assert len(differences) == 24 and unpaired == 0
+    assert differences.median() == pytest.approx(0.1, abs=0.05)

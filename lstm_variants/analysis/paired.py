@@ -50,8 +50,11 @@ PAIRED_COLUMNS = (
 
 
 def draw_columns(trials: pd.DataFrame) -> list[str]:
-    """The columns that identify a draw: every sampled value and the seed."""
-    return sorted(c for c in trials.columns if c.startswith("sampled.")) + ["seed"]
+    """The columns that identify a draw: every sampled value, the seed and the study (two
+    studies of the same search, e.g. with another loss normalisation, share their draws but do
+    not pair)."""
+    sampled = sorted(c for c in trials.columns if c.startswith("sampled."))
+    return sampled + ["seed"] + (["study"] if "study" in trials.columns else [])
 
 
 def paired_differences(

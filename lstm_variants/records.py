@@ -56,12 +56,16 @@ def code_version() -> dict[str, Any]:
     Read once per process, at the first record: the code that trains is the code imported at
     start, so a commit made while a long sweep runs must not be credited with its records.
     """
-    package = Path(__file__).resolve().parent
+    return git_state(Path(__file__).resolve().parent)
+
+
+def git_state(directory: Path) -> dict[str, Any]:
+    """{'git_commit': HEAD or None, 'git_dirty': tracked files changed, or None} of ``directory``."""
 
     def git(*arguments: str) -> str | None:
         try:
             out = subprocess.run(
-                ["git", *arguments], cwd=package, capture_output=True, text=True, timeout=5
+                ["git", *arguments], cwd=directory, capture_output=True, text=True, timeout=5
             )
         except (OSError, subprocess.SubprocessError):
             return None

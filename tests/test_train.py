@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from lstm_variants.cli import CONFIG_DIR
 from lstm_variants.experiment import run_trial, trial_identity
-from lstm_variants.records import write_json_atomic
+from lstm_variants.records import git_state, write_json_atomic
 
 TINY_ADDING = [
     "dataset.options.T=10",
@@ -112,6 +112,24 @@ def test_diverging_run_is_recorded_as_diverged(tmp_path):
     path, record = run_trial(config("optimizer.learning_rate=1e30"), tmp_path, progress=False)
     assert record["metrics"]["stopped"] == "diverged"
     assert path.exists()
+
+
+def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):
+    assert git_state(tmp_path) == {"git_commit": None, "git_dirty": None}  # not a checkout
+
+    def git(*arguments):
+        subprocess.run(["git", *arguments], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "cell.py").write_text("a = 1\n")
+    git("add", "cell.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    clean = git_state(tmp_path)
+    assert len(clean["git_commit"]) == 40 and clean["git_dirty"] is False
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert git_state(tmp_path)["git_dirty"] is False
+    (tmp_path / "cell.py").write_text("a = 2\n")
+    assert git_state(tmp_path) == {"git_commit": clean["git_commit"], "git_dirty": True}
 
 
 def test_atomic_write_leaves_old_record_on_failure(tmp_path):

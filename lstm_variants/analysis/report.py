@@ -313,7 +313,7 @@ def render_report(
         "",
         "Regenerate with `lstm-variants-analyze report "
         + " ".join(collection.directories)
-        + f" --reference {reference}`.",
+        + f" --out {output_dir.as_posix()} --reference {reference}`.",
         "",
     ]
     return "\n".join(lines)

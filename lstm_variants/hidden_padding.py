@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 PyTree = object
 
@@ -53,13 +53,16 @@ def hidden_axes(shapes_of: Callable[[int], PyTree]) -> PyTree:
 
 
 def pad_params(params: PyTree, axes: PyTree, hidden: int) -> PyTree:
-    """Zero-pad every hidden-size axis of ``params`` (a stand-alone network) to length ``hidden``."""
+    """Zero-pad every hidden-size axis of ``params`` (a stand-alone network) to length ``hidden``.
+
+    On the host, in numpy: a device op would be compiled anew for every (h, H) pair of shapes.
+    """
 
     def pad(leaf, leaf_axes):
-        widths = [(0, 0)] * leaf.ndim
+        widths = [(0, 0)] * np.ndim(leaf)
         for axis in leaf_axes:
-            widths[axis] = (0, hidden - leaf.shape[axis])
-        return jnp.pad(leaf, widths)
+            widths[axis] = (0, hidden - np.shape(leaf)[axis])
+        return np.pad(np.asarray(leaf), widths)
 
     return jax.tree.map(pad, params, axes)
 
@@ -78,7 +81,9 @@ def unpad_params(params: PyTree, axes: PyTree, hidden: int) -> PyTree:
 
 def param_mask(params: PyTree, axes: PyTree, hidden: int) -> PyTree:
     """1.0 on the entries of a stand-alone network's ``params`` padded to ``hidden``, else 0.0."""
-    return pad_params(jax.tree.map(jnp.ones_like, params), axes, hidden)
+    return pad_params(
+        jax.tree.map(lambda leaf: np.ones_like(np.asarray(leaf)), params), axes, hidden
+    )
 
 
 def wasted_work(hidden: int, padded_hidden: int, input_size: int) -> float:

@@ -13,7 +13,7 @@ What differs per member, and how:
   (``optimizers.make_member_optimizer``, ``optax.inject_hyperparams``);
 - input-noise std and the seed (its init key and its data key: shuffle order and noise): arrays;
 - initial forget bias and hidden size: the member is initialised exactly as the stand-alone
-  network would be, then zero-padded to its bucket's hidden size and masked
+  network would be (on the host, ``member_init``), then zero-padded to its bucket's hidden size and masked
   (``hidden_padding``); sizes are bucketed so that padding wastes at most
   ``TrainSettings.max_padding_waste`` of a member's work.
 
@@ -48,11 +48,10 @@ from lstm_variants.hidden_padding import (
     bucket_waste,
     hidden_axes,
     hidden_buckets,
-    pad_params,
-    param_mask,
     unpad_params,
 )
 from lstm_variants.losses import metric_value
+from lstm_variants.member_init import init_members
 from lstm_variants.model import SequenceModel
 from lstm_variants.train import (
     RunResult,
@@ -268,12 +267,11 @@ def _train_chunk(
     count = len(members)
     total = -(-count // len(devices)) * len(devices)
     padded_members = list(members) + [members[0]] * (total - count)
-    params, masks, data_keys = zip(
-        *(_init_member(model, member, axes, padded_hidden, data) for member in padded_members),
-        strict=True,
+    params, masks, data_keys = init_members(
+        model, padded_members, axes, padded_hidden, _sample_inputs(data)
     )
-    params, masks = _stack(params), _stack(masks)
-    data_keys = jnp.stack(data_keys)
+    params, masks = jax.device_put((params, masks))
+    data_keys = jax.random.wrap_key_data(jnp.asarray(data_keys))
     hyper = {
         key: jnp.asarray([m.optimizer_hyperparameters()[key] for m in padded_members], jnp.float32)
         for key in padded_members[0].optimizer_hyperparameters()
@@ -415,22 +413,6 @@ def _population_programs(model, optimizer, data, settings, devices):
     return jax.jit(epoch), jax.jit(evaluate)
 
 
-def _init_member(model, member, axes, padded_hidden, data):
-    """A member's parameters as the stand-alone network's, padded; its gradient mask; its data key."""
-    options = dict(model.cell_options)
-    if member.forget_bias is not None:
-        options["forget_bias"] = member.forget_bias
-    alone = model.clone(hidden_size=member.hidden_size, cell_options=tuple(sorted(options.items())))
-    init_key, data_key = jax.random.split(jax.random.key(member.seed))
-    # Without running the recurrence: compiling a time loop per hidden size costs seconds.
-    params = alone.init(init_key, *_sample_inputs(data), parameters_only=True)
-    return (
-        pad_params(params, axes, padded_hidden),
-        param_mask(params, axes, padded_hidden),
-        data_key,
-    )
-
-
 def _sample_inputs(data: SequenceDataset):
     """A one-sequence, one-step input: enough to create every parameter."""
     return jnp.asarray(data.train.inputs[:1, :1]), jnp.ones((1,), jnp.int32)
@@ -440,10 +422,6 @@ def _input_width(model: SequenceModel, data: SequenceDataset) -> int:
     if data.train.tokens:
         return model.embed_size or 0
     return data.input_size
-
-
-def _stack(trees):
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 @jax.jit

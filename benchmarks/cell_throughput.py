@@ -71,6 +71,9 @@ def parse_args(argv=None):
         help="do not add --xla_cpu_multi_thread_eigen=false to XLA_FLAGS",
     )
     p.add_argument("--no-torch", action="store_true", help="skip the torch row")
+    p.add_argument(
+        "--torch-device", default="cpu", help="where torch runs: cpu (default) or cuda (on a GPU)"
+    )
     args = p.parse_args(argv)
     if args.devices is None:
         args.devices = max(1, min(os.cpu_count() or 1, 2))
@@ -206,10 +209,13 @@ def torch_runner(args, batch_np, threads: int):
         def forward(self, x):
             return self.readout(self.lstm(x)[0])
 
-    model = TorchLSTM()
+    device = torch.device(args.torch_device)
+    model = TorchLSTM().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.from_numpy(np.asarray(batch_np["inputs"]))
-    y = torch.from_numpy(np.asarray(batch_np["targets"]))
+    x = torch.from_numpy(np.asarray(batch_np["inputs"])).to(device)
+    y = torch.from_numpy(np.asarray(batch_np["targets"])).to(device)
+    # CUDA calls return before the GPU is done: time up to the end of the work, as JAX's rows do.
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
     n_frames = float(np.asarray(batch_np["lengths"]).sum())
 
@@ -222,11 +228,13 @@ def torch_runner(args, batch_np, threads: int):
 
     for _ in range(3):
         step()
+    sync()
 
     def run(steps: int) -> float:
         start = time.perf_counter()
         for _ in range(steps):
             step()
+        sync()
         return (time.perf_counter() - start) / steps
 
     return run
@@ -258,7 +266,8 @@ def check_fast_equals_reference(args, cell: str) -> float:
 
 def main(args) -> None:
     print(
-        f"jax {jax.__version__}, {len(jax.devices())} CPU device(s), {os.cpu_count()} cores, "
+        f"jax {jax.__version__}, {len(jax.devices())} {jax.devices()[0].device_kind} device(s), "
+        f"{os.cpu_count()} cores, torch on {args.torch_device}, "
         f"XLA_FLAGS='{os.environ.get('XLA_FLAGS', '')}'"
     )
     print(

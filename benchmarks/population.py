@@ -155,7 +155,11 @@ def main():
                 "population wall s": total,
             }
         )
-        print(f"  K={k}: {pop_rate:.3f} vs {seq_rate:.3f} trial-epochs/s", file=sys.stderr)
+        print(
+            f"  K={k}: {pop_rate:.3f} vs {seq_rate:.3f} trial-epochs/s; population setup "
+            f"{pop_setup:.1f}s, wall {total:.1f}s",
+            file=sys.stderr,
+        )
 
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")

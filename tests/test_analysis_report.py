@@ -58,6 +58,7 @@ def test_report_is_self_contained_markdown(sweep, tmp_path):
         "## Comparison of cells",
         "## Hyperparameters",
         "## Cost",
+        "### Best trial per cell and task",
         "## Configuration",
         "## Environment",
         "## Skipped records",
@@ -71,6 +72,14 @@ def test_report_is_self_contained_markdown(sweep, tmp_path):
     cost = (tmp_path / "report" / "tables" / "cost.csv").read_text()
     assert cost.startswith("dataset,cell,trials,trial_epochs,wall_seconds") and "nottingham" in cost
     assert "200 trials of each of the 3 cells on jsb_chorales would take" in text
+    best = pd.read_csv(tmp_path / "report" / "tables" / "best.csv")
+    trials = pd.read_parquet(tmp_path / "report" / "data" / "trials.parquet")
+    lowest = (
+        trials[trials["usable"]].groupby(["dataset", "cell"], observed=True)["best_valid"].min()
+    )
+    assert len(best) == len(lowest)
+    for row in best.itertuples():
+        assert row.best_valid == lowest[(row.dataset, row.cell)]
     assert lines[0] == "collecting records"
 
 

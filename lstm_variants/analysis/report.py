@@ -4,7 +4,7 @@
 under ``output_dir``::
 
     report.md                  the report (relative links only: the folder is self-contained)
-    tables/comparison.{md,tex,csv}, tables/importance.csv, tables/cost.csv,
+    tables/comparison.{md,tex,csv}, tables/importance.csv, tables/cost.csv, tables/best.csv,
                                tables/paired.csv (paired searches: lstm_variants.analysis.paired)
     figures/*.png, *.pdf       box plots, learning curves, best results, importance, marginals,
                                interaction heat maps
@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from lstm_variants.analysis.best import best_table, best_trials
 from lstm_variants.analysis.collect import AnalysisError, Collection, collect, ordered_cells
 from lstm_variants.analysis.compare import compare, markdown_table, to_markdown, write_tables
 from lstm_variants.analysis.cost import cost_table, format_duration, projected_seconds
@@ -221,6 +222,7 @@ def render_report(
     cost: pd.DataFrame | None = None,
     projected_trials: int = PROJECTED_TRIALS,
     paired: pd.DataFrame | None = None,
+    best: pd.DataFrame | None = None,
 ) -> str:
     """The markdown text of the report (links relative to ``output_dir``)."""
     trials = collection.trials
@@ -277,6 +279,17 @@ def render_report(
             _figure(figures, f"box_{dataset}", output_dir, f"Test metric per cell, {dataset}"),
             _figure(figures, f"curves_{dataset}", output_dir, f"Learning curves, {dataset}"),
         ]
+    if best is not None and not best.empty:
+        lines += [
+            "### Best trial per cell and task",
+            "",
+            "As Jozefowicz et al. (2015) report: each cell's trial with the lowest validation"
+            " metric, and its test metric (star: the task's lowest); accuracy where the task"
+            " scores whole answers. The chosen trials are in `tables/best.csv`.",
+            "",
+            _frame_markdown(best_table(best).reset_index()),
+            "",
+        ]
     lines.append(_figure(figures, "best_results", output_dir, "Best test result per cell and task"))
     lines += ["## Hyperparameters", ""]
     if not importances:
@@ -306,7 +319,7 @@ def render_report(
         "## Files",
         "",
         "- tables: `tables/comparison.md`, `.tex`, `.csv`; `tables/importance.csv`; "
-        "`tables/cost.csv`; `tables/paired.csv` (paired searches)",
+        "`tables/cost.csv`; `tables/best.csv`; `tables/paired.csv` (paired searches)",
         "- data: `data/trials.parquet` (one row per trial), `data/curves.parquet`, "
         "`data/skipped.csv`",
         "- figures: `figures/` (PNG and PDF)",
@@ -381,6 +394,8 @@ def write_report(
     )
     cost = cost_table(trials)
     cost.to_csv(output_dir / "tables" / "cost.csv", index=False)
+    best = best_trials(trials)
+    best.to_csv(output_dir / "tables" / "best.csv", index=False)
     paired = pd.concat(
         [
             paired_compare(trials, reference=chosen, resamples=resamples, fraction=share)
@@ -402,6 +417,7 @@ def write_report(
         cost=cost,
         projected_trials=projected_trials,
         paired=paired,
+        best=best,
     )
     report.write_text(text)
     return report

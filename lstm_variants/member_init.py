@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
 
 from lstm_variants.hidden_padding import pad_params, param_mask
 
@@ -33,7 +34,12 @@ PyTree = Any
 
 
 def init_members(
-    model, members: Sequence[Any], axes: PyTree, padded_hidden: int, sample_inputs
+    model,
+    members: Sequence[Any],
+    axes: PyTree,
+    padded_hidden: int,
+    sample_inputs,
+    progress: bool = False,
 ) -> tuple[PyTree, PyTree, np.ndarray]:
     """Stacked padded parameters, gradient masks and data keys of ``members``, as numpy arrays.
 
@@ -44,6 +50,7 @@ def init_members(
       axes: the hidden-size axes of every parameter (``hidden_padding.hidden_axes``).
       padded_hidden: the bucket's hidden size H.
       sample_inputs: a one-step input batch that creates every parameter.
+      progress: show a progress bar over the members (large populations take minutes).
 
     Returns:
       (params, masks, data_keys): pytrees with a leading member axis, and the members' data keys
@@ -53,7 +60,7 @@ def init_members(
     with jax.default_device(cpu):
         sample = jax.device_put(sample_inputs, cpu)
         ordered = []
-        for member in members:
+        for member in tqdm(members, desc="init", disable=not progress, leave=False):
             init_key, data_key = jax.random.split(jax.random.key(member.seed))
             params = _stand_alone(model, member).init(init_key, *sample, parameters_only=True)
             ordered.append((jax.device_get(params), np.asarray(jax.random.key_data(data_key))))

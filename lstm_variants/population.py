@@ -268,7 +268,7 @@ def _train_chunk(
     total = -(-count // len(devices)) * len(devices)
     padded_members = list(members) + [members[0]] * (total - count)
     params, masks, data_keys = init_members(
-        model, padded_members, axes, padded_hidden, _sample_inputs(data)
+        model, padded_members, axes, padded_hidden, _sample_inputs(data), progress
     )
     params, masks = jax.device_put((params, masks))
     data_keys = jax.random.wrap_key_data(jnp.asarray(data_keys))

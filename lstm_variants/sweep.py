@@ -107,6 +107,10 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.time()
+        # Counted here, from the command line's lists: in a job's own config every swept key is
+        # one value, so the count there is always 1. Launchers that run jobs in other processes
+        # get a fresh callback per job and print no total.
+        self.jobs_total = _job_count(config)
         # Statuses describe the previous invocation of a resumed study; this one writes its own.
         for stale in Path(config.hydra.sweep.dir).glob(f"*/{STATUS_FILE}"):
             stale.unlink(missing_ok=True)
@@ -119,7 +123,7 @@ class SweepSummary(Callback):
         done = len(statuses)
         failed = sum(s.get("status") != "ok" for s in statuses)
         records = len(list(sweep_dir.glob("records/*.json")))
-        total = _job_count(config)
+        total = self.jobs_total
         line = f"sweep: {done}{f'/{total}' if total else ''} jobs done ({failed} failed), {records} trial records"
         best = _best_so_far(statuses)
         if best:

@@ -256,3 +256,31 @@ def test_the_progress_line_counts_jobs_as_hydra_sweeps_them():
     assert job_count({"cell": "a,b,c", "dataset": "x,y"}, ["+sweep=q"]) == 6
     assert job_count({"cell": "a,b,c,d,e"}, ["cell=vanilla,nfg", "search.trials=2"]) == 2
     assert job_count({}, ["search.space=[1,2]"]) == 1
+
+
+def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
+    """A job's config holds its own single values; the total comes from the multirun's."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from lstm_variants.sweep import SweepSummary
+
+    def config(task):
+        return OmegaConf.create(
+            {
+                "hydra": {
+                    "sweeper": {"params": {"cell": "a,b,c", "dataset": "x,y"}},
+                    "overrides": {"task": task},
+                    "sweep": {"dir": str(tmp_path)},
+                }
+            }
+        )
+
+    callback = SweepSummary()
+    callback.on_multirun_start(config(["+sweep=q"]))
+    (tmp_path / "records").mkdir()
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "status.json").write_text(json.dumps({"status": "ok", "label": "a x"}))
+    callback.on_job_end(
+        config(["cell=a", "dataset=x", "+sweep=q"]), JobReturn(status=JobStatus.COMPLETED)
+    )
+    assert "sweep: 1/6 jobs done" in capsys.readouterr().out

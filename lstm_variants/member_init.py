@@ -56,9 +56,9 @@ def init_members(
       (params, masks, data_keys): pytrees with a leading member axis, and the members' data keys
       as raw key data of shape (K, ...) (``jax.random.wrap_key_data`` restores them).
     """
-    cpu = jax.local_devices(backend="cpu")[0]
-    with jax.default_device(cpu):
-        sample = jax.device_put(sample_inputs, cpu)
+    host = _host_device()
+    with jax.default_device(host):
+        sample = jax.device_put(sample_inputs, host)
         ordered = []
         for member in tqdm(members, desc="init", disable=not progress, leave=False):
             init_key, data_key = jax.random.split(jax.random.key(member.seed))
@@ -67,6 +67,14 @@ def init_members(
     params = _stack([pad_params(p, axes, padded_hidden) for p, _ in ordered])
     masks = _stack([param_mask(p, axes, padded_hidden) for p, _ in ordered])
     return params, masks, np.stack([key for _, key in ordered])
+
+
+def _host_device():
+    """The host CPU; the default device where JAX runs without it (``JAX_PLATFORMS=cuda``)."""
+    try:
+        return jax.local_devices(backend="cpu")[0]
+    except RuntimeError:
+        return jax.local_devices()[0]
 
 
 def _stand_alone(model, member):

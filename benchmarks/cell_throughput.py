@@ -212,8 +212,8 @@ def torch_runner(args, batch_np, threads: int):
     device = torch.device(args.torch_device)
     model = TorchLSTM().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.from_numpy(np.asarray(batch_np["inputs"])).to(device)
-    y = torch.from_numpy(np.asarray(batch_np["targets"])).to(device)
+    x = torch.from_numpy(np.array(batch_np["inputs"])).to(device)  # a writable copy
+    y = torch.from_numpy(np.array(batch_np["targets"])).to(device)
     # CUDA calls return before the GPU is done: time up to the end of the work, as JAX's rows do.
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")

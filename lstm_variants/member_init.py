@@ -62,6 +62,7 @@ def init_members(
         ordered = []
         for member in tqdm(members, desc="init", disable=not progress, leave=False):
             init_key, data_key = jax.random.split(jax.random.key(member.seed))
+            # Without running the recurrence: compiling a time loop per hidden size costs seconds.
             params = _stand_alone(model, member).init(init_key, *sample, parameters_only=True)
             ordered.append((jax.device_get(params), np.asarray(jax.random.key_data(data_key))))
     params = _stack([pad_params(p, axes, padded_hidden) for p, _ in ordered])

@@ -13,8 +13,8 @@ What differs per member, and how:
   (``optimizers.make_member_optimizer``, ``optax.inject_hyperparams``);
 - input-noise std and the seed (its init key and its data key: shuffle order and noise): arrays;
 - initial forget bias and hidden size: the member is initialised exactly as the stand-alone
-  network would be (on the host, ``member_init``), then zero-padded to its bucket's hidden size and masked
-  (``hidden_padding``); sizes are bucketed so that padding wastes at most
+  network would be (on the host, ``member_init``), then zero-padded to its bucket's hidden size
+  and masked (``hidden_padding``); sizes are bucketed so that padding wastes at most
   ``TrainSettings.max_padding_waste`` of a member's work.
 
 Per-member early stopping: after each epoch the host reads every member's validation loss; a

@@ -72,3 +72,20 @@ def test_a_members_forget_bias_overrides_the_models():
     b_f = np.asarray(params["params"]["layer_0"]["b_f"])
     np.testing.assert_allclose(b_f[1, :6] - b_f[0, :6], 1.0, rtol=0, atol=1e-7)
     assert not b_f[:, 6:].any()
+
+
+def test_without_a_cpu_backend_members_are_initialised_on_the_default_device(monkeypatch):
+    """JAX_PLATFORMS=cuda leaves no CPU backend: initialise where JAX runs, with the same bits."""
+    model, axes = setup()
+    members = [make_member(5, seed=3)]
+    on_cpu, _, _ = init_members(model, members, axes, PADDED, INPUTS)
+    local_devices = jax.local_devices
+
+    def no_cpu(*args, backend=None, **kwargs):
+        if backend == "cpu":
+            raise RuntimeError("Unknown backend cpu")
+        return local_devices(*args, **kwargs)
+
+    monkeypatch.setattr(jax, "local_devices", no_cpu)
+    fallback, _, _ = init_members(model, members, axes, PADDED, INPUTS)
+    jax.tree.map(np.testing.assert_array_equal, fallback, on_cpu)

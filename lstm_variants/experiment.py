@@ -5,7 +5,7 @@ notebooks all call ``run_trials`` (or ``run_trial`` for one) with plain dicts, s
 reproducible from (config, seed) alone and its record says everything needed to repeat it.
 
 Configs that differ only in ``MEMBER_KEYS`` (hidden size, optimizer numbers, input noise, forget
-bias, seed) are trained together as one population (``population.train_population``); each still
+bias, dropout, seed) are trained together as one population (``population.train_population``); each still
 gets the record it would get alone.
 """
 
@@ -38,9 +38,13 @@ MEMBER_KEYS = (
     ("optimizer", "clip_norm"),
     ("optimizer", "clip_value"),
     ("train", "input_noise"),
+    ("train", "dropout"),
     ("cell", "options", "forget_bias"),
     ("seed",),
 )
+
+# The ``train`` keys that are member values, not ``TrainSettings``.
+MEMBER_TRAIN_KEYS = tuple(path[1] for path in MEMBER_KEYS if path[0] == "train")
 
 
 def cell_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,12 +86,12 @@ def build_model(cfg: Mapping[str, Any], data: SequenceDataset) -> SequenceModel:
 
 
 def train_settings(cfg: Mapping[str, Any]) -> TrainSettings:
-    """The shared settings of ``cfg['train']``; ``input_noise`` is the member's (``member_of``)."""
-    shared = {key: value for key, value in cfg["train"].items() if key != "input_noise"}
+    """The shared settings of ``cfg['train']``; the ``MEMBER_TRAIN_KEYS`` are member values."""
+    shared = {k: v for k, v in cfg["train"].items() if k not in MEMBER_TRAIN_KEYS}
     known = set(TrainSettings.__dataclass_fields__)
     unknown = set(shared) - known
     if unknown:
-        valid = sorted(known | {"input_noise"})
+        valid = sorted(known | set(MEMBER_TRAIN_KEYS))
         raise ConfigError(f"unknown train option(s) {sorted(unknown)}; valid: {valid}")
     return TrainSettings(**shared)
 
@@ -105,6 +109,7 @@ def hyperparameters(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "clip_value": optimizer.get("clip_value"),
         "batch_size": cfg["train"]["batch_size"],
         "input_noise": cfg["train"].get("input_noise", 0.0),
+        "dropout": cfg["train"].get("dropout", 0.0),
         "forget_bias": (cfg["cell"].get("options") or {}).get("forget_bias"),
     }
 
@@ -116,6 +121,7 @@ def member_of(cfg: Mapping[str, Any]) -> Member:
         hidden_size=int(cfg["model"]["hidden_size"]),
         seed=int(cfg["seed"]),
         input_noise=float(cfg["train"].get("input_noise") or 0.0),
+        dropout=float(cfg["train"].get("dropout") or 0.0),
         forget_bias=None if forget_bias is None else float(forget_bias),
         **member_hyperparameters(cfg["optimizer"]),
     )
@@ -150,7 +156,7 @@ OPERATIONAL_KEYS = (
 # Keys added to the config after records were first written, with the value that reproduces the
 # behaviour from before they existed: at that value a key is left out of the trial id, so earlier
 # records keep their ids (a rerun of an old study still finds and skips them).
-IDENTITY_NEUTRAL = {("train", "loss_normalization"): "frame"}
+IDENTITY_NEUTRAL = {("train", "loss_normalization"): "frame", ("train", "dropout"): 0.0}
 
 
 def trial_identity(cfg: Mapping[str, Any]) -> str:

@@ -10,7 +10,12 @@ text: logits of a softmax) or only at each sequence's last valid step (regressio
 problem).
 
 Token inputs ((B, T) integer ids, text) pass through an embedding first, so a word vocabulary never
-becomes a one-hot array. For truncated BPTT over long streams the model takes each layer's initial
+becomes a one-hot array.
+
+Dropout (Zaremba et al. 2014) acts on the non-recurrent connections only: the input of every layer
+(after the embedding) and the last layer's output before the readout; the recurrence itself is
+never dropped. Its rate is an array, one value per member of a population, which flax's
+``nn.Dropout`` (a Python-float rate) cannot take, hence ``dropout`` here. For truncated BPTT over long streams the model takes each layer's initial
 carry and returns the final ones; the trainer stops their gradient at window edges.
 """
 
@@ -24,6 +29,18 @@ from flax import linen as nn
 
 from lstm_variants.cells import make_cell
 from lstm_variants.recurrence import RECURRENCES
+
+
+def dropout(x: jax.Array, rate: jax.Array | float, key: jax.Array) -> jax.Array:
+    """Inverted dropout with rate p::
+
+        x~ = m * x / (1 - p),    m_j ~ Bernoulli(1 - p) independently,  so  E[x~] = x
+
+    ``rate`` may be traced (one value per population member); at p = 0 the result is ``x`` bit
+    for bit. Requires p < 1.
+    """
+    keep = jax.random.uniform(key, x.shape) >= rate
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
 def step_mask(lengths: jax.Array, num_steps: int) -> jax.Array:
@@ -80,6 +97,8 @@ class SequenceModel(nn.Module):
         carries: tuple | None = None,
         return_carries: bool = False,
         parameters_only: bool = False,
+        dropout_rate: jax.Array | float = 0.0,
+        dropout_key: jax.Array | None = None,
     ):
         """Run the model.
 
@@ -92,6 +111,11 @@ class SequenceModel(nn.Module):
           parameters_only: create the parameters without running the recurrence (outputs are
             then meaningless): ``model.init(key, x, n, parameters_only=True)`` gives the same
             parameters as ``model.init(key, x, n)`` without compiling a time loop.
+          dropout_rate: dropout probability $p$ on every layer's input and on the readout's input
+            (``dropout``); used only with a ``dropout_key``.
+          dropout_key: the PRNG key of the dropout masks (default None: no dropout, as for
+            evaluation). Layer l's input uses ``fold_in(key, l)``, the readout's
+            ``fold_in(key, num_layers)``.
 
         Returns:
           (B, T, O) outputs for ``readout_at='every_step'``, else (B, O); with
@@ -108,8 +132,15 @@ class SequenceModel(nn.Module):
         mask = step_mask(lengths, num_steps).T  # time-major for the scan
         hidden = jnp.swapaxes(inputs, 0, 1)
         run = RECURRENCES[self.recurrence]
+
+        def drop(x, position):
+            if dropout_key is None:
+                return x
+            return dropout(x, dropout_rate, jax.random.fold_in(dropout_key, position))
+
         finals = []
         for layer in range(self.num_layers):
+            hidden = drop(hidden, layer)
             cell = self.cell_template(name=f"layer_{layer}")
             params = cell.paper_params(hidden.shape[-1])
             if parameters_only:
@@ -118,7 +149,7 @@ class SequenceModel(nn.Module):
                 px = cell.project(params, hidden)
                 final, hidden = run(cell, params, carries[layer], px, mask, unroll=self.unroll)
             finals.append(final)
-        hidden = jnp.swapaxes(hidden, 0, 1)
+        hidden = jnp.swapaxes(drop(hidden, self.num_layers), 0, 1)
         if self.readout_at == "last_step":
             hidden = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)[:, 0]
         outputs = nn.Dense(self.output_size, param_dtype=self.param_dtype, name="readout")(hidden)

@@ -11,7 +11,8 @@ What differs per member, and how:
 
 - learning rate, momentum, clipping thresholds: arrays in the optimizer state
   (``optimizers.make_member_optimizer``, ``optax.inject_hyperparams``);
-- input-noise std and the seed (its init key and its data key: shuffle order and noise): arrays;
+- input-noise std, dropout rate and the seed (its init key and its data key: shuffle order, noise
+  and dropout masks): arrays;
 - initial forget bias and hidden size: the member is initialised exactly as the stand-alone
   network would be (on the host, ``member_init``), then zero-padded to its bucket's hidden size
   and masked (``hidden_padding``); sizes are bucketed so that padding wastes at most
@@ -44,6 +45,7 @@ from tqdm.auto import tqdm
 
 from lstm_variants.batching import group_steps, length_groups, padding_fraction
 from lstm_variants.data import SequenceDataset
+from lstm_variants.errors import ConfigError
 from lstm_variants.hidden_padding import (
     bucket_waste,
     hidden_axes,
@@ -80,6 +82,10 @@ class Member:
       clip_norm: global-norm clipping threshold (+inf: off).
       clip_value: per-value clipping threshold (+inf: off).
       input_noise: std of the Gaussian noise added to the training inputs (default 0).
+      dropout: dropout rate on the non-recurrent connections while training, in [0, 1)
+        (default 0; ``model.dropout``). A member padded to a larger hidden size draws its masks
+        over the padded width, so its dropout masks (not their distribution) differ from a
+        stand-alone run's.
       forget_bias: initial forget-gate bias of LSTM cells (default None: the model's cell option).
     """
 
@@ -90,7 +96,12 @@ class Member:
     clip_norm: float = math.inf
     clip_value: float = math.inf
     input_noise: float = 0.0
+    dropout: float = 0.0
     forget_bias: float | None = None
+
+    def __post_init__(self):
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"train.dropout must be in [0, 1), got {self.dropout}")
 
     def optimizer_hyperparameters(self) -> dict[str, float]:
         return {
@@ -276,16 +287,31 @@ def _train_chunk(
         key: jnp.asarray([m.optimizer_hyperparameters()[key] for m in padded_members], jnp.float32)
         for key in padded_members[0].optimizer_hyperparameters()
     }
-    noise = jnp.asarray([m.input_noise for m in padded_members], jnp.float32)
+    regularization = {
+        "input_noise": jnp.asarray([m.input_noise for m in padded_members], jnp.float32),
+        "dropout": jnp.asarray([m.dropout for m in padded_members], jnp.float32),
+    }
+    with_dropout = any(m.dropout > 0 for m in members)
     opt_state = jax.vmap(lambda p, h: optimizer(**h).init(p))(params, hyper)
     active = np.arange(total) < count
 
     compile_started = time.perf_counter()
-    cache_key = (bucket_model, optimizer, id(data), settings, tuple(d.id for d in devices), total)
+    cache_key = (
+        bucket_model, optimizer, id(data), settings, with_dropout, tuple(d.id for d in devices), total
+    )  # fmt: skip
     if cache_key not in _COMPILED:
-        epoch_fn, evaluate = _population_programs(bucket_model, optimizer, data, settings, devices)
+        epoch_fn, evaluate = _population_programs(
+            bucket_model, optimizer, data, settings, with_dropout, devices
+        )
         epoch_fn = epoch_fn.lower(
-            params, opt_state, masks, noise, data_keys, jnp.asarray(active), jnp.int32(1), *train
+            params,
+            opt_state,
+            masks,
+            regularization,
+            data_keys,
+            jnp.asarray(active),
+            jnp.int32(1),
+            *train,
         ).compile()
         evaluators = {
             name: evaluate.lower(params, *arrays).compile()
@@ -311,7 +337,7 @@ def _train_chunk(
             params,
             opt_state,
             masks,
-            noise,
+            regularization,
             epoch_keys(data_keys, epoch),
             jnp.asarray(active),
             jnp.int32(epoch),
@@ -386,9 +412,9 @@ def _train_chunk(
     return results
 
 
-def _population_programs(model, optimizer, data, settings, devices):
+def _population_programs(model, optimizer, data, settings, with_dropout, devices):
     """The jitted population epoch and evaluation, split over ``devices`` along the members."""
-    member_epoch = make_member_epoch_fn(model, optimizer, data, settings)
+    member_epoch = make_member_epoch_fn(model, optimizer, data, settings, with_dropout)
     epoch = jax.vmap(member_epoch, in_axes=(0, 0, 0, 0, 0, 0, None, None, None, None))
     evaluate = jax.vmap(
         make_eval_fn(model, data, settings.eval_batch_size), in_axes=(0, None, None, None)

@@ -39,8 +39,9 @@ LOSS_NORMALIZATIONS = ("frame", "sequence")
 class TrainSettings:
     """How long and how to train: what every member of a population shares.
 
-    The input-noise std differs per trial, so it is a ``population.Member`` value, not a setting
-    (the config still keeps it at ``train.input_noise``).
+    The input-noise std and the dropout rate differ per trial, so they are ``population.Member``
+    values, not settings (the config still keeps them at ``train.input_noise`` and
+    ``train.dropout``).
 
     Attributes:
       max_epochs: epoch limit (default 100).
@@ -105,18 +106,28 @@ def check_loss_normalization(normalization: str) -> None:
 def make_loss_fn(
     model: SequenceModel, data: SequenceDataset, normalization: str = "frame"
 ) -> Callable:
-    """loss(params, inputs, targets, lengths, sequence_weights, carries) -> (loss, aux).
+    """loss(params, inputs, targets, lengths, sequence_weights, carries, dropout) -> (loss, aux).
 
     The loss is the frame-loss sum divided by the number of valid frames (``normalization``
     'frame') or of sequences ('sequence'; see ``TrainSettings.loss_normalization``).
     ``aux`` is (frame-loss sum, number of frames, each layer's final carry, outputs).
     ``sequence_weights`` is 0 for the filler sequences that round a batch up to full size;
-    ``carries`` is None (zero initial carries) or each layer's initial carry (truncated BPTT).
+    ``carries`` is None (zero initial carries) or each layer's initial carry (truncated BPTT);
+    ``dropout`` is None (none) or (rate, key) for ``SequenceModel``'s dropout.
     """
     check_loss_normalization(normalization)
 
-    def loss_fn(params, inputs, targets, lengths, sequence_weights, carries=None):
-        outputs, finals = model.apply(params, inputs, lengths, carries, return_carries=True)
+    def loss_fn(params, inputs, targets, lengths, sequence_weights, carries=None, dropout=None):
+        rate, key = dropout or (0.0, None)
+        outputs, finals = model.apply(
+            params,
+            inputs,
+            lengths,
+            carries,
+            return_carries=True,
+            dropout_rate=rate,
+            dropout_key=key,
+        )
         weights = frame_weights(lengths, inputs.shape[1], data.target_at, targets)
         weights = weights * sequence_weights.reshape((-1,) + (1,) * (weights.ndim - 1))
         total = jnp.sum(frame_losses(outputs, targets, data.target) * weights)
@@ -167,14 +178,17 @@ def make_member_epoch_fn(
     optimizer: Callable[..., optax.GradientTransformation],
     data: SequenceDataset,
     settings: TrainSettings,
+    with_dropout: bool = False,
 ) -> Callable:
     """One member's epoch, to be vmapped over a population.
 
-    epoch(params, opt_state, mask, noise_std, key, active, epoch_number, inputs, targets, lengths)
-      -> (params, opt_state, mean training loss)
+    epoch(params, opt_state, mask, regularization, key, active, epoch_number, inputs, targets,
+          lengths) -> (params, opt_state, mean training loss)
 
     ``mask`` (0/1, the parameters' tree) zeroes the gradient of padded hidden units;
-    ``noise_std`` scales Gaussian input noise; a member with ``active`` False keeps its parameters
+    ``regularization`` is {'input_noise': std of Gaussian input noise, 'dropout': dropout rate};
+    the dropout masks are drawn only ``with_dropout`` (a compile-time choice, so a population
+    without dropout runs no extra work); a member with ``active`` False keeps its parameters
     and optimizer state (it has stopped). Stream datasets run their windows in order and carry the
     state across them with its gradient stopped at each window edge (truncated BPTT). With
     ``settings.length_buckets`` > 1 batches hold sequences of similar length and run only as many
@@ -191,7 +205,7 @@ def make_member_epoch_fn(
     per_step_targets = data.target_at == "every_step"
 
     def epoch(
-        params, opt_state, mask, noise_std, key, active, epoch_number, inputs, targets, lengths
+        params, opt_state, mask, regularization, key, active, epoch_number, inputs, targets, lengths
     ):
         order_key, noise_key = jax.random.split(key)
         if data.streams:
@@ -210,10 +224,14 @@ def make_member_epoch_fn(
             x = inputs[index][:, :num_steps]
             y = targets[index][:, :num_steps] if per_step_targets else targets[index]
             if not data.train.tokens:
-                x = x + noise_std * jax.random.normal(noise_key, x.shape, x.dtype)
+                noise = jax.random.normal(noise_key, x.shape, x.dtype)
+                x = x + regularization["input_noise"] * noise
+            # fold_in leaves the noise draw, and so every run without dropout, as it was.
+            dropout = (regularization["dropout"], jax.random.fold_in(noise_key, 1))
             (_, (total, frames, finals, _)), grads = grad_fn(
-                params, x, y, lengths[index], sequence_weights, carries
-            )
+                params, x, y, lengths[index], sequence_weights, carries,
+                dropout if with_dropout else None,
+            )  # fmt: skip
             grads = jax.tree.map(jnp.multiply, grads, mask)
             # The hyperparameters live in opt_state (inject_hyperparams), so one template serves all.
             updates, opt_state = template.update(grads, opt_state, params)

@@ -64,6 +64,11 @@ def test_a_key_at_its_neutral_value_leaves_the_trial_id_as_before_the_key_existe
     del before_the_key["train"]["loss_normalization"]
     assert trial_identity(cfg) == trial_identity(before_the_key)
     assert trial_identity(config("train.loss_normalization=sequence")) != trial_identity(cfg)
+    before_dropout = config()
+    del before_dropout["train"]["dropout"]
+    assert cfg["train"]["dropout"] == 0.0
+    assert trial_identity(cfg) == trial_identity(before_dropout)
+    assert trial_identity(config("train.dropout=0.2")) != trial_identity(cfg)
 
 
 def test_record_holds_what_design_section_5_asks(tmp_path):

@@ -7,6 +7,7 @@
     lstm-variants-analyze importance DIRS... [--out DIR] [--by dataset|cell] [--trees 32]
     lstm-variants-analyze plots      DIRS... [--out DIR] [--reference vanilla]
     lstm-variants-analyze report     DIRS... [--out DIR] [--reference vanilla]
+    lstm-variants-analyze curves     DIRS... [--out DIR] [--target 2.0]   a few runs' curves
 
 DIRS are sweep roots or any folders holding ``**/records/*.json``. ``--out`` defaults to
 ``<first DIR>/analysis``. Bad input (a missing directory, no records, an unknown reference cell or
@@ -128,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report_parser.add_argument("--correction", choices=CORRECTIONS, default="holm")
     report_parser.add_argument("--trees", type=int, default=32, help="random-forest trees (32)")
+    curves_parser = commands.add_parser(
+        "curves", help="train and valid metric per epoch of each run: curves.{png,pdf,md}"
+    )
+    _common(curves_parser)
+    curves_parser.add_argument(
+        "--target", type=float, help="draw a horizontal line at this metric value"
+    )
     return parser
 
 
@@ -156,6 +164,22 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     if arguments.command == "collect":
         paths = collection.save(out)
         print("\n".join(f"{name}: {path}" for name, path in paths.items()))
+        return
+    if arguments.command == "curves":
+        from lstm_variants.analysis.run_curves import (
+            curves_figure,
+            curves_markdown,
+            metric_curves,
+        )
+
+        table = metric_curves(collection.trials, collection.curves)
+        metric = str(collection.trials["metric"].iloc[0])
+        markdown = curves_markdown(table)
+        print(markdown)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "curves.md").write_text(markdown + "\n")
+        paths = curves_figure(table, metric, out / "curves", arguments.target)
+        print("\n".join(str(path) for path in [out / "curves.md", *paths]))
         return
     if arguments.command == "compare":
         with console.status("comparing cells"):

@@ -1,0 +1,113 @@
+"""Learning curves of a few named runs, in the dataset's own metric: ``lstm-variants-analyze curves``.
+
+A study's figures (``plots``) rank cells; this is for the handful of runs a write-up quotes, e.g.
+"2.0 bits per character on Tiny Shakespeare within 15 minutes": every run's training (dashed) and
+validation (solid) curve per epoch, converted from the recorded mean frame loss to the metric
+(``losses.metric_value``: bits per character, perplexity, NLL, ...), optionally with a target
+line, and the same numbers as a markdown table.
+
+Runs are labelled by their cell and the hyperparameters in which they differ from each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lstm_variants.analysis.collect import AnalysisError
+from lstm_variants.analysis.plots import LINESTYLES, MARKERS, save
+from lstm_variants.losses import metric_value
+
+# Hyperparameter columns that may tell runs apart in a label, in this order.
+LABEL_KEYS = (
+    "hidden_size",
+    "num_layers",
+    "learning_rate",
+    "batch_size",
+    "dropout",
+    "input_noise",
+    "momentum",
+    "clip_norm",
+    "forget_bias",
+    "seed",
+)
+
+
+def run_labels(trials: pd.DataFrame) -> dict[str, str]:
+    """trial id -> 'cell key=value ...' with only the keys whose values differ between runs."""
+    differing = [
+        key
+        for key in LABEL_KEYS
+        if key in trials and trials[key].astype(str).nunique(dropna=False) > 1
+    ]
+    labels = {}
+    for _, trial in trials.iterrows():
+        parts = [str(trial["cell"])] + [f"{key}={_short(trial[key])}" for key in differing]
+        labels[trial["trial_id"]] = " ".join(parts)
+    return labels
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
+
+
+def metric_curves(trials: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, epoch): label, epoch, train and valid in the trial's dataset metric."""
+    if trials["metric"].nunique() > 1:
+        raise AnalysisError(
+            "the runs report different metrics "
+            f"({', '.join(sorted(trials['metric'].astype(str).unique()))}): "
+            "plot one dataset at a time"
+        )
+    metric = str(trials["metric"].iloc[0])
+    labels = run_labels(trials)
+    frame = curves[curves["trial_id"].isin(labels)].copy()
+    frame["run"] = frame["trial_id"].map(labels)
+    for column in ("train", "valid"):
+        frame[column] = [metric_value(v, metric) for v in frame[f"{column}_loss"]]
+    frame = frame.sort_values(["run", "epoch"])
+    return frame[["run", "trial_id", "epoch", "train", "valid"]].reset_index(drop=True)
+
+
+def curves_figure(
+    table: pd.DataFrame, metric: str, stem: Path, target: float | None = None
+) -> list[Path]:
+    """Training (dashed) and validation (solid) metric per epoch of every run; ``stem.png/.pdf``."""
+    figure = Figure(figsize=(6.5, 4.2))
+    axis = figure.subplots()
+    styles = itertools.cycle(zip(MARKERS, itertools.cycle(("black", "0.45")), strict=False))
+    for run, curve in table.groupby("run", sort=False):
+        marker, color = next(styles)
+        every = max(1, len(curve) // 8)
+        best = curve.loc[curve["valid"].idxmin()]
+        axis.plot(curve["epoch"], curve["valid"], color=color, marker=marker, markevery=every,
+                  markersize=4, linewidth=1.2, label=f"{run}: valid (best {best['valid']:.4g})")  # fmt: skip
+        axis.plot(curve["epoch"], curve["train"], color=color, linestyle=LINESTYLES[1],
+                  linewidth=0.9, label=f"{run}: train")  # fmt: skip
+    if target is not None:
+        axis.axhline(target, color="black", linewidth=0.8, linestyle=LINESTYLES[3])
+        axis.annotate(f"target {target:g}", (1, target), textcoords="offset points",
+                      xytext=(2, 3), fontsize=8)  # fmt: skip
+    values = table[["train", "valid"]].to_numpy(float)
+    finite = values[np.isfinite(values)]
+    if len(finite):  # start the axis below the first epochs' large losses: the end is the story
+        low, high = finite.min(), np.percentile(finite, 90)
+        axis.set_ylim(low - 0.05 * (high - low), high)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric.replace("_", " "))
+    axis.legend(fontsize=7)
+    axis.grid(color="0.9", linewidth=0.5)
+    return save(figure, stem)
+
+
+def curves_markdown(table: pd.DataFrame) -> str:
+    """The curves as one markdown table: an epoch per row, train and valid of each run."""
+    wide = table.pivot_table(index="epoch", columns="run", values=["train", "valid"])
+    wide.columns = [f"{run}: {kind}" for kind, run in wide.columns]
+    ordered = sorted(wide.columns, key=lambda name: (name.rsplit(": ", 1)[0], name))
+    formats = [".0f"] + [".4f"] * len(ordered)
+    return wide[ordered].reset_index().to_markdown(index=False, floatfmt=formats)

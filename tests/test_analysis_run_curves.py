@@ -1,0 +1,76 @@
+"""`lstm-variants-analyze curves`: a few runs' curves, in the dataset's metric, labelled by what differs."""
+
+import json
+import math
+
+import pytest
+from matplotlib.image import imread
+
+from lstm_variants.analysis.cli import main
+from lstm_variants.analysis.collect import AnalysisError, collect
+from lstm_variants.analysis.run_curves import metric_curves, run_labels
+
+LN2 = math.log(2.0)
+
+
+def write_record(directory, trial_id, dropout, valid_nats, metric="bits_per_char", hidden=256):
+    curve = [
+        {"epoch": epoch, "train_loss": nats - 0.1, "valid_loss": nats}
+        for epoch, nats in enumerate(valid_nats, start=1)
+    ]
+    best = min(valid_nats)
+    record = {
+        "trial_id": trial_id,
+        "cell": "vanilla",
+        "dataset": "tiny_shakespeare",
+        "seed": 0,
+        "hyperparameters": {"hidden_size": hidden, "dropout": dropout, "learning_rate": 0.003},
+        "metrics": {
+            "metric": metric,
+            "best_valid": best / LN2,
+            "test_at_best": best / LN2,
+            "best_epoch": valid_nats.index(best) + 1,
+            "stopped": "max_epochs",
+        },
+        "curve": curve,
+    }
+    path = directory / "records" / f"{trial_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    write_record(tmp_path, "a" * 16, 0.0, [2.0, 1.5, 1.45, 1.47])
+    write_record(tmp_path, "b" * 16, 0.2, [2.1, 1.5, 1.40, 1.38])
+    return tmp_path
+
+
+def test_curves_are_in_bits_per_char_and_labelled_by_what_differs(two_runs):
+    collection = collect([two_runs])
+    labels = run_labels(collection.trials)
+    assert labels == {"a" * 16: "vanilla dropout=0", "b" * 16: "vanilla dropout=0.2"}
+    table = metric_curves(collection.trials, collection.curves)
+    last = table[(table["run"] == "vanilla dropout=0.2") & (table["epoch"] == 4)].iloc[0]
+    assert last["valid"] == pytest.approx(1.38 / LN2)
+    assert last["train"] == pytest.approx(1.28 / LN2)
+    assert len(table) == 8
+
+
+def test_runs_of_different_metrics_are_refused(tmp_path):
+    write_record(tmp_path, "a" * 16, 0.0, [2.0, 1.5])
+    write_record(tmp_path, "c" * 16, 0.0, [9.0, 8.5], metric="nll", hidden=64)
+    collection = collect([tmp_path])
+    with pytest.raises(AnalysisError, match="different metrics"):
+        metric_curves(collection.trials, collection.curves)
+
+
+def test_cli_writes_the_figure_and_the_table(two_runs, capsys):
+    out = two_runs / "curves_out"
+    assert main(["curves", str(two_runs), "--out", str(out), "--target", "2.0"]) == 0
+    table = (out / "curves.md").read_text()
+    assert "vanilla dropout=0.2: valid" in table and f"{1.38 / LN2:.4f}" in table
+    image = imread(out / "curves.png")
+    assert image.shape[0] >= 200 and image[..., :3].std() > 0.01
+    assert (out / "curves.pdf").stat().st_size > 0
+    assert "curves.png" in capsys.readouterr().out

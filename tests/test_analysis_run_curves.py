@@ -42,7 +42,7 @@ def write_record(directory, trial_id, dropout, valid_nats, metric="bits_per_char
 @pytest.fixture
 def two_runs(tmp_path):
     write_record(tmp_path, "a" * 16, 0.0, [2.0, 1.5, 1.45, 1.47])
-    write_record(tmp_path, "b" * 16, 0.2, [2.1, 1.5, 1.40, 1.38])
+    write_record(tmp_path, "b" * 16, 0.2, [2.1, 1.5, 1.40, 1.38, 1.37])
     return tmp_path
 
 
@@ -54,7 +54,7 @@ def test_curves_are_in_bits_per_char_and_labelled_by_what_differs(two_runs):
     last = table[(table["run"] == "vanilla dropout=0.2") & (table["epoch"] == 4)].iloc[0]
     assert last["valid"] == pytest.approx(1.38 / LN2)
     assert last["train"] == pytest.approx(1.28 / LN2)
-    assert len(table) == 8
+    assert len(table) == 9
 
 
 def test_runs_of_different_metrics_are_refused(tmp_path):
@@ -70,6 +70,8 @@ def test_cli_writes_the_figure_and_the_table(two_runs, capsys):
     assert main(["curves", str(two_runs), "--out", str(out), "--target", "2.0"]) == 0
     table = (out / "curves.md").read_text()
     assert "vanilla dropout=0.2: valid" in table and f"{1.38 / LN2:.4f}" in table
+    # epoch 5: only the longer run has a number; the shorter one's cells are '-'
+    assert [cell.strip() for cell in table.splitlines()[-1].split("|")[1:-1]][:3] == ["5", "-", "-"]
     image = imread(out / "curves.png")
     assert image.shape[0] >= 200 and image[..., :3].std() > 0.01
     assert (out / "curves.pdf").stat().st_size > 0

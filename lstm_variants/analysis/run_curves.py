@@ -76,7 +76,7 @@ def metric_curves(trials: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 def curves_figure(
     table: pd.DataFrame, metric: str, stem: Path, target: float | None = None
 ) -> list[Path]:
-    """Training (dashed) and validation (solid) metric per epoch of every run; ``stem.png/.pdf``."""
+    """Training (dashed, open markers) and validation (solid) metric per epoch; ``stem.png/.pdf``."""
     figure = Figure(figsize=(6.5, 4.2))
     axis = figure.subplots()
     styles = itertools.cycle(zip(MARKERS, itertools.cycle(("black", "0.45")), strict=False))
@@ -87,6 +87,7 @@ def curves_figure(
         axis.plot(curve["epoch"], curve["valid"], color=color, marker=marker, markevery=every,
                   markersize=4, linewidth=1.2, label=f"{run}: valid (best {best['valid']:.4g})")  # fmt: skip
         axis.plot(curve["epoch"], curve["train"], color=color, linestyle=LINESTYLES[1],
+                  marker=marker, markevery=every, markersize=4, markerfacecolor="white",
                   linewidth=0.9, label=f"{run}: train")  # fmt: skip
     if target is not None:
         axis.axhline(target, color="black", linewidth=0.8, linestyle=LINESTYLES[3])
@@ -99,7 +100,7 @@ def curves_figure(
         axis.set_ylim(low - 0.05 * (high - low), high)
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric.replace("_", " "))
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
     axis.grid(color="0.9", linewidth=0.5)
     return save(figure, stem)
 
@@ -110,4 +111,6 @@ def curves_markdown(table: pd.DataFrame) -> str:
     wide.columns = [f"{run}: {kind}" for kind, run in wide.columns]
     ordered = sorted(wide.columns, key=lambda name: (name.rsplit(": ", 1)[0], name))
     formats = [".0f"] + [".4f"] * len(ordered)
-    return wide[ordered].reset_index().to_markdown(index=False, floatfmt=formats)
+    table = wide[ordered].reset_index().astype(object)
+    table = table.where(table.notna(), None)  # a run that stopped earlier: '-', not 'nan'
+    return table.to_markdown(index=False, floatfmt=formats, missingval="-")

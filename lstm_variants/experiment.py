@@ -4,9 +4,9 @@ This is the seam between configuration and code: the Hydra entry point (``cli``)
 notebooks all call ``run_trials`` (or ``run_trial`` for one) with plain dicts, so a run is
 reproducible from (config, seed) alone and its record says everything needed to repeat it.
 
-Configs that differ only in ``MEMBER_KEYS`` (hidden size, optimizer numbers, input noise, forget
-bias, dropout, seed) are trained together as one population (``population.train_population``); each still
-gets the record it would get alone.
+Configs that differ only in ``MEMBER_KEYS`` (hidden size, optimizer numbers, input noise, dropout,
+forget bias, seed) are trained together as one population (``population.train_population``); each
+still gets the record it would get alone.
 """
 
 from __future__ import annotations

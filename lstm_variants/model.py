@@ -10,13 +10,13 @@ text: logits of a softmax) or only at each sequence's last valid step (regressio
 problem).
 
 Token inputs ((B, T) integer ids, text) pass through an embedding first, so a word vocabulary never
-becomes a one-hot array.
+becomes a one-hot array. For truncated BPTT over long streams the model takes each layer's initial
+carry and returns the final ones; the trainer stops their gradient at window edges.
 
 Dropout (Zaremba et al. 2014) acts on the non-recurrent connections only: the input of every layer
 (after the embedding) and the last layer's output before the readout; the recurrence itself is
 never dropped. Its rate is an array, one value per member of a population, which flax's
-``nn.Dropout`` (a Python-float rate) cannot take, hence ``dropout`` here. For truncated BPTT over long streams the model takes each layer's initial
-carry and returns the final ones; the trainer stops their gradient at window edges.
+``nn.Dropout`` (a Python-float rate) cannot take, hence ``dropout`` here.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class SequenceModel(nn.Module):
           parameters_only: create the parameters without running the recurrence (outputs are
             then meaningless): ``model.init(key, x, n, parameters_only=True)`` gives the same
             parameters as ``model.init(key, x, n)`` without compiling a time loop.
-          dropout_rate: dropout probability $p$ on every layer's input and on the readout's input
+          dropout_rate: dropout probability p on every layer's input and on the readout's input
             (``dropout``); used only with a ``dropout_key``.
           dropout_key: the PRNG key of the dropout masks (default None: no dropout, as for
             evaluation). Layer l's input uses ``fold_in(key, l)``, the readout's

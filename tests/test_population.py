@@ -107,8 +107,10 @@ def test_a_diverging_member_leaves_the_others_alone(adding):
 
 def test_sharded_over_two_devices_equals_one_device(adding):
     assert len(jax.local_devices()) >= 2
-    # Three members on two devices: the population is padded with a frozen filler member.
+    # Three members on two devices: the population is padded with a frozen filler member. One
+    # member has dropout: its masks come from its own key on whichever device it lands.
     members = [Member(**{**m.__dict__, "hidden_size": 6}) for m in MIXED[:3]]
+    members[1] = Member(**{**members[1].__dict__, "dropout": 0.3})
     one = train(adding, members, num_devices=1)
     two = train(adding, members, num_devices=2)
     assert {r.population["devices"] for r in two} == {2}

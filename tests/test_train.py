@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lstm_variants.cli import CONFIG_DIR
-from lstm_variants.experiment import run_trial, trial_identity
+from lstm_variants.experiment import run_trial, run_trials, trial_identity
 from lstm_variants.records import git_state, write_json_atomic
 
 TINY_ADDING = [
@@ -69,6 +69,24 @@ def test_a_key_at_its_neutral_value_leaves_the_trial_id_as_before_the_key_existe
     assert cfg["train"]["dropout"] == 0.0
     assert trial_identity(cfg) == trial_identity(before_dropout)
     assert trial_identity(config("train.dropout=0.2")) != trial_identity(cfg)
+
+
+def test_configs_differing_in_dropout_train_as_one_population_with_their_own_rates(tmp_path):
+    cfgs = [config(f"train.dropout={rate}") for rate in (0.0, 0.3)]
+    (_, plain), (_, dropped) = run_trials(cfgs, tmp_path, progress=False)
+    assert plain["population"]["size"] == dropped["population"]["size"] == 2
+    assert [plain["hyperparameters"]["dropout"], dropped["hyperparameters"]["dropout"]] == [
+        0.0,
+        0.3,
+    ]
+    assert plain["curve"][0]["train_loss"] != dropped["curve"][0]["train_loss"]
+    # The member without dropout trains as it does alone, where no dropout is compiled at all.
+    _, alone = run_trial(cfgs[0], tmp_path / "alone", progress=False)
+    np.testing.assert_allclose(
+        [e["valid_loss"] for e in alone["curve"]],
+        [e["valid_loss"] for e in plain["curve"]],
+        rtol=1e-5,
+    )
 
 
 def test_record_holds_what_design_section_5_asks(tmp_path):

@@ -366,7 +366,10 @@ def _train_chunk(
         if improved.any():
             best_params = _select(jnp.asarray(improved), params, best_params)
         running = int(active[:count].sum())
-        bar.set_postfix(running=f"{running}/{count}", best=f"{np.min(best_valid[:count]):.4g}")
+        best = metric_value(float(np.min(best_valid[:count])), data.metric)
+        bar.set_postfix(
+            {"running": f"{running}/{count}", f"best valid {data.metric}": f"{best:.4g}"}
+        )
         if not running:
             break
     bar.close()

@@ -57,6 +57,15 @@ def test_curves_are_in_bits_per_char_and_labelled_by_what_differs(two_runs):
     assert len(table) == 9
 
 
+def test_runs_with_the_same_label_are_kept_apart_by_trial_id(tmp_path):
+    write_record(tmp_path, "a" * 16, 0.0, [2.0, 1.5])
+    write_record(tmp_path, "b" * 16, 0.0, [2.2, 1.7])
+    collection = collect([tmp_path])
+    table = metric_curves(collection.trials, collection.curves)
+    assert sorted(table["run"].unique()) == ["vanilla [aaaaaaaa]", "vanilla [bbbbbbbb]"]
+    assert len(table) == 4
+
+
 def test_runs_of_different_metrics_are_refused(tmp_path):
     write_record(tmp_path, "a" * 16, 0.0, [2.0, 1.5])
     write_record(tmp_path, "c" * 16, 0.0, [9.0, 8.5], metric="nll", hidden=64)

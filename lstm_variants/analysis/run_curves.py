@@ -48,7 +48,12 @@ def run_labels(trials: pd.DataFrame) -> dict[str, str]:
     for _, trial in trials.iterrows():
         parts = [str(trial["cell"])] + [f"{key}={_short(trial[key])}" for key in differing]
         labels[trial["trial_id"]] = " ".join(parts)
-    return labels
+    counts = pd.Series(labels).value_counts()
+    # Runs that differ only elsewhere (another dataset option, say) keep apart by their trial id.
+    return {
+        trial: f"{label} [{trial[:8]}]" if counts[label] > 1 else label
+        for trial, label in labels.items()
+    }
 
 
 def _short(value) -> str:
@@ -83,9 +88,9 @@ def curves_figure(
     for run, curve in table.groupby("run", sort=False):
         marker, color = next(styles)
         every = max(1, len(curve) // 8)
-        best = curve.loc[curve["valid"].idxmin()]
+        best = curve["valid"].min()  # NaN for a run that never had a finite validation result
         axis.plot(curve["epoch"], curve["valid"], color=color, marker=marker, markevery=every,
-                  markersize=4, linewidth=1.2, label=f"{run}: valid (best {best['valid']:.4g})")  # fmt: skip
+                  markersize=4, linewidth=1.2, label=f"{run}: valid (best {best:.4g})")  # fmt: skip
         axis.plot(curve["epoch"], curve["train"], color=color, linestyle=LINESTYLES[1],
                   marker=marker, markevery=every, markersize=4, markerfacecolor="white",
                   linewidth=0.9, label=f"{run}: train")  # fmt: skip

@@ -226,12 +226,12 @@ def make_member_epoch_fn(
             if not data.train.tokens:
                 noise = jax.random.normal(noise_key, x.shape, x.dtype)
                 x = x + regularization["input_noise"] * noise
-            # fold_in leaves the noise draw, and so every run without dropout, as it was.
-            dropout = (regularization["dropout"], jax.random.fold_in(noise_key, 1))
+            dropout = None
+            if with_dropout:  # fold_in leaves the noise draw, so runs without dropout, as it was
+                dropout = (regularization["dropout"], jax.random.fold_in(noise_key, 1))
             (_, (total, frames, finals, _)), grads = grad_fn(
-                params, x, y, lengths[index], sequence_weights, carries,
-                dropout if with_dropout else None,
-            )  # fmt: skip
+                params, x, y, lengths[index], sequence_weights, carries, dropout
+            )
             grads = jax.tree.map(jnp.multiply, grads, mask)
             # The hyperparameters live in opt_state (inject_hyperparams), so one template serves all.
             updates, opt_state = template.update(grads, opt_state, params)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from reference_cells import reference_layer
-from test_population import SETTINGS, assert_same_run, train
+from test_population import ADDING, SETTINGS, assert_same_run, train
 
 from lstm_variants.data import load_dataset
 from lstm_variants.errors import ConfigError
@@ -59,9 +59,6 @@ def test_dropout_acts_on_every_layer_input_and_the_readout_never_the_recurrence(
     assert not np.allclose(got, plain)
     at_zero = model.apply(params, tokens, lengths, dropout_rate=0.0, dropout_key=key)
     np.testing.assert_array_equal(at_zero, plain)
-
-
-ADDING = dict(T=10, n_train=48, n_valid=16, n_test=16, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lstm_variants.compilation_cache import describe_cache_use, enable_compilation_cache
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 
@@ -88,6 +89,7 @@ def task(cfg: DictConfig) -> None:
     overrides = list(hydra_cfg.overrides.task)
     try:
         configure_devices(cfg)
+        cache = enable_compilation_cache(cfg.get("compilation_cache"))
         from lstm_variants.experiment import run_trials
         from lstm_variants.search import trial_configs
 
@@ -114,6 +116,8 @@ def task(cfg: DictConfig) -> None:
         print(
             f"{len(trained)} trained, {len(results) - len(trained)} already done; records in {records_dir / 'records'}"
         )
+    if cache is not None and trained:
+        print(describe_cache_use(cache))
     if multirun:
         from lstm_variants.sweep import write_status
 

@@ -145,6 +145,7 @@ OPERATIONAL_KEYS = (
     "overwrite",
     "progress",
     "data_dir",
+    "compilation_cache",
     "cpu_devices",
     "population_size",
     "logger",

@@ -1,0 +1,97 @@
+"""JAX's persistent compilation cache, so that a machine compiles each training program once.
+
+A population's setup is mostly compilation. Each new hidden size compiles the initialisers' small
+programs, about 0.9 s apiece on the CPU, and each hidden-size bucket compiles its epoch program. A
+Greff study draws sizes from 181 integers and runs many jobs, each in its own process, and a
+resumed study compiles everything again. JAX can keep compiled programs on disk
+(``jax_compilation_cache_dir``), keyed by the program, the compile options, the backend and the
+jaxlib version, so a cached program is the same executable and gives the same numbers.
+
+This module only points JAX's cache at a directory and sets two thresholds. JAX's own defaults
+cache only programs that take more than 1 s to compile. That skips the many small initialiser
+programs, which are the bulk of a population's setup, so both thresholds are set to zero here.
+
+Measured on the 2-core CPU with a 32-trial Greff population on JSB Chorales, one epoch:
+
+    lstm-variants dataset=jsb_chorales search=greff search.trials=32 train=greff train.max_epochs=1
+
+- Cold, the run compiled 746 programs and took 144 s.
+- Warm, it loaded all of them and took 39 s.
+- The 32 records were identical, and the cache held 9.5 MB.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lstm_variants.errors import ConfigError
+
+OFF_VALUES = ("", "null", "none", "off", "false")
+# JAX's monitoring events for a program read from the cache and one compiled and written to it.
+LOADED_EVENT = "/jax/compilation_cache/cache_hits"
+SAVED_EVENT = "/jax/compilation_cache/cache_misses"
+
+
+class _CacheUse:
+    """Counts this process's programs loaded from the cache and compiled and saved to it."""
+
+    def __init__(self):
+        self.loaded = 0
+        self.saved = 0
+        self.listening = False
+
+    def __call__(self, event: str, **_) -> None:
+        self.loaded += event == LOADED_EVENT
+        self.saved += event == SAVED_EVENT
+
+
+_use = _CacheUse()
+
+
+def enable_compilation_cache(directory: str | os.PathLike | None) -> Path | None:
+    """Let JAX keep compiled programs in ``directory`` (created if missing); None or '' turns it off.
+
+    Call before the first compilation: JAX reads the setting when it first compiles.
+
+    Returns:
+      The cache directory, or None when the cache is off.
+
+    Raises:
+      ConfigError: the directory cannot be created or is not writable.
+    """
+    if directory is None or str(directory).strip().lower() in OFF_VALUES:
+        return None
+    path = Path(directory).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"compilation_cache: cannot create '{path}' ({error.strerror or error}); "
+            "choose a writable directory or turn the cache off with compilation_cache=null"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"compilation_cache: '{path}' is not writable; choose a writable directory or turn "
+            "the cache off with compilation_cache=null"
+        )
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    if not _use.listening:
+        jax.monitoring.register_event_listener(_use)
+        _use.listening = True
+    return path
+
+
+def cache_use() -> tuple[int, int]:
+    """(programs loaded from the cache, programs compiled and saved to it) in this process."""
+    return _use.loaded, _use.saved
+
+
+def describe_cache_use(path: Path) -> str:
+    """One line for the end of a job: how many programs the cache saved compiling."""
+    loaded, saved = cache_use()
+    return f"compilation cache: {loaded} programs loaded, {saved} compiled and saved ({path})"

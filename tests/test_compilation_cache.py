@@ -1,0 +1,90 @@
+"""The on-disk compilation cache: where it goes, that a warm cache compiles nothing new and changes
+no number, that it can be turned off, and that an unusable directory is one error line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+from test_train import TINY
+
+from lstm_variants.compilation_cache import enable_compilation_cache
+from lstm_variants.errors import ConfigError
+
+
+def cli(tmp_path: Path, *args: str, env: dict[str, str]):
+    environment = {k: v for k, v in os.environ.items() if k != "LSTM_VARIANTS_COMPILATION_CACHE"}
+    return subprocess.run(
+        [
+            sys.executable, "-m", "lstm_variants.cli", *TINY, "overwrite=true",
+            f"hydra.run.dir={tmp_path / 'run'}", *args,
+        ],
+        capture_output=True, text=True, timeout=300, env=environment | env,
+    )  # fmt: skip
+
+
+def programs(out) -> tuple[int, int]:
+    """(loaded, compiled) from the job's 'compilation cache: ...' line."""
+    line = next(line for line in out.stdout.splitlines() if line.startswith("compilation cache: "))
+    words = line.split()
+    return int(words[2]), int(words[5])
+
+
+def record_of(out) -> dict:
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if line.startswith("record: "))
+    return json.loads(Path(line.removeprefix("record: ")).read_text())
+
+
+def entries(directory: Path) -> set[str]:
+    return {p.name for p in directory.rglob("*") if p.is_file()} if directory.exists() else set()
+
+
+def test_warm_cache_compiles_nothing_new_and_changes_no_number(tmp_path):
+    xdg = tmp_path / "xdg"
+    cache = xdg / "lstm_variants" / "xla"  # the default place, under $XDG_CACHE_HOME
+    first = cli(tmp_path, env={"XDG_CACHE_HOME": str(xdg)})
+    cold = record_of(first)
+    written = entries(cache)
+    loaded, compiled = programs(first)  # loaded: the same program compiled twice in one run
+    assert compiled == len(written) > 0
+    second = cli(tmp_path, env={"XDG_CACHE_HOME": str(xdg)})
+    warm = record_of(second)
+    assert programs(second) == (loaded + compiled, 0)  # every program came from the cache
+    assert entries(cache) == written
+    assert warm["trial_id"] == cold["trial_id"]
+    assert warm["metrics"] == cold["metrics"] and warm["curve"] == cold["curve"]
+
+
+def test_null_turns_the_cache_off(tmp_path):
+    xdg = tmp_path / "xdg"
+    record_of(cli(tmp_path, "compilation_cache=null", env={"XDG_CACHE_HOME": str(xdg)}))
+    assert not xdg.exists()
+
+
+def test_unusable_directory_is_one_error_line_and_no_record(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    out = cli(tmp_path, f"compilation_cache={blocker / 'xla'}", env={})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstm-variants: error: compilation_cache:")
+    assert "compilation_cache=null" in lines[0]
+    assert not list((tmp_path / "run").glob("records/*.json"))
+
+
+@pytest.mark.parametrize("off", [None, "", "null", "off"])
+def test_off_values_leave_jax_alone(off):
+    before = jax.config.jax_compilation_cache_dir
+    assert enable_compilation_cache(off) is None
+    assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_unusable_directory_raises_config_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="cannot create"):
+        enable_compilation_cache(blocker / "xla")

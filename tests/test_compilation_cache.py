@@ -40,7 +40,8 @@ def record_of(out) -> dict:
 
 
 def entries(directory: Path) -> set[str]:
-    return {p.name for p in directory.rglob("*") if p.is_file()} if directory.exists() else set()
+    """The compiled programs JAX keeps (each with an '-atime' file for eviction beside it)."""
+    return {p.name for p in directory.glob("*-cache")} if directory.exists() else set()
 
 
 def test_warm_cache_compiles_nothing_new_and_changes_no_number(tmp_path):
@@ -55,6 +56,7 @@ def test_warm_cache_compiles_nothing_new_and_changes_no_number(tmp_path):
     warm = record_of(second)
     assert programs(second) == (loaded + compiled, 0)  # every program came from the cache
     assert entries(cache) == written
+    assert (cache / ".lockfile").exists()  # reads and writes are locked: parallel jobs are safe
     assert warm["trial_id"] == cold["trial_id"]
     assert warm["metrics"] == cold["metrics"] and warm["curve"] == cold["curve"]
 

@@ -14,6 +14,13 @@ from test_train import TINY
 from lstm_variants.compilation_cache import enable_compilation_cache
 from lstm_variants.errors import ConfigError
 
+TINY_DIAGNOSE = [
+    "dataset.options.T=10", "dataset.options.n_train=16", "dataset.options.n_valid=8",
+    "dataset.options.n_test=8", "model.hidden_size=4", "train.max_epochs=1",
+    "diagnose.num_sequences=8", "diagnose.cells=[vanilla]", "diagnose.states=[fresh]",
+    "diagnose.init_study.enabled=false", "diagnose.clipping_study.enabled=false",
+]  # fmt: skip
+
 
 def cli(tmp_path: Path, *args: str, env: dict[str, str]):
     environment = {k: v for k, v in os.environ.items() if k != "LSTM_VARIANTS_COMPILATION_CACHE"}
@@ -59,6 +66,21 @@ def test_warm_cache_compiles_nothing_new_and_changes_no_number(tmp_path):
     assert (cache / ".lockfile").exists()  # reads and writes are locked: parallel jobs are safe
     assert warm["trial_id"] == cold["trial_id"]
     assert warm["metrics"] == cold["metrics"] and warm["curve"] == cold["curve"]
+
+
+def test_diagnose_keeps_its_programs_too(tmp_path):
+    cache = tmp_path / "xla"
+    environment = {k: v for k, v in os.environ.items() if k != "LSTM_VARIANTS_COMPILATION_CACHE"}
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "lstm_variants.diagnostics.cli", *TINY_DIAGNOSE,
+            f"out_dir={tmp_path / 'out'}", f"compilation_cache={cache}",
+        ],
+        capture_output=True, text=True, timeout=300, env=environment,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    _, compiled = programs(out)
+    assert compiled == len(entries(cache)) > 0
 
 
 def test_null_turns_the_cache_off(tmp_path):

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lstm_variants.compilation_cache import describe_cache_use, enable_compilation_cache
+from lstm_variants.compilation_cache import describe_cache_use, enable_for_command
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 
@@ -89,7 +89,7 @@ def task(cfg: DictConfig) -> None:
     overrides = list(hydra_cfg.overrides.task)
     try:
         configure_devices(cfg)
-        cache = enable_compilation_cache(cfg.get("compilation_cache"))
+        cache = enable_for_command(cfg.get("compilation_cache"), overrides, "lstm-variants")
         from lstm_variants.experiment import run_trials
         from lstm_variants.search import trial_configs
 

@@ -27,6 +27,8 @@ Measured on the 2-core CPU with a 32-trial Greff population on JSB Chorales, one
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from lstm_variants.errors import ConfigError
@@ -90,6 +92,26 @@ def enable_compilation_cache(directory: str | os.PathLike | None) -> Path | None
         jax.monitoring.register_event_listener(_use)
         _use.listening = True
     return path
+
+
+def enable_for_command(directory, overrides: Sequence[str], prog: str) -> Path | None:
+    """``enable_compilation_cache`` for a command line: a place the user chose must work.
+
+    A directory set with ``compilation_cache=...`` or ``LSTM_VARIANTS_COMPILATION_CACHE`` that
+    cannot be used raises ``ConfigError`` (one error line, no training). The default place under
+    the user's home may be read-only (a container run as another user); there the cache is only
+    an optimisation, so one warning line is printed and the run goes on without it.
+    """
+    chosen = "LSTM_VARIANTS_COMPILATION_CACHE" in os.environ or any(
+        override.lstrip("+~").partition("=")[0] == "compilation_cache" for override in overrides
+    )
+    try:
+        return enable_compilation_cache(directory)
+    except ConfigError as error:
+        if chosen:
+            raise
+        print(f"{prog}: warning: {error}; going on without it", file=sys.stderr)
+        return None
 
 
 def cache_use() -> tuple[int, int]:

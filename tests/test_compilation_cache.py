@@ -100,6 +100,17 @@ def test_unusable_directory_is_one_error_line_and_no_record(tmp_path):
     assert not list((tmp_path / "run").glob("records/*.json"))
 
 
+def test_unusable_default_place_is_one_warning_and_the_run_goes_on(tmp_path):
+    blocker = tmp_path / "a_file"  # $XDG_CACHE_HOME is a file: a home where nothing can be made
+    blocker.write_text("not a directory")
+    out = cli(tmp_path, env={"XDG_CACHE_HOME": str(blocker)})
+    record_of(out)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstm-variants: warning: compilation_cache:")
+    assert "going on without it" in lines[0]
+    assert not any(line.startswith("compilation cache: ") for line in out.stdout.splitlines())
+
+
 @pytest.mark.parametrize("off", [None, "", "null", "off"])
 def test_off_values_leave_jax_alone(off):
     before = jax.config.jax_compilation_cache_dir

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_variants.cli import run_hydra_app
-from lstm_variants.compilation_cache import describe_cache_use, enable_compilation_cache
+from lstm_variants.compilation_cache import describe_cache_use, enable_for_command
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 
@@ -56,7 +56,8 @@ def task(cfg: DictConfig) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     out_dir = Path(resolved.get("out_dir") or HydraConfig.get().runtime.output_dir)
     try:
-        cache = enable_compilation_cache(resolved.get("compilation_cache"))
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        cache = enable_for_command(resolved.get("compilation_cache"), overrides, PROG)
         written = run(resolved, out_dir)
     except (ConfigError, DataError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

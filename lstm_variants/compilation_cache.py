@@ -1,7 +1,7 @@
 """JAX's persistent compilation cache, so that a machine compiles each training program once.
 
 A population's setup is mostly compilation. Each new hidden size compiles the initialisers' small
-programs, about 0.9 s apiece on the CPU, and each hidden-size bucket compiles its epoch program. A
+programs, about 0.9 s per size on the CPU, and each hidden-size bucket compiles its epoch program. A
 Greff study draws sizes from 181 integers and runs many jobs, each in its own process, and a
 resumed study compiles everything again. JAX can keep compiled programs on disk
 (``jax_compilation_cache_dir``), keyed by the program, the compile options, the backend and the

@@ -119,7 +119,8 @@ def cache_use() -> tuple[int, int]:
     return _use.loaded, _use.saved
 
 
-def describe_cache_use(path: Path) -> str:
-    """One line for the end of a job: how many programs the cache saved compiling."""
-    loaded, saved = cache_use()
+def describe_cache_use(path: Path, since: tuple[int, int] = (0, 0)) -> str:
+    """One line for the end of a job: programs loaded and compiled since ``since`` (an earlier
+    ``cache_use()``; a multirun's jobs can share one process)."""
+    loaded, saved = (now - before for now, before in zip(cache_use(), since, strict=True))
     return f"compilation cache: {loaded} programs loaded, {saved} compiled and saved ({path})"

@@ -68,6 +68,26 @@ def test_warm_cache_compiles_nothing_new_and_changes_no_number(tmp_path):
     assert warm["metrics"] == cold["metrics"] and warm["curve"] == cold["curve"]
 
 
+def test_each_job_of_a_multirun_reports_its_own_programs(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k != "LSTM_VARIANTS_COMPILATION_CACHE"}
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "lstm_variants.cli", "-m", *TINY, "seed=0,1",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"compilation_cache={tmp_path / 'xla'}",
+            "sweep_report=false",
+        ],
+        capture_output=True, text=True, timeout=300, env=environment,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("compilation cache: ")]
+    assert len(lines) == 2
+    first, second = ((int(line.split()[2]), int(line.split()[5])) for line in lines)
+    assert first[1] > 0
+    # The basic launcher runs both jobs in one process: the second finds the first's programs in
+    # memory or on disk, and must not be credited with the first one's compilations.
+    assert second[1] == 0 and second[0] < first[1]
+
+
 def test_diagnose_keeps_its_programs_too(tmp_path):
     cache = tmp_path / "xla"
     environment = {k: v for k, v in os.environ.items() if k != "LSTM_VARIANTS_COMPILATION_CACHE"}

@@ -1,5 +1,6 @@
 """The on-disk compilation cache: where it goes, that a warm cache compiles nothing new and changes
-no number, that it can be turned off, and that an unusable directory is one error line."""
+no number, that each job reports its own programs, that diagnose uses it, that it can be turned
+off, and that an unusable directory is one error line (the default place: one warning line)."""
 
 import json
 import os
@@ -33,11 +34,15 @@ def cli(tmp_path: Path, *args: str, env: dict[str, str]):
     )  # fmt: skip
 
 
+def programs_per_job(out) -> list[tuple[int, int]]:
+    """(loaded, compiled) from each job's 'compilation cache: N programs loaded, M compiled' line."""
+    lines = [line for line in out.stdout.splitlines() if line.startswith("compilation cache: ")]
+    return [(int(line.split()[2]), int(line.split()[5])) for line in lines]
+
+
 def programs(out) -> tuple[int, int]:
-    """(loaded, compiled) from the job's 'compilation cache: ...' line."""
-    line = next(line for line in out.stdout.splitlines() if line.startswith("compilation cache: "))
-    words = line.split()
-    return int(words[2]), int(words[5])
+    (only,) = programs_per_job(out)
+    return only
 
 
 def record_of(out) -> dict:
@@ -79,9 +84,7 @@ def test_each_job_of_a_multirun_reports_its_own_programs(tmp_path):
         capture_output=True, text=True, timeout=300, env=environment,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stdout.splitlines() if line.startswith("compilation cache: ")]
-    assert len(lines) == 2
-    first, second = ((int(line.split()[2]), int(line.split()[5])) for line in lines)
+    first, second = programs_per_job(out)
     assert first[1] > 0
     # The basic launcher runs both jobs in one process: the second finds the first's programs in
     # memory or on disk, and must not be credited with the first one's compilations.
@@ -128,7 +131,7 @@ def test_unusable_default_place_is_one_warning_and_the_run_goes_on(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lstm-variants: warning: compilation_cache:")
     assert "going on without it" in lines[0]
-    assert not any(line.startswith("compilation cache: ") for line in out.stdout.splitlines())
+    assert programs_per_job(out) == []
 
 
 @pytest.mark.parametrize("off", [None, "", "null", "off"])

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lstm_variants.compilation_cache import cache_use, describe_cache_use, enable_for_command
+from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 
@@ -90,7 +90,6 @@ def task(cfg: DictConfig) -> None:
     try:
         configure_devices(cfg)
         cache = enable_for_command(cfg.get("compilation_cache"), overrides, "lstm-variants")
-        cache_use_before = cache_use()
         from lstm_variants.experiment import run_trials
         from lstm_variants.search import trial_configs
 
@@ -118,7 +117,7 @@ def task(cfg: DictConfig) -> None:
             f"{len(trained)} trained, {len(results) - len(trained)} already done; records in {records_dir / 'records'}"
         )
     if cache is not None and trained:
-        print(describe_cache_use(cache, since=cache_use_before))
+        print(cache.describe())
     if multirun:
         from lstm_variants.sweep import write_status
 

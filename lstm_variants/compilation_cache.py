@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from lstm_variants.errors import ConfigError
@@ -94,7 +95,25 @@ def enable_compilation_cache(directory: str | os.PathLike | None) -> Path | None
     return path
 
 
-def enable_for_command(directory, overrides: Sequence[str], prog: str) -> Path | None:
+@dataclass(frozen=True)
+class JobCache:
+    """The cache a command's job uses, and the process's counts when the job started (a
+    multirun's jobs can share one process, so each reports only its own programs)."""
+
+    path: Path
+    loaded_before: int
+    saved_before: int
+
+    def describe(self) -> str:
+        """One line for the end of the job: how many programs it loaded and compiled."""
+        loaded, saved = cache_use()
+        return (
+            f"compilation cache: {loaded - self.loaded_before} programs loaded, "
+            f"{saved - self.saved_before} compiled and saved ({self.path})"
+        )
+
+
+def enable_for_command(directory, overrides: Sequence[str], prog: str) -> JobCache | None:
     """``enable_compilation_cache`` for a command line: a place the user chose must work.
 
     A directory set with ``compilation_cache=...`` or ``LSTM_VARIANTS_COMPILATION_CACHE`` that
@@ -106,21 +125,15 @@ def enable_for_command(directory, overrides: Sequence[str], prog: str) -> Path |
         override.lstrip("+~").partition("=")[0] == "compilation_cache" for override in overrides
     )
     try:
-        return enable_compilation_cache(directory)
+        path = enable_compilation_cache(directory)
     except ConfigError as error:
         if chosen:
             raise
         print(f"{prog}: warning: {error}; going on without it", file=sys.stderr)
         return None
+    return None if path is None else JobCache(path, *cache_use())
 
 
 def cache_use() -> tuple[int, int]:
     """(programs loaded from the cache, programs compiled and saved to it) in this process."""
     return _use.loaded, _use.saved
-
-
-def describe_cache_use(path: Path, since: tuple[int, int] = (0, 0)) -> str:
-    """One line for the end of a job: programs loaded and compiled since ``since`` (an earlier
-    ``cache_use()``; a multirun's jobs can share one process)."""
-    loaded, saved = (now - before for now, before in zip(cache_use(), since, strict=True))
-    return f"compilation cache: {loaded} programs loaded, {saved} compiled and saved ({path})"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import jax
 import pytest
-from test_train import TINY
+from test_train import TINY, config
 
 from lstm_variants.compilation_cache import enable_compilation_cache
 from lstm_variants.errors import ConfigError
+from lstm_variants.experiment import trial_identity
 
 TINY_DIAGNOSE = [
     "dataset.options.T=10", "dataset.options.n_train=16", "dataset.options.n_valid=8",
@@ -139,6 +140,11 @@ def test_off_values_leave_jax_alone(off):
     before = jax.config.jax_compilation_cache_dir
     assert enable_compilation_cache(off) is None
     assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_the_cache_place_is_not_part_of_a_trial():
+    ids = {trial_identity(config(f"compilation_cache={place}")) for place in ("null", "/a", "/b")}
+    assert len(ids) == 1
 
 
 def test_unusable_directory_raises_config_error(tmp_path):

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_variants.cli import run_hydra_app
-from lstm_variants.compilation_cache import cache_use, describe_cache_use, enable_for_command
+from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 
@@ -58,7 +58,6 @@ def task(cfg: DictConfig) -> None:
     try:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         cache = enable_for_command(resolved.get("compilation_cache"), overrides, PROG)
-        cache_use_before = cache_use()
         written = run(resolved, out_dir)
     except (ConfigError, DataError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
@@ -67,7 +66,7 @@ def task(cfg: DictConfig) -> None:
     print(summary.read_text())
     print("wrote: " + ", ".join(str(path) for path in written))
     if cache is not None:
-        print(describe_cache_use(cache, since=cache_use_before))
+        print(cache.describe())
 
 
 def main() -> None:

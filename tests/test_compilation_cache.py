@@ -1,6 +1,7 @@
 """The on-disk compilation cache: where it goes, that a warm cache compiles nothing new and changes
 no number, that each job reports its own programs, that diagnose uses it, that it can be turned
-off, and that an unusable directory is one error line (the default place: one warning line)."""
+off, that an unusable directory is one error line (the default place: one warning line), and that
+a program whose writing a killed run cut short is compiled again, without warnings."""
 
 import json
 import os
@@ -152,3 +153,44 @@ def test_unusable_directory_raises_config_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="cannot create"):
         enable_compilation_cache(blocker / "xla")
+
+
+SMALL_PROGRAM = """
+import sys
+import jax.numpy as jnp, jax
+from lstm_variants.compilation_cache import enable_compilation_cache
+enable_compilation_cache(sys.argv[1])
+print(float(jax.jit(lambda x: jnp.tanh(x) @ x.T)(jnp.ones((3, 3))).sum()))
+"""
+
+
+def run_small_program(directory: Path):
+    return subprocess.run(
+        [sys.executable, "-c", SMALL_PROGRAM, str(directory)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+
+
+def access_time_file(program: Path) -> Path:
+    return program.with_name(program.name.removesuffix("-cache") + "-atime")
+
+
+def test_a_program_cut_short_by_a_killed_run_is_compiled_again_without_warnings(tmp_path):
+    cache = tmp_path / "xla"
+    first = run_small_program(cache)
+    # The layout the clean-up relies on: every program file has its access-time file beside it.
+    programs = sorted(cache.glob("*-cache"))
+    assert programs and all(access_time_file(p).exists() for p in programs)
+    # A run killed while JAX wrote the program: half the file, and no access-time file yet.
+    (torn,) = [p for p in programs if p.name.startswith("jit__lambda")]
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
+    access_time_file(torn).unlink()
+
+    healed = run_small_program(cache)
+    assert healed.stdout == first.stdout
+    assert "removed 1 program(s)" in healed.stderr
+    assert "Error" not in healed.stderr and "Warning" not in healed.stderr
+    assert torn.stat().st_size > 0 and access_time_file(torn).exists()
+
+    again = run_small_program(cache)  # the program saved again is read back cleanly
+    assert again.stdout == first.stdout and again.stderr == ""

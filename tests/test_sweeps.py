@@ -46,13 +46,13 @@ SMALL = [
 ]
 
 
-def cli(*args, cwd, timeout=600):
+def cli(*args, cwd, timeout=600, env=None):
     return subprocess.run(
         [sys.executable, "-m", "lstm_variants.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=dict(os.environ),
+        env=env or dict(os.environ),
         timeout=timeout,
     )
 
@@ -152,8 +152,11 @@ def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
         "dataset.options.n_train=64",
         "progress=false",
     ]
+    # The three runs share a compilation cache, as a user's runs do by default: the killed and the
+    # resumed run load the programs the first one compiled (and the kill may land on a write).
+    env = dict(os.environ, LSTM_VARIANTS_COMPILATION_CACHE=str(tmp_path / "xla"))
     whole = tmp_path / "whole"
-    assert cli(*args, f"hydra.sweep.dir={whole}", cwd=tmp_path).returncode == 0
+    assert cli(*args, f"hydra.sweep.dir={whole}", cwd=tmp_path, env=env).returncode == 0
     assert len(records(whole)) == 6
 
     resumed = tmp_path / "resumed"
@@ -162,6 +165,7 @@ def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     deadline = time.time() + 300
     while len(list(resumed.glob("records/*.json"))) < 2 and time.time() < deadline:
@@ -172,7 +176,7 @@ def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
     assert 2 <= len(before) < 6
     assert not list(resumed.glob("records/.*.tmp"))  # nothing half-written survives the kill
 
-    out = cli(*args, f"hydra.sweep.dir={resumed}", cwd=tmp_path)
+    out = cli(*args, f"hydra.sweep.dir={resumed}", cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert records(resumed) == records(whole)
     after = {p.name: p.stat().st_mtime_ns for p in resumed.glob("records/*.json")}

@@ -78,9 +78,16 @@ def configure_devices(cfg: DictConfig) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
+def quiet_library_logs() -> None:
+    """Hydra sets the root logger to INFO and prints it in its own format. At that level JAX's
+    backend probing (no TPU here) and matplotlib's one-time "generated new fontManager" (its font
+    cache on a fresh machine) are noise that reads like a message about the run."""
+    for name in ("jax", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def task(cfg: DictConfig) -> None:
-    # Hydra sets the root logger to INFO; JAX's backend probing (no TPU here) is noise at that level.
-    logging.getLogger("jax").setLevel(logging.WARNING)
+    quiet_library_logs()
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     job_dir = Path(hydra_cfg.runtime.output_dir)

@@ -17,7 +17,6 @@ failed, trials recorded, the best test metric and, from the mean job time, an ET
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -135,9 +134,9 @@ class SweepSummary(Callback):
         print(line, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        # Under Hydra's [HYDRA] log format, matplotlib's one-time "generated new fontManager"
-        # (its font cache on a fresh machine) would read as a message about the sweep.
-        logging.getLogger("matplotlib").setLevel(logging.WARNING)
+        from lstm_variants.cli import quiet_library_logs
+
+        quiet_library_logs()  # the summary's figures are drawn in the launcher's process
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
             reference = str(config.get("reference_cell", "vanilla"))

@@ -8,14 +8,13 @@ status 2, as ``lstm-variants`` does.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_variants.cli import run_hydra_app
+from lstm_variants.cli import quiet_library_logs, run_hydra_app
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
@@ -51,8 +50,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
 
 def task(cfg: DictConfig) -> None:
-    # Hydra sets the root logger to INFO; JAX's backend probing is noise at that level.
-    logging.getLogger("jax").setLevel(logging.WARNING)
+    quiet_library_logs()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     out_dir = Path(resolved.get("out_dir") or HydraConfig.get().runtime.output_dir)
     try:

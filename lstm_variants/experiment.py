@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lstm_variants.config_values import check_cell_options, check_values
 from lstm_variants.data import SequenceDataset, load_dataset
 from lstm_variants.errors import ConfigError
 from lstm_variants.initializers import make_initializer
@@ -79,9 +80,10 @@ def build_model(cfg: Mapping[str, Any], data: SequenceDataset) -> SequenceModel:
     )
     # Fail now, with the cell's own message, rather than inside the compiled program.
     try:
-        model.cell_template()
+        cell = model.cell_template()
     except TypeError as error:
         raise ConfigError(f"invalid option for cell '{name}': {error}") from None
+    check_cell_options(cell, cfg["cell"].get("options") or {})
     return model
 
 
@@ -193,6 +195,8 @@ def run_trials(
     Returns:
       (record path, record or None) for each config, in order.
     """
+    for cfg in cfgs:  # every config before any trains: a bad value fails fast, not after hours
+        check_values(cfg)
     paths = [record_path(cfg, output_dir) for cfg in cfgs]
     results: list[tuple[Path, dict | None]] = [(path, None) for path in paths]
     groups: dict[str, list[int]] = {}

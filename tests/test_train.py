@@ -208,6 +208,8 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
         (["model.hiden_size=3"], "Could not override 'model.hiden_size'"),
         (["optimizer.name=rmsprop"], "unknown optimizer 'rmsprop'"),
         (["train.loss_normalization=sum"], "unknown train.loss_normalization 'sum'"),
+        (["train.max_epochs=abc"], "train.max_epochs must be an integer >= 1, got 'abc'"),
+        (["+cell.options.peepholes=abc"], "cell.options.peepholes must be true or false"),
     ],
 )
 def test_cli_bad_input_is_one_error_line(tmp_path, args, message):

@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lstm_variants.config_values import FINITE, SWITCH, Rule
 from lstm_variants.data import licensed, music, text
 from lstm_variants.data.adding import adding_problem, solved_fraction
 from lstm_variants.data.arithmetic import arithmetic
@@ -128,6 +129,7 @@ __all__ = [
     "SequenceDataset",
     "Split",
     "availability",
+    "check_dataset_options",
     "length_buckets",
     "load_dataset",
     "padding_fraction",
@@ -154,6 +156,12 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> SequenceD
     loader = DATASETS.get(name)
     if loader is None:
         raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
+    check_dataset_options(name, options)
+    return loader(data_dir=data_dir, **options)
+
+
+def check_dataset_options(name: str, options: dict) -> None:
+    """Raise DataError for an option dataset ``name`` does not have, or of the wrong kind."""
     valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -161,7 +169,23 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> SequenceD
             f"dataset {name!r} got unknown option(s) {', '.join(unknown)}; "
             f"valid options: {', '.join(valid)}"
         )
-    return loader(data_dir=data_dir, **options)
+    for key, value in options.items():
+        rule = _rule_of_default(valid[key])
+        if rule is not None and not rule.allows(value):
+            raise DataError(
+                f"dataset.options.{key} of {name!r} must be {rule.describe()}, got {value!r}"
+            )
+
+
+def _rule_of_default(default: object) -> Rule | None:
+    """An option takes the kind of its default (its range is the loader's own check)."""
+    if isinstance(default, bool):
+        return SWITCH
+    if isinstance(default, int):
+        return Rule("integer")
+    if isinstance(default, float):
+        return FINITE
+    return None
 
 
 def dataset_options(name: str) -> dict[str, object]:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_variants.cli import quiet_library_logs, run_hydra_app
 from lstm_variants.compilation_cache import enable_for_command
+from lstm_variants.config_values import check_values
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 
@@ -33,6 +34,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
         study_dataset,
     )
 
+    check_values(cfg)
     diagnose = cfg["diagnose"]
     progress = bool(cfg.get("progress", False))
     data = study_dataset(cfg)

@@ -1,0 +1,149 @@
+"""What the config's numeric and yes/no keys must hold, checked before anything trains.
+
+Hydra's command line takes ``train.max_epochs=abc`` as the string 'abc' and
+``model.hidden_size=-5`` as a number. Without a check, the first surfaces as a ``TypeError``
+traceback from deep inside training and the second as a shape error from JAX. ``check_values``
+turns either into one ``ConfigError`` line, which names the key, what it must hold, and what it
+got.
+
+The rules are data (``RULES``): a dotted key, the kind of value (integer, number, yes/no), its
+bounds, and whether ``null`` means "off". A key that a config does not have is not checked,
+so one table serves both commands (``lstm-variants`` and ``lstm-variants-diagnose``). A cell's
+options (``+cell.options.peepholes=...``) are checked against the cell's own attribute types
+(``check_cell_options``): a flag given as 'abc' would otherwise count as true. Values are
+only read, never converted: the config, and so every trial id, stays as written.
+
+Hydra's structured configs (dataclass schemas) would type-check at composition. They also
+convert the values they check: ``input_noise: 0`` would become ``0.0``, which would change the
+trial id of every existing record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lstm_variants.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A key's kind ('integer', 'number' or 'boolean') and bounds (inclusive unless ``open``)."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    low_open: bool = False
+    nullable: bool = False
+
+    def describe(self) -> str:
+        """What the rule asks for, in words: 'an integer >= 1', 'a number in [0, 1)', ..."""
+        what = {"integer": "an integer", "number": "a number", "boolean": "true or false"}[
+            self.kind
+        ]
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            what += f" in {left}{self.low:g}, {self.high:g}{right}"
+        elif self.low is not None:
+            what += f" {'>' if self.low_open else '>='} {self.low:g}"
+        if self.nullable:
+            what += " (or null: off)"
+        return what
+
+    def allows(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if self.kind == "boolean":
+            return isinstance(value, bool)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "integer" and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+COUNT = Rule("integer", low=1)
+COUNT_OR_ZERO = Rule("integer", low=0)
+FINITE = Rule("number")
+SWITCH = Rule("boolean")
+
+RULES: dict[str, Rule] = {
+    "seed": COUNT_OR_ZERO,
+    "population_size": COUNT_OR_ZERO,
+    "cpu_devices": COUNT_OR_ZERO,
+    "overwrite": SWITCH,
+    "progress": SWITCH,
+    "sweep_report": SWITCH,
+    "model.hidden_size": COUNT,
+    "model.num_layers": COUNT,
+    "model.unroll": COUNT,
+    "model.embed_size": COUNT_OR_ZERO,
+    "model.init.input_scale": FINITE,
+    "model.init.recurrent_scale": FINITE,
+    "model.init.peephole_scale": FINITE,
+    "model.init.bias_scale": FINITE,
+    "optimizer.learning_rate": Rule("number", low=0),
+    "optimizer.momentum": Rule("number", low=0, high=1, nullable=True),
+    "optimizer.nesterov": SWITCH,
+    "optimizer.clip_norm": Rule("number", low=0, low_open=True, nullable=True),
+    "optimizer.clip_value": Rule("number", low=0, low_open=True, nullable=True),
+    "train.max_epochs": COUNT,
+    "train.patience": COUNT_OR_ZERO,
+    "train.batch_size": COUNT,
+    "train.eval_batch_size": COUNT,
+    "train.input_noise": Rule("number", low=0),
+    "train.dropout": Rule("number", low=0, high=1, high_open=True),
+    "train.max_padding_waste": Rule("number", low=0, high=1),
+    "train.length_buckets": COUNT,
+    "search.trials": COUNT,
+    "search.seed": COUNT_OR_ZERO,
+    "search.shards": COUNT,
+    "search.shard": COUNT_OR_ZERO,
+    "diagnose.num_sequences": COUNT,
+    "diagnose.first_lag": COUNT,
+    "diagnose.last_lag": COUNT,
+    "diagnose.long_memory_mostly": Rule("number", low=0, high=1),
+}
+
+
+def check_values(cfg: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for the first key of ``RULES`` whose value breaks its rule."""
+    for key, rule in RULES.items():
+        found, value = _lookup(cfg, key)
+        if found and not rule.allows(value):
+            raise ConfigError(
+                f"{key} must be {rule.describe()}, got {value!r}; set it with {key}=VALUE"
+            )
+
+
+# A cell attribute's annotation (the cells use ``from __future__ import annotations``) -> its rule.
+ATTRIBUTE_RULES = {"bool": SWITCH, "int": Rule("integer"), "float": FINITE}
+
+
+def check_cell_options(cell: Any, options: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for an option whose value does not fit the cell attribute's type."""
+    fields = getattr(cell, "__dataclass_fields__", {})
+    for key, value in options.items():
+        field = fields.get(key)
+        rule = ATTRIBUTE_RULES.get(str(field.type)) if field is not None else None
+        if rule is not None and not rule.allows(value):
+            raise ConfigError(
+                f"cell.options.{key} must be {rule.describe()}, got {value!r}; "
+                f"set it with +cell.options.{key}=VALUE"
+            )
+
+
+def _lookup(cfg: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node

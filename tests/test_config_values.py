@@ -1,0 +1,117 @@
+"""Config values: every shipped config (and dataset config) passes the rules, and a value of the
+wrong kind or out of range is one error naming the key, whichever command reads it."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from lstm_variants.cells import make_cell
+from lstm_variants.cli import CONFIG_DIR
+from lstm_variants.config_values import RULES, Rule, check_cell_options, check_values
+from lstm_variants.data import DataError, check_dataset_options
+from lstm_variants.errors import ConfigError
+
+SWEEPS = sorted(path.stem for path in (Path(CONFIG_DIR) / "sweep").glob("*.yaml"))
+SEARCHES = sorted(path.stem for path in (Path(CONFIG_DIR) / "search").glob("*.yaml"))
+
+
+def composed(config_name="config", *overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name, overrides=list(overrides)), resolve=True)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["optimizer=sgd", "train=greff"], ["dataset=jsb_chorales"]]
+    + [[f"search={name}"] for name in SEARCHES]
+    + [[f"+sweep={name}"] for name in SWEEPS],
+)
+def test_every_shipped_config_passes(overrides):
+    check_values(composed("config", *overrides))
+
+
+def test_the_diagnose_config_passes_and_is_checked_too():
+    cfg = composed("diagnose")
+    check_values(cfg)
+    cfg["diagnose"]["num_sequences"] = "many"
+    with pytest.raises(ConfigError, match=r"^diagnose.num_sequences must be an integer >= 1, got"):
+        check_values(cfg)
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("train.max_epochs", "abc", "train.max_epochs must be an integer >= 1, got 'abc'"),
+        ("train.max_epochs", 2.0, "an integer >= 1, got 2.0"),
+        ("train.batch_size", True, "an integer >= 1, got True"),
+        ("model.hidden_size", 0, "model.hidden_size must be an integer >= 1, got 0"),
+        ("optimizer.learning_rate", float("nan"), "a number >= 0, got nan"),
+        ("optimizer.learning_rate", "3e-3x", "a number >= 0, got '3e-3x'"),
+        ("optimizer.clip_norm", 0.0, "a number > 0 (or null: off), got 0.0"),
+        ("train.dropout", 1.0, "a number in [0, 1), got 1.0"),
+        ("progress", "yes", "progress must be true or false, got 'yes'"),
+    ],
+)
+def test_a_bad_value_names_its_key_and_what_it_must_be(key, value, expected):
+    cfg = composed("config")
+    *parents, last = key.split(".")
+    node = cfg
+    for parent in parents:
+        node = node[parent]
+    node[last] = value
+    with pytest.raises(ConfigError, match="^" + key) as error:
+        check_values(cfg)
+    assert expected in str(error.value)
+
+
+def test_null_is_off_only_where_the_rule_says_so():
+    cfg = composed("config", "optimizer.clip_norm=null")
+    check_values(cfg)
+    cfg["train"]["max_epochs"] = None
+    with pytest.raises(ConfigError, match="train.max_epochs"):
+        check_values(cfg)
+
+
+def test_rules_read_values_without_converting_them():
+    cfg = composed("config")
+    before = repr(cfg)
+    check_values(cfg)
+    assert repr(cfg) == before
+    assert Rule("number", low=0).allows(0) and Rule("number").allows(-1.5)
+    assert not Rule("integer").allows(1.0) and not Rule("number").allows(False)
+    assert all(isinstance(rule, Rule) for rule in RULES.values())
+
+
+def test_cell_options_follow_the_cells_own_attribute_types():
+    vanilla = make_cell("vanilla", 4)
+    check_cell_options(vanilla, {"peepholes": False, "forget_bias": 1, "input_activation": "relu"})
+    with pytest.raises(
+        ConfigError, match="cell.options.peepholes must be true or false, got 'abc'"
+    ):
+        check_cell_options(vanilla, {"peepholes": "abc"})
+    with pytest.raises(ConfigError, match="cell.options.forget_bias must be a number, got 'x'"):
+        check_cell_options(vanilla, {"forget_bias": "x"})
+    with pytest.raises(ConfigError, match="cell.options.variant must be an integer"):
+        check_cell_options(make_cell("mut1", 4), {"variant": 1.5})
+
+
+DATASETS = sorted(path.stem for path in (Path(CONFIG_DIR) / "dataset").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_shipped_dataset_config_has_options_of_the_loaders_kinds(name):
+    dataset = composed("config", f"dataset={name}")["dataset"]
+    check_dataset_options(dataset["name"], dataset.get("options") or {})
+
+
+def test_a_dataset_option_of_the_wrong_kind_is_one_data_error():
+    with pytest.raises(
+        DataError, match=r"dataset.options.T of 'adding' must be an integer, got 'a'"
+    ):
+        check_dataset_options("adding", {"T": "a"})
+    with pytest.raises(DataError, match="must be true or false, got 'maybe'"):
+        check_dataset_options("jsb_chorales", {"download": "maybe"})
+    with pytest.raises(DataError, match="unknown option"):
+        check_dataset_options("adding", {"length": 3})

@@ -1,5 +1,7 @@
 """compare: Greff's table, and tests that flag planted effects and keep their false-positive level."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -12,6 +14,7 @@ from lstm_variants.analysis.compare import (
     holm,
     to_latex,
     to_markdown,
+    top_mean,
     top_permutation_test,
     welch_t_test,
     write_tables,
@@ -128,3 +131,12 @@ def test_unknown_reference_or_option_is_a_one_line_error(tmp_path):
         compare(trials, reference="gru")
     with pytest.raises(AnalysisError, match="unknown correction"):
         compare(trials, correction="bonferroni")
+
+
+def test_top_mean_skips_missing_results_and_is_nan_without_a_warning_when_all_are_missing():
+    valid = np.array([[0.5, np.inf, 0.1], [np.inf, np.inf, np.inf]])
+    metric = np.array([[2.0, np.nan, 4.0], [np.nan, np.nan, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        means = top_mean(valid, metric, count=2)
+    assert means[0] == 3.0 and np.isnan(means[1])

@@ -184,10 +184,13 @@ def top_mean(valid: np.ndarray, metric: np.ndarray, count: int) -> np.ndarray:
     """Mean ``metric`` of the ``count`` entries with the lowest ``valid``, along the last axis.
 
     Entries without a result carry ``valid = +inf`` (never chosen before a real one) and
-    ``metric = NaN`` (left out of the mean if chosen anyway).
+    ``metric = NaN`` (left out of the mean if chosen anyway); where every chosen entry is NaN the
+    mean is NaN.
     """
     order = np.argsort(valid, axis=-1)[..., :count]
-    return np.nanmean(np.take_along_axis(metric, order, axis=-1), axis=-1)
+    with warnings.catch_warnings():  # all chosen entries without a result: NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.take_along_axis(metric, order, axis=-1), axis=-1)
 
 
 def top_permutation_test(

@@ -13,9 +13,10 @@ options (``+cell.options.peepholes=...``) are checked against the cell's own att
 (``check_cell_options``): a flag given as 'abc' would otherwise count as true. Values are
 only read, never converted: the config, and so every trial id, stays as written.
 
-Hydra's structured configs (dataclass schemas) would type-check at composition. They also
-convert the values they check: ``input_noise: 0`` would become ``0.0``, which would change the
-trial id of every existing record.
+Hydra's structured configs (dataclass schemas) would type-check at composition, but they also
+convert what they check: an override ``train.input_noise=0`` would be stored as ``0.0``. A trial
+id hashes the config as written, so records of existing studies could stop matching their
+configs.
 """
 
 from __future__ import annotations

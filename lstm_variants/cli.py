@@ -195,17 +195,36 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     return None
 
 
-def run_hydra_app(prog: str, config_name: str, task_function) -> None:
-    """Check the command line (one error line, exit 2, on a bad choice or key), then run the app."""
+# Exit status of a program stopped by SIGINT (Ctrl-C), by the shells' convention 128 + 2.
+INTERRUPTED_STATUS = 130
+
+
+def run_hydra_app(prog: str, config_name: str, task_function, interrupted: str) -> None:
+    """Check the command line (one error line, exit 2, on a bad choice or key), then run the app.
+
+    Ctrl-C ends it with one line, ``{prog}: interrupted; {interrupted}``, and exit status 130
+    instead of a traceback: records are written atomically, so there is nothing to clean up.
+    """
     problem = unknown_choice(sys.argv[1:]) or override_error(sys.argv[1:], config_name)
     if problem is not None:
         print(f"{prog}: error: {problem}", file=sys.stderr)
         sys.exit(2)
-    hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(task_function)()
+    app = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
+    try:
+        app(task_function)()
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; {interrupted}", file=sys.stderr)
+        sys.exit(INTERRUPTED_STATUS)
 
 
 def main() -> None:
-    run_hydra_app("lstm-variants", "config", task)
+    run_hydra_app(
+        "lstm-variants",
+        "config",
+        task,
+        interrupted="finished trials keep their records, and the same command trains only the "
+        "trials without one",
+    )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +222,30 @@ def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
         len(lines) == 1 and lines[0].startswith("lstm-variants: error: ") and message in lines[0]
     ), out.stderr
     assert not list(Path(tmp_path).glob("records/*.json"))
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130_and_no_record(tmp_path):
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "lstm_variants.cli", *TINY, "train.max_epochs=100000",
+            "train.patience=100000", f"hydra.run.dir={tmp_path}",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A child of a background job inherits SIGINT ignored; Ctrl-C reaches a terminal's.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (tmp_path / "cli.log").exists() and time.time() < deadline:  # the job has started
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines() == [
+        "lstm-variants: interrupted; finished trials keep their records, and the same command "
+        "trains only the trials without one"
+    ]
+    assert not list(tmp_path.glob("records/*"))
 
 
 def test_cli_help_works():

@@ -70,7 +70,9 @@ def task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    run_hydra_app(PROG, CONFIG_NAME, task)
+    run_hydra_app(
+        PROG, CONFIG_NAME, task, interrupted="nothing was written (the report comes at the end)"
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
+from lstm_variants.interrupt import ending_interrupts
 
 _HERE = Path(__file__).resolve().parent
 # The repo's conf/ in a checkout (editable install); the copy packaged into the wheel otherwise.
@@ -195,26 +196,19 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     return None
 
 
-# Exit status of a program stopped by SIGINT (Ctrl-C), by the shells' convention 128 + 2.
-INTERRUPTED_STATUS = 130
-
-
 def run_hydra_app(prog: str, config_name: str, task_function, interrupted: str) -> None:
     """Check the command line (one error line, exit 2, on a bad choice or key), then run the app.
 
     Ctrl-C ends it with one line, ``{prog}: interrupted; {interrupted}``, and exit status 130
-    instead of a traceback: records are written atomically, so there is nothing to clean up.
+    instead of a traceback (``lstm_variants.interrupt``).
     """
     problem = unknown_choice(sys.argv[1:]) or override_error(sys.argv[1:], config_name)
     if problem is not None:
         print(f"{prog}: error: {problem}", file=sys.stderr)
         sys.exit(2)
     app = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
-    try:
+    with ending_interrupts(f"{prog}: interrupted; {interrupted}"):
         app(task_function)()
-    except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; {interrupted}", file=sys.stderr)
-        sys.exit(INTERRUPTED_STATUS)
 
 
 def main() -> None:

@@ -1,0 +1,98 @@
+"""Ctrl-C ends a command with one line and exit status 130, wherever in JAX the signal lands.
+
+Python turns SIGINT into ``KeyboardInterrupt`` at the main thread's next bytecode. In a JAX
+program two things make that unreliable, so the default handling is not enough:
+
+- That bytecode may run inside a garbage-collection callback (JAX registers one,
+  ``_xla_gc_callback``). An exception cannot leave such a callback: Python prints "Exception
+  ignored in ..." with a traceback, drops the interrupt, and training goes on (seen in CI).
+- While the main thread waits in a long C++ call (compiling, a long epoch), nothing happens
+  until the call returns.
+
+So, while ``ending_interrupts`` is active:
+
+- an interrupt dropped that way ends the process at once, through ``sys.unraisablehook``;
+- a watchdog ends the process if it is still running ``grace_seconds`` after the first Ctrl-C;
+- a second Ctrl-C ends it at once.
+
+Whichever way it ends, the one line is printed once. Ending with ``os._exit`` skips Python's
+clean-up, which is safe here. Records and job statuses are written to a temporary file and
+renamed (``records.write_json_atomic``), and the compilation cache removes programs cut short
+at its next start.
+
+No library handles this for JAX programs: Hydra leaves signals alone, and JAX's own gc callback
+is what drops the interrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+# Exit status of a program stopped by SIGINT, by the shells' convention 128 + 2.
+INTERRUPTED_STATUS = 130
+GRACE_SECONDS = 5.0
+
+
+class _Interrupted:
+    """The state of one command's interrupt handling: the line, and whether it was printed."""
+
+    def __init__(self, line: str, grace_seconds: float):
+        self.line = line
+        self.grace_seconds = grace_seconds
+        self.lock = threading.Lock()
+        self.signalled = False
+        self.reported = False
+
+    def report(self) -> None:
+        with self.lock:
+            first, self.reported = not self.reported, True
+        if first:
+            print(f"\n{self.line}", file=sys.stderr, flush=True)
+
+    def end_now(self) -> None:
+        self.report()
+        os._exit(INTERRUPTED_STATUS)
+
+    def on_sigint(self, signum, frame) -> None:
+        if self.signalled:
+            self.end_now()
+        self.signalled = True
+        watchdog = threading.Timer(self.grace_seconds, self.end_now)
+        watchdog.daemon = True
+        watchdog.start()
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterator[None]:
+    """Within the block, Ctrl-C prints ``line`` on stderr and exits with status 130.
+
+    Where SIGINT is ignored (a job started in the background with ``nohup ... &``), it stays
+    ignored. Must be entered from the main thread.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    state = _Interrupted(line, grace_seconds)
+    previous_hook = sys.unraisablehook
+
+    def on_unraisable(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            state.end_now()
+        previous_hook(unraisable)
+
+    signal.signal(signal.SIGINT, state.on_sigint)
+    sys.unraisablehook = on_unraisable
+    try:
+        yield
+    except KeyboardInterrupt:
+        state.report()
+        sys.exit(INTERRUPTED_STATUS)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = previous_hook

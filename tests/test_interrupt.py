@@ -1,0 +1,106 @@
+"""Ctrl-C: one line and exit status 130 even where Python would drop the interrupt (inside a
+garbage-collection callback, as JAX's), where a library swallows it, and on a second Ctrl-C;
+a SIGINT the process was started to ignore stays ignored. The command itself:
+tests/test_train.py::test_ctrl_c_is_one_line_and_exit_status_130_and_no_record."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+LINE = "prog: interrupted; what to do"
+PRELUDE = f"""
+import gc, os, signal, time
+from lstm_variants.interrupt import ending_interrupts
+LINE = {LINE!r}
+"""
+
+
+def run(body: str, handled: bool = True):
+    # Python's own SIGINT handler, as a command started from a terminal has; or SIGINT ignored,
+    # as a child of a background job inherits it. Set in the child: no preexec_fn, which would
+    # fork this multithreaded (JAX) process.
+    sigint = "signal.default_int_handler" if handled else "signal.SIG_IGN"
+    started = time.time()
+    done = subprocess.run(
+        [
+            sys.executable, "-c",
+            f"import signal; signal.signal(signal.SIGINT, {sigint})\n"
+            + PRELUDE + textwrap.dedent(body),
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done, time.time() - started
+
+
+def assert_ended_by_ctrl_c(done):
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines() == [LINE]
+    assert "went on" not in done.stdout
+
+
+def test_an_interrupt_dropped_in_a_gc_callback_still_ends_the_command():
+    done, _ = run("""
+        def collect_callback(phase, info):
+            raise KeyboardInterrupt  # where Ctrl-C lands when it arrives during a collection
+
+        with ending_interrupts(LINE, grace_seconds=60):
+            gc.callbacks.append(collect_callback)
+            gc.collect()
+            time.sleep(5)
+            print("went on")
+    """)
+    assert_ended_by_ctrl_c(done)
+
+
+def test_an_interrupt_a_library_swallows_ends_the_command_after_the_grace_period():
+    done, seconds = run("""
+        with ending_interrupts(LINE, grace_seconds=0.5):
+            sent, deadline = False, time.time() + 30
+            while time.time() < deadline:
+                try:  # a library that catches KeyboardInterrupt and carries on
+                    if not sent:
+                        sent = True
+                        os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.05)
+                except KeyboardInterrupt:
+                    pass
+            print("went on")
+    """)
+    assert_ended_by_ctrl_c(done)
+    assert seconds < 25
+
+
+def test_a_second_ctrl_c_ends_the_command_at_once():
+    done, seconds = run("""
+        with ending_interrupts(LINE, grace_seconds=60):
+            for _ in range(2):  # both interrupts swallowed: only the second's own exit ends it
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+            time.sleep(15)
+            print("went on")
+    """)
+    assert_ended_by_ctrl_c(done)
+    assert seconds < 25
+
+
+@pytest.mark.parametrize("handled", [True, False])
+def test_a_plain_interrupt_ends_the_block_and_an_ignored_one_stays_ignored(handled):
+    done, _ = run(
+        """
+        with ending_interrupts(LINE):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+            print("went on")
+        """,
+        handled=handled,
+    )
+    if handled:
+        assert_ended_by_ctrl_c(done)
+    else:
+        assert done.returncode == 0 and "went on" in done.stdout and done.stderr == ""

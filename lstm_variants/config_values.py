@@ -124,8 +124,13 @@ def check_values(cfg: Mapping[str, Any]) -> None:
             )
 
 
-# A cell attribute's annotation (the cells use ``from __future__ import annotations``) -> its rule.
-ATTRIBUTE_RULES = {"bool": SWITCH, "int": Rule("integer"), "float": FINITE}
+TYPE_RULES = {"bool": SWITCH, "int": Rule("integer"), "float": FINITE}
+
+
+def rule_of_type(annotation: Any) -> Rule | None:
+    """The rule of a Python type, given as the type or its name (an annotation under
+    ``from __future__ import annotations``); None for any other type (no check)."""
+    return TYPE_RULES.get(getattr(annotation, "__name__", str(annotation)))
 
 
 def check_cell_options(cell: Any, options: Mapping[str, Any]) -> None:
@@ -133,7 +138,7 @@ def check_cell_options(cell: Any, options: Mapping[str, Any]) -> None:
     fields = getattr(cell, "__dataclass_fields__", {})
     for key, value in options.items():
         field = fields.get(key)
-        rule = ATTRIBUTE_RULES.get(str(field.type)) if field is not None else None
+        rule = rule_of_type(field.type) if field is not None else None
         if rule is not None and not rule.allows(value):
             raise ConfigError(
                 f"cell.options.{key} must be {rule.describe()}, got {value!r}; "

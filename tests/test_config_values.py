@@ -9,7 +9,13 @@ from omegaconf import OmegaConf
 
 from lstm_variants.cells import make_cell
 from lstm_variants.cli import CONFIG_DIR
-from lstm_variants.config_values import RULES, Rule, check_cell_options, check_values
+from lstm_variants.config_values import (
+    RULES,
+    Rule,
+    check_cell_options,
+    check_values,
+    rule_of_type,
+)
 from lstm_variants.data import DataError, check_dataset_options
 from lstm_variants.errors import ConfigError
 
@@ -85,6 +91,8 @@ def test_rules_read_values_without_converting_them():
 
 
 def test_cell_options_follow_the_cells_own_attribute_types():
+    # Annotations are names under `from __future__ import annotations`, types without it.
+    assert rule_of_type("bool") is rule_of_type(bool) and rule_of_type("str") is None
     vanilla = make_cell("vanilla", 4)
     check_cell_options(vanilla, {"peepholes": False, "forget_bias": 1, "input_activation": "relu"})
     with pytest.raises(

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lstm_variants.config_values import FINITE, SWITCH, Rule
+from lstm_variants.config_values import rule_of_type
 from lstm_variants.data import licensed, music, text
 from lstm_variants.data.adding import adding_problem, solved_fraction
 from lstm_variants.data.arithmetic import arithmetic
@@ -170,22 +170,12 @@ def check_dataset_options(name: str, options: dict) -> None:
             f"valid options: {', '.join(valid)}"
         )
     for key, value in options.items():
-        rule = _rule_of_default(valid[key])
+        # An option takes the kind of its default; its range is the loader's own check.
+        rule = rule_of_type(type(valid[key]))
         if rule is not None and not rule.allows(value):
             raise DataError(
                 f"dataset.options.{key} of {name!r} must be {rule.describe()}, got {value!r}"
             )
-
-
-def _rule_of_default(default: object) -> Rule | None:
-    """An option takes the kind of its default (its range is the loader's own check)."""
-    if isinstance(default, bool):
-        return SWITCH
-    if isinstance(default, int):
-        return Rule("integer")
-    if isinstance(default, float):
-        return FINITE
-    return None
 
 
 def dataset_options(name: str) -> dict[str, object]:

@@ -81,9 +81,10 @@ def configure_devices(cfg: DictConfig) -> None:
 
 def quiet_library_logs() -> None:
     """Hydra sets the root logger to INFO and prints it in its own format. At that level JAX's
-    backend probing (no TPU here) and matplotlib's one-time "generated new fontManager" (its font
-    cache on a fresh machine) are noise that reads like a message about the run."""
-    for name in ("jax", "matplotlib"):
+    backend probing (no TPU here), matplotlib's one-time "generated new fontManager" (its font
+    cache on a fresh machine) and orbax's dozens of lines per checkpoint (through absl) are noise
+    that reads like a message about the run."""
+    for name in ("jax", "matplotlib", "absl"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -217,7 +218,7 @@ def main() -> None:
         "config",
         task,
         interrupted="finished trials keep their records, and the same command trains only the "
-        "trials without one",
+        "trials without one, from their last checkpoint",
     )
 
 

@@ -11,9 +11,12 @@ still gets the record it would get alone.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import json
 import math
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +31,7 @@ from lstm_variants.loggers import make_logger
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer, member_hyperparameters
 from lstm_variants.population import Member, train_population
+from lstm_variants.population_checkpoint import CheckpointSettings
 from lstm_variants.records import RECORD_VERSION, environment, trial_id, write_json_atomic
 from lstm_variants.train import TrainSettings, parameter_count
 
@@ -148,6 +152,7 @@ OPERATIONAL_KEYS = (
     "progress",
     "data_dir",
     "compilation_cache",
+    "checkpoint_minutes",
     "cpu_devices",
     "population_size",
     "logger",
@@ -189,7 +194,9 @@ def run_trials(
     ``population_size`` members (a config key; 0 or absent: no limit). A config whose record
     exists (and whose ``overwrite`` is false) is skipped and gets None as its record, so a rerun
     trains only what is missing. Each record is written as soon as its population finishes, so a
-    crash loses at most the population in flight. After each population a progress line (trials
+    crash loses at most the population in flight, and less with ``checkpoint_minutes``: the
+    population's training state is saved that often, and the same call resumes from it. After
+    each population a progress line (trials
     done, best validation so far, ETA) goes to stderr.
 
     Returns:
@@ -222,6 +229,7 @@ def run_trials(
             size = int(first.get("population_size") or 0) or len(indices)
             for start in range(0, len(indices), size):
                 population = indices[start : start + size]
+                checkpoint = checkpoint_settings(first, output_dir, [paths[i] for i in population])
                 started = time.time()
                 runs = train_population(
                     model,
@@ -233,6 +241,7 @@ def run_trials(
                     log=(lambda line: print(line, file=sys.stderr))
                     if len(population) > 1
                     else None,
+                    checkpoint=checkpoint,
                 )
                 for index, result in zip(population, runs, strict=True):
                     record = make_record(cfgs[index], result, started)
@@ -240,11 +249,33 @@ def run_trials(
                     results[index] = (paths[index], record)
                     if logger is not None:
                         logger.log_trial(record)
+                if checkpoint is not None:  # every record is written: the state is not needed
+                    remove_checkpoint(checkpoint)
                 progress_line.update([results[index][1] for index in population])
     finally:
         if logger is not None:
             logger.close()
     return results
+
+
+def checkpoint_settings(
+    cfg: Mapping[str, Any], output_dir: Path, record_paths: Sequence[Path]
+) -> CheckpointSettings | None:
+    """Where the population of ``record_paths`` saves its training state, every
+    ``cfg['checkpoint_minutes']`` (None: off): ``output_dir/checkpoints/<hash of its trial ids>``."""
+    minutes = cfg.get("checkpoint_minutes")
+    if minutes is None:
+        return None
+    trials = hashlib.sha256(" ".join(sorted(path.stem for path in record_paths)).encode())
+    directory = Path(output_dir) / "checkpoints" / trials.hexdigest()[:16]
+    return CheckpointSettings(directory, every_seconds=60 * float(minutes))
+
+
+def remove_checkpoint(checkpoint: CheckpointSettings) -> None:
+    """Remove a population's checkpoints, and ``checkpoints/`` once it is empty."""
+    shutil.rmtree(checkpoint.directory, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        checkpoint.directory.parent.rmdir()
 
 
 class _ProgressLine:

@@ -26,10 +26,15 @@ parameters and metrics are kept. The population stops when every member has stop
 
 Memory: before compiling, the population's memory is estimated and printed; a population that
 would not fit the devices is trained in chunks, one after another, with the same results.
+
+Checkpoints: given ``checkpoint``, each chunk saves its training state every so often
+(``population_checkpoint``), and the same call after a kill resumes every chunk after its last
+saved epoch, with the results an uninterrupted call gives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -55,6 +60,7 @@ from lstm_variants.hidden_padding import (
 from lstm_variants.losses import metric_value
 from lstm_variants.member_init import init_members
 from lstm_variants.model import SequenceModel
+from lstm_variants.population_checkpoint import CheckpointSettings, ChunkCheckpoint, ChunkState
 from lstm_variants.train import (
     RunResult,
     TrainSettings,
@@ -121,6 +127,7 @@ def train_population(
     progress: bool = True,
     num_devices: int | None = None,
     log: Callable[[str], None] | None = print,
+    checkpoint: CheckpointSettings | None = None,
 ) -> list[RunResult]:
     """Train every member with early stopping on validation; one result per member, in order.
 
@@ -133,6 +140,10 @@ def train_population(
       progress: show a progress bar over epochs.
       num_devices: local devices to spread the population over (default: all).
       log: where the population's plan (buckets, memory, chunks) is written (None: nowhere).
+      checkpoint: where and how often each chunk saves its training state, so that the same
+        call after a kill resumes from it (``population_checkpoint``; None: never). The
+        directory must belong to this model and data: a chunk's checkpoint is found by its
+        members, sizes and device layout alone. The caller removes it once the results are kept.
 
     Returns:
       One ``RunResult`` per member, equal (within float rounding of padded products) to what
@@ -171,7 +182,7 @@ def train_population(
         for chunk in chunks:
             chunk_results = _train_chunk(
                 model, optimizer, data, settings, [members[i] for i in chunk],
-                padded_hidden, devices[: len(chunk)], progress,
+                padded_hidden, devices[: len(chunk)], progress, checkpoint,
             )  # fmt: skip
             for index, result in zip(chunk, chunk_results, strict=True):
                 results[index] = result
@@ -261,6 +272,7 @@ def _train_chunk(
     padded_hidden: int,
     devices: Sequence[Any],
     progress: bool,
+    checkpoint: CheckpointSettings | None = None,
 ) -> list[RunResult]:
     """Train members of one hidden-size bucket together; the loop of ``train.train_run``, per member."""
     started = time.perf_counter()
@@ -324,59 +336,47 @@ def _train_chunk(
     compile_seconds = time.perf_counter() - compile_started
     init_seconds = compile_started - started
 
-    best_params = params
-    best_valid = np.full(total, math.inf)
-    best_epoch = np.zeros(total, int)
-    stopped = ["max_epochs"] * total
-    curves: list[list[dict[str, float]]] = [[] for _ in range(total)]
-    epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-    loop_started = time.perf_counter()
-    bar = tqdm(range(1, settings.max_epochs + 1), desc="epochs", disable=not progress, leave=False)
-    for epoch in bar:
-        params, opt_state, train_loss = epoch_fn(
-            params,
-            opt_state,
-            masks,
-            regularization,
-            epoch_keys(data_keys, epoch),
-            jnp.asarray(active),
-            jnp.int32(epoch),
-            *train,
-        )
-        valid_loss, valid_solved = evaluators["valid"](params, *valid)
-        train_loss, valid_loss, valid_solved = (
-            np.asarray(a) for a in (train_loss, valid_loss, valid_solved)
-        )
-        improved = np.zeros(total, bool)
-        for i in np.flatnonzero(active):
-            entry = {
-                "epoch": epoch,
-                "train_loss": float(train_loss[i]),
-                "valid_loss": float(valid_loss[i]),
-            }
-            if not math.isnan(valid_solved[i]):
-                entry["valid_solved"] = float(valid_solved[i])
-            curves[i].append(entry)
-            if not (math.isfinite(entry["train_loss"]) and math.isfinite(entry["valid_loss"])):
-                stopped[i], active[i] = "diverged", False
-            elif entry["valid_loss"] < best_valid[i]:
-                best_valid[i], best_epoch[i], improved[i] = entry["valid_loss"], epoch, True
-            elif epoch - best_epoch[i] >= settings.patience:
-                stopped[i], active[i] = "early", False
-        if improved.any():
-            best_params = _select(jnp.asarray(improved), params, best_params)
-        running = int(active[:count].sum())
-        best = metric_value(float(np.min(best_valid[:count])), data.metric)
-        bar.set_postfix(
-            {"running": f"{running}/{count}", f"best valid {data.metric}": f"{best:.4g}"}
-        )
-        if not running:
-            break
-    bar.close()
-    epochs_seconds = time.perf_counter() - loop_started
+    state = ChunkState(
+        epoch=0,
+        finished=False,
+        arrays={
+            "params": params,
+            "opt_state": opt_state,
+            "best_params": params,
+            "best_valid": np.full(total, math.inf),
+            "best_epoch": np.zeros(total, np.int64),
+            "active": np.arange(total) < count,
+        },
+        stopped=["max_epochs"] * total,
+        curves=[[] for _ in range(total)],
+    )
+    resumed_from = None
+    with contextlib.ExitStack() as open_checkpoint:
+        saver = None
+        if checkpoint is not None:
+            identity = (
+                "population chunk", padded_hidden, total, len(devices), devices[0].device_kind,
+                repr(settings), [dataclasses.astuple(m) for m in padded_members],
+            )  # fmt: skip
+            saver = open_checkpoint.enter_context(ChunkCheckpoint(checkpoint, identity))
+            restored = saver.restore(state.arrays)
+            if restored is not None:
+                state, resumed_from = restored, restored.epoch
+                checkpoint.log(
+                    f"population: {count} member(s) at hidden size {padded_hidden} resumed "
+                    f"after epoch {resumed_from} from {saver.directory}"
+                )
+        earlier_seconds = state.seconds  # in epochs before the kill, up to the last save
+        if not state.finished:
+            _train_epochs(state, epoch_fn, evaluators["valid"], masks, regularization, data_keys,
+                          train, valid, settings, count, data.metric, saver, progress)  # fmt: skip
+    epochs_seconds = state.seconds
+    best_params = state.arrays["best_params"]
+    best_valid, best_epoch = state.arrays["best_valid"], state.arrays["best_epoch"]
+    stopped, curves = state.stopped, state.curves
 
     test_loss, test_solved = (np.asarray(a) for a in evaluators["test"](best_params, *test))
-    wall_seconds = time.perf_counter() - started
+    wall_seconds = time.perf_counter() - started + earlier_seconds
     results = []
     for i, member in enumerate(members):
         metrics: dict[str, Any] = {
@@ -409,10 +409,92 @@ def _train_chunk(
                     "devices": len(devices),
                     "init_seconds": init_seconds,
                     "epochs_seconds": epochs_seconds,
-                },
+                }
+                | ({} if resumed_from is None else {"resumed_after_epoch": resumed_from}),
             )
         )
     return results
+
+
+def _train_epochs(
+    state: ChunkState,
+    epoch_fn,
+    evaluate_valid,
+    masks,
+    regularization,
+    data_keys,
+    train,
+    valid,
+    settings: TrainSettings,
+    count: int,
+    metric: str,
+    saver: ChunkCheckpoint | None,
+    progress: bool,
+) -> None:
+    """Epochs ``state.epoch + 1`` to ``max_epochs`` of one chunk, with per-member early stopping.
+
+    ``state`` is updated in place; the first ``count`` members are real, the rest are the
+    device-count padding. ``saver`` (if any) saves the state when it is due, and at the end.
+    """
+    arrays = state.arrays
+    active, best_valid, best_epoch = arrays["active"], arrays["best_valid"], arrays["best_epoch"]
+    started, earlier_seconds = time.perf_counter(), state.seconds
+    epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    bar = tqdm(
+        range(state.epoch + 1, settings.max_epochs + 1),
+        initial=state.epoch,
+        total=settings.max_epochs,
+        desc="epochs",
+        disable=not progress,
+        leave=False,
+    )
+    for epoch in bar:
+        arrays["params"], arrays["opt_state"], train_loss = epoch_fn(
+            arrays["params"],
+            arrays["opt_state"],
+            masks,
+            regularization,
+            epoch_keys(data_keys, epoch),  # the epoch's randomness: resuming repeats it exactly
+            jnp.asarray(active),
+            jnp.int32(epoch),
+            *train,
+        )
+        valid_loss, valid_solved = evaluate_valid(arrays["params"], *valid)
+        train_loss, valid_loss, valid_solved = (
+            np.asarray(a) for a in (train_loss, valid_loss, valid_solved)
+        )
+        improved = np.zeros(len(active), bool)
+        for i in np.flatnonzero(active):
+            entry = {
+                "epoch": epoch,
+                "train_loss": float(train_loss[i]),
+                "valid_loss": float(valid_loss[i]),
+            }
+            if not math.isnan(valid_solved[i]):
+                entry["valid_solved"] = float(valid_solved[i])
+            state.curves[i].append(entry)
+            if not (math.isfinite(entry["train_loss"]) and math.isfinite(entry["valid_loss"])):
+                state.stopped[i], active[i] = "diverged", False
+            elif entry["valid_loss"] < best_valid[i]:
+                best_valid[i], best_epoch[i], improved[i] = entry["valid_loss"], epoch, True
+            elif epoch - best_epoch[i] >= settings.patience:
+                state.stopped[i], active[i] = "early", False
+        if improved.any():
+            arrays["best_params"] = _select(
+                jnp.asarray(improved), arrays["params"], arrays["best_params"]
+            )
+        state.epoch, state.seconds = epoch, earlier_seconds + time.perf_counter() - started
+        running = int(active[:count].sum())
+        best = metric_value(float(np.min(best_valid[:count])), metric)
+        bar.set_postfix({"running": f"{running}/{count}", f"best valid {metric}": f"{best:.4g}"})
+        if not running:
+            break
+        if saver is not None and epoch < settings.max_epochs:  # the last is saved as finished
+            saver.save_if_due(state)
+    bar.close()
+    state.finished = True
+    if saver is not None:
+        saver.save_if_due(state)
 
 
 def _population_programs(model, optimizer, data, settings, with_dropout, devices):

@@ -206,6 +206,15 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path):
     assert list(tmp_path.glob("**/*submitit*")) or list(tmp_path.glob("**/.submitit"))
 
 
+def test_slurm_jobs_that_time_out_are_requeued_to_resume_from_their_checkpoints():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["launcher=submitit_slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.max_num_timeout >= 1  # submitit requeues only this many times
+    # Requeued jobs resume mid-population only if populations save their state.
+    assert cfg.checkpoint_minutes is not None and cfg.checkpoint_minutes * 60 < 3600
+
+
 def test_sampled_values_follow_their_distributions():
     space = {
         "a": {"distribution": "log_uniform", "low": 1e-6, "high": 1e-2},

@@ -247,7 +247,7 @@ def test_ctrl_c_is_one_line_and_exit_status_130_and_no_record(tmp_path):
     assert process.returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines() == [
         "lstm-variants: interrupted; finished trials keep their records, and the same command "
-        "trains only the trials without one"
+        "trains only the trials without one, from their last checkpoint"
     ]
     assert not list(tmp_path.glob("records/*"))
 

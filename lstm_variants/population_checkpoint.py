@@ -1,0 +1,239 @@
+"""Checkpoints of a population's training state, so a killed job resumes mid-training.
+
+A run record is written when its population finishes; a population of long trials (hundreds of
+members for 150 epochs on a GPU, or a CPU study's 32) can take half an hour or more, and a kill,
+a SLURM pre-emption or a time limit would lose all of it. So every ``every_seconds`` the state of
+the chunk in training is saved with orbax: the parameters, optimizer states and best parameters
+of every member (arrays), and the epoch, learning curves and stopping state (JSON). The same
+command, run again, restores it and goes on from the next epoch.
+
+Resuming changes no number: an epoch's randomness comes from the member's data key and the epoch
+(``jax.random.fold_in``), and the restored arrays are the saved bits, so a resumed chunk ends with
+the same curves and parameters as one never interrupted (tested, bitwise on CPU).
+
+A checkpoint belongs to one chunk: its directory name is a hash of the chunk's members, padded
+hidden size and device layout, so a chunk only ever reads its own. orbax writes each save to a
+temporary directory and renames it when complete, and removes the temporaries a kill leaves;
+a checkpoint that cannot be read is reported in one line and the chunk trains from the start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from lstm_variants.records import write_json_atomic
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointSettings:
+    """Where a population's chunks keep their state, and how often they save it.
+
+    Attributes:
+      directory: one subdirectory per chunk goes here; removed by the caller once the
+        population's records are written.
+      every_seconds: a chunk saves after an epoch (and when it finishes) once at least this
+        long has passed since its last save or its start; 0 saves after every epoch.
+      log: where a resumed chunk, or a checkpoint that could not be read, is reported.
+    """
+
+    directory: Path
+    every_seconds: float = 600.0
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
+
+
+# Beside orbax's directory: the sha256 of every file of the last step, checked before reading it.
+FILES = "files.json"
+# The state's arrays that live on the devices; the others are host-side numpy.
+DEVICE_ARRAYS = ("params", "opt_state", "best_params")
+
+
+@dataclasses.dataclass
+class ChunkState:
+    """What a chunk's epoch loop needs to go on: arrays (a pytree) and host-side bookkeeping.
+
+    Attributes:
+      epoch: the last epoch completed.
+      finished: the epoch loop is over (every member stopped, or ``max_epochs``).
+      arrays: ``params``, ``opt_state``, ``best_params``, and the per-member numpy arrays
+        ``best_valid``, ``best_epoch`` and ``active``.
+      stopped: each member's stopping reason so far.
+      curves: each member's learning curve so far.
+      seconds: spent in these epochs, over every process that trained them.
+    """
+
+    epoch: int
+    finished: bool
+    arrays: dict[str, Any]
+    stopped: list[str]
+    curves: list[list[dict[str, float]]]
+    seconds: float = 0.0
+
+
+class ChunkCheckpoint:
+    """The checkpoint of one chunk: ``restore`` once, ``save_if_due`` after every epoch.
+
+    A context manager: orbax's manager is opened at the first restore or save and kept open (a
+    fresh one per save costs about 0.1 s), and closed on exit.
+    """
+
+    def __init__(self, settings: CheckpointSettings, identity: Sequence[Any]):
+        digest = hashlib.sha256(json.dumps(list(identity), default=repr).encode()).hexdigest()
+        self.directory = Path(settings.directory).absolute() / digest[:16]
+        self.every_seconds = settings.every_seconds
+        self.log = settings.log
+        self.last_save = time.monotonic()
+        self.saves = 0  # orbax steps number the saves, not the epochs: a finished chunk saves twice
+        self._manager: ocp.CheckpointManager | None = None
+
+    def __enter__(self) -> ChunkCheckpoint:
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+    def restore(self, template: dict[str, Any]) -> ChunkState | None:
+        """The chunk's saved state (arrays shaped like ``template``), or None if there is none.
+
+        The ``DEVICE_ARRAYS`` come back as uncommitted device arrays (placed like fresh ones),
+        the others as writable numpy arrays.
+        """
+        if not (self.directory / "orbax").exists():
+            return None
+        try:
+            manager = self._open()
+            step = manager.latest_step()
+            if step is None:
+                return None
+            _check_files(self.directory, step)
+            self.saves = step
+            restore_args = jax.tree.map(
+                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), template
+            )
+            saved = manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    arrays=ocp.args.PyTreeRestore(item=template, restore_args=restore_args),
+                    progress=ocp.args.JsonRestore(),
+                ),
+            )
+        except Exception as error:  # any unreadable checkpoint: train afresh, never crash
+            self.log(
+                f"checkpoint {self.directory} could not be read ({type(error).__name__}: "
+                f"{error}); training this chunk from the start"
+            )
+            self.close()
+            self.remove()
+            self.saves = 0
+            return None
+        progress, arrays = saved["progress"], saved["arrays"]
+        for name in DEVICE_ARRAYS:
+            arrays[name] = jax.device_put(arrays[name])
+        for name in set(arrays) - set(DEVICE_ARRAYS):  # writable: the epoch loop updates them
+            arrays[name] = np.array(arrays[name])
+        return ChunkState(
+            epoch=int(progress["epoch"]),
+            finished=bool(progress["finished"]),
+            arrays=arrays,
+            stopped=list(progress["stopped"]),
+            curves=[list(curve) for curve in progress["curves"]],
+            seconds=float(progress["seconds"]),
+        )
+
+    def save_if_due(self, state: ChunkState) -> bool:
+        """Save ``state`` if ``every_seconds`` have passed since the last save; True if saved.
+
+        A save that fails (a full disk) is reported in one line and training goes on: the
+        checkpoint only saves time, the records are what counts.
+        """
+        if time.monotonic() - self.last_save < self.every_seconds:
+            return False
+        try:
+            self.save(state)
+        except Exception as error:
+            self.last_save = time.monotonic()
+            self.log(
+                f"checkpoint {self.directory} could not be saved ({type(error).__name__}: "
+                f"{error}); training goes on and tries again in {self.every_seconds:g} s"
+            )
+            return False
+        return True
+
+    def save(self, state: ChunkState) -> None:
+        """Save ``state`` as the next step, replacing the previous one once written."""
+        progress = {
+            "epoch": state.epoch,
+            "finished": state.finished,
+            "stopped": state.stopped,
+            "curves": state.curves,
+            "seconds": state.seconds,
+        }
+        self._open().save(
+            self.saves + 1,
+            args=ocp.args.Composite(
+                arrays=ocp.args.PyTreeSave(state.arrays),
+                progress=ocp.args.JsonSave(progress),
+            ),
+            force=True,  # orbax's own save interval is not ours
+        )
+        self.saves += 1
+        step_files = self.directory / "orbax" / str(self.saves)
+        write_json_atomic(
+            self.directory / FILES, {"step": self.saves, "sha256": _file_digests(step_files)}
+        )
+        self.last_save = time.monotonic()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _open(self) -> ocp.CheckpointManager:
+        if self._manager is None:
+            # Synchronous: the state must be on disk before the next epoch changes it, and a
+            # kill right after a save must find it.
+            options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+            self._manager = ocp.CheckpointManager(self.directory / "orbax", options=options)
+        return self._manager
+
+
+def _file_digests(directory: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _check_files(directory: Path, step: int) -> None:
+    """Raise if a file of ``step`` changed since it was saved.
+
+    orbax renames a step into place only when it is complete, so a kill never leaves a torn one;
+    this catches what happens to the files afterwards (a broken disk, a partial copy). orbax
+    itself would fail on them too, but with a storm of errors from its reading threads. A kill
+    between orbax's rename and our list leaves a list of the step before: the step is trusted.
+    """
+    listed = json.loads((directory / FILES).read_text()) if (directory / FILES).exists() else {}
+    if listed.get("step") != step:
+        return
+    found = _file_digests(directory / "orbax" / str(step))
+    saved = listed["sha256"]
+    changed = [name for name in sorted(found | saved) if found.get(name) != saved.get(name)]
+    if changed:
+        raise ValueError(
+            f"{len(changed)} file(s) differ from when they were saved, e.g. {changed[0]}"
+        )

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import orbax.checkpoint as ocp
 import pytest
 from test_population import ADDING, assert_same_run, model_for
 from test_train import TINY, config
@@ -111,6 +112,20 @@ def test_an_unreadable_checkpoint_is_one_line_and_the_chunk_trains_afresh(
     (result,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
     assert len(lines) == 1 and "could not be read" in lines[0] and "from the start" in lines[0]
     assert "resumed_after_epoch" not in result.population
+    (alone,) = train(adding, MEMBERS[:1])
+    assert_same_run(result, alone, rtol=0)
+
+
+def test_a_failing_save_is_one_line_and_training_goes_on(adding, tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk)
+    lines = []
+    checkpoint = CheckpointSettings(tmp_path, every_seconds=0, log=lines.append)
+    (result,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    assert len(lines) == SETTINGS.max_epochs  # tried after every epoch, one line each time
+    assert all("could not be saved" in line and "No space left" in line for line in lines)
     (alone,) = train(adding, MEMBERS[:1])
     assert_same_run(result, alone, rtol=0)
 

@@ -13,7 +13,12 @@ So, while ``ending_interrupts`` is active:
 
 - an interrupt dropped that way ends the process at once, through ``sys.unraisablehook``;
 - a watchdog ends the process if it is still running ``grace_seconds`` after the first Ctrl-C;
-- a second Ctrl-C ends it at once.
+- a second Ctrl-C ends it at once, unless it comes within ``DUPLICATE_SECONDS`` of the first:
+  that is one Ctrl-C delivered twice (the terminal or a harness signals the whole process group,
+  and ``uv run``, seeing no terminal, forwards its own copy), and ending at once would cut short
+  the clean-up the first one started (a population's last checkpoint);
+- once the interrupt has been reported, a later one ends the process quietly instead of raising
+  ``KeyboardInterrupt`` into Python's exit handlers (where it would print a traceback).
 
 Whichever way it ends, the one line is printed once. Ending with ``os._exit`` skips Python's
 clean-up, which is safe here. Records and job statuses are written to a temporary file and
@@ -31,11 +36,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 # Exit status of a program stopped by SIGINT, by the shells' convention 128 + 2.
 INTERRUPTED_STATUS = 130
 GRACE_SECONDS = 5.0
+DUPLICATE_SECONDS = 1.0
 
 
 class _Interrupted:
@@ -45,7 +52,7 @@ class _Interrupted:
         self.line = line
         self.grace_seconds = grace_seconds
         self.lock = threading.Lock()
-        self.signalled = False
+        self.signalled_at: float | None = None
         self.reported = False
 
     def report(self) -> None:
@@ -59,9 +66,11 @@ class _Interrupted:
         os._exit(INTERRUPTED_STATUS)
 
     def on_sigint(self, signum, frame) -> None:
-        if self.signalled:
+        if self.signalled_at is not None:
+            if time.monotonic() - self.signalled_at < DUPLICATE_SECONDS:
+                return
             self.end_now()
-        self.signalled = True
+        self.signalled_at = time.monotonic()
         watchdog = threading.Timer(self.grace_seconds, self.end_now)
         watchdog.daemon = True
         watchdog.start()
@@ -92,7 +101,9 @@ def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterat
         yield
     except KeyboardInterrupt:
         state.report()
+        signal.signal(signal.SIGINT, lambda signum, frame: state.end_now())  # while exiting
         sys.exit(INTERRUPTED_STATUS)
-    finally:
+    else:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    finally:
         sys.unraisablehook = previous_hook

@@ -81,12 +81,35 @@ def test_a_second_ctrl_c_ends_the_command_at_once():
                     os.kill(os.getpid(), signal.SIGINT)
                     time.sleep(1)
                 except KeyboardInterrupt:
-                    pass
+                    time.sleep(2)  # so the next is a second Ctrl-C, not the first delivered twice
             time.sleep(15)
             print("went on")
     """)
     assert_ended_by_ctrl_c(done)
     assert seconds < 25
+
+
+def test_one_ctrl_c_delivered_twice_lets_the_clean_up_finish_and_exit_quietly():
+    done, _ = run("""
+        import atexit
+
+        def interrupt_while_exiting():  # a late copy, while Python runs its exit handlers
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+
+        atexit.register(interrupt_while_exiting)
+        with ending_interrupts(LINE, grace_seconds=60):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                os.kill(os.getpid(), signal.SIGINT)  # the same Ctrl-C again, as uv forwards it
+                time.sleep(0.3)  # clean-up, such as saving a checkpoint
+                print("cleaned up")
+                raise
+    """)
+    assert_ended_by_ctrl_c(done)
+    assert "cleaned up" in done.stdout
 
 
 @pytest.mark.parametrize("handled", [True, False])

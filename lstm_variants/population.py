@@ -46,7 +46,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
-from tqdm.auto import tqdm
 
 from lstm_variants.batching import group_steps, length_groups, padding_fraction
 from lstm_variants.data import SequenceDataset
@@ -61,6 +60,7 @@ from lstm_variants.losses import metric_value
 from lstm_variants.member_init import init_members
 from lstm_variants.model import SequenceModel
 from lstm_variants.population_checkpoint import CheckpointSettings, ChunkCheckpoint, ChunkState
+from lstm_variants.population_epochs import train_epochs
 from lstm_variants.train import (
     RunResult,
     TrainSettings,
@@ -368,7 +368,7 @@ def _train_chunk(
                 )
         earlier_seconds = state.seconds  # in epochs before the kill, up to the last save
         if not state.finished:
-            _train_epochs(state, epoch_fn, evaluators["valid"], masks, regularization, data_keys,
+            train_epochs(state, epoch_fn, evaluators["valid"], masks, regularization, data_keys,
                           train, valid, settings, count, data.metric, saver, progress)  # fmt: skip
     epochs_seconds = state.seconds
     best_params = state.arrays["best_params"]
@@ -416,87 +416,6 @@ def _train_chunk(
     return results
 
 
-def _train_epochs(
-    state: ChunkState,
-    epoch_fn,
-    evaluate_valid,
-    masks,
-    regularization,
-    data_keys,
-    train,
-    valid,
-    settings: TrainSettings,
-    count: int,
-    metric: str,
-    saver: ChunkCheckpoint | None,
-    progress: bool,
-) -> None:
-    """Epochs ``state.epoch + 1`` to ``max_epochs`` of one chunk, with per-member early stopping.
-
-    ``state`` is updated in place; the first ``count`` members are real, the rest are the
-    device-count padding. ``saver`` (if any) saves the state when it is due, and at the end.
-    """
-    arrays = state.arrays
-    active, best_valid, best_epoch = arrays["active"], arrays["best_valid"], arrays["best_epoch"]
-    started, earlier_seconds = time.perf_counter(), state.seconds
-    epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-    bar = tqdm(
-        range(state.epoch + 1, settings.max_epochs + 1),
-        initial=state.epoch,
-        total=settings.max_epochs,
-        desc="epochs",
-        disable=not progress,
-        leave=False,
-    )
-    for epoch in bar:
-        arrays["params"], arrays["opt_state"], train_loss = epoch_fn(
-            arrays["params"],
-            arrays["opt_state"],
-            masks,
-            regularization,
-            epoch_keys(data_keys, epoch),  # the epoch's randomness: resuming repeats it exactly
-            jnp.asarray(active),
-            jnp.int32(epoch),
-            *train,
-        )
-        valid_loss, valid_solved = evaluate_valid(arrays["params"], *valid)
-        train_loss, valid_loss, valid_solved = (
-            np.asarray(a) for a in (train_loss, valid_loss, valid_solved)
-        )
-        improved = np.zeros(len(active), bool)
-        for i in np.flatnonzero(active):
-            entry = {
-                "epoch": epoch,
-                "train_loss": float(train_loss[i]),
-                "valid_loss": float(valid_loss[i]),
-            }
-            if not math.isnan(valid_solved[i]):
-                entry["valid_solved"] = float(valid_solved[i])
-            state.curves[i].append(entry)
-            if not (math.isfinite(entry["train_loss"]) and math.isfinite(entry["valid_loss"])):
-                state.stopped[i], active[i] = "diverged", False
-            elif entry["valid_loss"] < best_valid[i]:
-                best_valid[i], best_epoch[i], improved[i] = entry["valid_loss"], epoch, True
-            elif epoch - best_epoch[i] >= settings.patience:
-                state.stopped[i], active[i] = "early", False
-        if improved.any():
-            arrays["best_params"] = _select(
-                jnp.asarray(improved), arrays["params"], arrays["best_params"]
-            )
-        state.epoch, state.seconds = epoch, earlier_seconds + time.perf_counter() - started
-        running = int(active[:count].sum())
-        best = metric_value(float(np.min(best_valid[:count])), metric)
-        bar.set_postfix({"running": f"{running}/{count}", f"best valid {metric}": f"{best:.4g}"})
-        if not running:
-            break
-        if saver is not None and epoch < settings.max_epochs:  # the last is saved as finished
-            saver.save_if_due(state)
-    bar.close()
-    state.finished = True
-    if saver is not None:
-        saver.save_if_due(state)
-
-
 def _population_programs(model, optimizer, data, settings, with_dropout, devices):
     """The jitted population epoch and evaluation, split over ``devices`` along the members."""
     member_epoch = make_member_epoch_fn(model, optimizer, data, settings, with_dropout)
@@ -533,13 +452,6 @@ def _input_width(model: SequenceModel, data: SequenceDataset) -> int:
     if data.train.tokens:
         return model.embed_size or 0
     return data.input_size
-
-
-@jax.jit
-def _select(which, new, old):
-    return jax.tree.map(
-        lambda n, o: jnp.where(which.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old
-    )
 
 
 def _gib(size: int) -> str:

@@ -80,6 +80,16 @@ class ChunkState:
     curves: list[list[dict[str, float]]]
     seconds: float = 0.0
 
+    def copy(self) -> ChunkState:
+        """A copy that later epochs leave alone (device arrays never change, so are shared)."""
+        arrays = {
+            name: np.copy(value) if isinstance(value, np.ndarray) else value
+            for name, value in self.arrays.items()
+        }
+        return dataclasses.replace(
+            self, arrays=arrays, stopped=list(self.stopped), curves=[list(c) for c in self.curves]
+        )
+
 
 class ChunkCheckpoint:
     """The checkpoint of one chunk: ``restore`` once, ``save_if_due`` after every epoch.
@@ -95,6 +105,7 @@ class ChunkCheckpoint:
         self.log = settings.log
         self.last_save = time.monotonic()
         self.saves = 0  # orbax steps number the saves, not the epochs: a finished chunk saves twice
+        self.saved_epoch = 0
         self._manager: ocp.CheckpointManager | None = None
 
     def __enter__(self) -> ChunkCheckpoint:
@@ -122,7 +133,6 @@ class ChunkCheckpoint:
             if step is None:
                 return None
             _check_files(self.directory, step)
-            self.saves = step
             restore_args = jax.tree.map(
                 lambda _: ocp.RestoreArgs(restore_type=np.ndarray), template
             )
@@ -140,9 +150,9 @@ class ChunkCheckpoint:
             )
             self.close()
             self.remove()
-            self.saves = 0
             return None
         progress, arrays = saved["progress"], saved["arrays"]
+        self.saves, self.saved_epoch = step, int(progress["epoch"])
         for name in DEVICE_ARRAYS:
             arrays[name] = jax.device_put(arrays[name])
         for name in set(arrays) - set(DEVICE_ARRAYS):  # writable: the epoch loop updates them
@@ -164,6 +174,14 @@ class ChunkCheckpoint:
         """
         if time.monotonic() - self.last_save < self.every_seconds:
             return False
+        return self.save_reporting_failure(state)
+
+    def save_if_newer(self, state: ChunkState) -> bool:
+        """Save ``state`` if it holds epochs the last save does not (Ctrl-C: keep them)."""
+        return state.epoch > self.saved_epoch and self.save_reporting_failure(state)
+
+    def save_reporting_failure(self, state: ChunkState) -> bool:
+        """``save``, with a failure reported in one line instead of raised; True if saved."""
         try:
             self.save(state)
         except Exception as error:
@@ -192,7 +210,7 @@ class ChunkCheckpoint:
             ),
             force=True,  # orbax's own save interval is not ours
         )
-        self.saves += 1
+        self.saves, self.saved_epoch = self.saves + 1, state.epoch
         step_files = self.directory / "orbax" / str(self.saves)
         write_json_atomic(
             self.directory / FILES, {"step": self.saves, "sha256": _file_digests(step_files)}
@@ -206,7 +224,11 @@ class ChunkCheckpoint:
         if self._manager is None:
             # Synchronous: the state must be on disk before the next epoch changes it, and a
             # kill right after a save must find it.
-            options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=1,
+                enable_async_checkpointing=False,
+                cleanup_tmp_directories=True,  # a save cut short by a kill
+            )
             self._manager = ocp.CheckpointManager(self.directory / "orbax", options=options)
         return self._manager
 

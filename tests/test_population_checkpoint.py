@@ -83,6 +83,33 @@ def test_a_killed_population_resumes_with_the_same_curves_and_parameters(
         assert a.metrics == b.metrics
 
 
+def test_ctrl_c_saves_the_last_whole_epoch_even_when_no_save_is_due(adding, tmp_path, monkeypatch):
+    import lstm_variants.population as population
+
+    members = [MEMBERS[0], Member(hidden_size=9, seed=5, learning_rate=0.02)]  # one bucket
+    uninterrupted = train(adding, members)
+    train_epochs, validations = population.train_epochs, []
+
+    def interrupted_in_epoch_4(state, epoch_fn, evaluate_valid, *args):
+        def validate(*arrays):  # after epoch 4's update, before its curves: mid-epoch
+            validations.append(1)
+            if len(validations) == 4:
+                raise KeyboardInterrupt
+            return evaluate_valid(*arrays)
+
+        return train_epochs(state, epoch_fn, validate, *args)
+
+    checkpoint = CheckpointSettings(tmp_path, every_seconds=3600)
+    with monkeypatch.context() as patch:
+        patch.setattr(population, "train_epochs", interrupted_in_epoch_4)
+        with pytest.raises(KeyboardInterrupt):
+            train(adding, members, checkpoint=checkpoint)
+    resumed = train(adding, members, checkpoint=checkpoint)
+    assert [r.population["resumed_after_epoch"] for r in resumed] == [3, 3]
+    for a, b in zip(uninterrupted, resumed, strict=True):
+        assert_same_run(a, b, rtol=0)
+
+
 def test_a_checkpoint_is_only_read_by_its_own_chunk(adding, tmp_path, monkeypatch):
     checkpoint = CheckpointSettings(tmp_path, every_seconds=0)
     members = MEMBERS[:1]

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lstm_variants.records import write_json_atomic
+from lstm_variants.records import environment, write_json_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,9 @@ class CheckpointSettings:
 
 # Beside orbax's directory: the sha256 of every file of the last step, checked before reading it.
 FILES = "files.json"
+# The environment's entries a checkpoint must share with the code resuming it (not the host or the
+# devices: a requeued SLURM job may land elsewhere).
+CODE_KEYS = ("jax", "jaxlib", "flax", "optax", "git_commit")
 # The state's arrays that live on the devices; the others are host-side numpy.
 DEVICE_ARRAYS = ("params", "opt_state", "best_params")
 
@@ -152,6 +155,14 @@ class ChunkCheckpoint:
             self.remove()
             return None
         progress, arrays = saved["progress"], saved["arrays"]
+        if progress.get("code") != code_identity():
+            self.log(
+                f"checkpoint {self.directory} was saved by other code ({progress.get('code')}, "
+                f"now {code_identity()}); training this chunk from the start"
+            )
+            self.close()
+            self.remove()
+            return None
         self.saves, self.saved_epoch = step, int(progress["epoch"])
         for name in DEVICE_ARRAYS:
             arrays[name] = jax.device_put(arrays[name])
@@ -201,6 +212,7 @@ class ChunkCheckpoint:
             "stopped": state.stopped,
             "curves": state.curves,
             "seconds": state.seconds,
+            "code": code_identity(),
         }
         self._open().save(
             self.saves + 1,
@@ -231,6 +243,12 @@ class ChunkCheckpoint:
             )
             self._manager = ocp.CheckpointManager(self.directory / "orbax", options=options)
         return self._manager
+
+
+def code_identity() -> dict[str, Any]:
+    """The versions that decide the numbers: a chunk resumes only under the code that saved it,
+    so that a record's environment is the one every one of its epochs ran under."""
+    return {key: value for key, value in environment().items() if key in CODE_KEYS}
 
 
 def _file_digests(directory: Path) -> dict[str, str]:

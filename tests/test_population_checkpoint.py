@@ -143,6 +143,25 @@ def test_an_unreadable_checkpoint_is_one_line_and_the_chunk_trains_afresh(
     assert_same_run(result, alone, rtol=0)
 
 
+def test_a_checkpoint_saved_by_other_code_is_one_line_and_the_chunk_trains_afresh(
+    adding, tmp_path, monkeypatch
+):
+    import lstm_variants.population_checkpoint as population_checkpoint
+
+    lines = []
+    checkpoint = CheckpointSettings(tmp_path, every_seconds=0, log=lines.append)
+    with monkeypatch.context() as patch:
+        patch.setattr(population_checkpoint, "code_identity", lambda: {"jax": "0.0.1"})
+        kill_after_saves(patch, 3)
+        with pytest.raises(Killed):
+            train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    (result,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    assert len(lines) == 1 and "saved by other code" in lines[0] and "'0.0.1'" in lines[0]
+    assert "resumed_after_epoch" not in result.population
+    (alone,) = train(adding, MEMBERS[:1])
+    assert_same_run(result, alone, rtol=0)
+
+
 def test_a_failing_save_is_one_line_and_training_goes_on(adding, tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -196,8 +196,7 @@ def run_trials(
     trains only what is missing. Each record is written as soon as its population finishes, so a
     crash loses at most the population in flight, and less with ``checkpoint_minutes``: the
     population's training state is saved that often, and the same call resumes from it. After
-    each population a progress line (trials
-    done, best validation so far, ETA) goes to stderr.
+    each population a progress line (trials done, best validation so far, ETA) goes to stderr.
 
     Returns:
       (record path, record or None) for each config, in order.

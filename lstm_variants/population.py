@@ -18,11 +18,12 @@ What differs per member, and how:
   and masked (``hidden_padding``); sizes are bucketed so that padding wastes at most
   ``TrainSettings.max_padding_waste`` of a member's work.
 
-Per-member early stopping: after each epoch the host reads every member's validation loss; a
-member that has not improved for ``patience`` epochs, or whose training or validation loss is not
-finite, is frozen (the epoch function leaves its parameters and optimizer state alone) and its best
-parameters and metrics are kept. The population stops when every member has stopped or at
-``max_epochs``. Members are independent, so a diverging member does not change any other's numbers.
+Per-member early stopping (``population_epochs``): after each epoch the host reads every
+member's validation loss; a member that has not improved for ``patience`` epochs, or whose
+training or validation loss is not finite, is frozen (the epoch function leaves its parameters
+and optimizer state alone) and its best parameters and metrics are kept. The population stops
+when every member has stopped or at ``max_epochs``. Members are independent, so a diverging
+member does not change any other's numbers.
 
 Memory: before compiling, the population's memory is estimated and printed; a population that
 would not fit the devices is trained in chunks, one after another, with the same results.

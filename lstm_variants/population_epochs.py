@@ -4,7 +4,8 @@ After each epoch (one call of the compiled, vmapped epoch program) the host read
 training and validation loss, appends them to the member's curve, and freezes a member that has
 diverged (a loss that is not finite) or has not improved for ``patience`` epochs; a frozen member's
 parameters and optimizer state are left alone by the program, and its best parameters are kept.
-The loop's state is a ``population_checkpoint.ChunkState``, saved when due and on Ctrl-C.
+The loop's state is a ``population_checkpoint.ChunkState``, saved when due, on Ctrl-C, and when
+submitit requeues a pre-empted or timed-out SLURM job.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def train_epochs(
 
     ``state`` is updated in place; the first ``count`` members are real, the rest are the
     device-count padding. ``saver`` (if any) saves the state when it is due, at the end, and on
-    Ctrl-C (the last whole epoch; the interrupt then goes on up).
+    Ctrl-C or a requeue by submitit (the last whole epoch; the interrupt then goes on up).
 
     Args:
       state: where the loop starts (epoch 0, or a restored checkpoint); updated in place.
@@ -117,8 +118,8 @@ def train_epochs(
                 break
             if saver is not None and epoch < settings.max_epochs:  # the last is saved as finished
                 saver.save_if_due(state)
-    except KeyboardInterrupt:
-        if saver is not None:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or submitit requeueing a SLURM job
+        if saver is not None:  # (pre-empted or at its time limit: sys.exit in a signal handler)
             saver.save_if_newer(committed)
         raise
     bar.close()

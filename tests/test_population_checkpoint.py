@@ -83,7 +83,11 @@ def test_a_killed_population_resumes_with_the_same_curves_and_parameters(
         assert a.metrics == b.metrics
 
 
-def test_ctrl_c_saves_the_last_whole_epoch_even_when_no_save_is_due(adding, tmp_path, monkeypatch):
+# Ctrl-C, and submitit's requeue of a pre-empted SLURM job (sys.exit in its signal handler).
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_saves_the_last_whole_epoch_even_when_no_save_is_due(
+    adding, tmp_path, monkeypatch, interrupt
+):
     import lstm_variants.population as population
 
     members = [MEMBERS[0], Member(hidden_size=9, seed=5, learning_rate=0.02)]  # one bucket
@@ -94,7 +98,7 @@ def test_ctrl_c_saves_the_last_whole_epoch_even_when_no_save_is_due(adding, tmp_
         def validate(*arrays):  # after epoch 4's update, before its curves: mid-epoch
             validations.append(1)
             if len(validations) == 4:
-                raise KeyboardInterrupt
+                raise interrupt
             return evaluate_valid(*arrays)
 
         return train_epochs(state, epoch_fn, validate, *args)
@@ -102,7 +106,7 @@ def test_ctrl_c_saves_the_last_whole_epoch_even_when_no_save_is_due(adding, tmp_
     checkpoint = CheckpointSettings(tmp_path, every_seconds=3600)
     with monkeypatch.context() as patch:
         patch.setattr(population, "train_epochs", interrupted_in_epoch_4)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(interrupt):
             train(adding, members, checkpoint=checkpoint)
     resumed = train(adding, members, checkpoint=checkpoint)
     assert [r.population["resumed_after_epoch"] for r in resumed] == [3, 3]
@@ -138,6 +142,7 @@ def test_an_unreadable_checkpoint_is_one_line_and_the_chunk_trains_afresh(
             path.write_bytes(b"not a checkpoint")
     (result,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
     assert len(lines) == 1 and "could not be read" in lines[0] and "from the start" in lines[0]
+    assert "differ from when they were saved" in lines[0]  # found before orbax reads a byte
     assert "resumed_after_epoch" not in result.population
     (alone,) = train(adding, MEMBERS[:1])
     assert_same_run(result, alone, rtol=0)

@@ -27,13 +27,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from lstm_variants.records import environment, write_json_atomic
+
+if TYPE_CHECKING:
+    import orbax.checkpoint as ocp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +132,8 @@ class ChunkCheckpoint:
         """
         if not (self.directory / "orbax").exists():
             return None
+        import orbax.checkpoint as ocp  # here: importing it costs 0.4 s, and most runs never save
+
         try:
             manager = self._open()
             step = manager.latest_step()
@@ -214,6 +218,8 @@ class ChunkCheckpoint:
             "seconds": state.seconds,
             "code": code_identity(),
         }
+        import orbax.checkpoint as ocp
+
         self._open().save(
             self.saves + 1,
             args=ocp.args.Composite(
@@ -233,6 +239,8 @@ class ChunkCheckpoint:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _open(self) -> ocp.CheckpointManager:
+        import orbax.checkpoint as ocp
+
         if self._manager is None:
             # Synchronous: the state must be on disk before the next epoch changes it, and a
             # kill right after a save must find it.

@@ -19,11 +19,14 @@ a checkpoint that cannot be read is reported in one line and the chunk trains fr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -135,21 +138,22 @@ class ChunkCheckpoint:
         import orbax.checkpoint as ocp  # here: importing it costs 0.4 s, and most runs never save
 
         try:
-            manager = self._open()
-            step = manager.latest_step()
-            if step is None:
-                return None
-            _check_files(self.directory, step)
-            restore_args = jax.tree.map(
-                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), template
-            )
-            saved = manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    arrays=ocp.args.PyTreeRestore(item=template, restore_args=restore_args),
-                    progress=ocp.args.JsonRestore(),
-                ),
-            )
+            with _signals_deferred():
+                manager = self._open()
+                step = manager.latest_step()
+                if step is None:
+                    return None
+                _check_files(self.directory, step)
+                restore_args = jax.tree.map(
+                    lambda _: ocp.RestoreArgs(restore_type=np.ndarray), template
+                )
+                saved = manager.restore(
+                    step,
+                    args=ocp.args.Composite(
+                        arrays=ocp.args.PyTreeRestore(item=template, restore_args=restore_args),
+                        progress=ocp.args.JsonRestore(),
+                    ),
+                )
         except Exception as error:  # any unreadable checkpoint: train afresh, never crash
             self.log(
                 f"checkpoint {self.directory} could not be read ({type(error).__name__}: "
@@ -220,19 +224,20 @@ class ChunkCheckpoint:
         }
         import orbax.checkpoint as ocp
 
-        self._open().save(
-            self.saves + 1,
-            args=ocp.args.Composite(
-                arrays=ocp.args.PyTreeSave(state.arrays),
-                progress=ocp.args.JsonSave(progress),
-            ),
-            force=True,  # orbax's own save interval is not ours
-        )
-        self.saves, self.saved_epoch = self.saves + 1, state.epoch
-        step_files = self.directory / "orbax" / str(self.saves)
-        write_json_atomic(
-            self.directory / FILES, {"step": self.saves, "sha256": _file_digests(step_files)}
-        )
+        with _signals_deferred():
+            self._open().save(
+                self.saves + 1,
+                args=ocp.args.Composite(
+                    arrays=ocp.args.PyTreeSave(state.arrays),
+                    progress=ocp.args.JsonSave(progress),
+                ),
+                force=True,  # orbax's own save interval is not ours
+            )
+            self.saves, self.saved_epoch = self.saves + 1, state.epoch
+            step_files = self.directory / "orbax" / str(self.saves)
+            write_json_atomic(
+                self.directory / FILES, {"step": self.saves, "sha256": _file_digests(step_files)}
+            )
         self.last_save = time.monotonic()
 
     def remove(self) -> None:
@@ -286,3 +291,36 @@ def _check_files(directory: Path, step: int) -> None:
         raise ValueError(
             f"{len(changed)} file(s) differ from when they were saved, e.g. {changed[0]}"
         )
+
+
+# Ctrl-C, termination, and the signals schedulers send before pre-empting a job (SLURM, submitit).
+DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2}
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold the interrupting signals until the block is done, then deliver them, once each.
+
+    Python runs a signal's handler in the middle of whatever the main thread is doing; inside
+    orbax that leaves a save half written (a later save of the same step then fails) and orbax's
+    threads reporting into a closed event loop. Held back, the handler runs right after the
+    block, where the epoch loop saves nothing twice and stops cleanly. (Blocking the signals
+    with ``pthread_sigmask`` would not do: the kernel hands a process's signal to any thread
+    that does not block it, and JAX and orbax run many.) Signals set to be ignored stay ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for number in DEFERRED_SIGNALS:
+        handler = signal.getsignal(number)
+        if handler not in (signal.SIG_IGN, None):
+            previous[number] = signal.signal(number, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)

@@ -114,6 +114,32 @@ def test_an_interrupt_saves_the_last_whole_epoch_even_when_no_save_is_due(
         assert_same_run(a, b, rtol=0)
 
 
+def test_ctrl_c_during_a_save_lets_the_save_finish_then_stops(adding, tmp_path, monkeypatch):
+    import lstm_variants.population_checkpoint as population_checkpoint
+
+    file_digests = population_checkpoint._file_digests
+
+    def interrupted_while_saving(directory):
+        os.kill(os.getpid(), signal.SIGINT)
+        return file_digests(directory)
+
+    monkeypatch.setattr(population_checkpoint, "_file_digests", interrupted_while_saving)
+    checkpoint = CheckpointSettings(tmp_path, every_seconds=0)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    monkeypatch.undo()
+    (files,) = tmp_path.glob("*/files.json")  # the save the interrupt landed in was finished
+    assert json.loads(files.read_text())["step"] == 1
+    (resumed,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    assert resumed.population["resumed_after_epoch"] == 1
+    (alone,) = train(adding, MEMBERS[:1])
+    assert_same_run(resumed, alone, rtol=0)
+
+
 def test_a_checkpoint_is_only_read_by_its_own_chunk(adding, tmp_path, monkeypatch):
     checkpoint = CheckpointSettings(tmp_path, every_seconds=0)
     members = MEMBERS[:1]
@@ -187,48 +213,101 @@ def test_nothing_is_saved_before_it_is_due(adding, tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
-def run_cli(*args, cache=""):
+def run_cli(*args, cache="", log=None):
+    """The command in a subprocess; its output goes to ``log`` (a pipe could fill up and stall it)."""
+    output = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         [sys.executable, "-m", "lstm_variants.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=subprocess.STDOUT if log else subprocess.PIPE,
         text=True,
         env=dict(os.environ) | {"LSTM_VARIANTS_COMPILATION_CACHE": str(cache)},
     )
 
 
-def test_the_command_killed_mid_training_resumes_and_writes_the_same_record(tmp_path):
-    args = [*TINY, "train.max_epochs=20", "train.patience=20", "checkpoint_minutes=0"]
-    cache = tmp_path / "xla"  # shared, as by default: the second and third runs load, not compile
-    reference = tmp_path / "reference"
-    out = run_cli(*args, f"hydra.run.dir={reference}", cache=cache)
-    assert out.wait(timeout=300) == 0, out.stderr.read()
-    assert not (reference / "checkpoints").exists()  # removed once the record was written
-
-    killed = tmp_path / "killed"
-    process = run_cli(*args, f"hydra.run.dir={killed}", cache=cache)
-    deadline = time.time() + 240
+def wait_for_a_saved_step(directory, step, process, timeout=240):
+    """Wait until a chunk's checkpoint under ``directory`` has reached orbax step ``step``."""
+    deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
-        steps = [p for p in killed.glob("checkpoints/*/*/orbax/*") if p.name.isdigit()]
-        if steps and int(max(steps, key=lambda p: int(p.name)).name) >= 3:
-            break
+        steps = [int(p.name) for p in directory.glob("checkpoints/*/*/orbax/*") if p.name.isdigit()]
+        if steps and max(steps) >= step:
+            return
         time.sleep(0.05)
-    if process.poll() is not None:
-        pytest.fail(f"the run ended before it was killed:\n{process.stderr.read()[-2000:]}")
+    pytest.fail(f"no checkpoint step {step} under {directory} (exit status {process.poll()})")
+
+
+def only_record(directory):
+    (record,) = (json.loads(p.read_text()) for p in directory.glob("records/*.json"))
+    return record
+
+
+ARGS = [*TINY, "train.max_epochs=20", "train.patience=20", "checkpoint_minutes=0", "cpu_devices=1"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """An uninterrupted run, and the compilation cache it filled for the runs compared with it."""
+    directory = tmp_path_factory.mktemp("reference")
+    out = run_cli(*ARGS, f"hydra.run.dir={directory}", cache=directory / "xla")
+    assert out.wait(timeout=300) == 0, out.stderr.read()
+    assert not (directory / "checkpoints").exists()  # removed once the record was written
+    return only_record(directory), directory / "xla"
+
+
+def assert_same_record(got, expected):
+    assert got["curve"] == expected["curve"] and got["metrics"] == expected["metrics"]
+
+
+def test_the_command_killed_mid_training_resumes_and_writes_the_same_record(
+    tmp_path, reference_run
+):
+    expected, cache = reference_run
+    process = run_cli(*ARGS, f"hydra.run.dir={tmp_path}", cache=cache, log=tmp_path / "1.log")
+    wait_for_a_saved_step(tmp_path, 3, process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
-    assert not list(killed.glob("records/*.json"))
+    assert not list(tmp_path.glob("records/*.json"))
 
-    resumed = run_cli(*args, f"hydra.run.dir={killed}", cache=cache)
-    assert resumed.wait(timeout=300) == 0
-    stderr = resumed.stderr.read()
-    assert "resumed after epoch" in stderr, stderr
-    assert not (killed / "checkpoints").exists()
-    (expected,) = (json.loads(p.read_text()) for p in reference.glob("records/*.json"))
-    (got,) = (json.loads(p.read_text()) for p in killed.glob("records/*.json"))
+    resumed = run_cli(*ARGS, f"hydra.run.dir={tmp_path}", cache=cache, log=tmp_path / "2.log")
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "2.log").read_text()[-2000:]
+    assert "resumed after epoch" in (tmp_path / "2.log").read_text()
+    assert not (tmp_path / "checkpoints").exists()
+    got = only_record(tmp_path)
     assert got["trial_id"] == expected["trial_id"]
-    assert got["curve"] == expected["curve"] and got["metrics"] == expected["metrics"]
-    assert got["population"]["resumed_after_epoch"] >= 2
+    assert_same_record(got, expected)
+    assert got["population"]["resumed_after_epoch"] >= 3
+
+
+def processes_running(fragment):
+    """Ids of the processes whose command line holds ``fragment`` (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and fragment in command:
+            yield int(entry.name)
+
+
+def test_a_preempted_slurm_style_job_is_requeued_and_resumes_to_the_same_record(
+    tmp_path, reference_run
+):
+    # submitit's local executor handles pre-emption as on SLURM: SIGUSR2 to the task, which
+    # requeues itself (sys.exit); the executor then starts the task again.
+    expected, cache = reference_run
+    sweep = tmp_path / "sweep"
+    overrides = ["-m", "launcher=submitit_local", *ARGS, "sweep_report=false"]
+    process = run_cli(*overrides, f"hydra.sweep.dir={sweep}", cache=cache, log=tmp_path / "log")
+    wait_for_a_saved_step(sweep, 3, process)
+    (task,) = processes_running(f"submitit.core._submit {sweep}")
+    os.kill(task, signal.SIGUSR2)
+    assert process.wait(timeout=300) == 0, (tmp_path / "log").read_text()[-2000:]
+    task_log = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert "this job is preempted" in task_log and "Requeued job" in task_log
+    assert "resumed after epoch" in task_log
+    got = only_record(sweep)
+    assert_same_record(got, expected)
+    assert got["population"]["resumed_after_epoch"] >= 3
 
 
 def test_checkpoint_minutes_does_not_change_the_trial_id():

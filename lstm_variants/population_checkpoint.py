@@ -205,6 +205,7 @@ class ChunkCheckpoint:
             self.save(state)
         except Exception as error:
             self.last_save = time.monotonic()
+            self.close()  # reopened by the next save, which removes what this one left behind
             self.log(
                 f"checkpoint {self.directory} could not be saved ({type(error).__name__}: "
                 f"{error}); training goes on and tries again in {self.every_seconds:g} s"

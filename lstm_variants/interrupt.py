@@ -1,5 +1,8 @@
 """Ctrl-C ends a command with one line and exit status 130, wherever in JAX the signal lands.
 
+SIGTERM (``kill``, ``timeout``, ``docker stop``) is handled the same way, with status 143: by
+default it would end the process on the spot, before the population loop saves its last epoch.
+
 Python turns SIGINT into ``KeyboardInterrupt`` at the main thread's next bytecode. In a JAX
 program two things make that unreliable, so the default handling is not enough:
 
@@ -39,7 +42,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-# Exit status of a program stopped by SIGINT, by the shells' convention 128 + 2.
+# Exit status of a program stopped by SIGINT, by the shells' convention 128 + 2 (SIGTERM: 143).
 INTERRUPTED_STATUS = 130
 GRACE_SECONDS = 5.0
 DUPLICATE_SECONDS = 1.0
@@ -53,6 +56,7 @@ class _Interrupted:
         self.grace_seconds = grace_seconds
         self.lock = threading.Lock()
         self.signalled_at: float | None = None
+        self.status = INTERRUPTED_STATUS  # 128 + the first signal's number
         self.reported = False
 
     def report(self) -> None:
@@ -63,14 +67,14 @@ class _Interrupted:
 
     def end_now(self) -> None:
         self.report()
-        os._exit(INTERRUPTED_STATUS)
+        os._exit(self.status)
 
-    def on_sigint(self, signum, frame) -> None:
+    def on_signal(self, signum, frame) -> None:
         if self.signalled_at is not None:
             if time.monotonic() - self.signalled_at < DUPLICATE_SECONDS:
                 return
             self.end_now()
-        self.signalled_at = time.monotonic()
+        self.signalled_at, self.status = time.monotonic(), 128 + signum
         watchdog = threading.Timer(self.grace_seconds, self.end_now)
         watchdog.daemon = True
         watchdog.start()
@@ -79,12 +83,20 @@ class _Interrupted:
 
 @contextlib.contextmanager
 def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterator[None]:
-    """Within the block, Ctrl-C prints ``line`` on stderr and exits with status 130.
+    """Within the block, Ctrl-C prints ``line`` on stderr and exits with status 130; SIGTERM
+    (``kill``, ``timeout``, ``docker stop``) does the same with status 143. Both raise
+    ``KeyboardInterrupt`` first, so the code interrupted can keep its work (the population loop
+    saves its last whole epoch).
 
     Where SIGINT is ignored (a job started in the background with ``nohup ... &``), it stays
-    ignored. Must be entered from the main thread.
+    ignored; SIGTERM is handled only where it has its default action. Must be entered from the
+    main thread.
     """
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    handled = [
+        number for number, default in defaults.items() if signal.getsignal(number) == default
+    ]
+    if not handled:
         yield
         return
     state = _Interrupted(line, grace_seconds)
@@ -95,15 +107,18 @@ def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterat
             state.end_now()
         previous_hook(unraisable)
 
-    signal.signal(signal.SIGINT, state.on_sigint)
+    for number in handled:
+        signal.signal(number, state.on_signal)
     sys.unraisablehook = on_unraisable
     try:
         yield
     except KeyboardInterrupt:
         state.report()
-        signal.signal(signal.SIGINT, lambda signum, frame: state.end_now())  # while exiting
-        sys.exit(INTERRUPTED_STATUS)
+        for number in handled:  # while exiting
+            signal.signal(number, lambda signum, frame: state.end_now())
+        sys.exit(state.status)
     else:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for number in handled:
+            signal.signal(number, defaults[number])
     finally:
         sys.unraisablehook = previous_hook

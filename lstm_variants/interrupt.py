@@ -15,7 +15,9 @@ program two things make that unreliable, so the default handling is not enough:
 So, while ``ending_interrupts`` is active:
 
 - an interrupt dropped that way ends the process at once, through ``sys.unraisablehook``;
-- a watchdog ends the process if it is still running ``grace_seconds`` after the first Ctrl-C;
+- a watchdog ends the process if it is still running ``grace_seconds`` after the first Ctrl-C,
+  or, if it is then inside a ``finishing_first`` block (a checkpoint being written), as soon as
+  the block ends, ``FINISH_SECONDS`` at most;
 - a second Ctrl-C ends it at once, unless it comes within ``DUPLICATE_SECONDS`` of the first:
   that is one Ctrl-C delivered twice (the terminal or a harness signals the whole process group,
   and ``uv run``, seeing no terminal, forwards its own copy), and ending at once would cut short
@@ -46,6 +48,25 @@ from collections.abc import Iterator
 INTERRUPTED_STATUS = 130
 GRACE_SECONDS = 5.0
 DUPLICATE_SECONDS = 1.0
+FINISH_SECONDS = 120.0
+
+# How many ``finishing_first`` blocks are running (any thread).
+_finishing = 0
+_finishing_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def finishing_first() -> Iterator[None]:
+    """Work that the watchdog lets finish before it ends an interrupted process (a checkpoint
+    being saved: cut short, it would be lost), for up to ``FINISH_SECONDS``."""
+    global _finishing
+    with _finishing_lock:
+        _finishing += 1
+    try:
+        yield
+    finally:
+        with _finishing_lock:
+            _finishing -= 1
 
 
 class _Interrupted:
@@ -75,10 +96,20 @@ class _Interrupted:
                 return
             self.end_now()
         self.signalled_at, self.status = time.monotonic(), 128 + signum
-        watchdog = threading.Timer(self.grace_seconds, self.end_now)
+        self.start_watchdog(self.grace_seconds)
+        raise KeyboardInterrupt
+
+    def start_watchdog(self, seconds: float) -> None:
+        watchdog = threading.Timer(seconds, self.on_grace_over)
         watchdog.daemon = True
         watchdog.start()
-        raise KeyboardInterrupt
+
+    def on_grace_over(self) -> None:
+        waited = time.monotonic() - self.signalled_at
+        if _finishing and waited < self.grace_seconds + FINISH_SECONDS:
+            self.start_watchdog(0.2)
+        else:
+            self.end_now()
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from lstm_variants.interrupt import finishing_first
 from lstm_variants.records import environment, write_json_atomic
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ class ChunkCheckpoint:
         }
         import orbax.checkpoint as ocp
 
-        with _signals_deferred():
+        with _signals_deferred(), finishing_first():
             self._open().save(
                 self.saves + 1,
                 args=ocp.args.Composite(

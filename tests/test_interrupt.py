@@ -74,6 +74,25 @@ def test_an_interrupt_a_library_swallows_ends_the_command_after_the_grace_period
     assert seconds < 25
 
 
+def test_the_watchdog_lets_a_checkpoint_being_saved_finish():
+    done, seconds = run("""
+        from lstm_variants.interrupt import finishing_first
+
+        with ending_interrupts(LINE, grace_seconds=0.3):
+            try:  # a library that catches KeyboardInterrupt and carries on...
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                pass
+            with finishing_first():  # ...into a save that outlasts the grace period
+                time.sleep(1.5)
+                print("saved", flush=True)
+            time.sleep(30)
+            print("went on")
+    """)
+    assert_ended_by_ctrl_c(done)
+    assert "saved" in done.stdout and seconds < 20
+
+
 def test_a_second_ctrl_c_ends_the_command_at_once():
     done, seconds = run("""
         with ending_interrupts(LINE, grace_seconds=60):

@@ -154,24 +154,38 @@ def test_a_checkpoint_is_only_read_by_its_own_chunk(adding, tmp_path, monkeypatc
     assert_same_run(result, alone, rtol=0)
 
 
-def test_an_unreadable_checkpoint_is_one_line_and_the_chunk_trains_afresh(
-    adding, tmp_path, monkeypatch
-):
+def refused_checkpoint_line(adding, tmp_path, monkeypatch, while_saving=None, after_kill=None):
+    """Save three epochs (``while_saving`` patches in force), kill, ``after_kill``, rerun: the
+    checkpoint must be refused in one line and the chunk trained afresh. Returns the line."""
     lines = []
     checkpoint = CheckpointSettings(tmp_path, every_seconds=0, log=lines.append)
     with monkeypatch.context() as patch:
+        if while_saving:
+            while_saving(patch)
         kill_after_saves(patch, 3)
         with pytest.raises(Killed):
             train(adding, MEMBERS[:1], checkpoint=checkpoint)
-    for path in tmp_path.rglob("*"):
-        if path.is_file() and "ocdbt" in str(path):
-            path.write_bytes(b"not a checkpoint")
+    if after_kill:
+        after_kill()
     (result,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
-    assert len(lines) == 1 and "could not be read" in lines[0] and "from the start" in lines[0]
-    assert "differ from when they were saved" in lines[0]  # found before orbax reads a byte
     assert "resumed_after_epoch" not in result.population
     (alone,) = train(adding, MEMBERS[:1])
     assert_same_run(result, alone, rtol=0)
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_an_unreadable_checkpoint_is_one_line_and_the_chunk_trains_afresh(
+    adding, tmp_path, monkeypatch
+):
+    def damage_the_arrays():
+        for path in tmp_path.rglob("*"):
+            if path.is_file() and "ocdbt" in str(path):
+                path.write_bytes(b"not a checkpoint")
+
+    line = refused_checkpoint_line(adding, tmp_path, monkeypatch, after_kill=damage_the_arrays)
+    assert "could not be read" in line and "from the start" in line
+    assert "differ from when they were saved" in line  # found before orbax reads a byte
 
 
 def test_a_checkpoint_saved_by_other_code_is_one_line_and_the_chunk_trains_afresh(
@@ -179,18 +193,11 @@ def test_a_checkpoint_saved_by_other_code_is_one_line_and_the_chunk_trains_afres
 ):
     import lstm_variants.population_checkpoint as population_checkpoint
 
-    lines = []
-    checkpoint = CheckpointSettings(tmp_path, every_seconds=0, log=lines.append)
-    with monkeypatch.context() as patch:
+    def other_code(patch):
         patch.setattr(population_checkpoint, "code_identity", lambda: {"jax": "0.0.1"})
-        kill_after_saves(patch, 3)
-        with pytest.raises(Killed):
-            train(adding, MEMBERS[:1], checkpoint=checkpoint)
-    (result,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
-    assert len(lines) == 1 and "saved by other code" in lines[0] and "'0.0.1'" in lines[0]
-    assert "resumed_after_epoch" not in result.population
-    (alone,) = train(adding, MEMBERS[:1])
-    assert_same_run(result, alone, rtol=0)
+
+    line = refused_checkpoint_line(adding, tmp_path, monkeypatch, while_saving=other_code)
+    assert "saved by other code" in line and "'0.0.1'" in line and "from the start" in line
 
 
 def test_a_failing_save_is_one_line_and_training_goes_on(adding, tmp_path, monkeypatch):

@@ -15,6 +15,11 @@ A checkpoint belongs to one chunk: its directory name is a hash of the chunk's m
 hidden size and device layout, so a chunk only ever reads its own. orbax writes each save to a
 temporary directory and renames it when complete, and removes the temporaries a kill leaves;
 a checkpoint that cannot be read is reported in one line and the chunk trains from the start.
+
+orbax does the writing and reading. Written here, because orbax leaves them to its callers: what
+a chunk's state is and when it is saved; a sha256 list of each save's files, checked before
+reading (orbax fails on damaged files with a storm of errors from its threads); the code
+versions a checkpoint may be resumed under; and holding back signals while a save is written.
 """
 
 from __future__ import annotations

@@ -352,14 +352,15 @@ def _train_chunk(
         curves=[[] for _ in range(total)],
     )
     resumed_from = None
-    with contextlib.ExitStack() as open_checkpoint:
-        saver = None
-        if checkpoint is not None:
-            identity = (
-                "population chunk", padded_hidden, total, len(devices), devices[0].device_kind,
-                repr(settings), [dataclasses.astuple(m) for m in padded_members],
-            )  # fmt: skip
-            saver = open_checkpoint.enter_context(ChunkCheckpoint(checkpoint, identity))
+    saver = None
+    if checkpoint is not None:
+        identity = (
+            "population chunk", padded_hidden, total, len(devices), devices[0].device_kind,
+            repr(settings), [dataclasses.astuple(m) for m in padded_members],
+        )  # fmt: skip
+        saver = ChunkCheckpoint(checkpoint, identity)
+    with saver or contextlib.nullcontext():
+        if saver is not None:
             restored = saver.restore(state.arrays)
             if restored is not None:
                 state, resumed_from = restored, restored.epoch

@@ -161,22 +161,12 @@ class ChunkCheckpoint:
                     ),
                 )
         except Exception as error:  # any unreadable checkpoint: train afresh, never crash
-            self.log(
-                f"checkpoint {self.directory} could not be read ({type(error).__name__}: "
-                f"{error}); training this chunk from the start"
-            )
-            self.close()
-            self.remove()
-            return None
+            return self._refuse(f"could not be read ({type(error).__name__}: {error})")
         progress, arrays = saved["progress"], saved["arrays"]
         if progress.get("code") != code_identity():
-            self.log(
-                f"checkpoint {self.directory} was saved by other code ({progress.get('code')}, "
-                f"now {code_identity()}); training this chunk from the start"
+            return self._refuse(
+                f"was saved by other code ({progress.get('code')}, now {code_identity()})"
             )
-            self.close()
-            self.remove()
-            return None
         self.saves, self.saved_epoch = step, int(progress["epoch"])
         for name in DEVICE_ARRAYS:
             arrays[name] = jax.device_put(arrays[name])
@@ -190,6 +180,12 @@ class ChunkCheckpoint:
             curves=[list(curve) for curve in progress["curves"]],
             seconds=float(progress["seconds"]),
         )
+
+    def _refuse(self, why: str) -> None:
+        """Say in one line why the checkpoint is not used, and remove it; the chunk starts over."""
+        self.log(f"checkpoint {self.directory} {why}; training this chunk from the start")
+        self.close()
+        self.remove()
 
     def save_if_due(self, state: ChunkState) -> bool:
         """Save ``state`` if ``every_seconds`` have passed since the last save; True if saved.

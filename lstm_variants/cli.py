@@ -121,6 +121,10 @@ def task(cfg: DictConfig) -> None:
             print(format_summary(record))
     if len(results) == 1 and trained:
         print(f"record: {results[0][0]}")
+        if trained[0].get("params_file"):
+            print(
+                f"trained parameters: {results[0][0].with_name(trained[0]['params_file']['name'])}"
+            )
     elif results:
         print(
             f"{len(trained)} trained, {len(results) - len(trained)} already done; records in {records_dir / 'records'}"

@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """An invalid configuration value (unknown name, inconsistent flags, bad option)."""
+
+
+class RecordError(ValueError):
+    """A run record or its parameter file that cannot be used (missing, damaged, not a record)."""

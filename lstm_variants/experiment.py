@@ -30,6 +30,7 @@ from lstm_variants.initializers import make_initializer
 from lstm_variants.loggers import make_logger
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer, member_hyperparameters
+from lstm_variants.params_file import params_path, save_params
 from lstm_variants.population import Member, train_population
 from lstm_variants.population_checkpoint import CheckpointSettings
 from lstm_variants.records import RECORD_VERSION, environment, trial_id, write_json_atomic
@@ -150,6 +151,7 @@ def shared_part(cfg: Mapping[str, Any]) -> str:
 OPERATIONAL_KEYS = (
     "overwrite",
     "progress",
+    "save_params",
     "data_dir",
     "compilation_cache",
     "checkpoint_minutes",
@@ -244,6 +246,7 @@ def run_trials(
                 )
                 for index, result in zip(population, runs, strict=True):
                     record = make_record(cfgs[index], result, started)
+                    record["params_file"] = write_params(cfgs[index], paths[index], result.params)
                     write_json_atomic(paths[index], record)
                     results[index] = (paths[index], record)
                     if logger is not None:
@@ -268,6 +271,15 @@ def checkpoint_settings(
     trials = hashlib.sha256(" ".join(sorted(path.stem for path in record_paths)).encode())
     directory = Path(output_dir) / "checkpoints" / trials.hexdigest()[:16]
     return CheckpointSettings(directory, every_seconds=60 * float(minutes))
+
+
+def write_params(cfg: Mapping[str, Any], path: Path, params) -> dict[str, Any] | None:
+    """Save a trial's trained parameters beside its record at ``path`` (unless
+    ``cfg['save_params']`` is false) before the record, which names the file and its sha256."""
+    if not cfg.get("save_params", True):
+        params_path(path).unlink(missing_ok=True)  # a retrained trial's old file is not its own
+        return None
+    return save_params(params_path(path), params)
 
 
 def remove_checkpoint(checkpoint: CheckpointSettings) -> None:

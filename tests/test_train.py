@@ -191,6 +191,8 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
     assert out.returncode == 0, out.stderr
     record_line = [line for line in out.stdout.splitlines() if line.startswith("record: ")]
     assert record_line and Path(record_line[0].removeprefix("record: ")).exists()
+    params_line = [line for line in out.stdout.splitlines() if line.startswith("trained param")]
+    assert params_line and Path(params_line[0].removeprefix("trained parameters: ")).exists()
 
 
 @pytest.mark.parametrize(
@@ -212,6 +214,7 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
         (["train.loss_normalization=sum"], "unknown train.loss_normalization 'sum'"),
         (["train.max_epochs=abc"], "train.max_epochs must be an integer >= 1, got 'abc'"),
         (["+cell.options.peepholes=abc"], "cell.options.peepholes must be true or false"),
+        (["save_params=maybe"], "save_params must be true or false"),
     ],
 )
 def test_cli_bad_input_is_one_error_line(tmp_path, args, message):

@@ -5,7 +5,8 @@ directory, or a folder of sweeps all work). A record is one trial (DESIGN.md sec
 table it becomes has
 
 - identity: ``trial_id``, ``study``, ``cell``, ``dataset`` (the last three as pandas categories),
-  ``seed``, ``sweep`` (the input directory the record was found under), ``record_path``;
+  ``seed``, ``sweep`` (the input directory the record was found under), ``record_path``,
+  ``params_path`` (its trained parameters, ``lstm_variants.trained.load_trial``; None if not saved);
 - every field of ``hyperparameters`` as its own column (``hidden_size``, ``learning_rate``, ...);
 - every value the random search drew, from the record's ``sampled`` block (``{dotted config key:
   value}``), as ``sampled.<dotted key>`` columns (absent for records that have no such block);
@@ -178,6 +179,7 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
     metrics = dict(record["metrics"])
     population = record.get("population") or {}
     environment = record.get("environment") or {}
+    params = record.get("params_file")
     row: dict[str, Any] = {
         "trial_id": record.get("trial_id") or Path(path).stem,
         "study": record.get("study", "single"),
@@ -187,6 +189,8 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
         "sweep": sweep,
         "record_path": str(path),
         "record_version": record.get("record_version"),
+        # The trained parameters' file, None where none was saved (lstm_variants.trained reads it).
+        "params_path": str(Path(path).parent / params["name"]) if params else None,
     }
     for key, value in (record.get("hyperparameters") or {}).items():
         row[key] = value

@@ -1,0 +1,91 @@
+"""A recorded trial rebuilt from its record and its saved parameters.
+
+    trial = load_trial("multirun/greff_jsb/records/0123456789abcdef.json")
+    trial.layer(0)["b_f"]           # the learned forget-gate bias, by the paper's name
+    trial.evaluate("test")          # the record's test metric, recomputed from the saved file
+
+The model and the data come from the record's config, the parameters from ``<trial_id>.npz``
+beside the record (``params_file``), checked against the sha256 the record holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from lstm_variants.data import SequenceDataset, load_dataset
+from lstm_variants.errors import RecordError
+from lstm_variants.experiment import build_model, train_settings
+from lstm_variants.losses import metric_value
+from lstm_variants.model import SequenceModel
+from lstm_variants.params_file import load_params, read_run_record
+from lstm_variants.train import make_eval_fn, split_arrays
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedTrial:
+    """A recorded trial with its trained parameters, its model and its data."""
+
+    record_path: Path
+    record: dict[str, Any]
+    params: dict[str, Any]
+    model: SequenceModel
+    data: SequenceDataset
+
+    def layer(self, index: int = 0) -> dict[str, np.ndarray]:
+        """Layer ``index``'s parameters by the papers' names (``W_z``, ``R_i``, ``b_f``, ``p_o``...)."""
+        layers = self.params["params"]
+        count = sum(name.startswith("layer_") for name in layers)
+        if not 0 <= index < count:
+            raise RecordError(
+                f"no layer {index}: this trial has {count} layer(s), 0 to {count - 1}"
+            )
+        return dict(layers[f"layer_{index}"])
+
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """The mean frame loss, the dataset's metric and (where the task has a criterion) the
+        solved fraction of ``split``, computed from the saved parameters."""
+        if split not in SPLITS:
+            raise RecordError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+        batch_size = train_settings(self.record["config"]).eval_batch_size
+        evaluate = jax.jit(make_eval_fn(self.model, self.data, batch_size))
+        loss, solved = evaluate(self.params, *split_arrays(getattr(self.data, split)))
+        metric = self.data.metric
+        result = {"loss": float(loss), metric: metric_value(float(loss), metric)}
+        if not np.isnan(solved):
+            result["solved_fraction"] = float(solved)
+        return result
+
+
+def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> TrainedTrial:
+    """The trial of the record at ``record_path``: its model and data rebuilt from the record's
+    config, and its trained parameters checked against the record.
+
+    Args:
+      record_path: a record written by ``lstm-variants`` (``records/<trial_id>.json``).
+      data_dir: where the dataset's files are, if not where the record's config says (a record
+        copied from another machine).
+
+    Raises:
+      RecordError: the record or its parameter file cannot be used (``params_file.load_params``).
+      DataError: the dataset's files are not found.
+    """
+    record_path = Path(record_path)
+    record = read_run_record(record_path)
+    params = load_params(record_path, record)
+    cfg = record["config"]
+    data = load_dataset(
+        cfg["dataset"]["name"],
+        data_dir=data_dir if data_dir is not None else cfg.get("data_dir"),
+        **(cfg["dataset"].get("options") or {}),
+    )
+    model = build_model(cfg, data)
+    return TrainedTrial(
+        record_path=record_path, record=record, params=params, model=model, data=data
+    )

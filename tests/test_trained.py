@@ -1,0 +1,115 @@
+"""Trained parameters saved beside each record, and a trial rebuilt from them."""
+
+import json
+
+import numpy as np
+import pytest
+from test_train import config
+
+from lstm_variants.analysis.collect import collect
+from lstm_variants.errors import RecordError
+from lstm_variants.experiment import run_trial, run_trials
+from lstm_variants.params_file import load_params, params_path
+from lstm_variants.trained import load_trial
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    """Two trials of different hidden sizes trained as one padded population, and a 2-layer GRU."""
+    directory = tmp_path_factory.mktemp("trained")
+    shared = ("+cell.options.forget_bias=1.0", "train.max_padding_waste=0.9")  # one bucket
+    cfgs = [
+        config("model.hidden_size=8", *shared),
+        config("model.hidden_size=5", "seed=1", *shared),
+    ]
+    results = run_trials(cfgs, directory, progress=False)
+    results.append(run_trial(config("cell=gru", "model.num_layers=2"), directory, progress=False))
+    return directory, results
+
+
+def test_each_record_names_its_parameter_file_and_the_file_is_beside_it(population):
+    _, results = population
+    for path, record in results:
+        entry = record["params_file"]
+        assert entry["name"] == f"{record['trial_id']}.npz" == params_path(path).name
+        assert params_path(path).stat().st_size == entry["bytes"]
+    padded = results[1][1]["population"]  # hidden size 5, trained at its bucket's 8
+    assert (padded["size"], padded["padded_hidden_size"]) == (2, 8)
+
+
+def test_saved_parameters_reproduce_the_recorded_test_metric(population):
+    """The padded population evaluated a member at its bucket's width; the file holds the
+    stand-alone network, and evaluating that alone gives the record's numbers."""
+    _, results = population
+    for path, record in results:
+        trial = load_trial(path)
+        test, valid = trial.evaluate("test"), trial.evaluate("valid")
+        np.testing.assert_allclose(test["loss"], record["metrics"]["test_loss"], rtol=1e-5)
+        np.testing.assert_allclose(valid["loss"], record["metrics"]["best_valid_loss"], rtol=1e-5)
+        np.testing.assert_allclose(
+            test["solved_fraction"], record["metrics"]["test_solved_fraction"], rtol=1e-6
+        )
+
+
+def test_parameters_are_the_stand_alone_networks_by_the_papers_names(population):
+    _, ((small_path, _), (smaller_path, _), (gru_path, _)) = population
+    small, smaller = load_trial(small_path), load_trial(smaller_path)
+    layer = smaller.layer(0)
+    assert layer["R_z"].shape == (5, 5) and layer["W_z"].shape == (2, 5)
+    assert {"b_f", "p_i", "p_f", "p_o"} <= set(layer)
+    assert small.layer(0)["R_z"].shape == (8, 8)
+    assert not np.array_equal(small.layer(0)["b_f"], np.ones(8))  # trained away from its init
+    gru = load_trial(gru_path)
+    assert gru.layer(1)["W_u"].shape == (8, 8)  # Jozefowicz's GRU: update gate u, reset r
+    with pytest.raises(RecordError, match="no layer 2: this trial has 2 layer"):
+        gru.layer(2)
+    with pytest.raises(RecordError, match="unknown split 'dev'"):
+        gru.evaluate("dev")
+
+
+def test_the_file_reads_with_numpy_alone(population):
+    _, ((path, _), *_) = population
+    with np.load(params_path(path)) as arrays:
+        assert "params/layer_0/b_f" in arrays.files
+        assert "params/readout/kernel" in arrays.files
+        np.testing.assert_array_equal(
+            arrays["params/layer_0/b_f"], load_trial(path).layer(0)["b_f"]
+        )
+
+
+def test_a_changed_or_missing_file_is_refused_in_one_line(tmp_path):
+    path, _ = run_trial(config(), tmp_path, progress=False)
+    npz = params_path(path)
+    original = npz.read_bytes()
+    npz.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(RecordError, match="sha256 differs") as error:
+        load_params(path)
+    assert "\n" not in str(error.value)
+    npz.unlink()
+    with pytest.raises(RecordError, match="parameter file missing"):
+        load_trial(path)
+    with pytest.raises(RecordError, match="no such record"):
+        load_trial(tmp_path / "records" / "nothing.json")
+    (tmp_path / "other.json").write_text(json.dumps({"cell": "x"}))
+    with pytest.raises(RecordError, match="not a run record"):
+        load_trial(tmp_path / "other.json")
+
+
+def test_save_params_false_writes_none_and_removes_a_retrained_trials_old_file(tmp_path):
+    path, record = run_trial(config(), tmp_path, progress=False)
+    assert params_path(path).exists()
+    again, retrained = run_trial(
+        config("save_params=false", "overwrite=true"), tmp_path, progress=False
+    )
+    assert again == path  # save_params does not change the trial id
+    assert retrained["params_file"] is None and not params_path(path).exists()
+    with pytest.raises(RecordError, match="no parameters were saved"):
+        load_trial(path)
+    assert not list(tmp_path.glob("records/.*.tmp"))
+
+
+def test_the_results_table_points_at_each_parameter_file(population):
+    directory, results = population
+    table = collect([directory]).trials.set_index("trial_id")
+    for path, record in results:
+        assert table.loc[record["trial_id"], "params_path"] == str(params_path(path))

@@ -18,7 +18,7 @@ from lstm_variants.cli import quiet_library_logs, run_hydra_app
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_values import check_values
 from lstm_variants.data import DataError
-from lstm_variants.errors import ConfigError
+from lstm_variants.errors import ConfigError, RecordError
 
 PROG = "lstm-variants-diagnose"
 CONFIG_NAME = "diagnose"
@@ -26,6 +26,7 @@ CONFIG_NAME = "diagnose"
 
 def run(cfg: dict, out_dir: Path) -> list[Path]:
     """Every measurement ``cfg`` asks for, written to ``out_dir``; the paths written."""
+    from lstm_variants.diagnostics.recorded import load_trials, recorded_study, trials_header
     from lstm_variants.diagnostics.report import write_report
     from lstm_variants.diagnostics.studies import (
         cell_study,
@@ -36,6 +37,13 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
     check_values(cfg)
     diagnose = cfg["diagnose"]
+    if diagnose.get("records"):
+        trials = load_trials(
+            diagnose["records"], int(diagnose["records_per_cell"]), cfg.get("data_dir")
+        )
+        return write_report(
+            out_dir, recorded_study(diagnose, trials), header=trials_header(diagnose, trials)
+        )
     progress = bool(cfg.get("progress", False))
     data = study_dataset(cfg)
     cell_rows = cell_study(cfg, data, progress=progress)
@@ -59,7 +67,7 @@ def task(cfg: DictConfig) -> None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         cache = enable_for_command(resolved.get("compilation_cache"), overrides, PROG)
         written = run(resolved, out_dir)
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, RecordError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         sys.exit(2)
     summary = out_dir / "summary.md"

@@ -1,0 +1,81 @@
+"""lstm-variants-diagnose on recorded trials: a study's own networks, fresh and trained."""
+
+import json
+
+import numpy as np
+import pytest
+from test_diagnostics import _diagnose_config
+from test_train import config
+
+from lstm_variants.diagnostics import cli as diagnose_cli
+from lstm_variants.diagnostics.recorded import load_trials, record_files, recorded_study
+from lstm_variants.diagnostics.studies import cell_study, study_dataset
+from lstm_variants.errors import ConfigError
+from lstm_variants.experiment import run_trials
+
+ADDING = ("dataset.options.T=10", "dataset.options.n_valid=8", "model.hidden_size=4")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Three vanilla trials (learning rates 1e-3, 1e-2, 3e-2) and one GRU trial, in one directory."""
+    directory = tmp_path_factory.mktemp("study")
+    cfgs = [config(f"optimizer.learning_rate={rate}", *ADDING) for rate in (1e-3, 1e-2, 3e-2)]
+    cfgs.append(config("cell=gru", *ADDING))
+    results = run_trials(cfgs, directory, progress=False)
+    return directory, [path for path, _ in results], [record for _, record in results]
+
+
+def test_a_directory_gives_each_cells_best_trials_by_validation(study):
+    directory, paths, records = study
+    best_vanilla = min(range(3), key=lambda i: records[i]["metrics"]["best_valid"])
+    assert set(record_files([directory], per_cell=1)) == {paths[best_vanilla], paths[3]}
+    two = record_files([directory], per_cell=2)
+    ranked = sorted(range(3), key=lambda i: records[i]["metrics"]["best_valid"])
+    assert [p for p in two if p != paths[3]] == [paths[i] for i in ranked[:2]]
+    assert record_files([paths[0], directory], per_cell=1)[0] == paths[0]  # files as given
+
+
+def test_fresh_is_the_trials_own_initialisation_and_trained_its_saved_parameters(tmp_path, study):
+    _, paths, records = study
+    same_data = ("dataset.options.n_train=64", "dataset.options.n_test=32")  # as the trial's
+    cfg = _diagnose_config(
+        tmp_path, *ADDING, *same_data, "diagnose.cells=[vanilla]", "diagnose.states=[fresh]"
+    )
+    (trial,) = load_trials([paths[0]], per_cell=1)
+    fresh, trained = recorded_study(cfg["diagnose"] | {"states": ["fresh", "trained"]}, [trial])
+    # The same config and seed measured by the plain cell study, fresh: the same numbers.
+    reference = cell_study(cfg, study_dataset(cfg), progress=False)[0]
+    np.testing.assert_allclose(
+        fresh["flow"].profiles["h"], reference["flow"].profiles["h"], rtol=1e-6
+    )
+    assert not np.allclose(trained["flow"].profiles["h"], fresh["flow"].profiles["h"])
+    assert trained["metrics"] == records[0]["metrics"] and fresh["metrics"] is None
+    assert fresh["cell"] == f"vanilla {records[0]['trial_id'][:6]}"
+
+
+def test_diagnose_run_on_a_study_writes_the_report_of_its_trials(tmp_path, study):
+    directory, paths, records = study
+    cfg = _diagnose_config(tmp_path, f"diagnose.records=[{directory}]")
+    written = diagnose_cli.run(cfg, tmp_path)
+    assert {path.name for path in written} >= {"summary.md", "results.json", "gradient_flow.png"}
+    summary = (tmp_path / "summary.md").read_text()
+    assert "# Diagnostics of 2 recorded trial(s): adding" in summary
+    assert f"| gru {records[3]['trial_id'][:6]} | trained |" in summary
+    assert str(paths[3]) in summary
+    assert "Initialisation study" not in summary  # the config's own studies are skipped
+    profiles = json.loads((tmp_path / "results.json").read_text())["profiles"]
+    assert len(profiles) == 4  # 2 trials x (fresh, trained)
+
+
+def test_trials_of_different_datasets_or_without_parameters_are_one_line_errors(tmp_path, study):
+    _, paths, _ = study
+    ((other, _),) = run_trials([config("dataset.options.T=12", "model.hidden_size=4")], tmp_path)
+    with pytest.raises(ConfigError, match="2 different datasets or dataset options"):
+        load_trials([paths[0], other], per_cell=1)
+    bare = tmp_path / "bare"
+    run_trials([config("save_params=false")], bare)
+    with pytest.raises(ConfigError, match="no trial under .* has a result and saved parameters"):
+        record_files([bare], per_cell=1)
+    with pytest.raises(ConfigError, match="neither a record file nor a directory"):
+        record_files([tmp_path / "nowhere"], per_cell=1)

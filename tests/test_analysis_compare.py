@@ -10,6 +10,7 @@ from lstm_variants.analysis.collect import AnalysisError, collect
 from lstm_variants.analysis.compare import (
     benjamini_hochberg,
     compare,
+    decimals_for,
     hedges_g,
     holm,
     to_latex,
@@ -122,6 +123,23 @@ def test_tables_render_as_markdown_latex_and_csv(tmp_path):
     assert r"\begin{tabular}" in latex and r"\toprule" in latex and "vanilla (ref.)" in latex
     paths = write_tables(table, tmp_path / "tables")
     assert all(path.stat().st_size > 0 for path in paths.values())
+
+
+def test_small_errors_are_shown_to_four_significant_digits_not_as_zeros(tmp_path):
+    """An MSE of 3e-4 (the adding problem) must not print as 0.000; NLLs keep 3 decimals."""
+    records = synthetic_study({"vanilla": 0.0, "noaf": 1.0}, trials=20, seed=0)
+    for record in records:
+        for key in ("best_valid", "test_at_best", "best_valid_loss"):
+            if record["metrics"].get(key) is not None:
+                record["metrics"][key] *= 1e-4
+    write_records(records, tmp_path)
+    table = compare(collect([tmp_path]).trials, resamples=50, permutations=100)
+    reference = table.set_index("cell").loc["vanilla"]
+    (row,) = [line for line in to_markdown(table).splitlines() if "vanilla (ref.)" in line]
+    median = float(row.split("|")[4].split("[")[0])
+    assert median == pytest.approx(reference["top_median"], rel=1e-3)
+    assert decimals_for([8.526, 9.1]) == 3 and decimals_for([3.4e-4, 0.1]) == 7
+    assert decimals_for([float("nan"), 0.0]) == 3
 
 
 def test_unknown_reference_or_option_is_a_one_line_error(tmp_path):

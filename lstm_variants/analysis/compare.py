@@ -505,6 +505,16 @@ def _metric_name(group: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
+def decimals_for(values) -> int:
+    """Decimals that show the smallest nonzero magnitude among ``values`` to 4 significant digits,
+    and at least 3: NLLs of 8.5 keep 3 decimals, an MSE of 3.4e-4 gets 7 (not '0.000')."""
+    magnitudes = np.abs(np.asarray([v for v in values if v is not None], float))
+    magnitudes = magnitudes[np.isfinite(magnitudes) & (magnitudes > 0)]
+    if not magnitudes.size:
+        return 3
+    return int(np.clip(3 - np.floor(np.log10(magnitudes.min())), 3, 10))
+
+
 def _number(value: float, digits: int = 3) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
@@ -538,20 +548,23 @@ DISPLAY_HEADER = (
 def display_rows(table: pd.DataFrame, dataset: str, mark: Callable[[str], str]) -> list[list[str]]:
     """The human-readable cells of one dataset's rows (``mark`` renders the marker)."""
     rows = []
-    for row in table[table["dataset"] == dataset].itertuples():
+    own = table[table["dataset"] == dataset]
+    digits = decimals_for([*own["top_median"], *own["top_mean"], *own["best_test"]])
+    for row in own.itertuples():
         is_reference = row.marker == "reference"
         rows.append(
             [
                 f"{row.cell} (ref.)" if is_reference else str(row.cell),
                 str(row.trials),
                 f"{100 * row.diverged_share:.0f} %",
-                _number(row.top_median) + _interval(row.top_median_ci_low, row.top_median_ci_high),
-                f"{_number(row.top_mean)} ± {_number(row.top_std)}",
-                _number(row.best_test),
+                _number(row.top_median, digits)
+                + _interval(row.top_median_ci_low, row.top_median_ci_high, digits),
+                f"{_number(row.top_mean, digits)} ± {_number(row.top_std, digits)}",
+                _number(row.best_test, digits),
                 ""
                 if is_reference
-                else f"{row.mean_difference:+.3f}"
-                + _interval(row.difference_ci_low, row.difference_ci_high)
+                else f"{row.mean_difference:+.{digits}f}"
+                + _interval(row.difference_ci_low, row.difference_ci_high, digits)
                 if np.isfinite(row.mean_difference)
                 else "–",
                 "" if is_reference else _number(row.hedges_g, 2),

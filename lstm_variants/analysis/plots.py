@@ -30,7 +30,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from lstm_variants.analysis.collect import ordered_cells
-from lstm_variants.analysis.compare import top_trials
+from lstm_variants.analysis.compare import decimals_for, top_trials
 from lstm_variants.analysis.importance import Importance, pretty
 
 FORMATS = ("png", "pdf")
@@ -345,9 +345,10 @@ def best_result_bars(
             pad = max(0.15 * (high - low), 0.02 * abs(high) or 0.01)
             axis.set_xlim(low - 2 * pad, high + 2 * pad)
             best = np.nanargmin(values)
+            digits = decimals_for(finite)
             for position, value, index in zip(positions, values, range(len(values)), strict=True):
                 if np.isfinite(value):
-                    text = f"{value:.3f}" + (" (best)" if index == best else "")
+                    text = f"{value:.{digits}f}" + (" (best)" if index == best else "")
                     axis.text(value, position, " " + text, va="center", fontsize=7)
         axis.set_yticks(positions, cells)
         metric = table["metric"].iloc[0]

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import jax
 import numpy as np
 
 from lstm_variants.errors import RecordError
+from lstm_variants.records import atomic_file
 
 SEPARATOR = "/"
 
@@ -54,25 +53,12 @@ def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
 
 
 def save_params(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Write ``params`` to ``path`` (npz) atomically; return the record's ``params_file`` entry.
-
-    The file is written to a temporary name in the same directory, synced and renamed into place,
-    so a crash leaves the whole file or none (as for records).
-    """
+    """Write ``params`` to ``path`` (npz) atomically, as records are written (a crash leaves the
+    whole file or none); return the record's ``params_file`` entry."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **flatten_params(params))
-            out.flush()
-            os.fsync(out.fileno())
-        digest = _sha256(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return {"name": path.name, "sha256": digest, "bytes": path.stat().st_size}
+    with atomic_file(path, "wb") as out:
+        np.savez(out, **flatten_params(params))
+    return {"name": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
 
 
 def load_params(record_path: Path, record: Mapping[str, Any] | None = None) -> dict[str, Any]:

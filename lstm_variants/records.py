@@ -8,6 +8,7 @@ leaves either the whole record or none of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -15,8 +16,9 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jax
 
@@ -29,19 +31,46 @@ def trial_id(resolved_config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Write ``document`` to ``path`` via a temporary file and ``os.replace``."""
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
+    """A file handle whose contents appear at ``path`` whole or not at all.
+
+    It writes a temporary file in the same directory, syncs it and renames it into place; on an
+    error the temporary file goes and ``path`` is left as it was. The file gets the permissions
+    of any new file (0666 less the umask): ``mkstemp``'s private 0600 would hide a study's results
+    from the colleagues who share its directory.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(document, out, indent=2, sort_keys=True, allow_nan=True)
+        os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, mode) as out:
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (another thread creating a
+    file meanwhile would get a wrong mode); elsewhere set and put back at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` to ``path`` atomically (``atomic_file``)."""
+    with atomic_file(path) as out:
+        json.dump(document, out, indent=2, sort_keys=True, allow_nan=True)
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Trained parameters saved beside each record, and a trial rebuilt from them."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ from test_train import config
 from lstm_variants.analysis.collect import collect
 from lstm_variants.errors import RecordError
 from lstm_variants.experiment import run_trial, run_trials
-from lstm_variants.params_file import load_params, params_path
+from lstm_variants.params_file import load_params, params_path, save_params
+from lstm_variants.records import write_json_atomic
 from lstm_variants.trained import load_trial
 
 
@@ -113,3 +116,16 @@ def test_the_results_table_points_at_each_parameter_file(population):
     table = collect([directory]).trials.set_index("trial_id")
     for path, record in results:
         assert table.loc[record["trial_id"], "params_path"] == str(params_path(path))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_records_and_parameter_files_get_the_permissions_of_any_new_file(tmp_path, umask):
+    """Not mkstemp's private 0600: colleagues sharing a study's directory must read its results."""
+    previous = os.umask(umask)
+    try:
+        write_json_atomic(tmp_path / "record.json", {"a": 1})
+        save_params(tmp_path / "record.npz", {"params": {"b_f": np.zeros(3)}})
+    finally:
+        os.umask(previous)
+    for name in ("record.json", "record.npz"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask

@@ -32,7 +32,7 @@ from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer, member_hyperparameters
 from lstm_variants.params_file import params_path, save_params
 from lstm_variants.population import Member, train_population
-from lstm_variants.population_checkpoint import CheckpointSettings
+from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings
 from lstm_variants.records import RECORD_VERSION, environment, trial_id, write_json_atomic
 from lstm_variants.train import TrainSettings, parameter_count
 
@@ -254,6 +254,12 @@ def run_trials(
                 if checkpoint is not None:  # every record is written: the state is not needed
                     remove_checkpoint(checkpoint)
                 progress_line.update([results[index][1] for index in population])
+        for directory in remove_stale_checkpoints(output_dir):
+            print(
+                f"removed {directory}: the checkpoint of a population regrouped since, all of "
+                "whose trials are now recorded",
+                file=sys.stderr,
+            )
     finally:
         if logger is not None:
             logger.close()
@@ -268,9 +274,13 @@ def checkpoint_settings(
     minutes = cfg.get("checkpoint_minutes")
     if minutes is None:
         return None
-    trials = hashlib.sha256(" ".join(sorted(path.stem for path in record_paths)).encode())
-    directory = Path(output_dir) / "checkpoints" / trials.hexdigest()[:16]
-    return CheckpointSettings(directory, every_seconds=60 * float(minutes))
+    trials = tuple(sorted(path.stem for path in record_paths))
+    directory = (
+        Path(output_dir)
+        / "checkpoints"
+        / hashlib.sha256(" ".join(trials).encode()).hexdigest()[:16]
+    )
+    return CheckpointSettings(directory, every_seconds=60 * float(minutes), trials=trials)
 
 
 def write_params(cfg: Mapping[str, Any], path: Path, params) -> dict[str, Any] | None:
@@ -287,6 +297,42 @@ def remove_checkpoint(checkpoint: CheckpointSettings) -> None:
     shutil.rmtree(checkpoint.directory, ignore_errors=True)
     with contextlib.suppress(OSError):
         checkpoint.directory.parent.rmdir()
+
+
+def remove_stale_checkpoints(output_dir: Path) -> list[Path]:
+    """Remove the population checkpoints under ``output_dir/checkpoints`` that no run will resume.
+
+    A population is found by its trials, so one regrouped by a later run (another
+    ``population_size``, more ``search.trials``) trains anew and its old checkpoint is never read
+    again. It is stale once every one of its trials has a record written after it was first saved.
+    The records of a population still in flight (``overwrite=true``) are older than its
+    checkpoint, so another job's cleanup leaves it alone.
+
+    Returns:
+      The directories removed.
+    """
+    removed = []
+    root = Path(output_dir) / "checkpoints"
+    for listing in sorted(root.glob(f"*/{TRIALS}")):
+        try:
+            noted = json.loads(listing.read_text())
+            trials, first_saved = list(noted["trials"]), float(noted["first_saved"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # written by other code, or damaged: not ours to judge
+        records = [Path(output_dir) / "records" / f"{trial}.json" for trial in trials]
+        if trials and all(_written_after(path, first_saved) for path in records):
+            shutil.rmtree(listing.parent, ignore_errors=True)
+            removed.append(listing.parent)
+    with contextlib.suppress(OSError):
+        root.rmdir()
+    return removed
+
+
+def _written_after(path: Path, moment: float) -> bool:
+    try:
+        return path.stat().st_mtime > moment
+    except OSError:
+        return False
 
 
 class _ProgressLine:

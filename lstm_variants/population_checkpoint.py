@@ -57,15 +57,21 @@ class CheckpointSettings:
       every_seconds: a chunk saves after an epoch (and when it finishes) once at least this
         long has passed since its last save or its start; 0 saves after every epoch.
       log: where a resumed chunk, or a checkpoint that could not be read, is reported.
+      trials: the population's trial ids, written to ``directory/trials.json`` with the first
+        save, so that a later run can tell when every one of them has been recorded by another
+        population (``experiment.remove_stale_checkpoints``).
     """
 
     directory: Path
     every_seconds: float = 600.0
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
+    trials: tuple[str, ...] = ()
 
 
 # Beside orbax's directory: the sha256 of every file of the last step, checked before reading it.
 FILES = "files.json"
+# In the population's directory: its trial ids and when it was first saved.
+TRIALS = "trials.json"
 # The environment's entries a checkpoint must share with the code resuming it (not the host or the
 # devices: a requeued SLURM job may land elsewhere).
 CODE_KEYS = ("jax", "jaxlib", "flax", "optax", "git_commit")
@@ -114,7 +120,9 @@ class ChunkCheckpoint:
 
     def __init__(self, settings: CheckpointSettings, identity: Sequence[Any]):
         digest = hashlib.sha256(json.dumps(list(identity), default=repr).encode()).hexdigest()
-        self.directory = Path(settings.directory).absolute() / digest[:16]
+        self.population_directory = Path(settings.directory).absolute()
+        self.directory = self.population_directory / digest[:16]
+        self.trials = settings.trials
         self.every_seconds = settings.every_seconds
         self.log = settings.log
         self.last_save = time.monotonic()
@@ -241,6 +249,11 @@ class ChunkCheckpoint:
             write_json_atomic(
                 self.directory / FILES, {"step": self.saves, "sha256": _file_digests(step_files)}
             )
+            listing = self.population_directory / TRIALS
+            if self.trials and not listing.exists():
+                write_json_atomic(
+                    listing, {"trials": list(self.trials), "first_saved": time.time()}
+                )
         self.last_save = time.monotonic()
 
     def remove(self) -> None:

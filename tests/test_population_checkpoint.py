@@ -339,3 +339,36 @@ def test_no_checkpoint_directory_is_left_behind_by_a_finished_run(tmp_path):
 
     _, record = run_trial(config("checkpoint_minutes=0"), Path(tmp_path), progress=False)
     assert record is not None and not (tmp_path / "checkpoints").exists()
+
+
+def test_the_checkpoint_of_a_regrouped_population_goes_once_all_its_trials_are_recorded(
+    tmp_path, monkeypatch, capsys
+):
+    from lstm_variants.experiment import record_path, remove_stale_checkpoints, run_trials
+
+    pair = [config("checkpoint_minutes=0", f"seed={seed}") for seed in (0, 1)]
+    with monkeypatch.context() as patch:
+        kill_after_saves(patch, 1)
+        with pytest.raises(Killed):
+            run_trials(pair, tmp_path, progress=False)
+    (listing,) = tmp_path.glob("checkpoints/*/trials.json")
+    ids = sorted(record_path(cfg, tmp_path).stem for cfg in pair)
+    assert sorted(json.loads(listing.read_text())["trials"]) == ids
+
+    # Rerun one trial per population: the pair's checkpoint is never read again, but it goes only
+    # when both of its trials are recorded.
+    alone = [cfg | {"population_size": 1} for cfg in pair]
+    run_trials(alone[:1], tmp_path, progress=False)
+    assert listing.exists()
+    run_trials(alone, tmp_path, progress=False)
+    assert not (tmp_path / "checkpoints").exists()
+    assert "the checkpoint of a population regrouped since" in capsys.readouterr().err
+
+    # A population retrained with overwrite=true is in flight while its trials' (older) records
+    # exist: another job's cleanup must leave its checkpoint alone.
+    with monkeypatch.context() as patch:
+        kill_after_saves(patch, 1)
+        with pytest.raises(Killed):
+            run_trials([cfg | {"overwrite": True} for cfg in pair], tmp_path, progress=False)
+    assert remove_stale_checkpoints(tmp_path) == []
+    assert list(tmp_path.glob("checkpoints/*/trials.json"))

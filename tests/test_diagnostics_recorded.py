@@ -56,11 +56,14 @@ def test_fresh_is_the_trials_own_initialisation_and_trained_its_saved_parameters
 
 def test_diagnose_run_on_a_study_writes_the_report_of_its_trials(tmp_path, study):
     directory, paths, records = study
-    cfg = _diagnose_config(tmp_path, f"diagnose.records=[{directory}]")
+    cfg = _diagnose_config(
+        tmp_path, f"diagnose.records=[{directory}]", "diagnose.num_sequences=100"
+    )
     written = diagnose_cli.run(cfg, tmp_path)
     assert {path.name for path in written} >= {"summary.md", "results.json", "gradient_flow.png"}
     summary = (tmp_path / "summary.md").read_text()
     assert "# Diagnostics of 2 recorded trial(s): adding" in summary
+    assert ", 8 valid sequences" in summary  # all there are, not the 100 asked for
     assert f"| gru {records[3]['trial_id'][:6]} | trained |" in summary
     assert str(paths[3]) in summary
     assert "Initialisation study" not in summary  # the config's own studies are skipped

@@ -100,9 +100,11 @@ def trials_header(diagnose: Mapping[str, Any], trials: Sequence[TrainedTrial]) -
     """The report's heading for recorded trials: the dataset, and each trial with its record."""
     dataset = trials[0].record["config"]["dataset"]
     options = " ".join(f"{k}={v}" for k, v in (dataset.get("options") or {}).items())
+    split = diagnose["split"]
+    sequences = min(int(diagnose["num_sequences"]), len(getattr(trials[0].data, split).inputs))
     lines = [
         f"# Diagnostics of {len(trials)} recorded trial(s): {dataset['name']} {options}".rstrip()
-        + f", {diagnose['num_sequences']} {diagnose['split']} sequences\n",
+        + f", {sequences} {split} sequences\n",
         "| trial | hidden size | learning rate | best valid | stopped | record |",
         "|---|--:|--:|--:|---|---|",
     ]

@@ -69,8 +69,9 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
 
     Args:
       record_path: a record written by ``lstm-variants`` (``records/<trial_id>.json``).
-      data_dir: where the dataset's files are, if not where the record's config says (a record
-        copied from another machine).
+      data_dir: where the dataset's files are. Default: the record's data directory where it
+        exists, else ``$LSTM_VARIANTS_DATA_DIR`` or the cache, as for a run (a record copied from
+        another machine).
 
     Raises:
       RecordError: the record or its parameter file cannot be used (``params_file.load_params``).
@@ -80,10 +81,10 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
     record = read_run_record(record_path)
     params = load_params(record_path, record)
     cfg = record["config"]
+    if data_dir is None and cfg.get("data_dir") and Path(cfg["data_dir"]).is_dir():
+        data_dir = cfg["data_dir"]  # else, as for a run: $LSTM_VARIANTS_DATA_DIR or the cache
     data = load_dataset(
-        cfg["dataset"]["name"],
-        data_dir=data_dir if data_dir is not None else cfg.get("data_dir"),
-        **(cfg["dataset"].get("options") or {}),
+        cfg["dataset"]["name"], data_dir=data_dir, **(cfg["dataset"].get("options") or {})
     )
     model = build_model(cfg, data)
     return TrainedTrial(

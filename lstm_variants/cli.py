@@ -79,6 +79,16 @@ def configure_devices(cfg: DictConfig) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
+def check_rerun_source(cfg: dict, records_dir: Path) -> None:
+    """A rerun must not write into the study it reruns: its records would join that study's."""
+    source = ((cfg.get("search") or {}).get("rerun") or {}).get("from")
+    if source and Path(source).resolve() == records_dir.resolve():
+        raise ConfigError(
+            f"search.rerun.from is this study's own directory ({source}); give the rerun its "
+            f"own study name, e.g. study={cfg.get('study', 'study')}_rerun"
+        )
+
+
 def quiet_library_logs() -> None:
     """Hydra sets the root logger to INFO and prints it in its own format. At that level JAX's
     backend probing (no TPU here), matplotlib's one-time "generated new fontManager" (its font
@@ -103,6 +113,7 @@ def task(cfg: DictConfig) -> None:
         from lstm_variants.search import trial_configs
 
         resolved = OmegaConf.to_container(cfg, resolve=True)
+        check_rerun_source(resolved, records_dir)
         configs = trial_configs(resolved, job=hydra_cfg.job.num if multirun else 0)
         results = run_trials(configs, records_dir, progress=bool(cfg.progress))
     except (ConfigError, DataError) as error:

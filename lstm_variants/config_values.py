@@ -109,6 +109,8 @@ RULES: dict[str, Rule] = {
     "search.seed": COUNT_OR_ZERO,
     "search.shards": COUNT,
     "search.shard": COUNT_OR_ZERO,
+    "search.rerun.top": COUNT,
+    "search.rerun.first_seed": COUNT_OR_ZERO,
     "diagnose.num_sequences": COUNT,
     "diagnose.records_per_cell": COUNT,
     "diagnose.first_lag": COUNT,

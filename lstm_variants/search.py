@@ -30,6 +30,7 @@ identity into the seed.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -123,6 +124,8 @@ def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
     asking for more trials, or sharding them differently, leaves every trial's id unchanged.
     """
     search = cfg.get("search") or {}
+    if "rerun" in search:
+        return rerun_configs(cfg)
     space = search.get("space") or {}
     trials = int(search.get("trials", 1))
     shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
@@ -144,6 +147,92 @@ def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
         trial_cfg["search"] = {"seed": seed, "trial": trial, "space": space, "sampled": sampled}
         configs.append(trial_cfg)
     return configs
+
+
+def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The trial configs of one job of a rerun: an earlier study's best draws with fresh seeds.
+
+    The best of N random-search trials is an optimistic estimate of its configuration: it won
+    partly by the luck of its seed. ``cfg['search']['rerun']`` names the earlier study (``from``)
+    and how many of its best trials of the job's cell and dataset to take (``top``, ranked by
+    validation); each is trained ``search.trials`` times with model seeds ``first_seed``,
+    ``first_seed + 1``, ... A trial is identified by its draw (``rerun_of``, the trial it reruns,
+    and ``sampled``, its values) and its seed index (``trial``), so asking for more seeds or a
+    larger ``top`` leaves the existing trials' ids alone. The job's share (``shard`` of
+    ``shards``) is taken from the (draw, seed) pairs in order.
+
+    Raises:
+      ConfigError: ``from`` holds no usable trial of this cell on this dataset.
+    """
+    search = cfg["search"]
+    rerun = search["rerun"] or {}
+    if not rerun.get("from"):
+        raise ConfigError(
+            "search.rerun.from is not set: name the study to rerun, e.g. "
+            "search.rerun.from=multirun/greff_jsb"
+        )
+    seeds, top = int(search.get("trials", 1)), int(rerun.get("top", 1))
+    shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
+    if seeds < 1 or top < 1 or shards < 1 or not 0 <= shard < shards:
+        raise ConfigError(
+            f"a rerun needs search.trials >= 1, search.rerun.top >= 1 and 0 <= shard < shards, "
+            f"got trials={seeds}, top={top}, shard={shard}, shards={shards}"
+        )
+    draws = best_draws(rerun["from"], cfg["cell"]["name"], cfg["dataset"], top)
+    base = {key: value for key, value in cfg.items() if key != "search"}
+    configs = []
+    for index in range(shard, len(draws) * seeds, shards):
+        draw, trial = draws[index // seeds], index % seeds
+        trial_cfg = copy.deepcopy(base)
+        for key, value in draw["sampled"].items():
+            set_dotted(trial_cfg, key, value)
+        trial_cfg["seed"] = int(rerun.get("first_seed", 1000)) + trial
+        trial_cfg["search"] = {
+            "seed": int(search.get("seed", 0)),
+            "trial": trial,
+            "space": draw["space"],
+            "sampled": draw["sampled"],
+            "rerun_of": draw["trial_id"],
+        }
+        configs.append(trial_cfg)
+    return configs
+
+
+def best_draws(
+    source: str, cell: str, dataset: Mapping[str, Any], top: int
+) -> list[dict[str, Any]]:
+    """The draws of the ``top`` trials of ``cell`` on ``dataset`` (its name and options) with the
+    best validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
+    from lstm_variants.analysis.collect import AnalysisError, collect  # pandas: only for reruns
+
+    try:
+        trials = collect([source]).trials
+    except AnalysisError as error:
+        raise ConfigError(f"search.rerun.from: {error}") from None
+    same_dataset = trials["config_json"].map(
+        lambda text: json.loads(text).get("dataset") == dataset
+    )
+    usable = trials[trials["usable"] & (trials["cell"].astype(str) == cell) & same_dataset]
+    if usable.empty:
+        raise ConfigError(
+            f"search.rerun.from: no trial of cell '{cell}' on {dataset.get('name')} with these "
+            f"dataset options has a result under {source}; cells there: "
+            + ", ".join(sorted(trials["cell"].astype(str).unique()))
+        )
+    draws: dict[str, dict[str, Any]] = {}  # one per distinct draw: a rerun study repeats them
+    for row in usable.sort_values("best_valid").itertuples():
+        search = json.loads(row.config_json).get("search") or {}
+        sampled = search.get("sampled") or {}
+        key = json.dumps(sampled, sort_keys=True)
+        if key not in draws:
+            draws[key] = {
+                "trial_id": search.get("rerun_of") or row.trial_id,
+                "sampled": sampled,
+                "space": search.get("space") or {},
+            }
+        if len(draws) == top:
+            break
+    return list(draws.values())
 
 
 def space_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -6,7 +6,8 @@ table it becomes has
 
 - identity: ``trial_id``, ``study``, ``cell``, ``dataset`` (the last three as pandas categories),
   ``seed``, ``sweep`` (the input directory the record was found under), ``record_path``,
-  ``params_path`` (its trained parameters, ``lstm_variants.trained.load_trial``; None if not saved);
+  ``params_path`` (its trained parameters, ``lstm_variants.trained.load_trial``; None if not saved),
+  ``rerun_of`` (in a rerun study, ``search.rerun``: the trial it trains again with a new seed);
 - every field of ``hyperparameters`` as its own column (``hidden_size``, ``learning_rate``, ...);
 - every value the random search drew, from the record's ``sampled`` block (``{dotted config key:
   value}``), as ``sampled.<dotted key>`` columns (absent for records that have no such block);
@@ -191,6 +192,8 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
         "record_version": record.get("record_version"),
         # The trained parameters' file, None where none was saved (lstm_variants.trained reads it).
         "params_path": str(Path(path).parent / params["name"]) if params else None,
+        # The trial a rerun study (search.rerun) trained again with a new seed; None otherwise.
+        "rerun_of": ((record.get("config") or {}).get("search") or {}).get("rerun_of"),
     }
     for key, value in (record.get("hyperparameters") or {}).items():
         row[key] = value

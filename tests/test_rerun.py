@@ -1,0 +1,91 @@
+"""search=rerun_best: an earlier study's best draws trained again with fresh seeds."""
+
+import pytest
+from test_train import TINY, cli, config
+
+from lstm_variants.analysis.collect import collect
+from lstm_variants.analysis.compare import compare, comparison_selection, to_markdown
+from lstm_variants.errors import ConfigError
+from lstm_variants.experiment import run_trials, trial_identity
+from lstm_variants.search import trial_configs
+
+QUICK = ("search=quick", "search.trials=4")
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A 4-trial random search of vanilla and GRU: the study a rerun takes its draws from."""
+    directory = tmp_path_factory.mktemp("source")
+    for cell in ("vanilla", "gru"):
+        run_trials(trial_configs(config(f"cell={cell}", *QUICK)), directory, progress=False)
+    return directory, collect([directory]).trials
+
+
+def rerun(source_dir, *overrides):
+    return trial_configs(config("search=rerun_best", f"search.rerun.from={source_dir}", *overrides))
+
+
+def test_each_seed_reruns_the_best_draw_of_the_jobs_own_cell(source):
+    directory, trials = source
+    for cell in ("vanilla", "gru"):
+        own = trials[trials["cell"] == cell].sort_values("best_valid")
+        configs = rerun(directory, f"cell={cell}", "search.trials=3")
+        best = own.iloc[0]
+        assert [c["seed"] for c in configs] == [1000, 1001, 1002]
+        for cfg in configs:
+            assert cfg["search"]["rerun_of"] == best["trial_id"]
+            assert cfg["model"]["hidden_size"] == best["hidden_size"]
+            assert cfg["optimizer"]["learning_rate"] == best["learning_rate"]
+        ids = {trial_identity(c) for c in configs}
+        assert len(ids) == 3 and not ids & set(own["trial_id"])
+
+
+def test_more_seeds_or_draws_leave_the_existing_trials_ids_alone(source):
+    directory, trials = source
+    vanilla = trials[trials["cell"] == "vanilla"].sort_values("best_valid")
+    small = rerun(directory, "search.trials=2", "search.rerun.top=2")
+    large = rerun(directory, "search.trials=3", "search.rerun.top=3")
+    assert [c["search"]["rerun_of"] for c in small] == list(vanilla["trial_id"].iloc[[0, 0, 1, 1]])
+    assert {trial_identity(c) for c in small} < {trial_identity(c) for c in large}
+    assert len(large) == 9
+
+
+def test_a_rerun_study_is_compared_on_all_its_trials(source, tmp_path):
+    directory, _ = source
+    for cell in ("vanilla", "gru"):
+        run_trials(rerun(directory, f"cell={cell}", "search.trials=2"), tmp_path, progress=False)
+    trials = collect([tmp_path]).trials
+    assert trials["rerun_of"].notna().all() and len(trials) == 4
+    assert comparison_selection(collect([directory]).trials) == (0.1, "top")
+    fraction, sample = comparison_selection(trials)
+    assert (fraction, sample) == (1.0, "all")
+    table = compare(trials, fraction=fraction, sample=sample, resamples=0, permutations=50)
+    assert (table["top_n"] == 2).all()  # both seeds, not the best 10 % of them
+    assert "all trials: median" in to_markdown(table) and "on all its usable trials" in to_markdown(
+        table
+    )
+    # A rerun of the rerun takes the same draws again (one per draw, not one per seed).
+    again = rerun(tmp_path, "search.rerun.top=2", "search.trials=1")
+    assert len({c["search"]["rerun_of"] for c in again}) == len(again)
+
+
+def test_a_bad_source_is_one_error_line(source, tmp_path):
+    directory, _ = source
+    with pytest.raises(ConfigError, match="search.rerun.from is not set: name the study"):
+        trial_configs(config("search=rerun_best"))
+    with pytest.raises(ConfigError, match="search.rerun.from: not a directory"):
+        rerun(tmp_path / "nowhere")
+    with pytest.raises(
+        ConfigError, match="no trial of cell 'cifg' on adding.*cells there: gru, vanilla"
+    ):
+        rerun(directory, "cell=cifg")
+    with pytest.raises(ConfigError, match="no trial of cell 'vanilla' on adding with these"):
+        rerun(directory, "dataset.options.T=11")
+    out = cli(
+        *TINY, "search=rerun_best", f"search.rerun.from={tmp_path}", f"hydra.run.dir={tmp_path}"
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"lstm-variants: error: search.rerun.from is this study's own directory ({tmp_path}); "
+        "give the rerun its own study name, e.g. study=single_rerun"
+    ]

@@ -58,7 +58,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     ``report/`` (``analysis.write_report``). A study without any record still gets its summary.
     """
     from lstm_variants.analysis import AnalysisError, collect, compare, write_report
-    from lstm_variants.analysis.compare import to_markdown
+    from lstm_variants.analysis.compare import comparison_selection, to_markdown
 
     sweep_dir = Path(sweep_dir)
     statuses = read_statuses(sweep_dir)
@@ -78,7 +78,10 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
         if len(usable):
             cells = list(usable["cell"].astype(str).unique())
             chosen = reference if reference in cells else sorted(cells)[0]
-            lines.append(to_markdown(compare(trials, reference=chosen)))
+            fraction, sample = comparison_selection(trials)
+            lines.append(
+                to_markdown(compare(trials, reference=chosen, fraction=fraction, sample=sample))
+            )
         else:
             lines.append("No trial has a usable result yet (all diverged or none finished).")
         if report and len(usable):

@@ -29,6 +29,7 @@ from lstm_variants.analysis.compare import (
     SAMPLES,
     TESTS,
     compare,
+    comparison_selection,
     to_markdown,
     write_tables,
 )
@@ -47,10 +48,14 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
         "--reference", default="vanilla", help="cell tested against (default: vanilla)"
     )
     parser.add_argument(
-        "--fraction", type=float, default=0.1, help="best fraction by validation (0.1)"
+        "--fraction",
+        type=float,
+        help="best fraction by validation (default 0.1; 1 for a rerun study, search.rerun)",
     )
     parser.add_argument(
-        "--sample", choices=SAMPLES, default="top", help="compare the best fraction or all trials"
+        "--sample",
+        choices=SAMPLES,
+        help="compare the best fraction or all trials (default top; all for a rerun study)",
     )
     parser.add_argument(
         "--test", choices=TESTS, default="permutation", help="test behind the marker"
@@ -182,12 +187,15 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
         print("\n".join(str(path) for path in [out / "curves.md", *paths]))
         return
     if arguments.command == "compare":
+        fraction, sample = comparison_selection(
+            collection.trials, arguments.fraction, arguments.sample
+        )
         with console.status("comparing cells"):
             table = compare(
                 collection.trials,
                 reference=arguments.reference,
-                fraction=arguments.fraction,
-                sample=arguments.sample,
+                fraction=fraction,
+                sample=sample,
                 test=arguments.test,
                 correction=arguments.correction,
                 family=arguments.family,

@@ -440,6 +440,7 @@ def _cell_row(
         "best_valid": float(best[select_by].iloc[0]) if len(best) else math.nan,
         "best_test": float(best[metric].iloc[0]) if len(best) else math.nan,
         "reference": reference,
+        "fraction": fraction,
         "sample": sample,
         "test": test,
         "n_compared": 0,
@@ -545,6 +546,34 @@ DISPLAY_HEADER = (
 )
 
 
+def share_label(fraction: float) -> str:
+    """'best 10 %', or 'all trials' for a fraction of 1."""
+    return "all trials" if fraction >= 1 else f"best {100 * fraction:g} %"
+
+
+def display_header(table: pd.DataFrame) -> tuple[str, ...]:
+    """``DISPLAY_HEADER`` with the share of trials the table summarises."""
+    fraction = float(table["fraction"].iloc[0]) if "fraction" in table else 0.1
+    return tuple(
+        f"{share_label(fraction)}: median [95 % CI]" if index == 3 else name
+        for index, name in enumerate(DISPLAY_HEADER)
+    )
+
+
+def comparison_selection(
+    trials: pd.DataFrame, fraction: float | None = None, sample: str | None = None
+) -> tuple[float, str]:
+    """(fraction, sample) for comparing a study's cells, where not given: Greff's best 10 % of a
+    random search; every trial of a rerun (``search.rerun``: seeds of the same draws, none of
+    which validation should pick over another)."""
+    rerun = "rerun_of" in trials and len(trials) > 0 and bool(trials["rerun_of"].notna().all())
+    fraction_default, sample_default = (1.0, "all") if rerun else (0.1, "top")
+    return (
+        fraction_default if fraction is None else fraction,
+        sample_default if sample is None else sample,
+    )
+
+
 def display_rows(table: pd.DataFrame, dataset: str, mark: Callable[[str], str]) -> list[list[str]]:
     """The human-readable cells of one dataset's rows (``mark`` renders the marker)."""
     rows = []
@@ -577,11 +606,16 @@ def display_rows(table: pd.DataFrame, dataset: str, mark: Callable[[str], str]) 
 
 def _caption(table: pd.DataFrame, dataset: str) -> str:
     first = table[table["dataset"] == dataset].iloc[0]
-    sample = "best 10 % by validation" if first["sample"] == "top" else "all usable trials"
+    fraction = float(first["fraction"]) if "fraction" in first else 0.1
+    sample = (
+        f"its {share_label(fraction)} by validation"
+        if first["sample"] == "top"
+        else "all its usable trials"
+    )
     test_name = "permutation test" if first["test"] == "permutation" else "Welch's t-test"
     return (
         f"{dataset} ({first['metric']}, test set, lower is better). Each cell against "
-        f"{first['reference']} on its {sample}: {test_name}, {first['correction']}-corrected "
+        f"{first['reference']} on {sample}: {test_name}, {first['correction']}-corrected "
         f"p-values; g: Hedges' g; CIs: bootstrap over trials."
     )
 
@@ -608,7 +642,7 @@ def to_markdown(table: pd.DataFrame) -> str:
         rows = display_rows(table, dataset, lambda marker: f"**{marker}**")
         sections.append(
             f"#### {dataset}\n\n{_caption(table, dataset)}\n\n"
-            + markdown_table(DISPLAY_HEADER, rows)
+            + markdown_table(display_header(table), rows)
         )
     return "\n\n".join(sections) + "\n"
 
@@ -641,7 +675,7 @@ def to_latex(table: pd.DataFrame) -> str:
                     r"\centering\small",
                     r"\begin{tabular}{l" + "r" * (len(DISPLAY_HEADER) - 1) + "}",
                     r"\toprule",
-                    " & ".join(_latex_escape(h) for h in DISPLAY_HEADER) + r" \\",
+                    " & ".join(_latex_escape(h) for h in display_header(table)) + r" \\",
                     r"\midrule",
                     *body,
                     r"\bottomrule",

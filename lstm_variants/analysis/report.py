@@ -27,7 +27,13 @@ import pandas as pd
 
 from lstm_variants.analysis.best import best_table, best_trials
 from lstm_variants.analysis.collect import AnalysisError, Collection, collect, ordered_cells
-from lstm_variants.analysis.compare import compare, markdown_table, to_markdown, write_tables
+from lstm_variants.analysis.compare import (
+    compare,
+    comparison_selection,
+    markdown_table,
+    to_markdown,
+    write_tables,
+)
 from lstm_variants.analysis.cost import cost_table, format_duration, projected_seconds
 from lstm_variants.analysis.importance import (
     Importance,
@@ -211,6 +217,17 @@ def _cost_section(cost: pd.DataFrame, projected_trials: int) -> list[str]:
     return lines + [""]
 
 
+def selection_sentence(comparison: pd.DataFrame) -> str:
+    """Which trials the comparison summarises: Greff's best fraction, or all of them."""
+    fraction = float(comparison["fraction"].iloc[0])
+    if fraction >= 1:
+        return "Every usable trial of each cell."
+    return (
+        f"Best {100 * fraction:g} %: the trials with the lowest validation metric "
+        "(Greff et al. 2017)."
+    )
+
+
 def render_report(
     collection: Collection,
     comparison: pd.DataFrame,
@@ -254,8 +271,8 @@ def render_report(
         "",
         "## Comparison of cells",
         "",
-        "Best 10 %: the trials with the lowest validation metric (Greff et al. 2017). Bold:",
-        "significantly better or worse than the reference after correction.",
+        selection_sentence(comparison) + " Bold: significantly better or worse than the",
+        "reference after correction.",
         "",
         to_markdown(comparison),
     ]
@@ -337,7 +354,8 @@ def write_report(
     output_dir: str | Path,
     reference: str = "vanilla",
     *,
-    fraction: float = 0.1,
+    fraction: float | None = None,
+    sample: str | None = None,
     test: str = "permutation",
     correction: str = "holm",
     trees: int = 32,
@@ -353,7 +371,9 @@ def write_report(
       output_dir: where the report, tables, figures and data go (created).
       reference: the cell every other is tested against; if no sweep has it, the first cell in
         the canonical order is used and the report says so.
-      fraction, test, correction, resamples, permutations: see ``compare.compare``.
+      fraction, sample: see ``compare.compare``; None: the study's own
+        (``compare.comparison_selection``: best 10 %, or every trial of a rerun).
+      test, correction, resamples, permutations: see ``compare.compare``.
       trees: random-forest size of the importance analysis.
       projected_trials: trials per cell the cost section projects the measured rates to.
       status: called with a short line before each step (progress display).
@@ -374,10 +394,12 @@ def write_report(
     collection.save(output_dir / "data")
     chosen, note = resolve_reference(trials, reference)
     say("comparing cells")
+    fraction, sample = comparison_selection(trials, fraction, sample)
     comparison = compare(
         trials,
         reference=chosen,
         fraction=fraction,
+        sample=sample,
         test=test,
         correction=correction,
         resamples=resamples,

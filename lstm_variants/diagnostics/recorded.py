@@ -91,7 +91,7 @@ def recorded_study(
                     "flow": flow,
                     "gates": gates,
                     "metrics": metrics,
-                }  # fmt: skip
+                }
             )
     return rows
 

@@ -260,13 +260,17 @@ def test_cli_help_works():
     assert out.returncode == 0 and "cell" in out.stdout
 
 
-def test_jsb_run_on_real_data(tmp_path):
+def tiny_jsb_config(*overrides):
+    """A one-epoch JSB Chorales config; skips the test where the real data is not set up."""
     data_dir = os.environ.get("LSTM_VARIANTS_DATA_DIR")
     if not data_dir or not (Path(data_dir) / "jsb_chorales.pickle").exists():
         pytest.skip("set LSTM_VARIANTS_DATA_DIR to a directory with jsb_chorales.pickle")
     base = [o for o in TINY if o not in TINY_ADDING]
-    cfg = config("dataset=jsb_chorales", "train.max_epochs=1", "model.hidden_size=16", base=base)
-    _, record = run_trial(cfg, tmp_path, progress=False)
+    return config("dataset=jsb_chorales", "train.max_epochs=1", *overrides, base=base)
+
+
+def test_jsb_run_on_real_data(tmp_path):
+    _, record = run_trial(tiny_jsb_config("model.hidden_size=16"), tmp_path, progress=False)
     assert record["metrics"]["metric"] == "nll_per_step"
     assert np.isfinite(record["metrics"]["test_at_best"])
 

@@ -67,13 +67,16 @@ def main():
 
     import numpy as np
 
-    from lstm_variants.data import load_dataset
+    from lstm_variants.data import DataError, load_dataset
     from lstm_variants.model import SequenceModel
     from lstm_variants.optimizers import make_member_optimizer
     from lstm_variants.population import Member, train_population, train_run
     from lstm_variants.train import TrainSettings
 
-    data = load_dataset("jsb_chorales", data_dir=os.environ.get("LSTM_VARIANTS_DATA_DIR"))
+    try:
+        data = load_dataset("jsb_chorales", data_dir=os.environ.get("LSTM_VARIANTS_DATA_DIR"))
+    except DataError as error:  # one line, not a traceback: the message says where to put it
+        sys.exit(f"population.py: error: {error}")
     if args.sequences:
         train = data.train
         subset = dataclasses.replace(

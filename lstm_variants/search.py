@@ -25,6 +25,9 @@ keys' draws alone, and every job can draw its own trials without talking to the 
 ``paired: true`` (the default) every cell of a study gets the same draws for trial i (and the same
 model seed), so cells are compared on identical hyperparameters; ``paired: false`` mixes the job's
 identity into the seed.
+
+A rerun (``search.rerun``, ``conf/search/rerun_best.yaml``) draws nothing: it takes an earlier
+study's best draws and trains them again with fresh seeds (``rerun_configs``).
 """
 
 from __future__ import annotations

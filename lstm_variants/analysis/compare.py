@@ -12,7 +12,9 @@ For every (dataset, cell) of a trials table (``collect``):
   validation", Jozefowicz et al. 2015 report this number).
 
 Against the reference cell (Greff's V, ``'vanilla'``, unless told otherwise), on the chosen sample
-(best 10 % by default, or all usable trials), with x the cell's and r the reference's test metrics:
+(best 10 % by default, or all usable trials; the table's ``fraction`` and ``sample`` columns; a
+rerun study, ``search.rerun``, uses all of its trials: ``comparison_selection``), with x the
+cell's and r the reference's test metrics:
 
 - difference of means  delta = mean(x) - mean(r)  (> 0: the cell is worse; every metric here is
   lower-is-better), with a bootstrap (BCa) confidence interval that resamples *all* trials of

@@ -9,15 +9,18 @@ from lstm_variants.errors import ConfigError
 from lstm_variants.experiment import run_trials, trial_identity
 from lstm_variants.search import trial_configs
 
-QUICK = ("search=quick", "search.trials=4")
+# The learning rate alone: one hidden size keeps each cell's population to one compiled program.
+SPACE = {"optimizer.learning_rate": {"distribution": "log_uniform", "low": 1e-3, "high": 3e-2}}
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    """A 4-trial random search of vanilla and GRU: the study a rerun takes its draws from."""
+    """A 3-trial random search of vanilla and GRU: the study a rerun takes its draws from."""
     directory = tmp_path_factory.mktemp("source")
     for cell in ("vanilla", "gru"):
-        run_trials(trial_configs(config(f"cell={cell}", *QUICK)), directory, progress=False)
+        cfg = config(f"cell={cell}", "search=quick", "search.trials=3")
+        cfg["search"]["space"] = SPACE
+        run_trials(trial_configs(cfg), directory, progress=False)
     return directory, collect([directory]).trials
 
 
@@ -34,7 +37,7 @@ def test_each_seed_reruns_the_best_draw_of_the_jobs_own_cell(source):
         assert [c["seed"] for c in configs] == [1000, 1001, 1002]
         for cfg in configs:
             assert cfg["search"]["rerun_of"] == best["trial_id"]
-            assert cfg["model"]["hidden_size"] == best["hidden_size"]
+            assert cfg["search"]["sampled"] == {"optimizer.learning_rate": best["learning_rate"]}
             assert cfg["optimizer"]["learning_rate"] == best["learning_rate"]
         ids = {trial_identity(c) for c in configs}
         assert len(ids) == 3 and not ids & set(own["trial_id"])

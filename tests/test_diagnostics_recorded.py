@@ -1,6 +1,7 @@
 """lstm-variants-diagnose on recorded trials: a study's own networks, fresh and trained."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from lstm_variants.diagnostics.recorded import load_trials, record_files, record
 from lstm_variants.diagnostics.studies import cell_study, study_dataset
 from lstm_variants.errors import ConfigError
 from lstm_variants.experiment import run_trials
+from lstm_variants.params_file import params_path
+from lstm_variants.records import write_json_atomic
 
 ADDING = ("dataset.options.T=10", "dataset.options.n_valid=8", "model.hidden_size=4")
 
@@ -71,14 +74,28 @@ def test_diagnose_run_on_a_study_writes_the_report_of_its_trials(tmp_path, study
     assert len(profiles) == 4  # 2 trials x (fresh, trained)
 
 
+def copy_trial(path, directory, change):
+    """A copy of the trial at ``path`` (record and parameters) in ``directory``, its record
+    changed by ``change``: a trial that would cost a training run to make for real."""
+    record = json.loads(path.read_text())
+    change(record)
+    copied = directory / "records" / path.name
+    write_json_atomic(copied, record)
+    shutil.copy(params_path(path), params_path(copied))
+    return copied
+
+
 def test_trials_of_different_datasets_or_without_parameters_are_one_line_errors(tmp_path, study):
     _, paths, _ = study
-    ((other, _),) = run_trials([config("dataset.options.T=12", "model.hidden_size=4")], tmp_path)
+
+    def longer_sequences(record):
+        record["config"]["dataset"]["options"]["T"] = 12
+
+    other = copy_trial(paths[0], tmp_path / "other", longer_sequences)
     with pytest.raises(ConfigError, match="2 different datasets or dataset options"):
         load_trials([paths[0], other], per_cell=1)
-    bare = tmp_path / "bare"
-    run_trials([config("save_params=false")], bare)
+    bare = copy_trial(paths[0], tmp_path / "bare", lambda record: record.pop("params_file"))
     with pytest.raises(ConfigError, match="no trial under .* has a result and saved parameters"):
-        record_files([bare], per_cell=1)
+        record_files([bare.parent.parent], per_cell=1)
     with pytest.raises(ConfigError, match="neither a record file nor a directory"):
         record_files([tmp_path / "nowhere"], per_cell=1)

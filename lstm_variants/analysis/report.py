@@ -281,8 +281,9 @@ def render_report(
             "",
             "### Paired comparison (same hyperparameter draws)",
             "",
-            "Draw k of the random search gave every cell the same hyperparameters, so d = metric"
-            " (cell) - metric (reference) on the same draw isolates the cell. Wilcoxon signed-rank"
+            "Draw k of the random search gave every cell the same hyperparameters and seed (in a"
+            " rerun study: seed k of a draw that the cells share), so d = metric (cell) - metric"
+            " (reference) on the same draw isolates the cell. Wilcoxon signed-rank"
             " test over draws, Holm-corrected per dataset; median d with a bootstrap CI; negative"
             " d: the cell is better. Bold: significant. Once over all draws, once over the better"
             " half (ranked by the mean validation result of the pair: draws where neither network"

@@ -14,8 +14,6 @@ so a file changed or swapped after training is refused, not silently used.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from lstm_variants.data.cache import sha256_of
 from lstm_variants.errors import RecordError
-from lstm_variants.records import atomic_file
+from lstm_variants.records import atomic_file, read_record
 
 SEPARATOR = "/"
 
@@ -58,7 +57,7 @@ def save_params(path: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     path = Path(path)
     with atomic_file(path, "wb") as out:
         np.savez(out, **flatten_params(params))
-    return {"name": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
+    return {"name": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
 
 
 def load_params(record_path: Path, record: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -70,7 +69,7 @@ def load_params(record_path: Path, record: Mapping[str, Any] | None = None) -> d
     """
     record_path = Path(record_path)
     if record is None:
-        record = read_run_record(record_path)
+        record = read_record(record_path)
     entry = record.get("params_file")
     if not entry:
         raise RecordError(
@@ -83,32 +82,10 @@ def load_params(record_path: Path, record: Mapping[str, Any] | None = None) -> d
             f"{path}: parameter file missing; copy it beside its record, or rerun the trial "
             "with overwrite=true"
         )
-    if _sha256(path) != entry["sha256"]:
+    if sha256_of(path) != entry["sha256"]:
         raise RecordError(
             f"{path}: not the parameter file its record was written with (sha256 differs); "
             "restore the original, or rerun the trial with overwrite=true"
         )
     with np.load(path, allow_pickle=False) as arrays:
         return unflatten_params({name: arrays[name] for name in arrays.files})
-
-
-def read_run_record(path: Path) -> dict[str, Any]:
-    """The record at ``path``, or RecordError in one line if it is missing or not a record."""
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such record") from None
-    except (OSError, ValueError) as error:
-        raise RecordError(f"{path}: not a readable record ({error})") from None
-    if not isinstance(record, dict) or "config" not in record:
-        raise RecordError(f"{path}: not a run record of lstm-variants (it has no 'config')")
-    return record
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from lstm_variants.data.cache import sha256_of
 from lstm_variants.interrupt import finishing_first
 from lstm_variants.records import environment, write_json_atomic
 
@@ -281,12 +282,13 @@ def code_identity() -> dict[str, Any]:
 
 
 def _file_digests(directory: Path) -> dict[str, str]:
-    digests = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file():
-            with path.open("rb") as file:  # streamed: a GPU population's state can be gigabytes
-                digests[str(path.relative_to(directory))] = hashlib.file_digest(file, "sha256")
-    return {name: digest.hexdigest() for name, digest in digests.items()}
+    """{relative path: sha256} of every file under ``directory`` (streamed: a GPU population's
+    state can be gigabytes)."""
+    return {
+        str(path.relative_to(directory)): sha256_of(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
 
 
 def _check_files(directory: Path, step: int) -> None:

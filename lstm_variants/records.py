@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import jax
 
+from lstm_variants.errors import RecordError
+
 RECORD_VERSION = 1
 
 
@@ -74,8 +76,17 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    with open(path) as handle:
-        return json.load(handle)
+    """The record at ``path``, or RecordError in one line if it is missing or not a record."""
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such record") from None
+    except (OSError, ValueError) as error:
+        raise RecordError(f"{path}: not a readable record ({error})") from None
+    if not isinstance(record, dict) or "config" not in record:
+        raise RecordError(f"{path}: not a run record of lstm-variants (it has no 'config')")
+    return record
 
 
 @functools.cache

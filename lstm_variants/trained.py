@@ -22,7 +22,8 @@ from lstm_variants.errors import RecordError
 from lstm_variants.experiment import build_model, train_settings
 from lstm_variants.losses import metric_value
 from lstm_variants.model import SequenceModel
-from lstm_variants.params_file import load_params, read_run_record
+from lstm_variants.params_file import load_params
+from lstm_variants.records import read_record
 from lstm_variants.train import make_eval_fn, split_arrays
 
 SPLITS = ("train", "valid", "test")
@@ -78,7 +79,7 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
       DataError: the dataset's files are not found.
     """
     record_path = Path(record_path)
-    record = read_run_record(record_path)
+    record = read_record(record_path)
     params = load_params(record_path, record)
     cfg = record["config"]
     if data_dir is None and cfg.get("data_dir") and Path(cfg["data_dir"]).is_dir():

@@ -206,7 +206,9 @@ def best_draws(
 ) -> list[dict[str, Any]]:
     """The draws of the ``top`` trials of ``cell`` on ``dataset`` (its name and options) with the
     best validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
-    from lstm_variants.analysis.collect import AnalysisError, collect  # pandas: only for reruns
+    # pandas: imported for reruns only
+    from lstm_variants.analysis.best import ranked_by_validation
+    from lstm_variants.analysis.collect import AnalysisError, collect
 
     try:
         trials = collect([source]).trials
@@ -215,7 +217,7 @@ def best_draws(
     same_dataset = trials["config_json"].map(
         lambda text: json.loads(text).get("dataset") == dataset
     )
-    usable = trials[trials["usable"] & (trials["cell"].astype(str) == cell) & same_dataset]
+    usable = ranked_by_validation(trials[(trials["cell"].astype(str) == cell) & same_dataset])
     if usable.empty:
         raise ConfigError(
             f"search.rerun.from: no trial of cell '{cell}' on {dataset.get('name')} with these "
@@ -223,7 +225,7 @@ def best_draws(
             + ", ".join(sorted(trials["cell"].astype(str).unique()))
         )
     draws: dict[str, dict[str, Any]] = {}  # one per distinct draw: a rerun study repeats them
-    for row in usable.sort_values("best_valid").itertuples():
+    for row in usable.itertuples():
         search = json.loads(row.config_json).get("search") or {}
         sampled = search.get("sampled") or {}
         key = json.dumps(sampled, sort_keys=True)

@@ -19,12 +19,15 @@ KEPT = ("trial_id", "test_at_best", "best_valid", "test_solved_fraction", "hidde
         "learning_rate", "epochs_run", "metric")  # fmt: skip
 
 
-def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """The usable trial with the lowest ``best_valid`` per (dataset, cell), in canonical order.
+def ranked_by_validation(trials: pd.DataFrame) -> pd.DataFrame:
+    """The usable trials, best ``best_valid`` first. Ties are broken by trial id, so a choice of
+    the best does not depend on the order records were read."""
+    return trials[trials["usable"]].sort_values(["best_valid", "trial_id"], kind="stable")
 
-    Ties are broken by trial id, so the choice does not depend on the order records were read.
-    """
-    usable = trials[trials["usable"]].sort_values(["best_valid", "trial_id"], kind="stable")
+
+def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The usable trial with the lowest ``best_valid`` per (dataset, cell), in canonical order."""
+    usable = ranked_by_validation(trials)
     chosen = usable.groupby(["dataset", "cell"], observed=True, sort=False).head(1)
     columns = ["dataset", "cell", *(c for c in KEPT if c in chosen.columns)]
     chosen = chosen[columns].astype({"dataset": str, "cell": str})

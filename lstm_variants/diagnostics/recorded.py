@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lstm_variants.analysis.best import ranked_by_validation
 from lstm_variants.analysis.collect import collect
 from lstm_variants.diagnostics.studies import fresh_variables, measure
 from lstm_variants.errors import ConfigError
@@ -39,15 +40,15 @@ def record_files(sources: Sequence[str | Path], per_cell: int) -> list[Path]:
                 f"diagnose.records: {source} is neither a record file nor a directory"
             )
         trials = collect([source]).trials
-        usable = trials[trials["usable"] & trials["params_path"].notna()]
+        usable = ranked_by_validation(trials[trials["params_path"].notna()])
         if usable.empty:
             raise ConfigError(
                 f"diagnose.records: no trial under {source} has a result and saved parameters "
                 "(records written with save_params=false or before parameters were saved need "
                 "overwrite=true)"
             )
-        best = usable.sort_values(["cell", "best_valid"]).groupby("cell", observed=True)
-        files += [Path(path) for path in best.head(per_cell)["record_path"]]
+        best = usable.groupby("cell", observed=True, sort=True).head(per_cell)
+        files += [Path(path) for path in best.sort_values("cell", kind="stable")["record_path"]]
     return list(dict.fromkeys(files))
 
 

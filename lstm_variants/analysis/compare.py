@@ -538,7 +538,7 @@ DISPLAY_HEADER = (
     "cell",
     "trials",
     "diverged",
-    "best 10 %: median [95 % CI]",
+    "{share}: median [95 % CI]",
     "mean ± std",
     "best test",
     "Δ mean vs ref [95 % CI]",
@@ -554,12 +554,9 @@ def share_label(fraction: float) -> str:
 
 
 def display_header(table: pd.DataFrame) -> tuple[str, ...]:
-    """``DISPLAY_HEADER`` with the share of trials the table summarises."""
+    """``DISPLAY_HEADER`` with the share of trials the table summarises filled in."""
     fraction = float(table["fraction"].iloc[0]) if "fraction" in table else 0.1
-    return tuple(
-        f"{share_label(fraction)}: median [95 % CI]" if index == 3 else name
-        for index, name in enumerate(DISPLAY_HEADER)
-    )
+    return tuple(name.format(share=share_label(fraction)) for name in DISPLAY_HEADER)
 
 
 def comparison_selection(

@@ -67,16 +67,39 @@ def configure_devices(cfg: DictConfig) -> None:
     ``cpu_devices``: 0 (auto) gives one device per core, so a population uses every core of a
     CPU host; a launcher that runs several jobs side by side sets 1 per job. With several CPU
     devices, Eigen's own threads are turned off so devices do not fight over cores.
+    ``cpu_pinning`` (set by ``launcher=joblib``): the job claims ``cpu_devices`` cores no other job
+    holds and keeps its threads there (``lstm_variants.cpu_affinity``).
     """
     import os
 
-    count = int(cfg.get("cpu_devices") or 0) or (os.cpu_count() or 1)
+    requested = int(cfg.get("cpu_devices") or 0)
+    count = requested or (os.cpu_count() or 1)
+    if cfg.get("cpu_pinning") and requested:
+        pin_to_free_cores(requested)
     import jax
 
     jax.config.update("jax_num_cpu_devices", count)
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+def pin_to_free_cores(count: int) -> None:
+    """Claim ``count`` free cores and keep this process on them; one line says where it runs."""
+    from lstm_variants.cpu_affinity import claim_cores, core_lock_dir, pin_process
+
+    cores = claim_cores(count)
+    if not cores:
+        print(
+            f"lstm-variants: warning: cpu_pinning: every core is held by another job (locks in "
+            f"{core_lock_dir()}); this job runs unpinned",
+            file=sys.stderr,
+        )
+        return
+    pin_process(cores)
+    print(
+        f"cpu: this job runs on core(s) {', '.join(map(str, cores))} (cpu_pinning)", file=sys.stderr
+    )
 
 
 def check_rerun_source(cfg: dict, records_dir: Path) -> None:

@@ -156,6 +156,7 @@ OPERATIONAL_KEYS = (
     "compilation_cache",
     "checkpoint_minutes",
     "cpu_devices",
+    "cpu_pinning",
     "population_size",
     "logger",
     "reference_cell",

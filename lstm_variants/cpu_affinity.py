@@ -51,7 +51,7 @@ def claim_cores(count: int, lock_dir: Path | None = None) -> list[int]:
             break
         if core in _held:
             continue
-        handle = open(lock_dir / f"core-{core}.lock", "a")  # noqa: SIM115 (held open on purpose)
+        handle = open(lock_dir / f"core-{core}.lock", "a")  # stays open while the core is held
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -59,12 +59,6 @@ def claim_cores(count: int, lock_dir: Path | None = None) -> list[int]:
             continue
         _held[core] = handle
     return sorted(_held)
-
-
-def release_cores() -> None:
-    """Give back every core this process holds (its threads stay where they are)."""
-    while _held:
-        _held.popitem()[1].close()
 
 
 def pin_process(cores: list[int]) -> None:

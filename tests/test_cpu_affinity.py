@@ -25,11 +25,11 @@ def python(code: str, tmp_path, **popen):
     )
 
 
-HOLD_A_CORE = """
+HOLD_CORES = """
     import sys
     from lstm_variants.cpu_affinity import claim_cores
-    print(claim_cores(1), flush=True)
-    sys.stdin.readline()   # hold the core until the test says so
+    print(claim_cores({count}), flush=True)
+    sys.stdin.readline()   # hold the cores until the test says so
 """
 
 CLAIM = """
@@ -46,7 +46,9 @@ def claim(count: int, tmp_path) -> str:
 @two_cores
 def test_a_held_core_is_skipped_and_free_again_once_its_job_is_gone(tmp_path):
     cores = sorted(os.sched_getaffinity(0))
-    holder = python(HOLD_A_CORE, tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    holder = python(
+        HOLD_CORES.format(count=1), tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         assert holder.stdout.readline().strip() == f"[{cores[0]}]"
         assert claim(1, tmp_path) == f"[{cores[1]}]"
@@ -79,19 +81,24 @@ def test_pinning_moves_threads_started_before_it(tmp_path):
 
 
 def test_every_core_held_is_one_warning_and_the_job_runs_unpinned(tmp_path):
-    code = f"""
+    cores = len(os.sched_getaffinity(0))
+    holder = python(
+        HOLD_CORES.format(count=cores), tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    code = """
         import os
-        from lstm_variants.cpu_affinity import claim_cores
         from lstm_variants.cli import pin_to_free_cores
-        claim_cores({len(os.sched_getaffinity(0))})   # this process takes them all first ...
-        import lstm_variants.cpu_affinity as affinity
-        held = dict(affinity._held); affinity._held.clear()   # ... and forgets it holds them
         before = os.sched_getaffinity(0)
         pin_to_free_cores(1)
         print(os.sched_getaffinity(0) == before)
     """
-    run = python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = run.communicate()
+    try:
+        assert len(holder.stdout.readline().strip().split(",")) == cores
+        run = python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = run.communicate()
+    finally:
+        holder.kill()
+        holder.wait()
     assert out.strip() == "True"
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lstm-variants: warning: cpu_pinning:")

@@ -553,10 +553,16 @@ def share_label(fraction: float) -> str:
     return "all trials" if fraction >= 1 else f"best {100 * fraction:g} %"
 
 
+def compared_fraction(row: pd.Series) -> float:
+    """The fraction of trials a comparison row summarises (0.1 for tables written before the
+    ``fraction`` column existed)."""
+    return float(row["fraction"]) if "fraction" in row else 0.1
+
+
 def display_header(table: pd.DataFrame) -> tuple[str, ...]:
     """``DISPLAY_HEADER`` with the share of trials the table summarises filled in."""
-    fraction = float(table["fraction"].iloc[0]) if "fraction" in table else 0.1
-    return tuple(name.format(share=share_label(fraction)) for name in DISPLAY_HEADER)
+    share = share_label(compared_fraction(table.iloc[0]))
+    return tuple(name.format(share=share) for name in DISPLAY_HEADER)
 
 
 def comparison_selection(
@@ -605,9 +611,8 @@ def display_rows(table: pd.DataFrame, dataset: str, mark: Callable[[str], str]) 
 
 def _caption(table: pd.DataFrame, dataset: str) -> str:
     first = table[table["dataset"] == dataset].iloc[0]
-    fraction = float(first["fraction"]) if "fraction" in first else 0.1
     sample = (
-        f"its {share_label(fraction)} by validation"
+        f"its {share_label(compared_fraction(first))} by validation"
         if first["sample"] == "top"
         else "all its usable trials"
     )

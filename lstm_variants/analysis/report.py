@@ -29,8 +29,10 @@ from lstm_variants.analysis.best import best_table, best_trials
 from lstm_variants.analysis.collect import AnalysisError, Collection, collect, ordered_cells
 from lstm_variants.analysis.compare import (
     compare,
+    compared_fraction,
     comparison_selection,
     markdown_table,
+    share_label,
     to_markdown,
     write_tables,
 )
@@ -219,11 +221,11 @@ def _cost_section(cost: pd.DataFrame, projected_trials: int) -> list[str]:
 
 def selection_sentence(comparison: pd.DataFrame) -> str:
     """Which trials the comparison summarises: Greff's best fraction, or all of them."""
-    fraction = float(comparison["fraction"].iloc[0])
+    fraction = compared_fraction(comparison.iloc[0])
     if fraction >= 1:
         return "Every usable trial of each cell."
     return (
-        f"Best {100 * fraction:g} %: the trials with the lowest validation metric "
+        f"{share_label(fraction).capitalize()}: the trials with the lowest validation metric "
         "(Greff et al. 2017)."
     )
 

@@ -111,3 +111,21 @@ def test_the_joblib_preset_gives_each_job_one_pinned_device_and_no_new_trial_ids
     assert (config()["cpu_devices"], config()["cpu_pinning"]) == (0, False)
     assert config("launcher=joblib", "cpu_devices=2")["cpu_devices"] == 2
     assert trial_identity(joblib) == trial_identity(config())
+
+
+@two_cores
+@pytest.mark.parametrize("pinning", [True, False])
+def test_a_job_with_cpu_pinning_runs_on_one_claimed_core_and_one_without_on_all(tmp_path, pinning):
+    code = f"""
+        import os
+        from omegaconf import OmegaConf
+        from lstm_variants.cli import configure_devices
+        before = os.sched_getaffinity(0)
+        configure_devices(OmegaConf.create({{"cpu_devices": 1, "cpu_pinning": {pinning}}}))
+        print(len(before), len(os.sched_getaffinity(0)))
+    """
+    run = python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = run.communicate()
+    cores = len(os.sched_getaffinity(0))
+    assert out.split() == [str(cores), "1" if pinning else str(cores)]
+    assert ("cpu: this job runs on core(s)" in err) == pinning

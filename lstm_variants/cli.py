@@ -74,7 +74,8 @@ def configure_devices(cfg: DictConfig) -> None:
 
     requested = int(cfg.get("cpu_devices") or 0)
     count = requested or (os.cpu_count() or 1)
-    if cfg.get("cpu_pinning") and requested:
+    # `is True`: a value that is not a boolean is left to the config check's one error line.
+    if cfg.get("cpu_pinning") is True and requested:
         pin_to_free_cores(requested)
     import jax
 

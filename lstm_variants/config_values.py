@@ -79,6 +79,7 @@ RULES: dict[str, Rule] = {
     "seed": COUNT_OR_ZERO,
     "population_size": COUNT_OR_ZERO,
     "cpu_devices": COUNT_OR_ZERO,
+    "cpu_pinning": SWITCH,
     "checkpoint_minutes": Rule("number", low=0, nullable=True),
     "overwrite": SWITCH,
     "progress": SWITCH,

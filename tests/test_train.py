@@ -215,6 +215,7 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
         (["train.max_epochs=abc"], "train.max_epochs must be an integer >= 1, got 'abc'"),
         (["+cell.options.peepholes=abc"], "cell.options.peepholes must be true or false"),
         (["save_params=maybe"], "save_params must be true or false"),
+        (["cpu_pinning=maybe", "cpu_devices=1"], "cpu_pinning must be true or false"),
     ],
 )
 def test_cli_bad_input_is_one_error_line(tmp_path, args, message):

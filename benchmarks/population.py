@@ -16,8 +16,15 @@ compilation, which are reported in their own columns. The populations are nested
 128 draws) and the sequential runs are measured once on the first 32, so the sequential rate of a
 row uses its first min(K, 32) trials. The script ends with ``speedup_k32=<x>``.
 
+With ``--processes P`` each K is also trained as P populations side by side, one per process, each
+process pinned to its own core with one device (members 0, P, 2P, ... in the first, 1, P+1, ... in
+the second), which is what a study gets from ``search.shards=P 'search.shard=range(P)'
+launcher=joblib``. Their rate counts all K members' trial-epochs over the epoch seconds of the
+slowest process, and the script then ends with ``speedup_k32_processes=<y>`` as well.
+
     uv run python benchmarks/population.py                    # K = 1, 8, 32, 128, one epoch
     uv run python benchmarks/population.py --k 8 32 --sequences 64
+    uv run python benchmarks/population.py --k 32 --processes 2
 
 Needs JSB Chorales in ``$LSTM_VARIANTS_DATA_DIR`` (or downloads it).
 """
@@ -25,7 +32,9 @@ Needs JSB Chorales in ``$LSTM_VARIANTS_DATA_DIR`` (or downloads it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -49,12 +58,71 @@ def parse_args():
     parser.add_argument(
         "--max-padding-waste", type=float, default=0.5, help="train.max_padding_waste (default 0.5)"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="also train each K split over this many processes, one pinned core each (default 1: not)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    # One process of a --processes run (started by this script; prints one JSON line).
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.processes < 1:
+        parser.error(f"--processes must be at least 1, got {args.processes}")
+    return args
+
+
+def pin_worker_to_core(worker: int) -> None:
+    """Keep this process on one core before JAX starts its thread pool, which is then sized for it."""
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cores[worker % len(cores)]})
+
+
+def population_totals(results) -> dict:
+    """Trial-epochs, epoch seconds, setup seconds and buckets of one ``train_population`` call.
+
+    Members of one chunk share its timings, so each chunk (padded size, wall time) counts once.
+    """
+    chunks = {(r.population["padded_hidden_size"], r.wall_seconds): r for r in results}
+    return {
+        "epochs": sum(r.metrics["epochs_run"] for r in results),
+        "epochs_seconds": sum(r.population["epochs_seconds"] for r in chunks.values()),
+        "setup_seconds": sum(
+            r.population["init_seconds"] + r.compile_seconds for r in chunks.values()
+        ),
+        "buckets": len({r.population["padded_hidden_size"] for r in chunks.values()}),
+    }
+
+
+def run_workers(k: int, args) -> dict:
+    """Train the first K draws as ``args.processes`` pinned populations at once; their totals."""
+    command = [sys.executable, os.path.abspath(__file__), "--k", str(k), "--devices", "1"]
+    for flag in ("epochs", "sequences", "length_buckets", "max_padding_waste", "seed"):
+        command += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
+    command += ["--processes", str(args.processes)]
+    started = time.perf_counter()
+    workers = [
+        subprocess.Popen(command + ["--worker", str(i)], stdout=subprocess.PIPE, text=True)
+        for i in range(args.processes)
+    ]
+    outputs = [worker.communicate()[0] for worker in workers]
+    if any(worker.returncode for worker in workers):
+        sys.exit(f"population.py: error: a --processes worker failed for K={k} (see above)")
+    results = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+    return {
+        "epochs": sum(r["epochs"] for r in results),
+        "epochs_seconds": max(r["epochs_seconds"] for r in results),
+        "setup_seconds": max(r["setup_seconds"] for r in results),
+        "buckets": sum(r["buckets"] for r in results),
+        "wall_seconds": time.perf_counter() - started,
+    }
 
 
 def main():
     args = parse_args()
+    if args.worker is not None:
+        pin_worker_to_core(args.worker)
     # JAX reads these once, at start-up: one simulated device per core, and no Eigen threads
     # fighting over the same cores inside each device's small products.
     import jax
@@ -116,6 +184,15 @@ def main():
         file=sys.stderr,
     )
 
+    if args.worker is not None:
+        share = members[: args.k[0]][args.worker :: args.processes]
+        results = train_population(
+            model, optimizer, data, settings, share, progress=False,
+            log=lambda line: print(f"  worker {args.worker}: " + line, file=sys.stderr),
+        ) if share else []  # fmt: skip
+        print(json.dumps(population_totals(results)))
+        return
+
     sequential = []
     for member in members[: args.sequential]:
         started = time.perf_counter()
@@ -129,40 +206,41 @@ def main():
 
     rows = []
     for k in args.k:
+        timed = sequential[: min(k, len(sequential))]
+        seq_epochs = sum(r.metrics["epochs_run"] for r, _ in timed)
+        seq_seconds = sum(r.population["epochs_seconds"] for r, _ in timed)
+        seq_setup = sum(r.population["init_seconds"] + r.compile_seconds for r, _ in timed)
+        seq_rate = seq_epochs / seq_seconds
+
         started = time.perf_counter()
         together = train_population(
             model, optimizer, data, settings, members[:k], progress=False,
             log=lambda line: print("  " + line, file=sys.stderr),
         )  # fmt: skip
-        total = time.perf_counter() - started
-        chunks = {}
-        for r in together:
-            chunks[(r.population["padded_hidden_size"], r.wall_seconds)] = (r.population, r)
-        pop_epochs = sum(r.metrics["epochs_run"] for r in together)
-        pop_seconds = sum(p["epochs_seconds"] for p, _ in chunks.values())
-        pop_setup = sum(p["init_seconds"] + r.compile_seconds for p, r in chunks.values())
-        timed = sequential[: min(k, len(sequential))]
-        seq_epochs = sum(r.metrics["epochs_run"] for r, _ in timed)
-        seq_seconds = sum(r.population["epochs_seconds"] for r, _ in timed)
-        seq_setup = sum(r.population["init_seconds"] + r.compile_seconds for r, _ in timed)
-        pop_rate, seq_rate = pop_epochs / pop_seconds, seq_epochs / seq_seconds
-        rows.append(
-            {
-                "K": k,
-                "buckets": len({p["padded_hidden_size"] for p, _ in chunks.values()}),
-                "population trial-epochs/s": pop_rate,
-                "sequential trial-epochs/s": seq_rate,
-                "speedup": pop_rate / seq_rate,
-                "population setup s": pop_setup,
-                "sequential setup s/trial": seq_setup / len(timed),
-                "population wall s": total,
-            }
-        )
-        print(
-            f"  K={k}: {pop_rate:.3f} vs {seq_rate:.3f} trial-epochs/s; population setup "
-            f"{pop_setup:.1f}s, wall {total:.1f}s",
-            file=sys.stderr,
-        )
+        layouts = [(f"1 process, {len(devices)} device(s)", population_totals(together))]
+        layouts[0][1]["wall_seconds"] = time.perf_counter() - started
+        if args.processes > 1:
+            layouts.append((f"{args.processes} processes, pinned", run_workers(k, args)))
+        for layout, totals in layouts:
+            pop_rate = totals["epochs"] / totals["epochs_seconds"]
+            rows.append(
+                {
+                    "K": k,
+                    "layout": layout,
+                    "buckets": totals["buckets"],
+                    "population trial-epochs/s": pop_rate,
+                    "sequential trial-epochs/s": seq_rate,
+                    "speedup": pop_rate / seq_rate,
+                    "population setup s": totals["setup_seconds"],
+                    "sequential setup s/trial": seq_setup / len(timed),
+                    "population wall s": totals["wall_seconds"],
+                }
+            )
+            print(
+                f"  K={k}, {layout}: {pop_rate:.3f} vs {seq_rate:.3f} trial-epochs/s; population "
+                f"setup {totals['setup_seconds']:.1f}s, wall {totals['wall_seconds']:.1f}s",
+                file=sys.stderr,
+            )
 
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")
@@ -177,6 +255,8 @@ def main():
         )
     k32 = [row["speedup"] for row in rows if row["K"] == 32]
     print(f"speedup_k32={k32[0]:.2f}" if k32 else "speedup_k32=n/a (run with --k 32)")
+    if len(k32) > 1:
+        print(f"speedup_k32_processes={k32[1]:.2f}")
 
 
 if __name__ == "__main__":

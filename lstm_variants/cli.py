@@ -9,12 +9,15 @@ and a callback (``lstm_variants.sweep.SweepSummary``) writes the results table a
 ``--help``, ``--cfg job``, overrides (``cell=cifg optimizer.learning_rate=1e-3``) and multirun
 (``-m cell=vanilla,nfg``) are Hydra's. Invalid input (an unknown cell or dataset, missing data, a
 bad option) ends with one ``lstm-variants: error: ...`` line and exit status 2; a diverged run is
-recorded as such and exits 0.
+recorded as such and exits 0. A multirun's command line is checked the same way before any job
+starts, and a multirun whose every job failed exits with status 2 (``sweep.SweepSummary``).
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstm_variants.compilation_cache import enable_for_command
+from lstm_variants.config_values import check_values
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 from lstm_variants.interrupt import ending_interrupts
@@ -103,6 +107,14 @@ def pin_to_free_cores(count: int) -> None:
     )
 
 
+def check_reference_cell(cfg: dict) -> None:
+    """``reference_cell`` must name a cell: a typo would silently compare against another one."""
+    reference = cfg.get("reference_cell")
+    valid = sorted(path.stem for path in (Path(CONFIG_DIR) / "cell").glob("*.yaml"))
+    if reference is not None and reference not in valid:
+        raise ConfigError(f"unknown reference_cell '{reference}'; valid cells: {', '.join(valid)}")
+
+
 def check_rerun_source(cfg: dict, records_dir: Path) -> None:
     """A rerun must not write into the study it reruns: its records would join that study's."""
     source = ((cfg.get("search") or {}).get("rerun") or {}).get("from")
@@ -137,6 +149,8 @@ def task(cfg: DictConfig) -> None:
         from lstm_variants.search import trial_configs
 
         resolved = OmegaConf.to_container(cfg, resolve=True)
+        check_values(resolved)  # seed, search.trials, ...: before the search reads them
+        check_reference_cell(resolved)
         check_rerun_source(resolved, records_dir)
         configs = trial_configs(resolved, job=hydra_cfg.job.num if multirun else 0)
         results = run_trials(configs, records_dir, progress=bool(cfg.progress))
@@ -221,19 +235,86 @@ def unknown_choice(argv: list[str]) -> str | None:
 def override_error(argv: list[str], config_name: str = "config") -> str | None:
     """Compose the config once with the user's overrides; Hydra's complaint as one line, else None.
 
-    Only plain single runs are checked (no flags such as ``--cfg`` or ``-m``): Hydra reports the
-    rest itself.
+    Plain runs and multiruns (``-m``) are checked; in a multirun each swept key is checked with
+    its first value (``cell=vanilla,gru`` as ``cell=vanilla``; ``range(...)`` and other sweep
+    functions are left to Hydra). With any other flag (``--cfg``, ``--help``, ...) Hydra reports
+    the rest itself. A key that does not exist gets the nearest existing ones as the advice,
+    rather than Hydra's "use +key=value", which would only add a key that nothing reads.
     """
-    if any(argument.startswith("-") for argument in argv):
+    flags = [argument for argument in argv if argument.startswith("-")]
+    if any(flag not in ("-m", "--multirun") for flag in flags):
         return None
-    overrides = [argument for argument in argv if not argument.lstrip("+~").startswith("hydra")]
+    overrides = []
+    for argument in argv:
+        if argument.startswith("-") or argument.lstrip("+~").startswith("hydra"):
+            continue
+        first = first_sweep_value(argument) if flags else argument
+        if first is not None:
+            overrides.append(first)
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        missing = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
+        # Options of a cell or dataset are free-form: there Hydra's "+key=value" is the answer.
+        if missing and not missing.group(1).rpartition(".")[0].endswith("options"):
+            return unknown_key(missing.group(1), overrides, config_name)
         return " ".join(lines[:2])
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:
+        return None  # interpolations of Hydra's own config: the job resolves and checks them
+    # The job checks again (each job of a multirun has its own values); this makes a bad value
+    # of a sweep one line before any job starts, not one failed job per cell.
+    try:
+        check_values(resolved)
+        check_reference_cell(resolved)
+    except ConfigError as error:
+        return str(error)
     return None
+
+
+def first_sweep_value(override: str) -> str | None:
+    """``key=a,b`` -> ``key=a``; None for a sweep function (``range(2)``, ``choice(...)``)."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        return override
+    if re.match(r"^[a-z_]+\(", value):
+        return None
+    depth, quote = 0, None
+    for index, char in enumerate(value):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == "," and depth == 0:
+            return f"{key}={value[:index]}"
+    return override
+
+
+def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
+    """One line for an override of a key the config does not have, naming the nearest ones."""
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
+    parent, _, leaf = key.rpartition(".")
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name, overrides=others)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    except (HydraException, OmegaConfBaseException):
+        known = []
+    near = difflib.get_close_matches(leaf, known, n=3)
+    where = f"{parent}." if parent else ""
+    if near:
+        return f"unknown key {key}; did you mean {', '.join(where + k for k in near)}?"
+    if known:
+        return f"unknown key {key}; the keys of {parent or 'the config'}: {', '.join(known)}"
+    return f"unknown key {key}"
 
 
 def run_hydra_app(prog: str, config_name: str, task_function, interrupted: str) -> None:

@@ -22,6 +22,7 @@ configs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,14 +121,44 @@ RULES: dict[str, Rule] = {
 }
 
 
+# Keys that name one of a few choices (``lstm_variants.recurrence.RECURRENCES`` for the first; a
+# test keeps the two equal without this module importing JAX).
+CHOICES: dict[str, tuple[str, ...]] = {"model.recurrence": ("fast", "reference")}
+
+
 def check_values(cfg: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` for the first key of ``RULES`` whose value breaks its rule."""
+    """Raise ``ConfigError`` for the first key of ``RULES`` or ``CHOICES`` whose value breaks its
+    rule, or for an optimizer key the chosen optimizer would silently ignore."""
     for key, rule in RULES.items():
         found, value = _lookup(cfg, key)
         if found and not rule.allows(value):
             raise ConfigError(
                 f"{key} must be {rule.describe()}, got {value!r}; set it with {key}=VALUE"
             )
+    for key, choices in CHOICES.items():
+        found, value = _lookup(cfg, key)
+        if found and value not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    study = cfg.get("study")
+    # The study names the output folders (outputs/<study>/..., multirun/<study>): a path in it,
+    # such as ../../etc, would put records outside them.
+    if study is not None and (
+        not isinstance(study, str)
+        or not re.fullmatch(r"[A-Za-z0-9_.-]+", study)
+        or study in {".", ".."}
+    ):
+        raise ConfigError(
+            f"study must be a plain name (letters, digits, '_', '-', '.'), got {study!r}; "
+            "e.g. study=greff_jsb_small"
+        )
+    optimizer = cfg.get("optimizer") or {}
+    # Adam keeps its own first-moment decay; a momentum given with it would be recorded, sampled
+    # and analysed as a hyperparameter without changing training.
+    if optimizer.get("name") == "adam" and optimizer.get("momentum") is not None:
+        raise ConfigError(
+            f"optimizer.momentum={optimizer['momentum']!r} is used only by optimizer=sgd (Adam "
+            "ignores it; search=greff samples it): add optimizer=sgd, or drop the momentum"
+        )
 
 
 TYPE_RULES = {"bool": SWITCH, "int": Rule("integer"), "float": FINITE}

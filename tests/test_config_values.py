@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from lstm_variants.cells import make_cell
 from lstm_variants.cli import CONFIG_DIR
 from lstm_variants.config_values import (
+    CHOICES,
     RULES,
     Rule,
     check_cell_options,
@@ -123,3 +124,9 @@ def test_a_dataset_option_of_the_wrong_kind_is_one_data_error():
         check_dataset_options("jsb_chorales", {"download": "maybe"})
     with pytest.raises(DataError, match="unknown option"):
         check_dataset_options("adding", {"length": 3})
+
+
+def test_the_recurrence_choices_are_the_implemented_ones():
+    from lstm_variants.recurrence import RECURRENCES
+
+    assert set(CHOICES["model.recurrence"]) == set(RECURRENCES)

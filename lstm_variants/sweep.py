@@ -17,6 +17,7 @@ failed, trials recorded, the best test metric and, from the mean job time, an ET
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     """
     from lstm_variants.analysis import AnalysisError, collect, compare, write_report
     from lstm_variants.analysis.compare import comparison_selection, to_markdown
+    from lstm_variants.analysis.report import resolve_reference
 
     sweep_dir = Path(sweep_dir)
     statuses = read_statuses(sweep_dir)
@@ -76,8 +78,9 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
         lines += [f"{collection.summary()}; {len(statuses)} jobs ({len(failed)} failed).", ""]
         usable = trials[trials["usable"]]
         if len(usable):
-            cells = list(usable["cell"].astype(str).unique())
-            chosen = reference if reference in cells else sorted(cells)[0]
+            chosen, note = resolve_reference(trials, reference)
+            if note:
+                lines += [f"**Note: {note}.**", ""]
             fraction, sample = comparison_selection(trials)
             lines.append(
                 to_markdown(compare(trials, reference=chosen, fraction=fraction, sample=sample))
@@ -141,12 +144,25 @@ class SweepSummary(Callback):
 
         quiet_library_logs()  # the summary's figures are drawn in the launcher's process
         sweep_dir = Path(config.hydra.sweep.dir)
-        if sweep_dir.is_dir():
-            reference = str(config.get("reference_cell", "vanilla"))
+        if not sweep_dir.is_dir():
+            return
+        reference = str(config.get("reference_cell", "vanilla"))
+        print(summarize(sweep_dir, reference, bool(config.get("sweep_report", True))), flush=True)
+        results = sweep_dir / "results.parquet"
+        if results.exists():
+            print(f"results: {results}, summary: {sweep_dir / 'summary.md'}")
+        else:
+            print(f"no trial records, so no results table; summary: {sweep_dir / 'summary.md'}")
+        statuses = read_statuses(sweep_dir)
+        if statuses and all(s.get("status") != "ok" for s in statuses):
+            # A study where nothing ran is an error for the shell and for scripts that chain steps.
+            first = statuses[0].get("error", statuses[0].get("status"))
             print(
-                summarize(sweep_dir, reference, bool(config.get("sweep_report", True))), flush=True
+                f"lstm-variants: error: every job of this sweep failed ({len(statuses)}); "
+                f"the first: {first}",
+                file=sys.stderr,
             )
-            print(f"results: {sweep_dir / 'results.parquet'}, summary: {sweep_dir / 'summary.md'}")
+            sys.exit(2)
 
 
 def _job_count(config: DictConfig) -> int | None:

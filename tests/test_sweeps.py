@@ -301,3 +301,28 @@ def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
         config(["cell=a", "dataset=x", "+sweep=q"]), JobReturn(status=JobStatus.COMPLETED)
     )
     assert "sweep: 1/6 jobs done" in capsys.readouterr().out
+
+
+def test_a_misspelt_key_in_a_sweep_is_one_error_line_before_any_job(tmp_path):
+    out = cli(
+        "-m", "cell=vanilla,gru", "train.max_epoch=1", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "lstm-variants: error: unknown key train.max_epoch; did you mean train.max_epochs?"
+    ]
+    assert not list(tmp_path.glob("*/status.json"))  # no job started
+
+
+def test_a_sweep_whose_every_job_fails_exits_2_and_names_no_missing_results(tmp_path):
+    # TIMIT is licensed and never here: each job fails on its data, which no up-front check sees.
+    out = cli(
+        "-m", "cell=vanilla,gru", "dataset=timit", *SMALL, f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("lstm-variants: error: every job of this sweep failed (2); the first:")
+    assert "timit" in last
+    assert not (tmp_path / "results.parquet").exists() and "results.parquet" not in out.stdout
+    assert "## Failed jobs" in (tmp_path / "summary.md").read_text()

@@ -54,14 +54,18 @@ PAIRED_FRACTIONS = (1.0, 0.5)  # the paired comparison over all draws and over t
 def resolve_reference(trials: pd.DataFrame, reference: str | None) -> tuple[str, str | None]:
     """(reference cell to use, a note if it had to change).
 
-    The requested one if any dataset has it; else the first cell in the canonical order (so a
-    Jozefowicz sweep without V still gets a table, against 'lstm').
+    The requested one if any dataset has a usable trial of it; else the first cell with one in
+    the canonical order (so a Jozefowicz sweep without V still gets a table, against 'lstm').
+    The study summary (``lstm_variants.sweep``) and the report both choose here, so they agree.
     """
-    cells = ordered_cells(trials["cell"].astype(str))
+    usable = trials[trials["usable"]] if "usable" in trials and trials["usable"].any() else trials
+    cells = ordered_cells(usable["cell"].astype(str))
     if reference in cells:
         return reference, None
     chosen = cells[0]
-    note = f"reference cell {reference!r} is not in these sweeps; compared against {chosen!r}"
+    present = reference in set(trials["cell"].astype(str))
+    why = "has no usable trial here" if present else "is not in these sweeps"
+    note = f"reference cell {reference!r} {why}; compared against {chosen!r}"
     return chosen, note if reference else None
 
 

@@ -117,8 +117,9 @@ def test_describe_yaml_option_values(capsys):
         ),
         (["describe", "adding", "-o", "X=1"], 2, "unknown option(s) X; valid options: T, n_train"),
         (["describe", "adding", "--batch-size", "0"], 2, "--batch-size must be at least 1, got 0"),
-        (["describe", "timit"], 1, "timit is licensed: obtain TIMIT"),
-        (["describe", "adding", "-o", "T=3"], 1, "T must be at least 10, got 3"),
+        (["describe", "timit"], 2, "timit is licensed: obtain TIMIT"),
+        (["describe", "adding", "-o", "T=3"], 2, "T must be at least 10, got 3"),
+        (["describe", "adding", "-o", "T=abc"], 2, "T of 'adding' must be an integer, got 'abc'"),
     ],
 )
 def test_errors_are_one_line(empty_data_dir, capsys, argv, status, message):

@@ -9,8 +9,9 @@
         (whole split, random batches of B, batches bucketed by length)
 
 Option values are read as YAML scalars (`T=200`, `download=false`, `variant=6b`). An unknown
-dataset or option ends with one `lstm-variants-data: error: ...` line and exit status 2; a
-dataset that cannot be loaded (missing file, bad checksum, malformed file) with exit status 1.
+dataset or option, a bad option value, or a dataset that cannot be loaded (missing file, bad
+checksum, malformed file) ends with one `lstm-variants-data: error: ...` line and exit status 2,
+as bad input does for `lstm-variants`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from lstm_variants.data import (
 )
 
 PROG = "lstm-variants-data"
-USAGE_ERROR, LOAD_ERROR = 2, 1
+USAGE_ERROR = 2
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -159,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(describe_text(args.name, options, args.data_dir, args.batch_size))
     except (DataError, TypeError) as error:
-        return fail(str(error), LOAD_ERROR)
+        return fail(str(error))
     return 0
 
 
-def fail(message: str, status: int = USAGE_ERROR) -> int:
-    """Print one error line to stderr and return `status`."""
+def fail(message: str) -> int:
+    """Print one error line to stderr and return the usage error status."""
     print(f"{PROG}: error: {message}", file=sys.stderr)
-    return status
+    return USAGE_ERROR
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from lstm_variants.analysis.collect import collect
 from lstm_variants.analysis.compare import compare
 from lstm_variants.analysis.importance import importance_by_group
 from lstm_variants.analysis.plots import DPI, all_figures
-from lstm_variants.analysis.report import write_report
+from lstm_variants.analysis.report import resolve_reference, write_report
 from lstm_variants.analysis.synthetic import synthetic_study, write_records
 
 
@@ -137,6 +137,27 @@ def test_command_line(sweep, tmp_path, capsys):
     assert main(["report", str(empty)]) == 2
     assert f"no run records (**/records/*.json) under {empty}" in capsys.readouterr().err
     assert main(["compare", str(sweep), "--reference", "gru"]) == 2
+    assert main(["paired", str(sweep), "--reference", "bogus"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "lstm-variants-analyze: error: reference cell 'bogus' is in none of these records; "
+        "cells found: cifg, nfg, vanilla"
+    )
+    for bad in ("2", "0", "abc"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["compare", str(sweep), "--fraction", bad])
+        assert exit_info.value.code == 2
+        assert "must be a share in (0, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_summary_and_report_choose_the_same_reference_and_say_why_it_changed():
+    trials = pd.DataFrame(
+        {"cell": ["vanilla", "vanilla", "gru", "cifg"], "usable": [False, False, True, True]}
+    )
+    chosen, note = resolve_reference(trials, "vanilla")
+    assert chosen == "cifg"  # the first usable cell in the canonical order (Greff's before GRU)
+    assert note == "reference cell 'vanilla' has no usable trial here; compared against 'cifg'"
+    assert resolve_reference(trials, "nfg")[1].startswith("reference cell 'nfg' is not in")
+    assert resolve_reference(trials, "gru") == ("gru", None)

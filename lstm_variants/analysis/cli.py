@@ -43,13 +43,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: <first DIR>/analysis)")
 
 
+def share(text: str) -> float:
+    """A ``--fraction`` value: a share of the trials, in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:  # nan fails too
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 1], e.g. 0.1, got {text!r}")
+    return value
+
+
 def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference", default="vanilla", help="cell tested against (default: vanilla)"
     )
     parser.add_argument(
         "--fraction",
-        type=float,
+        type=share,
         help="best fraction by validation (default 0.1; 1 for a rerun study, search.rerun)",
     )
     parser.add_argument(
@@ -99,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     paired_parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
     paired_parser.add_argument(
         "--fraction",
-        type=float,
+        type=share,
         default=1.0,
         help="compare the best share of draws, by the pair's mean validation result (1: all)",
     )
@@ -210,6 +221,12 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     if arguments.command == "paired":
         from lstm_variants.analysis.paired import paired_compare, paired_markdown
 
+        cells = sorted(collection.trials["cell"].astype(str).unique())
+        if arguments.reference not in cells:
+            raise AnalysisError(
+                f"reference cell {arguments.reference!r} is in none of these records; cells "
+                f"found: {', '.join(cells)}"
+            )
         table = paired_compare(
             collection.trials,
             reference=arguments.reference,

@@ -544,7 +544,7 @@ DISPLAY_HEADER = (
     "Δ mean vs ref [95 % CI]",
     "g",
     "p (adj.)",
-    "",
+    "significant",
 )
 
 

@@ -198,7 +198,7 @@ def paired_markdown(table: pd.DataFrame) -> str:
             "mean d",
             "draws better",
             "p (Wilcoxon, Holm)",
-            "",
+            "significant",
         ]
         scope = "all draws" if share >= 1.0 else f"the best {100 * share:.0f} % of draws"
         blocks.append(f"#### {dataset}, {scope}\n\n" + markdown_table(header, rows))

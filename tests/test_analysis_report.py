@@ -161,3 +161,16 @@ def test_summary_and_report_choose_the_same_reference_and_say_why_it_changed():
     assert note == "reference cell 'vanilla' has no usable trial here; compared against 'cifg'"
     assert resolve_reference(trials, "nfg")[1].startswith("reference cell 'nfg' is not in")
     assert resolve_reference(trials, "gru") == ("gru", None)
+
+
+def test_the_best_fraction_panel_shows_every_value_the_table_tests():
+    from lstm_variants.analysis.plots import _full_limits, _robust_limits
+
+    # A quickstart-like best 10 %: one trial per cell, four close together and NOAF's far above.
+    best = np.array([2.590, 2.595, 2.598, 2.600, 2.865])
+    assert _robust_limits(best)[1] < 2.865  # the old lower panel: NOAF's only value off the axis
+    low, high = _full_limits(best)
+    assert low < best.min() and high > best.max()
+    # The all-trials panel still cuts off a diverged-like outlier (and counts it in its title).
+    trials = np.concatenate([np.linspace(2.4, 2.6, 40), [50.0]])
+    assert _robust_limits(trials)[1] < 50.0 < _full_limits(trials)[1]

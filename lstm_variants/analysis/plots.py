@@ -64,8 +64,15 @@ def _robust_limits(values: np.ndarray) -> tuple[float, float]:
     if not len(values):
         return 0.0, 1.0
     q1, q3 = np.percentile(values, [25, 75])
-    top = min(values.max(), q3 + 3 * max(q3 - q1, 1e-9))
-    low = values.min()
+    return _full_limits(values[values <= q3 + 3 * max(q3 - q1, 1e-9)])
+
+
+def _full_limits(values: np.ndarray) -> tuple[float, float]:
+    """y-limits that show every finite value, with a 5 % margin."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 0.0, 1.0
+    low, top = values.min(), values.max()
     pad = 0.05 * max(top - low, 1e-9)
     return low - pad, top + pad
 
@@ -85,11 +92,13 @@ def box_plots(
     markers = comparison[comparison["dataset"] == dataset].set_index("cell")["marker"].to_dict()
     figure = Figure(figsize=(max(5.0, 0.8 * len(cells) + 2), 6.5))
     axes = figure.subplots(2, 1, sharex=True)
+    # The lower panel is the sample the comparison table tests, so it shows every value; the
+    # upper one cuts off far outliers (diverged-like trials) and counts them in its title.
     panels = (
-        ("all trials", lambda g: g[g["usable"]]),
-        (f"best {fraction:.0%} by validation", lambda g: top_trials(g, fraction)),
+        ("all trials", lambda g: g[g["usable"]], _robust_limits),
+        (f"best {fraction:.0%} by validation", lambda g: top_trials(g, fraction), _full_limits),
     )
-    for axis, (title, select) in zip(axes, panels, strict=True):
+    for axis, (title, select, limits) in zip(axes, panels, strict=True):
         data = [
             select(frame[frame["cell"].astype(str) == cell])[metric].to_numpy(float)
             for cell in cells
@@ -111,7 +120,7 @@ def box_plots(
             patch.set_edgecolor("black")
             patch.set_hatch(MARKER_HATCH.get(marker, ""))
         every = np.concatenate([d for d in data if len(d)] or [np.array([0.0])])
-        low, high = _robust_limits(every)
+        low, high = limits(every)
         axis.set_ylim(low, high)
         hidden = int(np.sum(every > high))
         label = f"{title} ({hidden} above the axis)" if hidden else title

@@ -174,3 +174,12 @@ def test_the_best_fraction_panel_shows_every_value_the_table_tests():
     # The all-trials panel still cuts off a diverged-like outlier (and counts it in its title).
     trials = np.concatenate([np.linspace(2.4, 2.6, 40), [50.0]])
     assert _robust_limits(trials)[1] < 50.0 < _full_limits(trials)[1]
+
+
+def test_importance_shares_of_a_surrogate_that_predicts_nothing_are_flagged():
+    from lstm_variants.analysis.report import _surrogate_warning
+
+    assert _surrogate_warning(0.35) == []
+    assert "out-of-bag R² is -0.80" in _surrogate_warning(-0.80)[0]
+    assert "Not informative" in _surrogate_warning(0.0)[0]
+    assert "too few trials" in _surrogate_warning(float("nan"))[0]

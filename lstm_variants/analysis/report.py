@@ -130,6 +130,22 @@ def _frame_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return markdown_table([str(c) for c in frame.columns], rows)
 
 
+def _surrogate_warning(r2: float) -> list[str]:
+    """A warning paragraph where the forest explains nothing: its shares then describe noise."""
+    if math.isfinite(r2) and r2 > 0:
+        return []
+    why = (
+        f"its out-of-bag R² is {r2:.2f}, no better than predicting the mean"
+        if math.isfinite(r2)
+        else "too few trials (under 10) to measure how well it predicts"
+    )
+    return [
+        f"**Not informative: the forest does not predict the test metric ({why}), so the shares "
+        "below are noise, not the hyperparameters' effects. Read them only after more trials.**",
+        "",
+    ]
+
+
 def _importance_section(result: Importance, figures: dict, output_dir: Path) -> list[str]:
     slug = "_".join(result.group.values()) or "all"
     rows = [
@@ -157,6 +173,7 @@ def _importance_section(result: Importance, figures: dict, output_dir: Path) -> 
         )
         + ".",
         "",
+        *_surrogate_warning(result.surrogate.r2_out_of_bag),
         markdown_table(["term", "share", "std"], rows),
         "",
         _figure(figures, f"importance_{slug}", output_dir, f"Variance shares, {result.title}"),

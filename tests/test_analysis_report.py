@@ -72,6 +72,11 @@ def test_report_is_self_contained_markdown(sweep, tmp_path):
     cost = (tmp_path / "report" / "tables" / "cost.csv").read_text()
     assert cost.startswith("dataset,cell,trials,trial_epochs,wall_seconds") and "nottingham" in cost
     assert "200 trials of each of the 3 cells on jsb_chorales would take" in text
+    jsb = pd.read_csv(tmp_path / "report" / "tables" / "cost.csv").query(
+        "dataset == 'jsb_chorales'"
+    )
+    mean_epochs = jsb["trial_epochs"].sum() / jsb["trials"].sum()
+    assert f"as many epochs as these did ({mean_epochs:.1f} per trial on average)" in text
     best = pd.read_csv(tmp_path / "report" / "tables" / "best.csv")
     trials = pd.read_parquet(tmp_path / "report" / "data" / "trials.parquet")
     lowest = (

@@ -232,11 +232,15 @@ def _cost_section(cost: pd.DataFrame, projected_trials: int) -> list[str]:
         _frame_markdown(shown),
         "",
     ]
-    lines += [
-        f"At these rates, {projected_trials} trials of each of the {int((cost['dataset'] == d).sum())}"
-        f" cells on {d} would take **{format_duration(seconds)}** on this device."
-        for d, seconds in projection.items()
-    ]
+    for dataset, seconds in projection.items():
+        rows = cost[cost["dataset"] == dataset]
+        epochs = rows["trial_epochs"].sum() / rows["trials"].sum()
+        lines.append(
+            f"At these rates, {projected_trials} trials of each of the {len(rows)} cells on "
+            f"{dataset} would take **{format_duration(seconds)}** on this device, if they ran as "
+            f"many epochs as these did ({epochs:.1f} per trial on average); the time grows with "
+            "the epochs (a longer run is mostly epochs, s / trial-epoch above)."
+        )
     return lines + [""]
 
 

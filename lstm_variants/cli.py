@@ -181,20 +181,26 @@ def task(cfg: DictConfig) -> None:
     if cache is not None and trained:
         print(cache.describe())
     if multirun:
+        from lstm_variants.records import RecordError, read_record
         from lstm_variants.sweep import write_status
 
-        finished = [
-            r["metrics"]["test_at_best"]
-            for r in trained
-            if r["metrics"]["test_at_best"] is not None
-        ]
+        records = []
+        for path, record in results:  # the trials skipped as done count too
+            try:
+                records.append(record if record is not None else read_record(path))
+            except RecordError:
+                continue
+        validated = [r for r in records if r["metrics"]["best_valid"] is not None]
+        best = min(validated, key=lambda r: r["metrics"]["best_valid"], default=None)
         write_status(
             job_dir,
             "ok",
             overrides,
             trials=len(results),
             trained=len(trained),
-            best_test=min(finished) if finished else None,
+            dataset=str(cfg.dataset.name),
+            best_valid=best["metrics"]["best_valid"] if best else None,
+            metric=best["metrics"]["metric"] if best else None,
             label=" ".join(overrides),
         )
 

@@ -11,7 +11,8 @@ the code of ``lstm_variants.analysis``. A failed job does not stop the others, a
 study is still aggregated.
 
 After each job, the callback also prints one progress line for the sweep so far: jobs done and
-failed, trials recorded, the best test metric and, from the mean job time, an ETA.
+failed, trials recorded, the best validation result per dataset (with its job) and, from the mean
+job time, an ETA.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class SweepSummary(Callback):
         line = f"sweep: {done}{f'/{total}' if total else ''} jobs done ({failed} failed), {records} trial records"
         best = _best_so_far(statuses)
         if best:
-            line += f", best test {best}"
+            line += f", best valid: {best}"
         if total and done:
             elapsed = time.time() - self.started
             line += f", ETA {_duration(elapsed / done * max(total - done, 0))}"
@@ -187,13 +188,22 @@ def _job_count(config: DictConfig) -> int | None:
 
 
 def _best_so_far(statuses: list[dict[str, Any]]) -> str | None:
-    bests = [
-        (s["best_test"], s.get("label", "")) for s in statuses if s.get("best_test") is not None
-    ]
+    """The lowest validation result per dataset, with the job that holds it.
+
+    Validation, not test: choosing on the test set would be optimistic. Per dataset: the metrics
+    of two tasks (an MSE and a cross entropy, say) do not compare.
+    """
+    bests: dict[str, tuple[float, str, str]] = {}
+    for status in statuses:
+        value, dataset = status.get("best_valid"), status.get("dataset", "")
+        if value is not None and (dataset not in bests or value < bests[dataset][0]):
+            bests[dataset] = (value, status.get("metric") or "", status.get("label", ""))
     if not bests:
         return None
-    value, label = min(bests)
-    return f"{value:.4g} ({label})"
+    return "; ".join(
+        f"{dataset} {metric} {value:.4g} ({label})"
+        for dataset, (value, metric, label) in sorted(bests.items())
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -326,3 +326,29 @@ def test_a_sweep_whose_every_job_fails_exits_2_and_names_no_missing_results(tmp_
     assert "timit" in last
     assert not (tmp_path / "results.parquet").exists() and "results.parquet" not in out.stdout
     assert "## Failed jobs" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_progress_line_gives_the_best_validation_result_per_dataset():
+    from lstm_variants.sweep import _best_so_far
+
+    def ok(dataset, metric, valid, cell):
+        label = f"cell={cell} dataset={dataset}"
+        return {
+            "status": "ok",
+            "dataset": dataset,
+            "metric": metric,
+            "best_valid": valid,
+            "label": label,
+        }
+
+    statuses = [
+        ok("adding", "mse", 0.02, "gru"),
+        ok("adding", "mse", 0.01, "lstm"),
+        ok("xml", "nats", 1.2, "gru"),  # a cross entropy: never compared with the MSEs
+        {"status": "ok", "dataset": "xml", "best_valid": None, "label": "cell=lstm dataset=xml"},
+        {"status": "failed", "error": "timit is licensed"},
+    ]
+    assert _best_so_far(statuses) == (
+        "adding mse 0.01 (cell=lstm dataset=adding); xml nats 1.2 (cell=gru dataset=xml)"
+    )
+    assert _best_so_far([{"status": "failed"}]) is None

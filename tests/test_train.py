@@ -267,7 +267,9 @@ def test_ctrl_c_is_one_line_and_exit_status_130_and_no_record(tmp_path):
 
 def test_cli_help_works():
     out = cli("--help")
-    assert out.returncode == 0 and "cell" in out.stdout
+    assert out.returncode == 0 and "cell: cifg, fgr, gru" in out.stdout
+    assert out.stdout.startswith("lstm-variants: train recurrent cells")  # not Hydra's stock line
+    assert "powered by Hydra" not in out.stdout
 
 
 def tiny_jsb_config(*overrides):

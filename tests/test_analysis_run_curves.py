@@ -3,6 +3,7 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
@@ -85,3 +86,18 @@ def test_cli_writes_the_figure_and_the_table(two_runs, capsys):
     assert image.shape[0] >= 200 and image[..., :3].std() > 0.01
     assert (out / "curves.pdf").stat().st_size > 0
     assert "curves.png" in capsys.readouterr().out
+
+
+def test_a_key_one_run_lacks_is_left_out_of_its_label_not_shown_as_nan():
+    trials = pd.DataFrame(
+        {
+            "trial_id": ["a" * 16, "b" * 16],
+            "cell": ["vanilla", "vanilla"],
+            "learning_rate": [0.01, 0.003],
+            "momentum": [0.9, float("nan")],  # an SGD run beside an Adam run
+        }
+    )
+    assert run_labels(trials) == {
+        "a" * 16: "vanilla learning_rate=0.01 momentum=0.9",
+        "b" * 16: "vanilla learning_rate=0.003",
+    }

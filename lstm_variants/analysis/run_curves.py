@@ -46,7 +46,10 @@ def run_labels(trials: pd.DataFrame) -> dict[str, str]:
     ]
     labels = {}
     for _, trial in trials.iterrows():
-        parts = [str(trial["cell"])] + [f"{key}={_short(trial[key])}" for key in differing]
+        # A key a run does not have (momentum of an Adam run) is left out, not shown as 'nan'.
+        parts = [str(trial["cell"])] + [
+            f"{key}={_short(trial[key])}" for key in differing if pd.notna(trial[key])
+        ]
         labels[trial["trial_id"]] = " ".join(parts)
     counts = pd.Series(labels).value_counts()
     # Runs that differ only elsewhere (another dataset option, say) keep apart by their trial id.

@@ -255,6 +255,8 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         if argument.startswith("-") or argument.lstrip("+~").startswith("hydra"):
             continue
         first = first_sweep_value(argument) if flags else argument
+        if first is None and (Path(CONFIG_DIR) / argument.partition("=")[0].lstrip("+~")).is_dir():
+            return None  # a group swept by a function: its keys are unknown until Hydra expands it
         if first is not None:
             overrides.append(first)
     try:
@@ -263,8 +265,13 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     except (HydraException, OmegaConfBaseException) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         missing = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
-        # Options of a cell or dataset are free-form: there Hydra's "+key=value" is the answer.
-        if missing and not missing.group(1).rpartition(".")[0].endswith("options"):
+        # A config key, not a group (for `sweep=...` Hydra's "+sweep=..." is the answer), and not
+        # inside a free-form mapping (cell or dataset options, a search space), where it is too.
+        if (
+            missing
+            and "To append to your config use" in str(error)
+            and not missing.group(1).rpartition(".")[0].endswith(FREE_FORM)
+        ):
             return unknown_key(missing.group(1), overrides, config_name)
         return " ".join(lines[:2])
     try:
@@ -281,12 +288,15 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     return None
 
 
+FREE_FORM = ("options", "search.space")  # mappings whose keys the user adds with +key=value
+
+
 def first_sweep_value(override: str) -> str | None:
-    """``key=a,b`` -> ``key=a``; None for a sweep function (``range(2)``, ``choice(...)``)."""
+    """``key=a,b`` -> ``key=a``; None for a sweep function (``range(2)``, ``choice(a,b)``)."""
     key, sep, value = override.partition("=")
     if not sep:
         return override
-    if re.match(r"^[a-z_]+\(", value):
+    if re.match(r"^(range|choice|interval|glob|tag|sort|shuffle)\(", value):
         return None
     depth, quote = 0, None
     for index, char in enumerate(value):

@@ -67,25 +67,10 @@ def cell_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return options | dict(cfg["cell"].get("options") or {})
 
 
-MODEL_KEYS = ("hidden_size", "num_layers", "recurrence", "unroll", "init", "embed_size")
-INIT_KEYS = tuple(f"{kind}{suffix}" for kind in ("input", "recurrent", "peephole", "bias")
-                  for suffix in ("", "_scale"))  # fmt: skip
-
-
 def build_model(cfg: Mapping[str, Any], data: SequenceDataset) -> SequenceModel:
     """The sequence model of ``cfg`` sized for ``data``."""
     name = cfg["cell"]["name"]
     model_cfg = cfg["model"]
-    # `+model.hiden_size=3` adds a key nothing reads; the run would train the default size.
-    for prefix, given, known in (
-        ("model", model_cfg, MODEL_KEYS),
-        ("model.init", model_cfg.get("init") or {}, INIT_KEYS),
-    ):
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown {prefix} option(s) {unknown}; valid: {', '.join(sorted(known))}"
-            )
     model = SequenceModel(
         cell=name,
         hidden_size=int(model_cfg["hidden_size"]),

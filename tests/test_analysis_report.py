@@ -157,7 +157,7 @@ def test_command_line(sweep, tmp_path, capsys):
     assert exit_info.value.code == 0
 
 
-def test_summary_and_report_choose_the_same_reference_and_say_why_it_changed():
+def test_a_reference_without_a_usable_trial_gives_way_to_the_first_usable_cell():
     trials = pd.DataFrame(
         {"cell": ["vanilla", "vanilla", "gru", "cifg"], "usable": [False, False, True, True]}
     )
@@ -169,22 +169,44 @@ def test_summary_and_report_choose_the_same_reference_and_say_why_it_changed():
 
 
 def test_the_best_fraction_panel_shows_every_value_the_table_tests():
-    from lstm_variants.analysis.plots import _full_limits, _robust_limits
+    from lstm_variants.analysis.plots import box_figure
 
-    # A quickstart-like best 10 %: one trial per cell, four close together and NOAF's far above.
-    best = np.array([2.590, 2.595, 2.598, 2.600, 2.865])
-    assert _robust_limits(best)[1] < 2.865  # the old lower panel: NOAF's only value off the axis
-    low, high = _full_limits(best)
-    assert low < best.min() and high > best.max()
-    # The all-trials panel still cuts off a diverged-like outlier (and counts it in its title).
-    trials = np.concatenate([np.linspace(2.4, 2.6, 40), [50.0]])
-    assert _robust_limits(trials)[1] < 50.0 < _full_limits(trials)[1]
+    # A quickstart-like study: 10 trials per cell, so its best 10 % is one trial per cell; four
+    # cells close together and NOAF's best far above them (it used to fall off the lower panel).
+    rng = np.random.default_rng(0)
+    rows = []
+    for cell, best in [("vanilla", 2.590), ("nfg", 2.595), ("cifg", 2.598), ("np", 2.600),
+                       ("noaf", 2.865)]:  # fmt: skip
+        for k, value in enumerate([best, *(best + 0.3 + rng.random(9))]):
+            rows.append({"dataset": "xml", "cell": cell, "usable": True, "best_valid": value,
+                         "test_at_best": value, "metric": "nats", "trial_id": f"{cell}{k}"})  # fmt: skip
+    trials = pd.DataFrame(rows)
+    comparison = pd.DataFrame(
+        {"dataset": ["xml"] * 5, "cell": trials["cell"].unique(), "marker": ""}
+    )
+    upper, lower = box_figure(trials, comparison, "xml").axes
+    low, high = lower.get_ylim()
+    assert low < 2.590 and high > 2.865
+    assert "above the axis" not in lower.get_title()
 
 
-def test_importance_shares_of_a_surrogate_that_predicts_nothing_are_flagged():
-    from lstm_variants.analysis.report import _surrogate_warning
+def test_importance_shares_of_a_surrogate_that_predicts_nothing_are_flagged(tmp_path):
+    from types import SimpleNamespace
 
-    assert _surrogate_warning(0.35) == []
-    assert "out-of-bag R² is -0.80" in _surrogate_warning(-0.80)[0]
-    assert "Not informative" in _surrogate_warning(0.0)[0]
-    assert "too few trials" in _surrogate_warning(float("nan"))[0]
+    from lstm_variants.analysis.report import _importance_section
+
+    def section(r2):
+        result = SimpleNamespace(
+            group={"dataset": "xml"}, title="xml", trials=6, excluded=0,
+            surrogate=SimpleNamespace(r2_out_of_bag=r2, names=["optimizer.learning_rate"],
+                                      scales=["log"]),
+            main=pd.DataFrame({"parameter": ["optimizer.learning_rate"], "fraction": [0.5],
+                               "fraction_std": [0.1]}),
+            pairs=pd.DataFrame(columns=["parameter_a", "parameter_b", "fraction", "fraction_std"]),
+        )  # fmt: skip
+        return "\n".join(_importance_section(result, {}, tmp_path))
+
+    assert "Not informative" not in section(0.35)
+    assert "Not informative: the forest does not predict" in section(-0.80)
+    assert "out-of-bag R² is -0.80, no better than predicting the mean" in section(-0.80)
+    assert "too few trials (under 10)" in section(float("nan"))

@@ -130,3 +130,29 @@ def test_the_recurrence_choices_are_the_implemented_ones():
     from lstm_variants.recurrence import RECURRENCES
 
     assert set(CHOICES["model.recurrence"]) == set(RECURRENCES)
+
+
+def test_model_keys_are_the_keys_of_the_model_config():
+    from pathlib import Path
+
+    import yaml
+
+    from lstm_variants.cli import CONFIG_DIR
+    from lstm_variants.config_values import INIT_KEYS, MODEL_KEYS
+
+    default = yaml.safe_load((Path(CONFIG_DIR) / "model" / "default.yaml").read_text())
+    assert set(default) == set(MODEL_KEYS) and set(default["init"]) == set(INIT_KEYS)
+
+
+def test_a_study_is_a_folder_name_and_adam_takes_no_momentum():
+    check_values({"study": 2024})  # Hydra reads it as a number; multirun/2024 is fine
+    check_values({"study": "greff jsb+small"})
+    for path in ("../../etc", "a/b", "..", ""):
+        with pytest.raises(ConfigError, match="study must be a folder name, not a path"):
+            check_values({"study": path})
+    drawn = {"space": {"optimizer.momentum": {"distribution": "uniform", "low": 0, "high": 1}}}
+    with pytest.raises(ConfigError, match="momentum .drawn by the search. is used only by"):
+        check_values({"optimizer": {"name": "adam"}, "search": drawn})
+    check_values({"optimizer": {"name": "sgd", "momentum": 0.9}, "search": drawn})
+    with pytest.raises(ConfigError, match=r"unknown model option\(s\) \['hiden_size'\]"):
+        check_values({"model": {"hidden_size": 3, "hiden_size": 3}})

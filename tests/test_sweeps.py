@@ -352,3 +352,44 @@ def test_the_progress_line_gives_the_best_validation_result_per_dataset():
         "adding mse 0.01 (cell=lstm dataset=adding); xml nats 1.2 (cell=gru dataset=xml)"
     )
     assert _best_so_far([{"status": "failed"}]) is None
+
+
+def test_a_bad_value_in_a_sweep_is_one_error_line_before_any_job(tmp_path):
+    out = cli(
+        "-m", "cell=vanilla,gru", "train.max_epochs=abc", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "lstm-variants: error: train.max_epochs must be an integer >= 1, got 'abc'; set it with "
+        "train.max_epochs=VALUE"
+    ]
+    assert not list(tmp_path.glob("*/status.json"))
+
+
+def test_the_command_line_check_reads_sweeps_as_hydra_does():
+    from lstm_variants.cli import first_sweep_value, override_error
+
+    assert first_sweep_value("cell=vanilla,gru") == "cell=vanilla"
+    assert first_sweep_value("model.hidden_size=[1,2],3") == "model.hidden_size=[1,2]"
+    assert first_sweep_value("study='a,b',c") == "study='a,b'"
+    assert first_sweep_value("seed=range(3)") is None
+    assert first_sweep_value("+sweep=quickstart") == "+sweep=quickstart"
+    # A group swept by a function: its keys are unknown here, so the check is left to Hydra.
+    assert override_error(["-m", "optimizer=choice(sgd)", "optimizer.nesterov=false"]) is None
+    assert override_error(["-m", "seed=range(3)", "train.max_epoch=1"]).startswith(
+        "unknown key train.max_epoch"
+    )
+    # A group or a free-form mapping given without its '+': Hydra's own advice is the right one.
+    assert "use +sweep=quickstart" in override_error(["sweep=quickstart"])
+    assert "use +search.space.foo=1" in override_error(["search=greff", "search.space.foo=1"])
+
+
+def test_summary_and_report_compare_against_the_same_stand_in_reference_and_say_so(tmp_path):
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=12, seed=0), tmp_path)
+    summary = summarize(tmp_path, reference="gru", report=True)
+    note = "reference cell 'gru' is not in these sweeps; compared against 'vanilla'"
+    assert f"**Note: {note}.**" in summary and "vanilla (ref.)" in summary
+    assert f"> Note: {note}" in (tmp_path / "report" / "report.md").read_text()

@@ -86,7 +86,19 @@ def box_plots(
     metric: str = "test_at_best",
     fraction: float = 0.1,
 ) -> list[Path]:
-    """Greff's Fig. 3 for one dataset: all trials and the best ``fraction`` per cell."""
+    """Greff's Fig. 3 for one dataset (``box_figure``), saved at ``stem``."""
+    return save(box_figure(trials, comparison, dataset, reference, metric, fraction), stem)
+
+
+def box_figure(
+    trials: pd.DataFrame,
+    comparison: pd.DataFrame,
+    dataset: str,
+    reference: str = "vanilla",
+    metric: str = "test_at_best",
+    fraction: float = 0.1,
+) -> Figure:
+    """Greff's Fig. 3 for one dataset: all trials (top) and the best ``fraction`` per cell."""
     frame = trials[trials["dataset"].astype(str) == dataset]
     cells = ordered_cells(frame["cell"].astype(str), reference)
     markers = comparison[comparison["dataset"] == dataset].set_index("cell")["marker"].to_dict()
@@ -132,7 +144,7 @@ def box_plots(
     figure.suptitle(
         f"{dataset}: ///: significantly worse than {reference}, ...: better", fontsize=10
     )
-    return save(figure, stem)
+    return figure
 
 
 def _cell_label(cell: str, marker: str, reference: str) -> str:

@@ -333,13 +333,30 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
     return f"unknown key {key}"
 
 
+# Hydra's modes; it accepts one per command and reports two with a traceback.
+MODES = {"-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg",
+         "-i": "--info", "--info": "--info", "-r": "--run", "--run": "--run"}  # fmt: skip
+
+
+def exclusive_modes(argv: list[str]) -> str | None:
+    """One line when the command line asks for two of Hydra's modes (``-m`` with ``--cfg``)."""
+    given = sorted({MODES[argument] for argument in argv if argument in MODES})
+    if len(given) > 1:
+        return f"{' and '.join(given)} cannot be combined: give one of them"
+    return None
+
+
 def run_hydra_app(prog: str, config_name: str, task_function, interrupted: str) -> None:
     """Check the command line (one error line, exit 2, on a bad choice or key), then run the app.
 
     Ctrl-C ends it with one line, ``{prog}: interrupted; {interrupted}``, and exit status 130
     instead of a traceback (``lstm_variants.interrupt``).
     """
-    problem = unknown_choice(sys.argv[1:]) or override_error(sys.argv[1:], config_name)
+    problem = (
+        exclusive_modes(sys.argv[1:])
+        or unknown_choice(sys.argv[1:])
+        or override_error(sys.argv[1:], config_name)
+    )
     if problem is not None:
         print(f"{prog}: error: {problem}", file=sys.stderr)
         sys.exit(2)

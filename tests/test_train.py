@@ -218,6 +218,7 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
         (["reference_cell=bogus"], "unknown reference_cell 'bogus'; valid cells: cifg"),
         (["+optimizer.momentum=0.5"], "optimizer.momentum (0.5) is used only by optimizer=sgd"),
         (["search=greff", "search.trials=2"], "is used only by optimizer=sgd"),
+        (["-m", "--cfg", "job"], "--cfg and --multirun cannot be combined: give one of them"),
         (["study=../../etc"], "study must be a folder name, not a path, got '../../etc'"),
         (["optimizer.name=rmsprop"], "unknown optimizer 'rmsprop'"),
         (["train.loss_normalization=sum"], "unknown train.loss_normalization 'sum'"),

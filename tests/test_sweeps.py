@@ -367,7 +367,7 @@ def test_a_bad_value_in_a_sweep_is_one_error_line_before_any_job(tmp_path):
 
 
 def test_the_command_line_check_reads_sweeps_as_hydra_does():
-    from lstm_variants.cli import first_sweep_value, override_error
+    from lstm_variants.command_line import first_sweep_value, override_error
 
     assert first_sweep_value("cell=vanilla,gru") == "cell=vanilla"
     assert first_sweep_value("model.hidden_size=[1,2],3") == "model.hidden_size=[1,2]"

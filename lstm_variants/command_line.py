@@ -1,0 +1,171 @@
+"""A command line checked before Hydra runs it: one error line instead of Hydra's own report.
+
+Hydra reports a misspelt group choice in a dozen lines, a misspelt key with the advice to add it
+with ``+`` (which would add a key nothing reads), two modes at once (``-m`` with ``--cfg``) with a
+traceback, and a bad value only once a job reads it, in every job of a sweep. ``problem`` composes
+the config once from the command line, a sweep's with each swept key at its first value, and
+returns what is wrong in one line, naming the valid choices or the nearest keys. Hydra has no
+hook for this (its errors are raised from inside ``hydra.main``), hence this module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lstm_variants.config_values import check_values
+from lstm_variants.errors import ConfigError
+
+_HERE = Path(__file__).resolve().parent
+# The repo's conf/ in a checkout (editable install); the copy packaged into the wheel otherwise.
+CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
+
+
+def check_reference_cell(cfg: dict) -> None:
+    """``reference_cell`` must name a cell: a typo would silently compare against another one."""
+    reference = cfg.get("reference_cell")
+    valid = sorted(path.stem for path in (Path(CONFIG_DIR) / "cell").glob("*.yaml"))
+    if reference is not None and reference not in valid:
+        raise ConfigError(f"unknown reference_cell '{reference}'; valid cells: {', '.join(valid)}")
+
+
+def problem(argv: list[str], config_name: str = "config") -> str | None:
+    """What is wrong with the command line ``argv``, in one line; None if nothing is."""
+    return exclusive_modes(argv) or unknown_choice(argv) or override_error(argv, config_name)
+
+
+def unknown_choice(argv: list[str]) -> str | None:
+    """One error line for ``group=name`` overrides naming no YAML in conf/<group>/, else None.
+
+    Hydra's own message for this is a dozen lines; the valid names on one line read better.
+    """
+    for argument in argv:
+        group, sep, value = argument.partition("=")
+        group = group.lstrip("+~")
+        folder = Path(CONFIG_DIR) / group
+        if (
+            not sep
+            or "." in group
+            or not folder.is_dir()
+            or value.startswith(("choice(", "range("))
+        ):
+            continue
+        valid = sorted(path.stem for path in folder.glob("*.yaml"))
+        for name in value.split(","):
+            if name not in valid:
+                return f"unknown {group} '{name}'; valid {group} names: {', '.join(valid)}"
+    return None
+
+
+def override_error(argv: list[str], config_name: str = "config") -> str | None:
+    """Compose the config once with the user's overrides; Hydra's complaint as one line, else None.
+
+    Plain runs and multiruns (``-m``) are checked; in a multirun each swept key is checked with
+    its first value (``cell=vanilla,gru`` as ``cell=vanilla``; ``range(...)`` and other sweep
+    functions are left to Hydra). With any other flag (``--cfg``, ``--help``, ...) Hydra reports
+    the rest itself. A key that does not exist gets the nearest existing ones as the advice,
+    rather than Hydra's "use +key=value", which would only add a key that nothing reads.
+    """
+    flags = [argument for argument in argv if argument.startswith("-")]
+    if any(flag not in ("-m", "--multirun") for flag in flags):
+        return None
+    overrides = []
+    for argument in argv:
+        if argument.startswith("-") or argument.lstrip("+~").startswith("hydra"):
+            continue
+        first = first_sweep_value(argument) if flags else argument
+        if first is None and (Path(CONFIG_DIR) / argument.partition("=")[0].lstrip("+~")).is_dir():
+            return None  # a group swept by a function: its keys are unknown until Hydra expands it
+        if first is not None:
+            overrides.append(first)
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        missing = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
+        # A config key, not a group (for `sweep=...` Hydra's "+sweep=..." is the answer), and not
+        # inside a free-form mapping (cell or dataset options, a search space), where it is too.
+        if (
+            missing
+            and "To append to your config use" in str(error)
+            and not missing.group(1).rpartition(".")[0].endswith(FREE_FORM)
+        ):
+            return unknown_key(missing.group(1), overrides, config_name)
+        return " ".join(lines[:2])
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:
+        return None  # interpolations of Hydra's own config: the job resolves and checks them
+    # The job checks again (each job of a multirun has its own values); this makes a bad value
+    # of a sweep one line before any job starts, not one failed job per cell.
+    try:
+        check_values(resolved)
+        check_reference_cell(resolved)
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
+FREE_FORM = ("options", "search.space")  # mappings whose keys the user adds with +key=value
+
+
+def first_sweep_value(override: str) -> str | None:
+    """``key=a,b`` -> ``key=a``; None for a sweep function (``range(2)``, ``choice(a,b)``)."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        return override
+    if re.match(r"^(range|choice|interval|glob|tag|sort|shuffle)\(", value):
+        return None
+    depth, quote = 0, None
+    for index, char in enumerate(value):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == "," and depth == 0:
+            return f"{key}={value[:index]}"
+    return override
+
+
+def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
+    """One line for an override of a key the config does not have, naming the nearest ones."""
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
+    parent, _, leaf = key.rpartition(".")
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name, overrides=others)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    except (HydraException, OmegaConfBaseException):
+        known = []
+    near = difflib.get_close_matches(leaf, known, n=3)
+    where = f"{parent}." if parent else ""
+    if near:
+        return f"unknown key {key}; did you mean {', '.join(where + k for k in near)}?"
+    if known:
+        return f"unknown key {key}; the keys of {parent or 'the config'}: {', '.join(known)}"
+    return f"unknown key {key}"
+
+
+# Hydra's modes; it accepts one per command and reports two with a traceback.
+MODES = {"-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg",
+         "-i": "--info", "--info": "--info", "-r": "--run", "--run": "--run"}  # fmt: skip
+
+
+def exclusive_modes(argv: list[str]) -> str | None:
+    """One line when the command line asks for two of Hydra's modes (``-m`` with ``--cfg``)."""
+    given = sorted({MODES[argument] for argument in argv if argument in MODES})
+    if len(given) > 1:
+        return f"{' and '.join(given)} cannot be combined: give one of them"
+    return None

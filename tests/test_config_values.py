@@ -32,7 +32,8 @@ def composed(config_name="config", *overrides):
 @pytest.mark.parametrize(
     "overrides",
     [[], ["optimizer=sgd", "train=greff"], ["dataset=jsb_chorales"]]
-    + [[f"search={name}"] for name in SEARCHES]
+    # Greff's space draws a momentum, which only SGD has (with Adam: one error line, test_train).
+    + [[f"search={name}"] + (["optimizer=sgd"] if name == "greff" else []) for name in SEARCHES]
     + [[f"+sweep={name}"] for name in SWEEPS],
 )
 def test_every_shipped_config_passes(overrides):

@@ -25,6 +25,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lstm_variants.records import write_json_atomic
@@ -123,6 +124,10 @@ class SweepSummary(Callback):
             stale.unlink(missing_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        # Hydra calls this after a single run too, whose config still names a sweep directory:
+        # a study of the same name there is not this run's.
+        if config.hydra.get("mode") != RunMode.MULTIRUN:
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return

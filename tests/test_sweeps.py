@@ -278,13 +278,15 @@ def test_the_progress_line_counts_jobs_as_hydra_sweeps_them():
 def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
     """A job's config holds its own single values; the total comes from the multirun's."""
     from hydra.core.utils import JobReturn, JobStatus
+    from hydra.types import RunMode
 
     from lstm_variants.sweep import SweepSummary
 
-    def config(task):
+    def config(task, mode=RunMode.MULTIRUN):
         return OmegaConf.create(
             {
                 "hydra": {
+                    "mode": mode,
                     "sweeper": {"params": {"cell": "a,b,c", "dataset": "x,y"}},
                     "overrides": {"task": task},
                     "sweep": {"dir": str(tmp_path)},
@@ -301,6 +303,9 @@ def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
         config(["cell=a", "dataset=x", "+sweep=q"]), JobReturn(status=JobStatus.COMPLETED)
     )
     assert "sweep: 1/6 jobs done" in capsys.readouterr().out
+    # A single run of the same study name: the sweep directory is not its own, so no line.
+    callback.on_job_end(config(["cell=a"], RunMode.RUN), JobReturn(status=JobStatus.COMPLETED))
+    assert "sweep:" not in capsys.readouterr().out
 
 
 def test_a_misspelt_key_in_a_sweep_is_one_error_line_before_any_job(tmp_path):

@@ -24,7 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_variants.command_line import CONFIG_DIR, check_reference_cell, problem
+from lstm_variants.command_line import (
+    CONFIG_DIR,
+    check_reference_cell,
+    check_rerun_source,
+    problem,
+)
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_values import check_values
 from lstm_variants.data import DataError
@@ -97,16 +102,6 @@ def pin_to_free_cores(count: int) -> None:
     print(
         f"cpu: this job runs on core(s) {', '.join(map(str, cores))} (cpu_pinning)", file=sys.stderr
     )
-
-
-def check_rerun_source(cfg: dict, records_dir: Path) -> None:
-    """A rerun must not write into the study it reruns: its records would join that study's."""
-    source = ((cfg.get("search") or {}).get("rerun") or {}).get("from")
-    if source and Path(source).resolve() == records_dir.resolve():
-        raise ConfigError(
-            f"search.rerun.from is this study's own directory ({source}); give the rerun its "
-            f"own study name, e.g. study={cfg.get('study', 'study')}_rerun"
-        )
 
 
 def quiet_library_logs() -> None:

@@ -35,6 +35,29 @@ def check_reference_cell(cfg: dict) -> None:
         raise ConfigError(f"unknown reference_cell '{reference}'; valid cells: {', '.join(valid)}")
 
 
+def check_rerun_source(cfg: dict, records_dir: Path) -> None:
+    """A rerun must not write into the study it reruns: its records would join that study's."""
+    source = ((cfg.get("search") or {}).get("rerun") or {}).get("from")
+    if source and Path(source).resolve() == records_dir.resolve():
+        raise ConfigError(
+            f"search.rerun.from is this study's own directory ({source}); give the rerun its "
+            f"own study name, e.g. study={cfg.get('study', 'study')}_rerun"
+        )
+
+
+def records_dir_of(argv: list[str], cfg: dict, multirun: bool) -> Path:
+    """Where the command would write its records: ``hydra.sweep.dir`` of a multirun (default
+    ``multirun/<study>``), ``hydra.run.dir`` of a single run (``outputs/<study>/<dataset>/<cell>``),
+    as ``conf/config.yaml`` sets them."""
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    given = [argument.removeprefix(key) for argument in argv if argument.startswith(key)]
+    if given:
+        return Path(given[-1])
+    if multirun:
+        return Path("multirun") / str(cfg.get("study"))
+    return Path("outputs") / str(cfg.get("study")) / cfg["dataset"]["name"] / cfg["cell"]["name"]
+
+
 def problem(argv: list[str], config_name: str = "config") -> str | None:
     """What is wrong with the command line ``argv``, in one line; None if nothing is."""
     return exclusive_modes(argv) or unknown_choice(argv) or override_error(argv, config_name)
@@ -108,6 +131,9 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     try:
         check_values(resolved)
         check_reference_cell(resolved)
+        # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
+        if "cell" in resolved and "dataset" in resolved:
+            check_rerun_source(resolved, records_dir_of(argv, resolved, multirun=bool(flags)))
     except ConfigError as error:
         return str(error)
     return None

@@ -153,6 +153,19 @@ def test_command_line(sweep, tmp_path, capsys):
         assert exit_info.value.code == 2
         assert "must be a share in (0, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
+        main(["importance", str(sweep), "--trees", "0"])
+    assert exit_info.value.code == 2 and "must be a whole number >= 1" in capsys.readouterr().err
+    assert main(["importance", str(sweep), "--target", "bogus"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "lstm-variants-analyze: error: --target 'bogus' is not a column of these records; use one "
+        "of: test_at_best, best_valid"
+    )
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    assert main(["collect", str(sweep), "--out", str(blocked / "out")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"lstm-variants-analyze: error: cannot write {blocked / 'out'}")
+    with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
 

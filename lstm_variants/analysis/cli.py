@@ -43,6 +43,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: <first DIR>/analysis)")
 
 
+def positive(text: str) -> int:
+    """A count of at least 1 (``--trees``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def share(text: str) -> float:
     """A ``--fraction`` value: a share of the trials, in (0, 1]."""
     try:
@@ -127,14 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="dataset",
         help="one analysis per dataset (cells pooled) or per dataset and cell",
     )
-    importance_parser.add_argument("--trees", type=int, default=32, help="random-forest trees (32)")
+    importance_parser.add_argument(
+        "--trees", type=positive, default=32, help="random-forest trees (32)"
+    )
     importance_parser.add_argument(
         "--target", default="test_at_best", help="metric column explained"
     )
     plots_parser = commands.add_parser("plots", help="every figure, PNG and PDF")
     _common(plots_parser)
     plots_parser.add_argument("--reference", default="vanilla", help="cell tested against")
-    plots_parser.add_argument("--trees", type=int, default=32, help="random-forest trees (32)")
+    plots_parser.add_argument("--trees", type=positive, default=32, help="random-forest trees (32)")
     report_parser = commands.add_parser("report", help="one self-contained markdown report")
     _common(report_parser)
     report_parser.add_argument(
@@ -144,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--test", choices=TESTS, default="permutation", help="test behind the marker"
     )
     report_parser.add_argument("--correction", choices=CORRECTIONS, default="holm")
-    report_parser.add_argument("--trees", type=int, default=32, help="random-forest trees (32)")
+    report_parser.add_argument(
+        "--trees", type=positive, default=32, help="random-forest trees (32)"
+    )
     curves_parser = commands.add_parser(
         "curves", help="train and valid metric per epoch of each run: curves.{png,pdf,md}"
     )
@@ -246,6 +261,13 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
         return
     from lstm_variants.analysis.importance import importance_by_group, importance_table
 
+    target = getattr(arguments, "target", None)
+    if target is not None and target not in collection.trials:
+        metrics = [c for c in ("test_at_best", "best_valid") if c in collection.trials]
+        raise AnalysisError(
+            f"--target {target!r} is not a column of these records; use one of: "
+            + ", ".join(metrics)
+        )
     by = ("dataset",) if getattr(arguments, "by", "dataset") == "dataset" else ("dataset", "cell")
     with console.status("functional ANOVA"):
         results = importance_by_group(
@@ -284,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         run(arguments, console)
     except AnalysisError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as error:  # an --out that cannot be created or written
+        where = f" {error.filename}" if error.filename else ""
+        print(f"{PROG}: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)
         return USAGE_ERROR
     return 0
 

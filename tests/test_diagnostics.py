@@ -277,3 +277,28 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
         diagnose_cli.task(OmegaConf.create(cfg))
     assert stopped.value.code == 2
     assert "lstm-variants-diagnose: error: unknown cell 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("diagnose.split=train2", "diagnose.split must be one of train, valid, test, got 'train2'"),
+        ("diagnose.states=[]", "diagnose.states is empty"),
+        ("diagnose.first_lag=50", "diagnose.first_lag=50 is after diagnose.last_lag=4"),
+        ("diagnose.layer=5", "diagnose.layer=5, but the model has 1 layer(s): give 0 to 0"),
+        ("diagnose.records=[emptydir]", "no run records (**/records/*.json) under"),
+    ],
+)
+def test_a_diagnose_setting_that_would_fail_late_is_one_line(
+    tmp_path, capsys, monkeypatch, override, message
+):
+    # Each of these was a traceback (or, for the lags, a table of '-') after the measuring began.
+    (tmp_path / "emptydir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = _diagnose_config(tmp_path, "diagnose.last_lag=4", override)
+    monkeypatch.setattr(diagnose_cli.HydraConfig, "get", lambda: None)
+    with pytest.raises(SystemExit) as stopped:
+        diagnose_cli.task(OmegaConf.create(cfg))
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("lstm-variants-diagnose: error:") and message in lines[-1]

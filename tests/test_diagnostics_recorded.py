@@ -57,10 +57,11 @@ def test_fresh_is_the_trials_own_initialisation_and_trained_its_saved_parameters
     assert fresh["cell"] == f"vanilla {records[0]['trial_id'][:6]}"
 
 
-def test_diagnose_run_on_a_study_writes_the_report_of_its_trials(tmp_path, study):
+@pytest.mark.parametrize("form", ["[{}]", "{}"])  # a list, or one path without brackets
+def test_diagnose_run_on_a_study_writes_the_report_of_its_trials(tmp_path, study, form):
     directory, paths, records = study
     cfg = _diagnose_config(
-        tmp_path, f"diagnose.records=[{directory}]", "diagnose.num_sequences=100"
+        tmp_path, "diagnose.records=" + form.format(directory), "diagnose.num_sequences=100"
     )
     written = diagnose_cli.run(cfg, tmp_path)
     assert {path.name for path in written} >= {"summary.md", "results.json", "gradient_flow.png"}

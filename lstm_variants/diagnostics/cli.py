@@ -14,6 +14,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from lstm_variants.analysis.collect import AnalysisError
 from lstm_variants.cli import quiet_library_logs, run_hydra_app
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_values import check_values
@@ -37,9 +38,13 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
     check_values(cfg)
     diagnose = cfg["diagnose"]
+    check_diagnose(diagnose)
     if diagnose.get("records"):
+        records = diagnose["records"]
         trials = load_trials(
-            diagnose["records"], int(diagnose["records_per_cell"]), cfg.get("data_dir")
+            [records] if isinstance(records, str) else records,  # one path without brackets
+            int(diagnose["records_per_cell"]),
+            cfg.get("data_dir"),
         )
         return write_report(
             out_dir, recorded_study(diagnose, trials), header=trials_header(diagnose, trials)
@@ -59,6 +64,25 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     return write_report(out_dir, cell_rows, init_rows, clip_rows, header)
 
 
+SPLITS = ("train", "valid", "test")
+
+
+def check_diagnose(diagnose: dict) -> None:
+    """Raise ``ConfigError`` for a ``diagnose`` setting that would fail only after the measuring."""
+    if diagnose.get("split") not in SPLITS:
+        raise ConfigError(
+            f"diagnose.split must be one of {', '.join(SPLITS)}, got {diagnose.get('split')!r}"
+        )
+    if not diagnose.get("records") and not diagnose.get("states"):
+        raise ConfigError("diagnose.states is empty: give fresh, trained or both, e.g. [fresh]")
+    first, last = diagnose.get("first_lag"), diagnose.get("last_lag")
+    if isinstance(first, int) and isinstance(last, int) and first > last:
+        raise ConfigError(
+            f"diagnose.first_lag={first} is after diagnose.last_lag={last}: the rate is fitted "
+            "over lags first_lag..last_lag"
+        )
+
+
 def task(cfg: DictConfig) -> None:
     quiet_library_logs()
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -67,7 +91,7 @@ def task(cfg: DictConfig) -> None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         cache = enable_for_command(resolved.get("compilation_cache"), overrides, PROG)
         written = run(resolved, out_dir)
-    except (ConfigError, DataError, RecordError) as error:
+    except (AnalysisError, ConfigError, DataError, RecordError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         sys.exit(2)
     summary = out_dir / "summary.md"

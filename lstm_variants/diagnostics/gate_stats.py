@@ -29,7 +29,7 @@ import numpy as np
 from lstm_variants.cells import GRUCell, LSTMCell, MGUCell, MUTCell, RecurrentCell
 from lstm_variants.cells.base import Params
 from lstm_variants.data import SequenceDataset
-from lstm_variants.diagnostics.gradient_flow import layer_inputs, run_layer
+from lstm_variants.diagnostics.gradient_flow import layer_inputs, probed_layer, run_layer
 from lstm_variants.model import SequenceModel
 
 SATURATED_BELOW = 0.1  # Karpathy et al.'s thresholds
@@ -147,7 +147,7 @@ def model_gates(
     model: SequenceModel, variables: Mapping[str, Any], inputs, lengths, layer: int | None = None
 ) -> tuple[dict[str, jax.Array], jax.Array | None, jax.Array]:
     """({gate: (T, B, H)}, retention (T, B, H) or None, mask (T, B)) of one layer of a model."""
-    layer = model.num_layers - 1 if layer is None else layer
+    layer = probed_layer(model, layer)
     hidden, mask = layer_inputs(model, variables, inputs, lengths)
     for index in range(layer):
         hidden = run_layer(model, variables, index, hidden, mask)

@@ -33,6 +33,7 @@ from flax import linen as nn
 from lstm_variants.cells import LSTMCell, RecurrentCell
 from lstm_variants.cells.base import Params
 from lstm_variants.data import SequenceDataset
+from lstm_variants.errors import ConfigError
 from lstm_variants.losses import frame_losses
 from lstm_variants.model import SequenceModel, step_mask
 
@@ -146,7 +147,7 @@ def model_carry_gradients(
     Returns:
       {carry name: (T, B, H)} as ``carry_gradients``.
     """
-    layer = model.num_layers - 1 if layer is None else layer
+    layer = probed_layer(model, layer)
     last = lengths - 1
 
     def sequence_losses(top_outputs):
@@ -180,6 +181,18 @@ def model_outputs(model: SequenceModel, variables, inputs, lengths) -> jax.Array
     for index in range(model.num_layers):
         hidden = run_layer(model, variables, index, hidden, mask)
     return readout(model, variables, hidden, lengths)
+
+
+def probed_layer(model: SequenceModel, layer: int | None) -> int:
+    """The index of the layer to probe: ``layer``, or the last one for None."""
+    if layer is None:
+        return model.num_layers - 1
+    if not 0 <= layer < model.num_layers:
+        raise ConfigError(
+            f"diagnose.layer={layer}, but the model has {model.num_layers} layer(s): give 0 to "
+            f"{model.num_layers - 1}, or null for the last"
+        )
+    return layer
 
 
 def layer_inputs(model: SequenceModel, variables, inputs, lengths) -> tuple[jax.Array, jax.Array]:

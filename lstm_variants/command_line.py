@@ -27,10 +27,15 @@ _HERE = Path(__file__).resolve().parent
 CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
 
 
+def group_choices(group: str) -> list[str]:
+    """The options of a config group: the YAML files in ``conf/<group>/``."""
+    return sorted(path.stem for path in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
 def check_reference_cell(cfg: dict) -> None:
     """``reference_cell`` must name a cell: a typo would silently compare against another one."""
     reference = cfg.get("reference_cell")
-    valid = sorted(path.stem for path in (Path(CONFIG_DIR) / "cell").glob("*.yaml"))
+    valid = group_choices("cell")
     if reference is not None and reference not in valid:
         raise ConfigError(f"unknown reference_cell '{reference}'; valid cells: {', '.join(valid)}")
 
@@ -43,19 +48,6 @@ def check_rerun_source(cfg: dict, records_dir: Path) -> None:
             f"search.rerun.from is this study's own directory ({source}); give the rerun its "
             f"own study name, e.g. study={cfg.get('study', 'study')}_rerun"
         )
-
-
-def records_dir_of(argv: list[str], cfg: dict, multirun: bool) -> Path:
-    """Where the command would write its records: ``hydra.sweep.dir`` of a multirun (default
-    ``multirun/<study>``), ``hydra.run.dir`` of a single run (``outputs/<study>/<dataset>/<cell>``),
-    as ``conf/config.yaml`` sets them."""
-    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
-    given = [argument.removeprefix(key) for argument in argv if argument.startswith(key)]
-    if given:
-        return Path(given[-1])
-    if multirun:
-        return Path("multirun") / str(cfg.get("study"))
-    return Path("outputs") / str(cfg.get("study")) / cfg["dataset"]["name"] / cfg["cell"]["name"]
 
 
 def problem(argv: list[str], config_name: str = "config") -> str | None:
@@ -72,14 +64,9 @@ def unknown_choice(argv: list[str]) -> str | None:
         group, sep, value = argument.partition("=")
         group = group.lstrip("+~")
         folder = Path(CONFIG_DIR) / group
-        if (
-            not sep
-            or "." in group
-            or not folder.is_dir()
-            or value.startswith(("choice(", "range("))
-        ):
+        if not sep or "." in group or not folder.is_dir() or SWEEP_FUNCTION.match(value):
             continue
-        valid = sorted(path.stem for path in folder.glob("*.yaml"))
+        valid = group_choices(group)
         for name in value.split(","):
             if name not in valid:
                 return f"unknown {group} '{name}'; valid {group} names: {', '.join(valid)}"
@@ -107,9 +94,11 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
             return None  # a group swept by a function: its keys are unknown until Hydra expands it
         if first is not None:
             overrides.append(first)
+    # Hydra's output directories, to know where the command would write (a rerun's source).
+    directories = [a for a in argv if a.startswith(("hydra.sweep.dir=", "hydra.run.dir="))]
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides + directories, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         missing = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
@@ -123,7 +112,10 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
             return unknown_key(missing.group(1), overrides, config_name)
         return " ".join(lines[:2])
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
+        records_dir = Path(OmegaConf.select(cfg, "hydra.sweep.dir" if flags else "hydra.run.dir"))
+        resolved = OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True
+        )
     except OmegaConfBaseException:
         return None  # interpolations of Hydra's own config: the job resolves and checks them
     # The job checks again (each job of a multirun has its own values); this makes a bad value
@@ -132,13 +124,14 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         check_values(resolved)
         check_reference_cell(resolved)
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
-        if "cell" in resolved and "dataset" in resolved:
-            check_rerun_source(resolved, records_dir_of(argv, resolved, multirun=bool(flags)))
+        check_rerun_source(resolved, records_dir)
     except ConfigError as error:
         return str(error)
     return None
 
 
+# Hydra's sweep functions: ``seed=range(3)``, ``cell=choice(vanilla,gru)``, ...
+SWEEP_FUNCTION = re.compile(r"(range|choice|interval|glob|tag|sort|shuffle)\(")
 FREE_FORM = ("options", "search.space")  # mappings whose keys the user adds with +key=value
 
 
@@ -147,7 +140,7 @@ def first_sweep_value(override: str) -> str | None:
     key, sep, value = override.partition("=")
     if not sep:
         return override
-    if re.match(r"^(range|choice|interval|glob|tag|sort|shuffle)\(", value):
+    if SWEEP_FUNCTION.match(value):
         return None
     depth, quote = 0, None
     for index, char in enumerate(value):

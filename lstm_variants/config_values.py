@@ -123,7 +123,10 @@ RULES: dict[str, Rule] = {
 
 # Keys that name one of a few choices (``lstm_variants.recurrence.RECURRENCES`` for the first; a
 # test keeps the two equal without this module importing JAX).
-CHOICES: dict[str, tuple[str, ...]] = {"model.recurrence": ("fast", "reference")}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.recurrence": ("fast", "reference"),
+    "diagnose.split": ("train", "valid", "test"),
+}
 
 
 def check_values(cfg: Mapping[str, Any]) -> None:

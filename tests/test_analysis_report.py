@@ -144,8 +144,8 @@ def test_command_line(sweep, tmp_path, capsys):
     assert main(["compare", str(sweep), "--reference", "gru"]) == 2
     assert main(["paired", str(sweep), "--reference", "bogus"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "lstm-variants-analyze: error: reference cell 'bogus' is in none of these records; "
-        "cells found: cifg, nfg, vanilla"
+        "lstm-variants-analyze: error: reference cell 'bogus' is in no dataset; cells found: "
+        "vanilla, nfg, cifg (choose one with --reference)"
     )
     for bad in ("2", "0", "abc"):
         with pytest.raises(SystemExit) as exit_info:

@@ -236,12 +236,6 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     if arguments.command == "paired":
         from lstm_variants.analysis.paired import paired_compare, paired_markdown
 
-        cells = sorted(collection.trials["cell"].astype(str).unique())
-        if arguments.reference not in cells:
-            raise AnalysisError(
-                f"reference cell {arguments.reference!r} is in none of these records; cells "
-                f"found: {', '.join(cells)}"
-            )
         table = paired_compare(
             collection.trials,
             reference=arguments.reference,

@@ -278,6 +278,16 @@ def comparison_sample(
 # --------------------------------------------------------------------------- the table
 
 
+def check_reference_present(trials: pd.DataFrame, reference: str) -> None:
+    """Raise ``AnalysisError`` unless some dataset of ``trials`` has the reference cell."""
+    cells_present = set(trials["cell"].astype(str))
+    if reference not in cells_present:
+        raise AnalysisError(
+            f"reference cell {reference!r} is in no dataset; cells found: "
+            f"{', '.join(ordered_cells(cells_present))} (choose one with --reference)"
+        )
+
+
 def compare(
     trials: pd.DataFrame,
     reference: str = "vanilla",
@@ -330,12 +340,7 @@ def compare(
             raise AnalysisError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
     if trials.empty:
         raise AnalysisError("no trials to compare")
-    cells_present = set(trials["cell"].astype(str))
-    if reference not in cells_present:
-        raise AnalysisError(
-            f"reference cell {reference!r} is in no dataset; cells found: "
-            f"{', '.join(ordered_cells(cells_present))} (choose one with --reference)"
-        )
+    check_reference_present(trials, reference)
     rows = []
     for dataset, by_dataset in trials.groupby("dataset", observed=True, sort=True):
         cells = ordered_cells(by_dataset["cell"].astype(str), reference)

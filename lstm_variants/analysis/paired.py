@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from lstm_variants.analysis.collect import ordered_cells
-from lstm_variants.analysis.compare import holm
+from lstm_variants.analysis.compare import check_reference_present, holm
 
 PAIRED_COLUMNS = (
     "dataset",
@@ -122,7 +122,11 @@ def paired_compare(
     Returns:
       Columns ``PAIRED_COLUMNS``; empty when no draw of any cell matches one of the reference.
       ``better_share`` is the share of draws on which the cell beat the reference.
+
+    Raises:
+      AnalysisError: the reference cell is in none of the datasets.
     """
+    check_reference_present(trials, reference)
     rows = []
     for dataset in sorted(trials["dataset"].astype(str).unique()):
         frame = trials[trials["dataset"].astype(str) == dataset]

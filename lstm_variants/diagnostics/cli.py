@@ -64,15 +64,9 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     return write_report(out_dir, cell_rows, init_rows, clip_rows, header)
 
 
-SPLITS = ("train", "valid", "test")
-
-
 def check_diagnose(diagnose: dict) -> None:
-    """Raise ``ConfigError`` for a ``diagnose`` setting that would fail only after the measuring."""
-    if diagnose.get("split") not in SPLITS:
-        raise ConfigError(
-            f"diagnose.split must be one of {', '.join(SPLITS)}, got {diagnose.get('split')!r}"
-        )
+    """Raise ``ConfigError`` for a ``diagnose`` setting that would fail only after the measuring
+    (the single values are ``check_values``'s)."""
     if not diagnose.get("records") and not diagnose.get("states"):
         raise ConfigError("diagnose.states is empty: give fresh, trained or both, e.g. [fresh]")
     first, last = diagnose.get("first_lag"), diagnose.get("last_lag")

@@ -29,6 +29,26 @@ from lstm_variants.train import make_eval_fn, split_arrays
 SPLITS = ("train", "valid", "test")
 
 
+class ParameterNameError(KeyError):
+    """A parameter name the layer does not have (e.g. ``b_f`` of CIFG, whose f is 1 - i)."""
+
+    def __str__(self) -> str:  # KeyError's own quotes the whole message
+        return str(self.args[0])
+
+
+class LayerParams(dict):
+    """One layer's parameters by name; a name it lacks says which names it has."""
+
+    def __init__(self, params, description: str):
+        super().__init__(params)
+        self.description = description
+
+    def __missing__(self, name):
+        raise ParameterNameError(
+            f"{self.description} has no parameter '{name}'; it has: {', '.join(sorted(self))}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainedTrial:
     """A recorded trial with its trained parameters, its model and its data."""
@@ -47,7 +67,10 @@ class TrainedTrial:
             raise RecordError(
                 f"no layer {index}: this trial has {count} layer(s), 0 to {count - 1}"
             )
-        return dict(layers[f"layer_{index}"])
+        cell = self.record["config"]["cell"]["name"]
+        return LayerParams(
+            layers[f"layer_{index}"], description=f"layer {index} of this {cell} trial"
+        )
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """The mean frame loss, the dataset's metric and (where the task has a criterion) the

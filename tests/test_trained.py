@@ -67,6 +67,13 @@ def test_parameters_are_the_stand_alone_networks_by_the_papers_names(population)
     assert gru.layer(1)["W_u"].shape == (8, 8)  # Jozefowicz's GRU: update gate u, reset r
     with pytest.raises(RecordError, match="no layer 2: this trial has 2 layer"):
         gru.layer(2)
+    with pytest.raises(KeyError) as missing:  # GRU has no forget gate: a name it lacks
+        gru.layer(0)["b_f"]
+    assert str(missing.value) == (
+        "layer 0 of this gru trial has no parameter 'b_f'; it has: "
+        + ", ".join(sorted(gru.layer(0)))
+    )
+    assert "b_r" in str(missing.value) and "b_f" not in gru.layer(0)
     with pytest.raises(RecordError, match="unknown split 'dev'"):
         gru.evaluate("dev")
 

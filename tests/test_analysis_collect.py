@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from lstm_variants.analysis.cli import main
 from lstm_variants.analysis.collect import AnalysisError, collect, ordered_cells
 from lstm_variants.analysis.synthetic import synthetic_study, write_records
 
@@ -46,7 +47,7 @@ def test_one_row_per_trial_with_hyperparameters_sampled_and_metrics(sweep, tmp_p
     )
 
 
-def test_corrupt_partial_and_duplicate_records_are_counted(sweep, tmp_path):
+def test_corrupt_partial_and_duplicate_records_are_counted(sweep, tmp_path, capsys):
     directory, records = sweep
     folder = directory / "jsb_chorales" / "vanilla" / "records"
     (folder / "truncated.json").write_text('{"cell": "vanilla", "metr')
@@ -66,6 +67,10 @@ def test_corrupt_partial_and_duplicate_records_are_counted(sweep, tmp_path):
     assert "skipped 3 unreadable record(s), 1 duplicate(s)" in collection.summary()
     paths = collection.save(tmp_path / "out")
     assert len(pd.read_csv(paths["skipped"])) == 4
+    capsys.readouterr()
+    assert main(["collect", str(directory), str(tmp_path / "copy"), "--out", str(tmp_path)]) == 0
+    assert len(collection.summary()) > 80  # one line even where it is wider than the terminal
+    assert collection.summary() in capsys.readouterr().err.splitlines()
 
 
 def test_no_records_says_where_it_looked(tmp_path):

@@ -189,7 +189,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
         return
     with console.status("collecting records"):
         collection = collect(arguments.directories, progress=True)
-    console.print(collection.summary(), highlight=False)
+    console.print(collection.summary(), highlight=False, soft_wrap=True)
     if collection.trials.empty:
         raise AnalysisError("no readable records (all skipped)")
     if arguments.command == "collect":

@@ -3,13 +3,14 @@
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.image import imread
 
 from lstm_variants.analysis.cli import main
 from lstm_variants.analysis.collect import AnalysisError, collect
-from lstm_variants.analysis.run_curves import metric_curves, run_labels
+from lstm_variants.analysis.run_curves import metric_curves, run_labels, y_window
 
 LN2 = math.log(2.0)
 
@@ -101,3 +102,17 @@ def test_a_key_one_run_lacks_is_left_out_of_its_label_not_shown_as_nan():
         "a" * 16: "vanilla learning_rate=0.01 momentum=0.9",
         "b" * 16: "vanilla learning_rate=0.003",
     }
+
+
+def test_the_y_axis_shows_the_end_of_training_and_counts_what_it_leaves_above():
+    """First epochs at 40 and 20 would flatten the rest: the axis ends above the bulk, and the
+    values left above it are returned to be named on the figure."""
+    values = np.array(
+        [[40.0, 39.0], [20.0, 21.0]] + [[1.0 + 0.1 * i, 1.1 + 0.1 * i] for i in range(9)]
+    )
+    low, high, above = y_window(np.vstack([values, [[np.nan, np.inf]]]))
+    assert low < 1.0 < 1.9 < high < 20.0
+    assert sorted(above) == [20.0, 21.0, 39.0, 40.0]
+    flat_low, flat_high, flat_above = y_window(np.full((3, 2), 2.0))
+    assert flat_low < 2.0 < flat_high and len(flat_above) == 0
+    assert y_window(np.array([[np.nan, np.inf]])) is None

@@ -58,7 +58,7 @@ def _metric_label(trials: pd.DataFrame) -> str:
     return f"test {names[0]}" if len(names) == 1 else "test metric"
 
 
-def _robust_limits(values: np.ndarray) -> tuple[float, float]:
+def robust_limits(values: np.ndarray) -> tuple[float, float]:
     """y-limits that show the bulk: up to Q3 + 3 IQR (diverged-like outliers fall off the top)."""
     values = values[np.isfinite(values)]
     if not len(values):
@@ -107,7 +107,7 @@ def box_figure(
     # The lower panel is the sample the comparison table tests, so it shows every value; the
     # upper one cuts off far outliers (diverged-like trials) and counts them in its title.
     panels = (
-        ("all trials", lambda g: g[g["usable"]], _robust_limits),
+        ("all trials", lambda g: g[g["usable"]], robust_limits),
         (f"best {fraction:.0%} by validation", lambda g: top_trials(g, fraction), _full_limits),
     )
     for axis, (title, select, limits) in zip(axes, panels, strict=True):
@@ -217,7 +217,7 @@ def interaction_heatmap(
 ) -> list[Path]:
     """Predicted metric over ``a`` (x) and ``b`` (y), contours, and the best ``a`` per ``b`` row.
 
-    Shades and contours span the bulk of the surface (``_robust_limits``): a corner of diverging
+    Shades and contours span the bulk of the surface (``robust_limits``): a corner of diverging
     learning rates would otherwise take the whole grey scale and leave the good region flat black.
     """
     names, scales = result.surrogate.names, result.surrogate.scales
@@ -228,7 +228,7 @@ def interaction_heatmap(
     x, y = transform_a(unit_a), transform_b(unit_b)
     figure = Figure(figsize=(5.5, 4.5))
     axis = figure.subplots()
-    low, high = float(np.min(surface)), _robust_limits(surface.ravel())[1]
+    low, high = float(np.min(surface)), robust_limits(surface.ravel())[1]
     image = axis.pcolormesh(x, y, surface.T, cmap="Greys_r", shading="nearest", vmin=low, vmax=high)
     levels = np.linspace(low, high, 9)[1:] if high > low else 8
     contours = axis.contour(x, y, surface.T, levels=levels, colors="black", linewidths=0.6)
@@ -327,7 +327,7 @@ def learning_curves(
                 label=cell if rank == 0 else None,
             )
     finite = curves[curves["trial_id"].isin(frame["trial_id"])]["valid_loss"].to_numpy(float)
-    low, high = _robust_limits(finite)
+    low, high = robust_limits(finite)
     axis.set_ylim(low, high)
     axis.set_xlabel("epoch")
     axis.set_ylabel("validation loss")

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lstm_variants.analysis.collect import AnalysisError
-from lstm_variants.analysis.plots import LINESTYLES, MARKERS, save
+from lstm_variants.analysis.plots import LINESTYLES, MARKERS, robust_limits, save
 from lstm_variants.losses import metric_value
 
 # Hyperparameter columns that may tell runs apart in a label, in this order.
@@ -101,16 +101,33 @@ def curves_figure(
         axis.axhline(target, color="black", linewidth=0.8, linestyle=LINESTYLES[3])
         axis.annotate(f"target {target:g}", (1, target), textcoords="offset points",
                       xytext=(2, 3), fontsize=8)  # fmt: skip
-    values = table[["train", "valid"]].to_numpy(float)
-    finite = values[np.isfinite(values)]
-    if len(finite):  # start the axis below the first epochs' large losses: the end is the story
-        low, high = finite.min(), np.percentile(finite, 90)
-        axis.set_ylim(low - 0.05 * (high - low), high)
+    window = y_window(table[["train", "valid"]].to_numpy(float))
+    if window is not None:
+        low, high, above = window
+        axis.set_ylim(low, high)
+        if len(above):
+            axis.annotate(f"{len(above)} higher value(s) off the top, up to {above.max():.4g}",
+                          (0.99, 0.98), xycoords="axes fraction", ha="right", va="top",
+                          fontsize=7, color="0.3")  # fmt: skip
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric.replace("_", " "))
     axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
     axis.grid(color="0.9", linewidth=0.5)
     return save(figure, stem)
+
+
+def y_window(values: np.ndarray) -> tuple[float, float, np.ndarray] | None:
+    """(low, high, the finite values above high) of a curves plot; None with no finite value.
+
+    The axis shows the bulk of the values, up to Q3 + 3 IQR as the box plots do
+    (``plots.robust_limits``), so that the first epochs' large losses do not flatten the end of
+    training, which is the story; the figure says how many values it leaves above.
+    """
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    low, high = robust_limits(finite)
+    return low, high, finite[finite > high]
 
 
 def curves_markdown(table: pd.DataFrame) -> str:

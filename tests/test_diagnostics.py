@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from lstm_variants.cells import LSTMCell, RecurrentCell
 from lstm_variants.cli import CONFIG_DIR
+from lstm_variants.data import SequenceDataset, Split
 from lstm_variants.data.adding import adding_problem
 from lstm_variants.diagnostics import cli as diagnose_cli
 from lstm_variants.diagnostics.gate_stats import (
@@ -26,10 +27,12 @@ from lstm_variants.diagnostics.gradient_flow import (
     carry_gradients,
     fit_rate,
     gradient_flow,
+    labelled_lengths,
     mean_by_lag,
     model_outputs,
     take_step,
 )
+from lstm_variants.errors import ConfigError
 from lstm_variants.model import SequenceModel, step_mask
 
 
@@ -302,3 +305,29 @@ def test_a_diagnose_setting_that_would_fail_late_is_one_line(
     assert stopped.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("lstm-variants-diagnose: error:") and message in lines[-1]
+
+
+def test_unlabelled_last_frames_are_cut_so_the_loss_is_read_at_a_labelled_step():
+    """A categorical sequence ending in IGNORE (-1) frames (allowed in iam_online and timit) is
+    measured from its last labelled frame, as if it ended there; one without any is left out."""
+    B, T = 3, 6
+    inputs = np.asarray(jax.random.normal(jax.random.key(1), (B, T, 3)), np.float32)
+    targets = np.array([[0, 1, 2, 1, -1, -1], [2, 1, 0, 1, 2, 0], [-1, -1, -1, 0, 0, 0]], np.int32)
+    lengths = np.array([6, 6, 3], np.int32)
+    assert labelled_lengths(targets, lengths, "categorical").tolist() == [4, 6, 0]
+    assert labelled_lengths(targets, lengths, "regression").tolist() == [6, 6, 3]
+
+    def dataset(x, y, n):
+        split = Split(inputs=x, targets=y, lengths=n)
+        return SequenceDataset(name="frames", input_size=3, output_size=3, target="categorical",
+                               target_at="every_step", metric="cross_entropy",
+                               train=split, valid=split, test=split)  # fmt: skip
+
+    model = SequenceModel(cell="vanilla", hidden_size=4, output_size=3)
+    variables = model.init(jax.random.key(0), jnp.asarray(inputs), jnp.asarray(lengths))
+    flow = gradient_flow(model, variables, dataset(inputs, targets, lengths))
+    cut = gradient_flow(model, variables, dataset(inputs[:2], targets[:2], np.array([4, 6], np.int32)))
+    for name in ("h", "c"):
+        np.testing.assert_allclose(flow.profiles[name], cut.profiles[name], rtol=1e-6)
+    with pytest.raises(ConfigError, match="none of the first 1 valid sequences has a step"):
+        gradient_flow(model, variables, dataset(inputs[2:], targets[2:], lengths[2:]), 1)

@@ -1,6 +1,7 @@
 """Gradient flow through time: how much of the error at the last step reaches each earlier state.
 
-For a sequence of length T with loss L_T read at its last step, and a cell whose carry holds the
+For a sequence of length T with loss L_T read at its last step (its last step with a target, where
+per-step class targets end in unlabelled frames), and a cell whose carry holds the
 hidden state h_t (and, for the LSTM, the cell state c_t), this module measures::
 
     g_h(k) = E_seq || dL_T / dh_{T-k} ||_2        g_c(k) = E_seq || dL_T / dc_{T-k} ||_2
@@ -34,7 +35,7 @@ from lstm_variants.cells import LSTMCell, RecurrentCell
 from lstm_variants.cells.base import Params
 from lstm_variants.data import SequenceDataset
 from lstm_variants.errors import ConfigError
-from lstm_variants.losses import frame_losses
+from lstm_variants.losses import IGNORE, frame_losses
 from lstm_variants.model import SequenceModel, step_mask
 
 Carry = Any  # one (B, H) array or a tuple of them, as the cell defines
@@ -139,7 +140,8 @@ def model_carry_gradients(
       model: the model.
       variables: its variables ({'params': ...}), freshly initialised or trained.
       inputs: (B, T, D) inputs or (B, T) tokens.
-      targets: (B, O) last-step targets, or (B, T, ...) per-step targets (the last valid step's is used).
+      targets: (B, O) last-step targets, or (B, T, ...) per-step targets (the last valid step's is
+        used: ``gradient_flow`` first cuts each sequence at its last labelled step).
       lengths: (B,) valid steps.
       target: the dataset's target kind ('regression', 'multilabel', 'categorical').
       layer: which layer's states (default: the last).
@@ -254,6 +256,23 @@ def mean_by_lag(grads: jax.Array, lengths: jax.Array) -> np.ndarray:
         return np.where(counts > 0, sums / counts, np.nan)
 
 
+def labelled_lengths(targets: np.ndarray, lengths: np.ndarray, target: str) -> np.ndarray:
+    """Each sequence's length up to and including its last step that has a target (0: none).
+
+    L_T is read at that step. A categorical step whose class is IGNORE (-1) has no target (training
+    gives it weight 0, ``losses.frame_weights``), so a sequence that ends in unlabelled frames is
+    measured from its last labelled one. The recurrence is causal: cutting the sequence there
+    leaves every earlier state as it was.
+    """
+    targets, lengths = np.asarray(targets), np.asarray(lengths)
+    if target != "categorical" or targets.ndim != 2:
+        return lengths
+    steps = np.arange(targets.shape[1])
+    labelled = (steps[None, :] < lengths[:, None]) & (targets != IGNORE)
+    last = targets.shape[1] - np.argmax(labelled[:, ::-1], axis=1)
+    return np.where(labelled.any(axis=1), last, 0).astype(lengths.dtype)
+
+
 @functools.cache
 def _compiled_carry_gradients(model: SequenceModel, target: str, layer: int | None) -> Callable:
     """``model_carry_gradients`` jitted once per (model, target, layer): studies measure many
@@ -338,9 +357,18 @@ def gradient_flow(
       A ``FlowProfile``.
     """
     part = getattr(data, split)
-    inputs = jnp.asarray(part.inputs[:num_sequences])
-    targets = jnp.asarray(part.targets[:num_sequences])
-    lengths = jnp.asarray(part.lengths[:num_sequences])
+    lengths = labelled_lengths(
+        part.targets[:num_sequences], part.lengths[:num_sequences], data.target
+    )
+    kept = np.flatnonzero(lengths > 0)
+    if not len(kept):
+        raise ConfigError(
+            f"none of the first {num_sequences} {split} sequences has a step with a target: "
+            "nothing to measure the gradient of"
+        )
+    inputs = jnp.asarray(part.inputs[kept])
+    targets = jnp.asarray(part.targets[kept])
+    lengths = jnp.asarray(lengths[kept])
     grads = _compiled_carry_gradients(model, data.target, layer)(
         variables, inputs, targets, lengths
     )

@@ -34,15 +34,17 @@ def make_initializer(name: str, scale: float = 1.0) -> Initializer:
 
     Args:
       name: one of ``INITIALIZER_NAMES``.
-      scale: gain of ``orthogonal``, half-width of ``uniform``, standard deviation of ``normal``;
-        ignored by the others.
+      scale: gain of ``orthogonal``, ``glorot_uniform`` and ``lecun_normal`` (their weights times
+        ``scale``; at 1.0 exactly Flax's initialisers), half-width of ``uniform``, standard
+        deviation of ``normal``. ``zeros`` takes none: a scale other than 1.0 is an error, as it
+        would be recorded while changing nothing.
 
     Returns:
       A Flax initialiser ``(key, shape, dtype) -> array``.
     """
     match name:
-        case "glorot_uniform":
-            return nn.initializers.glorot_uniform()
+        case "glorot_uniform":  # Flax's glorot_uniform is variance_scaling(1.0, "fan_avg", ...)
+            return nn.initializers.variance_scaling(scale**2, "fan_avg", "uniform")
         case "orthogonal":
             return nn.initializers.orthogonal(scale)
         case "uniform":
@@ -50,8 +52,13 @@ def make_initializer(name: str, scale: float = 1.0) -> Initializer:
         case "normal":
             return nn.initializers.normal(scale)
         case "lecun_normal":
-            return nn.initializers.lecun_normal()
+            return nn.initializers.variance_scaling(scale**2, "fan_in", "truncated_normal")
         case "zeros":
+            if scale != 1.0:
+                raise ConfigError(
+                    f"the zeros initialiser takes no scale, got {scale}: give scale 1.0, "
+                    "or choose uniform or normal"
+                )
             return nn.initializers.zeros_init()
     raise ConfigError(
         f"unknown initialiser '{name}'; valid initialisers: {', '.join(INITIALIZER_NAMES)}"

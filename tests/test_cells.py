@@ -208,6 +208,14 @@ def test_lstm_b_initialises_forget_bias_to_one():
     np.testing.assert_array_equal(_params("lstm")[1]["b_f"], 0.0)
 
 
+@pytest.mark.parametrize("name", ["cifg", "nfg", "lstm_f"])
+def test_forget_bias_on_a_cell_without_b_f_is_refused(name):
+    """It would be recorded as a hyperparameter while changing nothing."""
+    with pytest.raises(ValueError, match="forget_bias=1.0 sets the initial b_f, and this cell has"):
+        make_cell(name, H, forget_bias=1.0)
+    assert "b_f" not in _params(name)[1]
+
+
 def test_paper_params_names_the_forget_gate_bias():
     cell, params = _params("vanilla")
     assert (

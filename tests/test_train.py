@@ -205,6 +205,8 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
             "not found at",
         ),
         (["+cell.options.forget_bias=1.0", "cell=gru"], "invalid option for cell 'gru'"),
+        (["+cell.options.forget_bias=1.0", "cell=cifg"], "and this cell has none"),
+        (["model.init.bias_scale=0.5"], "the zeros initialiser takes no scale, got 0.5"),
         (
             ["cell.options.forget_bias=1.0"],
             "Could not override 'cell.options.forget_bias'. To append",

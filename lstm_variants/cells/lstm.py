@@ -82,6 +82,11 @@ class LSTMCell(RecurrentCell):
                 raise ConfigError(f"unknown activation '{which}'; valid: {', '.join(ACTIVATIONS)}")
         if self.coupled_gates and not (self.input_gate and self.forget_gate):
             raise ConfigError("coupled_gates (CIFG) needs both the input and the forget gate")
+        if self.forget_bias and "f" not in self.gates():
+            raise ConfigError(
+                f"forget_bias={self.forget_bias} sets the initial b_f, and this cell has none "
+                "(no forget gate, or CIFG's f = 1 - i): drop cell.options.forget_bias"
+            )
         super().__post_init__()
 
     @nn.nowrap

@@ -123,9 +123,16 @@ RULES: dict[str, Rule] = {
 
 # Keys that name one of a few choices (``lstm_variants.recurrence.RECURRENCES`` for the first; a
 # test keeps the two equal without this module importing JAX).
+# Initialisers by name (``initializers.make_initializer``); only the last three fit a vector
+# (peepholes, biases): glorot_uniform, lecun_normal and orthogonal need a fan-in and a fan-out.
+INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "uniform", "normal", "lecun_normal", "zeros")
+VECTOR_INITIALIZER_NAMES = ("uniform", "normal", "zeros")
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.recurrence": ("fast", "reference"),
     "diagnose.split": ("train", "valid", "test"),
+    **{f"model.init.{kind}": INITIALIZER_NAMES for kind in ("input", "recurrent")},
+    **{f"model.init.{kind}": VECTOR_INITIALIZER_NAMES for kind in ("peephole", "bias")},
 }
 
 

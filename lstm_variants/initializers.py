@@ -13,11 +13,10 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from lstm_variants.config_values import INITIALIZER_NAMES
 from lstm_variants.errors import ConfigError
 
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
-
-INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "uniform", "normal", "lecun_normal", "zeros")
 
 
 def scaled_uniform(scale: float) -> Initializer:

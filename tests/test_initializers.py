@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
+from lstm_variants.config_values import INITIALIZER_NAMES, VECTOR_INITIALIZER_NAMES
 from lstm_variants.errors import ConfigError
 from lstm_variants.initializers import make_initializer
 
@@ -30,3 +31,14 @@ def test_zeros_refuses_a_scale_it_would_ignore():
     np.testing.assert_array_equal(make_initializer("zeros")(KEY, SHAPE), np.zeros(SHAPE))
     with pytest.raises(ConfigError, match="the zeros initialiser takes no scale, got 0.5"):
         make_initializer("zeros", 0.5)
+
+
+@pytest.mark.parametrize("name", INITIALIZER_NAMES)
+def test_the_vector_initialisers_are_those_that_can_fill_a_vector(name):
+    """config_values refuses the others for peepholes and biases before anything is built."""
+    assert make_initializer(name)(KEY, SHAPE).shape == SHAPE
+    if name in VECTOR_INITIALIZER_NAMES:
+        assert make_initializer(name)(KEY, (4,)).shape == (4,)
+    else:
+        with pytest.raises(ValueError):
+            make_initializer(name)(KEY, (4,))

@@ -207,6 +207,8 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
         (["+cell.options.forget_bias=1.0", "cell=gru"], "invalid option for cell 'gru'"),
         (["+cell.options.forget_bias=1.0", "cell=cifg"], "and this cell has none"),
         (["model.init.bias_scale=0.5"], "the zeros initialiser takes no scale, got 0.5"),
+        (["model.init.bias=lecun_normal"], "model.init.bias must be one of uniform, normal, zeros"),
+        (["model.init.input=he"], "model.init.input must be one of glorot_uniform, orthogonal"),
         (
             ["cell.options.forget_bias=1.0"],
             "Could not override 'cell.options.forget_bias'. To append",

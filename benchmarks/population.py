@@ -53,7 +53,7 @@ def parse_args():
         "--devices", type=int, default=0, help="CPU devices to simulate (default: one per core)"
     )
     parser.add_argument(
-        "--length-buckets", type=int, default=1, help="train.length_buckets (default 1: pad to 129)"
+        "--length-buckets", type=int, default=1, help="train.length_buckets (default 1: pad to 128)"
     )
     parser.add_argument(
         "--max-padding-waste", type=float, default=0.5, help="train.max_padding_waste (default 0.5)"

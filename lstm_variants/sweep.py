@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.core.utils import JobReturn
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -172,9 +175,11 @@ class SweepSummary(Callback):
 
 
 def _job_count(config: DictConfig) -> int | None:
-    """The number of jobs of a basic sweep (the product of its comma lists), if known.
+    """The number of jobs of a basic sweep, as Hydra's parser enumerates it, if known.
 
-    A key swept on the command line replaces the same key of the sweep file's ``params``.
+    Comma lists, ``choice(...)`` and ``range(...)`` count their values; a ``glob(...)`` of a
+    config group, or anything Hydra cannot parse here, gives None (no total, no ETA). A key swept
+    on the command line replaces the same key of the sweep file's ``params``.
     """
     try:
         params = dict(config.hydra.sweeper.params or {})
@@ -184,11 +189,17 @@ def _job_count(config: DictConfig) -> int | None:
     for override in overrides:
         key, _, value = override.partition("=")
         params[key.lstrip("+~")] = value
+    try:
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    except HydraException:
+        return None
     count = 1
-    for value in params.values():
-        text = str(value)
-        if "," in text and not text.startswith(("[", "{")):
-            count *= len(text.split(","))
+    for override in parsed:
+        if not override.is_sweep_override():
+            continue
+        if not override.is_discrete_sweep() or override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            return None
+        count *= sum(1 for _ in override.sweep_iterator())
     return count
 
 

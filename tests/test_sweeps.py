@@ -273,6 +273,13 @@ def test_the_progress_line_counts_jobs_as_hydra_sweeps_them():
     assert job_count({"cell": "a,b,c", "dataset": "x,y"}, ["+sweep=q"]) == 6
     assert job_count({"cell": "a,b,c,d,e"}, ["cell=vanilla,nfg", "search.trials=2"]) == 2
     assert job_count({}, ["search.space=[1,2]"]) == 1
+    # The README's sharded study: 9 cells x range(4) shards (was counted as 9).
+    assert (
+        job_count({"cell": "a,b,c,d,e,f,g,h,i"}, ["search.shards=4", "search.shard=range(4)"]) == 36
+    )
+    assert job_count({}, ["cell=choice(vanilla,nfg)", "seed=range(1,7,2)"]) == 6
+    assert job_count({}, ["cell=glob(*)"]) is None  # the group's options are not known here
+    assert job_count({}, ["seed=interval(0,1)"]) is None
 
 
 def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):

@@ -23,8 +23,9 @@ configs.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lstm_variants.errors import ConfigError
@@ -40,19 +41,23 @@ class Rule:
     high_open: bool = False
     low_open: bool = False
     nullable: bool = False
+    null_means: str = "off"
 
     def describe(self) -> str:
         """What the rule asks for, in words: 'an integer >= 1', 'a number in [0, 1)', ..."""
-        what = {"integer": "an integer", "number": "a number", "boolean": "true or false"}[
-            self.kind
-        ]
+        what = {
+            "integer": "an integer",
+            "number": "a number",
+            "boolean": "true or false",
+            "text": "a string",
+        }[self.kind]
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
             what += f" in {left}{self.low:g}, {self.high:g}{right}"
         elif self.low is not None:
             what += f" {'>' if self.low_open else '>='} {self.low:g}"
         if self.nullable:
-            what += " (or null: off)"
+            what += f" (or null: {self.null_means})"
         return what
 
     def allows(self, value: Any) -> bool:
@@ -60,6 +65,8 @@ class Rule:
             return self.nullable
         if self.kind == "boolean":
             return isinstance(value, bool)
+        if self.kind == "text":
+            return isinstance(value, str | os.PathLike)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         if self.kind == "integer" and not isinstance(value, int):
@@ -200,13 +207,23 @@ def check_model_keys(model: Mapping[str, Any] | None) -> None:
             )
 
 
-TYPE_RULES = {"bool": SWITCH, "int": Rule("integer"), "float": FINITE}
+TYPE_RULES = {"bool": SWITCH, "int": Rule("integer"), "float": FINITE, "str": Rule("text")}
 
 
 def rule_of_type(annotation: Any) -> Rule | None:
     """The rule of a Python type, given as the type or its name (an annotation under
-    ``from __future__ import annotations``); None for any other type (no check)."""
-    return TYPE_RULES.get(getattr(annotation, "__name__", str(annotation)))
+    ``from __future__ import annotations``); None for any other type (no check).
+
+    ``X | None`` is X's rule that also takes null (the default), and a path
+    (``str | os.PathLike``) is a string.
+    """
+    name = getattr(annotation, "__name__", str(annotation))
+    kinds = {part.strip() for part in name.split("|")}
+    nullable = "None" in kinds
+    kinds = (kinds - {"None", "os.PathLike"}) or kinds
+    if len(kinds) != 1 or (rule := TYPE_RULES.get(kinds.pop())) is None:
+        return None
+    return replace(rule, nullable=True, null_means="the default") if nullable else rule
 
 
 def check_cell_options(cell: Any, options: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ from lstm_variants.errors import ConfigError
 from lstm_variants.experiment import trial_identity
 
 TINY_DIAGNOSE = [
-    "dataset.options.T=10", "dataset.options.n_train=16", "dataset.options.n_valid=8",
+    "dataset.options.T=11", "dataset.options.n_train=16", "dataset.options.n_valid=8",
     "dataset.options.n_test=8", "model.hidden_size=4", "train.max_epochs=1",
     "diagnose.num_sequences=8", "diagnose.cells=[vanilla]", "diagnose.states=[fresh]",
     "diagnose.init_study.enabled=false", "diagnose.clipping_study.enabled=false",

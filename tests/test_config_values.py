@@ -94,7 +94,9 @@ def test_rules_read_values_without_converting_them():
 
 def test_cell_options_follow_the_cells_own_attribute_types():
     # Annotations are names under `from __future__ import annotations`, types without it.
-    assert rule_of_type("bool") is rule_of_type(bool) and rule_of_type("str") is None
+    assert rule_of_type("bool") is rule_of_type(bool) and rule_of_type("dict") is None
+    assert rule_of_type("str | os.PathLike | None").describe() == "a string (or null: the default)"
+    assert rule_of_type("int | None").allows(None) and not rule_of_type("int").allows(None)
     vanilla = make_cell("vanilla", 4)
     check_cell_options(vanilla, {"peepholes": False, "forget_bias": 1, "input_activation": "relu"})
     with pytest.raises(
@@ -103,6 +105,8 @@ def test_cell_options_follow_the_cells_own_attribute_types():
         check_cell_options(vanilla, {"peepholes": "abc"})
     with pytest.raises(ConfigError, match="cell.options.forget_bias must be a number, got 'x'"):
         check_cell_options(vanilla, {"forget_bias": "x"})
+    with pytest.raises(ConfigError, match="cell.options.input_activation must be a string, got 1"):
+        check_cell_options(vanilla, {"input_activation": 1})
     with pytest.raises(ConfigError, match="cell.options.variant must be an integer"):
         check_cell_options(make_cell("mut1", 4), {"variant": 1.5})
 

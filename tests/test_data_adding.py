@@ -53,7 +53,7 @@ def test_shapes_and_metadata():
     assert data.describe()["input_kind"] == "real"
 
 
-@pytest.mark.parametrize("T", [10, 20, 100])
+@pytest.mark.parametrize("T", [11, 20, 100])
 def test_target_recomputed_from_inputs(T):
     split = adding_problem(T=T, n_train=2000, n_valid=1, n_test=1).train
     rows = np.arange(split.num_sequences)[:, None]
@@ -63,7 +63,7 @@ def test_target_recomputed_from_inputs(T):
     assert split.targets.min() >= 0.0 and split.targets.max() <= 1.0
 
 
-@pytest.mark.parametrize("T", [10, 20, 100])
+@pytest.mark.parametrize("T", [11, 20, 100])
 def test_marker_rules_lengths_and_padding(T):
     split = adding_problem(T=T, n_train=3000, n_valid=1, n_test=1).train
     n, max_length = split.num_sequences, T + T // 10
@@ -116,11 +116,22 @@ def test_solved_fraction():
         solved_fraction(targets[:, 0], targets)
 
 
+def test_the_first_mark_never_takes_the_end_marker_at_the_shortest_t():
+    """The first mark is among the first 10 steps: T = 11 is the shortest T where that is
+    always before the last step, whose -1 marker ends the sequence."""
+    data = adding_problem(T=11, n_train=2000, n_valid=1, n_test=1, seed=2)
+    markers, lengths = data.train.inputs[..., 1], data.train.lengths
+    assert (markers[np.arange(len(lengths)), lengths - 1] == -1.0).all()
+    assert ((markers == 1.0).sum(axis=1) == 2).all()
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"T": 9}, "T must be at least 10, got 9"),
+        ({"T": 10}, "T must be at least 11 .*, got 10"),
         ({"n_valid": 0}, "n_valid must be at least 1, got 0"),
+        ({"seed": -1}, "adding: seed must be at least 0, got -1"),
+        ({"T": "abc"}, "dataset.options.T of 'adding' must be an integer, got 'abc'"),
         ({"length": 100}, "unknown option\\(s\\) length; valid options: T, n_train"),
     ],
 )

@@ -89,7 +89,9 @@ def test_last_digit_of_a_sum_is_uniform_so_chance_is_a_tenth():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"max_digits": 0}, "max_digits must be at least 1, got 0"),
+        ({"max_digits": 0}, "max_digits must lie in \\[1, 18\\] .*, got 0"),
+        ({"max_digits": 19}, "max_digits must lie in \\[1, 18\\] .*, got 19"),
+        ({"operations": 1}, "dataset.options.operations of 'arithmetic' must be a string, got 1"),
         ({"operations": "*"}, "operations must be a non-empty subset of '\\+-', got '\\*'"),
         ({"distractors": 27}, "distractors must lie in \\[1, 26\\], got 27"),
         ({"max_gap": -1}, "max_gap must be at least 0, got -1"),

@@ -118,7 +118,15 @@ def test_describe_yaml_option_values(capsys):
         (["describe", "adding", "-o", "X=1"], 2, "unknown option(s) X; valid options: T, n_train"),
         (["describe", "adding", "--batch-size", "0"], 2, "--batch-size must be at least 1, got 0"),
         (["describe", "timit"], 2, "timit is licensed: obtain TIMIT"),
-        (["describe", "adding", "-o", "T=3"], 2, "T must be at least 10, got 3"),
+        (["describe", "adding", "-o", "T=3"], 2, "T must be at least 11 (the first mark is "),
+        (["describe", "adding", "-o", "seed=-1"], 2, "adding: seed must be at least 0, got -1"),
+        (["describe", "arithmetic", "-o", "max_digits=19"], 2, "max_digits must lie in [1, 18]"),
+        (["describe", "text_file", "-o", "path=123"], 2, "path of 'text_file' must be a string"),
+        (
+            ["describe", "iam_online", "-o", "num_classes=abc"],
+            2,
+            "num_classes of 'iam_online' must be an integer (or null: the default), got 'abc'",
+        ),
         (["describe", "adding", "-o", "T=abc"], 2, "T of 'adding' must be an integer, got 'abc'"),
     ],
 )
@@ -126,6 +134,13 @@ def test_errors_are_one_line(empty_data_dir, capsys, argv, status, message):
     assert main(argv) == status
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_the_data_directory_goes_before_or_after_the_command(tmp_path, capsys):
+    (tmp_path / "jsb_chorales.pickle").write_bytes(b"not the real file")
+    for argv in (["--data-dir", str(tmp_path), "list"], ["list", "--data-dir", str(tmp_path)]):
+        assert main(argv) == 0
+        assert f"local {tmp_path / 'jsb_chorales.pickle'}" in capsys.readouterr().out
 
 
 def test_help_and_bad_usage_exit_through_argparse(capsys):

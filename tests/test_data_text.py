@@ -474,6 +474,18 @@ def test_ptb_char_small_files_and_trust_on_first_use(tmp_path):
     assert ptb.ptb_char(data_dir=tmp_path, streams=2).test.lengths.sum() == 8
 
 
+def test_ptb_char_records_nothing_for_a_copy_that_fails_to_load(tmp_path):
+    """A test file with a symbol training lacks is refused; once the user fixes it, it loads
+    (it used to be refused then as 'changed', its bad copy's sha256 recorded)."""
+    write_ptb(tmp_path, ptb.CHAR_FILES, PTB_CHARS | {"test": PTB_CHARS["test"] + " z"})
+    with pytest.raises(DataError, match="ptb.char.test.txt: symbol 'z' is not in the vocabulary"):
+        ptb.ptb_char(data_dir=tmp_path, streams=2)
+    assert not list(tmp_path.glob("*.sha256"))
+    write_ptb(tmp_path, ptb.CHAR_FILES, PTB_CHARS)
+    assert ptb.ptb_char(data_dir=tmp_path, streams=2).test.num_sequences == 2
+    assert len(list(tmp_path.glob("*.sha256"))) == 3
+
+
 def test_ptb_char_missing_file_says_where_to_get_it(tmp_path):
     with pytest.raises(DataError, match=r"ptb.char.train.txt not found .*simple-examples.tgz"):
         ptb.ptb_char(data_dir=tmp_path)

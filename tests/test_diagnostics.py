@@ -211,7 +211,7 @@ def _diagnose_config(tmp_path, *overrides):
         cfg = compose(
             "diagnose",
             overrides=[
-                "dataset.options.T=10",
+                "dataset.options.T=11",
                 "dataset.options.n_train=16",
                 "dataset.options.n_valid=8",
                 "dataset.options.n_test=8",
@@ -326,7 +326,9 @@ def test_unlabelled_last_frames_are_cut_so_the_loss_is_read_at_a_labelled_step()
     model = SequenceModel(cell="vanilla", hidden_size=4, output_size=3)
     variables = model.init(jax.random.key(0), jnp.asarray(inputs), jnp.asarray(lengths))
     flow = gradient_flow(model, variables, dataset(inputs, targets, lengths))
-    cut = gradient_flow(model, variables, dataset(inputs[:2], targets[:2], np.array([4, 6], np.int32)))
+    cut = gradient_flow(
+        model, variables, dataset(inputs[:2], targets[:2], np.array([4, 6], np.int32))
+    )
     for name in ("h", "c"):
         np.testing.assert_allclose(flow.profiles[name], cut.profiles[name], rtol=1e-6)
     with pytest.raises(ConfigError, match="none of the first 1 valid sequences has a step"):

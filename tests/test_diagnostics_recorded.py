@@ -16,7 +16,7 @@ from lstm_variants.experiment import run_trials
 from lstm_variants.params_file import params_path
 from lstm_variants.records import write_json_atomic
 
-ADDING = ("dataset.options.T=10", "dataset.options.n_valid=8", "model.hidden_size=4")
+ADDING = ("dataset.options.T=11", "dataset.options.n_valid=8", "model.hidden_size=4")
 
 
 @pytest.fixture(scope="module")

@@ -183,7 +183,7 @@ def licensed_setup(name: str, dim: int, classes: int) -> Setup:
 
 
 CASES: dict[str, Setup] = {
-    "adding": generated("dataset.options.T=10", *SIZES),
+    "adding": generated("dataset.options.T=11", *SIZES),
     "temporal_order": generated("dataset.options.T=10", *SIZES),
     "copy_memory": generated("dataset.options.delay=5", "dataset.options.length=3", *SIZES),
     "arithmetic": generated("dataset.options.max_digits=2", *SIZES),

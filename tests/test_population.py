@@ -14,7 +14,7 @@ from lstm_variants.optimizers import make_member_optimizer
 from lstm_variants.population import Member, train_population
 from lstm_variants.train import TrainSettings
 
-ADDING = dict(T=10, n_train=48, n_valid=16, n_test=16, seed=0)
+ADDING = dict(T=11, n_train=48, n_valid=16, n_test=16, seed=0)
 SETTINGS = TrainSettings(max_epochs=4, patience=10, batch_size=8, eval_batch_size=16)
 
 

@@ -18,7 +18,7 @@ from lstm_variants.experiment import run_trial, run_trials, trial_identity
 from lstm_variants.records import git_state, write_json_atomic
 
 TINY_ADDING = [
-    "dataset.options.T=10",
+    "dataset.options.T=11",
     "dataset.options.n_train=64",
     "dataset.options.n_valid=32",
     "dataset.options.n_test=32",

@@ -169,9 +169,10 @@ def check_dataset_options(name: str, options: dict) -> None:
             f"dataset {name!r} got unknown option(s) {', '.join(unknown)}; "
             f"valid options: {', '.join(valid)}"
         )
+    parameters = inspect.signature(DATASETS[name]).parameters
     for key, value in options.items():
-        # An option takes the kind of its default; its range is the loader's own check.
-        rule = rule_of_type(type(valid[key]))
+        # An option takes the kind of its annotation; its range is the loader's own check.
+        rule = rule_of_type(parameters[key].annotation)
         if rule is not None and not rule.allows(value):
             raise DataError(
                 f"dataset.options.{key} of {name!r} must be {rule.describe()}, got {value!r}"

@@ -61,11 +61,14 @@ def adding_problem(
         `(N, T + T // 10, 2)` (value, marker) and targets `(N, 1)`.
 
     Raises:
-        DataError: T is below 10 or a split size is below 1.
+        DataError: T is below 11 or a split size is below 1.
     """
     del data_dir
-    if T < FIRST_MARK_WINDOW:
-        raise DataError(f"adding: T must be at least {FIRST_MARK_WINDOW}, got {T}")
+    if T <= FIRST_MARK_WINDOW:  # else the first mark could fall on a sequence's last step
+        raise DataError(
+            f"adding: T must be at least {FIRST_MARK_WINDOW + 1} (the first mark is among the "
+            f"first {FIRST_MARK_WINDOW} steps, before the last), got {T}"
+        )
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     splits = generated_splits(NAME, sizes, seed, lambda rng, n: adding_split(rng, n, T))
     return SequenceDataset(

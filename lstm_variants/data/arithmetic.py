@@ -6,8 +6,8 @@ digits, positive or negative) and an operator, with a random number of distracto
 between successive characters, and then emits the digits of the sum or difference one character
 at a time. A question and its answer, with distractors a..z:
 
-    input   3 e 3 6 d 9 - h 1 h 3 9 =  | - 1 0 2 6 .
-    read    "3369 - 139 = "            | answer -1026, then the end mark '.'
+    input   3 e 3 6 d 9 - h 1 h 3 9 =  | 3 2 3 0 .
+    read    "3369 - 139 = "            | answer 3230, then the end mark '.'
 
 Here, as the paper describes it:
 
@@ -50,6 +50,7 @@ NAME = "arithmetic"
 SYMBOLS = "0123456789+-=."  # then the distractor letters
 END = "."
 MAX_DISTRACTORS = len(string.ascii_lowercase)
+MAX_DIGITS = 18  # operands are drawn as int64: 10**19 is out of range
 
 
 def vocabulary(distractors: int) -> str:
@@ -79,7 +80,7 @@ def arithmetic(
 
     Args:
         data_dir: ignored (nothing is read); accepted so that every loader takes it.
-        max_digits: the most digits of an operand (the paper: 8); at least 1.
+        max_digits: the most digits of an operand (the paper: 8); 1 to 18.
         operations: the operators to draw from, a non-empty subset of '+-'.
         signed: operands may be negative (written with a leading '-').
         max_gap: the most distractors between two successive question characters; 0 for none.
@@ -97,8 +98,11 @@ def arithmetic(
         DataError: an option outside its range.
     """
     del data_dir
-    if max_digits < 1:
-        raise DataError(f"arithmetic: max_digits must be at least 1, got {max_digits}")
+    if not 1 <= max_digits <= MAX_DIGITS:
+        raise DataError(
+            f"arithmetic: max_digits must lie in [1, {MAX_DIGITS}] (operands are drawn as 64-bit "
+            f"integers), got {max_digits}"
+        )
     if not operations or set(operations) - set("+-"):
         raise DataError(
             f"arithmetic: operations must be a non-empty subset of '+-', got {operations!r}"
@@ -148,7 +152,7 @@ def question_and_answer(
     max_gap: int,
     distractors: int,
 ) -> tuple[str, str]:
-    """One question with distractors, e.g. `'3e36d9-h1h39='`, and its answer, e.g. `'-1026'`."""
+    """One question with distractors, e.g. `'3e36d9-h1h39='`, and its answer, e.g. `'3230'`."""
     a, b = operand(rng, max_digits, signed), operand(rng, max_digits, signed)
     operator = operations[int(rng.integers(0, len(operations)))]
     answer = a + b if operator == "+" else a - b

@@ -260,11 +260,13 @@ def generated_splits(
         draw: (generator, number of sequences) -> Split.
 
     Raises:
-        DataError: a split size is below 1.
+        DataError: a split size is below 1, or the seed below 0.
     """
     for split, n in sizes.items():
         if n < 1:
             raise DataError(f"{name}: n_{split} must be at least 1, got {n}")
+    if seed < 0:
+        raise DataError(f"{name}: seed must be at least 0, got {seed}")
     children = np.random.SeedSequence(seed).spawn(len(sizes))
     return {
         split: draw(np.random.default_rng(child), n)

@@ -11,7 +11,8 @@
 Option values are read as YAML scalars (`T=200`, `download=false`, `variant=6b`). An unknown
 dataset or option, a bad option value, or a dataset that cannot be loaded (missing file, bad
 checksum, malformed file) ends with one `lstm-variants-data: error: ...` line and exit status 2,
-as bad input does for `lstm-variants`.
+as bad input does for `lstm-variants`. A malformed command line (`-o T` without a value) gets
+argparse's usage before that line.
 """
 
 from __future__ import annotations
@@ -116,14 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="List the registered datasets, or load one and describe it.",
     )
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="directory of data files (default: $LSTM_VARIANTS_DATA_DIR, else the user cache)",
+    data_dir_help = (
+        "directory of data files (default: $LSTM_VARIANTS_DATA_DIR, else the user cache)"
     )
+    parser.add_argument("--data-dir", default=None, help=data_dir_help)
+    # Also after the command (`list --data-dir DIR`); SUPPRESS keeps one given before it.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--data-dir", default=argparse.SUPPRESS, help=data_dir_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", help="every dataset: name, target, metric, availability")
-    describe = commands.add_parser("describe", help="load one dataset and print its summary")
+    commands.add_parser(
+        "list", parents=[after], help="every dataset: name, target, metric, availability"
+    )
+    describe = commands.add_parser(
+        "describe", parents=[after], help="load one dataset and print its summary"
+    )
     describe.add_argument("name", help=f"a dataset name: {', '.join(sorted(DATASETS))}")
     describe.add_argument(
         "--option",
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--batch-size must be at least 1, got {args.batch_size}")
     try:
         print(describe_text(args.name, options, args.data_dir, args.batch_size))
-    except (DataError, TypeError) as error:
+    except DataError as error:
         return fail(str(error))
     return 0
 

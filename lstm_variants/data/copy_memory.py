@@ -17,8 +17,9 @@ Arjovsky et al. score every step: the target is the blank (0) for the first D + 
 IGNORE (`blank_targets=False`), so the metric measures memory alone. A memoryless baseline
 (blank where nothing is asked, uniform over the K symbols at the recall steps) has cross
 entropy ln K per scored step by default (ln 8 = 2.079 nats), and L ln K / (D + 2L) with blank
-targets (Arjovsky's baseline, 10 ln 8 / (T + 20)). A sequence is solved when every recall step's
-argmax is right (`success='exact'`).
+targets (Arjovsky's baseline, 10 ln 8 / (T + 20)). A sequence is solved when the argmax is right
+at every scored step (`success='exact'`): the L recall steps, and with `blank_targets=True` the
+blank steps before them too.
 
 Nothing is downloaded: every split is generated from `seed`, each split from its own child of
 `np.random.SeedSequence(seed)`.
@@ -56,8 +57,8 @@ def copy_memory(
 
     Args:
         data_dir: ignored (nothing is read); accepted so that every loader takes it.
-        delay: D, the number of steps from the last data symbol to the delimiter, plus one
-            (the paper's T); at least 1.
+        delay: D, the number of steps from the last data symbol to the delimiter (D - 1 blanks
+            between them; the paper's T); at least 1.
         length: L, the number of symbols to copy; at least 1.
         alphabet: K, the number of data symbols; at least 2.
         blank_targets: score the blank before the recall (Arjovsky's loss over all steps)

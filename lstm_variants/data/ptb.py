@@ -124,7 +124,13 @@ def ptb_char(
             split is too short for `streams`.
     """
     paths = [trusted_local_file(name, data_dir) for name in CHAR_FILES]
-    return ptb_dataset("ptb_char", paths, CHAR_EOS, "bits_per_char", "", streams, window)
+    data = ptb_dataset("ptb_char", paths, CHAR_EOS, "bits_per_char", "", streams, window)
+    # Trust on first use only the copies that loaded: a bad file fixed by the user must not be
+    # reported as changed.
+    for path in paths:
+        if cache.recorded_sha256(path) is None:
+            cache.trust_on_first_use(path, cache.sha256_of(path), None, downloaded=False)
+    return data
 
 
 def ptb_dataset(
@@ -182,9 +188,9 @@ def line_symbols(path: Path, eos: str) -> list[str]:
 def trusted_local_file(filename: str, data_dir: str | os.PathLike | None = None) -> Path:
     """The path of a local data file without a published checksum, checked by trust on first use.
 
-    The first call records the file's sha256 in `<file>.sha256` next to it (one hex digest and a
-    newline, the record format of `cache`'s trust on first use); later calls compare against it. When the directory is not writable nothing is
-    recorded and the file is used as it is.
+    A file whose sha256 was recorded in `<file>.sha256` (the record format of `cache`'s trust on
+    first use) must still have it. The caller records the sha256 of a file that has no record
+    yet once the file has loaded (`cache.trust_on_first_use`).
 
     Args:
         filename: the file's name inside the data directory.
@@ -203,22 +209,12 @@ def trusted_local_file(filename: str, data_dir: str | os.PathLike | None = None)
             f"downloaded: extract data/{filename} from {ARCHIVE_URL} into {path.parent} (or "
             f"pass data_dir / set {cache.DATA_DIR_ENV} to a directory holding it)"
         )
-    record = path.with_name(path.name + ".sha256")
-    actual = cache.sha256_of(path)
-    if record.exists():
-        recorded = record.read_text().strip()
-        if recorded != actual:
-            raise DataError(
-                f"{path} has sha256 {actual}, but {record} recorded "
-                f"{recorded[:80] or 'nothing'!r} when it was first read: the file "
-                f"changed (truncated or corrupted?); restore it from {ARCHIVE_URL}, or delete "
-                f"{record} to trust the current copy"
-            )
-    else:
-        temporary = record.with_name(record.name + ".tmp")
-        try:
-            temporary.write_text(actual + "\n")
-            os.replace(temporary, record)
-        except OSError:  # a read-only data directory: nothing to record into
-            temporary.unlink(missing_ok=True)
+    recorded = cache.recorded_sha256(path)
+    if recorded is not None and (actual := cache.sha256_of(path)) != recorded:
+        record = cache.recorded_sha256_path(path)
+        raise DataError(
+            f"{path} has sha256 {actual}, but {record} recorded {recorded!r} when it was first "
+            f"read: the file changed (truncated or corrupted?); restore it from {ARCHIVE_URL}, "
+            f"or delete {record} to trust the current copy"
+        )
     return path

@@ -208,29 +208,29 @@ def run_trials(
         check_values(cfg)
     paths = [record_path(cfg, output_dir) for cfg in cfgs]
     results: list[tuple[Path, dict | None]] = [(path, None) for path in paths]
-    groups: dict[str, list[int]] = {}
-    for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True)):
-        if cfg.get("overwrite", False) or not path.exists():
-            groups.setdefault(shared_part(cfg), []).append(index)
-    progress_line = _ProgressLine(total=sum(map(len, groups.values())), skipped=len(cfgs))
+    missing = {
+        index
+        for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True))
+        if cfg.get("overwrite", False) or not path.exists()
+    }
+    work = planned_populations(cfgs, paths, missing, output_dir)
+    progress_line = _ProgressLine(total=len(missing), skipped=len(cfgs))
     # Optional TensorBoard / MLflow / W&B mirror of each record; the JSON record stays the truth.
-    logger = make_logger(cfgs[0], output_dir) if groups else None
+    logger = make_logger(cfgs[0], output_dir) if work else None
     try:
-        for indices in groups.values():
-            first = cfgs[indices[0]]
+        for populations in work.values():
+            first = cfgs[populations[0][0]]
             data = load_dataset(
                 first["dataset"]["name"],
                 data_dir=first.get("data_dir"),
                 **(first["dataset"].get("options") or {}),
             )
             model = build_model(first, data)
-            for index in indices:  # every member's cell options must be valid, not just the first's
-                build_model(cfgs[index], data)
+            for index in (i for population in populations for i in population):
+                build_model(cfgs[index], data)  # every member's cell options, not just the first's
             # One optimizer object per group: compiled populations are reused by identity.
             optimizer = make_member_optimizer(first["optimizer"])
-            size = int(first.get("population_size") or 0) or len(indices)
-            for start in range(0, len(indices), size):
-                population = indices[start : start + size]
+            for population in populations:
                 checkpoint = checkpoint_settings(first, output_dir, [paths[i] for i in population])
                 started = time.time()
                 runs = train_population(
@@ -245,7 +245,10 @@ def run_trials(
                     else None,
                     checkpoint=checkpoint,
                 )
+                written = [index for index in population if index in missing]
                 for index, result in zip(population, runs, strict=True):
+                    if index not in missing:  # recorded before a kill stopped the others' records
+                        continue
                     record = make_record(cfgs[index], result, started)
                     record["params_file"] = write_params(cfgs[index], paths[index], result.params)
                     write_json_atomic(paths[index], record)
@@ -254,7 +257,7 @@ def run_trials(
                         logger.log_trial(record)
                 if checkpoint is not None:  # every record is written: the state is not needed
                     remove_checkpoint(checkpoint)
-                progress_line.update([results[index][1] for index in population])
+                progress_line.update([results[index][1] for index in written])
         for directory in remove_stale_checkpoints(output_dir):
             print(
                 f"removed {directory}: the checkpoint of a population regrouped since, all of "
@@ -265,6 +268,55 @@ def run_trials(
         if logger is not None:
             logger.close()
     return results
+
+
+def planned_populations(
+    cfgs: Sequence[Mapping[str, Any]], paths: Sequence[Path], missing: set[int], output_dir: Path
+) -> dict[str, list[list[int]]]:
+    """The populations that train the ``missing`` configs, by their shared part.
+
+    A population whose training state was saved (``output_dir/checkpoints/*/trials.json``) and
+    that holds a missing trial trains again whole, from its checkpoint, when every one of its
+    trials is among ``cfgs`` and ``population_size`` still admits it: a run killed while it
+    wrote its population's records then writes the remaining records from the same run (a
+    finished population is only evaluated), and they are the ones an uninterrupted run writes.
+    The other missing configs form populations of at most ``population_size`` members each.
+    """
+    by_trial = {path.stem: index for index, path in enumerate(paths)}
+    work: dict[str, list[list[int]]] = {}
+    claimed: set[int] = set()
+    for trials in saved_populations(output_dir):
+        if any(trial not in by_trial for trial in trials):
+            continue
+        # In the order of cfgs, as the run that saved it built it (the checkpoint checks it).
+        population = sorted(by_trial[trial] for trial in trials)
+        if claimed.intersection(population) or not missing.intersection(population):
+            continue
+        if len(population) > (int(cfgs[population[0]].get("population_size") or 0) or math.inf):
+            continue  # regrouped into smaller populations since (population_size)
+        if len({shared_part(cfgs[index]) for index in population}) == 1:
+            work.setdefault(shared_part(cfgs[population[0]]), []).append(population)
+            claimed.update(population)
+    groups: dict[str, list[int]] = {}
+    for index in sorted(missing - claimed):
+        groups.setdefault(shared_part(cfgs[index]), []).append(index)
+    for part, indices in groups.items():
+        size = int(cfgs[indices[0]].get("population_size") or 0) or len(indices)
+        work.setdefault(part, []).extend(
+            indices[start : start + size] for start in range(0, len(indices), size)
+        )
+    return work
+
+
+def saved_populations(output_dir: Path) -> list[list[str]]:
+    """The trial ids of each population checkpoint under ``output_dir/checkpoints``."""
+    populations = []
+    for listing in sorted((Path(output_dir) / "checkpoints").glob(f"*/{TRIALS}")):
+        try:
+            populations.append([str(trial) for trial in json.loads(listing.read_text())["trials"]])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # written by other code, or damaged: not ours to read
+    return populations
 
 
 def checkpoint_settings(

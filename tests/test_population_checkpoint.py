@@ -370,3 +370,32 @@ def test_the_checkpoint_of_a_regrouped_population_goes_once_all_its_trials_are_r
     in_flight.parent.mkdir(parents=True)
     in_flight.write_text(json.dumps({"trials": ids, "first_saved": time.time()}))
     assert remove_stale_checkpoints(tmp_path) == [] and in_flight.exists()
+
+
+def test_a_kill_between_a_populations_records_resumes_it_and_writes_the_rest(tmp_path, monkeypatch):
+    """The rest of the records come from the saved population, not from a regrouped one."""
+    from lstm_variants import experiment
+
+    trio = [config("checkpoint_minutes=0", f"seed={seed}") for seed in (0, 1, 2)]
+    uninterrupted = experiment.run_trials(trio, tmp_path / "reference", progress=False)
+    write, written = experiment.write_json_atomic, []
+
+    def write_then_kill(path, record):
+        write(path, record)
+        written.append(path)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "write_json_atomic", write_then_kill)
+        with pytest.raises(Killed):
+            experiment.run_trials(trio, tmp_path / "killed", progress=False)
+    assert len(written) == 1 and list((tmp_path / "killed").glob("checkpoints/*/trials.json"))
+
+    resumed = experiment.run_trials(trio, tmp_path / "killed", progress=False)
+    assert [record is None for _, record in resumed] == [True, False, False]
+    for (_, record), (_, expected) in zip(resumed[1:], uninterrupted[1:], strict=True):
+        assert record["population"]["size"] == 3  # the saved population, whole
+        assert record["population"]["resumed_after_epoch"] == 3  # finished: only evaluated
+        assert_same_record(record, expected)
+        assert record["params_file"] == expected["params_file"]  # the same parameters, bitwise
+    assert not (tmp_path / "killed" / "checkpoints").exists()

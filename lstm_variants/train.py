@@ -162,12 +162,14 @@ def solved_sequences(
 
     'abs_error': every output at every weighted frame within ``data.tolerance`` of its target.
     'exact': the most probable class is the target at every weighted frame.
+    A frame with a non-finite output is wrong (a NaN compares false with the tolerance, and its
+    argmax is a class).
     """
     if data.success == "abs_error":
         wrong = jnp.max(jnp.abs(outputs - targets), axis=-1) >= data.tolerance
     else:
         wrong = jnp.argmax(outputs, axis=-1) != targets
-    wrong = wrong & (weights > 0)
+    wrong = (wrong | ~jnp.all(jnp.isfinite(outputs), axis=-1)) & (weights > 0)
     if wrong.ndim > 1:
         wrong = jnp.any(wrong, axis=tuple(range(1, wrong.ndim)))
     return 1.0 - wrong.astype(jnp.float32)

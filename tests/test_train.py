@@ -137,6 +137,9 @@ def test_diverging_run_is_recorded_as_diverged(tmp_path):
     path, record = run_trial(config("optimizer.learning_rate=1e30"), tmp_path, progress=False)
     assert record["metrics"]["stopped"] == "diverged"
     assert path.exists()
+    # NaN outputs solve nothing (a NaN compares false with the tolerance).
+    diverged = [epoch for epoch in record["curve"] if not np.isfinite(epoch["valid_loss"])]
+    assert diverged and all(epoch["valid_solved"] == 0.0 for epoch in diverged)
 
 
 def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -70,9 +71,22 @@ def _umask() -> int:
 
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Write ``document`` to ``path`` atomically (``atomic_file``)."""
+    """Write ``document`` to ``path`` atomically (``atomic_file``), as strict JSON: a non-finite
+    number (a diverged epoch's loss) is written as null (``json_safe``)."""
     with atomic_file(path) as out:
-        json.dump(document, out, indent=2, sort_keys=True, allow_nan=True)
+        json.dump(json_safe(document), out, indent=2, sort_keys=True, allow_nan=False)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None: JSON (RFC 8259) has no such numbers, and
+    strict parsers (JavaScript's ``JSON.parse``, ``jq``) refuse Python's ``NaN`` token."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -140,6 +140,9 @@ def test_diverging_run_is_recorded_as_diverged(tmp_path):
     # NaN outputs solve nothing (a NaN compares false with the tolerance).
     diverged = [epoch for epoch in record["curve"] if not np.isfinite(epoch["valid_loss"])]
     assert diverged and all(epoch["valid_solved"] == 0.0 for epoch in diverged)
+    # Strict JSON on disk: the NaN loss is null, not Python's NaN token.
+    on_disk = json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(token))
+    assert on_disk["curve"][len(record["curve"]) - 1]["valid_loss"] is None
 
 
 def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):

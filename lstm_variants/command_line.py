@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import tempfile
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -125,9 +126,32 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         check_reference_cell(resolved)
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
         check_rerun_source(resolved, records_dir)
+        check_output_directory(records_dir, "hydra.sweep.dir" if flags else "hydra.run.dir")
     except ConfigError as error:
         return str(error)
     return None
+
+
+def check_output_directory(directory: Path, key: str) -> None:
+    """Raise ``ConfigError`` unless ``directory`` is, or can become, a folder files can be put in.
+
+    Tried with a temporary file in its nearest existing folder: permission bits do not tell
+    (root may write anywhere, except where the file system refuses, such as /proc), and making
+    the folder itself here would leave an empty one when the job later fails.
+    """
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"{key}={directory} cannot be written ({existing}: {error.strerror or error}); "
+            f"give another {key}"
+        ) from None
 
 
 # Hydra's sweep functions: ``seed=range(3)``, ``cell=choice(vanilla,gru)``, ...
@@ -168,8 +192,13 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
         known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
     except (HydraException, OmegaConfBaseException):
         known = []
-    near = difflib.get_close_matches(leaf, known, n=3)
     where = f"{parent}." if parent else ""
+    if leaf in known:  # it exists: a mapping given keys it lacks, which it takes only with +
+        return (
+            f"{key} takes no new keys in place: add one with '+{key}.NAME=VALUE', or replace "
+            f"the whole mapping with '~{key}' '+{key}=VALUE'"
+        )
+    near = difflib.get_close_matches(leaf, known, n=3)
     if near:
         return f"unknown key {key}; did you mean {', '.join(where + k for k in near)}?"
     if known:

@@ -53,9 +53,9 @@ class Rule:
         }[self.kind]
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            what += f" in {left}{self.low:g}, {self.high:g}{right}"
+            what += f" in {left}{_plain(self.low)}, {_plain(self.high)}{right}"
         elif self.low is not None:
-            what += f" {'>' if self.low_open else '>='} {self.low:g}"
+            what += f" {'>' if self.low_open else '>='} {_plain(self.low)}"
         if self.nullable:
             what += f" (or null: {self.null_means})"
         return what
@@ -78,13 +78,21 @@ class Rule:
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
 
+def _plain(bound: float) -> str:
+    """A bound as written: 4294967295, not 4.29497e+09."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+# JAX keeps 32 bits of a seed (jax.random.key): 2**32 would be seed 0 again.
+MAX_SEED = 2**32 - 1
+SEED = Rule("integer", low=0, high=MAX_SEED)
 COUNT = Rule("integer", low=1)
 COUNT_OR_ZERO = Rule("integer", low=0)
 FINITE = Rule("number")
 SWITCH = Rule("boolean")
 
 RULES: dict[str, Rule] = {
-    "seed": COUNT_OR_ZERO,
+    "seed": SEED,
     "population_size": COUNT_OR_ZERO,
     "cpu_devices": COUNT_OR_ZERO,
     "cpu_pinning": SWITCH,
@@ -119,7 +127,7 @@ RULES: dict[str, Rule] = {
     "search.shards": COUNT,
     "search.shard": COUNT_OR_ZERO,
     "search.rerun.top": COUNT,
-    "search.rerun.first_seed": COUNT_OR_ZERO,
+    "search.rerun.first_seed": SEED,
     "diagnose.num_sequences": COUNT,
     "diagnose.records_per_cell": COUNT,
     "diagnose.first_lag": COUNT,
@@ -159,6 +167,7 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         found, value = _lookup(cfg, key)
         if found and value not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    check_trial_seeds(cfg)
     study = cfg.get("study")
     # The study names the output folders (outputs/<study>/..., multirun/<study>): a path in it,
     # such as ../../etc, would put records outside them.
@@ -180,6 +189,23 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"optimizer.momentum ({given}) is used only by optimizer=sgd (Adam ignores it; "
             "search=greff samples it): add optimizer=sgd, or drop the momentum"
+        )
+
+
+def check_trial_seeds(cfg: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` when a search's trial seeds (``seed + i``, or the rerun's
+    ``first_seed + i``) would pass ``MAX_SEED`` and so repeat seeds from 0 on."""
+    search = cfg.get("search") or {}
+    rerun = search.get("rerun") or {}
+    first, key = (
+        (rerun.get("first_seed"), "search.rerun.first_seed") if rerun else (cfg.get("seed"), "seed")
+    )
+    trials = search.get("trials")
+    if isinstance(first, int) and isinstance(trials, int) and first + trials - 1 > MAX_SEED:
+        raise ConfigError(
+            f"{key}={first} with search.trials={trials} gives trial seeds up to "
+            f"{first + trials - 1}, past {MAX_SEED} (JAX keeps 32 bits, so they would repeat "
+            f"seeds from 0): give {key} <= {MAX_SEED - trials + 1}"
         )
 
 

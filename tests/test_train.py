@@ -222,7 +222,11 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
         (["model.hiden_size=3"], "unknown key model.hiden_size; did you mean model.hidden_size"),
         (["train.max_epoch=2"], "unknown key train.max_epoch; did you mean train.max_epochs?"),
         (["+model.hiden_size=3"], "unknown model option(s) ['hiden_size']; valid: embed_size"),
-        (["seed=abc"], "seed must be an integer >= 0, got 'abc'"),
+        (["seed=abc"], "seed must be an integer in [0, 4294967295], got 'abc'"),
+        (["seed=4294967296"], "seed must be an integer in [0, 4294967295], got 4294967296"),
+        (["search=quick", "seed=4294967290"], "gives trial seeds up to 4294967297, past"),
+        (["search.foo={a: 1}"], "unknown key search.foo"),
+        (["search=quick", "search.space={lr: {x: 1}}"], "search.space takes no new keys in"),
         (["search=quick", "search.trials=abc"], "search.trials must be an integer >= 1"),
         (["model.recurrence=slow"], "model.recurrence must be one of fast, reference"),
         (["reference_cell=bogus"], "unknown reference_cell 'bogus'; valid cells: cifg"),
@@ -246,6 +250,14 @@ def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
         len(lines) == 1 and lines[0].startswith("lstm-variants: error: ") and message in lines[0]
     ), out.stderr
     assert not list(Path(tmp_path).glob("records/*.json"))
+
+
+def test_an_output_directory_that_cannot_be_made_is_one_error_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    out = cli(f"hydra.run.dir={tmp_path / 'a_file' / 'run'}", "progress=false")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert f"cannot be written ({tmp_path / 'a_file'}: not a directory)" in lines[0]
 
 
 def test_ctrl_c_is_one_line_and_exit_status_130_and_no_record(tmp_path):

@@ -136,13 +136,13 @@ RULES: dict[str, Rule] = {
 }
 
 
-# Keys that name one of a few choices (``lstm_variants.recurrence.RECURRENCES`` for the first; a
-# test keeps the two equal without this module importing JAX).
 # Initialisers by name (``initializers.make_initializer``); only the last three fit a vector
 # (peepholes, biases): glorot_uniform, lecun_normal and orthogonal need a fan-in and a fan-out.
 INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "uniform", "normal", "lecun_normal", "zeros")
 VECTOR_INITIALIZER_NAMES = ("uniform", "normal", "zeros")
 
+# Keys that name one of a few choices (``lstm_variants.recurrence.RECURRENCES`` for the first; a
+# test keeps the two equal without this module importing JAX).
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.recurrence": ("fast", "reference"),
     "diagnose.split": ("train", "valid", "test"),

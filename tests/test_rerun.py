@@ -83,7 +83,7 @@ def test_a_bad_source_is_one_error_line(source, tmp_path):
     ):
         rerun(directory, "cell=cifg")
     with pytest.raises(ConfigError, match="no trial of cell 'vanilla' on adding with these"):
-        rerun(directory, "dataset.options.T=11")
+        rerun(directory, "dataset.options.T=12")  # the source ran at TINY's T=11
     out = cli(
         *TINY, "search=rerun_best", f"search.rerun.from={tmp_path}", f"hydra.run.dir={tmp_path}"
     )

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lstm_variants.config_values import check_cell_options, check_values
 from lstm_variants.data import SequenceDataset, load_dataset
@@ -285,7 +285,7 @@ def planned_populations(
     by_trial = {path.stem: index for index, path in enumerate(paths)}
     work: dict[str, list[list[int]]] = {}
     claimed: set[int] = set()
-    for trials in saved_populations(output_dir):
+    for _, trials, _ in saved_populations(output_dir):
         if any(trial not in by_trial for trial in trials):
             continue
         # In the order of cfgs, as the run that saved it built it (the checkpoint checks it).
@@ -308,14 +308,24 @@ def planned_populations(
     return work
 
 
-def saved_populations(output_dir: Path) -> list[list[str]]:
-    """The trial ids of each population checkpoint under ``output_dir/checkpoints``."""
+class SavedPopulation(NamedTuple):
+    """A population checkpoint's directory, trial ids and first save time (``TRIALS``)."""
+
+    directory: Path
+    trials: list[str]
+    first_saved: float
+
+
+def saved_populations(output_dir: Path) -> list[SavedPopulation]:
+    """The population checkpoints under ``output_dir/checkpoints`` whose trial list reads."""
     populations = []
     for listing in sorted((Path(output_dir) / "checkpoints").glob(f"*/{TRIALS}")):
         try:
-            populations.append([str(trial) for trial in json.loads(listing.read_text())["trials"]])
+            noted = json.loads(listing.read_text())
+            trials, first_saved = [str(t) for t in noted["trials"]], float(noted["first_saved"])
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # written by other code, or damaged: not ours to read
+            continue  # written by other code, or damaged: not ours to read or judge
+        populations.append(SavedPopulation(listing.parent, trials, first_saved))
     return populations
 
 
@@ -365,19 +375,13 @@ def remove_stale_checkpoints(output_dir: Path) -> list[Path]:
       The directories removed.
     """
     removed = []
-    root = Path(output_dir) / "checkpoints"
-    for listing in sorted(root.glob(f"*/{TRIALS}")):
-        try:
-            noted = json.loads(listing.read_text())
-            trials, first_saved = list(noted["trials"]), float(noted["first_saved"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # written by other code, or damaged: not ours to judge
+    for directory, trials, first_saved in saved_populations(output_dir):
         records = [Path(output_dir) / "records" / f"{trial}.json" for trial in trials]
         if trials and all(_written_after(path, first_saved) for path in records):
-            shutil.rmtree(listing.parent, ignore_errors=True)
-            removed.append(listing.parent)
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
     with contextlib.suppress(OSError):
-        root.rmdir()
+        (Path(output_dir) / "checkpoints").rmdir()
     return removed
 
 

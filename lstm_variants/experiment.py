@@ -250,6 +250,10 @@ def run_trials(
                     if index not in missing:  # recorded before a kill stopped the others' records
                         continue
                     record = make_record(cfgs[index], result, started)
+                    # A retrained trial's old record goes before its parameter file is replaced:
+                    # a kill in between then leaves no record naming a file that is not its own,
+                    # and the rerun writes the missing record.
+                    paths[index].unlink(missing_ok=True)
                     record["params_file"] = write_params(cfgs[index], paths[index], result.params)
                     write_json_atomic(paths[index], record)
                     results[index] = (paths[index], record)

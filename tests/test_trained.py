@@ -5,6 +5,7 @@ import os
 import shutil
 import stat
 
+import jax
 import numpy as np
 import pytest
 from test_train import config, tiny_jsb_config
@@ -121,6 +122,33 @@ def test_save_params_false_writes_none_and_removes_a_retrained_trials_old_file(t
     with pytest.raises(RecordError, match="no parameters were saved"):
         load_trial(path)
     assert not list(tmp_path.glob("records/.*.tmp"))
+
+
+class Killed(BaseException):
+    """A kill between a retrained trial's new parameter file and its new record."""
+
+
+def test_a_kill_before_a_retrained_trials_record_leaves_no_record_naming_another_file(
+    tmp_path, monkeypatch
+):
+    from lstm_variants import experiment
+
+    path, record = run_trial(config(), tmp_path, progress=False)
+    # As if trained by an earlier version of the code: other parameters, and a record naming them.
+    other = jax.tree_util.tree_map(lambda leaf: leaf + 1.0, load_params(path, record))
+    record["params_file"] = save_params(params_path(path), other)
+    write_json_atomic(path, record)
+
+    def killed(*_):
+        raise Killed
+
+    monkeypatch.setattr(experiment, "write_json_atomic", killed)
+    with pytest.raises(Killed):  # retrained, killed after its parameter file, before its record
+        run_trial(config("overwrite=true"), tmp_path, progress=False)
+    monkeypatch.undo()
+    assert not path.exists()  # gone with its parameters, not left to name a file not its own
+    rerun, rewritten = run_trial(config(), tmp_path, progress=False)  # writes the missing record
+    assert rerun == path and load_trial(path).record["params_file"] == rewritten["params_file"]
 
 
 def test_the_results_table_points_at_each_parameter_file(population):

@@ -6,7 +6,6 @@ number of CPU devices when it first initialises and the rest of the suite may al
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -53,8 +52,9 @@ def test_fast_equals_reference_model(name):
             out = model.apply(params, x, lengths)
             return (jnp.sin(out) * out).sum()
 
-        value_fast, grads_fast = jax.value_and_grad(loss)(params, fast)
-        value_ref, grads_ref = jax.value_and_grad(loss)(params, ref)
+        # One compiled program each: run op by op, the first variant compiles hundreds of them.
+        value_fast, grads_fast = jax.jit(jax.value_and_grad(lambda p: loss(p, fast)))(params)
+        value_ref, grads_ref = jax.jit(jax.value_and_grad(lambda p: loss(p, ref)))(params)
         assert abs(float(value_fast - value_ref)) <= 1e-12 * abs(float(value_ref))
         assert _relative_error(grads_fast, grads_ref) < 1e-12
 
@@ -194,14 +194,11 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
 
 
 def test_data_parallel_equals_single_device():
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # the script sets its own device count
     result = subprocess.run(
         [sys.executable, "-c", DATA_PARALLEL_SCRIPT],
         capture_output=True,
         text=True,
         timeout=600,
-        env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "DATA_PARALLEL_OK" in result.stdout

@@ -1,19 +1,46 @@
 """Test-wide JAX settings (Equinox style): rank-promotion errors catch broadcasting mistakes in gate
-code; two simulated CPU devices exercise multi-device code; no persistent compilation cache. Strict
-dtype promotion is a fixture (`strict_dtypes`) for our own numerics only, because optax's Adam
-mixes int counters and floats."""
+code; two simulated CPU devices exercise multi-device code; programs compiled quickly, and one
+persistent compilation cache for the CLI runs of the session. Strict dtype promotion is a fixture (`strict_dtypes`) for our own numerics only,
+because optax's Adam mixes int counters and floats."""
 
 import os
 
 import jax
 import pytest
 
-# Tests compile from scratch unless they ask for the on-disk cache (tests/test_compilation_cache.py):
-# CLI runs in subprocesses inherit this, and nothing is written to the user's cache.
+# Nothing is written to the user's cache: this process compiles without the on-disk cache, and the
+# CLI runs it starts use the session's (`session_compilation_cache`).
 os.environ.setdefault("LSTM_VARIANTS_COMPILATION_CACHE", "")
+
+# LLVM's optimisation of the machine code is off, in this process and the CLI runs it starts: it
+# is about a third of compile time, and tiny tests spend most of their time compiling. XLA's own
+# passes over the program still run, so the tests compile the programs users run, less tuned.
+# XLA reads the flags when its backend starts, at the first computation, after this.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_num_cpu_devices", 2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_compilation_cache(tmp_path_factory):
+    """One compilation cache for the CLI runs the session's tests start, in any worker.
+
+    Much of the suite's time is XLA compiling the same programs again in new processes: the killed
+    and the resumed run of a crash test, the tiny configs many CLI tests share. A cached program
+    is the same executable, so no number changes (tests/test_compilation_cache.py checks that, in
+    caches of its own). The directory is new each session, so every program is compiled at least
+    once. The test processes themselves keep the cache off: they compile mostly programs no other
+    process needs, and writing each one to disk costs more than it saves.
+    """
+    if os.environ["LSTM_VARIANTS_COMPILATION_CACHE"]:  # the caller chose one: keep it
+        return
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ["LSTM_VARIANTS_COMPILATION_CACHE"] = str(shared / "xla")
 
 
 @pytest.fixture

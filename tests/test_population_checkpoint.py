@@ -220,15 +220,17 @@ def test_nothing_is_saved_before_it_is_due(adding, tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
-def run_cli(*args, cache="", log=None):
-    """The command in a subprocess; its output goes to ``log`` (a pipe could fill up and stall it)."""
+def run_cli(*args, cache=None, log=None):
+    """The command in a subprocess; its output goes to ``log`` (a pipe could fill up and stall it).
+    It uses the compilation cache ``cache``, or the test session's (conftest.py) when None."""
     output = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         [sys.executable, "-m", "lstm_variants.cli", *args],
         stdout=output,
         stderr=subprocess.STDOUT if log else subprocess.PIPE,
         text=True,
-        env=dict(os.environ) | {"LSTM_VARIANTS_COMPILATION_CACHE": str(cache)},
+        env=dict(os.environ)
+        | ({} if cache is None else {"LSTM_VARIANTS_COMPILATION_CACHE": str(cache)}),
     )
 
 

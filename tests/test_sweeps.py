@@ -156,9 +156,9 @@ def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
         "dataset.options.n_train=64",
         "progress=false",
     ]
-    # The three runs share a compilation cache, as a user's runs do by default: the killed and the
-    # resumed run load the programs the first one compiled (and the kill may land on a write).
-    env = dict(os.environ, LSTM_VARIANTS_COMPILATION_CACHE=str(tmp_path / "xla"))
+    # The three runs share the session's compilation cache (conftest.py), as a user's runs share one
+    # by default: the killed and the resumed run load the programs the first one compiled.
+    env = dict(os.environ)
     whole = tmp_path / "whole"
     assert cli(*args, f"hydra.sweep.dir={whole}", cwd=tmp_path, env=env).returncode == 0
     assert len(records(whole)) == 6

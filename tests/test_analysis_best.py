@@ -54,3 +54,16 @@ def test_the_wide_table_has_a_column_per_task_accuracy_where_scored_and_stars_th
     assert table.loc["lstm", "arithmetic accuracy"] == "25.0 %"
     assert table.loc["lstm", "xml (cross_entropy)"] == "0.750 *"
     assert table.loc["gru", "arithmetic accuracy"] == "-"  # gru was not run on arithmetic
+
+
+def test_small_metrics_keep_three_significant_digits_not_zeros():
+    best = best_trials(
+        pd.DataFrame(
+            [
+                trial("a", "adding", "lstm", 2.1e-4, 1.9e-4),
+                trial("b", "adding", "gru", 3e-4, 2.2e-4),
+            ]
+        ).assign(metric="mse")
+    )
+    column = best_table(best)["adding (mse)"]
+    assert column["lstm"] == "0.000190 *" and column["gru"] == "0.000220"

@@ -83,3 +83,15 @@ def test_no_records_says_where_it_looked(tmp_path):
 def test_canonical_cell_order_puts_the_reference_first():
     assert ordered_cells(["gru", "zzz", "nfg", "vanilla"]) == ["vanilla", "nfg", "gru", "zzz"]
     assert ordered_cells(["gru", "lstm", "lstm_b"], reference="gru") == ["gru", "lstm", "lstm_b"]
+
+
+def test_a_study_where_every_trial_diverged_is_a_table_not_a_traceback(tmp_path, capsys):
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.0}, trials=4, seed=4)
+    for record in records:
+        record["metrics"].update(stopped="diverged", best_valid=None, test_at_best=None)
+    write_records(records, tmp_path / "sweep")
+    trials = collect([tmp_path / "sweep"]).trials
+    assert trials["best_valid"].dtype == float and not trials["usable"].any()
+    assert main(["compare", str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    assert main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 2
+    assert "has a result" in capsys.readouterr().err.splitlines()[-1]

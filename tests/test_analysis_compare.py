@@ -158,3 +158,29 @@ def test_top_mean_skips_missing_results_and_is_nan_without_a_warning_when_all_ar
         warnings.simplefilter("error")
         means = top_mean(valid, metric, count=2)
     assert means[0] == 3.0 and np.isnan(means[1])
+
+
+def test_permutation_p_is_nan_where_nothing_was_compared():
+    """A reference without a single result: no difference, so no p-value (not 1 / (B + 1))."""
+    valid, metric = np.array([1.0, 2.0, 3.0]), np.array([9.0, 9.1, 9.2])
+    missing_valid, missing_metric = np.full(3, np.inf), np.full(3, np.nan)
+    difference, p = top_permutation_test(valid, metric, missing_valid, missing_metric, 0.1, 500)
+    assert np.isnan(difference) and np.isnan(p)
+
+
+def test_relabellings_without_a_result_are_left_out_not_counted_as_less_extreme():
+    """One reference trial against a cell with one result among 60: the two results are the same
+    to 1e-3, so nothing is significant; counting the undefined relabellings gave p = 0.035."""
+    valid_x, metric_x = np.r_[1.0, [np.inf] * 59], np.r_[9.0, [np.nan] * 59]
+    _, p = top_permutation_test(valid_x, metric_x, np.array([1.0]), np.array([9.001]), 0.1, 2000)
+    assert p > 0.5
+
+
+def test_a_reference_without_results_gets_no_p_value_in_the_table(tmp_path):
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.0}, trials=20, seed=1)
+    for record in records:
+        if record["cell"] == "vanilla":
+            record["metrics"].update(stopped="diverged", best_valid=None, test_at_best=None)
+    write_records(records, tmp_path / "sweep")
+    table = compare(collect([tmp_path / "sweep"]).trials, resamples=0, permutations=200)
+    assert table["p_adjusted"].isna().all() and (table["marker"] != "worse").all()

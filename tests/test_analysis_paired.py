@@ -81,3 +81,20 @@ def test_two_studies_with_the_same_draws_do_not_pair_across():
     differences, unpaired = paired_differences(pd.concat([one, other]), "cifg", "vanilla")
     assert len(differences) == 24 and unpaired == 0
     assert differences.median() == pytest.approx(0.1, abs=0.05)
+
+
+def test_runs_not_drawn_by_a_search_do_not_pair_on_their_seed():
+    """A grid sweep without 'sampled': every run has seed 0, which alone identifies no draw."""
+    trials = paired_study({"vanilla": 0.0, "gru": 0.0}, draws=3).drop(
+        columns="sampled.optimizer.learning_rate"
+    )
+    differences, unpaired = paired_differences(trials, "gru", "vanilla")
+    assert differences.empty and unpaired == 3
+    assert paired_compare(trials, resamples=0).empty
+
+
+def test_a_draw_found_twice_in_a_cell_is_not_crossed_with_the_reference():
+    trials = paired_study({"vanilla": 0.0, "nfg": 0.1}, draws=6)
+    twice = pd.concat([trials, trials[trials.cell == "vanilla"].iloc[:2]], ignore_index=True)
+    differences, unpaired = paired_differences(twice, "nfg", "vanilla")
+    assert len(differences) == 4 and unpaired == 2

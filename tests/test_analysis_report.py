@@ -223,3 +223,25 @@ def test_importance_shares_of_a_surrogate_that_predicts_nothing_are_flagged(tmp_
     assert "Not informative: the forest does not predict" in section(-0.80)
     assert "out-of-bag R² is -0.80, no better than predicting the mean" in section(-0.80)
     assert "too few trials (under 10)" in section(float("nan"))
+
+
+def test_figures_of_a_rerun_study_show_the_sample_its_table_compares(tmp_path, monkeypatch):
+    """A rerun compares every trial (comparison_selection), so its box plot's lower panel must
+    not pick one trial a cell by validation; the curves' y-axis fits the best trials drawn."""
+    from lstm_variants.analysis import plots
+
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.3}, trials=20, seed=0, paired=True)
+    write_records(records, tmp_path / "sweep")
+    collection = collect([tmp_path / "sweep"])
+    trials = collection.trials.assign(rerun_of="t0")
+    comparison = compare(trials, fraction=1.0, sample="all", resamples=0, permutations=100)
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.all_figures(trials, collection.curves, comparison, [], tmp_path / "figures")
+    lower = figures["box_jsb_chorales"].axes[1]
+    assert "best" not in lower.get_title()
+    assert len(lower.lines) and sum(len(b.get_ydata()) for b in lower.lines) > 0
+    shown = trials[trials["usable"]].sort_values("best_valid").groupby("cell", observed=True)
+    drawn = collection.curves[collection.curves["trial_id"].isin(shown.head(1)["trial_id"])]
+    low, high = figures["curves_jsb_chorales"].axes[0].get_ylim()
+    assert high <= drawn["valid_loss"].max() + 0.1 * (drawn["valid_loss"].max() - low)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lstm_variants.analysis.collect import ordered_cells
+from lstm_variants.analysis.compare import decimals_for
 
 KEPT = ("trial_id", "test_at_best", "best_valid", "test_solved_fraction", "hidden_size",
         "learning_rate", "epochs_run", "metric")  # fmt: skip
@@ -40,15 +41,18 @@ def best_table(best: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Cells as rows, one column per task (its metric in the header), as display strings.
 
     A task with answer accuracy gets a second column, ``<task> accuracy``, in per cent. The best
-    (lowest) test metric of each task is marked with a star.
+    (lowest) test metric of each task is marked with a star. Each task gets at least ``digits``
+    decimals, and more where its smallest value needs them for 3 significant digits (an MSE of
+    1.9e-4 shows as 0.000190, not 0.000; ``compare.decimals_for``).
     """
     columns: dict[str, pd.Series] = {}
     for dataset, group in best.groupby("dataset", sort=True):
         values = group.set_index("cell")["test_at_best"]
         lowest = values.min()
+        places = max(digits, decimals_for(values) - 1)
         header = f"{dataset} ({group['metric'].iloc[0]})"
         columns[header] = values.map(
-            lambda v, low=lowest: f"{v:.{digits}f}" + (" *" if v == low else "")
+            lambda v, low=lowest, places=places: f"{v:.{places}f}" + (" *" if v == low else "")
         )
         if "test_solved_fraction" in group and group["test_solved_fraction"].notna().any():
             accuracy = group.set_index("cell")["test_solved_fraction"]

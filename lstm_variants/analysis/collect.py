@@ -260,6 +260,9 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    # Float even where every trial lacks a result (a column of None would be 'object', which
+    # nsmallest and the statistics refuse).
+    frame[["best_valid", "test_at_best"]] = frame[["best_valid", "test_at_best"]].astype(float)
     frame["cell"] = pd.Categorical(frame["cell"], categories=ordered_cells(frame["cell"]))
     for column in ("study", "dataset"):
         frame[column] = pd.Categorical(frame[column], categories=sorted(frame[column].unique()))

@@ -209,7 +209,10 @@ def top_permutation_test(
     The statistic is  D = mean of x's best ceil(fraction n_x) by validation - the same for r.
     Under the null hypothesis that the two cells' trials are exchangeable, relabelling the pooled
     trials at random (group sizes kept) gives D's null distribution exactly, so
-    p = (1 + #{|D*| >= |D|}) / (1 + permutations) has the stated level. Welch's t-test on the
+    p = (1 + #{|D*| >= |D|}) / (1 + #{D* defined}) has the stated level. D* is undefined where a
+    relabelled group got no trial with a result (its best-fraction mean is NaN); such relabellings
+    are left out, not counted as less extreme, and p is NaN where D itself is undefined (a cell or
+    the reference without any result: nothing was compared). Welch's t-test on the
     selected trials (Greff's) does not: which trials make the best 10 % depends on how many of a
     cell's random-search draws landed near the good learning rate, a variation their spread
     among themselves does not show, and its false-positive rate is several times ``alpha`` (see
@@ -241,8 +244,10 @@ def top_permutation_test(
     null = top_mean(shuffled_valid[..., :n_x], shuffled_metric[..., :n_x], k_x) - top_mean(
         shuffled_valid[..., n_x:], shuffled_metric[..., n_x:], k_r
     )
-    extreme = np.sum(np.abs(null) >= np.abs(observed)[..., None] - 1e-12, axis=-1)
-    return observed, (1.0 + extreme) / (1.0 + permutations)
+    defined = np.isfinite(null)
+    extreme = np.sum(defined & (np.abs(null) >= np.abs(observed)[..., None] - 1e-12), axis=-1)
+    p = (1.0 + extreme) / (1.0 + defined.sum(axis=-1))
+    return observed, np.where(np.isfinite(observed), p, np.nan)
 
 
 def _broadcast_leading(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

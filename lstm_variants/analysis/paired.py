@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from lstm_variants.analysis.collect import ordered_cells
-from lstm_variants.analysis.compare import check_reference_present, holm
+from lstm_variants.analysis.compare import check_reference_present, decimals_for, holm
 
 PAIRED_COLUMNS = (
     "dataset",
@@ -67,6 +67,9 @@ def paired_differences(
 ) -> tuple[pd.Series, int]:
     """(d_k over the kept matched draws, number of this cell's trials without a usable partner).
 
+    A draw pairs only if it is one trial in each cell: runs without any ``sampled.*`` value were
+    not drawn by a search and never pair, and a draw found more than once in either cell (two
+    searches under one study name) is ambiguous, so its trials count as unpaired.
     With ``fraction`` < 1 only the best ``ceil(fraction * pairs)`` draws are kept, ranked by the
     mean of the two trials' ``select_by`` (lower is better).
     """
@@ -74,7 +77,13 @@ def paired_differences(
     columns = keys + list(dict.fromkeys([metric, select_by]))
     mine = trials[trials["cell"].astype(str) == cell]
     theirs = trials[trials["cell"].astype(str) == reference]
-    merged = mine[columns].merge(theirs[columns], on=keys, how="left", suffixes=("", "_reference"))
+    if not any(key.startswith("sampled.") for key in keys):
+        return pd.Series([], dtype=float), len(mine)
+    unique_mine = mine[~mine.duplicated(keys, keep=False)]
+    unique_theirs = theirs[~theirs.duplicated(keys, keep=False)]
+    merged = unique_mine[columns].merge(
+        unique_theirs[columns], on=keys, how="left", suffixes=("", "_reference"), validate="1:1"
+    )
     merged["d"] = (merged[metric] - merged[f"{metric}_reference"]).astype(float)
     merged["rank_by"] = (merged[select_by] + merged[f"{select_by}_reference"]).astype(float)
     usable = merged[np.isfinite(merged["d"]) & np.isfinite(merged["rank_by"])]
@@ -178,11 +187,15 @@ def paired_markdown(table: pd.DataFrame) -> str:
     """The paired table as markdown, one block per dataset."""
     from lstm_variants.analysis.compare import markdown_table
 
-    def number(value: float, digits: int = 3) -> str:
+    def number(value: float) -> str:
         return "–" if not np.isfinite(value) else f"{value:+.{digits}f}"
 
     blocks = []
     for (dataset, share), frame in table.groupby(["dataset", "fraction"], sort=False):
+        # Decimals for the largest difference (compare.decimals_for): 3 for NLLs of 8.5, more for
+        # an MSE of 1e-4, whose differences would all print as +0.000.
+        spread = np.abs(frame[["median_difference", "mean_difference"]].to_numpy(float))
+        digits = decimals_for([np.nanmax(spread, initial=0.0)])
         rows = [
             [
                 f"**{r.cell}**" if r.marker else r.cell,

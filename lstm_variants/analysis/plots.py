@@ -30,7 +30,12 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from lstm_variants.analysis.collect import ordered_cells
-from lstm_variants.analysis.compare import decimals_for, top_trials
+from lstm_variants.analysis.compare import (
+    compared_fraction,
+    decimals_for,
+    share_label,
+    top_trials,
+)
 from lstm_variants.analysis.importance import Importance, pretty
 
 FORMATS = ("png", "pdf")
@@ -106,9 +111,10 @@ def box_figure(
     axes = figure.subplots(2, 1, sharex=True)
     # The lower panel is the sample the comparison table tests, so it shows every value; the
     # upper one cuts off far outliers (diverged-like trials) and counts them in its title.
+    lower = f"{share_label(fraction)} by validation" if fraction < 1 else "all trials, full range"
     panels = (
         ("all trials", lambda g: g[g["usable"]], robust_limits),
-        (f"best {fraction:.0%} by validation", lambda g: top_trials(g, fraction), _full_limits),
+        (lower, lambda g: top_trials(g, fraction), _full_limits),
     )
     for axis, (title, select, limits) in zip(axes, panels, strict=True):
         data = [
@@ -307,8 +313,10 @@ def learning_curves(
     figure = Figure(figsize=(6.5, 4.2))
     axis = figure.subplots()
     styles = itertools.cycle(itertools.product(LINESTYLES, MARKERS))
+    shown = []
     for cell in cells:
         best = frame[frame["cell"].astype(str) == cell].nsmallest(per_cell, "best_valid")
+        shown += list(best["trial_id"])
         linestyle, marker = next(styles)
         for rank, trial in enumerate(best["trial_id"]):
             curve = curves[curves["trial_id"] == trial].sort_values("epoch")
@@ -326,7 +334,8 @@ def learning_curves(
                 linewidth=1,
                 label=cell if rank == 0 else None,
             )
-    finite = curves[curves["trial_id"].isin(frame["trial_id"])]["valid_loss"].to_numpy(float)
+    # Limits of the curves drawn, not of every trial's (the worst would flatten the best).
+    finite = curves[curves["trial_id"].isin(shown)]["valid_loss"].to_numpy(float)
     low, high = robust_limits(finite)
     axis.set_ylim(low, high)
     axis.set_xlabel("epoch")
@@ -404,9 +413,11 @@ def all_figures(
     """Every figure of a study into ``output_dir``; returns name -> written paths."""
     output_dir = Path(output_dir)
     written: dict[str, list[Path]] = {}
+    # The lower box panel shows the sample the table compared (every trial of a rerun study).
+    fraction = compared_fraction(comparison.iloc[0])
     for dataset in comparison["dataset"].unique():
         written[f"box_{dataset}"] = box_plots(
-            trials, comparison, dataset, output_dir / f"box_{dataset}", reference
+            trials, comparison, dataset, output_dir / f"box_{dataset}", reference, fraction=fraction
         )
         written[f"curves_{dataset}"] = learning_curves(
             trials, curves, dataset, output_dir / f"curves_{dataset}", reference

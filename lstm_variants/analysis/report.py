@@ -419,6 +419,11 @@ def write_report(
             f"no readable records under {', '.join(map(str, directories))} "
             f"({len(collection.skipped)} skipped)"
         )
+    if not trials["usable"].any():
+        raise AnalysisError(
+            f"none of the {len(trials)} trial(s) under {', '.join(map(str, directories))} has a "
+            "result (all diverged before their first validation, or none finished)"
+        )
     collection.save(output_dir / "data")
     chosen, note = resolve_reference(trials, reference)
     say("comparing cells")

@@ -81,6 +81,14 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
         trials.to_parquet(sweep_dir / "results.parquet", index=False)
         trials.to_csv(sweep_dir / "results.csv", index=False)
         lines += [f"{collection.summary()}; {len(statuses)} jobs ({len(failed)} failed).", ""]
+        mixed = mixed_settings(trials["config_json"])
+        if mixed:
+            lines += [
+                f"**Note: trials of one cell, draw and seed were trained here with other settings "
+                f"({', '.join(mixed)}), e.g. a smoke run's records beside the full study's; the "
+                f"comparisons below mix them. Runs not meant as one study need their own study=NAME.**",
+                "",
+            ]
         usable = trials[trials["usable"]]
         if len(usable):
             chosen, note = resolve_reference(trials, reference)
@@ -107,6 +115,40 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     summary = "\n".join(lines) + "\n"
     (sweep_dir / "summary.md").write_text(summary)
     return summary
+
+
+def mixed_settings(config_texts) -> list[str]:
+    """The config keys whose values differ between records of the same cell, dataset, draw and
+    seed (``config_json`` texts): the same trial trained under two protocols, whose records the
+    comparison, the paired test and the counts would all mix. Keys that say how to run, not what
+    to train (``experiment.OPERATIONAL_KEYS``), are left out."""
+    from lstm_variants.experiment import OPERATIONAL_KEYS
+
+    by_trial: dict[str, dict[str, str]] = {}
+    differing: set[str] = set()
+    for text in config_texts:
+        config = json.loads(text)
+        search = config.get("search") or {}
+        trial = json.dumps(
+            [config.get("cell"), config.get("dataset"), search.get("sampled"), config.get("seed")],
+            sort_keys=True,
+        )
+        settings = _flat(
+            {k: v for k, v in config.items() if k not in (*OPERATIONAL_KEYS, "search")}
+        )
+        first = by_trial.setdefault(trial, settings)
+        differing |= {k for k in first.keys() | settings.keys() if first.get(k) != settings.get(k)}
+    return sorted(differing)
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value, sort_keys=True)
+    return flat
 
 
 class SweepSummary(Callback):

@@ -405,3 +405,33 @@ def test_summary_and_report_compare_against_the_same_stand_in_reference_and_say_
     note = "reference cell 'gru' is not in these sweeps; compared against 'vanilla'"
     assert f"**Note: {note}.**" in summary and "vanilla (ref.)" in summary
     assert f"> Note: {note}" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_summary_says_when_a_smoke_runs_records_sit_beside_the_studys(tmp_path):
+    # The sweeps' smoke commands (`search.trials=2 train.max_epochs=2`) once wrote into the same
+    # multirun/<study>/records as the full study, whose summary then counted and paired both.
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    offsets = {"vanilla": 0.0, "nfg": 0.4}
+    write_records(synthetic_study(offsets, trials=4, seed=0, paired=True), tmp_path)
+    assert "other settings" not in summarize(tmp_path, report=False)
+    smoke = synthetic_study(offsets, trials=4, seed=0, paired=True, max_epochs=2)
+    write_records(smoke, tmp_path)
+    assert "other settings (train.max_epochs)" in summarize(tmp_path, report=False)
+
+
+@pytest.mark.parametrize("dataset", ["jsb_chorales", "adding", "nottingham"])
+def test_train_greff_is_one_sequence_per_update_whatever_the_dataset_prefers(dataset):
+    # Datasets set their own batch size (and epochs) after the train group (conf/config.yaml);
+    # Greff's protocol (README: "greff (batch 1, 150 epochs, ...)") once lost its batch size of 1
+    # to them (4 on JSB, 32 on adding) and its 150 epochs (30 on adding).
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        greff = compose("config", overrides=["train=greff", f"dataset={dataset}"])
+        chosen = compose(
+            "config", overrides=["train=greff", f"dataset={dataset}", "train.batch_size=8"]
+        )
+        default = compose("config", overrides=[f"dataset={dataset}"])
+    assert greff.train.batch_size == 1 and chosen.train.batch_size == 8
+    assert greff.train.max_epochs == 150 and greff.train.patience == 15
+    assert default.train.batch_size != 1  # the dataset's own default stays for other protocols

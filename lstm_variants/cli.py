@@ -65,8 +65,8 @@ def _short(value) -> str:
 def configure_devices(cfg: DictConfig) -> None:
     """Simulated CPU devices for the population's sharding, before JAX starts.
 
-    ``cpu_devices``: 0 (auto) gives one device per core, so a population uses every core of a
-    CPU host; a launcher that runs several jobs side by side sets 1 per job. With several CPU
+    ``cpu_devices``: 0 (auto) gives one device per core this process may run on (a SLURM job's
+    or a container's share, not the whole node), so a population uses every such core; a launcher that runs several jobs side by side sets 1 per job. With several CPU
     devices, Eigen's own threads are turned off so devices do not fight over cores.
     ``cpu_pinning`` (set by ``launcher=joblib``): the job claims ``cpu_devices`` cores no other job
     holds and keeps its threads there (``lstm_variants.cpu_affinity``).
@@ -74,7 +74,10 @@ def configure_devices(cfg: DictConfig) -> None:
     import os
 
     requested = int(cfg.get("cpu_devices") or 0)
-    count = requested or (os.cpu_count() or 1)
+    usable = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
+    count = requested or len(usable) or 1
     # `is True`: a value that is not a boolean is left to the config check's one error line.
     if cfg.get("cpu_pinning") is True and requested:
         pin_to_free_cores(requested)

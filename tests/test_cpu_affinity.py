@@ -129,3 +129,21 @@ def test_a_job_with_cpu_pinning_runs_on_one_claimed_core_and_one_without_on_all(
     cores = len(os.sched_getaffinity(0))
     assert out.split() == [str(cores), "1" if pinning else str(cores)]
     assert ("cpu: this job runs on core(s)" in err) == pinning
+
+
+@two_cores
+def test_auto_devices_are_the_cores_this_process_may_use_not_the_machines(tmp_path):
+    code = """
+        import os
+        from omegaconf import OmegaConf
+        from lstm_variants.cli import configure_devices
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # as under taskset or SLURM
+        configure_devices(OmegaConf.create({"cpu_devices": 0, "cpu_pinning": False}))
+        import jax
+        print(jax.device_count(), os.cpu_count())
+    """
+    run = python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = run.communicate()
+    assert run.returncode == 0, err
+    devices, cores = out.split()
+    assert devices == "1" and int(cores) >= 2

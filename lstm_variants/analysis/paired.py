@@ -192,10 +192,10 @@ def paired_markdown(table: pd.DataFrame) -> str:
 
     blocks = []
     for (dataset, share), frame in table.groupby(["dataset", "fraction"], sort=False):
-        # Decimals for the largest difference (compare.decimals_for): 3 for NLLs of 8.5, more for
-        # an MSE of 1e-4, whose differences would all print as +0.000.
+        # 3 significant digits of the largest difference, at least 3 decimals: 3 for differences
+        # of 0.1 to 1 nat, more for an MSE of 1e-4, whose differences would all print as +0.000.
         spread = np.abs(frame[["median_difference", "mean_difference"]].to_numpy(float))
-        digits = decimals_for([np.nanmax(spread, initial=0.0)])
+        digits = max(3, decimals_for([np.nanmax(spread, initial=0.0)]) - 1)  # 3 significant
         rows = [
             [
                 f"**{r.cell}**" if r.marker else r.cell,

@@ -14,12 +14,20 @@ os.environ.setdefault("LSTM_VARIANTS_COMPILATION_CACHE", "")
 
 # LLVM's optimisation of the machine code is off, in this process and the CLI runs it starts: it
 # is about a third of compile time, and tiny tests spend most of their time compiling. XLA's own
-# passes over the program still run, so the tests compile the programs users run, less tuned.
+# passes over the program still run, so the tests compile the programs users run, less tuned. The
+# tests whose point is that two runs agree bit for bit run theirs as users do (`users_compiler`).
 # XLA reads the flags when its backend starts, at the first computation, after this.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+
+def users_compiler(environment: dict[str, str]) -> dict[str, str]:
+    """``environment`` for a CLI run that compiles as a user's does (without ``FAST_COMPILE``):
+    a killed and resumed run must equal an uninterrupted one with the machine code users run."""
+    flags = environment.get("XLA_FLAGS", "").replace(FAST_COMPILE, "").strip()
+    return {**environment, "XLA_FLAGS": flags}
+
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_num_cpu_devices", 2)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orbax.checkpoint as ocp
 import pytest
+from conftest import users_compiler
 from test_population import ADDING, assert_same_run, model_for
 from test_train import TINY, config
 
@@ -222,15 +223,18 @@ def test_nothing_is_saved_before_it_is_due(adding, tmp_path):
 
 def run_cli(*args, cache=None, log=None):
     """The command in a subprocess; its output goes to ``log`` (a pipe could fill up and stall it).
-    It uses the compilation cache ``cache``, or the test session's (conftest.py) when None."""
+    It uses the compilation cache ``cache``, or the test session's (conftest.py) when None, and
+    compiles as a user's run does (``users_compiler``): these runs are compared bit for bit."""
     output = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         [sys.executable, "-m", "lstm_variants.cli", *args],
         stdout=output,
         stderr=subprocess.STDOUT if log else subprocess.PIPE,
         text=True,
-        env=dict(os.environ)
-        | ({} if cache is None else {"LSTM_VARIANTS_COMPILATION_CACHE": str(cache)}),
+        env=users_compiler(
+            dict(os.environ)
+            | ({} if cache is None else {"LSTM_VARIANTS_COMPILATION_CACHE": str(cache)})
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import users_compiler
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy import stats
@@ -157,8 +158,9 @@ def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
         "progress=false",
     ]
     # The three runs share the session's compilation cache (conftest.py), as a user's runs share one
-    # by default: the killed and the resumed run load the programs the first one compiled.
-    env = dict(os.environ)
+    # by default: the killed and the resumed run load the programs the first one compiled. They
+    # compile as a user's runs do, since their records are compared bit for bit.
+    env = users_compiler(dict(os.environ))
     whole = tmp_path / "whole"
     assert cli(*args, f"hydra.sweep.dir={whole}", cwd=tmp_path, env=env).returncode == 0
     assert len(records(whole)) == 6

@@ -155,6 +155,15 @@ def test_command_line(sweep, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["importance", str(sweep), "--trees", "0"])
     assert exit_info.value.code == 2 and "must be a whole number >= 1" in capsys.readouterr().err
+    for option, bad, message in [
+        ("--permutations", "0", "must be a whole number >= 1"),  # it gave p = 1 for every cell
+        ("--alpha", "5", "must be a level in (0, 1)"),
+        ("--alpha", "0", "must be a level in (0, 1)"),
+        ("--resamples", "-1", "must be a whole number >= 0"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["compare", str(sweep), option, bad])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert main(["importance", str(sweep), "--target", "bogus"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "lstm-variants-analyze: error: --target 'bogus' is not a column of these records; use one "

@@ -54,6 +54,28 @@ def positive(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    """A count of at least 0 (``--resamples``: 0 draws no confidence intervals)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def level(text: str) -> float:
+    """An ``--alpha`` value: a significance level, in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # nan fails too
+        raise argparse.ArgumentTypeError(f"must be a level in (0, 1), e.g. 0.05, got {text!r}")
+    return value
+
+
 def share(text: str) -> float:
     """A ``--fraction`` value: a share of the trials, in (0, 1]."""
     try:
@@ -88,12 +110,12 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--family", choices=FAMILIES, default="dataset", help="tests corrected together"
     )
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    parser.add_argument("--alpha", type=level, default=0.05, help="significance level (0.05)")
     parser.add_argument(
-        "--resamples", type=int, default=2000, help="bootstrap resamples (0: no CIs)"
+        "--resamples", type=count, default=2000, help="bootstrap resamples (0: no CIs)"
     )
     parser.add_argument(
-        "--permutations", type=int, default=2000, help="permutation-test relabellings"
+        "--permutations", type=positive, default=2000, help="permutation-test relabellings"
     )
 
 
@@ -118,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     paired_parser.add_argument(
         "--reference", default="vanilla", help="cell tested against (default: vanilla)"
     )
-    paired_parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    paired_parser.add_argument("--alpha", type=level, default=0.05, help="significance level")
     paired_parser.add_argument(
         "--fraction",
         type=share,
@@ -126,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the best share of draws, by the pair's mean validation result (1: all)",
     )
     paired_parser.add_argument(
-        "--resamples", type=int, default=2000, help="bootstrap resamples (0: no CIs)"
+        "--resamples", type=count, default=2000, help="bootstrap resamples (0: no CIs)"
     )
     importance_parser = commands.add_parser(
         "importance", help="fANOVA variance shares and marginals"

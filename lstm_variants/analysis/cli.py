@@ -43,26 +43,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: <first DIR>/analysis)")
 
 
-def positive(text: str) -> int:
-    """A count of at least 1 (``--trees``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
+def whole_number(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
-def count(text: str) -> int:
-    """A count of at least 0 (``--resamples``: 0 draws no confidence intervals)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+positive = whole_number(1)  # --trees, --permutations
+count = whole_number(0)  # --resamples: 0 draws no confidence intervals
 
 
 def level(text: str) -> float:

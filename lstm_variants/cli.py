@@ -66,8 +66,9 @@ def configure_devices(cfg: DictConfig) -> None:
     """Simulated CPU devices for the population's sharding, before JAX starts.
 
     ``cpu_devices``: 0 (auto) gives one device per core this process may run on (a SLURM job's
-    or a container's share, not the whole node), so a population uses every such core; a launcher that runs several jobs side by side sets 1 per job. With several CPU
-    devices, Eigen's own threads are turned off so devices do not fight over cores.
+    or a container's share, not the whole node), so a population uses every such core; a
+    launcher that runs several jobs side by side sets 1 per job. With several CPU devices,
+    Eigen's own threads are turned off so devices do not fight over cores.
     ``cpu_pinning`` (set by ``launcher=joblib``): the job claims ``cpu_devices`` cores no other job
     holds and keeps its threads there (``lstm_variants.cpu_affinity``).
     """

@@ -1,7 +1,7 @@
 """Test-wide JAX settings (Equinox style): rank-promotion errors catch broadcasting mistakes in gate
 code; two simulated CPU devices exercise multi-device code; programs compiled quickly, and one
-persistent compilation cache for the CLI runs of the session. Strict dtype promotion is a fixture (`strict_dtypes`) for our own numerics only,
-because optax's Adam mixes int counters and floats."""
+persistent compilation cache for the CLI runs of the session. Strict dtype promotion is a fixture
+(`strict_dtypes`) for our own numerics only, because optax's Adam mixes int counters and floats."""
 
 import os
 
@@ -14,8 +14,9 @@ os.environ.setdefault("LSTM_VARIANTS_COMPILATION_CACHE", "")
 
 # LLVM's optimisation of the machine code is off, in this process and the CLI runs it starts: it
 # is about a third of compile time, and tiny tests spend most of their time compiling. XLA's own
-# passes over the program still run, so the tests compile the programs users run, less tuned. The
-# tests whose point is that two runs agree bit for bit run theirs as users do (`users_compiler`).
+# passes over the program still run: the tests run the programs users run, as less tuned machine
+# code that may round differently in the last bit. The tests whose point is that two runs agree
+# bit for bit run theirs as users do (`users_compiler`).
 # XLA reads the flags when its backend starts, at the first computation, after this.
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):

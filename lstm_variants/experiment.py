@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lstm_variants.cells import LSTMCell, make_cell
 from lstm_variants.config_values import check_cell_options, check_values
 from lstm_variants.data import SequenceDataset, load_dataset
 from lstm_variants.errors import ConfigError
@@ -117,8 +118,18 @@ def hyperparameters(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "batch_size": cfg["train"]["batch_size"],
         "input_noise": cfg["train"].get("input_noise", 0.0),
         "dropout": cfg["train"].get("dropout", 0.0),
-        "forget_bias": (cfg["cell"].get("options") or {}).get("forget_bias"),
+        "forget_bias": initial_forget_bias(cfg["cell"]),
     }
+
+
+def initial_forget_bias(cell: Mapping[str, Any]) -> float | None:
+    """The bias b_f a cell config's forget gate starts from: its ``forget_bias`` option, else its
+    variant's own (``lstm_b``: 1.0), else 0.0; None for a cell without b_f (no forget gate,
+    CIFG's f = 1 - i, GRU and the other gated cells)."""
+    built = make_cell(cell["name"], 1, **(cell.get("options") or {}))
+    if not isinstance(built, LSTMCell) or "f" not in built.gates():
+        return None
+    return float(built.forget_bias)
 
 
 def member_of(cfg: Mapping[str, Any]) -> Member:

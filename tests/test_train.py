@@ -317,3 +317,15 @@ def test_tensorboard_logger_mirrors_each_record_without_changing_its_id(tmp_path
     assert path == record_path(config(), tmp_path)  # the logger is not part of the trial
     events = list((tmp_path / "tensorboard" / record["trial_id"]).glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_the_table_records_the_forget_bias_a_cell_starts_from():
+    from lstm_variants.experiment import hyperparameters
+
+    def bias(*overrides):
+        return hyperparameters(config(*overrides))["forget_bias"]
+
+    assert bias("cell=lstm_b") == 1.0  # built into Jozefowicz's LSTM-b, not an option
+    assert bias("cell=lstm", "+cell.options.forget_bias=1.0") == 1.0
+    assert bias("cell=lstm") == 0.0 and bias("cell=vanilla") == 0.0
+    assert bias("cell=nfg") is None and bias("cell=cifg") is None and bias("cell=gru") is None

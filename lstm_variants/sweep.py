@@ -122,9 +122,10 @@ def mixed_settings(config_texts) -> list[str]:
     seed (``config_json`` texts): the same trial trained under two protocols, whose records the
     comparison, the paired test and the counts would all mix. Keys that say how to run, not what
     to train (``experiment.OPERATIONAL_KEYS``), are left out."""
+    from lstm_variants.analysis.report import flatten
     from lstm_variants.experiment import OPERATIONAL_KEYS
 
-    by_trial: dict[str, dict[str, str]] = {}
+    by_trial: dict[str, dict[str, Any]] = {}
     differing: set[str] = set()
     for text in config_texts:
         config = json.loads(text)
@@ -133,22 +134,12 @@ def mixed_settings(config_texts) -> list[str]:
             [config.get("cell"), config.get("dataset"), search.get("sampled"), config.get("seed")],
             sort_keys=True,
         )
-        settings = _flat(
+        settings = flatten(
             {k: v for k, v in config.items() if k not in (*OPERATIONAL_KEYS, "search")}
         )
         first = by_trial.setdefault(trial, settings)
         differing |= {k for k in first.keys() | settings.keys() if first.get(k) != settings.get(k)}
     return sorted(differing)
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = json.dumps(value, sort_keys=True)
-    return flat
 
 
 class SweepSummary(Callback):

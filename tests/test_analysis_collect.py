@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from lstm_variants.analysis.cli import main
-from lstm_variants.analysis.collect import AnalysisError, collect, ordered_cells
+from lstm_variants.analysis.collect import AnalysisError, collect, ordered_cells, select_studies
 from lstm_variants.analysis.synthetic import synthetic_study, write_records
 
 
@@ -95,3 +95,43 @@ def test_a_study_where_every_trial_diverged_is_a_table_not_a_traceback(tmp_path,
     assert main(["compare", str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
     assert main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 2
     assert "has a result" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_two_studies_on_one_dataset_are_not_pooled_unasked(tmp_path, capsys):
+    search = synthetic_study({"vanilla": 0.0, "nfg": 0.3}, trials=12, seed=0, study="search")
+    smoke = synthetic_study({"vanilla": 0.0, "nfg": -2.0}, trials=3, seed=1, study="search_smoke")
+    other = synthetic_study({"vanilla": 0.0}, trials=4, seed=2, study="other", dataset="nottingham")
+    for name, records in (("search", search), ("search_smoke", smoke), ("other", other)):
+        write_records(records, tmp_path / "multirun" / name)
+    root = tmp_path / "multirun"
+
+    assert main(["compare", str(root), "--resamples", "0", "--permutations", "9"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1
+    assert "2 studies on jsb_chorales (search, search_smoke)" in error[0]
+    assert "--study NAME" in error[0] and "--pool-studies" in error[0]
+
+    assert main(["compare", str(root), "--study", "nope", "--resamples", "0"]) == 2
+    assert "the studies found are: other, search, search_smoke" in capsys.readouterr().err
+
+    collection = select_studies(collect([root]), ["search", "other"])
+    assert set(collection.trials["study"].astype(str)) == {"search", "other"}
+    assert len(collection.trials) == len(search) + len(other)
+    assert list(collection.trials["study"].cat.categories) == ["other", "search"]
+    assert set(collection.curves["trial_id"]) == set(collection.trials["trial_id"])
+
+    pooled = select_studies(collect([root]), pool=True)
+    assert len(pooled.trials) == len(search) + len(smoke) + len(other)
+    out = tmp_path / "out"
+    arguments = ["--out", str(out), "--resamples", "0", "--permutations", "9"]
+    assert main(["compare", str(root), "--study", "search", *arguments]) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    assert table.loc[table["cell"] == "nfg", "trials"].item() == len(search) // 2
+
+    assert main(["report", str(root), "--out", str(tmp_path / "mixed")]) == 2
+    assert "--pool-studies" in capsys.readouterr().err
+    assert not (tmp_path / "mixed").exists()
+    report = tmp_path / "other"
+    assert main(["report", str(root), "--study", "other", "--out", str(report)]) == 0
+    text = (report / "report.md").read_text()
+    assert "Studies: other." in text and "--study other`" in text

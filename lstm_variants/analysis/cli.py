@@ -10,7 +10,8 @@
     lstm-variants-analyze curves     DIRS... [--out DIR] [--target 2.0]   a few runs' curves
 
 DIRS are sweep roots or any folders holding ``**/records/*.json``. ``--out`` defaults to
-``<first DIR>/analysis``. Bad input (a missing directory, no records, an unknown reference cell or
+``<first DIR>/analysis``. ``--study NAME`` keeps one study's records; the commands that compare
+refuse two studies on one dataset unless ``--pool-studies`` (``collect.select_studies``). Bad input (a missing directory, no records, an unknown reference cell or
 option) ends with one ``lstm-variants-analyze: error: ...`` line and exit status 2.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lstm_variants.analysis.collect import AnalysisError, collect
+from lstm_variants.analysis.collect import AnalysisError, collect, select_studies
 from lstm_variants.analysis.compare import (
     CORRECTIONS,
     FAMILIES,
@@ -41,6 +42,21 @@ USAGE_ERROR = 2
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directories", nargs="+", metavar="DIR", help="sweep or output directories")
     parser.add_argument("--out", type=Path, help="output directory (default: <first DIR>/analysis)")
+    parser.add_argument(
+        "--study",
+        action="append",
+        metavar="NAME",
+        help="only this study's records (repeat for several; default: all)",
+    )
+
+
+def _pooling_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pool-studies",
+        action="store_true",
+        help="compare the trials of several studies on one dataset as one sample "
+        "(by default that is an error: a study and its smoke run or rerun answer other questions)",
+    )
 
 
 def whole_number(minimum: int):
@@ -129,11 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="Greff's table: best 10 %%, tests vs a reference"
     )
     _common(compare_parser)
+    _pooling_option(compare_parser)
     _comparison_options(compare_parser)
     paired_parser = commands.add_parser(
         "paired", help="cells vs a reference on the same hyperparameter draws (Wilcoxon)"
     )
     _common(paired_parser)
+    _pooling_option(paired_parser)
     paired_parser.add_argument(
         "--reference", default="vanilla", help="cell tested against (default: vanilla)"
     )
@@ -151,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "importance", help="fANOVA variance shares and marginals"
     )
     _common(importance_parser)
+    _pooling_option(importance_parser)
     importance_parser.add_argument(
         "--by",
         choices=("dataset", "cell"),
@@ -165,10 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plots_parser = commands.add_parser("plots", help="every figure, PNG and PDF")
     _common(plots_parser)
+    _pooling_option(plots_parser)
     plots_parser.add_argument("--reference", default="vanilla", help="cell tested against")
     plots_parser.add_argument("--trees", type=positive, default=32, help="random-forest trees (32)")
     report_parser = commands.add_parser("report", help="one self-contained markdown report")
     _common(report_parser)
+    _pooling_option(report_parser)
     report_parser.add_argument(
         "--reference", default="vanilla", help="cell tested against (default: vanilla)"
     )
@@ -202,12 +223,17 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
                 test=arguments.test,
                 correction=arguments.correction,
                 trees=arguments.trees,
+                studies=arguments.study,
+                pool_studies=arguments.pool_studies,
                 status=lambda line: status.update(line),
             )
         print(f"report: {path}")
         return
     with console.status("collecting records"):
         collection = collect(arguments.directories, progress=True)
+    # collect and curves list runs, so they may mix studies; the comparisons may not, unasked.
+    pool = getattr(arguments, "pool_studies", True)
+    collection = select_studies(collection, arguments.study, pool=pool)
     console.print(collection.summary(), highlight=False, soft_wrap=True)
     if collection.trials.empty:
         raise AnalysisError("no readable records (all skipped)")

@@ -303,6 +303,50 @@ def collect(directories: Sequence[str | Path], progress: bool = False) -> Collec
     return Collection(tidy(rows), curve_frame, skipped, duplicates, directories)
 
 
+def select_studies(
+    collection: Collection, studies: Sequence[str] | None = None, pool: bool = False
+) -> Collection:
+    """The trials of the named ``studies`` (all if None), refusing to pool studies unasked.
+
+    A study is one search (``study=...``): its cells share a search space, a budget and, in a
+    paired search, its draws. Two studies on one dataset (a study and its smoke run, a random search
+    and its rerun with fresh seeds) answer different questions, so their trials are compared within
+    one study unless ``pool`` says otherwise.
+
+    Raises:
+      AnalysisError: a name in ``studies`` has no records here (the line lists those that do), or
+        two studies share a dataset and ``pool`` is false.
+    """
+    trials = collection.trials
+    found = sorted(trials["study"].astype(str).unique()) if len(trials) else []
+    if studies:
+        unknown = [name for name in studies if name not in found]
+        if unknown:
+            raise AnalysisError(
+                f"no records of study {', '.join(map(repr, unknown))} here; "
+                f"the studies found are: {', '.join(found)}"
+            )
+        kept = trials["study"].astype(str).isin(studies)
+        trials = trials[kept].reset_index(drop=True)
+        for column in ("study", "dataset", "cell"):
+            trials[column] = trials[column].cat.remove_unused_categories()
+        curves = collection.curves[collection.curves["trial_id"].isin(trials["trial_id"])]
+        collection = dataclasses.replace(
+            collection, trials=trials, curves=curves.reset_index(drop=True)
+        )
+    if not pool and len(trials):
+        per_dataset = trials.groupby("dataset", observed=True)["study"].unique()
+        for dataset, names in per_dataset.items():
+            if len(names) > 1:
+                listed = ", ".join(sorted(map(str, names)))
+                raise AnalysisError(
+                    f"records of {len(names)} studies on {dataset} ({listed}): analyse one with "
+                    "--study NAME (or pass its directory alone), or compare them as one with "
+                    "--pool-studies"
+                )
+    return collection
+
+
 def _maybe_progress(items: Sequence[Any], enabled: bool, description: str) -> Iterable[Any]:
     if not enabled or len(items) < 200:
         return items

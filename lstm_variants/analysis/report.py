@@ -26,7 +26,13 @@ from typing import Any
 import pandas as pd
 
 from lstm_variants.analysis.best import best_table, best_trials
-from lstm_variants.analysis.collect import AnalysisError, Collection, collect, ordered_cells
+from lstm_variants.analysis.collect import (
+    AnalysisError,
+    Collection,
+    collect,
+    ordered_cells,
+    select_studies,
+)
 from lstm_variants.analysis.compare import (
     compare,
     compared_fraction,
@@ -267,6 +273,8 @@ def render_report(
     projected_trials: int = PROJECTED_TRIALS,
     paired: pd.DataFrame | None = None,
     best: pd.DataFrame | None = None,
+    studies: Sequence[str] | None = None,
+    pool_studies: bool = False,
 ) -> str:
     """The markdown text of the report (links relative to ``output_dir``)."""
     trials = collection.trials
@@ -371,7 +379,10 @@ def render_report(
         "",
         "Regenerate with `lstm-variants-analyze report "
         + " ".join(collection.directories)
-        + f" --out {output_dir.as_posix()} --reference {reference}`.",
+        + f" --out {output_dir.as_posix()} --reference {reference}"
+        + "".join(f" --study {name}" for name in studies or ())
+        + (" --pool-studies" if pool_studies else "")
+        + "`.",
         "",
     ]
     return "\n".join(lines)
@@ -390,6 +401,8 @@ def write_report(
     resamples: int = 2000,
     permutations: int = 2000,
     projected_trials: int = PROJECTED_TRIALS,
+    studies: Sequence[str] | None = None,
+    pool_studies: bool = False,
     status: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the report of the sweeps in ``directories`` into ``output_dir``; return report.md.
@@ -404,15 +417,19 @@ def write_report(
       test, correction, resamples, permutations: see ``compare.compare``.
       trees: random-forest size of the importance analysis.
       projected_trials: trials per cell the cost section projects the measured rates to.
+      studies, pool_studies: which studies to report, and whether several studies on one dataset
+        may be compared as one sample (``collect.select_studies``).
       status: called with a short line before each step (progress display).
 
     Raises:
-      AnalysisError: no records under ``directories``, or none with a usable result.
+      AnalysisError: no records under ``directories``, or none with a usable result; studies
+        that ``collect.select_studies`` refuses.
     """
     say = status or (lambda line: None)
     output_dir = Path(output_dir)
     say("collecting records")
     collection = collect(directories, progress=status is not None)
+    collection = select_studies(collection, studies, pool=pool_studies)
     trials = collection.trials
     if trials.empty:
         raise AnalysisError(
@@ -473,6 +490,8 @@ def write_report(
         projected_trials=projected_trials,
         paired=paired,
         best=best,
+        studies=studies,
+        pool_studies=pool_studies,
     )
     report.write_text(text)
     return report

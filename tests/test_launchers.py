@@ -1,0 +1,88 @@
+"""The joblib launcher: a job process that dies fails its unfinished jobs, not the whole study."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from lstm_variants.cli import CONFIG_DIR
+
+TARGET = "hydra_plugins.lstm_variants_launchers.joblib_launcher.JoblibLauncher"
+
+# A Hydra app with the project's launcher and sweep callback whose job x=1 dies as a process
+# killed for memory would: no exception, no status file, the worker gone.
+APP = """
+import os
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+from lstm_variants.sweep import write_status
+
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def task(cfg):
+    if cfg.x == 1:
+        time.sleep(cfg.wait)  # job 0 finishes first: it is a finished job, not a stopped one
+        os._exit(9)
+    write_status(Path(HydraConfig.get().runtime.output_dir), "ok", [f"x={cfg.x}"])
+
+
+task()
+"""
+
+CONFIG = f"""
+defaults:
+  - override hydra/launcher: joblib
+  - _self_
+x: 0
+wait: 3
+hydra:
+  launcher:
+    _target_: {TARGET}
+    n_jobs: 2
+  sweep:
+    dir: sweep
+    subdir: ${{hydra.job.num}}
+  callbacks:
+    summary:
+      _target_: lstm_variants.sweep.SweepSummary
+"""
+
+
+def test_the_projects_joblib_preset_uses_this_launcher():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["launcher=joblib"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == TARGET
+
+
+def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    out = subprocess.run(
+        [sys.executable, "app.py", "-m", "x=0,1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]  # one job of two failed: the study goes on
+    assert "Traceback" not in out.stderr
+    sweep = tmp_path / "sweep"
+    finished = json.loads((sweep / "0" / "status.json").read_text())
+    died = json.loads((sweep / "1" / "status.json").read_text())
+    assert finished["status"] == "ok"
+    assert died["status"] == "failed" and died["overrides"] == ["x=1"]
+    assert "a job process of this sweep died" in died["error"]
+    summary = (sweep / "summary.md").read_text()
+    assert "## Failed jobs" in summary and "- x=1: did not finish" in summary
+    assert "x=0" not in summary.split("## Failed jobs")[1]
+    warning = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "rerun the command" in warning[0] and "x=1" in warning[0]

@@ -265,7 +265,10 @@ def run_trials(
                     # a kill in between then leaves no record naming a file that is not its own,
                     # and the rerun writes the missing record.
                     paths[index].unlink(missing_ok=True)
-                    record["params_file"] = write_params(cfgs[index], paths[index], result.params)
+                    validated = record["metrics"].get("best_valid") is not None
+                    record["params_file"] = write_params(
+                        cfgs[index], paths[index], result.params, validated
+                    )
                     write_json_atomic(paths[index], record)
                     results[index] = (paths[index], record)
                     if logger is not None:
@@ -361,10 +364,14 @@ def checkpoint_settings(
     return CheckpointSettings(directory, every_seconds=60 * float(minutes), trials=trials)
 
 
-def write_params(cfg: Mapping[str, Any], path: Path, params) -> dict[str, Any] | None:
-    """Save a trial's trained parameters beside its record at ``path`` (unless
-    ``cfg['save_params']`` is false) before the record, which names the file and its sha256."""
-    if not cfg.get("save_params", True):
+def write_params(
+    cfg: Mapping[str, Any], path: Path, params, validated: bool = True
+) -> dict[str, Any] | None:
+    """Save a trial's trained parameters beside its record at ``path`` before the record, which
+    names the file and its sha256; nothing with ``cfg['save_params']`` false, or for a trial that
+    never reached a validation (``validated`` false: diverged in its first epoch), whose "best"
+    parameters would be its untrained initial ones."""
+    if not cfg.get("save_params", True) or not validated:
         params_path(path).unlink(missing_ok=True)  # a retrained trial's old file is not its own
         return None
     return save_params(params_path(path), params)

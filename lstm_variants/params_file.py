@@ -72,9 +72,16 @@ def load_params(record_path: Path, record: Mapping[str, Any] | None = None) -> d
         record = read_record(record_path)
     entry = record.get("params_file")
     if not entry:
+        if (record.get("metrics") or {}).get("best_valid") is None:
+            raise RecordError(
+                f"{record_path}: this trial has no trained parameters: it stopped "
+                f"({(record.get('metrics') or {}).get('stopped', 'unknown')}) before its first "
+                "validation"
+            )
         raise RecordError(
             f"{record_path}: no parameters were saved with this trial (trained with "
-            "save_params=false, or before parameters were saved); rerun it with overwrite=true"
+            "save_params=false, or before parameters were saved); rerun it with "
+            "save_params=true overwrite=true"
         )
     path = record_path.parent / entry["name"]
     if not path.is_file():

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from lstm_variants.data import INFO as DATASET_INFO
 from lstm_variants.data import SequenceDataset, load_dataset
 from lstm_variants.errors import RecordError
 from lstm_variants.experiment import build_model, train_settings
@@ -87,6 +88,16 @@ class TrainedTrial:
         return result
 
 
+def recorded_data_dir(cfg: dict[str, Any]) -> str | None:
+    """The record's data directory where it holds every file its dataset reads; else None, which
+    looks where a run would ($LSTM_VARIANTS_DATA_DIR, or the cache). A directory that exists but
+    lacks the files (another machine's layout) is not where they are, nor where to download them."""
+    recorded, files = cfg.get("data_dir"), DATASET_INFO[cfg["dataset"]["name"]].files
+    if recorded and files and all((Path(recorded) / file).is_file() for file in files):
+        return recorded
+    return None
+
+
 def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> TrainedTrial:
     """The trial of the record at ``record_path``: its model and data rebuilt from the record's
     config, and its trained parameters checked against the record.
@@ -94,8 +105,8 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
     Args:
       record_path: a record written by ``lstm-variants`` (``records/<trial_id>.json``).
       data_dir: where the dataset's files are. Default: the record's data directory where it
-        exists, else ``$LSTM_VARIANTS_DATA_DIR`` or the cache, as for a run (a record copied from
-        another machine).
+        holds them, else ``$LSTM_VARIANTS_DATA_DIR`` or the cache, as for a run (a record copied
+        from another machine).
 
     Raises:
       RecordError: the record or its parameter file cannot be used (``params_file.load_params``).
@@ -105,8 +116,8 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
     record = read_record(record_path)
     params = load_params(record_path, record)
     cfg = record["config"]
-    if data_dir is None and cfg.get("data_dir") and Path(cfg["data_dir"]).is_dir():
-        data_dir = cfg["data_dir"]  # else, as for a run: $LSTM_VARIANTS_DATA_DIR or the cache
+    if data_dir is None:
+        data_dir = recorded_data_dir(cfg)
     data = load_dataset(
         cfg["dataset"]["name"], data_dir=data_dir, **(cfg["dataset"].get("options") or {})
     )

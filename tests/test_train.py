@@ -14,8 +14,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lstm_variants.cli import CONFIG_DIR
+from lstm_variants.errors import RecordError
 from lstm_variants.experiment import run_trial, run_trials, trial_identity
 from lstm_variants.records import git_state, write_json_atomic
+from lstm_variants.trained import load_trial
 
 TINY_ADDING = [
     "dataset.options.T=11",
@@ -143,6 +145,11 @@ def test_diverging_run_is_recorded_as_diverged(tmp_path):
     # Strict JSON on disk: the NaN loss is null, not Python's NaN token.
     on_disk = json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(token))
     assert on_disk["curve"][len(record["curve"]) - 1]["valid_loss"] is None
+    # Diverged before its first validation: its "best" parameters would be the untrained ones.
+    assert record["metrics"]["best_valid"] is None and record["params_file"] is None
+    assert not list(tmp_path.glob("**/*.npz"))
+    with pytest.raises(RecordError, match="no trained parameters: it stopped .diverged. before"):
+        load_trial(path)
 
 
 def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):

@@ -151,11 +151,15 @@ def test_a_kill_before_a_retrained_trials_record_leaves_no_record_naming_another
     assert rerun == path and load_trial(path).record["params_file"] == rewritten["params_file"]
 
 
-def test_the_results_table_points_at_each_parameter_file(population):
+def test_the_results_table_points_at_each_parameter_file(population, tmp_path):
     directory, results = population
     table = collect([directory]).trials.set_index("trial_id")
     for path, record in results:
         assert table.loc[record["trial_id"], "params_path"] == str(params_path(path))
+    copied = tmp_path / "copied" / "records"  # a study shared without its .npz files
+    copied.mkdir(parents=True)
+    shutil.copy(results[0][0], copied)
+    assert collect([copied]).trials["params_path"].isna().all()
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
@@ -181,3 +185,6 @@ def test_a_record_from_another_machine_finds_its_data_here(tmp_path):
     trial = load_trial(path)
     assert not elsewhere.exists()
     np.testing.assert_allclose(trial.evaluate()["loss"], record["metrics"]["test_loss"], rtol=1e-5)
+    elsewhere.mkdir(parents=True)  # it exists here but lacks the file: still not where it is
+    load_trial(path)
+    assert not list(elsewhere.iterdir())

@@ -6,7 +6,8 @@ table it becomes has
 
 - identity: ``trial_id``, ``study``, ``cell``, ``dataset`` (the last three as pandas categories),
   ``seed``, ``sweep`` (the input directory the record was found under), ``record_path``,
-  ``params_path`` (its trained parameters, ``lstm_variants.trained.load_trial``; None if not saved),
+  ``params_path`` (its trained parameters, ``lstm_variants.trained.load_trial``; None if not saved
+  or not beside the record),
   ``rerun_of`` (in a rerun study, ``search.rerun``: the trial it trains again with a new seed);
 - every field of ``hyperparameters`` as its own column (``hidden_size``, ``learning_rate``, ...);
 - every value the random search drew, from the record's ``sampled`` block (``{dotted config key:
@@ -181,6 +182,7 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
     population = record.get("population") or {}
     environment = record.get("environment") or {}
     params = record.get("params_file")
+    params_file = str(Path(path).parent / params["name"]) if params else None
     row: dict[str, Any] = {
         "trial_id": record.get("trial_id") or Path(path).stem,
         "study": record.get("study", "single"),
@@ -190,8 +192,9 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
         "sweep": sweep,
         "record_path": str(path),
         "record_version": record.get("record_version"),
-        # The trained parameters' file, None where none was saved (lstm_variants.trained reads it).
-        "params_path": str(Path(path).parent / params["name"]) if params else None,
+        # The trained parameters' file (lstm_variants.trained reads it), None where none was
+        # saved or it is not beside the record (a study copied without its .npz files).
+        "params_path": params_file if params_file and Path(params_file).is_file() else None,
         # The trial a rerun study (search.rerun) trained again with a new seed; None otherwise.
         "rerun_of": ((record.get("config") or {}).get("search") or {}).get("rerun_of"),
     }

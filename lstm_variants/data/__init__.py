@@ -199,7 +199,7 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     if not info.files:
         return "generated"
     directory = resolve_data_dir(data_dir)
-    missing = [file for file in info.files if not (directory / file).exists()]
+    missing = [file for file in info.files if not (directory / file).is_file()]
     if not missing:
         return f"local {directory / info.files[0] if len(info.files) == 1 else directory}"
     if info.downloadable:

@@ -111,6 +111,14 @@ def corrupt(directory, **arrays):
             dict(inputs=np.array([np.zeros(3)], dtype=object), targets=[0], lengths=[1]),
             "not objects",
         ),
+        (
+            dict(inputs=np.zeros((4, 39)), targets=np.full(4, IGNORE), lengths=[4]),
+            "no labelled frame",
+        ),
+        (
+            dict(inputs=np.full((4, 39), np.nan), targets=np.zeros(4, int), lengths=[4]),
+            "inputs contain NaN or infinite values",
+        ),
     ],
 )
 def test_malformed_export_is_one_data_error(tmp_path, arrays, message):

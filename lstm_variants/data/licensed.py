@@ -156,7 +156,8 @@ def framewise_split(arrays: dict[str, np.ndarray], where: str) -> Split:
     """Build a Split from `inputs`, `targets`, `lengths`, concatenated or padded.
 
     Raises:
-        DataError: a key is missing, or the shapes, lengths or labels do not fit together.
+        DataError: a key is missing, the shapes, lengths or labels do not fit together, an input
+            is not finite, or no frame is labelled.
     """
     missing = [key for key in ("inputs", "targets", "lengths") if key not in arrays]
     if missing:
@@ -201,4 +202,9 @@ def framewise_split(arrays: dict[str, np.ndarray], where: str) -> Split:
         padded_targets[beyond] = IGNORE
     else:
         raise DataError(f"{where}: inputs must be (F, D) or (N, T, D), got shape {inputs.shape}")
+    # Either would train on, or score, nothing: a NaN loss recorded as a diverged trial.
+    if not np.isfinite(padded_inputs).all():
+        raise DataError(f"{where}: inputs contain NaN or infinite values within the lengths")
+    if not (padded_targets != IGNORE).any():
+        raise DataError(f"{where}: no labelled frame (every target is {IGNORE}, ignored)")
     return Split(inputs=padded_inputs, targets=padded_targets, lengths=lengths.astype(np.int32))

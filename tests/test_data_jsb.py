@@ -295,3 +295,24 @@ def test_open_url_treats_416_as_complete_part(monkeypatch):
     assert (stream.read(), start) == (b"", 10)
     with pytest.raises(urllib.error.HTTPError):
         cache.open_url(FAKE_URL, 0)
+
+
+def test_a_directory_in_the_files_place_is_one_data_error(tmp_path, no_network):
+    (tmp_path / jsb.FILENAME).mkdir()
+    with pytest.raises(DataError, match="cannot read .*IsADirectoryError"):
+        load_dataset("jsb_chorales", data_dir=tmp_path)
+    recorded = tmp_path / "other.pickle"
+    cache.recorded_sha256_path(recorded).mkdir()  # the trust-on-first-use record, as a directory
+    with pytest.raises(DataError, match="delete it to trust"):
+        cache.recorded_sha256(recorded)
+
+
+def test_a_failed_download_leaves_no_directory_it_made(tmp_path, monkeypatch):
+    def offline(url, offset=0):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(cache, "open_url", offline)
+    fresh = tmp_path / "new" / "data"
+    with pytest.raises(DataError, match="could not download"):
+        load_dataset("jsb_chorales", data_dir=fresh)
+    assert not fresh.exists()

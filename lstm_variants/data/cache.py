@@ -24,6 +24,7 @@ function that touches the network; tests replace it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -126,6 +127,7 @@ def download(url: str, path: Path, sha256: str | None) -> None:
     """
     part = path.with_name(path.name + ".part")
     yourself = f"or download it yourself and put it at {path}"
+    created = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         offset = part.stat().st_size if part.exists() else 0
@@ -134,6 +136,9 @@ def download(url: str, path: Path, sha256: str | None) -> None:
         with stream, open(part, "ab" if start else "wb") as out:
             shutil.copyfileobj(stream, out)
     except (OSError, http.client.HTTPException) as error:
+        if created:  # a failed download leaves no empty directory behind (rmdir only if empty)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
         raise DataError(
             f"could not download {url} to {path} ({type(error).__name__}: {error}); retry to "
             f"resume, {yourself} (or set {DATA_DIR_ENV} to a directory holding it)"
@@ -170,7 +175,12 @@ def recorded_sha256(path: Path) -> str | None:
     record = recorded_sha256_path(path)
     if not record.exists():
         return None
-    text = record.read_text().strip()
+    try:
+        text = record.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"cannot read {record} ({error}); delete it to trust {path} afresh"
+        ) from error
     if not re.fullmatch(r"[0-9a-f]{64}", text):
         raise DataError(
             f"{record} should hold one hex sha256, got {text[:80]!r}; delete it to trust "
@@ -217,7 +227,13 @@ def fetch_file(
                 f"{DATA_DIR_ENV} to a directory holding it), or allow downloading it from {url}"
             )
         download(url, path, expected)
-    actual = sha256_of(path)
+    try:
+        actual = sha256_of(path)
+    except OSError as error:  # a directory of that name, an unreadable file
+        raise DataError(
+            f"cannot read {path} ({type(error).__name__}: {error.strerror or error}); "
+            f"replace it with the file from {url}"
+        ) from error
     if expected is None:
         trust_on_first_use(path, actual, check, downloaded)
     elif actual != expected:

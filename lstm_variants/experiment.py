@@ -237,6 +237,7 @@ def run_trials(
                 **(first["dataset"].get("options") or {}),
             )
             model = build_model(first, data)
+            data_sha256 = data.fingerprint()
             for index in (i for population in populations for i in population):
                 build_model(cfgs[index], data)  # every member's cell options, not just the first's
             # One optimizer object per group: compiled populations are reused by identity.
@@ -260,7 +261,7 @@ def run_trials(
                 for index, result in zip(population, runs, strict=True):
                     if index not in missing:  # recorded before a kill stopped the others' records
                         continue
-                    record = make_record(cfgs[index], result, started)
+                    record = make_record(cfgs[index], result, started, data_sha256)
                     # A retrained trial's old record goes before its parameter file is replaced:
                     # a kill in between then leaves no record naming a file that is not its own,
                     # and the rerun writes the missing record.
@@ -455,8 +456,11 @@ def run_trial(
     return run_trials([cfg], output_dir, progress)[0]
 
 
-def make_record(cfg: Mapping[str, Any], result, started: float) -> dict[str, Any]:
-    """The run record of DESIGN.md section 5 for a trained config."""
+def make_record(
+    cfg: Mapping[str, Any], result, started: float, data_sha256: str | None = None
+) -> dict[str, Any]:
+    """The run record of DESIGN.md section 5 for a trained config; ``data_sha256`` is the
+    fingerprint of the dataset it was trained and evaluated on (``SequenceDataset.fingerprint``)."""
     return {
         "record_version": RECORD_VERSION,
         "trial_id": trial_identity(cfg),
@@ -475,5 +479,6 @@ def make_record(cfg: Mapping[str, Any], result, started: float) -> dict[str, Any
         "population": result.population,
         "started_unix": started,
         "config": dict(cfg),
+        "data_sha256": data_sha256,
         "environment": environment(),
     }

@@ -109,7 +109,8 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
         from another machine).
 
     Raises:
-      RecordError: the record or its parameter file cannot be used (``params_file.load_params``).
+      RecordError: the record or its parameter file cannot be used (``params_file.load_params``),
+        or the data rebuilt here is not the data the trial was trained on (``data_sha256``).
       DataError: the dataset's files are not found.
     """
     record_path = Path(record_path)
@@ -121,6 +122,13 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
     data = load_dataset(
         cfg["dataset"]["name"], data_dir=data_dir, **(cfg["dataset"].get("options") or {})
     )
+    recorded = record.get("data_sha256")  # absent in records written before it was kept
+    if recorded and data.fingerprint() != recorded:
+        raise RecordError(
+            f"{record_path}: the {cfg['dataset']['name']} data found here is not the data this "
+            "trial was trained on (its splits' sha256 differs from the record's data_sha256): "
+            "an edited or different file, or another version of its generator"
+        )
     model = build_model(cfg, data)
     return TrainedTrial(
         record_path=record_path, record=record, params=params, model=model, data=data

@@ -11,6 +11,7 @@ import pytest
 from test_train import config, tiny_jsb_config
 
 from lstm_variants.analysis.collect import collect
+from lstm_variants.data import load_dataset
 from lstm_variants.errors import RecordError
 from lstm_variants.experiment import run_trial, run_trials
 from lstm_variants.params_file import load_params, params_path, save_params
@@ -109,6 +110,26 @@ def test_a_changed_or_missing_file_is_refused_in_one_line(tmp_path, population):
     (tmp_path / "other.json").write_text(json.dumps({"cell": "x"}))
     with pytest.raises(RecordError, match="not a run record"):
         load_trial(tmp_path / "other.json")
+
+
+def test_data_other_than_the_trials_own_is_refused_before_the_model_is_built(tmp_path, population):
+    """An edited data file or another generator version rebuilds other data under the same name:
+    the record's data_sha256 tells them apart (here, the adding problem drawn from another seed)."""
+    _, ((trained, record), *_) = population
+    data = load_dataset(record["dataset"], **record["config"]["dataset"]["options"])
+    assert record["data_sha256"] == data.fingerprint()
+    path = tmp_path / "records" / trained.name
+    path.parent.mkdir()
+    shutil.copy(params_path(trained), params_path(path))
+    other = json.loads(trained.read_text())
+    other["config"]["dataset"]["options"]["seed"] += 1
+    write_json_atomic(path, other)
+    with pytest.raises(RecordError, match="not the data this trial was trained on") as error:
+        load_trial(path)
+    assert "\n" not in str(error.value)
+    del other["data_sha256"]  # a record from before the fingerprint was kept: not checked
+    write_json_atomic(path, other)
+    load_trial(path)
 
 
 def test_save_params_false_writes_none_and_removes_a_retrained_trials_old_file(tmp_path):

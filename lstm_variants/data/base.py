@@ -31,6 +31,7 @@ wrong fails where the mistake is made rather than deep inside a jitted training 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -155,6 +156,20 @@ class SequenceDataset:
     streams: int = 0
     success: str | None = None
     tolerance: float | None = None
+
+    def fingerprint(self) -> str:
+        """The hex sha256 of the three splits' arrays (dtype, shape and bytes, in order).
+
+        A record keeps it (``data_sha256``), so a trial rebuilt later is evaluated on the data it
+        was trained on, not on an edited file or another generator version of the same name.
+        """
+        digest = hashlib.sha256(self.name.encode())
+        for split in (self.train, self.valid, self.test):
+            for array in (split.inputs, split.targets, split.lengths):
+                array = np.ascontiguousarray(array)
+                digest.update(f"{array.dtype.str}{array.shape}".encode())
+                digest.update(array.tobytes())
+        return digest.hexdigest()
 
     def __post_init__(self):
         if (self.success == "abs_error") != (self.tolerance is not None):

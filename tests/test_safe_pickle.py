@@ -75,6 +75,14 @@ def test_hand_written_global_opcode_is_refused():
         restricted_load(b"cos\nsystem\n(S'echo pwned'\ntR.")
 
 
+def test_a_refused_file_is_named(tmp_path):
+    path = tmp_path / "jsb_chorales.pickle"
+    path.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    with open(path, "rb") as file, pytest.raises(DataError) as error:
+        restricted_load(file)
+    assert str(error.value).startswith(f"{path}: refusing to unpickle global 'os.system'")
+
+
 @pytest.mark.parametrize("cut", [1, 10, -1])
 def test_truncated_pickle_is_a_data_error(cut):
     payload = pickle.dumps({"train": [[(np.int64(60),)]]}, protocol=2)

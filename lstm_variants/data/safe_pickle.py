@@ -85,12 +85,14 @@ def restricted_load(source: bytes | bytearray | BinaryIO):
             otherwise malformed.
     """
     fileobj = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    name = getattr(fileobj, "name", "pickle data")
     try:
         return RestrictedUnpickler(fileobj, encoding="latin1").load()
-    except DataError:
-        raise
+    except DataError as error:
+        if name == "pickle data":
+            raise
+        raise DataError(f"{name}: {error}") from None  # which file was refused
     except Exception as error:  # a malformed pickle raises many kinds; report each as DataError
-        name = getattr(fileobj, "name", "pickle data")
         raise DataError(
             f"cannot unpickle {name}: {type(error).__name__}: {error} (truncated or corrupt file?)"
         ) from error

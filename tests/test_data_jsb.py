@@ -316,3 +316,26 @@ def test_a_failed_download_leaves_no_directory_it_made(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="could not download"):
         load_dataset("jsb_chorales", data_dir=fresh)
     assert not fresh.exists()
+
+
+def test_fetch_downloads_and_checks_ahead_of_runs_without_network(
+    cache_home, trust, monkeypatch, capsys
+):
+    from lstm_variants.data.cli import main
+
+    server = FakeServer(trust(pickle_bytes(piano_rolls())))
+    monkeypatch.setattr(cache, "open_url", server)
+    assert main(["fetch", "jsb_chorales", "adding"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"jsb_chorales: local {cache_home / jsb.FILENAME}",
+        "adding: generated, nothing to fetch",
+    ]
+    assert server.offsets == [0]
+    # A dataset that cannot be fetched gets its error line; the others are still fetched.
+    assert main(["fetch", "timit", "jsb_chorales"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "error: timit: " in captured.err
+    assert captured.out.splitlines() == [f"jsb_chorales: local {cache_home / jsb.FILENAME}"]
+    assert main(["fetch", "jsb", "nope"]) == 2
+    assert "unknown dataset(s) jsb, nope; valid datasets: adding" in capsys.readouterr().err

@@ -7,6 +7,9 @@
         loads the dataset (downloading it if needed) and prints `SequenceDataset.describe()`:
         sizes, input and output kind, metric, each split's sizes and its padding fraction
         (whole split, random batches of B, batches bucketed by length)
+    lstm-variants-data fetch [NAME ...] [--data-dir DIR]
+        downloads and checks the files of the named datasets (default: every downloadable one),
+        e.g. on a login node before jobs run where there is no network; a line per dataset
 
 Option values are read as YAML scalars (`T=200`, `download=false`, `variant=6b`). An unknown
 dataset or option, a bad option value, or a dataset that cannot be loaded (missing file, bad
@@ -115,7 +118,7 @@ def describe_text(name: str, options: dict, data_dir: str | None, batch_size: in
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="List the registered datasets, or load one and describe it.",
+        description="List the registered datasets, load one and describe it, or fetch their files.",
     )
     data_dir_help = (
         "directory of data files (default: $LSTM_VARIANTS_DATA_DIR, else the user cache)"
@@ -144,7 +147,38 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument(
         "--batch-size", type=int, default=32, help="batch size of the padding report (default 32)"
     )
+    fetch = commands.add_parser(
+        "fetch",
+        parents=[after],
+        help="download and check datasets' files (default: every downloadable dataset)",
+    )
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="dataset names (default: all)")
     return parser
+
+
+def fetch_datasets(names: list[str], data_dir: str | None) -> int:
+    """Load each dataset (its loader downloads and checks the files); a line per dataset, and one
+    error line per dataset that failed, after trying the others. Returns the exit status."""
+    names = names or [name for name in sorted(DATASETS) if INFO[name].downloadable]
+    unknown = [name for name in names if name not in DATASETS]
+    if unknown:
+        return fail(
+            f"unknown dataset(s) {', '.join(unknown)}; valid datasets: {', '.join(sorted(DATASETS))}"
+        )
+    failed = 0
+    for name in names:
+        if not INFO[name].files:
+            print(f"{name}: {availability(name, data_dir)}, nothing to fetch")
+            continue
+        try:
+            load_dataset(name, data_dir=data_dir)
+        except DataError as error:
+            failed += 1
+            message = str(error)
+            fail(message if message.startswith(f"{name}:") else f"{name}: {message}")
+            continue
+        print(f"{name}: {availability(name, data_dir)}")
+    return USAGE_ERROR if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         print(format_table(["name", "target", "metric", "availability"], list_rows(args.data_dir)))
         return 0
+    if args.command == "fetch":
+        return fetch_datasets(args.names, args.data_dir)
     options = dict(args.option)
     if args.name not in DATASETS:
         return fail(f"unknown dataset {args.name!r}; valid datasets: {', '.join(sorted(DATASETS))}")

@@ -11,8 +11,9 @@
 
 DIRS are sweep roots or any folders holding ``**/records/*.json``. ``--out`` defaults to
 ``<first DIR>/analysis``. ``--study NAME`` keeps one study's records; the commands that compare
-refuse two studies on one dataset unless ``--pool-studies`` (``collect.select_studies``). Bad input (a missing directory, no records, an unknown reference cell or
-option) ends with one ``lstm-variants-analyze: error: ...`` line and exit status 2.
+refuse two studies on one dataset unless ``--pool-studies`` (``collect.select_studies``). Bad input
+(a missing directory, no records, an unknown reference cell or option) ends with one
+``lstm-variants-analyze: error: ...`` line and exit status 2.
 """
 
 from __future__ import annotations

@@ -133,14 +133,15 @@ def initial_forget_bias(cell: Mapping[str, Any]) -> float | None:
 
 
 def member_of(cfg: Mapping[str, Any]) -> Member:
-    """The population member a config describes."""
-    forget_bias = (cfg["cell"].get("options") or {}).get("forget_bias")
+    """The population member a config describes. Its forget bias is the one its own cell starts
+    from (``initial_forget_bias``), never left to the population's model: that is built from one
+    member's config, whose bias would otherwise reach members that set none."""
     return Member(
         hidden_size=int(cfg["model"]["hidden_size"]),
         seed=int(cfg["seed"]),
         input_noise=float(cfg["train"].get("input_noise") or 0.0),
         dropout=float(cfg["train"].get("dropout") or 0.0),
-        forget_bias=None if forget_bias is None else float(forget_bias),
+        forget_bias=initial_forget_bias(cfg["cell"]),
         **member_hyperparameters(cfg["optimizer"]),
     )
 

@@ -234,7 +234,8 @@ def _diagnose_config(tmp_path, *overrides):
 
 def test_diagnose_writes_tables_and_figures(tmp_path):
     # Fresh models only: the clipping study covers brief training (the compile dominates the time).
-    cfg = _diagnose_config(tmp_path, "diagnose.states=[fresh]")
+    cfg = _diagnose_config(tmp_path, "diagnose.states=[fresh]", "diagnose.num_sequences=128")
+    (tmp_path / "gate_saturation_trained.png").write_bytes(b"an earlier run's figure")
     written = diagnose_cli.run(cfg, tmp_path)
     names = {path.name for path in written}
     assert names == {
@@ -248,6 +249,23 @@ def test_diagnose_writes_tables_and_figures(tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "| tanh_rnn | fresh |" in summary
     assert "| tanh_rnn | 3 | 1 |" in summary  # the clipping study's row: gain 3, clip_norm 1
+    assert ", 8 valid sequences" in summary.splitlines()[0]  # all there are, not the 128 asked
+    assert {path.name for path in tmp_path.glob("*.png")} == names - {"summary.md", "results.json"}
+    # Again into the same folder, without the studies, lists given without brackets: this run's
+    # summary has no init study, so no init-study figure of the first run is left beside it.
+    again = _diagnose_config(
+        tmp_path,
+        "diagnose.states=fresh",
+        "diagnose.cells=gru",
+        "diagnose.init_study.enabled=false",
+        "diagnose.clipping_study.enabled=false",
+    )
+    written = diagnose_cli.run(again, tmp_path)
+    assert not (tmp_path / "init_study.png").exists()
+    assert {path.name for path in tmp_path.glob("*.png")} == {
+        path.name for path in written if path.suffix == ".png"
+    }
+    assert "| gru | fresh |" in (tmp_path / "summary.md").read_text()
 
 
 def test_diagnose_app_help_and_one_line_errors():
@@ -279,7 +297,10 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
     with pytest.raises(SystemExit) as stopped:
         diagnose_cli.task(OmegaConf.create(cfg))
     assert stopped.value.code == 2
-    assert "lstm-variants-diagnose: error: unknown cell 'nope'" in capsys.readouterr().err
+    assert (
+        "lstm-variants-diagnose: error: diagnose.cells: 'nope': unknown cell 'nope'"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
@@ -290,16 +311,47 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
         ("diagnose.first_lag=50", "diagnose.first_lag=50 is after diagnose.last_lag=4"),
         ("diagnose.layer=5", "diagnose.layer=5, but the model has 1 layer(s): give 0 to 0"),
         ("diagnose.records=[emptydir]", "no run records (**/records/*.json) under"),
+        (
+            "diagnose.cells=[vanilla,{name:vanilla,options:{forget_bias:3.0}}]",
+            "two entries are labelled 'vanilla'",
+        ),
+        ("diagnose.cells=[{options:{forget_bias:1.0}}]", "name is missing"),
+        ("diagnose.cells=[{name:vanilla,option:{forget_bias:3.0}}]", "unknown key(s) option"),
+        ("diagnose.cells=[vanilla,3]", "entry 3 must be a cell name or a mapping"),
+        (
+            "diagnose.cells=[{name:vanilla,options:{forget_bias:abc}}]",
+            "cell.options.forget_bias must be a number, got 'abc'",
+        ),
+        ("diagnose.states=[fresh,traned]", "unknown model state 'traned'"),
+        ("diagnose.init_study.gains=[abc]", "diagnose.init_study.gains must hold positive numbers"),
+        ("diagnose.init_study.initializers=[orthogonl]", "unknown study initialiser 'orthogonl'"),
+        (
+            "diagnose.clipping_study.clip_norms=[-1.0]",
+            "diagnose.clipping_study.clip_norms must be a number > 0 (or null: off), got -1.0",
+        ),
+        (
+            "diagnose.clipping_study.optimizer.learning_rate=-1",
+            "diagnose.clipping_study.optimizer.learning_rate must be a number >= 0",
+        ),
+        ("out_dir=${hydra:runtime.cwd}/afile/sub", "cannot be written"),
     ],
 )
 def test_a_diagnose_setting_that_would_fail_late_is_one_line(
     tmp_path, capsys, monkeypatch, override, message
 ):
-    # Each of these was a traceback (or, for the lags, a table of '-') after the measuring began.
+    # Each of these was a traceback, a table of '-', a study run with a reversed gradient or a
+    # silently dropped result, after the measuring began; now nothing trains before the check.
     (tmp_path / "emptydir").mkdir()
+    (tmp_path / "afile").write_text("")
     monkeypatch.chdir(tmp_path)
-    cfg = _diagnose_config(tmp_path, "diagnose.last_lag=4", override)
+    studies = ("diagnose.init_study.enabled=true", "diagnose.clipping_study.enabled=true")
+    override = override.replace("${hydra:runtime.cwd}", str(tmp_path))
+    cfg = _diagnose_config(tmp_path, "diagnose.last_lag=4", *studies, override)
     monkeypatch.setattr(diagnose_cli.HydraConfig, "get", lambda: None)
+    monkeypatch.setattr(
+        "lstm_variants.diagnostics.studies.train_run",
+        lambda *a, **k: pytest.fail("trained before the settings were checked"),
+    )
     with pytest.raises(SystemExit) as stopped:
         diagnose_cli.task(OmegaConf.create(cfg))
     assert stopped.value.code == 2

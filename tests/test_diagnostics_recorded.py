@@ -8,6 +8,7 @@ import pytest
 from test_diagnostics import _diagnose_config
 from test_train import config
 
+from lstm_variants.data import load_dataset
 from lstm_variants.diagnostics import cli as diagnose_cli
 from lstm_variants.diagnostics.recorded import load_trials, record_files, recorded_study
 from lstm_variants.diagnostics.studies import cell_study, study_dataset
@@ -89,14 +90,18 @@ def copy_trial(path, directory, change):
 def test_trials_of_different_datasets_or_without_parameters_are_one_line_errors(tmp_path, study):
     _, paths, _ = study
 
-    def longer_sequences(record):
-        record["config"]["dataset"]["options"]["T"] = 12
+    def longer_sequences(record):  # as if trained on longer sequences: its data's fingerprint too
+        options = record["config"]["dataset"]["options"] | {"T": 12}
+        record["config"]["dataset"]["options"] = options
+        record["data_sha256"] = load_dataset(record["dataset"], **options).fingerprint()
 
     other = copy_trial(paths[0], tmp_path / "other", longer_sequences)
     with pytest.raises(ConfigError, match="2 different datasets or dataset options"):
         load_trials([paths[0], other], per_cell=1)
     bare = copy_trial(paths[0], tmp_path / "bare", lambda record: record.pop("params_file"))
-    with pytest.raises(ConfigError, match="no trial under .* has a result and saved parameters"):
+    with pytest.raises(
+        ConfigError, match="no trial under .* has both a validation result and saved parameters"
+    ):
         record_files([bare.parent.parent], per_cell=1)
     with pytest.raises(ConfigError, match="neither a record file nor a directory"):
         record_files([tmp_path / "nowhere"], per_cell=1)

@@ -9,6 +9,7 @@ status 2, as ``lstm-variants`` does.
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -26,9 +27,14 @@ CONFIG_NAME = "diagnose"
 
 
 def run(cfg: dict, out_dir: Path) -> list[Path]:
-    """Every measurement ``cfg`` asks for, written to ``out_dir``; the paths written."""
+    """Every measurement ``cfg`` asks for, written to ``out_dir``; the paths written.
+
+    Every setting is checked before the first model trains (``settings``), so a typo costs seconds.
+    """
+    from lstm_variants.diagnostics.gradient_flow import measured_sequences
     from lstm_variants.diagnostics.recorded import load_trials, recorded_study, trials_header
     from lstm_variants.diagnostics.report import write_report
+    from lstm_variants.diagnostics.settings import check_states_and_lags, checked_diagnose
     from lstm_variants.diagnostics.studies import (
         cell_study,
         clipping_study,
@@ -37,9 +43,8 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     )
 
     check_values(cfg)
-    diagnose = cfg["diagnose"]
-    check_diagnose(diagnose)
-    if diagnose.get("records"):
+    if cfg["diagnose"].get("records"):
+        diagnose = check_states_and_lags(cfg["diagnose"], num_layers=None)
         records = diagnose["records"]
         trials = load_trials(
             [records] if isinstance(records, str) else records,  # one path without brackets
@@ -51,30 +56,22 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
         )
     progress = bool(cfg.get("progress", False))
     data = study_dataset(cfg)
+    cfg = {**cfg, "diagnose": checked_diagnose(cfg, data)}
+    diagnose = cfg["diagnose"]
     cell_rows = cell_study(cfg, data, progress=progress)
-    init_rows = init_study(cfg, data) if diagnose["init_study"]["enabled"] else []
-    clip_rows = clipping_study(cfg, data, progress) if diagnose["clipping_study"]["enabled"] else []
+    init_rows = init_study(cfg, data) if diagnose["init_study"].get("enabled") else []
+    clip_rows = (
+        clipping_study(cfg, data, progress) if diagnose["clipping_study"].get("enabled") else []
+    )
     options = cfg["dataset"].get("options") or {}
+    sequences = measured_sequences(data, diagnose["split"], int(diagnose["num_sequences"]))
     header = (
         f"# Diagnostics: {cfg['dataset']['name']} "
         + " ".join(f"{k}={v}" for k, v in options.items())
         + f", hidden size {cfg['model']['hidden_size']}, seed {cfg['seed']}, "
-        f"{diagnose['num_sequences']} {diagnose['split']} sequences\n"
+        f"{sequences} {diagnose['split']} sequences\n"
     )
     return write_report(out_dir, cell_rows, init_rows, clip_rows, header)
-
-
-def check_diagnose(diagnose: dict) -> None:
-    """Raise ``ConfigError`` for a ``diagnose`` setting that would fail only after the measuring
-    (the single values are ``check_values``'s)."""
-    if not diagnose.get("records") and not diagnose.get("states"):
-        raise ConfigError("diagnose.states is empty: give fresh, trained or both, e.g. [fresh]")
-    first, last = diagnose.get("first_lag"), diagnose.get("last_lag")
-    if isinstance(first, int) and isinstance(last, int) and first > last:
-        raise ConfigError(
-            f"diagnose.first_lag={first} is after diagnose.last_lag={last}: the rate is fitted "
-            "over lags first_lag..last_lag"
-        )
 
 
 def task(cfg: DictConfig) -> None:
@@ -84,6 +81,7 @@ def task(cfg: DictConfig) -> None:
     try:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         cache = enable_for_command(resolved.get("compilation_cache"), overrides, PROG)
+        writable(out_dir)
         written = run(resolved, out_dir)
     except (AnalysisError, ConfigError, DataError, RecordError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
@@ -93,6 +91,19 @@ def task(cfg: DictConfig) -> None:
     print("wrote: " + ", ".join(str(path) for path in written))
     if cache is not None:
         print(cache.describe())
+
+
+def writable(out_dir: Path) -> None:
+    """Raise ``ConfigError`` unless ``out_dir`` can be made and written, before the measuring."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"out_dir={out_dir} cannot be written ({error.strerror or error}); give another, "
+            "e.g. out_dir=diagnostics"
+        ) from None
 
 
 def main() -> None:

@@ -8,7 +8,10 @@ hidden state h_t (and, for the LSTM, the cell state c_t), this module measures::
 
 against the lag k = T - t, averaging the per-sequence norms over sequences (each sequence is
 aligned at its own last valid step, so padding never counts). The derivatives are *total*: every
-path from the state at step t to L_T counts, the readout at step T included.
+path from the state at step t to L_T counts, the readout at step T included. For the LSTM, whose
+carry is (c_t, y_t), c_t means the cell state *as carried into step t + 1*: y_t was computed from it
+before the probe, so g_c(k) is the derivative with y_t held fixed, g_c(0) = 0 (the readout sees y_T)
+and g_c(k >= 1) is the signal on the constant error carousel (docs/diagnostics.md).
 
 How: a zero "probe" p_t is added to the carry right after step t, so that
 ``carry_t' = step(carry_{t-1}) + p_t`` and the run is unchanged; then ``dL_T / dp_t`` is exactly the
@@ -273,6 +276,16 @@ def labelled_lengths(targets: np.ndarray, lengths: np.ndarray, target: str) -> n
     return np.where(labelled.any(axis=1), last, 0).astype(lengths.dtype)
 
 
+def measured_sequences(data: SequenceDataset, split: str, num_sequences: int) -> int:
+    """How many sequences ``gradient_flow`` averages over: those of the first ``num_sequences`` of
+    the split that have a step with a target."""
+    part = getattr(data, split)
+    lengths = labelled_lengths(
+        part.targets[:num_sequences], part.lengths[:num_sequences], data.target
+    )
+    return int(np.count_nonzero(lengths > 0))
+
+
 @functools.cache
 def _compiled_carry_gradients(model: SequenceModel, target: str, layer: int | None) -> Callable:
     """``model_carry_gradients`` jitted once per (model, target, layer): studies measure many
@@ -341,7 +354,7 @@ def gradient_flow(
     split: str = "valid",
     layer: int | None = None,
     first_lag: int = 1,
-    last_lag: int | None = None,
+    last_lag: int | None = 100,
 ) -> FlowProfile:
     """Measure g_h(k), g_c(k) and their rates on the first ``num_sequences`` of a split.
 
@@ -351,7 +364,9 @@ def gradient_flow(
       num_sequences: how many sequences to average over.
       split: 'train', 'valid' or 'test'.
       layer: which layer (default: the last).
-      first_lag, last_lag: the lags the rate is fitted over (``fit_rate``).
+      first_lag, last_lag: the lags the rate is fitted over (``fit_rate``); by default 1..100,
+        as ``lstm-variants-diagnose`` fits them, so rates from code and from its tables compare
+        (None: every lag).
 
     Returns:
       A ``FlowProfile``.

@@ -22,6 +22,7 @@ from typing import Any
 
 from lstm_variants.analysis.best import ranked_by_validation
 from lstm_variants.analysis.collect import collect
+from lstm_variants.diagnostics.gradient_flow import measured_sequences
 from lstm_variants.diagnostics.studies import fresh_variables, measure
 from lstm_variants.errors import ConfigError
 from lstm_variants.trained import TrainedTrial, load_trial
@@ -43,8 +44,9 @@ def record_files(sources: Sequence[str | Path], per_cell: int) -> list[Path]:
         usable = ranked_by_validation(trials[trials["params_path"].notna()])
         if usable.empty:
             raise ConfigError(
-                f"diagnose.records: no trial under {source} has a result and saved parameters "
-                "(records written with save_params=false or before parameters were saved need "
+                f"diagnose.records: no trial under {source} has both a validation result and "
+                "saved parameters (trials that diverged before their first validation have "
+                "neither; records written with save_params=false need save_params=true "
                 "overwrite=true)"
             )
         best = usable.groupby("cell", observed=True, sort=True).head(per_cell)
@@ -55,6 +57,13 @@ def record_files(sources: Sequence[str | Path], per_cell: int) -> list[Path]:
 def load_trials(sources: Sequence[str | Path], per_cell: int, data_dir=None) -> list[TrainedTrial]:
     """The trials of ``record_files``, loaded; ConfigError unless they share one dataset."""
     trials = [load_trial(path, data_dir) for path in record_files(sources, per_cell)]
+    for trial in trials:
+        if trial.record["metrics"].get("best_valid") is None:  # an older record's untrained file
+            raise ConfigError(
+                f"diagnose.records: {trial.record_path} stopped "
+                f"({trial.record['metrics'].get('stopped')}) before its first validation: "
+                "there is no trained network to diagnose"
+            )
     datasets = {json.dumps(t.record["config"]["dataset"], sort_keys=True) for t in trials}
     if len(datasets) > 1:
         names = sorted({t.record["dataset"] for t in trials})
@@ -97,12 +106,21 @@ def recorded_study(
     return rows
 
 
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory where it lies below it (a report committed
+    from a checkout names no one's home directory), else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def trials_header(diagnose: Mapping[str, Any], trials: Sequence[TrainedTrial]) -> str:
     """The report's heading for recorded trials: the dataset, and each trial with its record."""
     dataset = trials[0].record["config"]["dataset"]
     options = " ".join(f"{k}={v}" for k, v in (dataset.get("options") or {}).items())
     split = diagnose["split"]
-    sequences = min(int(diagnose["num_sequences"]), len(getattr(trials[0].data, split).inputs))
+    sequences = measured_sequences(trials[0].data, split, int(diagnose["num_sequences"]))
     lines = [
         f"# Diagnostics of {len(trials)} recorded trial(s): {dataset['name']} {options}".rstrip()
         + f", {sequences} {split} sequences\n",
@@ -112,8 +130,9 @@ def trials_header(diagnose: Mapping[str, Any], trials: Sequence[TrainedTrial]) -
     for trial in trials:
         record = trial.record
         hyper, metrics = record["hyperparameters"], record["metrics"]
+        best = "-" if metrics.get("best_valid") is None else f"{metrics['best_valid']:.4g}"
         lines.append(
             f"| {trial_label(trial)} | {hyper['hidden_size']} | {hyper['learning_rate']:.3g} | "
-            f"{metrics['best_valid']:.4g} | {metrics['stopped']} | {trial.record_path} |"
+            f"{best} | {metrics['stopped']} | {shown_path(trial.record_path)} |"
         )
     return "\n".join(lines) + "\n"

@@ -59,6 +59,10 @@ def gradient_flow_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     for i, state in enumerate(states):
         for j, name in enumerate(("h", "c")):
             ax = axes[i, j]
+            if not any(name in r["flow"].profiles for r in rows if r["state"] == state):
+                ax.set_axis_off()  # GRU, MGU, MUTs and the tanh RNN carry no cell state c
+                ax.text(0.5, 0.5, f"no cell shown has a {name} state", ha="center", va="center")
+                continue
             for row in (r for r in rows if r["state"] == state):
                 profile = row["flow"].profiles.get(name)
                 if profile is None:
@@ -76,6 +80,7 @@ def gradient_flow_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
                 )
             ax.set_title(f"{state}: {COMPONENT_TITLES[name]}", fontsize=10)
             ax.set_xlabel("T - t (steps back from the loss)")
+            ax.set_ylabel(f"g_{name}(T - t), mean over sequences")
             ax.grid(True, which="major", alpha=0.3)
             ax.legend(fontsize=7)
     figure.tight_layout()
@@ -133,7 +138,8 @@ def retention_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
         ax.axvline(0.9, color="grey", lw=0.5, ls="--")
         ax.set_yscale("log")
         ax.set_title(f"{state}: forget-gate (retention) values", fontsize=10)
-        ax.set_xlabel("f (LSTM), u (GRU); NFG is f = 1")
+        ax.set_xlabel("retention: f (LSTM; NFG: f = 1), u (GRU), 1 - f (MGU), 1 - u (MUTs)")
+        ax.set_ylabel("density (log scale)")
         ax.legend(fontsize=7)
     figure.tight_layout()
     return figure

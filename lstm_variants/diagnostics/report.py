@@ -43,8 +43,13 @@ RATE_COLUMNS = [
     ("rate_c", "rate/step c"),
     ("decades_c", "decades/100 steps c"),
     ("ratio_100_c", "g_c(100)/g_c(1)"),
-    ("valid_metric", "valid metric"),
+    ("valid_metric", "best valid"),
+    ("metric", "metric"),
+    ("stopped", "stopped"),
 ]
+# The figures a report may write; those this run does not write are removed, so that a reused
+# out_dir shows no figure of an earlier run beside this run's summary.
+FIGURES = ("gradient_flow.png", "gate_saturation_*.png", "forget_gate.png", "init_study.png")
 INIT_COLUMNS = [("cell", "cell"), ("initializer", "recurrent init"), ("gain", "gain"),
                 ("rate_h", "rate/step h"), ("rate_c", "rate/step c")]  # fmt: skip
 CLIP_COLUMNS = [("cell", "cell"), ("gain", "gain"), ("clip_norm", "clip_norm"), ("rate_h_fresh", "rate h, fresh"),
@@ -158,4 +163,7 @@ def write_report(
         written.append(plots.save(plots.retention_figure(cell_rows), out_dir / "forget_gate.png"))
     if init_rows:
         written.append(plots.save(plots.init_study_figure(init_rows), out_dir / "init_study.png"))
+    for pattern in FIGURES:
+        for stale in set(out_dir.glob(pattern)) - set(written):
+            stale.unlink()
     return written

@@ -292,6 +292,8 @@ def rate_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             entry[f"ratio_100_{name}"] = np.nan if profile is None else lag_ratio(profile, 1, 100)
         if row["metrics"] is not None:
             entry["valid_metric"] = row["metrics"]["best_valid"]
+            entry["metric"] = row["metrics"].get("metric")
+            entry["stopped"] = row["metrics"].get("stopped")
         table.append(entry)
     return table
 

@@ -12,7 +12,13 @@ For each K the same K trials are trained
 for ``--epochs`` epochs each (patience is set so nobody stops early; a diverging trial stops in
 both). A trial-epoch is one epoch of training plus its validation pass; the rate counts the epochs
 the trials ran over the seconds spent in epochs, leaving out parameter initialisation and
-compilation, which are reported in their own columns. The populations are nested (the first K of
+compilation, which are reported in their own columns. Each run is made twice, both ways: first
+cold (no compiled program kept from an earlier run, ``population.forget_compiled``), then warm.
+The epoch seconds are the warm run's: the cold run's epochs also compile the small programs the
+epoch loop runs beside the epoch program (selecting the best parameters, the epoch's keys), once
+per new hidden size, which would charge the sequential trials a compile per trial and a
+population one per chunk. The set-up columns are the cold run's seconds beyond the warm run's
+epochs: initialisation and every compile, so what a fresh process pays. The populations are nested (the first K of
 128 draws) and the sequential runs are measured once on the first 32, so the sequential rate of a
 row uses its first min(K, 32) trials. The script ends with ``speedup_k32=<x>``.
 
@@ -68,8 +74,14 @@ def parse_args():
     # One process of a --processes run (started by this script; prints one JSON line).
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.processes < 1:
-        parser.error(f"--processes must be at least 1, got {args.processes}")
+    for name in ("processes", "epochs", "sequential"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if min(args.k) < 1:
+        parser.error(f"--k: population sizes must be at least 1, got {min(args.k)}")
+    for name in ("sequences", "devices"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be at least 0 (0: the default), got {getattr(args, name)}")
     return args
 
 
@@ -95,13 +107,26 @@ def population_totals(results) -> dict:
     }
 
 
+def cold_then_warm(train) -> dict:
+    """``train()``'s totals (``population_totals``) run cold, then warm: the warm run's epochs and
+    epoch seconds, and as set-up the cold run's seconds beyond them (module docstring)."""
+    from lstm_variants.population import forget_compiled
+
+    forget_compiled()
+    started = time.perf_counter()
+    cold = population_totals(train())
+    wall = time.perf_counter() - started
+    warm = population_totals(train())
+    cold_seconds = cold["setup_seconds"] + cold["epochs_seconds"]
+    return warm | {"setup_seconds": cold_seconds - warm["epochs_seconds"], "wall_seconds": wall}
+
+
 def run_workers(k: int, args) -> dict:
     """Train the first K draws as ``args.processes`` pinned populations at once; their totals."""
     command = [sys.executable, os.path.abspath(__file__), "--k", str(k), "--devices", "1"]
     for flag in ("epochs", "sequences", "length_buckets", "max_padding_waste", "seed"):
         command += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     command += ["--processes", str(args.processes)]
-    started = time.perf_counter()
     workers = [
         subprocess.Popen(command + ["--worker", str(i)], stdout=subprocess.PIPE, text=True)
         for i in range(args.processes)
@@ -115,7 +140,7 @@ def run_workers(k: int, args) -> dict:
         "epochs_seconds": max(r["epochs_seconds"] for r in results),
         "setup_seconds": max(r["setup_seconds"] for r in results),
         "buckets": sum(r["buckets"] for r in results),
-        "wall_seconds": time.perf_counter() - started,
+        "wall_seconds": max(r["wall_seconds"] for r in results),
     }
 
 
@@ -129,7 +154,9 @@ def main():
 
     if jax.config.jax_platforms in (None, "", "cpu") and not os.environ.get("CUDA_VISIBLE_DEVICES"):
         jax.config.update("jax_num_cpu_devices", args.devices or os.cpu_count() or 1)
-        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+        if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+            flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+            os.environ["XLA_FLAGS"] = flags.strip()
 
     import dataclasses
 
@@ -186,39 +213,41 @@ def main():
 
     if args.worker is not None:
         share = members[: args.k[0]][args.worker :: args.processes]
-        results = train_population(
+        totals = cold_then_warm(lambda: train_population(
             model, optimizer, data, settings, share, progress=False,
             log=lambda line: print(f"  worker {args.worker}: " + line, file=sys.stderr),
-        ) if share else []  # fmt: skip
-        print(json.dumps(population_totals(results)))
+        ) if share else [])  # fmt: skip
+        print(json.dumps(totals))
         return
 
     sequential = []
-    for member in members[: args.sequential]:
-        started = time.perf_counter()
-        result = train_run(model, optimizer, data, settings, member, progress=False)
-        sequential.append((result, time.perf_counter() - started))
+    for member in members[: min(args.sequential, draws)]:
+        totals = cold_then_warm(
+            lambda member=member: [
+                train_run(model, optimizer, data, settings, member, progress=False)
+            ]
+        )
+        sequential.append(totals)
         print(
-            f"  sequential trial {len(sequential)}/{args.sequential}: hidden {member.hidden_size}, "
-            f"{result.population['epochs_seconds']:.2f}s in epochs",
+            f"  sequential trial {len(sequential)}/{min(args.sequential, draws)}: hidden "
+            f"{member.hidden_size}, {totals['epochs_seconds']:.2f}s in epochs, set-up "
+            f"{totals['setup_seconds']:.2f}s",
             file=sys.stderr,
         )
 
     rows = []
     for k in args.k:
         timed = sequential[: min(k, len(sequential))]
-        seq_epochs = sum(r.metrics["epochs_run"] for r, _ in timed)
-        seq_seconds = sum(r.population["epochs_seconds"] for r, _ in timed)
-        seq_setup = sum(r.population["init_seconds"] + r.compile_seconds for r, _ in timed)
+        seq_epochs = sum(t["epochs"] for t in timed)
+        seq_seconds = sum(t["epochs_seconds"] for t in timed)
+        seq_setup = sum(t["setup_seconds"] for t in timed)
         seq_rate = seq_epochs / seq_seconds
 
-        started = time.perf_counter()
-        together = train_population(
+        together = cold_then_warm(lambda k=k: train_population(
             model, optimizer, data, settings, members[:k], progress=False,
             log=lambda line: print("  " + line, file=sys.stderr),
-        )  # fmt: skip
-        layouts = [(f"1 process, {len(devices)} device(s)", population_totals(together))]
-        layouts[0][1]["wall_seconds"] = time.perf_counter() - started
+        ))  # fmt: skip
+        layouts = [(f"1 process, {len(devices)} device(s)", together)]
         if args.processes > 1:
             layouts.append((f"{args.processes} processes, pinned", run_workers(k, args)))
         for layout, totals in layouts:
@@ -233,7 +262,7 @@ def main():
                     "speedup": pop_rate / seq_rate,
                     "population setup s": totals["setup_seconds"],
                     "sequential setup s/trial": seq_setup / len(timed),
-                    "population wall s": totals["wall_seconds"],
+                    "population wall s (cold)": totals["wall_seconds"],
                 }
             )
             print(

@@ -77,6 +77,12 @@ _COMPILED: dict = {}
 _COMPILED_KEPT = 4
 
 
+def forget_compiled() -> None:
+    """Drop the compiled population programs kept in this process, so that the next population
+    compiles its own (``benchmarks/population.py`` measures set-up from cold)."""
+    _COMPILED.clear()
+
+
 @dataclasses.dataclass(frozen=True)
 class Member:
     """One trial of a population: everything that may differ between members.

@@ -251,21 +251,15 @@ def test_diagnose_writes_tables_and_figures(tmp_path):
     assert "| tanh_rnn | 3 | 1 |" in summary  # the clipping study's row: gain 3, clip_norm 1
     assert ", 8 valid sequences" in summary.splitlines()[0]  # all there are, not the 128 asked
     assert {path.name for path in tmp_path.glob("*.png")} == names - {"summary.md", "results.json"}
-    # Again into the same folder, without the studies, lists given without brackets: this run's
-    # summary has no init study, so no init-study figure of the first run is left beside it.
-    again = _diagnose_config(
-        tmp_path,
-        "diagnose.states=fresh",
-        "diagnose.cells=gru",
-        "diagnose.init_study.enabled=false",
-        "diagnose.clipping_study.enabled=false",
-    )
-    written = diagnose_cli.run(again, tmp_path)
-    assert not (tmp_path / "init_study.png").exists()
-    assert {path.name for path in tmp_path.glob("*.png")} == {
-        path.name for path in written if path.suffix == ".png"
-    }
-    assert "| gru | fresh |" in (tmp_path / "summary.md").read_text()
+
+
+def test_lists_given_without_brackets_are_lists_of_one(tmp_path):
+    from lstm_variants.diagnostics.settings import checked_diagnose
+    from lstm_variants.diagnostics.studies import study_dataset
+
+    cfg = _diagnose_config(tmp_path, "diagnose.states=fresh", "diagnose.cells=gru")
+    diagnose = checked_diagnose(cfg, study_dataset(cfg))
+    assert diagnose["states"] == ["fresh"] and diagnose["cells"] == ["gru"]
 
 
 def test_diagnose_app_help_and_one_line_errors():

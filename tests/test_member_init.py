@@ -89,3 +89,25 @@ def test_without_a_cpu_backend_members_are_initialised_on_the_default_device(mon
     monkeypatch.setattr(jax, "local_devices", no_cpu)
     fallback, _, _ = init_members(model, members, axes, PADDED, INPUTS)
     jax.tree.map(np.testing.assert_array_equal, fallback, on_cpu)
+
+
+def test_a_config_without_forget_bias_gives_its_member_its_own_cells_bias():
+    """Configs with and without forget_bias share a population whose model is built from the
+    first config: the member that set none starts from its own cell's b_f, not the first's."""
+    from test_train import config
+
+    from lstm_variants.experiment import member_of
+
+    cfgs = [config("cell=lstm", "+cell.options.forget_bias=2.0"), config("cell=lstm", "seed=1")]
+    members = [member_of(cfg) for cfg in cfgs]
+    assert [m.forget_bias for m in members] == [2.0, 0.0]
+    assert member_of(config("cell=lstm_b")).forget_bias == 1.0  # LSTM-b's own bias of 1
+    assert member_of(config("cell=gru")).forget_bias is None  # a cell without b_f
+    # The population's model, as build_model makes it from the first config.
+    model = SequenceModel(
+        cell="lstm", hidden_size=4, output_size=2, cell_options=(("forget_bias", 2.0),)
+    )
+    params, _, _ = init_members(model, members, setup("lstm")[1], PADDED, INPUTS)
+    b_f = np.asarray(params["params"]["layer_0"]["b_f"])
+    assert (b_f[0, : members[0].hidden_size] == 2.0).all()
+    assert not b_f[1].any()

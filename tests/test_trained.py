@@ -209,19 +209,3 @@ def test_a_record_from_another_machine_finds_its_data_here(tmp_path):
     elsewhere.mkdir(parents=True)  # it exists here but lacks the file: still not where it is
     load_trial(path)
     assert not list(elsewhere.iterdir())
-
-
-def test_a_member_without_a_forget_bias_starts_from_its_cells_not_another_members(tmp_path):
-    """Trials with and without forget_bias share a population (it is a member key); the model is
-    built from the first config, whose bias must not reach the member that set none."""
-    untrained = ("cell=lstm", "optimizer.learning_rate=0.0", "train.max_epochs=1")
-    cfgs = [
-        config(*untrained, "+cell.options.forget_bias=0.5"),
-        config(*untrained, "+cell.options.forget_bias=2.0", "seed=1"),
-        config(*untrained, "seed=2"),
-    ]
-    results = run_trials(cfgs, tmp_path, progress=False)
-    assert {record["population"]["size"] for _, record in results} == {3}
-    for (path, record), expected in zip(results, (0.5, 2.0, 0.0), strict=True):
-        assert record["hyperparameters"]["forget_bias"] == expected
-        np.testing.assert_array_equal(load_trial(path).layer(0)["b_f"], expected)

@@ -52,6 +52,19 @@ def session_compilation_cache(tmp_path_factory):
     os.environ["LSTM_VARIANTS_COMPILATION_CACHE"] = str(shared / "xla")
 
 
+@pytest.fixture(autouse=True)
+def compiles_stay_off_disk():
+    """Fail a test that turns the on-disk cache on in this process (an app's task run in-process
+    reads the session's cache from the environment): every later test of the worker would then
+    write each of its programs to disk, which made some of them ten times slower."""
+    yield
+    leaked = jax.config.jax_compilation_cache_dir
+    if leaked:
+        jax.config.update("jax_compilation_cache_dir", None)
+        pytest.fail(f"this test left the compilation cache on in the test process ({leaked}); "
+                    "give the app compilation_cache=null")  # fmt: skip
+
+
 @pytest.fixture
 def strict_dtypes():
     with jax.numpy_dtype_promotion("strict"):

@@ -225,6 +225,9 @@ def _diagnose_config(tmp_path, *overrides):
                 "diagnose.clipping_study.cells=[tanh_rnn]",
                 "diagnose.clipping_study.gains=[3.0]",
                 "diagnose.clipping_study.clip_norms=[1.0]",
+                # The task runs in this test process, whose compiles stay off disk (conftest): the
+                # session's cache would otherwise be on for every later test of this worker.
+                "compilation_cache=null",
                 f"out_dir={tmp_path}",
                 *overrides,
             ],
@@ -328,6 +331,7 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
             "diagnose.clipping_study.optimizer.learning_rate must be a number >= 0",
         ),
         ("out_dir=${hydra:runtime.cwd}/afile/sub", "cannot be written"),
+        ("+search=quick", "search is lstm-variants' group, not this app's"),
     ],
 )
 def test_a_diagnose_setting_that_would_fail_late_is_one_line(

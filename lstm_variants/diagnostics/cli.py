@@ -34,7 +34,11 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     from lstm_variants.diagnostics.gradient_flow import measured_sequences
     from lstm_variants.diagnostics.recorded import load_trials, recorded_study, trials_header
     from lstm_variants.diagnostics.report import write_report
-    from lstm_variants.diagnostics.settings import check_states_and_lags, checked_diagnose
+    from lstm_variants.diagnostics.settings import (
+        check_foreign_groups,
+        check_states_and_lags,
+        checked_diagnose,
+    )
     from lstm_variants.diagnostics.studies import (
         cell_study,
         clipping_study,
@@ -43,6 +47,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     )
 
     check_values(cfg)
+    check_foreign_groups(cfg)
     if cfg["diagnose"].get("records"):
         diagnose = check_states_and_lags(cfg["diagnose"], num_layers=None)
         records = diagnose["records"]

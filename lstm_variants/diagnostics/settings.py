@@ -33,6 +33,21 @@ def as_list(value: Any, key: str) -> list[Any]:
     raise ConfigError(f"{key} must be a list, e.g. {key}=[a,b], got {value!r}")
 
 
+# Config groups of lstm-variants that a command line can add here (+search=quick) but that this
+# app does not read: silently ignored, they would look applied.
+FOREIGN_GROUPS = ("search", "logger")
+
+
+def check_foreign_groups(cfg: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for a group of ``lstm-variants`` added to the diagnose config."""
+    for group in FOREIGN_GROUPS:
+        if group in cfg:
+            raise ConfigError(
+                f"{group} is lstm-variants' group, not this app's: diagnose measures the cells of "
+                "diagnose.cells, or a study's trained networks with diagnose.records=[DIR]"
+            )
+
+
 def check_states_and_lags(diagnose: Mapping[str, Any], num_layers: int | None) -> dict[str, Any]:
     """``diagnose`` with ``states`` a list; the checks that need no data (records mode too)."""
     diagnose = copy.deepcopy(dict(diagnose))

@@ -168,10 +168,12 @@ def jax_trainer(model, variables, devices: int):
 
 class FlaxLSTM(nn.Module):
     hidden: int
+    unroll: int = 1  # --unroll applies to every JAX row alike
 
     @nn.compact
     def __call__(self, inputs, lengths):
-        hidden = nn.RNN(nn.OptimizedLSTMCell(self.hidden))(inputs, seq_lengths=lengths)
+        rnn = nn.RNN(nn.OptimizedLSTMCell(self.hidden), unroll=self.unroll)
+        hidden = rnn(inputs, seq_lengths=lengths)
         return nn.Dense(NUM_INPUTS)(hidden)
 
 
@@ -342,7 +344,7 @@ def main(args) -> None:
             runners[f"ours {cell} {recurrence}"] = jax_runner(
                 step, state, place_batch(batch, args.devices)
             )
-    flax_model = FlaxLSTM(args.hidden)
+    flax_model = FlaxLSTM(args.hidden, args.unroll)
     variables = flax_model.init(jax.random.key(0), batch["inputs"], batch["lengths"])
     step, state, _ = jax_trainer(flax_model, variables, args.flax_devices)
     runners["flax OptimizedLSTMCell"] = jax_runner(

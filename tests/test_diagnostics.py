@@ -163,6 +163,11 @@ def test_saturation_fractions_of_a_hand_built_array_are_exact():
     sat = saturation_fractions(values, mask)
     np.testing.assert_array_equal(sat.left, [2 / 3, 0.0])
     np.testing.assert_array_equal(sat.right, [0.0, 2 / 3])
+    # A diverged unit's NaN is neither saturated nor not; in padding it does not count.
+    values[1, 0, 1], values[3, 0, 0] = np.nan, np.nan
+    sat = saturation_fractions(values, mask)
+    np.testing.assert_array_equal(sat.left, [2 / 3, np.nan])
+    np.testing.assert_array_equal(sat.right, [0.0, np.nan])
 
 
 def test_gate_saturation_of_a_hand_built_lstm_is_exact():

@@ -97,14 +97,17 @@ def saturation_fractions(values: jax.Array, mask: jax.Array) -> Saturation:
       mask: (T, B) booleans, True on valid steps.
 
     Returns:
-      ``Saturation(left, right)``, each (H,), exact ratios of counts.
+      ``Saturation(left, right)``, each (H,), exact ratios of counts; NaN for a unit with a
+      non-finite value on a valid step (a diverged network's NaN gate is neither saturated nor
+      not, and counting it as 'never saturated' would read as a healthy unit).
     """
     valid = np.asarray(mask)[..., None]
     values = np.asarray(values)
     count = valid.sum()
+    broken = (~np.isfinite(values) & valid).any(axis=(0, 1))
     left = ((values < SATURATED_BELOW) & valid).sum(axis=(0, 1)) / count
     right = ((values > SATURATED_ABOVE) & valid).sum(axis=(0, 1)) / count
-    return Saturation(left, right)
+    return Saturation(np.where(broken, np.nan, left), np.where(broken, np.nan, right))
 
 
 def long_memory_units(

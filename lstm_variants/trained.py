@@ -17,8 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from lstm_variants.data import INFO as DATASET_INFO
-from lstm_variants.data import SequenceDataset, load_dataset
+from lstm_variants.data import SequenceDataset, availability, load_dataset
 from lstm_variants.errors import RecordError
 from lstm_variants.experiment import build_model, train_settings
 from lstm_variants.losses import metric_value
@@ -89,11 +88,12 @@ class TrainedTrial:
 
 
 def recorded_data_dir(cfg: dict[str, Any]) -> str | None:
-    """The record's data directory where it holds every file its dataset reads; else None, which
-    looks where a run would ($LSTM_VARIANTS_DATA_DIR, or the cache). A directory that exists but
-    lacks the files (another machine's layout) is not where they are, nor where to download them."""
-    recorded, files = cfg.get("data_dir"), DATASET_INFO[cfg["dataset"]["name"]].files
-    if recorded and files and all((Path(recorded) / file).is_file() for file in files):
+    """The record's data directory where it holds every file its dataset reads (``availability``
+    says 'local'); else None, which looks where a run would ($LSTM_VARIANTS_DATA_DIR, or the
+    cache). A directory that exists but lacks the files (another machine's layout) is not where
+    they are, nor where to download them."""
+    recorded = cfg.get("data_dir")
+    if recorded and availability(cfg["dataset"]["name"], recorded).startswith("local "):
         return recorded
     return None
 

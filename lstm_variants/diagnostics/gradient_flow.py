@@ -192,12 +192,17 @@ def probed_layer(model: SequenceModel, layer: int | None) -> int:
     """The index of the layer to probe: ``layer``, or the last one for None."""
     if layer is None:
         return model.num_layers - 1
-    if not 0 <= layer < model.num_layers:
-        raise ConfigError(
-            f"diagnose.layer={layer}, but the model has {model.num_layers} layer(s): give 0 to "
-            f"{model.num_layers - 1}, or null for the last"
-        )
+    check_layer(layer, model.num_layers)
     return layer
+
+
+def check_layer(layer: int, num_layers: int) -> None:
+    """Raise ``ConfigError`` unless ``layer`` is one of a model's ``num_layers`` layers."""
+    if not 0 <= layer < num_layers:
+        raise ConfigError(
+            f"diagnose.layer={layer}, but the model has {num_layers} layer(s): give 0 to "
+            f"{num_layers - 1}, or null for the last"
+        )
 
 
 def layer_inputs(model: SequenceModel, variables, inputs, lengths) -> tuple[jax.Array, jax.Array]:
@@ -276,14 +281,22 @@ def labelled_lengths(targets: np.ndarray, lengths: np.ndarray, target: str) -> n
     return np.where(labelled.any(axis=1), last, 0).astype(lengths.dtype)
 
 
-def measured_sequences(data: SequenceDataset, split: str, num_sequences: int) -> int:
-    """How many sequences ``gradient_flow`` averages over: those of the first ``num_sequences`` of
-    the split that have a step with a target."""
+def measured(
+    data: SequenceDataset, split: str, num_sequences: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, labelled lengths) of the sequences ``gradient_flow`` averages over: those of the
+    first ``num_sequences`` of the split that have a step with a target."""
     part = getattr(data, split)
     lengths = labelled_lengths(
         part.targets[:num_sequences], part.lengths[:num_sequences], data.target
     )
-    return int(np.count_nonzero(lengths > 0))
+    kept = np.flatnonzero(lengths > 0)
+    return kept, lengths[kept]
+
+
+def measured_sequences(data: SequenceDataset, split: str, num_sequences: int) -> int:
+    """How many sequences ``gradient_flow`` averages over (``measured``)."""
+    return len(measured(data, split, num_sequences)[0])
 
 
 @functools.cache
@@ -372,10 +385,7 @@ def gradient_flow(
       A ``FlowProfile``.
     """
     part = getattr(data, split)
-    lengths = labelled_lengths(
-        part.targets[:num_sequences], part.lengths[:num_sequences], data.target
-    )
-    kept = np.flatnonzero(lengths > 0)
+    kept, lengths = measured(data, split, num_sequences)
     if not len(kept):
         raise ConfigError(
             f"none of the first {num_sequences} {split} sequences has a step with a target: "
@@ -383,7 +393,7 @@ def gradient_flow(
         )
     inputs = jnp.asarray(part.inputs[kept])
     targets = jnp.asarray(part.targets[kept])
-    lengths = jnp.asarray(lengths[kept])
+    lengths = jnp.asarray(lengths)
     grads = _compiled_carry_gradients(model, data.target, layer)(
         variables, inputs, targets, lengths
     )

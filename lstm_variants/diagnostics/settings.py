@@ -70,11 +70,10 @@ def check_states_and_lags(diagnose: Mapping[str, Any], num_layers: int | None) -
         raise ConfigError(
             f"diagnose.layer must be null (the last layer) or a layer number >= 0, got {layer!r}"
         )
-    if layer is not None and num_layers is not None and layer >= num_layers:
-        raise ConfigError(  # as gradient_flow.probed_layer says it of a recorded trial's model
-            f"diagnose.layer={layer}, but the model has {num_layers} layer(s): give 0 to "
-            f"{num_layers - 1}, or null for the last"
-        )
+    if layer is not None and num_layers is not None:
+        from lstm_variants.diagnostics.gradient_flow import check_layer
+
+        check_layer(layer, num_layers)
     return diagnose
 
 

@@ -388,3 +388,16 @@ def test_unlabelled_last_frames_are_cut_so_the_loss_is_read_at_a_labelled_step()
         np.testing.assert_allclose(flow.profiles[name], cut.profiles[name], rtol=1e-6)
     with pytest.raises(ConfigError, match="none of the first 1 valid sequences has a step"):
         gradient_flow(model, variables, dataset(inputs[2:], targets[2:], lengths[2:]), 1)
+
+
+def test_train_greff_is_greffs_protocol_here_too():
+    """The brief-training block of conf/diagnose.yaml must not win over a protocol asked for."""
+
+    def train(*overrides):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose("diagnose", overrides=list(overrides)).train
+
+    brief, greff = train(), train("train=greff", "dataset=jsb_chorales")
+    assert (brief.batch_size, brief.max_epochs) == (32, 20)
+    assert (greff.batch_size, greff.max_epochs, greff.patience) == (1, 150, 15)
+    assert train("train=greff", "train.batch_size=8").batch_size == 8  # the command line wins

@@ -31,7 +31,7 @@ from lstm_variants.command_line import (
     problem,
 )
 from lstm_variants.compilation_cache import enable_for_command
-from lstm_variants.config_values import check_values
+from lstm_variants.config_values import check_values, with_absolute_paths
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
 from lstm_variants.interrupt import ending_interrupts
@@ -131,7 +131,7 @@ def task(cfg: DictConfig) -> None:
         from lstm_variants.experiment import run_trials
         from lstm_variants.search import trial_configs
 
-        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved = with_absolute_paths(OmegaConf.to_container(cfg, resolve=True))
         check_values(resolved)  # seed, search.trials, ...: before the search reads them
         check_reference_cell(resolved)
         check_rerun_source(resolved, records_dir)

@@ -12,7 +12,8 @@ bounds, and whether ``null`` means "off". A key that a config does not have is n
 so one table serves both commands (``lstm-variants`` and ``lstm-variants-diagnose``). A cell's
 options (``+cell.options.peepholes=...``) are checked against the cell's own attribute types
 (``check_cell_options``): a flag given as 'abc' would otherwise count as true. Values are
-only read, never converted: the config, and so every trial id, stays as written.
+only read, never converted: the config, and so every trial id, stays as written (except
+relative file paths, which ``with_absolute_paths`` makes absolute).
 
 Hydra's structured configs (dataclass schemas) would type-check at composition, but they also
 convert what they check: an override ``train.input_noise=0`` would be stored as ``0.0``. A trial
@@ -190,6 +191,26 @@ def check_values(cfg: Mapping[str, Any]) -> None:
             f"optimizer.momentum ({given}) is used only by optimizer=sgd (Adam ignores it; "
             "search=greff samples it): add optimizer=sgd, or drop the momentum"
         )
+
+
+def with_absolute_paths(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with ``data_dir`` and a ``dataset.options.path`` made absolute (``~`` expanded).
+
+    The one exception to "values stay as written": a relative path names a file only together
+    with the directory a command ran in, which no record keeps. Stored as given, a record of
+    ``dataset=text_file dataset.options.path=book.txt`` could not be loaded again from any other
+    directory, and two studies run from different directories would give different books one
+    trial id. Absolute, the trial id names the file.
+    """
+    out = dict(cfg)
+    if isinstance(out.get("data_dir"), str) and out["data_dir"]:
+        out["data_dir"] = os.path.abspath(os.path.expanduser(out["data_dir"]))
+    dataset = out.get("dataset")
+    options = dataset.get("options") if isinstance(dataset, Mapping) else None
+    if isinstance(options, Mapping) and isinstance(options.get("path"), str) and options["path"]:
+        path = os.path.abspath(os.path.expanduser(options["path"]))
+        out["dataset"] = dict(dataset) | {"options": dict(options) | {"path": path}}
+    return out
 
 
 def check_trial_seeds(cfg: Mapping[str, Any]) -> None:

@@ -208,6 +208,29 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
     assert params_line and Path(params_line[0].removeprefix("trained parameters: ")).exists()
 
 
+def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere(tmp_path):
+    # Stored as given, `path=book.txt` would name a file only together with the directory the
+    # run started in: load_trial from anywhere else would not find it.
+    run_dir = tmp_path / "study"
+    run_dir.mkdir()
+    (run_dir / "book.txt").write_text("to be or not to be, that is the question. " * 20)
+    out = subprocess.run(
+        [sys.executable, "-m", "lstm_variants.cli", "dataset=text_file",
+         "dataset.options.path=book.txt", "dataset.options.streams=2",
+         "dataset.options.window=8", "model.hidden_size=4", "train.max_epochs=1",
+         "progress=false", "data_dir=.", f"hydra.run.dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, cwd=run_dir, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (record_path,) = (tmp_path / "out" / "records").glob("*.json")
+    config = json.loads(record_path.read_text())["config"]
+    assert config["dataset"]["options"]["path"] == str(run_dir / "book.txt")
+    assert config["data_dir"] == str(run_dir)
+    assert Path.cwd() != run_dir
+    trial = load_trial(record_path)
+    assert trial.data.source == str(run_dir / "book.txt")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

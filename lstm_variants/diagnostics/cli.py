@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_variants.analysis.collect import AnalysisError
 from lstm_variants.cli import quiet_library_logs, run_hydra_app
 from lstm_variants.compilation_cache import enable_for_command
-from lstm_variants.config_values import check_values
+from lstm_variants.config_values import check_values, with_absolute_paths
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError, RecordError
 
@@ -81,7 +81,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
 def task(cfg: DictConfig) -> None:
     quiet_library_logs()
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = with_absolute_paths(OmegaConf.to_container(cfg, resolve=True))
     out_dir = Path(resolved.get("out_dir") or HydraConfig.get().runtime.output_dir)
     try:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

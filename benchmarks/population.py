@@ -12,8 +12,9 @@ For each K the same K trials are trained
 for ``--epochs`` epochs each (patience is set so nobody stops early; a diverging trial stops in
 both). A trial-epoch is one epoch of training plus its validation pass; the rate counts the epochs
 the trials ran over the seconds spent in epochs, leaving out parameter initialisation and
-compilation, which are reported in their own columns. Each run is made twice, both ways: first
-cold (no compiled program kept from an earlier run, ``population.forget_compiled``), then warm.
+compilation, which are reported in their own columns. Each run is made both ways: first
+cold (no compiled program kept from an earlier run, ``population.forget_compiled``), then warm
+(``--repeats`` times; the median counts, and the spread is printed as it goes).
 The epoch seconds are the warm run's: the cold run's epochs also compile the small programs the
 epoch loop runs beside the epoch program (selecting the best parameters, the epoch's keys), once
 per new hidden size, which would charge the sequential trials a compile per trial and a
@@ -31,6 +32,7 @@ slowest process, and the script then ends with ``speedup_k32_processes=<y>`` as 
     uv run python benchmarks/population.py                    # K = 1, 8, 32, 128, one epoch
     uv run python benchmarks/population.py --k 8 32 --sequences 64
     uv run python benchmarks/population.py --k 32 --processes 2
+    uv run python benchmarks/population.py --k 32 --repeats 3 # median of 3 warm runs each
 
 Needs JSB Chorales in ``$LSTM_VARIANTS_DATA_DIR`` (or downloads it).
 """
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -70,11 +73,18 @@ def parse_args():
         default=1,
         help="also train each K split over this many processes, one pinned core each (default 1: not)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="warm runs per population and per sequential trial; their median epoch time counts "
+        "(default 1)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     # One process of a --processes run (started by this script; prints one JSON line).
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for name in ("processes", "epochs", "sequential"):
+    for name in ("processes", "epochs", "sequential", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if min(args.k) < 1:
@@ -107,24 +117,32 @@ def population_totals(results) -> dict:
     }
 
 
-def cold_then_warm(train) -> dict:
-    """``train()``'s totals (``population_totals``) run cold, then warm: the warm run's epochs and
-    epoch seconds, and as set-up the cold run's seconds beyond them (module docstring)."""
+def cold_then_warm(train, repeats: int = 1) -> dict:
+    """``train()``'s totals (``population_totals``) run cold, then ``repeats`` times warm: the
+    warm runs' epochs and median epoch seconds, and as set-up the cold run's seconds beyond that
+    median (module docstring)."""
     from lstm_variants.population import forget_compiled
 
     forget_compiled()
     started = time.perf_counter()
     cold = population_totals(train())
     wall = time.perf_counter() - started
-    warm = population_totals(train())
+    warm = [population_totals(train()) for _ in range(repeats)]
+    seconds = sorted(run["epochs_seconds"] for run in warm)
+    median = statistics.median(seconds)
     cold_seconds = cold["setup_seconds"] + cold["epochs_seconds"]
-    return warm | {"setup_seconds": cold_seconds - warm["epochs_seconds"], "wall_seconds": wall}
+    return warm[0] | {
+        "epochs_seconds": median,
+        "epochs_seconds_range": (seconds[0], seconds[-1]),
+        "setup_seconds": cold_seconds - median,
+        "wall_seconds": wall,
+    }
 
 
 def run_workers(k: int, args) -> dict:
     """Train the first K draws as ``args.processes`` pinned populations at once; their totals."""
     command = [sys.executable, os.path.abspath(__file__), "--k", str(k), "--devices", "1"]
-    for flag in ("epochs", "sequences", "length_buckets", "max_padding_waste", "seed"):
+    for flag in ("epochs", "sequences", "length_buckets", "max_padding_waste", "repeats", "seed"):
         command += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     command += ["--processes", str(args.processes)]
     workers = [
@@ -141,7 +159,17 @@ def run_workers(k: int, args) -> dict:
         "setup_seconds": max(r["setup_seconds"] for r in results),
         "buckets": sum(r["buckets"] for r in results),
         "wall_seconds": max(r["wall_seconds"] for r in results),
+        "epochs_seconds_range": (
+            max(r["epochs_seconds_range"][0] for r in results),
+            max(r["epochs_seconds_range"][1] for r in results),
+        ),
     }
+
+
+def spread(totals: dict) -> str:
+    """' (warm min-max)' of the epoch seconds when there were several warm runs, else ''."""
+    low, high = totals["epochs_seconds_range"]
+    return f" (warm {low:.2f}-{high:.2f})" if high > low else ""
 
 
 def main():
@@ -216,7 +244,7 @@ def main():
         totals = cold_then_warm(lambda: train_population(
             model, optimizer, data, settings, share, progress=False,
             log=lambda line: print(f"  worker {args.worker}: " + line, file=sys.stderr),
-        ) if share else [])  # fmt: skip
+        ) if share else [], args.repeats)  # fmt: skip
         print(json.dumps(totals))
         return
 
@@ -225,12 +253,14 @@ def main():
         totals = cold_then_warm(
             lambda member=member: [
                 train_run(model, optimizer, data, settings, member, progress=False)
-            ]
+            ],
+            args.repeats,
         )
         sequential.append(totals)
         print(
             f"  sequential trial {len(sequential)}/{min(args.sequential, draws)}: hidden "
-            f"{member.hidden_size}, {totals['epochs_seconds']:.2f}s in epochs, set-up "
+            f"{member.hidden_size}, {totals['epochs_seconds']:.2f}s in epochs"
+            f"{spread(totals)}, set-up "
             f"{totals['setup_seconds']:.2f}s",
             file=sys.stderr,
         )
@@ -246,7 +276,7 @@ def main():
         together = cold_then_warm(lambda k=k: train_population(
             model, optimizer, data, settings, members[:k], progress=False,
             log=lambda line: print("  " + line, file=sys.stderr),
-        ))  # fmt: skip
+        ), args.repeats)  # fmt: skip
         layouts = [(f"1 process, {len(devices)} device(s)", together)]
         if args.processes > 1:
             layouts.append((f"{args.processes} processes, pinned", run_workers(k, args)))
@@ -266,8 +296,9 @@ def main():
                 }
             )
             print(
-                f"  K={k}, {layout}: {pop_rate:.3f} vs {seq_rate:.3f} trial-epochs/s; population "
-                f"setup {totals['setup_seconds']:.1f}s, wall {totals['wall_seconds']:.1f}s",
+                f"  K={k}, {layout}: {pop_rate:.3f} vs {seq_rate:.3f} trial-epochs/s (population "
+                f"epochs {totals['epochs_seconds']:.2f}s{spread(totals)}); population setup "
+                f"{totals['setup_seconds']:.1f}s, wall {totals['wall_seconds']:.1f}s",
                 file=sys.stderr,
             )
 

@@ -1,4 +1,4 @@
-"""The joblib launcher: a job process that dies fails its unfinished jobs, not the whole study."""
+"""The project's launchers: a job process that dies fails its job, not the whole study."""
 
 import json
 import os
@@ -7,14 +7,20 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from lstm_variants.cli import CONFIG_DIR
 
-TARGET = "hydra_plugins.lstm_variants_launchers.joblib_launcher.JoblibLauncher"
+PLUGINS = "hydra_plugins.lstm_variants_launchers"
+TARGETS = {
+    "joblib": f"{PLUGINS}.joblib_launcher.JoblibLauncher",
+    "submitit_local": f"{PLUGINS}.submitit_launcher.LocalLauncher",
+    "submitit_slurm": f"{PLUGINS}.submitit_launcher.SlurmLauncher",
+}
 
 # A Hydra app with the project's launcher and sweep callback whose job x=1 dies as a process
-# killed for memory would: no exception, no status file, the worker gone.
+# killed for memory would: no exception, no status file, the process gone.
 APP = """
 import os
 import time
@@ -37,16 +43,16 @@ def task(cfg):
 task()
 """
 
-CONFIG = f"""
+CONFIG = """
 defaults:
-  - override hydra/launcher: joblib
+  - override hydra/launcher: {launcher}
   - _self_
 x: 0
 wait: 3
 hydra:
   launcher:
-    _target_: {TARGET}
-    n_jobs: 2
+    _target_: {target}
+    {option}
   sweep:
     dir: sweep
     subdir: ${{hydra.job.num}}
@@ -55,16 +61,27 @@ hydra:
       _target_: lstm_variants.sweep.SweepSummary
 """
 
+# What each launcher's failed status says about the dead job.
+DEAD = {
+    "joblib": ("n_jobs: 2", "did not finish: a job process of this sweep died"),
+    "submitit_local": ("timeout_min: 5", "did not finish: its submitit job"),
+}
 
-def test_the_projects_joblib_preset_uses_this_launcher():
+
+@pytest.mark.parametrize("preset", sorted(TARGETS))
+def test_the_projects_launcher_presets_use_these_launchers(preset):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["launcher=joblib"], return_hydra_config=True)
-    assert cfg.hydra.launcher._target_ == TARGET
+        cfg = compose("config", overrides=[f"launcher={preset}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == TARGETS[preset]
 
 
-def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_path):
+@pytest.mark.parametrize("launcher", sorted(DEAD))
+def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_path, launcher):
+    option, error = DEAD[launcher]
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
-    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "config.yaml").write_text(
+        CONFIG.format(launcher=launcher, target=TARGETS[launcher], option=option)
+    )
     out = subprocess.run(
         [sys.executable, "app.py", "-m", "x=0,1"],
         cwd=tmp_path,
@@ -80,9 +97,9 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
     died = json.loads((sweep / "1" / "status.json").read_text())
     assert finished["status"] == "ok"
     assert died["status"] == "failed" and died["overrides"] == ["x=1"]
-    assert "a job process of this sweep died" in died["error"]
+    assert error in died["error"]
     summary = (sweep / "summary.md").read_text()
     assert "## Failed jobs" in summary and "- x=1: did not finish" in summary
     assert "x=0" not in summary.split("## Failed jobs")[1]
     warning = [line for line in out.stderr.splitlines() if "warning" in line]
-    assert len(warning) == 1 and "rerun the command" in warning[0] and "x=1" in warning[0]
+    assert len(warning) == 1 and "rerun the command" in warning[0] and "job x=1 " in warning[0]

@@ -19,17 +19,15 @@ start-up, ``--help`` included.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import (
     JoblibLauncher as HydraJoblibLauncher,
 )
 from joblib.externals.loky.process_executor import BrokenProcessPool
-from omegaconf import open_dict
+
+from hydra_plugins.lstm_variants_launchers.failed_jobs import settled_return, warn
 
 DIED = (
     "did not finish: a job process of this sweep died ({cause}); joblib stopped the jobs beside it"
@@ -53,39 +51,11 @@ class JoblibLauncher(HydraJoblibLauncher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, reason: str
     ) -> list[JobReturn]:
         """The batch's JobReturns after its executor broke; 'failed' statuses for the unfinished."""
-        from lstm_variants.sweep import STATUS_FILE, write_status
-
         returns, unfinished = [], []
         for number, overrides in enumerate(job_overrides, start=initial_job_idx):
-            job_dir = self.job_dir(list(overrides), number)
-            if not (job_dir / STATUS_FILE).exists():
-                write_status(job_dir, "failed", list(overrides), error=reason)
+            returned, stopped = settled_return(self, list(overrides), number, reason)
+            returns.append(returned)
+            if stopped:
                 unfinished.append(" ".join(overrides) or f"job {number}")
-            returns.append(
-                JobReturn(
-                    overrides=list(overrides),
-                    working_dir=str(job_dir),
-                    status=JobStatus.COMPLETED,  # a FAILED return would end the sweep here
-                    _return_value=None,
-                )
-            )
-        print(
-            f"lstm-variants: warning: {len(unfinished)} job(s) {reason}: "
-            + "; ".join(unfinished)
-            + ". Their finished trials kept their records; rerun the command to train the rest.",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(unfinished, reason)
         return returns
-
-    def job_dir(self, overrides: list[str], number: int) -> Path:
-        """Where job ``number`` ran: ``hydra.sweep.dir/hydra.sweep.subdir`` of its own config, as
-        hydra-joblib-launcher composes it."""
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(config):
-            config.hydra.job.id = f"{config.hydra.job.name}_{number}"
-            config.hydra.job.num = number
-        HydraConfig.instance().set_config(config)  # for ${hydra:...} in the directory names
-        job_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        return job_dir

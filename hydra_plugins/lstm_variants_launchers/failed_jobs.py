@@ -1,0 +1,73 @@
+"""What a launcher of this project does with a job that ended without a result.
+
+A job process can die without a word: killed for memory, a crash in native code, a cluster node
+lost. The job then writes no ``status.json`` (``lstm_variants.sweep``), and Hydra's launchers raise
+for the whole batch, which ends the multirun without its summary. The launchers of this package
+instead give such a job a 'failed' status with the reason, so ``summary.md`` lists it, and return
+it to Hydra as completed, so that the sweep goes on to the next batch and to ``on_multirun_end``.
+
+Imports of ``lstm_variants`` happen inside the functions: Hydra imports every module of the
+``hydra_plugins`` namespace at start-up, ``--help`` included.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import open_dict
+
+
+def job_dir(launcher, overrides: list[str], number: int, job_id: str | None = None) -> Path:
+    """Where job ``number`` ran: ``hydra.sweep.dir/hydra.sweep.subdir`` of its own config, as
+    Hydra's launchers compose it (``launcher`` has Hydra's ``config`` and ``hydra_context``).
+    ``job_id`` defaults to hydra-joblib-launcher's ``<job name>_<number>``."""
+    config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, overrides)
+    with open_dict(config):
+        config.hydra.job.id = job_id or f"{config.hydra.job.name}_{number}"
+        config.hydra.job.num = number
+    HydraConfig.instance().set_config(config)  # for ${hydra:...} in the directory names
+    directory = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def settled_return(
+    launcher, overrides: list[str], number: int, reason: str, job_id: str | None = None
+) -> tuple[JobReturn, bool]:
+    """The JobReturn of a job that ended without a result, and whether it was unfinished.
+
+    A job that wrote its ``status.json`` before its process went (it finished) keeps it; one that
+    did not gets a 'failed' status with ``reason``.
+    """
+    from lstm_variants.sweep import STATUS_FILE, write_status
+
+    directory = job_dir(launcher, overrides, number, job_id)
+    unfinished = not (directory / STATUS_FILE).exists()
+    if unfinished:
+        write_status(directory, "failed", overrides, error=reason)
+    returned = JobReturn(
+        overrides=overrides,
+        working_dir=str(directory),
+        status=JobStatus.COMPLETED,  # a FAILED return would end the sweep here
+        _return_value=None,
+    )
+    return returned, unfinished
+
+
+def warn(unfinished: list[str], reason: str) -> None:
+    """One line on stderr naming the unfinished jobs (their overrides), why, and what to do."""
+    if len(unfinished) == 1:
+        head = f"job {unfinished[0]} {reason}. Its finished trials kept their records"
+    else:
+        head = (
+            f"{len(unfinished)} jobs {reason}: {'; '.join(unfinished)}. "
+            "Their finished trials kept their records"
+        )
+    print(
+        f"lstm-variants: warning: {head}; rerun the command to train the rest.",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,134 @@
+"""Submitit launchers (local and SLURM) whose dead jobs become failed jobs, so the study still gets
+its summary.
+
+hydra-submitit-launcher submits a batch of jobs as one job array and then collects the results in
+order. A job that ended without a result (killed for memory, a lost node, requeued more often than
+``max_num_timeout`` allows) makes submitit raise ``UncompletedJobError`` there, and Hydra ends the
+multirun with it: no summary and no results table, although the jobs around it go on running on
+the cluster and their records land on disk. This subclass collects every job's result on its own:
+
+- a job that returned is passed on as Hydra would;
+- a job that did not, but wrote its ``status.json`` before its process went, keeps it;
+- any other gets ``status.json`` 'failed' with the reason and the path of its log, so
+  ``summary.md`` lists it; rerunning the command trains its missing trials.
+
+``submit`` is hydra-submitit-launcher 1.2.0's ``BaseSubmititLauncher.launch`` (MIT licence,
+Copyright (c) Facebook, Inc. and its affiliates) up to the submission, unchanged: the results are
+collected in the one expression after it, which no hook reaches. The plugin has had no release
+since 1.2.0 (2022); ``tests/test_launchers.py`` runs this launcher with submitit's local executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import OmegaConf
+
+from hydra_plugins.lstm_variants_launchers.failed_jobs import settled_return, warn
+
+log = logging.getLogger(__name__)
+
+ENDED = "did not finish: its submitit job {job} ended without a result ({cause}); log: {log}"
+
+
+class SubmititLauncher(BaseSubmititLauncher):
+    """hydra-submitit-launcher, except that a job without a result fails that job instead of the
+    whole multirun (module docstring)."""
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        from submitit.core.utils import UncompletedJobError
+
+        jobs = self.submit(job_overrides, initial_job_idx)
+        returns = []
+        for number, (overrides, job) in enumerate(
+            zip(job_overrides, jobs, strict=True), start=initial_job_idx
+        ):
+            try:
+                returns.append(job.results()[0])
+            except UncompletedJobError as error:  # FailedJobError too
+                lines = [line for line in str(error).splitlines() if line.strip()]
+                cause = next(
+                    (line for line in lines if "(state:" in line), lines[0] if lines else ""
+                )
+                reason = ENDED.format(
+                    job=job.job_id,
+                    cause=cause.strip() or type(error).__name__,
+                    log=job.paths.stdout,
+                )
+                returned, stopped = settled_return(
+                    self, list(overrides), number, reason, job_id=str(job.job_id)
+                )
+                returns.append(returned)
+                if stopped:
+                    warn([" ".join(overrides) or f"job {number}"], reason)
+        return returns
+
+    def submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+        """Submit the batch as one job array; its submitit jobs (module docstring)."""
+        import submitit
+
+        assert self.config is not None
+
+        num_jobs = len(job_overrides)
+        assert num_jobs > 0
+        params = self.params
+        # build executor
+        init_params = {"folder": self.params["submitit_folder"]}
+        specific_init_keys = {"max_num_timeout"}
+
+        init_params.update(
+            **{f"{self._EXECUTOR}_{x}": y for x, y in params.items() if x in specific_init_keys}
+        )
+        init_keys = specific_init_keys | {"submitit_folder"}
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)
+
+        # specify resources/parameters
+        baseparams = set(OmegaConf.structured(BaseQueueConf).keys())
+        params = {
+            x if x in baseparams else f"{self._EXECUTOR}_{x}": y
+            for x, y in params.items()
+            if x not in init_keys
+        }
+        executor.update_parameters(**params)
+
+        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {self.config.hydra.sweep.dir}")
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            mode = int(str(self.config.hydra.sweep.mode), 8)
+            os.chmod(sweep_dir, mode=mode)
+
+        job_params: list[Any] = []
+        for idx, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + idx
+            lst = " ".join(filter_overrides(overrides))
+            log.info(f"\t#{idx} : {lst}")
+            job_params.append(
+                (
+                    list(overrides),
+                    "hydra.sweep.dir",
+                    idx,
+                    f"job_id_for_{idx}",
+                    Singleton.get_state(),
+                )
+            )
+
+        return executor.map_array(self, *zip(*job_params, strict=True))
+
+
+class LocalLauncher(SubmititLauncher):
+    _EXECUTOR = "local"
+
+
+class SlurmLauncher(SubmititLauncher):
+    _EXECUTOR = "slurm"

@@ -37,6 +37,14 @@ SMOKE = {
     ],
     # TIMIT is licensed and absent here: its job fails, is listed, and the rest is aggregated.
     "forget_bias": ["cell=lstm", "dataset=adding,timit"],
+    # PTB is not here (and a test never downloads): a small text file stands in for it.
+    "jozefowicz_ptb": [
+        "cell=lstm_b",
+        "dataset=text_file",
+        "dataset.options.path={tmp}/book.txt",
+        "dataset.options.streams=2",
+        "dataset.options.window=8",
+    ],
 }
 SMALL = [
     "search.trials=2",
@@ -73,6 +81,7 @@ def test_every_sweep_composes_and_names_real_cells():
         "jozefowicz_synthetic",
         "forget_bias",
         "quickstart",
+        "jozefowicz_ptb",
     }
     cells = {p.stem for p in (Path(CONFIG_DIR) / "cell").glob("*.yaml")}
     datasets = {p.stem for p in (Path(CONFIG_DIR) / "dataset").glob("*.yaml")}
@@ -109,11 +118,12 @@ def test_every_sweep_runs_at_smoke_size(name, tmp_path):
     report = ["sweep_report=true"] if name == "quickstart" else []
     # A fresh matplotlib font cache, as on a new machine: its one-time message stays out of the log.
     env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "matplotlib"))
+    (tmp_path / "book.txt").write_text("the cat sat on the mat . " * 40)
     out = cli(
         "-m",
         f"+sweep={name}",
         *SMALL,
-        *SMOKE[name],
+        *(override.format(tmp=tmp_path) for override in SMOKE[name]),
         *report,
         f"hydra.sweep.dir={tmp_path}",
         cwd=tmp_path,
@@ -129,6 +139,8 @@ def test_every_sweep_runs_at_smoke_size(name, tmp_path):
     first = json.loads(Path(table["record_path"][0]).read_text())
     assert first["study"] == name and first["sampled"] == first["config"]["search"]["sampled"]
     assert set(first["sampled"]) == set(first["config"]["search"]["space"])
+    if name == "jozefowicz_ptb":  # the search draws each trial's dropout rate
+        assert first["config"]["train"]["dropout"] == first["sampled"]["train.dropout"] > 0
     if name == "forget_bias":
         summary = (tmp_path / "summary.md").read_text()
         assert "## Failed jobs" in summary and "timit" in summary

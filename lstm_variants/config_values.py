@@ -147,6 +147,7 @@ VECTOR_INITIALIZER_NAMES = ("uniform", "normal", "zeros")
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.recurrence": ("fast", "reference"),
     "diagnose.split": ("train", "valid", "test"),
+    "diagnose.average": ("arithmetic", "geometric"),
     **{f"model.init.{kind}": INITIALIZER_NAMES for kind in ("input", "recurrent")},
     **{f"model.init.{kind}": VECTOR_INITIALIZER_NAMES for kind in ("peephole", "bias")},
 }

@@ -32,7 +32,9 @@ from lstm_variants.diagnostics.gradient_flow import (
     model_outputs,
     take_step,
 )
+from lstm_variants.diagnostics.studies import fresh_variables, study_dataset
 from lstm_variants.errors import ConfigError
+from lstm_variants.experiment import build_model
 from lstm_variants.model import SequenceModel, step_mask
 
 
@@ -90,6 +92,29 @@ def test_linear_rnn_gradient_decays_as_a_to_the_lag(a):
     fit = fit_rate(profile)
     assert abs(fit.rate - a) / a < 0.01
     assert fit.points == T - 1
+
+
+def test_the_geometric_average_weighs_every_sequence_alike():
+    # Two sequences whose gradients decay at 0.5 and 0.9 per step (norms 2 * r^k, 3 * r^k), one
+    # of them shorter: the geometric profile decays at sqrt(0.45) while both exist, and the
+    # arithmetic one at the slower rate's pace.
+    T, H = 30, 4
+    lags = np.arange(T)
+    grads = np.zeros((T, 2, H), np.float32)
+    lengths = np.array([T, 20])
+    for b, (scale, rate) in enumerate([(2.0, 0.5), (3.0, 0.9)]):
+        norms = scale * rate ** lags[: lengths[b]]
+        grads[lengths[b] - 1 - lags[: lengths[b]], b, 0] = norms  # aligned at each sequence's end
+    geometric = mean_by_lag(jnp.asarray(grads), jnp.asarray(lengths), "geometric")
+    arithmetic = mean_by_lag(jnp.asarray(grads), jnp.asarray(lengths), "arithmetic")
+    both = lags[:20]
+    np.testing.assert_allclose(geometric[both], np.sqrt(6.0) * np.sqrt(0.45) ** both, rtol=1e-5)
+    np.testing.assert_allclose(arithmetic[both], 1.0 * 0.5**both + 1.5 * 0.9**both, rtol=1e-5)
+    np.testing.assert_allclose(geometric[20:], 2.0 * 0.5 ** lags[20:], rtol=1e-5)  # one left
+    assert fit_rate(geometric, last_lag=19).rate == pytest.approx(np.sqrt(0.45), rel=1e-4)
+    assert fit_rate(arithmetic, first_lag=10, last_lag=19).rate == pytest.approx(0.9, rel=0.01)
+    with pytest.raises(ConfigError, match="average must be one of arithmetic, geometric"):
+        mean_by_lag(jnp.asarray(grads), jnp.asarray(lengths), "harmonic")
 
 
 def test_fit_rate_ignores_underflowed_lags():
@@ -261,6 +286,33 @@ def test_diagnose_writes_tables_and_figures(tmp_path):
     assert {path.name for path in tmp_path.glob("*.png")} == names - {"summary.md", "results.json"}
 
 
+def test_diagnose_with_the_geometric_average_says_so_and_lies_below_the_arithmetic(tmp_path):
+    cfg = _diagnose_config(
+        tmp_path,
+        "diagnose.states=[fresh]",
+        "diagnose.cells=[vanilla]",
+        "diagnose.average=geometric",
+        "diagnose.init_study.enabled=false",
+        "diagnose.clipping_study.enabled=false",
+    )
+    diagnose_cli.run(cfg, tmp_path)
+    heading = (tmp_path / "summary.md").read_text().splitlines()[0]
+    assert heading.endswith("8 valid sequences (g(k): the geometric mean over them)")
+    data = study_dataset(cfg)
+    model = build_model(cfg, data)
+    variables = fresh_variables(model, data, 0)
+    flows = {
+        average: gradient_flow(model, variables, data, num_sequences=8, average=average)
+        for average in ("arithmetic", "geometric")
+    }
+    for state in ("h", "c"):
+        arithmetic, geometric = (flows[a].profiles[state][1:] for a in flows)
+        assert np.all(
+            geometric <= arithmetic * (1 + 1e-6)
+        )  # the mean of logs is at most the log of the mean
+        assert np.any(geometric < arithmetic * (1 - 1e-3))  # the sequences differ, so strictly
+
+
 def test_lists_given_without_brackets_are_lists_of_one(tmp_path):
     from lstm_variants.diagnostics.settings import checked_diagnose
     from lstm_variants.diagnostics.studies import study_dataset
@@ -281,6 +333,7 @@ def test_diagnose_app_help_and_one_line_errors():
     for argv, message in [
         (["cell=nope"], "unknown cell 'nope'"),
         (["diagnose.nope=1"], "diagnose.nope"),
+        (["diagnose.average=harmonic"], "diagnose.average must be one of arithmetic, geometric"),
     ]:
         done = subprocess.run(
             [sys.executable, "-m", "lstm_variants.diagnostics.cli", *argv],

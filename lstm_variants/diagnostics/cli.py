@@ -31,7 +31,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
     Every setting is checked before the first model trains (``settings``), so a typo costs seconds.
     """
-    from lstm_variants.diagnostics.gradient_flow import measured_sequences
+    from lstm_variants.diagnostics.gradient_flow import average_note, measured_sequences
     from lstm_variants.diagnostics.recorded import load_trials, recorded_study, trials_header
     from lstm_variants.diagnostics.report import write_report
     from lstm_variants.diagnostics.settings import (
@@ -74,7 +74,8 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
         f"# Diagnostics: {cfg['dataset']['name']} "
         + " ".join(f"{k}={v}" for k, v in options.items())
         + f", hidden size {cfg['model']['hidden_size']}, seed {cfg['seed']}, "
-        f"{sequences} {diagnose['split']} sequences\n"
+        f"{sequences} {diagnose['split']} sequences"
+        f"{average_note(diagnose.get('average', 'arithmetic'))}\n"
     )
     return write_report(out_dir, cell_rows, init_rows, clip_rows, header)
 

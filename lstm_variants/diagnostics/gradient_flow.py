@@ -7,7 +7,8 @@ hidden state h_t (and, for the LSTM, the cell state c_t), this module measures::
     g_h(k) = E_seq || dL_T / dh_{T-k} ||_2        g_c(k) = E_seq || dL_T / dc_{T-k} ||_2
 
 against the lag k = T - t, averaging the per-sequence norms over sequences (each sequence is
-aligned at its own last valid step, so padding never counts). The derivatives are *total*: every
+aligned at its own last valid step, so padding never counts; ``average='geometric'`` takes
+exp E_seq log || . || instead). The derivatives are *total*: every
 path from the state at step t to L_T counts, the readout at step T included. For the LSTM, whose
 carry is (c_t, y_t), c_t means the cell state *as carried into step t + 1*: y_t was computed from it
 before the probe, so g_c(k) is the derivative with y_t held fixed, g_c(0) = 0 (the readout sees y_T)
@@ -255,13 +256,34 @@ def norms_by_lag(grads: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.A
     return jnp.where(valid, aligned, 0.0), valid
 
 
-def mean_by_lag(grads: jax.Array, lengths: jax.Array) -> np.ndarray:
-    """g(k): the mean over sequences of ||dL_T/ds_{T-k}||, k = 0..T-1 (NaN where no sequence is that long)."""
+AVERAGES = ("arithmetic", "geometric")
+
+
+def mean_by_lag(grads: jax.Array, lengths: jax.Array, average: str = "arithmetic") -> np.ndarray:
+    """g(k): the mean over sequences of ||dL_T/ds_{T-k}||, k = 0..T-1 (NaN where no sequence is
+    that long).
+
+    ``average='arithmetic'`` is E_seq ||.||: the sequences with the largest norms dominate it, so
+    its fitted rate tends to the slowest-decaying sequence's. ``'geometric'`` is
+    exp(E_seq log ||.||), whose log is the mean of the sequences' logs: its fitted rate is the
+    geometric mean of their rates, every sequence weighing alike. A zero norm (underflow) makes
+    the geometric mean 0 at that lag, which ``fit_rate`` leaves out.
+    """
+    if average not in AVERAGES:
+        raise ConfigError(f"average must be one of {', '.join(AVERAGES)}, got {average!r}")
     norms, valid = norms_by_lag(grads, lengths)
     counts = np.asarray(valid.sum(axis=1))
-    sums = np.asarray(norms.sum(axis=1), dtype=np.float64)
+    norms = np.asarray(norms, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / counts, np.nan)
+        if average == "geometric":
+            logs = np.where(np.asarray(valid), np.log(norms), 0.0)
+            return np.where(counts > 0, np.exp(logs.sum(axis=1) / counts), np.nan)
+        return np.where(counts > 0, norms.sum(axis=1) / counts, np.nan)
+
+
+def average_note(average: str) -> str:
+    """What a report's heading adds after its sequence count for ``average`` ('' for the default)."""
+    return "" if average == "arithmetic" else f" (g(k): the {average} mean over them)"
 
 
 def labelled_lengths(targets: np.ndarray, lengths: np.ndarray, target: str) -> np.ndarray:
@@ -368,6 +390,7 @@ def gradient_flow(
     layer: int | None = None,
     first_lag: int = 1,
     last_lag: int | None = 100,
+    average: str = "arithmetic",
 ) -> FlowProfile:
     """Measure g_h(k), g_c(k) and their rates on the first ``num_sequences`` of a split.
 
@@ -380,6 +403,8 @@ def gradient_flow(
       first_lag, last_lag: the lags the rate is fitted over (``fit_rate``); by default 1..100,
         as ``lstm-variants-diagnose`` fits them, so rates from code and from its tables compare
         (None: every lag).
+      average: how g(k) averages the sequences' norms, 'arithmetic' (default) or 'geometric'
+        (``mean_by_lag``).
 
     Returns:
       A ``FlowProfile``.
@@ -397,6 +422,8 @@ def gradient_flow(
     grads = _compiled_carry_gradients(model, data.target, layer)(
         variables, inputs, targets, lengths
     )
-    profiles = {name: mean_by_lag(g, lengths) for name, g in grads.items() if name in ("h", "c")}
+    profiles = {
+        name: mean_by_lag(g, lengths, average) for name, g in grads.items() if name in ("h", "c")
+    }
     fits = {name: fit_rate(p, first_lag, last_lag) for name, p in profiles.items()}
     return FlowProfile(profiles, fits)

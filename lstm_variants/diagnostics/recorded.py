@@ -22,7 +22,7 @@ from typing import Any
 
 from lstm_variants.analysis.best import ranked_by_validation
 from lstm_variants.analysis.collect import collect
-from lstm_variants.diagnostics.gradient_flow import measured_sequences
+from lstm_variants.diagnostics.gradient_flow import average_note, measured_sequences
 from lstm_variants.diagnostics.studies import fresh_variables, measure
 from lstm_variants.errors import ConfigError
 from lstm_variants.trained import TrainedTrial, load_trial
@@ -123,7 +123,8 @@ def trials_header(diagnose: Mapping[str, Any], trials: Sequence[TrainedTrial]) -
     sequences = measured_sequences(trials[0].data, split, int(diagnose["num_sequences"]))
     lines = [
         f"# Diagnostics of {len(trials)} recorded trial(s): {dataset['name']} {options}".rstrip()
-        + f", {sequences} {split} sequences\n",
+        + f", {sequences} {split} sequences"
+        + f"{average_note(diagnose.get('average', 'arithmetic'))}\n",
         "| trial | hidden size | learning rate | best valid | stopped | record |",
         "|---|--:|--:|--:|---|---|",
     ]

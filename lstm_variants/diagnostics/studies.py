@@ -126,23 +126,24 @@ def measure(
     diagnose: Mapping[str, Any], model: SequenceModel, variables, data: SequenceDataset
 ) -> tuple[FlowProfile, GateReport]:
     """Gradient flow and gate statistics of one model with the ``diagnose`` settings."""
-    common = {
-        "num_sequences": int(diagnose["num_sequences"]),
-        "split": diagnose["split"],
-        "layer": diagnose.get("layer"),
-    }
-    flow = gradient_flow(
-        model,
-        variables,
-        data,
-        first_lag=int(diagnose["first_lag"]),
-        last_lag=diagnose.get("last_lag"),
-        **common,
-    )
+    flow = gradient_flow(model, variables, data, **flow_settings(diagnose))
+    common = {k: flow_settings(diagnose)[k] for k in ("num_sequences", "split", "layer")}
     gates = gate_report(
         model, variables, data, mostly=float(diagnose["long_memory_mostly"]), **common
     )
     return flow, gates
+
+
+def flow_settings(diagnose: Mapping[str, Any]) -> dict[str, Any]:
+    """``gradient_flow``'s keyword arguments from the ``diagnose`` settings."""
+    return {
+        "num_sequences": int(diagnose["num_sequences"]),
+        "split": diagnose["split"],
+        "layer": diagnose.get("layer"),
+        "first_lag": int(diagnose["first_lag"]),
+        "last_lag": diagnose.get("last_lag"),
+        "average": diagnose.get("average", "arithmetic"),
+    }
 
 
 def cell_study(
@@ -196,16 +197,7 @@ def init_study(cfg: Mapping[str, Any], data: SequenceDataset) -> list[dict[str, 
                 )
                 # The forward pass does not depend on the initialiser: measuring with ``model``
                 # reuses one compiled program per cell.
-                flow = gradient_flow(
-                    model,
-                    variables,
-                    data,
-                    num_sequences=int(diagnose["num_sequences"]),
-                    split=diagnose["split"],
-                    layer=diagnose.get("layer"),
-                    first_lag=int(diagnose["first_lag"]),
-                    last_lag=diagnose.get("last_lag"),
-                )
+                flow = gradient_flow(model, variables, data, **flow_settings(diagnose))
                 rows.append(
                     {
                         "cell": cell,
@@ -234,13 +226,7 @@ def clipping_study(
       ('early', 'max_epochs' or 'diverged').
     """
     diagnose, study = cfg["diagnose"], cfg["diagnose"]["clipping_study"]
-    settings = {
-        "num_sequences": int(diagnose["num_sequences"]),
-        "split": diagnose["split"],
-        "layer": diagnose.get("layer"),
-        "first_lag": int(diagnose["first_lag"]),
-        "last_lag": diagnose.get("last_lag"),
-    }
+    settings = flow_settings(diagnose)
     rows = []
     for entry in study["cells"]:
         cell = cell_entry(entry)[2]

@@ -38,8 +38,14 @@ def dropout(x: jax.Array, rate: jax.Array | float, key: jax.Array) -> jax.Array:
 
     ``rate`` may be traced (one value per population member); at p = 0 the result is ``x`` bit
     for bit. Requires p < 1.
+
+    The mask of feature j is drawn from ``fold_in(key, j)`` alone, so it does not depend on how
+    many features follow: a population member padded to a wider hidden size (masked units) draws
+    for its own units exactly the masks it draws trained alone.
     """
-    keep = jax.random.uniform(key, x.shape) >= rate
+    width = x.shape[-1]
+    draw = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(key, j), x.shape[:-1]))
+    keep = jnp.moveaxis(draw(jnp.arange(width)), 0, -1) >= rate
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 

@@ -96,9 +96,8 @@ class Member:
       clip_value: per-value clipping threshold (+inf: off).
       input_noise: std of the Gaussian noise added to the training inputs (default 0).
       dropout: dropout rate on the non-recurrent connections while training, in [0, 1)
-        (default 0; ``model.dropout``). A member padded to a larger hidden size draws its masks
-        over the padded width, so its dropout masks (not their distribution) differ from a
-        stand-alone run's.
+        (default 0; ``model.dropout``). Each unit's masks are drawn from its own key, so a
+        member padded to a larger hidden size draws the masks of a stand-alone run.
       forget_bias: initial forget-gate bias of LSTM cells (default None: the model's cell option).
     """
 

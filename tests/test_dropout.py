@@ -33,9 +33,20 @@ def test_dropout_rate_is_traced_per_member_and_zero_is_exact():
 
 
 def _drop_reference(x, rate, key):
-    """Dropout of a (B, T, D) array whose masks the model draws time-major (T, B, D)."""
-    keep = jax.random.uniform(key, (x.shape[1], x.shape[0], x.shape[2])) >= rate
-    return jnp.where(jnp.swapaxes(keep, 0, 1), x / (1 - rate), 0.0)
+    """Dropout of a (B, T, D) array whose masks the model draws time-major, feature j's (T, B)
+    mask from ``fold_in(key, j)``."""
+    columns = []
+    for j in range(x.shape[2]):
+        keep = jax.random.uniform(jax.random.fold_in(key, j), (x.shape[1], x.shape[0])) >= rate
+        columns.append(jnp.where(keep.T, x[:, :, j] / (1 - rate), 0.0))
+    return jnp.stack(columns, axis=-1)
+
+
+def test_a_features_mask_does_not_depend_on_the_features_after_it():
+    key = jax.random.key(5)
+    wide = dropout(jnp.ones((7, 3, 8)), 0.5, key)
+    narrow = dropout(jnp.ones((7, 3, 3)), 0.5, key)
+    np.testing.assert_array_equal(wide[..., :3], narrow)
 
 
 def test_dropout_acts_on_every_layer_input_and_the_readout_never_the_recurrence():
@@ -77,6 +88,16 @@ def test_dropout_is_per_member_and_a_member_without_it_trains_as_alone(adding):
     # The same seed draws the same masks: a dropout run is reproducible.
     again = train(adding, [dropped], settings=settings)[0]
     assert [e["train_loss"] for e in again.curve] == [e["train_loss"] for e in b.curve]
+
+
+def test_a_padded_member_with_dropout_trains_as_it_does_alone(adding):
+    # Its masks over the padded width agree with a stand-alone run's on its own units.
+    settings = TrainSettings(**{**SETTINGS.__dict__, "max_padding_waste": 1.0, "max_epochs": 2})
+    small = Member(hidden_size=3, seed=2, learning_rate=0.2, dropout=0.3)
+    big = Member(hidden_size=8, seed=0, learning_rate=0.1)
+    together = train(adding, [big, small], settings=settings)
+    assert together[1].population["padded_hidden_size"] == 8
+    assert_same_run(together[1], train(adding, [small], settings=settings)[0])
 
 
 def test_dropout_outside_zero_to_one_is_a_config_error():

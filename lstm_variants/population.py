@@ -245,12 +245,14 @@ def estimate_member_bytes(
 
 
 def members_per_chunk(member_bytes: int, num_members: int, devices: Sequence[Any]) -> int:
-    """How many members fit the devices at once (a multiple of the device count when possible)."""
-    budget = len(devices) * device_memory_bytes(devices[0])
-    fit = max(1, int(budget // max(member_bytes, 1)))
-    if fit >= num_members:
-        return num_members
-    return max(len(devices) * (fit // len(devices)), 1)
+    """How many members fit the devices at once: all of them, or a multiple of the device count.
+
+    A chunk is split evenly over the devices (padded to a multiple of their count), so each device
+    holds ceil(chunk / devices) members: the fit is counted per device, not over their sum.
+    """
+    per_device = max(1, int(device_memory_bytes(devices[0]) // max(member_bytes, 1)))
+    fit = per_device * len(devices)
+    return num_members if fit >= num_members else fit
 
 
 def device_memory_bytes(device) -> int:

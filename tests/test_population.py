@@ -11,7 +11,7 @@ from lstm_variants.data import load_dataset
 from lstm_variants.hidden_padding import bucket_waste, hidden_buckets, wasted_work
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer
-from lstm_variants.population import Member, train_population
+from lstm_variants.population import Member, members_per_chunk, train_population
 from lstm_variants.train import TrainSettings
 
 ADDING = dict(T=11, n_train=48, n_valid=16, n_test=16, seed=0)
@@ -126,6 +126,26 @@ def test_too_little_memory_trains_in_chunks_with_the_same_results(adding, monkey
     assert [r.population["size"] for r in chunked] == [1, 1, 1]
     for a, b in zip(whole, chunked, strict=True):
         assert_same_run(a, b)
+
+
+@pytest.mark.parametrize(
+    "member_bytes, members, devices, chunk",
+    [
+        (6, 3, 2, 2),  # one member per device fits: not all 3, which puts 2 on one device
+        (5, 3, 2, 3),  # two per device fit: all 3
+        (4, 5, 2, 4),  # two per device (8 of 10 bytes): 5 would put 3 (12 bytes) on one
+        (3, 5, 1, 3),  # one device: three fit
+        (11, 4, 2, 2),  # none fits: one per device, never zero
+    ],
+)
+def test_a_chunk_never_puts_more_on_one_device_than_fits(
+    monkeypatch, member_bytes, members, devices, chunk
+):
+    monkeypatch.setattr("lstm_variants.population.device_memory_bytes", lambda device: 10)
+    got = members_per_chunk(member_bytes, members, ["device"] * devices)
+    assert got == chunk
+    per_device = -(-got // devices)  # a chunk is split evenly, padded to a multiple of devices
+    assert per_device * member_bytes <= 10 or per_device == 1
 
 
 def test_early_stopping_is_per_member(adding):

@@ -64,10 +64,14 @@ def frame_weights(
 def metric_value(mean_loss: float, metric: str) -> float:
     """Convert a mean frame loss (nats or MSE) to the dataset's reported metric.
 
-    'bits_per_char' is nats / ln 2 and 'perplexity' is e^nats; every other metric is the loss.
+    'bits_per_char' is nats / ln 2 and 'perplexity' is e^nats (inf past float64's range: a loss
+    above ~709.8 nats is finite, its perplexity is not); every other metric is the loss.
     """
     if metric == "bits_per_char":
         return mean_loss / math.log(2.0)
     if metric == "perplexity":
-        return math.exp(mean_loss)
+        try:
+            return math.exp(mean_loss)
+        except OverflowError:
+            return math.inf
     return mean_loss

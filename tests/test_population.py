@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from lstm_variants.data import load_dataset
+from lstm_variants.data.base import SequenceDataset, Split
 from lstm_variants.hidden_padding import bucket_waste, hidden_buckets, wasted_work
+from lstm_variants.losses import metric_value
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer
 from lstm_variants.population import Member, members_per_chunk, train_population
@@ -146,6 +148,31 @@ def test_a_chunk_never_puts_more_on_one_device_than_fits(
     assert got == chunk
     per_device = -(-got // devices)  # a chunk is split evenly, padded to a multiple of devices
     assert per_device * member_bytes <= 10 or per_device == 1
+
+
+def test_a_finite_loss_past_perplexitys_range_leaves_the_population_alone():
+    # e^nats overflows a float above ~709.8 nats: math.exp raised and ended the whole population.
+    assert metric_value(800.0, "perplexity") == math.inf
+    assert metric_value(2.0, "perplexity") == pytest.approx(math.e**2)
+    rng = np.random.default_rng(0)
+    vocab, n, steps = 20, 32, 10
+    tokens = rng.integers(0, vocab, size=(n, steps)).astype(np.int32)
+    split = Split(tokens, np.roll(tokens, -1, axis=1), np.full(n, steps, np.int32))
+    data = SequenceDataset(
+        name="toy_words", input_size=vocab, output_size=vocab, target="categorical",
+        target_at="every_step", metric="perplexity", train=split, valid=split, test=split,
+    )  # fmt: skip
+    model = SequenceModel(cell="vanilla", hidden_size=4, output_size=vocab, vocab_size=vocab)
+    healthy = Member(hidden_size=4, seed=0, learning_rate=10.0)
+    wild = Member(hidden_size=4, seed=0, learning_rate=1e4)  # valid loss ~2,400 nats, finite
+    settings = TrainSettings(max_epochs=2, patience=5, batch_size=8)
+    sgd = make_member_optimizer({"name": "sgd"})
+    results = train_population(model, sgd, data, settings, [healthy, wild], progress=False)
+    assert results[0].metrics["best_valid"] < 100
+    assert 709.8 < results[1].metrics["best_valid_loss"] < math.inf
+    assert results[1].metrics["best_valid"] == math.inf
+    alone = train_population(model, sgd, data, settings, [healthy], progress=False)[0]
+    assert_same_run(results[0], alone)
 
 
 def test_early_stopping_is_per_member(adding):

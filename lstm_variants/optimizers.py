@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from lstm_variants.errors import ConfigError
@@ -66,6 +68,22 @@ def make_member_optimizer(cfg: Mapping[str, Any]) -> Callable[..., optax.Gradien
             core = optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
         else:
             core = optax.adam(learning_rate)
-        return optax.chain(optax.clip_by_global_norm(clip_norm), optax.clip(clip_value), core)
+        return optax.chain(clip_by_global_norm(clip_norm), optax.clip(clip_value), core)
 
     return optax.inject_hyperparams(factory)
+
+
+def clip_by_global_norm(max_norm) -> optax.GradientTransformation:
+    """optax's ``clip_by_global_norm``, except that ``max_norm`` = +inf passes updates through.
+
+    optax scales by max_norm / ||g|| whenever ||g|| >= max_norm; a finite gradient whose squared
+    norm overflows float32 has ||g|| = inf, and inf / inf made it NaN although clipping was off.
+    """
+    inner = optax.clip_by_global_norm(max_norm)
+
+    def update(updates, state, params=None):
+        clipped, state = inner.update(updates, state, params)
+        off = jnp.isinf(max_norm)
+        return jax.tree.map(lambda c, u: jnp.where(off, u, c), clipped, updates), state
+
+    return optax.GradientTransformation(inner.init, update)

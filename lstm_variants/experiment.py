@@ -253,9 +253,7 @@ def run_trials(
                     train_settings(first),
                     [member_of(cfgs[index]) for index in population],
                     progress=progress,
-                    log=(lambda line: print(line, file=sys.stderr))
-                    if len(population) > 1
-                    else None,
+                    log=lambda line: print(line, file=sys.stderr),
                     checkpoint=checkpoint,
                 )
                 written = [index for index in population if index in missing]

@@ -179,7 +179,9 @@ def train_population(
         per_member = estimate_member_bytes(bucket_model, data, settings)
         chunk_size = members_per_chunk(per_member, len(indices), devices)
         chunks = [indices[i : i + chunk_size] for i in range(0, len(indices), chunk_size)]
-        if log:
+        if log and len(members) == 1:
+            log(f"memory: about {_gib(per_member)} of {devices[0].device_kind} memory (estimate)")
+        elif log:
             log(
                 f"population: {len(indices)} member(s) at hidden size {padded_hidden}: about "
                 f"{_gib(per_member * len(indices))} on {min(len(devices), chunk_size)} "
@@ -236,12 +238,15 @@ def estimate_member_bytes(
         lambda: model.init(jax.random.key(0), *_sample_inputs(data), parameters_only=True)
     )
     param_bytes = sum(int(np.prod(leaf.shape)) * 4 for leaf in jax.tree.leaves(shapes))
-    steps = data.train.inputs.shape[1]
     width = 16 * model.hidden_size * model.num_layers + data.output_size
     batch = data.streams or settings.batch_size
-    evaluation = min(settings.eval_batch_size, data.valid.num_sequences, data.test.num_sequences)
-    activations = 4 * steps * width * (2 * batch + max(evaluation, data.streams))
-    return 6 * param_bytes + activations
+    training = 4 * data.train.inputs.shape[1] * width * 2 * batch
+    evaluation = max(  # the larger of the valid and test splits' evaluation batches
+        4 * split.inputs.shape[1] * width
+        * max(min(settings.eval_batch_size, split.num_sequences), data.streams)
+        for split in (data.valid, data.test)
+    )  # fmt: skip
+    return 6 * param_bytes + training + evaluation
 
 
 def members_per_chunk(member_bytes: int, num_members: int, devices: Sequence[Any]) -> int:

@@ -13,7 +13,12 @@ from lstm_variants.hidden_padding import bucket_waste, hidden_buckets, wasted_wo
 from lstm_variants.losses import metric_value
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer
-from lstm_variants.population import Member, members_per_chunk, train_population
+from lstm_variants.population import (
+    Member,
+    estimate_member_bytes,
+    members_per_chunk,
+    train_population,
+)
 from lstm_variants.train import TrainSettings
 
 ADDING = dict(T=11, n_train=48, n_valid=16, n_test=16, seed=0)
@@ -148,6 +153,28 @@ def test_a_chunk_never_puts_more_on_one_device_than_fits(
     assert got == chunk
     per_device = -(-got // devices)  # a chunk is split evenly, padded to a multiple of devices
     assert per_device * member_bytes <= 10 or per_device == 1
+
+
+def test_the_memory_estimate_budgets_the_longest_evaluation_split():
+    def dataset(test_steps, test_sequences):
+        def split(n, t):
+            x = np.zeros((n, t, 3), np.float32)
+            return Split(x, x, np.full(n, t, np.int32))
+
+        return SequenceDataset(
+            name="toy", input_size=3, output_size=3, target="multilabel", target_at="every_step",
+            metric="nll_per_step", train=split(64, 10), valid=split(1, 10),
+            test=split(test_sequences, test_steps),
+        )  # fmt: skip
+
+    model = SequenceModel(cell="vanilla", hidden_size=8, output_size=3)
+    settings = TrainSettings(batch_size=16, eval_batch_size=256)
+    small = estimate_member_bytes(model, dataset(10, 1), settings)
+    longer = estimate_member_bytes(model, dataset(1000, 1), settings)
+    larger = estimate_member_bytes(model, dataset(1000, 256), settings)
+    width = 16 * 8 + 3  # floats per step and sequence
+    assert longer - small == 4 * width * (1000 - 10)  # the test split's 990 extra steps
+    assert larger - longer == 4 * width * 1000 * 255  # and its 255 extra sequences
 
 
 def test_a_finite_loss_past_perplexitys_range_leaves_the_population_alone():

@@ -202,6 +202,7 @@ def cli(*args, env_extra=None):
 def test_cli_trains_and_says_where_the_record_went(tmp_path):
     out = cli(*TINY, f"hydra.run.dir={tmp_path}")
     assert out.returncode == 0, out.stderr
+    assert "memory: about " in out.stderr  # the estimate, before compiling
     record_line = [line for line in out.stdout.splitlines() if line.startswith("record: ")]
     assert record_line and Path(record_line[0].removeprefix("record: ")).exists()
     params_line = [line for line in out.stdout.splitlines() if line.startswith("trained param")]

@@ -76,9 +76,12 @@ class TrainSettings:
 class RunResult:
     """What a run produced: the best parameters, its metrics and its learning curve.
 
-    ``population`` says where it was trained: population size, member index, padded hidden size,
-    number of devices, and the seconds its population (chunk) spent initialising parameters and
-    running epochs (training and validation); all seconds are the population's.
+    ``population`` says where it was trained, in the chunk of its population that trained at once
+    (the whole population unless it did not fit the devices' memory): ``size``, the chunk's
+    members; ``index``, the member's place in it; the padded hidden size; the number of devices;
+    and the seconds the chunk spent initialising parameters and running epochs (training and
+    validation). All seconds, ``wall_seconds`` and ``compile_seconds`` too, are the chunk's, so
+    a trial's share of them is seconds / size (``analysis.cost``).
     """
 
     params: Any

@@ -28,6 +28,19 @@ def scaled_uniform(scale: float) -> Initializer:
     return init
 
 
+def in_float32(init: Initializer) -> Initializer:
+    """``init`` computed in float32 and cast, for dtypes narrower than float32: the QR of the
+    orthogonal initialiser has no bfloat16 or float16 kernel on CPU. float32 and float64 draws
+    are left exactly as they are."""
+
+    def init_as(key, shape, dtype=jnp.float32):
+        if jnp.finfo(dtype).bits >= 32:
+            return init(key, shape, dtype)
+        return init(key, shape, jnp.float32).astype(dtype)
+
+    return init_as
+
+
 def make_initializer(name: str, scale: float = 1.0) -> Initializer:
     """Return the initialiser called ``name``.
 
@@ -45,7 +58,7 @@ def make_initializer(name: str, scale: float = 1.0) -> Initializer:
         case "glorot_uniform":  # Flax's glorot_uniform is variance_scaling(1.0, "fan_avg", ...)
             return nn.initializers.variance_scaling(scale**2, "fan_avg", "uniform")
         case "orthogonal":
-            return nn.initializers.orthogonal(scale)
+            return in_float32(nn.initializers.orthogonal(scale))
         case "uniform":
             return scaled_uniform(scale)
         case "normal":

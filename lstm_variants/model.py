@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from lstm_variants.cells import make_cell
+from lstm_variants.errors import ConfigError
 from lstm_variants.recurrence import RECURRENCES
 
 
@@ -49,6 +50,9 @@ def dropout(x: jax.Array, rate: jax.Array | float, key: jax.Array) -> jax.Array:
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
+READOUTS = ("every_step", "last_step")
+
+
 def step_mask(lengths: jax.Array, num_steps: int) -> jax.Array:
     """(B,) lengths -> (B, T) booleans, True on the valid steps."""
     return jnp.arange(num_steps)[None, :] < lengths[:, None]
@@ -66,7 +70,7 @@ class SequenceModel(nn.Module):
       cell_options: extra cell attributes as (key, value) pairs (initialisers, forget_bias, ...).
       recurrence: 'fast' (custom VJP, default) or 'reference' (plain scan).
       unroll: time steps per compiled loop iteration (default 1).
-      param_dtype: dtype of every parameter (default float32).
+      param_dtype: dtype of every parameter (default float32); float inputs are cast to it.
       vocab_size: number of input tokens for (B, T) integer inputs (default 0: real-valued inputs).
       embed_size: embedding width for token inputs (default 0: ``hidden_size``).
     """
@@ -127,7 +131,15 @@ class SequenceModel(nn.Module):
           (B, T, O) outputs for ``readout_at='every_step'``, else (B, O); with
           ``return_carries`` the pair (outputs, final carries).
         """
+        if self.readout_at not in READOUTS:
+            raise ConfigError(
+                f"unknown readout_at {self.readout_at!r}; valid: {', '.join(READOUTS)}"
+            )
         batch, num_steps = inputs.shape[:2]
+        if jnp.issubdtype(inputs.dtype, jnp.floating):
+            # The carry is made in param_dtype; inputs of another dtype would promote px, and
+            # with it the scanned carry, to a different type.
+            inputs = inputs.astype(self.param_dtype)
         if self.vocab_size:
             width = self.embed_size or self.hidden_size
             inputs = nn.Embed(self.vocab_size, width, param_dtype=self.param_dtype, name="embed")(

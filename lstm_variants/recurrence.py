@@ -11,8 +11,9 @@ it stacks the g_t[k] and forms every dR[k] = sum_t a_t[k]^T g_t[k] after the loo
 matrix product (T*B rows), which is what BLAS does well and what ``flax.linen.RNN`` cannot do.
 
 No library provides this for arbitrary cells (cuDNN-style fused kernels exist only for the standard
-LSTM/GRU and not on CPU), hence it is written here; ``tests/test_recurrence.py`` checks it against
-the plain scan and against per-step references written from the equations.
+LSTM/GRU and not on CPU), hence it is written here. ``tests/test_recurrence_speedpath.py`` checks it
+against the plain scan, and ``tests/test_cells.py`` both paths against per-step references written
+from the equations.
 """
 
 from __future__ import annotations

@@ -228,3 +228,20 @@ def test_paper_params_names_the_forget_gate_bias():
 def test_unknown_cell_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown cell 'lstmm'; valid cells: vanilla, nig"):
         make_cell("lstmm", H)
+
+
+def test_make_cell_overrides_any_flag_even_one_named_variant():
+    # MUT's own flag is called `variant`, like make_cell's first argument once was.
+    assert make_cell("mut1", H, variant=2).variant == 2
+    assert make_cell("mut1", H).variant == 1
+
+
+def test_an_unknown_readout_is_refused():
+    from lstm_variants.errors import ConfigError
+
+    model = SequenceModel("gru", H, 2, readout_at="last")
+    x, lengths = jnp.zeros((1, 3, 2)), jnp.array([3])
+    with pytest.raises(
+        ConfigError, match="unknown readout_at 'last'; valid: every_step, last_step"
+    ):
+        model.init(jax.random.key(0), x, lengths)

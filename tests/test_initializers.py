@@ -42,3 +42,28 @@ def test_the_vector_initialisers_are_those_that_can_fill_a_vector(name):
     else:
         with pytest.raises(ValueError):
             make_initializer(name)(KEY, (4,))
+
+
+def test_a_bfloat16_model_initialises_and_its_fast_path_matches_the_reference():
+    # The orthogonal initialiser's QR has no bfloat16 kernel on CPU, and float32 inputs used to
+    # promote the scanned carry away from its bfloat16 type.
+    import jax.numpy as jnp
+
+    from lstm_variants.model import SequenceModel
+
+    x = jax.random.normal(jax.random.key(0), (2, 5, 3), jnp.float32)
+    lengths = jnp.array([5, 3])
+    outputs = {}
+    for recurrence in ("fast", "reference"):
+        model = SequenceModel("vanilla", 4, 2, param_dtype=jnp.bfloat16, recurrence=recurrence)
+        params = model.init(jax.random.key(1), x, lengths)
+        assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.bfloat16)}
+        outputs[recurrence] = np.asarray(model.apply(params, x, lengths), np.float32)
+    np.testing.assert_allclose(outputs["fast"], outputs["reference"], rtol=2e-2, atol=2e-2)
+    orthogonal = make_initializer("orthogonal")
+    in_float32 = orthogonal(jax.random.key(2), (6, 6), jnp.float32)
+    np.testing.assert_array_equal(
+        in_float32, nn.initializers.orthogonal()(jax.random.key(2), (6, 6))
+    )
+    narrow = orthogonal(jax.random.key(2), (6, 6), jnp.bfloat16)
+    np.testing.assert_array_equal(narrow, in_float32.astype(jnp.bfloat16))

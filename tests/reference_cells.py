@@ -103,11 +103,16 @@ def mgu_step(P, h, x):
     return h_new, h_new
 
 
-def reference_layer(kind, flags, P, xs, lengths, hidden):
-    """Run one layer over (B, T, D) inputs one step at a time; padded steps keep the state."""
+def reference_layer(kind, flags, P, xs, lengths, hidden, return_state=False):
+    """Run one layer over (B, T, D) inputs one step at a time; padded steps keep the state.
+
+    Returns the (B, T, H) outputs, and with ``return_state`` also the final state: (c, y, gates)
+    for the LSTM kinds, h for the others.
+    """
     # The equations are written with NumPy broadcasting, as on paper.
     with jax.numpy_rank_promotion("allow"):
-        return _reference_layer(kind, flags, P, xs, lengths, hidden)
+        outputs, state = _reference_layer(kind, flags, P, xs, lengths, hidden)
+    return (outputs, state) if return_state else outputs
 
 
 def _reference_layer(kind, flags, P, xs, lengths, hidden):
@@ -137,7 +142,7 @@ def _reference_layer(kind, flags, P, xs, lengths, hidden):
         valid = (t < lengths)[:, None]
         state = _select(valid, new_state, state)
         outputs.append(jnp.where(valid, y, 0.0))
-    return jnp.stack(outputs, axis=1)
+    return jnp.stack(outputs, axis=1), state
 
 
 def _select(valid, new, old):

@@ -63,14 +63,28 @@ def test_scanned_model_matches_per_step_reference(name, recurrence):
         lengths = jnp.array([T, 4, 1])
         params = _randomise(model.init(jax.random.key(0), xs, lengths), jax.random.key(2))
         cotangent = jax.random.normal(jax.random.key(3), (B, T, OUT), jnp.float64)
+        # The final state enters the loss too: padded steps must leave it alone (the outputs of a
+        # padded step are zeroed whatever the state does).
+        d_y, d_c = jax.random.normal(jax.random.key(4), (2, B, H), jnp.float64)
 
         def fast_loss(p):
-            return jnp.sum(model.apply(p, xs, lengths) * cotangent)
+            outputs, (carry,) = model.apply(p, xs, lengths, return_carries=True)
+            final = jnp.sum(model.cell_template().output_of(carry) * d_y)
+            if kind == "lstm":
+                final = final + jnp.sum(carry[0] * d_c)
+            return jnp.sum(outputs * cotangent) + final
 
         def reference_loss(p):
-            hidden = reference_layer(kind, flags, p["params"]["layer_0"], xs, lengths, H)
+            hidden, state = reference_layer(
+                kind, flags, p["params"]["layer_0"], xs, lengths, H, return_state=True
+            )
             readout = p["params"]["readout"]
-            return jnp.sum((hidden @ readout["kernel"] + readout["bias"][None, None]) * cotangent)
+            outputs = hidden @ readout["kernel"] + readout["bias"][None, None]
+            if kind == "lstm":
+                final = jnp.sum(state[1] * d_y) + jnp.sum(state[0] * d_c)
+            else:
+                final = jnp.sum(state * d_y)
+            return jnp.sum(outputs * cotangent) + final
 
         value, grads = jax.value_and_grad(fast_loss)(params)
         ref_value, ref_grads = jax.value_and_grad(reference_loss)(params)
@@ -88,15 +102,19 @@ def _at(tree, path):
     return tree
 
 
-def test_padded_steps_change_neither_outputs_nor_final_state():
-    model = SequenceModel("vanilla", H, OUT)
+@pytest.mark.parametrize("name", ["vanilla", "fgr", "gru", "mut3"])
+def test_padded_steps_change_neither_outputs_nor_final_state(name):
+    model = SequenceModel(name, H, OUT)
     xs = jax.random.normal(jax.random.key(1), (2, T, D))
-    lengths = jnp.array([4, 4])
+    lengths = jnp.array([4, 2])
     params = model.init(jax.random.key(0), xs, lengths)
-    garbage = xs.at[:, 4:].set(1e3)
-    short = model.apply(params, xs[:, :4], lengths)
-    padded = model.apply(params, garbage, lengths)
+    garbage = xs.at[:, 4:].set(1e3).at[1, 2:].set(-1e3)
+    short, short_final = model.apply(params, xs[:, :4], lengths, return_carries=True)
+    padded, padded_final = model.apply(params, garbage, lengths, return_carries=True)
     np.testing.assert_allclose(padded[:, :4], short, rtol=1e-6)
+    assert np.all(np.asarray(padded)[1, 2:] == np.asarray(padded)[1, 2, None])  # zeros read out
+    for got, want in zip(jax.tree.leaves(padded_final), jax.tree.leaves(short_final), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def _run_flax_rnn(cell, params, xs):

@@ -47,10 +47,13 @@ def test_fast_equals_reference_model(name):
             for r in ("fast", "reference")
         )
         params = fast.init(jax.random.key(0), x, lengths)
+        # A random linear term: sin(out) * out alone has zero derivative where out is 0, as on
+        # padded steps, so a backward pass that let gradient into them would go unseen.
+        cotangent = jax.random.normal(jax.random.key(5), (B, T, 2), jnp.float64)
 
         def loss(params, model):
             out = model.apply(params, x, lengths)
-            return (jnp.sin(out) * out).sum()
+            return (jnp.sin(out) * out).sum() + (out * cotangent).sum()
 
         # One compiled program each: run op by op, the first variant compiles hundreds of them.
         value_fast, grads_fast = jax.jit(jax.value_and_grad(lambda p: loss(p, fast)))(params)
@@ -88,10 +91,13 @@ def test_fast_equals_reference_scan(name):
         final, ys = out_fast
         assert np.all(np.asarray(ys)[~np.asarray(mask)] == 0)
 
+        cotangent = jax.random.normal(jax.random.key(6), (T, B, H), jnp.float64)
+
         def loss(scan):
             def f(params, carry0, px):
                 final, ys = scan(cell, params, carry0, px, mask)
-                return jnp.sum(jnp.cos(ys)) + sum(jnp.sum(c**2) for c in jax.tree.leaves(final))
+                finals = sum(jnp.sum(c**2) for c in jax.tree.leaves(final))
+                return jnp.sum(jnp.cos(ys)) + jnp.sum(ys * cotangent) + finals
 
             return f
 
@@ -106,9 +112,11 @@ def test_fast_equals_reference_float32_jsb_like():
     lengths = jnp.array([32, 20, 9, 32])
     fast, ref = (SequenceModel("vanilla", 32, 88, recurrence=r) for r in ("fast", "reference"))
     params = fast.init(jax.random.key(0), x, lengths)
+    cotangent = jax.random.normal(jax.random.key(6), (4, 32, 88))  # nonzero on padded steps too
 
     def loss(params, model):
-        return jnp.mean(model.apply(params, x, lengths) ** 2)
+        out = model.apply(params, x, lengths)
+        return jnp.mean(out**2) + jnp.mean(out * cotangent)
 
     g_fast = jax.grad(loss)(params, fast)
     g_ref = jax.grad(loss)(params, ref)

@@ -263,3 +263,16 @@ def test_an_unknown_readout_is_refused():
         ConfigError, match="unknown readout_at 'last'; valid: every_step, last_step"
     ):
         model.init(jax.random.key(0), x, lengths)
+
+
+def test_the_readmes_cells_in_code_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Cells in code", 1)[1]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)[:1]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["ys"].shape == (2, 10, 64)
+    assert {"b_i", "p_o"} <= set(namespace["params"]) and "b_f" not in namespace["params"]

@@ -50,14 +50,14 @@ class UnknownCellError(ConfigError):
     """A cell name that is not in ``VARIANTS``."""
 
 
-def make_cell(variant: str, features: int, /, **options: Any) -> RecurrentCell:
+def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
     """Build the cell called ``variant`` with ``features`` hidden units.
 
     Args:
       variant: a key of ``VARIANTS``.
       features: hidden size H.
-      **options: overrides of the variant's flags (MUT's ``variant`` among them: the first two
-        arguments are positional-only) or of the base attributes (initialisers,
+      **options: overrides of the variant's flags (MUT's ``variant`` among them: the first
+        argument is positional-only) or of the base attributes (initialisers,
         ``forget_bias``, ``name`` of the Flax module, ...).
 
     Returns:

@@ -184,3 +184,19 @@ def test_a_reference_without_results_gets_no_p_value_in_the_table(tmp_path):
     write_records(records, tmp_path / "sweep")
     table = compare(collect([tmp_path / "sweep"]).trials, resamples=0, permutations=200)
     assert table["p_adjusted"].isna().all() and (table["marker"] != "worse").all()
+
+
+def test_the_cli_compares_against_the_studys_own_reference_cell(tmp_path, capsys):
+    # A Jozefowicz-style study, run with reference_cell=lstm and without vanilla: compare and
+    # plots used to refuse it unless told --reference lstm.
+    from lstm_variants.analysis.cli import main
+
+    records = synthetic_study({"lstm": 0.0, "gru": 0.3}, trials=20, seed=1)
+    for record in records:
+        record["config"]["reference_cell"] = "lstm"
+    write_records(records, tmp_path)
+    out = tmp_path / "analysis"
+    assert main(["compare", str(tmp_path), "--out", str(out), "--resamples", "0"]) == 0
+    assert "| lstm (ref.) |" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path), "--out", str(out), "--reference", "gru"]) == 0
+    assert "| gru (ref.) |" in capsys.readouterr().out

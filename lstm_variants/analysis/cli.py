@@ -1,17 +1,19 @@
 """The ``lstm-variants-analyze`` command: tables, tests, importance, figures and reports of sweeps.
 
     lstm-variants-analyze collect    DIRS... [--out DIR]   trials.parquet, curves.parquet, skipped.csv
-    lstm-variants-analyze compare    DIRS... [--out DIR] [--reference vanilla] [--test permutation]
+    lstm-variants-analyze compare    DIRS... [--out DIR] [--reference CELL] [--test permutation]
                                      [--sample top] [--correction holm] [--alpha 0.05] ...
-    lstm-variants-analyze paired     DIRS... [--out DIR] [--reference vanilla] [--fraction 1]
+    lstm-variants-analyze paired     DIRS... [--out DIR] [--reference CELL] [--fraction 1]
     lstm-variants-analyze importance DIRS... [--out DIR] [--by dataset|cell] [--trees 32]
-    lstm-variants-analyze plots      DIRS... [--out DIR] [--reference vanilla]
-    lstm-variants-analyze report     DIRS... [--out DIR] [--reference vanilla]
+    lstm-variants-analyze plots      DIRS... [--out DIR] [--reference CELL]
+    lstm-variants-analyze report     DIRS... [--out DIR] [--reference CELL]
     lstm-variants-analyze curves     DIRS... [--out DIR] [--target 2.0]   a few runs' curves
 
 DIRS are sweep roots or any folders holding ``**/records/*.json``. ``--out`` defaults to
 ``<first DIR>/analysis``. ``--study NAME`` keeps one study's records; the commands that compare
-refuse two studies on one dataset unless ``--pool-studies`` (``collect.select_studies``). Bad input
+refuse two studies on one dataset unless ``--pool-studies`` (``collect.select_studies``).
+``--reference`` defaults to the studies' own ``reference_cell`` (vanilla for Greff's, lstm for
+Jozefowicz's), else vanilla. Bad input
 (a missing directory, no records, an unknown reference cell or option) ends with one
 ``lstm-variants-analyze: error: ...`` line and exit status 2.
 """
@@ -103,7 +105,7 @@ def share(text: str) -> float:
 
 def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--reference", default="vanilla", help="cell tested against (default: vanilla)"
+        "--reference", help="cell tested against (default: the study's reference_cell)"
     )
     parser.add_argument(
         "--fraction",
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(paired_parser)
     _pooling_option(paired_parser)
     paired_parser.add_argument(
-        "--reference", default="vanilla", help="cell tested against (default: vanilla)"
+        "--reference", help="cell tested against (default: the study's reference_cell)"
     )
     paired_parser.add_argument("--alpha", type=level, default=0.05, help="significance level")
     paired_parser.add_argument(
@@ -186,13 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     plots_parser = commands.add_parser("plots", help="every figure, PNG and PDF")
     _common(plots_parser)
     _pooling_option(plots_parser)
-    plots_parser.add_argument("--reference", default="vanilla", help="cell tested against")
+    plots_parser.add_argument(
+        "--reference", help="cell tested against (default: the study's reference_cell)"
+    )
     plots_parser.add_argument("--trees", type=positive, default=32, help="random-forest trees (32)")
     report_parser = commands.add_parser("report", help="one self-contained markdown report")
     _common(report_parser)
     _pooling_option(report_parser)
     report_parser.add_argument(
-        "--reference", default="vanilla", help="cell tested against (default: vanilla)"
+        "--reference", help="cell tested against (default: the study's reference_cell)"
     )
     report_parser.add_argument(
         "--test", choices=TESTS, default="permutation", help="test behind the marker"
@@ -238,6 +242,10 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     console.print(collection.summary(), highlight=False, soft_wrap=True)
     if collection.trials.empty:
         raise AnalysisError("no readable records (all skipped)")
+    if getattr(arguments, "reference", "") is None:  # the studies' own reference cell
+        from lstm_variants.analysis.report import recorded_reference
+
+        arguments.reference = recorded_reference(collection.trials)
     if arguments.command == "collect":
         paths = collection.save(out)
         print("\n".join(f"{name}: {path}" for name, path in paths.items()))

@@ -57,6 +57,17 @@ PROJECTED_TRIALS = 200  # Greff et al. (2017): 200 trials per variant and datase
 PAIRED_FRACTIONS = (1.0, 0.5)  # the paired comparison over all draws and over the better half
 
 
+def recorded_reference(trials: pd.DataFrame, default: str = "vanilla") -> str:
+    """The ``reference_cell`` the trials' studies were run with, if they agree; else ``default``.
+
+    A Jozefowicz or forget-bias sweep compares against 'lstm', Greff's against 'vanilla': the
+    analysis commands take the study's own choice unless ``--reference`` names another.
+    """
+    configs = trials["config_json"] if "config_json" in trials else []
+    named = {json.loads(text).get("reference_cell") for text in configs} - {None}
+    return named.pop() if len(named) == 1 else default
+
+
 def resolve_reference(trials: pd.DataFrame, reference: str | None) -> tuple[str, str | None]:
     """(reference cell to use, a note if it had to change).
 
@@ -391,7 +402,7 @@ def render_report(
 def write_report(
     directories: Sequence[str | Path],
     output_dir: str | Path,
-    reference: str = "vanilla",
+    reference: str | None = None,
     *,
     fraction: float | None = None,
     sample: str | None = None,
@@ -410,8 +421,9 @@ def write_report(
     Args:
       directories: sweep roots (or any folders holding ``**/records/*.json``).
       output_dir: where the report, tables, figures and data go (created).
-      reference: the cell every other is tested against; if no sweep has it, the first cell in
-        the canonical order is used and the report says so.
+      reference: the cell every other is tested against (None: the studies' own
+        ``reference_cell``, ``recorded_reference``); if no sweep has it, the first cell in the
+        canonical order is used and the report says so.
       fraction, sample: see ``compare.compare``; None: the study's own
         (``compare.comparison_selection``: best 10 %, or every trial of a rerun).
       test, correction, resamples, permutations: see ``compare.compare``.
@@ -442,7 +454,7 @@ def write_report(
             "result (all diverged before their first validation, or none finished)"
         )
     collection.save(output_dir / "data")
-    chosen, note = resolve_reference(trials, reference)
+    chosen, note = resolve_reference(trials, reference or recorded_reference(trials))
     say("comparing cells")
     fraction, sample = comparison_selection(trials, fraction, sample)
     comparison = compare(

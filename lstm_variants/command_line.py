@@ -53,7 +53,36 @@ def check_rerun_source(cfg: dict, records_dir: Path) -> None:
 
 def problem(argv: list[str], config_name: str = "config") -> str | None:
     """What is wrong with the command line ``argv``, in one line; None if nothing is."""
-    return exclusive_modes(argv) or unknown_choice(argv) or override_error(argv, config_name)
+    return (
+        exclusive_modes(argv)
+        or unknown_choice(argv)
+        or rerun_problem(argv)
+        or override_error(argv, config_name)
+    )
+
+
+def rerun_problem(argv: list[str]) -> str | None:
+    """One line when ``search.rerun.from`` names no directory, or comes without a ``study=`` of
+    its own: the rerun's records would land in the default study's directory, beside the
+    records of the study of that name (``multirun/greff_jsb`` for ``+sweep=greff_jsb``)."""
+    given = dict(
+        argument.lstrip("+~").split("=", 1) for argument in argv if "=" in argument
+    )  # fmt: skip
+    source = given.get("search.rerun.from")
+    if not source or "${" in source or SWEEP_FUNCTION.match(source) or "," in source:
+        return None
+    if not Path(source).expanduser().is_dir():
+        return (
+            f"search.rerun.from: not a directory: {source} (the earlier study's directory, "
+            "e.g. search.rerun.from=multirun/greff_jsb)"
+        )
+    if "study" not in given:
+        return (
+            "search.rerun.from needs a study name of its own for the rerun, e.g. "
+            f"study={Path(source).name}_rerun: without one its records join the default "
+            "study's directory"
+        )
+    return None
 
 
 def unknown_choice(argv: list[str]) -> str | None:

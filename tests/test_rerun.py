@@ -85,8 +85,9 @@ def test_a_bad_source_is_one_error_line(source, tmp_path):
     with pytest.raises(ConfigError, match="no trial of cell 'vanilla' on adding with these"):
         rerun(directory, "dataset.options.T=12")  # the source ran at TINY's T=11
     out = cli(
-        *TINY, "search=rerun_best", f"search.rerun.from={tmp_path}", f"hydra.run.dir={tmp_path}"
-    )
+        *TINY, "search=rerun_best", f"search.rerun.from={tmp_path}", f"hydra.run.dir={tmp_path}",
+        "study=single",
+    )  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"lstm-variants: error: search.rerun.from is this study's own directory ({tmp_path}); "
@@ -113,3 +114,23 @@ def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it
     ]
     assert (study / "summary.md").read_text() == "the original summary\n"
     assert sorted(p.name for p in study.iterdir()) == ["summary.md"]  # no multirun.yaml, no job
+
+
+def test_a_rerun_without_its_own_study_or_source_is_refused_before_any_job(tmp_path):
+    from lstm_variants.command_line import rerun_problem
+
+    source = tmp_path / "multirun" / "greff_jsb_smoke"
+    source.mkdir(parents=True)
+    sweep = ["-m", "+sweep=greff_jsb", "search=rerun_best"]
+    # Without study=, the rerun's records would join multirun/greff_jsb, the full study's.
+    assert rerun_problem([*sweep, f"search.rerun.from={source}"]) == (
+        "search.rerun.from needs a study name of its own for the rerun, e.g. "
+        "study=greff_jsb_smoke_rerun: without one its records join the default study's directory"
+    )
+    assert rerun_problem([*sweep, f"search.rerun.from={source}", "study=smoke_rerun"]) is None
+    missing = tmp_path / "nothere"
+    assert rerun_problem([*sweep, f"search.rerun.from={missing}", "study=x"]) == (
+        f"search.rerun.from: not a directory: {missing} (the earlier study's directory, "
+        "e.g. search.rerun.from=multirun/greff_jsb)"
+    )
+    assert rerun_problem(["cell=vanilla"]) is None

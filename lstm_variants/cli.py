@@ -136,6 +136,13 @@ def task(cfg: DictConfig) -> None:
         check_reference_cell(resolved)
         check_rerun_source(resolved, records_dir)
         configs = trial_configs(resolved, job=hydra_cfg.job.num if multirun else 0)
+        if not configs:
+            search = resolved.get("search") or {}
+            print(
+                f"nothing to train: search.shard={search.get('shard')} of "
+                f"search.shards={search.get('shards')} holds none of this job's "
+                f"{search.get('trials', 1)} trial(s)"
+            )
         results = run_trials(configs, records_dir, progress=bool(cfg.progress))
     except (ConfigError, DataError) as error:
         _fail(multirun, job_dir, overrides, str(error))

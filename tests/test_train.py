@@ -325,6 +325,16 @@ def test_ctrl_c_is_one_line_and_exit_status_130_and_no_record(tmp_path):
     assert not list(tmp_path.glob("records/*"))
 
 
+def test_a_shard_without_trials_says_so(tmp_path):
+    out = cli(*TINY, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
+              f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (
+        "nothing to train: search.shard=3 of search.shards=4 holds none of this job's 2 trial(s)"
+    )
+    assert not list(tmp_path.glob("records/*"))
+
+
 def test_cli_help_works():
     out = cli("--help")
     assert out.returncode == 0 and "cell: cifg, fgr, gru" in out.stdout

@@ -42,10 +42,11 @@ def format_summary(record: dict) -> str:
     best, test = metrics["best_valid"], metrics["test_at_best"]
     parts = [
         f"{record['cell']} on {record['dataset']}:",
-        f"{metrics['metric']} valid={best:.4f} test={test:.4f}"
+        f"{metrics['metric']} valid={_metric(best)} test={_metric(test)}"
         if best is not None
         else "no valid epoch",
-        f"(epoch {metrics['best_epoch']}/{metrics['epochs_run']}, stopped: {metrics['stopped']},",
+        f"(best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+        f"stopped: {metrics['stopped']},",
         f"{record['wall_seconds']:.0f}s)",
     ]
     if "test_solved_fraction" in metrics:
@@ -56,6 +57,12 @@ def format_summary(record: dict) -> str:
             1, "[" + " ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in sampled.items()) + "]"
         )
     return " ".join(parts)
+
+
+def _metric(value: float) -> str:
+    """Four decimals, or four significant digits below 0.01 (a solved adding problem's MSE of
+    8.2e-05 would read 0.0000)."""
+    return f"{value:.4f}" if value == 0 or not abs(value) < 0.01 else f"{value:.4g}"
 
 
 def _short(value) -> str:

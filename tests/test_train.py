@@ -325,6 +325,18 @@ def test_ctrl_c_is_one_line_and_exit_status_130_and_no_record(tmp_path):
     assert not list(tmp_path.glob("records/*"))
 
 
+def test_the_result_line_names_the_best_epoch_and_keeps_small_errors_readable():
+    from lstm_variants.cli import format_summary
+
+    record = {"cell": "vanilla", "dataset": "adding", "wall_seconds": 12.3, "metrics": {
+        "metric": "mse", "best_valid": 8.2e-5, "test_at_best": 0.34561, "best_epoch": 4,
+        "epochs_run": 6, "stopped": "max_epochs", "test_solved_fraction": 1.0}}  # fmt: skip
+    assert format_summary(record) == (
+        "vanilla on adding: mse valid=8.2e-05 test=0.3456 solved=1.000 "
+        "(best epoch 4 of 6, stopped: max_epochs, 12s)"
+    )
+
+
 def test_a_shard_without_trials_says_so(tmp_path):
     out = cli(*TINY, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
               f"hydra.run.dir={tmp_path}")  # fmt: skip

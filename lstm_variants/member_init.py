@@ -60,7 +60,7 @@ def init_members(
     with jax.default_device(host):
         sample = jax.device_put(sample_inputs, host)
         ordered = []
-        for member in tqdm(members, desc="init", disable=not progress, leave=False):
+        for member in tqdm(members, desc="init", disable=None if progress else True, leave=False):
             init_key, data_key = jax.random.split(jax.random.key(member.seed))
             # Without running the recurrence: compiling a time loop per hidden size costs seconds.
             params = _stand_alone(model, member).init(init_key, *sample, parameters_only=True)

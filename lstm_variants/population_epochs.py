@@ -67,7 +67,7 @@ def train_epochs(
         initial=state.epoch,
         total=settings.max_epochs,
         desc="epochs",
-        disable=not progress,
+        disable=None if progress else True,  # None: no bars where stderr is no terminal
         leave=False,
     )
     committed = state.copy()  # the last whole epoch, which Ctrl-C saves

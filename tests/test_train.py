@@ -337,6 +337,13 @@ def test_the_result_line_names_the_best_epoch_and_keeps_small_errors_readable():
     )
 
 
+def test_progress_bars_stay_out_of_a_log_file(tmp_path):
+    # stderr is a pipe here, as when a run's output goes to a file or a SLURM log.
+    out = cli(*TINY, "progress=true", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr and "epochs:" not in out.stderr
+
+
 def test_a_shard_without_trials_says_so(tmp_path):
     out = cli(*TINY, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
               f"hydra.run.dir={tmp_path}")  # fmt: skip

@@ -159,3 +159,16 @@ def test_scale_inference():
     assert infer_scale("train.input_noise", pd.Series([0.0, 0.9])) == "linear"
     assert infer_scale("x", pd.Series([1.0, 500.0])) == "log"
     assert infer_scale("optimizer.name", pd.Series(["sgd", "adam"])) == "categorical"
+
+
+def test_the_importance_command_warns_where_the_forest_predicts_nothing(tmp_path, capsys):
+    from lstm_variants.analysis.cli import main
+
+    records = synthetic_study({"vanilla": 0.0}, trials=40, seed=4)
+    noise = np.random.default_rng(0).normal(9.0, 0.1, len(records))
+    for record, value in zip(records, noise, strict=True):  # a metric no hyperparameter explains
+        record["metrics"].update(best_valid=float(value), test_at_best=float(value))
+    write_records(records, tmp_path)
+    assert main(["importance", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "the forest does not predict the metric" in warning[0]

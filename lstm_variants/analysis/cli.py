@@ -335,6 +335,17 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
                 slug = "_".join(result.group.values())
                 curve.to_csv(out / f"marginal_{slug}_{name.split('.')[-1]}.csv", index=False)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        from lstm_variants.analysis.report import uninformative_reason
+
+        for result in results:
+            why = uninformative_reason(result.surrogate.r2_out_of_bag)
+            if why:
+                group = " ".join(f"{k}={v}" for k, v in result.group.items())
+                print(
+                    f"warning: {group}: the forest does not predict the metric ({why}): its "
+                    "shares are noise, not the hyperparameters' effects",
+                    file=sys.stderr,
+                )
         print(f"importance: {out / 'importance.csv'}")
         return
     from lstm_variants.analysis.plots import all_figures

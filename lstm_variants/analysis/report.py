@@ -147,15 +147,21 @@ def _frame_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return markdown_table([str(c) for c in frame.columns], rows)
 
 
+def uninformative_reason(r2: float) -> str | None:
+    """Why a forest with out-of-bag R² ``r2`` explains nothing (its shares are then noise), or
+    None where it explains something."""
+    if math.isfinite(r2) and r2 > 0:
+        return None
+    if math.isfinite(r2):
+        return f"its out-of-bag R² is {r2:.2f}, no better than predicting the mean"
+    return "too few trials (under 10) to measure how well it predicts"
+
+
 def _surrogate_warning(r2: float) -> list[str]:
     """A warning paragraph where the forest explains nothing: its shares then describe noise."""
-    if math.isfinite(r2) and r2 > 0:
+    why = uninformative_reason(r2)
+    if why is None:
         return []
-    why = (
-        f"its out-of-bag R² is {r2:.2f}, no better than predicting the mean"
-        if math.isfinite(r2)
-        else "too few trials (under 10) to measure how well it predicts"
-    )
     return [
         f"**Not informative: the forest does not predict the test metric ({why}), so the shares "
         "below are noise, not the hyperparameters' effects. Read them only after more trials.**",

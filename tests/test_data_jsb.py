@@ -172,6 +172,12 @@ def test_data_dir_resolution_order(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.DATA_DIR_ENV, str(tmp_path / "env"))
     assert cache.resolve_data_dir() == tmp_path / "env"
     assert cache.resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(DataError, match=r"data_dir .*notes.txt is not a directory: point it at"):
+        cache.resolve_data_dir(tmp_path / "notes.txt")
+    monkeypatch.setenv(cache.DATA_DIR_ENV, str(tmp_path / "notes.txt"))
+    with pytest.raises(DataError, match=r"\$LSTM_VARIANTS_DATA_DIR .*notes.txt is not a dir"):
+        cache.resolve_data_dir()
 
 
 class FakeServer:

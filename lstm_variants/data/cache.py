@@ -53,13 +53,23 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     Returns:
         `data_dir`, else `$LSTM_VARIANTS_DATA_DIR`, else `$XDG_CACHE_HOME/lstm_variants`, else
         `~/.cache/lstm_variants`. `~` is expanded; the directory need not exist.
+
+    Raises:
+        DataError: the chosen path exists and is not a directory (a file named by mistake).
     """
     if data_dir is not None:
-        return Path(data_dir).expanduser()
-    if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home).expanduser() / "lstm_variants"
+        chosen, how = Path(data_dir).expanduser(), "data_dir"
+    elif os.environ.get(DATA_DIR_ENV):
+        chosen, how = Path(os.environ[DATA_DIR_ENV]).expanduser(), f"${DATA_DIR_ENV}"
+    else:
+        cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        chosen, how = Path(cache_home).expanduser() / "lstm_variants", "the data cache"
+    if chosen.exists() and not chosen.is_dir():
+        raise DataError(
+            f"{how} {chosen} is not a directory: point it at the folder that holds (or will "
+            "hold) the dataset's files"
+        )
+    return chosen
 
 
 def sha256_of(path: Path) -> str:

@@ -146,8 +146,9 @@ def text_file(
     del data_dir
     if path is None or str(path) == "":
         raise DataError(
-            "text_file: option `path` is required: the UTF-8 text file to model, e.g. "
-            "`dataset=text_file dataset.options.path=/path/to/book.txt`"
+            "text_file: option `path` is required: the UTF-8 text file to model "
+            "(lstm-variants: `dataset=text_file dataset.options.path=/path/to/book.txt`; "
+            "lstm-variants-data: `-o path=/path/to/book.txt`)"
         )
     file = Path(path).expanduser()
     if not file.is_file():

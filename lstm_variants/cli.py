@@ -132,6 +132,9 @@ def task(cfg: DictConfig) -> None:
     # A study keeps every record in one directory, so a rerun finds them whatever the job numbers.
     records_dir = Path(hydra_cfg.sweep.dir) if multirun else job_dir
     overrides = list(hydra_cfg.overrides.task)
+    swept = dict(hydra_cfg.sweeper.get("params") or {}) if "sweeper" in hydra_cfg else {}
+    if swept and not multirun:  # a sweep's grid (cells, datasets) applies only to a multirun
+        print(one_run_warning(cfg, swept), file=sys.stderr)
     try:
         configure_devices(cfg)
         cache = enable_for_command(cfg.get("compilation_cache"), overrides, "lstm-variants")
@@ -200,6 +203,20 @@ def task(cfg: DictConfig) -> None:
             metric=best["metrics"]["metric"] if best else None,
             label=" ".join(overrides),
         )
+
+
+def one_run_warning(cfg: DictConfig, swept: dict) -> str:
+    """The line for a sweep config run without -m: what it would sweep, and what runs instead."""
+    running = []
+    for key in swept:  # a config group (cell, dataset) by its name, any other key by its value
+        value = OmegaConf.select(cfg, f"{key}.name", default=OmegaConf.select(cfg, key))
+        running.append(f"{key}={value}")
+    return (
+        "lstm-variants: warning: this config sweeps "
+        + ", ".join(f"{key}={value}" for key, value in swept.items())
+        + " only with -m; this is one run, with "
+        + ", ".join(running)
+    )
 
 
 def _fail(multirun: bool, job_dir: Path, overrides: list[str], message: str) -> None:

@@ -344,6 +344,16 @@ def test_progress_bars_stay_out_of_a_log_file(tmp_path):
     assert "\r" not in out.stderr and "epochs:" not in out.stderr
 
 
+def test_a_sweep_config_without_multirun_warns_that_it_is_one_run(tmp_path):
+    out = cli("+sweep=quickstart", "search.trials=1", "train.max_epochs=1", "progress=false",
+              "dataset.options.n_train=32", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines()[0] == (
+        "lstm-variants: warning: this config sweeps cell=vanilla,nfg,noaf,cifg,gru only with -m; "
+        "this is one run, with cell=vanilla"
+    )
+
+
 def test_a_shard_without_trials_says_so(tmp_path):
     out = cli(*TINY, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
               f"hydra.run.dir={tmp_path}")  # fmt: skip

@@ -130,7 +130,7 @@ def test_unusable_default_place_is_one_warning_and_the_run_goes_on(tmp_path):
     blocker.write_text("not a directory")
     out = cli(tmp_path, env={"XDG_CACHE_HOME": str(blocker)})
     record_of(out)
-    lines = out.stderr.strip().splitlines()
+    lines = [line for line in out.stderr.strip().splitlines() if not line.startswith("memory: ")]
     assert len(lines) == 1 and lines[0].startswith("lstm-variants: warning: compilation_cache:")
     assert "going on without it" in lines[0]
     assert programs_per_job(out) == []

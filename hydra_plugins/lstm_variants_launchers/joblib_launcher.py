@@ -57,5 +57,6 @@ class JoblibLauncher(HydraJoblibLauncher):
             returns.append(returned)
             if stopped:
                 unfinished.append(" ".join(overrides) or f"job {number}")
-        warn(unfinished, reason)
+        if unfinished:  # every job of the batch may have finished before a worker went
+            warn(unfinished, reason)
         return returns

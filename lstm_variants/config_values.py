@@ -23,6 +23,7 @@ configs.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Mapping
@@ -274,9 +275,22 @@ def rule_of_type(annotation: Any) -> Rule | None:
     return replace(rule, nullable=True, null_means="the default") if nullable else rule
 
 
-def check_cell_options(cell: Any, options: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` for an option whose value does not fit the cell attribute's type."""
+def check_cell_options(cell: Any, options: Mapping[str, Any], name: str | None = None) -> None:
+    """Raise ``ConfigError`` for an option the cell (class or instance) does not have, with the
+    nearest one and the valid ones, or whose value does not fit the attribute's type.
+
+    ``name`` is the cell's registry name, for the message (default: its class name).
+    """
     fields = getattr(cell, "__dataclass_fields__", {})
+    valid = sorted(set(fields) - {"parent", "name", "features"})
+    for key in options:
+        if key not in valid:
+            near = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            label = name or getattr(cell, "__name__", type(cell).__name__)
+            raise ConfigError(
+                f"cell '{label}' has no option {key!r}{hint}; valid options: {', '.join(valid)}"
+            )
     for key, value in options.items():
         field = fields.get(key)
         rule = rule_of_type(field.type) if field is not None else None

@@ -126,8 +126,9 @@ def measure(
     diagnose: Mapping[str, Any], model: SequenceModel, variables, data: SequenceDataset
 ) -> tuple[FlowProfile, GateReport]:
     """Gradient flow and gate statistics of one model with the ``diagnose`` settings."""
-    flow = gradient_flow(model, variables, data, **flow_settings(diagnose))
-    common = {k: flow_settings(diagnose)[k] for k in ("num_sequences", "split", "layer")}
+    settings = flow_settings(diagnose)
+    flow = gradient_flow(model, variables, data, **settings)
+    common = {k: settings[k] for k in ("num_sequences", "split", "layer")}
     gates = gate_report(
         model, variables, data, mostly=float(diagnose["long_memory_mostly"]), **common
     )

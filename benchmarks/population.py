@@ -95,6 +95,23 @@ def parse_args():
     return args
 
 
+def greff_draws(k: int, seed: int) -> list[dict]:
+    """The first k trials of Greff's space, drawn in order from ``seed`` (``Member`` fields)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "hidden_size": int(round(np.exp(rng.uniform(np.log(20), np.log(200))))),
+            "seed": i,
+            "learning_rate": float(np.exp(rng.uniform(np.log(1e-6), np.log(1e-2)))),
+            "momentum": float(1 - np.exp(rng.uniform(np.log(0.01), np.log(1.0)))),
+            "input_noise": float(rng.uniform(0, 1)),
+        }
+        for i in range(k)
+    ]
+
+
 def pin_worker_to_core(worker: int) -> None:
     """Keep this process on one core before JAX starts its thread pool, which is then sized for it."""
     cores = sorted(os.sched_getaffinity(0))
@@ -188,8 +205,6 @@ def main():
 
     import dataclasses
 
-    import numpy as np
-
     from lstm_variants.data import DataError, load_dataset
     from lstm_variants.model import SequenceModel
     from lstm_variants.optimizers import make_member_optimizer
@@ -209,18 +224,8 @@ def main():
             lengths=train.lengths[: args.sequences],
         )
         data = dataclasses.replace(data, train=subset)
-    rng = np.random.default_rng(args.seed)
     draws = max(args.k)
-    members = [
-        Member(
-            hidden_size=int(round(np.exp(rng.uniform(np.log(20), np.log(200))))),
-            seed=i,
-            learning_rate=float(np.exp(rng.uniform(np.log(1e-6), np.log(1e-2)))),
-            momentum=float(1 - np.exp(rng.uniform(np.log(0.01), np.log(1.0)))),
-            input_noise=float(rng.uniform(0, 1)),
-        )
-        for i in range(draws)
-    ]
+    members = [Member(**draw) for draw in greff_draws(draws, args.seed)]
     model = SequenceModel(cell="vanilla", hidden_size=members[0].hidden_size, output_size=88)
     optimizer = make_member_optimizer({"name": "sgd", "nesterov": True})
     settings = TrainSettings(

@@ -34,7 +34,8 @@ from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_values import check_values, with_absolute_paths
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError
-from lstm_variants.interrupt import ending_interrupts
+from lstm_variants.interrupt import ending_interrupts, quiet_when_reader_leaves
+from lstm_variants.version import version_line, wants_version
 
 
 def format_summary(record: dict) -> str:
@@ -235,12 +236,16 @@ def run_hydra_app(prog: str, config_name: str, task_function, interrupted: str) 
     Ctrl-C ends it with one line, ``{prog}: interrupted; {interrupted}``, and exit status 130
     instead of a traceback (``lstm_variants.interrupt``).
     """
+    if wants_version(sys.argv[1:]):
+        with quiet_when_reader_leaves():
+            print(version_line(prog))
+        sys.exit(0)
     wrong = problem(sys.argv[1:], config_name)
     if wrong is not None:
         print(f"{prog}: error: {wrong}", file=sys.stderr)
         sys.exit(2)
     app = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
-    with ending_interrupts(f"{prog}: interrupted; {interrupted}"):
+    with ending_interrupts(f"{prog}: interrupted; {interrupted}"), quiet_when_reader_leaves():
         app(task_function)()
 
 

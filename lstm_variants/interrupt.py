@@ -32,6 +32,11 @@ at its next start.
 
 No library handles this for JAX programs: Hydra leaves signals alone, and JAX's own gc callback
 is what drops the interrupt.
+
+A reader that goes away (``lstm-variants --help | head``) is the other way a command is cut
+short. Python ignores SIGPIPE and raises ``BrokenPipeError`` at the next write, often at exit while
+flushing, with a traceback. ``quiet_when_reader_leaves`` ends such a command silently with status
+141, as a Unix tool killed by SIGPIPE would.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ INTERRUPTED_STATUS = 130
 GRACE_SECONDS = 5.0
 DUPLICATE_SECONDS = 1.0
 FINISH_SECONDS = 120.0
+
+# 128 + SIGPIPE's number: what a shell reports for a tool whose reader closed the pipe.
+BROKEN_PIPE_STATUS = 141
 
 # How many ``finishing_first`` blocks are running (any thread).
 _finishing = 0
@@ -153,3 +161,19 @@ def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterat
             signal.signal(number, defaults[number])
     finally:
         sys.unraisablehook = previous_hook
+
+
+@contextlib.contextmanager
+def quiet_when_reader_leaves() -> Iterator[None]:
+    """End the command with status 141 and no traceback if its standard output's reader is gone.
+
+    Flushes standard output before leaving, so that a write Python buffered fails here and not
+    in the interpreter's own flush at exit, where it could not be caught.
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit; pointing it at /dev/null keeps that quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(BROKEN_PIPE_STATUS)

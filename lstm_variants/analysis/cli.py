@@ -37,6 +37,8 @@ from lstm_variants.analysis.compare import (
     to_markdown,
     write_tables,
 )
+from lstm_variants.interrupt import quiet_when_reader_leaves
+from lstm_variants.version import VersionAction
 
 PROG = "lstm-variants-analyze"
 USAGE_ERROR = 2
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Comparison tables, significance tests, hyperparameter importance, figures "
         "and reports of lstm-variants sweeps.",
     )
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     collect_parser = commands.add_parser("collect", help="all records into trials.parquet")
     _common(collect_parser)
@@ -359,6 +362,11 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with quiet_when_reader_leaves():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     arguments = build_parser().parse_args(argv)
     console = Console(stderr=True)
     try:
@@ -366,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     except AnalysisError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except BrokenPipeError:  # the reader of the tables left: quiet_when_reader_leaves ends it
+        raise
     except OSError as error:  # an --out that cannot be created or written
         where = f" {error.filename}" if error.filename else ""
         print(f"{PROG}: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)

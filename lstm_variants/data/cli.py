@@ -34,6 +34,8 @@ from lstm_variants.data import (
     load_dataset,
     padding_report,
 )
+from lstm_variants.interrupt import quiet_when_reader_leaves
+from lstm_variants.version import VersionAction
 
 PROG = "lstm-variants-data"
 USAGE_ERROR = 2
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_help = (
         "directory of data files (default: $LSTM_VARIANTS_DATA_DIR, else the user cache)"
     )
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument("--data-dir", default=None, help=data_dir_help)
     # Also after the command (`list --data-dir DIR`); SUPPRESS keeps one given before it.
     after = argparse.ArgumentParser(add_help=False)
@@ -183,7 +186,11 @@ def fetch_datasets(names: list[str], data_dir: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns (and, from the console script, exits with) its status."""
-    args = build_parser().parse_args(argv)
+    with quiet_when_reader_leaves():
+        return _run(build_parser().parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         print(format_table(["name", "target", "metric", "availability"], list_rows(args.data_dir)))
         return 0

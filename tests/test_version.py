@@ -1,0 +1,77 @@
+"""``--version`` of the four commands, and a reader that closes the pipe early (``--help | head``):
+no traceback, status 141, as a Unix tool killed by SIGPIPE."""
+
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+from lstm_variants import version
+from lstm_variants.analysis import cli as analysis_cli
+from lstm_variants.cli import main as train_main
+from lstm_variants.data import cli as data_cli
+from lstm_variants.diagnostics.cli import main as diagnose_main
+from lstm_variants.interrupt import BROKEN_PIPE_STATUS
+from lstm_variants.records import code_version
+
+COMMANDS = {
+    "lstm-variants": lambda: train_main(),
+    "lstm-variants-diagnose": lambda: diagnose_main(),
+    "lstm-variants-data": lambda: data_cli.main(["--version"]),
+    "lstm-variants-analyze": lambda: analysis_cli.main(["--version"]),
+}
+
+
+@pytest.mark.parametrize("prog", sorted(COMMANDS))
+def test_version_names_the_package_its_commit_and_the_jax_stack(prog, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [prog, "--version"])
+    with pytest.raises(SystemExit) as ended:
+        COMMANDS[prog]()
+    assert ended.value.code in (0, None)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{prog} {metadata.version('lstm-variants')}")
+    for package in version.STACK:
+        assert f"{package} {metadata.version(package)}" in line
+    commit = code_version()["git_commit"]
+    if commit:  # a checkout: the commit the records will carry
+        assert f"commit {commit[:12]}" in line
+
+
+def test_version_leaves_out_the_commit_outside_a_checkout(monkeypatch):
+    monkeypatch.setattr(
+        "lstm_variants.records.code_version", lambda: {"git_commit": None, "git_dirty": None}
+    )
+    line = version.version_line("prog")
+    assert "commit" not in line and line.startswith("prog ")
+
+
+def test_version_marks_a_modified_checkout(monkeypatch):
+    monkeypatch.setattr(
+        "lstm_variants.records.code_version",
+        lambda: {"git_commit": "0123456789abcdef", "git_dirty": True},
+    )
+    assert "(commit 0123456789ab, modified)" in version.version_line("prog")
+
+
+def run_with_reader_gone(command: list[str]) -> subprocess.CompletedProcess:
+    """Run ``command`` with its standard output's reader gone before it writes (``| head`` that
+    has read enough): every write it makes fails with EPIPE."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, None, stderr)
+
+
+@pytest.mark.parametrize(
+    "module, arguments",
+    [
+        ("lstm_variants.cli", ["--help"]),
+        ("lstm_variants.data.cli", ["list"]),
+    ],
+)
+def test_a_reader_that_leaves_early_ends_the_command_quietly(module, arguments):
+    done = run_with_reader_gone([sys.executable, "-m", module, *arguments])
+    assert done.returncode == BROKEN_PIPE_STATUS, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr

@@ -103,3 +103,15 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
     assert "x=0" not in summary.split("## Failed jobs")[1]
     warning = [line for line in out.stderr.splitlines() if "warning" in line]
     assert len(warning) == 1 and "rerun the command" in warning[0] and "job x=1 " in warning[0]
+
+
+def test_the_warning_for_a_broken_batch_names_a_few_jobs_and_counts_the_rest(capsys):
+    from hydra_plugins.lstm_variants_launchers.failed_jobs import MAX_NAMED_JOBS, warn
+
+    jobs = [f"seed={n} cell=vanilla" for n in range(MAX_NAMED_JOBS + 5)]
+    warn(jobs, "ended with its worker (killed)")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"lstm-variants: warning: {len(jobs)} jobs ended with its worker")
+    assert all(job in line for job in jobs[:MAX_NAMED_JOBS])
+    assert jobs[MAX_NAMED_JOBS] not in line and "and 5 more (summary.md lists them)" in line
+    assert line.endswith("rerun the command to train the rest.")

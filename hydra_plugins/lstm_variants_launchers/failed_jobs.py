@@ -57,15 +57,20 @@ def settled_return(
     return returned, unfinished
 
 
+# A broken batch of a large sweep can leave dozens of jobs unfinished; the summary lists them all.
+MAX_NAMED_JOBS = 3
+
+
 def warn(unfinished: list[str], reason: str) -> None:
-    """One line on stderr naming the unfinished jobs (their overrides), why, and what to do."""
+    """One line on stderr naming the unfinished jobs (their overrides, the first
+    ``MAX_NAMED_JOBS``), why, and what to do."""
     if len(unfinished) == 1:
         head = f"job {unfinished[0]} {reason}. Its finished trials kept their records"
     else:
-        head = (
-            f"{len(unfinished)} jobs {reason}: {'; '.join(unfinished)}. "
-            "Their finished trials kept their records"
-        )
+        named = "; ".join(unfinished[:MAX_NAMED_JOBS])
+        if len(unfinished) > MAX_NAMED_JOBS:
+            named += f"; and {len(unfinished) - MAX_NAMED_JOBS} more (summary.md lists them)"
+        head = f"{len(unfinished)} jobs {reason}: {named}. Their finished trials kept their records"
     print(
         f"lstm-variants: warning: {head}; rerun the command to train the rest.",
         file=sys.stderr,

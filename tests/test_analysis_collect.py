@@ -73,6 +73,34 @@ def test_corrupt_partial_and_duplicate_records_are_counted(sweep, tmp_path, caps
     assert collection.summary() in capsys.readouterr().err.splitlines()
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("config", "text"),
+        ("hyperparameters", [1]),
+        ("population", "x"),
+        ("params_file", "x.npz"),
+        ("curve", [{"epoch": "abc"}]),
+        ("cell", ["vanilla"]),
+        ("cell", None),
+        ("study", None),
+    ],
+)
+def test_a_record_with_a_field_of_the_wrong_kind_is_skipped_not_a_traceback(
+    sweep, tmp_path, capsys, field, value
+):
+    directory, records = sweep
+    broken = dict(records[0], trial_id="broken", **{field: value})
+    (directory / "jsb_chorales" / "vanilla" / "records" / "broken.json").write_text(
+        json.dumps(broken)
+    )
+    collection = collect([directory])
+    assert len(collection.trials) == len(records)
+    ((path, reason),) = collection.skipped
+    assert path.endswith("broken.json") and reason
+    assert main(["collect", str(directory), "--out", str(tmp_path / "out")]) == 0
+
+
 def test_no_records_says_where_it_looked(tmp_path):
     with pytest.raises(AnalysisError, match=f"no run records .* under {tmp_path}"):
         collect([tmp_path])

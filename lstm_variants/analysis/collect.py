@@ -23,9 +23,9 @@ Learning curves are long, so they go to a second table (``trial_id, epoch, train
 [, valid_solved]``).
 
 Failed and partial sweeps are normal: a record that cannot be read (truncated JSON, not an object,
-missing ``cell``/``dataset``/``metrics``) is *skipped and counted* with its reason, and a trial
-found twice (the same ``trial_id`` under two of the directories) is kept once and counted as a
-duplicate. ``Collection.summary()`` says all of this in one line.
+missing ``cell``/``dataset``/``metrics``, a field of the wrong kind) is *skipped and counted* with
+its reason, and a trial found twice (the same ``trial_id`` under two of the directories) is kept
+once and counted as a duplicate. ``Collection.summary()`` says all of this in one line.
 """
 
 from __future__ import annotations
@@ -165,6 +165,12 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"missing field(s): {', '.join(missing)}"
     if not isinstance(record["metrics"], dict):
         return None, "metrics is not an object"
+    # Names become table categories and ids set keys: a list or null there breaks the table.
+    for field in ("cell", "dataset", "study", "trial_id"):
+        if (field in REQUIRED_FIELDS or field in record) and not (
+            isinstance(record.get(field), str) and record[field]
+        ):
+            return None, f"{field} is not a name: {record.get(field)!r}"
     return record, None
 
 
@@ -295,13 +301,18 @@ def collect(directories: Sequence[str | Path], progress: bool = False) -> Collec
             skipped.append((str(path), reason))
             continue
         sweep = next((name for root, name in roots if path.is_relative_to(root)), str(path.parent))
-        row = record_row(record, path, sweep)
+        try:  # a field of the wrong kind (a list for an object, an epoch 'abc') skips the record
+            row = record_row(record, path, sweep)
+            curve = list(curve_rows(record, row["trial_id"]))
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            skipped.append((str(path), f"malformed: {type(error).__name__}: {error}"))
+            continue
         if row["trial_id"] in seen:
             duplicates.append(str(path))
             continue
         seen.add(row["trial_id"])
         rows.append(row)
-        curves.extend(curve_rows(record, row["trial_id"]))
+        curves.extend(curve)
     curve_frame = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
     return Collection(tidy(rows), curve_frame, skipped, duplicates, directories)
 

@@ -158,7 +158,8 @@ def check_values(cfg: Mapping[str, Any]) -> None:
     """Raise ``ConfigError`` for the first value that breaks a rule of this module.
 
     The rules: ``RULES`` and ``CHOICES``, a study name that is a path, a model key nothing reads,
-    and a momentum that Adam would silently ignore.
+    a search space that is not one (``search.check_space``), and a momentum that Adam would
+    silently ignore.
     """
     for key, rule in RULES.items():
         found, value = _lookup(cfg, key)
@@ -182,9 +183,12 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         )
     check_model_keys(cfg.get("model"))
     optimizer = cfg.get("optimizer") or {}
+    space = (cfg.get("search") or {}).get("space") or {}
+    from lstm_variants.search import check_space  # numpy: no JAX
+
+    check_space(space)
     # Adam keeps its own first-moment decay; a momentum given with it would be recorded, sampled
     # and analysed as a hyperparameter without changing training.
-    space = (cfg.get("search") or {}).get("space") or {}
     if optimizer.get("name") == "adam" and (
         optimizer.get("momentum") is not None or "optimizer.momentum" in space
     ):

@@ -52,11 +52,21 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
     Raises:
       ConfigError: the distribution is unknown or its bounds are invalid.
     """
-    name = spec.get("distribution")
+    if not isinstance(spec, Mapping) or "distribution" not in spec:
+        # A dotted key given on the command line (+search.space.train.dropout=...) arrives as
+        # nesting: Hydra reads its dots as sections.
+        raise ConfigError(
+            f"search space key {key}: expected {{distribution: {'|'.join(DISTRIBUTIONS)}, ...}}, "
+            f"got {spec!r}; a key is a dotted config key (model.hidden_size), so write the space "
+            "in a search config, conf/search/NAME.yaml"
+        )
+    name = spec["distribution"]
     if name == "choice":
-        values = list(spec.get("values") or [])
-        if not values:
-            raise ConfigError(f"search space key {key}: choice needs a non-empty 'values' list")
+        values = spec.get("values")
+        if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+            raise ConfigError(
+                f"search space key {key}: choice needs a non-empty 'values' list, got {values!r}"
+            )
         return values[int(rng.integers(len(values)))]
     if name not in DISTRIBUTIONS:
         raise ConfigError(
@@ -101,6 +111,17 @@ def sample_trial(
     }
 
 
+def check_space(space: Any) -> None:
+    """Raise ``ConfigError`` unless ``space`` maps config keys to valid distributions (each is
+    drawn once, so a job learns of a bad one before it trains, not a traceback mid-study)."""
+    if not isinstance(space, Mapping):
+        raise ConfigError(
+            f"search.space must map config keys to distributions, got {space!r}; e.g. "
+            "{model.hidden_size: {distribution: log_uniform, low: 20, high: 200, integer: true}}"
+        )
+    sample_trial(space, seed=0, trial=0)
+
+
 def set_dotted(cfg: dict, key: str, value: Any) -> None:
     """``cfg[a][b][c] = value`` for ``key = 'a.b.c'``, creating missing sections.
 
@@ -130,6 +151,7 @@ def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
     if "rerun" in search:
         return rerun_configs(cfg)
     space = search.get("space") or {}
+    check_space(space)
     trials = int(search.get("trials", 1))
     shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
     if trials < 1 or shards < 1 or not 0 <= shard < shards:

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from lstm_variants.cli import CONFIG_DIR
+from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
 from lstm_variants.search import sample_trial, trial_configs
 
@@ -272,6 +273,27 @@ def test_trial_ids_do_not_depend_on_how_many_trials_are_asked_for():
     assert four[0] == two_shards[0] and four[2] == two_shards[1]
     with pytest.raises(ConfigError, match="distribution"):
         trial_configs({"seed": 0, "search": {"space": {"x": {"distribution": "gaussian"}}}})
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"x": 3}, "search space key x: expected {distribution: uniform|"),
+        ({"train": {"dropout": {"distribution": "uniform"}}}, "a key is a dotted config key"),
+        ({"x": {"distribution": "choice", "values": 3}}, "choice needs a non-empty 'values' list"),
+        ({"x": {"distribution": "choice", "values": "ab"}}, "non-empty 'values' list, got 'ab'"),
+        (3, "search.space must map config keys to distributions, got 3"),
+        ([1, 2], "search.space must map config keys to distributions, got [1, 2]"),
+    ],
+)
+def test_a_search_space_that_is_not_one_is_a_config_error(space, message):
+    for check in (
+        lambda: trial_configs({"seed": 0, "search": {"space": space}}),
+        lambda: check_values({"search": {"space": space}}),
+    ):
+        with pytest.raises(ConfigError) as error:
+            check()
+        assert message in str(error.value)
 
 
 def test_the_progress_line_counts_jobs_as_hydra_sweeps_them():

@@ -263,6 +263,8 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["search.foo={a: 1}"], "unknown key search.foo"),
         (["search=quick", "search.space={lr: {x: 1}}"], "search.space takes no new keys in"),
         (["search=quick", "search.trials=abc"], "search.trials must be an integer >= 1"),
+        (["search=quick", "+search.space.foo=3"], "search space key foo: expected {distrib"),
+        (["search=quick", "search.space=3"], "search.space must map config keys to distrib"),
         (["model.recurrence=slow"], "model.recurrence must be one of fast, reference"),
         (["reference_cell=bogus"], "unknown reference_cell 'bogus'; valid cells: cifg"),
         (["+optimizer.momentum=0.5"], "optimizer.momentum (0.5) is used only by optimizer=sgd"),

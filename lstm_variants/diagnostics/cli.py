@@ -38,6 +38,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
         check_foreign_groups,
         check_states_and_lags,
         checked_diagnose,
+        record_sources,
     )
     from lstm_variants.diagnostics.studies import (
         cell_study,
@@ -50,9 +51,8 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     check_foreign_groups(cfg)
     if cfg["diagnose"].get("records"):
         diagnose = check_states_and_lags(cfg["diagnose"], num_layers=None)
-        records = diagnose["records"]
         trials = load_trials(
-            [records] if isinstance(records, str) else records,  # one path without brackets
+            record_sources(diagnose["records"]),
             int(diagnose["records_per_cell"]),
             cfg.get("data_dir"),
         )

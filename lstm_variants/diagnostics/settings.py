@@ -48,6 +48,18 @@ def check_foreign_groups(cfg: Mapping[str, Any]) -> None:
             )
 
 
+def record_sources(records: Any) -> list[str]:
+    """``diagnose.records`` as a list of paths (one path without brackets is a list of one)."""
+    sources = as_list(records, "diagnose.records")
+    for source in sources:
+        if not isinstance(source, str) or not source:
+            raise ConfigError(
+                f"diagnose.records must list record files or study directories, got {source!r}; "
+                "e.g. diagnose.records=[multirun/greff_jsb]"
+            )
+    return sources
+
+
 def check_states_and_lags(diagnose: Mapping[str, Any], num_layers: int | None) -> dict[str, Any]:
     """``diagnose`` with ``states`` a list; the checks that need no data (records mode too)."""
     diagnose = copy.deepcopy(dict(diagnose))

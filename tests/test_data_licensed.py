@@ -130,6 +130,31 @@ def test_malformed_export_is_one_data_error(tmp_path, arrays, message):
         assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (
+            dict(features=np.zeros((4, 4)), lengths=[4]),
+            "missing array\\(s\\) \\['inputs', 'targets'\\]",
+        ),
+        (
+            dict(
+                inputs=np.zeros((4, 4)), targets=np.zeros(4, int), lengths=[4], num_classes=[5, 6]
+            ),
+            "num_classes must be one integer >= 1",
+        ),
+    ],
+)
+def test_a_malformed_export_without_num_classes_is_one_data_error(tmp_path, arrays, message):
+    # iam_online counts its classes from the files' targets when no num_classes is given.
+    for split, lengths in LENGTHS.items():
+        write_split(tmp_path / "iam_online", split, lengths, dim=4, classes=5)
+    np.savez(tmp_path / "iam_online" / "valid.npz", **arrays)
+    with pytest.raises(DataError, match=message) as error:
+        load_dataset("iam_online", data_dir=tmp_path)
+    assert "\n" not in str(error.value) and "valid.npz" in str(error.value)
+
+
 def test_truncated_npz_is_a_data_error(tmp_path):
     path = corrupt(tmp_path, inputs=np.zeros((4, 39)), targets=np.zeros(4, int), lengths=[4])
     path.write_bytes(path.read_bytes()[:100])

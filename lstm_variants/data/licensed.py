@@ -116,17 +116,28 @@ def framewise(
     if not all(path.exists() for path in paths):
         raise DataError(missing_message(name, directory))
     arrays = {split: read_npz(path) for split, path in zip(SPLITS, paths, strict=True)}
-    declared = {int(a["num_classes"]) for a in arrays.values() if "num_classes" in a}
+    # First: it checks that each file has its arrays, which the class count reads.
+    splits = {
+        split: framewise_split(arrays[split], f"{path}")
+        for split, path in zip(SPLITS, paths, strict=True)
+    }
+    declared = set()
+    for path, split in zip(paths, SPLITS, strict=True):
+        if "num_classes" in arrays[split]:
+            value = arrays[split]["num_classes"]
+            if (
+                value.shape != ()
+                or not np.issubdtype(value.dtype, np.number)
+                or not (np.isfinite(value) and value >= 1 and value == int(value))
+            ):
+                raise DataError(f"{path}: num_classes must be one integer >= 1, got {value!r}")
+            declared.add(int(value))
     if len(declared) > 1:
         raise DataError(f"{name}: the splits declare different num_classes {sorted(declared)}")
     if declared:
         num_classes = declared.pop()
     elif num_classes is None:
-        num_classes = 1 + max(int(a["targets"].max(initial=0)) for a in arrays.values())
-    splits = {
-        split: framewise_split(arrays[split], f"{path}")
-        for split, path in zip(SPLITS, paths, strict=True)
-    }
+        num_classes = 1 + max(int(split.targets.max(initial=0)) for split in splits.values())
     sizes = {split.inputs.shape[-1] for split in splits.values()}
     if len(sizes) > 1:
         raise DataError(f"{name}: the splits have different input sizes {sorted(sizes)}")

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from lstm_variants.cells import VARIANTS, LSTMCell, make_cell
 from lstm_variants.config_values import check_cell_options, check_values
 from lstm_variants.data import SequenceDataset, load_dataset
-from lstm_variants.errors import ConfigError
+from lstm_variants.errors import ConfigError, RecordError
 from lstm_variants.initializers import make_initializer
 from lstm_variants.loggers import make_logger
 from lstm_variants.model import SequenceModel
@@ -34,7 +34,13 @@ from lstm_variants.optimizers import make_member_optimizer, member_hyperparamete
 from lstm_variants.params_file import params_path, save_params
 from lstm_variants.population import Member, train_population
 from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings
-from lstm_variants.records import RECORD_VERSION, environment, trial_id, write_json_atomic
+from lstm_variants.records import (
+    RECORD_VERSION,
+    environment,
+    read_record,
+    trial_id,
+    write_json_atomic,
+)
 from lstm_variants.train import TrainSettings, parameter_count
 
 # The config keys whose values may differ inside one population, as (section, key) paths.
@@ -224,7 +230,7 @@ def run_trials(
     missing = {
         index
         for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True))
-        if cfg.get("overwrite", False) or not path.exists()
+        if cfg.get("overwrite", False) or not _recorded(path)
     }
     work = planned_populations(cfgs, paths, missing, output_dir)
     progress_line = _ProgressLine(total=len(missing), skipped=len(cfgs))
@@ -287,6 +293,20 @@ def run_trials(
         if logger is not None:
             logger.close()
     return results
+
+
+def _recorded(path: Path) -> bool:
+    """Whether ``path`` holds a readable record. A damaged one (emptied by a full disk, cut short
+    by a partial copy) is said in one line and its trial trains again: counted as done, it would
+    be skipped by every rerun and by the results table alike."""
+    if not path.exists():
+        return False
+    try:
+        read_record(path)
+    except RecordError as error:
+        print(f"lstm-variants: warning: {error}; this trial trains again", file=sys.stderr)
+        return False
+    return True
 
 
 def planned_populations(

@@ -61,6 +61,18 @@ def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
     assert changed != path and retrained is not None
 
 
+def test_a_damaged_record_is_said_and_its_trial_trains_again(tmp_path, capsys):
+    path, record = run_trial(config(), tmp_path, progress=False)
+    path.write_text(path.read_text()[:100])  # cut short by a full disk or a partial copy
+    capsys.readouterr()
+    again, retrained = run_trial(config(), tmp_path, progress=False)
+    assert again == path and retrained is not None
+    assert json.loads(path.read_text())["metrics"] == record["metrics"]
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "not a readable record" in warning[0], warning
+    assert run_trial(config(), tmp_path, progress=False)[1] is None  # whole again: done
+
+
 def test_a_key_at_its_neutral_value_leaves_the_trial_id_as_before_the_key_existed():
     cfg = config()
     assert cfg["train"]["loss_normalization"] == "frame"

@@ -31,7 +31,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lstm_variants.records import write_json_atomic
+from lstm_variants.records import atomic_file, write_json_atomic
 
 STATUS_FILE = "status.json"
 
@@ -62,6 +62,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     ``summary.md`` (the comparison of every cell with ``reference``, ``analysis.compare``, and the
     failed jobs with their error lines) and, with ``report``, the full report with figures in
     ``report/`` (``analysis.write_report``). A study without any record still gets its summary.
+    The tables and the summary are written atomically (``records.atomic_file``).
     """
     from lstm_variants.analysis import AnalysisError, collect, compare, write_report
     from lstm_variants.analysis.compare import comparison_selection, to_markdown
@@ -78,8 +79,11 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
         lines.append(f"No trial records: {error}")
     if collection is not None:
         trials = collection.trials
-        trials.to_parquet(sweep_dir / "results.parquet", index=False)
-        trials.to_csv(sweep_dir / "results.csv", index=False)
+        # Whole or not at all, as records are: a Ctrl-C here must not leave half a table.
+        with atomic_file(sweep_dir / "results.parquet", "wb") as out:
+            trials.to_parquet(out, index=False)
+        with atomic_file(sweep_dir / "results.csv") as out:
+            trials.to_csv(out, index=False)
         lines += [f"{collection.summary()}; {len(statuses)} jobs ({len(failed)} failed).", ""]
         mixed = mixed_settings(trials["config_json"])
         if mixed:
@@ -113,7 +117,8 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
             for s in failed
         ]
     summary = "\n".join(lines) + "\n"
-    (sweep_dir / "summary.md").write_text(summary)
+    with atomic_file(sweep_dir / "summary.md") as out:
+        out.write(summary)
     return summary
 
 

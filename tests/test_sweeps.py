@@ -457,6 +457,32 @@ def test_the_summary_says_when_a_smoke_runs_records_sit_beside_the_studys(tmp_pa
     assert "other settings (train.max_epochs)" in summarize(tmp_path, report=False)
 
 
+def test_an_interrupted_summary_leaves_the_results_of_the_last_one_whole(tmp_path, monkeypatch):
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=4, seed=0), tmp_path)
+    summarize(tmp_path, report=False)
+    before = {n: (tmp_path / n).read_bytes() for n in ("results.csv", "results.parquet")}
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=6, seed=1), tmp_path)
+
+    def cut_short(self, out, **kwargs):  # Ctrl-C after the first bytes of each table
+        if isinstance(out, Path):
+            out = out.open("wb")
+        out.write(b"PAR1" if "b" in out.mode else "trial_id,")
+        out.flush()
+        raise KeyboardInterrupt
+
+    for writer, name in (("to_parquet", "results.parquet"), ("to_csv", "results.csv")):
+        with monkeypatch.context() as patch:
+            patch.setattr(pd.DataFrame, writer, cut_short)
+            with pytest.raises(KeyboardInterrupt):
+                summarize(tmp_path, report=False)
+        assert (tmp_path / name).read_bytes() == before[name]
+        assert len(pd.read_parquet(tmp_path / "results.parquet"))  # whole: the old or the new
+        assert not list(tmp_path.glob(".*.tmp"))
+
+
 @pytest.mark.parametrize("dataset", ["jsb_chorales", "adding", "nottingham"])
 def test_train_greff_is_one_sequence_per_update_whatever_the_dataset_prefers(dataset):
     # Datasets set their own batch size (and epochs) after the train group (conf/config.yaml);

@@ -166,3 +166,36 @@ def test_a_plain_interrupt_ends_the_block_and_an_ignored_one_stays_ignored(handl
         assert_ended_by_ctrl_c(done)
     else:
         assert done.returncode == 0 and "went on" in done.stdout and done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "module, argv, line",
+    [
+        (
+            "lstm_variants.analysis.cli",
+            ["collect", "."],
+            "lstm-variants-analyze: interrupted; run the command again to write its output",
+        ),
+        (
+            "lstm_variants.data.cli",
+            ["list"],
+            "lstm-variants-data: interrupted; the same command resumes a download from its .part "
+            "file",
+        ),
+    ],
+)
+def test_the_argparse_commands_end_a_ctrl_c_with_one_line_too(module, argv, line):
+    done, _ = run(f"""
+        import importlib
+        cli = importlib.import_module({module!r})
+
+        def interrupted(*args, **kwargs):  # Ctrl-C while the command works
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+            print("went on")
+
+        cli.run = interrupted
+        cli.main({argv!r})
+    """)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines() == [line]

@@ -37,7 +37,7 @@ from lstm_variants.analysis.compare import (
     to_markdown,
     write_tables,
 )
-from lstm_variants.interrupt import quiet_when_reader_leaves
+from lstm_variants.interrupt import ending_interrupts, quiet_when_reader_leaves
 from lstm_variants.version import VersionAction
 
 PROG = "lstm-variants-analyze"
@@ -362,24 +362,25 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with quiet_when_reader_leaves():
-        return _main(argv)
-
-
-def _main(argv: list[str] | None) -> int:
     arguments = build_parser().parse_args(argv)
     console = Console(stderr=True)
-    try:
-        run(arguments, console)
-    except AnalysisError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    except BrokenPipeError:  # the reader of the tables left: quiet_when_reader_leaves ends it
-        raise
-    except OSError as error:  # an --out that cannot be created or written
-        where = f" {error.filename}" if error.filename else ""
-        print(f"{PROG}: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)
-        return USAGE_ERROR
+    # Ctrl-C (or kill) is one line and status 130 (143), as lstm-variants, not a traceback; a
+    # reader that leaves early (| head) ends it quietly with status 141.
+    with (
+        ending_interrupts(f"{PROG}: interrupted; run the command again to write its output"),
+        quiet_when_reader_leaves(),
+    ):
+        try:
+            run(arguments, console)
+        except AnalysisError as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            return USAGE_ERROR
+        except BrokenPipeError:  # the reader of the tables left: quiet_when_reader_leaves ends it
+            raise
+        except OSError as error:  # an --out that cannot be created or written
+            where = f" {error.filename}" if error.filename else ""
+            print(f"{PROG}: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)
+            return USAGE_ERROR
     return 0
 
 

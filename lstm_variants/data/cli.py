@@ -34,7 +34,7 @@ from lstm_variants.data import (
     load_dataset,
     padding_report,
 )
-from lstm_variants.interrupt import quiet_when_reader_leaves
+from lstm_variants.interrupt import ending_interrupts, quiet_when_reader_leaves
 from lstm_variants.version import VersionAction
 
 PROG = "lstm-variants-data"
@@ -185,12 +185,23 @@ def fetch_datasets(names: list[str], data_dir: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns (and, from the console script, exits with) its status."""
-    with quiet_when_reader_leaves():
-        return _run(build_parser().parse_args(argv))
+    """Run the command; returns (and, from the console script, exits with) its status.
+
+    Ctrl-C (or kill) is one line and status 130 (143), as ``lstm-variants``, not a traceback; a
+    reader that leaves early (``| head``) ends it quietly with status 141.
+    """
+    args = build_parser().parse_args(argv)
+    with (
+        ending_interrupts(
+            f"{PROG}: interrupted; the same command resumes a download from its .part file"
+        ),
+        quiet_when_reader_leaves(),
+    ):
+        return run(args)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """The command ``args`` asks for; its exit status."""
     if args.command == "list":
         print(format_table(["name", "target", "metric", "availability"], list_rows(args.data_dir)))
         return 0

@@ -179,6 +179,14 @@ def test_command_line(sweep, tmp_path, capsys):
     assert exit_info.value.code == 0
 
 
+def test_a_misspelt_reference_on_the_command_line_is_one_error_line(sweep, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["report", str(sweep), "--out", str(tmp_path), "--reference", "vanila"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("lstm-variants-analyze: error: reference cell 'vanila' is in no")
+    assert "cells found: vanilla" in error[-1] and not (tmp_path / "report.md").exists()
+
+
 def test_a_reference_without_a_usable_trial_gives_way_to_the_first_usable_cell():
     trials = pd.DataFrame(
         {"cell": ["vanilla", "vanilla", "gru", "cifg"], "usable": [False, False, True, True]}

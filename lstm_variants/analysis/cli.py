@@ -234,6 +234,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
                 studies=arguments.study,
                 pool_studies=arguments.pool_studies,
                 status=lambda line: status.update(line),
+                strict_reference=True,  # a --reference given that names no cell is a typo
             )
         print(f"report: {path}")
         return

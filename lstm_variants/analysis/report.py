@@ -34,6 +34,7 @@ from lstm_variants.analysis.collect import (
     select_studies,
 )
 from lstm_variants.analysis.compare import (
+    check_reference_present,
     compare,
     compared_fraction,
     comparison_selection,
@@ -421,6 +422,7 @@ def write_report(
     studies: Sequence[str] | None = None,
     pool_studies: bool = False,
     status: Callable[[str], None] | None = None,
+    strict_reference: bool = False,
 ) -> Path:
     """Write the report of the sweeps in ``directories`` into ``output_dir``; return report.md.
 
@@ -438,6 +440,8 @@ def write_report(
       studies, pool_studies: which studies to report, and whether several studies on one dataset
         may be compared as one sample (``collect.select_studies``).
       status: called with a short line before each step (progress display).
+      strict_reference: a ``reference`` that no sweep has is an error, not replaced (the
+        command line's ``--reference``, where it is a typo).
 
     Raises:
       AnalysisError: no records under ``directories``, or none with a usable result; studies
@@ -459,6 +463,8 @@ def write_report(
             f"none of the {len(trials)} trial(s) under {', '.join(map(str, directories))} has a "
             "result (all diverged before their first validation, or none finished)"
         )
+    if strict_reference and reference is not None:
+        check_reference_present(trials, reference)
     collection.save(output_dir / "data")
     chosen, note = resolve_reference(trials, reference or recorded_reference(trials))
     say("comparing cells")

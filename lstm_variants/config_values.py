@@ -128,6 +128,7 @@ RULES: dict[str, Rule] = {
     "search.seed": COUNT_OR_ZERO,
     "search.shards": COUNT,
     "search.shard": COUNT_OR_ZERO,
+    "search.paired": SWITCH,
     "search.rerun.top": COUNT,
     "search.rerun.first_seed": SEED,
     "diagnose.num_sequences": COUNT,

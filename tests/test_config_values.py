@@ -60,6 +60,7 @@ def test_the_diagnose_config_passes_and_is_checked_too():
         ("optimizer.clip_norm", 0.0, "a number > 0 (or null: off), got 0.0"),
         ("train.dropout", 1.0, "a number in [0, 1), got 1.0"),
         ("progress", "yes", "progress must be true or false, got 'yes'"),
+        ("search.paired", "maybe", "search.paired must be true or false, got 'maybe'"),
     ],
 )
 def test_a_bad_value_names_its_key_and_what_it_must_be(key, value, expected):

@@ -103,14 +103,19 @@ def unknown_choice(argv: list[str]) -> str | None:
     return None
 
 
-def override_error(argv: list[str], config_name: str = "config") -> str | None:
+def override_error(
+    argv: list[str], config_name: str = "config", every_value: bool = True
+) -> str | None:
     """Compose the config once with the user's overrides; Hydra's complaint as one line, else None.
 
     Plain runs and multiruns (``-m``) are checked; in a multirun each swept key is checked with
     its first value (``cell=vanilla,gru`` as ``cell=vanilla``; ``range(...)`` and other sweep
-    functions are left to Hydra). With any other flag (``--cfg``, ``--help``, ...) Hydra reports
-    the rest itself. A key that does not exist gets the nearest existing ones as the advice,
-    rather than Hydra's "use +key=value", which would only add a key that nothing reads.
+    functions are left to Hydra), then, with ``every_value``, each other value of a swept key
+    that is not a config group (``model.hidden_size=4,-1``), the other keys at their first
+    values: one bad value is one line before any job, not one failed job among good ones. With
+    any other flag (``--cfg``, ``--help``, ...) Hydra reports the rest itself. A key that does
+    not exist gets the nearest existing ones as the advice, rather than Hydra's "use
+    +key=value", which would only add a key that nothing reads.
     """
     flags = [argument for argument in argv if argument.startswith("-")]
     if any(flag not in ("-m", "--multirun") for flag in flags):
@@ -158,6 +163,18 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         check_output_directory(records_dir, "hydra.sweep.dir" if flags else "hydra.run.dir")
     except ConfigError as error:
         return str(error)
+    if not (flags and every_value):
+        return None
+    for index, argument in enumerate(argv):
+        key = argument.partition("=")[0].lstrip("+~")
+        if argument.startswith("-") or key.startswith("hydra") or (Path(CONFIG_DIR) / key).is_dir():
+            continue  # a group's choices are shipped configs, checked by name (unknown_choice)
+        for value in (sweep_values(argument) or [])[1:]:
+            wrong = override_error(
+                [*argv[:index], value, *argv[index + 1 :]], config_name, every_value=False
+            )
+            if wrong is not None:
+                return wrong
     return None
 
 
@@ -190,12 +207,19 @@ FREE_FORM = ("options", "search.space")  # mappings whose keys the user adds wit
 
 def first_sweep_value(override: str) -> str | None:
     """``key=a,b`` -> ``key=a``; None for a sweep function (``range(2)``, ``choice(a,b)``)."""
+    values = sweep_values(override)
+    return values[0] if values else None
+
+
+def sweep_values(override: str) -> list[str] | None:
+    """``key=a,b`` -> ``['key=a', 'key=b']`` (commas inside brackets or quotes do not split);
+    None for a sweep function (``range(2)``, ``choice(a,b)``)."""
     key, sep, value = override.partition("=")
     if not sep:
-        return override
+        return [override]
     if SWEEP_FUNCTION.match(value):
         return None
-    depth, quote = 0, None
+    depth, quote, start, values = 0, None, 0, []
     for index, char in enumerate(value):
         if quote:
             quote = None if char == quote else quote
@@ -206,8 +230,9 @@ def first_sweep_value(override: str) -> str | None:
         elif char in "]})":
             depth -= 1
         elif char == "," and depth == 0:
-            return f"{key}={value[:index]}"
-    return override
+            values.append(f"{key}={value[start:index]}")
+            start = index + 1
+    return [*values, f"{key}={value[start:]}"] if values else [override]
 
 
 def unknown_key(key: str, overrides: list[str], config_name: str) -> str:

@@ -414,6 +414,22 @@ def test_a_bad_value_in_a_sweep_is_one_error_line_before_any_job(tmp_path):
     assert not list(tmp_path.glob("*/status.json"))
 
 
+def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job():
+    from lstm_variants.command_line import override_error, sweep_values
+
+    assert sweep_values("model.hidden_size=[1,2],3") == [
+        "model.hidden_size=[1,2]",
+        "model.hidden_size=3",
+    ]
+    assert sweep_values("seed=range(3)") is None
+    assert override_error(["-m", "model.hidden_size=4,-1"]) == (
+        "model.hidden_size must be an integer >= 1, got -1; set it with model.hidden_size=VALUE"
+    )
+    assert "got 'abc'" in override_error(["-m", "cell=vanilla,gru", "train.max_epochs=1,2,abc"])
+    assert override_error(["-m", "model.hidden_size=4,8", "train.max_epochs=1,2"]) is None
+    assert override_error(["model.hidden_size=4,-1"]) is not None  # one run: a list, not a sweep
+
+
 def test_the_command_line_check_reads_sweeps_as_hydra_does():
     from lstm_variants.command_line import first_sweep_value, override_error
 

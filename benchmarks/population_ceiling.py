@@ -20,10 +20,15 @@ with each member's cost interpolated in H from the grid. It reports two bounds:
   full 2x to the population and nothing to the sequential trials. Measured, two devices give 1.36x
   to the population, and a single trial already uses part of the second core (benchmarks/README.md).
 
+``--pin`` keeps the process on one core before JAX starts, as ``population.py --processes`` pins its
+workers. The table is then what each of two pinned processes pays, and twice its batching ceiling
+bounds that layout exactly: the cores no longer share anything.
+
 Each cell of the table is the fastest of ``--repeats`` timed calls. The minimum is the statistic
 least moved by other work on the machine. Run it on a quiet machine all the same.
 
     uv run python benchmarks/population_ceiling.py
+    uv run python benchmarks/population_ceiling.py --pin      # one core, as a pinned worker
     uv run python benchmarks/population_ceiling.py --hidden 32 128 --groups 1 4 --repeats 20
 
 The last line is ``ceiling_k32=<x>``, the ceiling with both cores.
@@ -50,6 +55,9 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=40, help="timed calls per cell")
     parser.add_argument("--k", type=int, default=32, help="trials drawn as population.py does")
     parser.add_argument("--seed", type=int, default=0, help="population.py's draw seed")
+    parser.add_argument(
+        "--pin", action="store_true", help="run on one core, as population.py's pinned workers"
+    )
     return parser.parse_args()
 
 
@@ -95,6 +103,10 @@ def member_update_ms(hidden: int, group: int, steps: int, repeats: int) -> float
 
 def main():
     args = parse_args()
+    from population import greff_draws, pin_worker_to_core  # benchmarks/ is on the path
+
+    if args.pin:
+        pin_worker_to_core(0)
     # One device, as a trial trained alone gets; Eigen's threads off, as population.py sets them.
     import jax
 
@@ -106,8 +118,6 @@ def main():
 
     hidden = sorted(args.hidden)
     groups = sorted(args.groups)
-    from population import greff_draws  # benchmarks/ is on the path when run as a script
-
     sizes = [draw["hidden_size"] for draw in greff_draws(args.k, args.seed)]
     if min(sizes) < hidden[0] or max(sizes) > hidden[-1]:
         sys.exit(
@@ -116,7 +126,8 @@ def main():
         )
     print(
         f"vanilla LSTM, 88 inputs, batch 1, {args.steps} steps, forward + backward + SGD; "
-        f"1 {jax.devices()[0].device_kind} device; jax {jax.__version__}",
+        f"1 {jax.devices()[0].device_kind} device"
+        f"{', pinned to one core' if args.pin else ''}; jax {jax.__version__}",
         file=sys.stderr,
     )
     cost = np.zeros((len(hidden), len(groups)))

@@ -162,17 +162,28 @@ def check_values(cfg: Mapping[str, Any]) -> None:
     a search space that is not one (``search.check_space``), and a momentum that Adam would
     silently ignore.
     """
+    search = cfg.get("search") or {}
+    drawn = search.get("sampled") or search.get("space") or {}
     for key, rule in RULES.items():
         found, value = _lookup(cfg, key)
         if found and not rule.allows(value):
-            raise ConfigError(
-                f"{key} must be {rule.describe()}, got {value!r}; set it with {key}=VALUE"
+            how = (
+                f"the search draws it: change the range of {key} in search.space"
+                if isinstance(drawn, Mapping) and key in drawn
+                else f"set it with {key}=VALUE"
             )
+            raise ConfigError(f"{key} must be {rule.describe()}, got {value!r}; {how}")
     for key, choices in CHOICES.items():
         found, value = _lookup(cfg, key)
         if found and value not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     check_trial_seeds(cfg)
+    data_dir = cfg.get("data_dir")
+    if isinstance(data_dir, str) and not data_dir.strip():  # Path('') would be the current dir
+        raise ConfigError(
+            "data_dir is empty; name the directory of the data files, or leave it unset "
+            "(data_dir=null) for $LSTM_VARIANTS_DATA_DIR or the download cache"
+        )
     study = cfg.get("study")
     # The study names the output folders (outputs/<study>/..., multirun/<study>): a path in it,
     # such as ../../etc, would put records outside them.

@@ -119,6 +119,11 @@ def check_space(space: Any) -> None:
             f"search.space must map config keys to distributions, got {space!r}; e.g. "
             "{model.hidden_size: {distribution: log_uniform, low: 20, high: 200, integer: true}}"
         )
+    if "seed" in space:
+        raise ConfigError(
+            "search.space cannot draw seed: trial i trains with seed + i, so the draw would be "
+            "replaced; set the first trial's seed with seed=N (search.seed seeds the draws)"
+        )
     sample_trial(space, seed=0, trial=0)
 
 

@@ -108,6 +108,19 @@ def test_no_records_says_where_it_looked(tmp_path):
         collect([tmp_path / "missing"])
 
 
+def test_an_empty_dir_or_an_out_that_is_a_file_is_one_error_line(tmp_path, capsys, monkeypatch):
+    write_records(synthetic_study({"vanilla": 0.0}, trials=2, seed=0), tmp_path / "sweep")
+    monkeypatch.chdir(tmp_path)  # where an empty DIR would have read and written
+    assert main(["collect", ""]) == 2
+    assert not (tmp_path / "analysis").exists()
+    (tmp_path / "taken").write_text("a file")
+    assert main(["collect", str(tmp_path / "sweep"), "--out", str(tmp_path / "taken")]) == 2
+    empty_dir, out_is_a_file = capsys.readouterr().err.strip().splitlines()
+    assert empty_dir.startswith("lstm-variants-analyze: error: a DIR is empty; name the sweep")
+    assert out_is_a_file.endswith(f"--out {tmp_path / 'taken'} is a file; name a directory for the "
+                                  "tables and figures")  # fmt: skip
+
+
 def test_canonical_cell_order_puts_the_reference_first():
     assert ordered_cells(["gru", "zzz", "nfg", "vanilla"]) == ["vanilla", "nfg", "gru", "zzz"]
     assert ordered_cells(["gru", "lstm", "lstm_b"], reference="gru") == ["gru", "lstm", "lstm_b"]

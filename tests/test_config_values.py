@@ -162,3 +162,25 @@ def test_a_study_is_a_folder_name_and_adam_takes_no_momentum():
     check_values({"optimizer": {"name": "sgd", "momentum": 0.9}, "search": drawn})
     with pytest.raises(ConfigError, match=r"unknown model option\(s\) \['hiden_size'\]"):
         check_values({"model": {"hidden_size": 3, "hiden_size": 3}})
+
+
+def test_a_drawn_value_out_of_range_points_at_the_search_space():
+    cfg = composed("config", "search=quick")
+    cfg["search"]["space"]["model.hidden_size"]["low"] = 0  # a draw of 0 units
+    cfg["model"]["hidden_size"] = 0
+    with pytest.raises(ConfigError, match="^model.hidden_size must be an integer >= 1") as error:
+        check_values(cfg)
+    assert "the search draws it: change the range of model.hidden_size in search.space" in str(
+        error.value
+    )
+    cfg = composed("config", "search=quick", "train.max_epochs=0")  # not drawn: set it directly
+    with pytest.raises(ConfigError, match="set it with train.max_epochs=VALUE"):
+        check_values(cfg)
+
+
+@pytest.mark.parametrize("data_dir", ["", "  "])
+def test_an_empty_data_dir_is_refused_rather_than_read_as_the_current_directory(data_dir):
+    cfg = composed("config")
+    cfg["data_dir"] = data_dir
+    with pytest.raises(ConfigError, match="^data_dir is empty; name the directory"):
+        check_values(cfg)

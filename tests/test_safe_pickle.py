@@ -86,5 +86,6 @@ def test_a_refused_file_is_named(tmp_path):
 @pytest.mark.parametrize("cut", [1, 10, -1])
 def test_truncated_pickle_is_a_data_error(cut):
     payload = pickle.dumps({"train": [[(np.int64(60),)]]}, protocol=2)
-    with pytest.raises(DataError, match="cannot unpickle"):
+    with pytest.raises(DataError, match="cannot unpickle") as error:
         restricted_load(payload[:cut])
+    assert "delete it to have it downloaded again, or replace it" in str(error.value)

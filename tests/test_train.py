@@ -277,6 +277,11 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["search=quick", "search.trials=abc"], "search.trials must be an integer >= 1"),
         (["search=quick", "+search.space.foo=3"], "search space key foo: expected {distrib"),
         (["search=quick", "search.space=3"], "search.space must map config keys to distrib"),
+        (
+            ["search=quick", "+search.space.seed={distribution: uniform, low: 0, high: 9}"],
+            "search.space cannot draw seed: trial i trains with seed + i",
+        ),
+        (["data_dir="], "data_dir is empty; name the directory of the data files"),
         (["model.recurrence=slow"], "model.recurrence must be one of fast, reference"),
         (["reference_cell=bogus"], "unknown reference_cell 'bogus'; valid cells: cifg"),
         (["+optimizer.momentum=0.5"], "optimizer.momentum (0.5) is used only by optimizer=sgd"),

@@ -219,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(arguments: argparse.Namespace, console: Console) -> None:
+    if any(not str(directory).strip() for directory in arguments.directories):
+        # An empty name reads as '.', whose analysis/ could be a source folder of its own.
+        raise AnalysisError("a DIR is empty; name the sweep directories, e.g. multirun/greff_jsb")
     out = arguments.out or Path(arguments.directories[0]) / "analysis"
+    if out.exists() and not out.is_dir():
+        raise AnalysisError(f"--out {out} is a file; name a directory for the tables and figures")
     if arguments.command == "report":
         from lstm_variants.analysis.report import write_report
 

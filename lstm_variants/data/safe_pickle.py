@@ -94,5 +94,6 @@ def restricted_load(source: bytes | bytearray | BinaryIO):
         raise DataError(f"{name}: {error}") from None  # which file was refused
     except Exception as error:  # a malformed pickle raises many kinds; report each as DataError
         raise DataError(
-            f"cannot unpickle {name}: {type(error).__name__}: {error} (truncated or corrupt file?)"
+            f"cannot unpickle {name}: {type(error).__name__}: {error} (truncated or corrupt "
+            "file?); delete it to have it downloaded again, or replace it with a good copy"
         ) from error

@@ -8,7 +8,6 @@ leaves either the whole record or none of it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -16,13 +15,10 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import jax
-
+from lstm_variants.atomic_files import atomic_file
 from lstm_variants.errors import RecordError
 
 RECORD_VERSION = 1
@@ -32,42 +28,6 @@ def trial_id(resolved_config: dict[str, Any]) -> str:
     """Stable 16-hex-digit id of a resolved config (key order does not matter)."""
     canonical = json.dumps(resolved_config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
-    """A file handle whose contents appear at ``path`` whole or not at all.
-
-    It writes a temporary file in the same directory, syncs it and renames it into place; on an
-    error the temporary file goes and ``path`` is left as it was. The file gets the permissions
-    of any new file (0666 less the umask): ``mkstemp``'s private 0600 would hide a study's results
-    from the colleagues who share its directory.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, mode) as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux allows (another thread creating a
-    file meanwhile would get a wrong mode); elsewhere set and put back at once."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
@@ -133,6 +93,7 @@ def git_state(directory: Path) -> dict[str, Any]:
 def environment() -> dict[str, Any]:
     """Versions and devices that decide whether two runs are comparable."""
     import flax
+    import jax
     import jaxlib
     import optax
 

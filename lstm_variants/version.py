@@ -10,6 +10,8 @@ import argparse
 import platform
 from importlib import metadata
 
+from lstm_variants.records import code_version
+
 PACKAGE = "lstm-variants"
 STACK = ("jax", "jaxlib", "flax", "optax")
 
@@ -26,8 +28,6 @@ def version_line(prog: str) -> str:
 
     The commit is left out outside a git checkout; 'modified' means tracked files differ from it.
     """
-    from lstm_variants.records import code_version  # imports JAX: only once the line is wanted
-
     code = code_version()
     origin = ""
     if code["git_commit"]:

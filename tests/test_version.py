@@ -40,7 +40,7 @@ def test_version_names_the_package_its_commit_and_the_jax_stack(prog, monkeypatc
 
 def test_version_leaves_out_the_commit_outside_a_checkout(monkeypatch):
     monkeypatch.setattr(
-        "lstm_variants.records.code_version", lambda: {"git_commit": None, "git_dirty": None}
+        "lstm_variants.version.code_version", lambda: {"git_commit": None, "git_dirty": None}
     )
     line = version.version_line("prog")
     assert "commit" not in line and line.startswith("prog ")
@@ -48,7 +48,7 @@ def test_version_leaves_out_the_commit_outside_a_checkout(monkeypatch):
 
 def test_version_marks_a_modified_checkout(monkeypatch):
     monkeypatch.setattr(
-        "lstm_variants.records.code_version",
+        "lstm_variants.version.code_version",
         lambda: {"git_commit": "0123456789abcdef", "git_dirty": True},
     )
     assert "(commit 0123456789ab, modified)" in version.version_line("prog")

@@ -37,6 +37,7 @@ from lstm_variants.analysis.compare import (
     to_markdown,
     write_tables,
 )
+from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 from lstm_variants.interrupt import ending_interrupts, quiet_when_reader_leaves
 from lstm_variants.version import VersionAction
 
@@ -271,7 +272,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
         markdown = curves_markdown(table)
         print(markdown)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "curves.md").write_text(markdown + "\n")
+        write_text_atomic(out / "curves.md", markdown + "\n")
         paths = curves_figure(table, metric, out / "curves", arguments.target)
         print("\n".join(str(path) for path in [out / "curves.md", *paths]))
         return
@@ -313,7 +314,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
             )
         print(paired_markdown(table))
         out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "paired.csv", index=False)
+        write_table_atomic(table, out / "paired.csv")
         print(f"paired: {out / 'paired.csv'}")
         return
     from lstm_variants.analysis.importance import importance_by_group, importance_table
@@ -338,11 +339,11 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     if arguments.command == "importance":
         table = importance_table(results)
         out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "importance.csv", index=False)
+        write_table_atomic(table, out / "importance.csv")
         for result in results:
             for name, curve in result.marginals.items():
                 slug = "_".join(result.group.values())
-                curve.to_csv(out / f"marginal_{slug}_{name.split('.')[-1]}.csv", index=False)
+                write_table_atomic(curve, out / f"marginal_{slug}_{name.split('.')[-1]}.csv")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         from lstm_variants.analysis.report import uninformative_reason
 

@@ -39,6 +39,8 @@ from typing import Any
 
 import pandas as pd
 
+from lstm_variants.atomic_files import write_table_atomic
+
 RECORD_GLOB = "**/records/*.json"
 REQUIRED_FIELDS = ("cell", "dataset", "metrics")
 
@@ -118,11 +120,11 @@ class Collection:
             "curves": output_dir / "curves.parquet",
             "skipped": output_dir / "skipped.csv",
         }
-        self.trials.to_parquet(paths["trials"], index=False)
-        self.curves.to_parquet(paths["curves"], index=False)
+        write_table_atomic(self.trials, paths["trials"])
+        write_table_atomic(self.curves, paths["curves"])
         rows = [(path, reason) for path, reason in self.skipped]
         rows += [(path, "duplicate trial_id") for path in self.duplicates]
-        pd.DataFrame(rows, columns=["path", "reason"]).to_csv(paths["skipped"], index=False)
+        write_table_atomic(pd.DataFrame(rows, columns=["path", "reason"]), paths["skipped"])
         return paths
 
 

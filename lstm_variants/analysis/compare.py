@@ -55,6 +55,7 @@ import pandas as pd
 from scipy import stats
 
 from lstm_variants.analysis.collect import AnalysisError, ordered_cells
+from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 
 CORRECTIONS = ("holm", "bh", "none")
 TESTS = ("permutation", "welch")
@@ -709,7 +710,7 @@ def write_tables(table: pd.DataFrame, output_dir, stem: str = "comparison") -> d
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: output_dir / f"{stem}.{kind}" for kind in ("csv", "md", "tex")}
-    table.to_csv(paths["csv"], index=False)
-    paths["md"].write_text(to_markdown(table))
-    paths["tex"].write_text(to_latex(table))
+    write_table_atomic(table, paths["csv"])
+    write_text_atomic(paths["md"], to_markdown(table))
+    write_text_atomic(paths["tex"], to_latex(table))
     return paths

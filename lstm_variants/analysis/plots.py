@@ -37,6 +37,7 @@ from lstm_variants.analysis.compare import (
     top_trials,
 )
 from lstm_variants.analysis.importance import Importance, pretty
+from lstm_variants.atomic_files import save_figure_atomic
 
 FORMATS = ("png", "pdf")
 DPI = 150
@@ -53,7 +54,7 @@ def save(figure: Figure, stem: Path) -> list[Path]:
     paths = []
     for extension in FORMATS:
         path = stem.with_suffix(f".{extension}")
-        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+        save_figure_atomic(figure, path, dpi=DPI, bbox_inches="tight")
         paths.append(path)
     return paths
 

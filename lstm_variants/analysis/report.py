@@ -52,6 +52,7 @@ from lstm_variants.analysis.importance import (
 )
 from lstm_variants.analysis.paired import paired_compare, paired_markdown
 from lstm_variants.analysis.plots import all_figures
+from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 
 MAX_SKIPPED_LISTED = 20
 PROJECTED_TRIALS = 200  # Greff et al. (2017): 200 trials per variant and dataset
@@ -483,15 +484,15 @@ def write_report(
     say("functional ANOVA")
     importances = importance_by_group(trials, trees=trees)
     if importances:
-        importance_table(importances).to_csv(output_dir / "tables" / "importance.csv", index=False)
+        write_table_atomic(importance_table(importances), output_dir / "tables" / "importance.csv")
     say("drawing figures")
     figures = all_figures(
         trials, collection.curves, comparison, importances, output_dir / "figures", chosen
     )
     cost = cost_table(trials)
-    cost.to_csv(output_dir / "tables" / "cost.csv", index=False)
+    write_table_atomic(cost, output_dir / "tables" / "cost.csv")
     best = best_trials(trials)
-    best.to_csv(output_dir / "tables" / "best.csv", index=False)
+    write_table_atomic(best, output_dir / "tables" / "best.csv")
     paired = pd.concat(
         [
             paired_compare(trials, reference=chosen, resamples=resamples, fraction=share)
@@ -500,7 +501,7 @@ def write_report(
         ignore_index=True,
     )
     if not paired.empty:
-        paired.to_csv(output_dir / "tables" / "paired.csv", index=False)
+        write_table_atomic(paired, output_dir / "tables" / "paired.csv")
     report = output_dir / "report.md"
     text = render_report(
         collection,
@@ -517,5 +518,5 @@ def write_report(
         studies=studies,
         pool_studies=pool_studies,
     )
-    report.write_text(text)
+    write_text_atomic(report, text)
     return report

@@ -11,6 +11,8 @@ from typing import Any
 
 import matplotlib
 
+from lstm_variants.atomic_files import save_figure_atomic
+
 matplotlib.use("Agg")  # files only: no display on a server or in CI
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,8 +31,7 @@ COMPONENT_TITLES = {"h": "hidden state: ||dL_T / dh_t||", "c": "cell state: ||dL
 
 def save(figure: Figure, path: Path, dpi: int = 80) -> Path:
     """Write ``figure`` as a PNG (small: modest dpi) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight")
+    save_figure_atomic(figure, path, dpi=dpi, bbox_inches="tight")
     plt.close(figure)
     return path
 

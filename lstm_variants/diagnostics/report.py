@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lstm_variants.atomic_files import write_text_atomic
 from lstm_variants.diagnostics import plots
 from lstm_variants.diagnostics.studies import rate_table
 from lstm_variants.records import write_json_atomic
@@ -136,7 +137,7 @@ def write_report(
             markdown_table(clip_rows, CLIP_COLUMNS),
         ]
     summary = out_dir / "summary.md"
-    summary.write_text("\n".join(s for s in sections if s) + "\n")
+    write_text_atomic(summary, "\n".join(s for s in sections if s) + "\n")
     written.append(summary)
 
     results = {

@@ -1,0 +1,78 @@
+"""Files that appear whole or not at all: records, job statuses, tables, reports and figures.
+
+A command can be cut short at any moment (Ctrl-C, ``kill``, a full disk, a lost node). Every file
+this package writes for a reader to trust goes through ``atomic_file``: a temporary file in the
+same directory, synced, then renamed over the target, so a reader sees the old file or the new
+one, never half of either. No JAX here, so the analysis commands can write this way and still
+start fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
+    """A file handle whose contents appear at ``path`` whole or not at all.
+
+    It writes a temporary file in the same directory, syncs it and renames it into place; on an
+    error the temporary file goes and ``path`` is left as it was. The file gets the permissions
+    of any new file (0666 less the umask): ``mkstemp``'s private 0600 would hide a study's results
+    from the colleagues who share its directory.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, mode) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (another thread creating a
+    file meanwhile would get a wrong mode); elsewhere set and put back at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``Path(path).write_text(text)``, atomically."""
+    with atomic_file(path) as out:
+        out.write(text)
+
+
+def write_table_atomic(table: Any, path: Path) -> None:
+    """A pandas table to ``path`` atomically, as Parquet for a ``.parquet`` name, else CSV."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        with atomic_file(path, "wb") as out:
+            table.to_parquet(out, index=False)
+    else:
+        with atomic_file(path) as out:
+            table.to_csv(out, index=False)
+
+
+def save_figure_atomic(figure: Any, path: Path, **savefig_options: Any) -> Path:
+    """``figure.savefig(path, ...)`` atomically, in the format of the name's suffix; ``path``."""
+    path = Path(path)
+    with atomic_file(path, "wb") as out:
+        figure.savefig(out, format=path.suffix.lstrip(".") or None, **savefig_options)
+    return path

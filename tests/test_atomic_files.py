@@ -1,0 +1,63 @@
+"""Tables, texts and figures written whole or not at all: a write that fails halfway leaves the
+earlier file as it was and no temporary file beside it, and a good write reads back equal.
+Records: tests/test_train.py::test_atomic_write_leaves_old_record_on_failure."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from lstm_variants.atomic_files import (  # noqa: E402
+    save_figure_atomic,
+    write_table_atomic,
+    write_text_atomic,
+)
+
+TABLE = pd.DataFrame({"cell": ["vanilla", "nfg"], "best_valid": [8.51, 8.73]})
+
+
+class HalfWritten(pd.DataFrame):
+    """A table whose writers fail after writing part of the file (a full disk, say)."""
+
+    def to_csv(self, out, **_):
+        out.write("cell,best_valid\nvan")
+        raise OSError(28, "No space left on device")
+
+    def to_parquet(self, out, **_):
+        out.write(b"PAR1\x15\x04")
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("name", ["table.csv", "table.parquet"])
+def test_a_table_reads_back_and_a_failed_write_keeps_the_old_one(tmp_path, name):
+    path = tmp_path / name
+    write_table_atomic(TABLE, path)
+    read = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    pd.testing.assert_frame_equal(read, TABLE)
+    before = path.read_bytes()
+    with pytest.raises(OSError, match="No space left"):
+        write_table_atomic(HalfWritten(TABLE), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_a_text_is_replaced_whole(tmp_path):
+    path = tmp_path / "report.md"
+    write_text_atomic(path, "# old\n")
+    write_text_atomic(path, "# new\n")
+    assert path.read_text() == "# new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_a_figure_is_saved_in_the_format_of_its_name_or_not_at_all(tmp_path):
+    figure = Figure()
+    figure.subplots().plot([0, 1], [1, 0])
+    png = save_figure_atomic(figure, tmp_path / "curves.png", dpi=20)
+    pdf = save_figure_atomic(figure, tmp_path / "curves.pdf")
+    assert png.read_bytes().startswith(b"\x89PNG") and pdf.read_bytes().startswith(b"%PDF")
+    with pytest.raises(ValueError):  # matplotlib knows no such format: nothing is left behind
+        save_figure_atomic(figure, tmp_path / "curves.nosuchformat")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.pdf", "curves.png"]

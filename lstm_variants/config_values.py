@@ -187,8 +187,8 @@ def check_values(cfg: Mapping[str, Any]) -> None:
     study = cfg.get("study")
     # The study names the output folders (outputs/<study>/..., multirun/<study>): a path in it,
     # such as ../../etc, would put records outside them.
-    if study is not None and (
-        str(study) in {"", ".", ".."} or "/" in str(study) or "\\" in str(study)
+    if "study" in cfg and (
+        study is None or str(study) in {"", ".", ".."} or "/" in str(study) or "\\" in str(study)
     ):
         raise ConfigError(
             f"study must be a folder name, not a path, got {study!r}; e.g. study=greff_jsb_small"

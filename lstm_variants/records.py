@@ -49,6 +49,44 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+# The fields every record has; analysis.collect builds its rows from them.
+REQUIRED_FIELDS = ("cell", "dataset", "metrics")
+
+
+def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None) for a record the results table can use, else (None, why it is not one).
+
+    One test for the trainer (a record found means its trial is done) and for
+    ``analysis.collect`` (a record found is a row), so that no record counts as done and is
+    left out of the table.
+    """
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"unreadable: {error}"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"invalid JSON: {error.msg} (line {error.lineno})"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    missing = [field for field in REQUIRED_FIELDS if field not in record]
+    if missing:
+        return None, f"missing field(s): {', '.join(missing)}"
+    if not isinstance(record["metrics"], dict):
+        return None, "metrics is not an object"
+    # Names become table categories and ids set keys: a list or null there breaks the table. A
+    # study named by a number (study=2024, which Hydra reads as an int) is a name all the same.
+    for field in ("cell", "dataset", "study", "trial_id"):
+        value = record.get(field)
+        numbered = field == "study" and isinstance(value, int) and not isinstance(value, bool)
+        if (field in REQUIRED_FIELDS or field in record) and not (
+            (isinstance(value, str) and value) or numbered
+        ):
+            return None, f"{field} is not a name: {value!r}"
+    return record, None
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """The record at ``path``, or RecordError in one line if it is missing or not a record."""
     try:

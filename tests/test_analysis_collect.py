@@ -101,6 +101,17 @@ def test_a_record_with_a_field_of_the_wrong_kind_is_skipped_not_a_traceback(
     assert main(["collect", str(directory), "--out", str(tmp_path / "out")]) == 0
 
 
+def test_a_study_named_by_a_number_is_collected_under_its_name(sweep):
+    directory, records = sweep
+    numbered = dict(records[0], trial_id="numbered", study=2024)  # study=2024: an int to Hydra
+    (directory / "jsb_chorales" / "vanilla" / "records" / "numbered.json").write_text(
+        json.dumps(numbered)
+    )
+    collection = collect([directory])
+    assert not collection.skipped and len(collection.trials) == len(records) + 1
+    assert "2024" in set(collection.trials["study"].astype(str))
+
+
 def test_no_records_says_where_it_looked(tmp_path):
     with pytest.raises(AnalysisError, match=f"no run records .* under {tmp_path}"):
         collect([tmp_path])

@@ -153,7 +153,7 @@ def test_model_keys_are_the_keys_of_the_model_config():
 def test_a_study_is_a_folder_name_and_adam_takes_no_momentum():
     check_values({"study": 2024})  # Hydra reads it as a number; multirun/2024 is fine
     check_values({"study": "greff jsb+small"})
-    for path in ("../../etc", "a/b", "..", ""):
+    for path in ("../../etc", "a/b", "..", "", None):
         with pytest.raises(ConfigError, match="study must be a folder name, not a path"):
             check_values({"study": path})
     drawn = {"space": {"optimizer.momentum": {"distribution": "uniform", "low": 0, "high": 1}}}

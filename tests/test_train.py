@@ -61,15 +61,22 @@ def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
     assert changed != path and retrained is not None
 
 
-def test_a_damaged_record_is_said_and_its_trial_trains_again(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[:100],  # cut short by a partial copy
+        lambda text: json.dumps(json.loads(text) | {"cell": None}),  # JSON the table cannot use
+    ],
+)
+def test_a_damaged_record_is_said_and_its_trial_trains_again(tmp_path, capsys, damage):
     path, record = run_trial(config(), tmp_path, progress=False)
-    path.write_text(path.read_text()[:100])  # cut short by a full disk or a partial copy
+    path.write_text(damage(path.read_text()))
     capsys.readouterr()
     again, retrained = run_trial(config(), tmp_path, progress=False)
     assert again == path and retrained is not None
     assert json.loads(path.read_text())["metrics"] == record["metrics"]
     warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert len(warning) == 1 and "not a readable record" in warning[0], warning
+    assert len(warning) == 1 and "not a usable record" in warning[0], warning
     assert run_trial(config(), tmp_path, progress=False)[1] is None  # whole again: done
 
 

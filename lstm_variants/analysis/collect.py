@@ -40,9 +40,9 @@ from typing import Any
 import pandas as pd
 
 from lstm_variants.atomic_files import write_table_atomic
+from lstm_variants.records import read_record_file
 
 RECORD_GLOB = "**/records/*.json"
-REQUIRED_FIELDS = ("cell", "dataset", "metrics")
 
 # Canonical order of cells in every table and figure: Greff's V and its eight variants, then
 # Jozefowicz's cells and the baselines; anything else follows alphabetically.
@@ -150,32 +150,6 @@ def find_record_files(directories: Sequence[str | Path]) -> list[Path]:
     return list(found)
 
 
-def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(record, None) for a usable record file, else (None, why it was skipped)."""
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        return None, f"unreadable: {error}"
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as error:
-        return None, f"invalid JSON: {error.msg} (line {error.lineno})"
-    if not isinstance(record, dict):
-        return None, "not a JSON object"
-    missing = [field for field in REQUIRED_FIELDS if field not in record]
-    if missing:
-        return None, f"missing field(s): {', '.join(missing)}"
-    if not isinstance(record["metrics"], dict):
-        return None, "metrics is not an object"
-    # Names become table categories and ids set keys: a list or null there breaks the table.
-    for field in ("cell", "dataset", "study", "trial_id"):
-        if (field in REQUIRED_FIELDS or field in record) and not (
-            isinstance(record.get(field), str) and record[field]
-        ):
-            return None, f"{field} is not a name: {record.get(field)!r}"
-    return record, None
-
-
 def _number_or_none(value: Any) -> float | None:
     try:
         number = float(value)
@@ -193,7 +167,7 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
     params_file = str(Path(path).parent / params["name"]) if params else None
     row: dict[str, Any] = {
         "trial_id": record.get("trial_id") or Path(path).stem,
-        "study": record.get("study", "single"),
+        "study": str(record.get("study", "single")),
         "cell": record["cell"],
         "dataset": record["dataset"],
         "seed": record.get("seed"),

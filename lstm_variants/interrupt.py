@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import threading
@@ -167,13 +168,35 @@ def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterat
 def quiet_when_reader_leaves() -> Iterator[None]:
     """End the command with status 141 and no traceback if its standard output's reader is gone.
 
-    Flushes standard output before leaving, so that a write Python buffered fails here and not
-    in the interpreter's own flush at exit, where it could not be caught.
+    Standard output is flushed on the way out, however the block ends (``sys.exit`` included, as
+    ``--help`` and ``--version`` end), so that a write Python buffered fails here and not in the
+    interpreter's own flush at exit, where it could not be caught. A ``BrokenPipeError`` from
+    another pipe (a socket, a child process) is not this case and goes on as raised.
     """
     try:
         yield
-        sys.stdout.flush()
     except BrokenPipeError:
-        # Python flushes stdout once more at exit; pointing it at /dev/null keeps that quiet.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(BROKEN_PIPE_STATUS)
+        if not _stdout_reader_gone():
+            raise
+        _end_quietly()
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _end_quietly()
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (poll reports an error)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or stdout is not a file
+        return False
+
+
+def _end_quietly() -> None:
+    # Python flushes stdout once more at exit; pointing it at /dev/null keeps that quiet.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(BROKEN_PIPE_STATUS)

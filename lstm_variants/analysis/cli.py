@@ -369,7 +369,6 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
     console = Console(stderr=True)
     # Ctrl-C (or kill) is one line and status 130 (143), as lstm-variants, not a traceback; a
     # reader that leaves early (| head) ends it quietly with status 141.
@@ -377,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         ending_interrupts(f"{PROG}: interrupted; run the command again to write its output"),
         quiet_when_reader_leaves(),
     ):
+        arguments = build_parser().parse_args(argv)
         try:
             run(arguments, console)
         except AnalysisError as error:

@@ -190,14 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C (or kill) is one line and status 130 (143), as ``lstm-variants``, not a traceback; a
     reader that leaves early (``| head``) ends it quietly with status 141.
     """
-    args = build_parser().parse_args(argv)
     with (
         ending_interrupts(
             f"{PROG}: interrupted; the same command resumes a download from its .part file"
         ),
         quiet_when_reader_leaves(),
     ):
-        return run(args)
+        return run(build_parser().parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:

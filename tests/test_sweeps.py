@@ -428,6 +428,21 @@ def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job
     assert "got 'abc'" in override_error(["-m", "cell=vanilla,gru", "train.max_epochs=1,2,abc"])
     assert override_error(["-m", "model.hidden_size=4,8", "train.max_epochs=1,2"]) is None
     assert override_error(["model.hidden_size=4,-1"]) is not None  # one run: a list, not a sweep
+    seeds = ",".join(map(str, range(100)))
+    assert override_error(["-m", f"seed={seeds}", "train.dropout=0,0.5,1"]) == (
+        "train.dropout must be a number in [0, 1), got 1; set it with train.dropout=VALUE"
+    )
+    assert override_error(["-m", f"seed={seeds},-3"]).startswith("seed must be an integer in")
+
+
+def test_a_bad_swept_value_ends_the_command_before_any_job_starts(tmp_path):
+    out = cli("-m", "model.hidden_size=4,-1", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "lstm-variants: error: model.hidden_size must be an integer >= 1, got -1; set it with "
+        "model.hidden_size=VALUE"
+    ]
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_the_command_line_check_reads_sweeps_as_hydra_does():

@@ -367,6 +367,7 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
         ("diagnose.layer=5", "diagnose.layer=5, but the model has 1 layer(s): give 0 to 0"),
         ("diagnose.records=[emptydir]", "no run records (**/records/*.json) under"),
         ("diagnose.records=3", "diagnose.records must list record files or study directories"),
+        ("diagnose.records=0", "diagnose.records must list record files or study directories"),
         ("diagnose.records=[emptydir,3]", "must list record files or study directories, got 3"),
         (
             "diagnose.cells=[vanilla,{name:vanilla,options:{forget_bias:3.0}}]",

@@ -49,7 +49,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
     check_values(cfg)
     check_foreign_groups(cfg)
-    if cfg["diagnose"].get("records"):
+    if cfg["diagnose"].get("records") not in (None, []):  # 0 or "" is a mistake, said below
         diagnose = check_states_and_lags(cfg["diagnose"], num_layers=None)
         trials = load_trials(
             record_sources(diagnose["records"]),

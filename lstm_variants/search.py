@@ -53,13 +53,22 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
       ConfigError: the distribution is unknown or its bounds are invalid.
     """
     if not isinstance(spec, Mapping) or "distribution" not in spec:
-        # A dotted key given on the command line (+search.space.train.dropout=...) arrives as
-        # nesting: Hydra reads its dots as sections.
-        raise ConfigError(
-            f"search space key {key}: expected {{distribution: {'|'.join(DISTRIBUTIONS)}, ...}}, "
-            f"got {spec!r}; a key is a dotted config key (model.hidden_size), so write the space "
-            "in a search config, conf/search/NAME.yaml"
+        expected = (
+            f"search space key {key}: expected {{distribution: {'|'.join(DISTRIBUTIONS)}, ...}}"
         )
+        if (
+            isinstance(spec, Mapping)
+            and spec
+            and all(isinstance(v, Mapping) for v in spec.values())
+        ):
+            # A dotted key given on the command line (+search.space.train.dropout=...) arrives
+            # as nesting: Hydra reads its dots as sections.
+            raise ConfigError(
+                f"{expected}, got sections {sorted(spec)}; a key is a dotted config key "
+                "(model.hidden_size), which only a search config keeps whole: write the space in "
+                "conf/search/NAME.yaml"
+            )
+        raise ConfigError(f"{expected}, got {spec!r}; name its distribution")
     name = spec["distribution"]
     if name == "choice":
         values = spec.get("values")

@@ -279,6 +279,7 @@ def test_trial_ids_do_not_depend_on_how_many_trials_are_asked_for():
     "space, message",
     [
         ({"x": 3}, "search space key x: expected {distribution: uniform|"),
+        ({"x": {"low": 1, "high": 2}}, "got {'low': 1, 'high': 2}; name its distribution"),
         ({"train": {"dropout": {"distribution": "uniform"}}}, "a key is a dotted config key"),
         ({"x": {"distribution": "choice", "values": 3}}, "choice needs a non-empty 'values' list"),
         ({"x": {"distribution": "choice", "values": "ab"}}, "non-empty 'values' list, got 'ab'"),

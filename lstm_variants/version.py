@@ -37,7 +37,8 @@ def version_line(prog: str) -> str:
 
 
 def wants_version(argv: list[str]) -> bool:
-    """Whether a Hydra app's command line asks for ``--version`` (Hydra's parser has no such flag)."""
+    """Whether a Hydra app's command line asks for ``--version``, which is then answered before
+    Hydra sees it: Hydra's own ``--version`` names Hydra's version, not this package's."""
     return "--version" in argv
 
 

@@ -137,11 +137,14 @@ def test_malformed_export_is_one_data_error(tmp_path, arrays, message):
             dict(features=np.zeros((4, 4)), lengths=[4]),
             "missing array\\(s\\) \\['inputs', 'targets'\\]",
         ),
-        (
-            dict(
-                inputs=np.zeros((4, 4)), targets=np.zeros(4, int), lengths=[4], num_classes=[5, 6]
-            ),
-            "num_classes must be one integer >= 1",
+        *(
+            (
+                dict(
+                    inputs=np.zeros((4, 4)), targets=np.zeros(4, int), lengths=[4], num_classes=bad
+                ),
+                "num_classes must be one integer >= 1",
+            )
+            for bad in ([5, 6], 5.5, 0, np.nan, "five")
         ),
     ],
 )

@@ -31,7 +31,8 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, mode) as out:
+        # UTF-8 whatever the locale, as pandas writes to a path: the tables hold ± and Δ.
+        with os.fdopen(handle, mode, encoding=None if "b" in mode else "utf-8") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
@@ -59,18 +60,20 @@ def write_text_atomic(path: Path, text: str) -> None:
         out.write(text)
 
 
-def write_table_atomic(table: Any, path: Path) -> None:
-    """A pandas table to ``path`` atomically, as Parquet for a ``.parquet`` name, else CSV."""
+def write_table_atomic(path: Path, table: Any) -> None:
+    """A pandas table to ``path`` atomically, as Parquet or CSV by the name's suffix."""
     path = Path(path)
     if path.suffix == ".parquet":
         with atomic_file(path, "wb") as out:
             table.to_parquet(out, index=False)
-    else:
+    elif path.suffix == ".csv":
         with atomic_file(path) as out:
             table.to_csv(out, index=False)
+    else:
+        raise ValueError(f"{path}: a table is written as .parquet or .csv")
 
 
-def save_figure_atomic(figure: Any, path: Path, **savefig_options: Any) -> Path:
+def save_figure_atomic(path: Path, figure: Any, **savefig_options: Any) -> Path:
     """``figure.savefig(path, ...)`` atomically, in the format of the name's suffix; ``path``."""
     path = Path(path)
     with atomic_file(path, "wb") as out:

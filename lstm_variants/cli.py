@@ -191,7 +191,7 @@ def task(cfg: DictConfig) -> None:
                 records.append(record if record is not None else read_record(path))
             except RecordError:
                 continue
-        validated = [r for r in records if r["metrics"]["best_valid"] is not None]
+        validated = [r for r in records if r["metrics"].get("best_valid") is not None]
         best = min(validated, key=lambda r: r["metrics"]["best_valid"], default=None)
         write_status(
             job_dir,

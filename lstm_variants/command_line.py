@@ -4,13 +4,13 @@ Hydra reports a misspelt group choice in a dozen lines, a misspelt key with the 
 with ``+`` (which would add a key nothing reads), two modes at once (``-m`` with ``--cfg``) with a
 traceback, and a bad value only once a job reads it, in every job of a sweep. ``problem`` composes
 the config once from the command line, a sweep's with each swept key at its first value, checks
-each other swept value in that config, and returns what is wrong in one line, naming the valid choices or the nearest keys. Hydra has no
-hook for this (its errors are raised from inside ``hydra.main``), hence this module.
+each other swept value in that config, and returns what is wrong in one line, naming the valid
+choices or the nearest keys. Hydra has no hook for this (its errors are raised from inside
+``hydra.main``), hence this module.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
 import re
 import tempfile
@@ -24,7 +24,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
-from lstm_variants.search import set_dotted
 
 _HERE = Path(__file__).resolve().parent
 # The repo's conf/ in a checkout (editable install); the copy packaged into the wheel otherwise.
@@ -113,10 +112,10 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     its first value (``cell=vanilla,gru`` as ``cell=vanilla``; ``range(...)`` and other sweep
     functions are left to Hydra), then each other value of a swept key that is not a config
     group (``model.hidden_size=4,-1``, ``other_values_error``): one bad value is one line before
-    any job, not one failed job among good ones. With
-    any other flag (``--cfg``, ``--help``, ...) Hydra reports the rest itself. A key that does
-    not exist gets the nearest existing ones as the advice, rather than Hydra's "use
-    +key=value", which would only add a key that nothing reads.
+    any job, not one failed job among good ones. With any other flag (``--cfg``, ``--help``, ...)
+    Hydra reports the rest itself. A key that does not exist gets the nearest existing ones as
+    the advice, rather than Hydra's "use +key=value", which would only add a key that nothing
+    reads.
     """
     flags = [argument for argument in argv if argument.startswith("-")]
     if any(flag not in ("-m", "--multirun") for flag in flags):
@@ -170,27 +169,33 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
 def other_values_error(argv: list[str], resolved: dict) -> str | None:
     """The first bad value among the other values of the swept keys, as one line; else None.
 
-    Each value is set, as Hydra parses it, into the config composed with the first values, which
-    is then checked again: no compose per value, so ``seed=0,1,...,99`` costs a hundred checks of
-    a dict. Groups are left out (their choices are shipped configs, checked by name in
-    ``unknown_choice``), and so are interpolations and Hydra's own keys.
+    Each value is set, as Hydra parses and merges it, into the config composed with the first
+    values, which is then checked again: no compose per value, so ``seed=0,1,...,99`` costs a
+    hundred checks of a dict. Groups are left out (their choices are shipped configs, checked by
+    name in ``unknown_choice``), and so are deletions (``~key``), interpolations and Hydra's own
+    keys.
     """
     parser = OverridesParser.create()
     for argument in argv:
-        key = argument.partition("=")[0].lstrip("+~")
-        if argument.startswith("-") or key.startswith("hydra") or (Path(CONFIG_DIR) / key).is_dir():
+        key = argument.partition("=")[0].lstrip("+")
+        if (
+            argument.startswith("-")
+            or key.startswith(("~", "hydra"))
+            or (Path(CONFIG_DIR) / key).is_dir()
+        ):
             continue
         for value in list(dict.fromkeys(sweep_values(argument) or []))[1:]:
             if "${" in value:
                 continue
             try:
+                candidate = OmegaConf.create(resolved)
                 parsed = parser.parse_override(value).value()
-                candidate = copy.deepcopy(resolved)
-                set_dotted(candidate, key, parsed)
-                check_values(candidate)
-                check_reference_cell(candidate)
-            except HydraException as error:
-                return " ".join(str(error).split())
+                OmegaConf.update(candidate, key, parsed, merge=True, force_add=True)
+                checked = OmegaConf.to_container(candidate, resolve=True)
+                check_values(checked)
+                check_reference_cell(checked)
+            except (HydraException, OmegaConfBaseException) as error:
+                return f"{value}: " + " ".join(str(error).splitlines()[0].split())
             except ConfigError as error:
                 return str(error)
     return None

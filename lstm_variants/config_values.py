@@ -162,8 +162,7 @@ def check_values(cfg: Mapping[str, Any]) -> None:
     a search space that is not one (``search.check_space``), and a momentum that Adam would
     silently ignore.
     """
-    search = cfg.get("search") or {}
-    drawn = search.get("sampled") or search.get("space") or {}
+    drawn = (cfg.get("search") or {}).get("sampled") or {}  # a trial's draws (search.trial_configs)
     for key, rule in RULES.items():
         found, value = _lookup(cfg, key)
         if found and not rule.allows(value):
@@ -178,17 +177,13 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         if found and value not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     check_trial_seeds(cfg)
-    data_dir = cfg.get("data_dir")
-    if isinstance(data_dir, str) and not data_dir.strip():  # Path('') would be the current dir
-        raise ConfigError(
-            "data_dir is empty; name the directory of the data files, or leave it unset "
-            "(data_dir=null) for $LSTM_VARIANTS_DATA_DIR or the download cache"
-        )
     study = cfg.get("study")
     # The study names the output folders (outputs/<study>/..., multirun/<study>): a path in it,
     # such as ../../etc, would put records outside them.
-    if "study" in cfg and (
-        study is None or str(study) in {"", ".", ".."} or "/" in str(study) or "\\" in str(study)
+    if "study" in cfg and study is None:
+        raise ConfigError("study=null: give the study a folder name, e.g. study=greff_jsb_small")
+    if study is not None and (
+        str(study) in {"", ".", ".."} or "/" in str(study) or "\\" in str(study)
     ):
         raise ConfigError(
             f"study must be a folder name, not a path, got {study!r}; e.g. study=greff_jsb_small"
@@ -212,7 +207,8 @@ def check_values(cfg: Mapping[str, Any]) -> None:
 
 
 def with_absolute_paths(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` with ``data_dir`` and a ``dataset.options.path`` made absolute (``~`` expanded).
+    """``cfg`` with ``data_dir`` and a ``dataset.options.path`` made absolute (``~`` expanded), and
+    a blank ``data_dir`` unset.
 
     The one exception to "values stay as written": a relative path names a file only together
     with the directory a command ran in, which no record keeps. Stored as given, a record of
@@ -221,7 +217,11 @@ def with_absolute_paths(cfg: dict[str, Any]) -> dict[str, Any]:
     trial id. Absolute, the trial id names the file.
     """
     out = dict(cfg)
-    if isinstance(out.get("data_dir"), str) and out["data_dir"]:
+    if isinstance(out.get("data_dir"), str) and not out["data_dir"].strip():
+        # Blank is unset, as for $LSTM_VARIANTS_DATA_DIR (which an empty export makes blank
+        # here): not the current directory, which Path('') would be.
+        out["data_dir"] = None
+    elif isinstance(out.get("data_dir"), str):
         out["data_dir"] = os.path.abspath(os.path.expanduser(out["data_dir"]))
     dataset = out.get("dataset")
     options = dataset.get("options") if isinstance(dataset, Mapping) else None

@@ -168,8 +168,8 @@ def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterat
 def quiet_when_reader_leaves() -> Iterator[None]:
     """End the command with status 141 and no traceback if its standard output's reader is gone.
 
-    Standard output is flushed on the way out, however the block ends (``sys.exit`` included, as
-    ``--help`` and ``--version`` end), so that a write Python buffered fails here and not in the
+    Standard output is flushed on the way out when the block ends normally or by ``sys.exit``
+    (as ``--help`` and ``--version`` end), so that a write Python buffered fails here and not in the
     interpreter's own flush at exit, where it could not be caught. A ``BrokenPipeError`` from
     another pipe (a socket, a child process) is not this case and goes on as raised.
     """
@@ -179,11 +179,21 @@ def quiet_when_reader_leaves() -> Iterator[None]:
         if not _stdout_reader_gone():
             raise
         _end_quietly()
-    finally:
-        try:
+    except SystemExit:
+        _flush_or_end_quietly()
+        raise
+    else:
+        _flush_or_end_quietly()
+    # Any other exception (Ctrl-C's KeyboardInterrupt, an error) goes on as raised, unflushed:
+    # its own line matters more than output a reader may no longer want.
+
+
+def _flush_or_end_quietly() -> None:
+    try:
+        if sys.stdout is not None:
             sys.stdout.flush()
-        except BrokenPipeError:
-            _end_quietly()
+    except BrokenPipeError:
+        _end_quietly()
 
 
 def _stdout_reader_gone() -> bool:

@@ -21,9 +21,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from lstm_variants.atomic_files import atomic_file
 from lstm_variants.data.cache import sha256_of
 from lstm_variants.errors import RecordError
-from lstm_variants.records import atomic_file, read_record
+from lstm_variants.records import read_record
 
 SEPARATOR = "/"
 

@@ -50,7 +50,9 @@ def json_safe(value: Any) -> Any:
 
 
 # The fields every record has; analysis.collect builds its rows from them.
-REQUIRED_FIELDS = ("cell", "dataset", "metrics")
+REQUIRED_FIELDS = ("cell", "dataset", "metrics", "config")
+# Fields that are objects where present (null allowed): the table reads keys out of them.
+OBJECT_FIELDS = ("config", "hyperparameters", "sampled", "population", "environment", "params_file")
 
 
 def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -75,6 +77,18 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"missing field(s): {', '.join(missing)}"
     if not isinstance(record["metrics"], dict):
         return None, "metrics is not an object"
+    for field in OBJECT_FIELDS:
+        if record.get(field) is not None and not isinstance(record[field], dict):
+            return None, f"{field} is not an object: {record[field]!r}"
+    params = record.get("params_file")
+    if params and not isinstance(params.get("name"), str):
+        return None, f"params_file has no file name: {params!r}"
+    curve = record.get("curve")
+    if curve is not None and not isinstance(curve, list):
+        return None, f"curve is not a list: {curve!r}"
+    for entry in curve or []:
+        if isinstance(entry, dict) and "epoch" in entry and not _whole_number(entry["epoch"]):
+            return None, f"curve has an epoch that is not a whole number: {entry['epoch']!r}"
     # Names become table categories and ids set keys: a list or null there breaks the table. A
     # study named by a number (study=2024, which Hydra reads as an int) is a name all the same.
     for field in ("cell", "dataset", "study", "trial_id"):
@@ -85,6 +99,12 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         ):
             return None, f"{field} is not a name: {value!r}"
     return record, None
+
+
+def _whole_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+    )
 
 
 def read_record(path: Path) -> dict[str, Any]:

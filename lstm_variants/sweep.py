@@ -31,7 +31,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lstm_variants.records import atomic_file, write_json_atomic
+from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
+from lstm_variants.records import write_json_atomic
 
 STATUS_FILE = "status.json"
 
@@ -62,7 +63,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     ``summary.md`` (the comparison of every cell with ``reference``, ``analysis.compare``, and the
     failed jobs with their error lines) and, with ``report``, the full report with figures in
     ``report/`` (``analysis.write_report``). A study without any record still gets its summary.
-    The tables and the summary are written atomically (``records.atomic_file``).
+    The tables and the summary are written atomically (``atomic_files``).
     """
     from lstm_variants.analysis import AnalysisError, collect, compare, write_report
     from lstm_variants.analysis.compare import comparison_selection, to_markdown
@@ -80,10 +81,8 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     if collection is not None:
         trials = collection.trials
         # Whole or not at all, as records are: a Ctrl-C here must not leave half a table.
-        with atomic_file(sweep_dir / "results.parquet", "wb") as out:
-            trials.to_parquet(out, index=False)
-        with atomic_file(sweep_dir / "results.csv") as out:
-            trials.to_csv(out, index=False)
+        write_table_atomic(sweep_dir / "results.parquet", trials)
+        write_table_atomic(sweep_dir / "results.csv", trials)
         lines += [f"{collection.summary()}; {len(statuses)} jobs ({len(failed)} failed).", ""]
         mixed = mixed_settings(trials["config_json"])
         if mixed:
@@ -117,8 +116,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
             for s in failed
         ]
     summary = "\n".join(lines) + "\n"
-    with atomic_file(sweep_dir / "summary.md") as out:
-        out.write(summary)
+    write_text_atomic(sweep_dir / "summary.md", summary)
     return summary
 
 

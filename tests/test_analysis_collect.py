@@ -109,7 +109,7 @@ def test_a_study_named_by_a_number_is_collected_under_its_name(sweep):
     )
     collection = collect([directory])
     assert not collection.skipped and len(collection.trials) == len(records) + 1
-    assert "2024" in set(collection.trials["study"].astype(str))
+    assert "2024" in set(collection.trials["study"])  # a string, as every study name is
 
 
 def test_no_records_says_where_it_looked(tmp_path):
@@ -130,6 +130,9 @@ def test_an_empty_dir_or_an_out_that_is_a_file_is_one_error_line(tmp_path, capsy
     assert empty_dir.startswith("lstm-variants-analyze: error: a DIR is empty; name the sweep")
     assert out_is_a_file.endswith(f"--out {tmp_path / 'taken'} is a file; name a directory for the "
                                   "tables and figures")  # fmt: skip
+    with pytest.raises(SystemExit) as ended:  # argparse's own usage error: status 2
+        main(["collect", str(tmp_path / "sweep"), "--out", ""])
+    assert ended.value.code == 2 and "--out: empty; name a directory" in capsys.readouterr().err
 
 
 def test_canonical_cell_order_puts_the_reference_first():

@@ -34,12 +34,12 @@ class HalfWritten(pd.DataFrame):
 @pytest.mark.parametrize("name", ["table.csv", "table.parquet"])
 def test_a_table_reads_back_and_a_failed_write_keeps_the_old_one(tmp_path, name):
     path = tmp_path / name
-    write_table_atomic(TABLE, path)
+    write_table_atomic(path, TABLE)
     read = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
     pd.testing.assert_frame_equal(read, TABLE)
     before = path.read_bytes()
     with pytest.raises(OSError, match="No space left"):
-        write_table_atomic(HalfWritten(TABLE), path)
+        write_table_atomic(path, HalfWritten(TABLE))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
@@ -55,9 +55,31 @@ def test_a_text_is_replaced_whole(tmp_path):
 def test_a_figure_is_saved_in_the_format_of_its_name_or_not_at_all(tmp_path):
     figure = Figure()
     figure.subplots().plot([0, 1], [1, 0])
-    png = save_figure_atomic(figure, tmp_path / "curves.png", dpi=20)
-    pdf = save_figure_atomic(figure, tmp_path / "curves.pdf")
+    png = save_figure_atomic(tmp_path / "curves.png", figure, dpi=20)
+    pdf = save_figure_atomic(tmp_path / "curves.pdf", figure)
     assert png.read_bytes().startswith(b"\x89PNG") and pdf.read_bytes().startswith(b"%PDF")
     with pytest.raises(ValueError):  # matplotlib knows no such format: nothing is left behind
-        save_figure_atomic(figure, tmp_path / "curves.nosuchformat")
+        save_figure_atomic(tmp_path / "curves.nosuchformat", figure)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.pdf", "curves.png"]
+
+
+def test_a_table_is_parquet_or_csv_by_its_name(tmp_path):
+    with pytest.raises(ValueError, match="written as .parquet or .csv"):
+        write_table_atomic(tmp_path / "table.xlsx", TABLE)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_writers_and_the_analysis_command_start_without_jax():
+    # Why atomic_files exists apart from records: the analyze command starts in a second, not in
+    # JAX's import time, and still writes its outputs whole.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import lstm_variants.analysis.cli, lstm_variants.atomic_files, lstm_variants.records\n"
+        "import lstm_variants.version\n"
+        "print('jax' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr

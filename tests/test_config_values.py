@@ -16,8 +16,10 @@ from lstm_variants.config_values import (
     check_cell_options,
     check_values,
     rule_of_type,
+    with_absolute_paths,
 )
 from lstm_variants.data import DataError, check_dataset_options
+from lstm_variants.data.cache import resolve_data_dir
 from lstm_variants.errors import ConfigError
 
 SWEEPS = sorted(path.stem for path in (Path(CONFIG_DIR) / "sweep").glob("*.yaml"))
@@ -153,7 +155,9 @@ def test_model_keys_are_the_keys_of_the_model_config():
 def test_a_study_is_a_folder_name_and_adam_takes_no_momentum():
     check_values({"study": 2024})  # Hydra reads it as a number; multirun/2024 is fine
     check_values({"study": "greff jsb+small"})
-    for path in ("../../etc", "a/b", "..", "", None):
+    with pytest.raises(ConfigError, match="study=null: give the study a folder name"):
+        check_values({"study": None})
+    for path in ("../../etc", "a/b", "..", ""):
         with pytest.raises(ConfigError, match="study must be a folder name, not a path"):
             check_values({"study": path})
     drawn = {"space": {"optimizer.momentum": {"distribution": "uniform", "low": 0, "high": 1}}}
@@ -165,22 +169,25 @@ def test_a_study_is_a_folder_name_and_adam_takes_no_momentum():
 
 
 def test_a_drawn_value_out_of_range_points_at_the_search_space():
+    from lstm_variants.search import trial_configs
+
     cfg = composed("config", "search=quick")
-    cfg["search"]["space"]["model.hidden_size"]["low"] = 0  # a draw of 0 units
-    cfg["model"]["hidden_size"] = 0
+    cfg["search"]["space"]["model.hidden_size"] |= {"low": 0.1, "high": 0.4}  # rounds to 0
+    (trial,) = trial_configs(cfg | {"search": cfg["search"] | {"trials": 1}})
+    assert trial["model"]["hidden_size"] == 0
     with pytest.raises(ConfigError, match="^model.hidden_size must be an integer >= 1") as error:
-        check_values(cfg)
+        check_values(trial)
     assert "the search draws it: change the range of model.hidden_size in search.space" in str(
         error.value
     )
-    cfg = composed("config", "search=quick", "train.max_epochs=0")  # not drawn: set it directly
-    with pytest.raises(ConfigError, match="set it with train.max_epochs=VALUE"):
+    cfg = composed("config", "search=quick", "model.hidden_size=0")  # typed, not drawn
+    with pytest.raises(ConfigError, match="set it with model.hidden_size=VALUE"):
         check_values(cfg)
 
 
 @pytest.mark.parametrize("data_dir", ["", "  "])
-def test_an_empty_data_dir_is_refused_rather_than_read_as_the_current_directory(data_dir):
-    cfg = composed("config")
-    cfg["data_dir"] = data_dir
-    with pytest.raises(ConfigError, match="^data_dir is empty; name the directory"):
-        check_values(cfg)
+def test_a_blank_data_dir_is_unset_rather_than_the_current_directory(data_dir, monkeypatch):
+    # `data_dir=` on the command line, or LSTM_VARIANTS_DATA_DIR exported empty.
+    monkeypatch.setenv("LSTM_VARIANTS_DATA_DIR", "/data/here")
+    assert with_absolute_paths({"data_dir": data_dir})["data_dir"] is None
+    assert resolve_data_dir(data_dir) == Path("/data/here")

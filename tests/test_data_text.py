@@ -494,10 +494,11 @@ def test_ptb_char_missing_file_says_where_to_get_it(tmp_path):
 def test_ptb_char_read_only_directory_records_nothing(tmp_path, monkeypatch):
     write_ptb(tmp_path, ptb.CHAR_FILES, PTB_CHARS)
 
-    def refuse(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(self))
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
 
-    monkeypatch.setattr(Path, "write_text", refuse)  # as in a read-only data directory
+    # As in a read-only data directory: the sha256 file is written through a temporary file.
+    monkeypatch.setattr("lstm_variants.atomic_files.tempfile.mkstemp", refuse)
     data = ptb.ptb_char(data_dir=tmp_path, streams=2)
     assert data.train.num_sequences == 2
     assert not list(tmp_path.glob("*.sha256*"))

@@ -434,6 +434,11 @@ def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job
         "train.dropout must be a number in [0, 1), got 1; set it with train.dropout=VALUE"
     )
     assert override_error(["-m", f"seed={seeds},-3"]).startswith("seed must be an integer in")
+    # Values set as Hydra merges them: into free-form options, as lists, by list index, quoted.
+    assert override_error(["-m", "+cell.options.forget_bias=1.0,2.0"]) is None
+    assert override_error(["-m", "dataset.options.T=20,50"]) is None
+    assert override_error(["-m", "study='a,b',c"]) is None
+    assert override_error(["-m", "model.hidden_size=[4],8"]).startswith("model.hidden_size must")
 
 
 def test_a_bad_swept_value_ends_the_command_before_any_job_starts(tmp_path):

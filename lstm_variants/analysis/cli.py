@@ -45,9 +45,18 @@ PROG = "lstm-variants-analyze"
 USAGE_ERROR = 2
 
 
+def _directory(text: str) -> Path:
+    """An --out path; a blank one is refused (Path('') is the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; name a directory for the tables and figures")
+    return Path(text)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directories", nargs="+", metavar="DIR", help="sweep or output directories")
-    parser.add_argument("--out", type=Path, help="output directory (default: <first DIR>/analysis)")
+    parser.add_argument(
+        "--out", type=_directory, help="output directory (default: <first DIR>/analysis)"
+    )
     parser.add_argument(
         "--study",
         action="append",
@@ -314,7 +323,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
             )
         print(paired_markdown(table))
         out.mkdir(parents=True, exist_ok=True)
-        write_table_atomic(table, out / "paired.csv")
+        write_table_atomic(out / "paired.csv", table)
         print(f"paired: {out / 'paired.csv'}")
         return
     from lstm_variants.analysis.importance import importance_by_group, importance_table
@@ -339,11 +348,11 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     if arguments.command == "importance":
         table = importance_table(results)
         out.mkdir(parents=True, exist_ok=True)
-        write_table_atomic(table, out / "importance.csv")
+        write_table_atomic(out / "importance.csv", table)
         for result in results:
             for name, curve in result.marginals.items():
                 slug = "_".join(result.group.values())
-                write_table_atomic(curve, out / f"marginal_{slug}_{name.split('.')[-1]}.csv")
+                write_table_atomic(out / f"marginal_{slug}_{name.split('.')[-1]}.csv", curve)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         from lstm_variants.analysis.report import uninformative_reason
 

@@ -120,11 +120,11 @@ class Collection:
             "curves": output_dir / "curves.parquet",
             "skipped": output_dir / "skipped.csv",
         }
-        write_table_atomic(self.trials, paths["trials"])
-        write_table_atomic(self.curves, paths["curves"])
+        write_table_atomic(paths["trials"], self.trials)
+        write_table_atomic(paths["curves"], self.curves)
         rows = [(path, reason) for path, reason in self.skipped]
         rows += [(path, "duplicate trial_id") for path in self.duplicates]
-        write_table_atomic(pd.DataFrame(rows, columns=["path", "reason"]), paths["skipped"])
+        write_table_atomic(paths["skipped"], pd.DataFrame(rows, columns=["path", "reason"]))
         return paths
 
 

@@ -710,7 +710,7 @@ def write_tables(table: pd.DataFrame, output_dir, stem: str = "comparison") -> d
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: output_dir / f"{stem}.{kind}" for kind in ("csv", "md", "tex")}
-    write_table_atomic(table, paths["csv"])
+    write_table_atomic(paths["csv"], table)
     write_text_atomic(paths["md"], to_markdown(table))
     write_text_atomic(paths["tex"], to_latex(table))
     return paths

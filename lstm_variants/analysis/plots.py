@@ -54,7 +54,7 @@ def save(figure: Figure, stem: Path) -> list[Path]:
     paths = []
     for extension in FORMATS:
         path = stem.with_suffix(f".{extension}")
-        save_figure_atomic(figure, path, dpi=DPI, bbox_inches="tight")
+        save_figure_atomic(path, figure, dpi=DPI, bbox_inches="tight")
         paths.append(path)
     return paths
 

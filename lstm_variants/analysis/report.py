@@ -484,15 +484,15 @@ def write_report(
     say("functional ANOVA")
     importances = importance_by_group(trials, trees=trees)
     if importances:
-        write_table_atomic(importance_table(importances), output_dir / "tables" / "importance.csv")
+        write_table_atomic(output_dir / "tables" / "importance.csv", importance_table(importances))
     say("drawing figures")
     figures = all_figures(
         trials, collection.curves, comparison, importances, output_dir / "figures", chosen
     )
     cost = cost_table(trials)
-    write_table_atomic(cost, output_dir / "tables" / "cost.csv")
+    write_table_atomic(output_dir / "tables" / "cost.csv", cost)
     best = best_trials(trials)
-    write_table_atomic(best, output_dir / "tables" / "best.csv")
+    write_table_atomic(output_dir / "tables" / "best.csv", best)
     paired = pd.concat(
         [
             paired_compare(trials, reference=chosen, resamples=resamples, fraction=share)
@@ -501,7 +501,7 @@ def write_report(
         ignore_index=True,
     )
     if not paired.empty:
-        write_table_atomic(paired, output_dir / "tables" / "paired.csv")
+        write_table_atomic(output_dir / "tables" / "paired.csv", paired)
     report = output_dir / "report.md"
     text = render_report(
         collection,

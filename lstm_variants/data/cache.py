@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from lstm_variants.atomic_files import write_text_atomic
 from lstm_variants.data.base import DataError
 
 DATA_DIR_ENV = "LSTM_VARIANTS_DATA_DIR"
@@ -57,7 +58,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     Raises:
         DataError: the chosen path exists and is not a directory (a file named by mistake).
     """
-    if data_dir is not None:
+    if data_dir is not None and str(data_dir).strip():  # blank is unset, as for the variable
         chosen, how = Path(data_dir).expanduser(), "data_dir"
     elif os.environ.get(DATA_DIR_ENV):
         chosen, how = Path(os.environ[DATA_DIR_ENV]).expanduser(), f"${DATA_DIR_ENV}"
@@ -274,6 +275,6 @@ def trust_on_first_use(
             raise
     record = recorded_sha256_path(path)
     try:
-        record.write_text(sha256 + "\n")
+        write_text_atomic(record, sha256 + "\n")  # half a digest would fail every later check
     except OSError as error:
         warnings.warn(f"could not record the sha256 of {path} in {record}: {error}", stacklevel=3)

@@ -31,7 +31,7 @@ COMPONENT_TITLES = {"h": "hidden state: ||dL_T / dh_t||", "c": "cell state: ||dL
 
 def save(figure: Figure, path: Path, dpi: int = 80) -> Path:
     """Write ``figure`` as a PNG (small: modest dpi) and close it."""
-    save_figure_atomic(figure, path, dpi=dpi, bbox_inches="tight")
+    save_figure_atomic(path, figure, dpi=dpi, bbox_inches="tight")
     plt.close(figure)
     return path
 

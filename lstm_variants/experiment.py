@@ -296,12 +296,15 @@ def run_trials(
 
 
 def _recorded(path: Path) -> bool:
-    """Whether ``path`` holds a record the results table can use (``records.read_record_file``).
-    A damaged one (cut short by a partial copy, edited by hand) is said in one line and its trial
-    trains again: counted as done, it would be skipped by every rerun and by the table alike."""
+    """Whether ``path`` holds a record the results table can use (``records.read_record_file``)
+    and that has its config. A damaged one (cut short by a partial copy, edited by hand) is said
+    in one line and its trial trains again: counted as done, it would be skipped by every rerun
+    and by the table alike."""
     if not path.exists():
         return False
-    _, problem = read_record_file(path)
+    record, problem = read_record_file(path)
+    if problem is None and not isinstance(record.get("config"), dict):
+        problem = "no config"  # what a rerun of the best draws and the trained-model tools read
     if problem is not None:
         print(
             f"lstm-variants: warning: {path}: not a usable record ({problem}); this trial "

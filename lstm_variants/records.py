@@ -50,7 +50,7 @@ def json_safe(value: Any) -> Any:
 
 
 # The fields every record has; analysis.collect builds its rows from them.
-REQUIRED_FIELDS = ("cell", "dataset", "metrics", "config")
+REQUIRED_FIELDS = ("cell", "dataset", "metrics")
 # Fields that are objects where present (null allowed): the table reads keys out of them.
 OBJECT_FIELDS = ("config", "hyperparameters", "sampled", "population", "environment", "params_file")
 

@@ -67,6 +67,7 @@ def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
         lambda text: text[:100],  # cut short by a partial copy
         lambda text: json.dumps(json.loads(text) | {"cell": None}),  # JSON the table cannot use
         lambda text: json.dumps(json.loads(text) | {"hyperparameters": []}),  # nor this
+        lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "config"}),
     ],
 )
 def test_a_damaged_record_is_said_and_its_trial_trains_again(tmp_path, capsys, damage):

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from lstm_variants.cli import CONFIG_DIR
 from lstm_variants.errors import RecordError
-from lstm_variants.experiment import run_trial, run_trials, trial_identity
+from lstm_variants.experiment import _recorded, run_trial, run_trials, trial_identity
 from lstm_variants.records import git_state, write_json_atomic
 from lstm_variants.trained import load_trial
 
@@ -75,15 +75,18 @@ DAMAGES = {
 
 def test_a_damaged_record_is_said_and_its_trial_trains_again(tmp_path, capsys):
     path, record = run_trial(config(), tmp_path, progress=False)
-    for how, damage in DAMAGES.items():  # one process: the retraining reuses compiled programs
-        path.write_text(damage(path.read_text()))
+    good = path.read_text()
+    for how, damage in DAMAGES.items():  # each is said in one line and is not a finished trial
+        path.write_text(damage(good))
         capsys.readouterr()
-        again, retrained = run_trial(config(), tmp_path, progress=False)
-        assert again == path and retrained is not None, how
-        assert json.loads(path.read_text())["metrics"] == record["metrics"], how
-        warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+        assert not _recorded(path), how
+        warning = capsys.readouterr().err.strip().splitlines()
         assert len(warning) == 1 and "not a usable record" in warning[0], (how, warning)
-    assert run_trial(config(), tmp_path, progress=False)[1] is None  # whole again: done
+    # End to end for one of them: the trial trains again, to the same record, and is then done.
+    again, retrained = run_trial(config(), tmp_path, progress=False)
+    assert again == path and retrained is not None
+    assert json.loads(path.read_text())["metrics"] == record["metrics"]
+    assert _recorded(path) and run_trial(config(), tmp_path, progress=False)[1] is None
 
 
 def test_a_key_at_its_neutral_value_leaves_the_trial_id_as_before_the_key_existed():

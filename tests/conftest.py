@@ -32,6 +32,12 @@ def users_compiler(environment: dict[str, str]) -> dict[str, str]:
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_num_cpu_devices", 2)
+# Float32 matrix products in float32, as the CPU always computes them: on a recent NVIDIA GPU JAX's
+# default is TF32, whose rounding (about 1e-4 relative) is above the tolerances of the tests that
+# compare the fast path with the reference. The CLI runs the tests start read it from the
+# environment. On the CPU it changes no bit.
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+jax.config.update("jax_default_matmul_precision", os.environ["JAX_DEFAULT_MATMUL_PRECISION"])
 
 
 @pytest.fixture(scope="session", autouse=True)

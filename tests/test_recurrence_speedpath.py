@@ -126,6 +126,7 @@ def test_fast_equals_reference_float32_jsb_like():
 DATA_PARALLEL_SCRIPT = textwrap.dedent(
     """
     import jax
+    jax.config.update("jax_platforms", "cpu")  # two simulated devices, also where a GPU is
     jax.config.update("jax_num_cpu_devices", 2)
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp

@@ -13,7 +13,6 @@ Command line: ``lstm-variants-analyze {collect,compare,importance,plots,report} 
 from lstm_variants.analysis.collect import AnalysisError, Collection, collect
 from lstm_variants.analysis.compare import compare
 from lstm_variants.analysis.importance import importance, importance_by_group
-from lstm_variants.analysis.report import write_report
 
 __all__ = [
     "AnalysisError",
@@ -24,3 +23,14 @@ __all__ = [
     "importance_by_group",
     "write_report",
 ]
+
+
+def __getattr__(name: str):
+    """``write_report`` is imported on first use (PEP 562): with it come the figures, and
+    matplotlib costs about half a second to import, which a sweep's summary or ``collect`` do
+    not need. (The other names are their modules' names too: they must be bound here.)"""
+    if name == "write_report":
+        from lstm_variants.analysis.report import write_report
+
+        return write_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,7 +51,6 @@ from lstm_variants.analysis.importance import (
     pretty,
 )
 from lstm_variants.analysis.paired import paired_compare, paired_markdown
-from lstm_variants.analysis.plots import all_figures
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 
 MAX_SKIPPED_LISTED = 20
@@ -486,6 +485,8 @@ def write_report(
     if importances:
         write_table_atomic(output_dir / "tables" / "importance.csv", importance_table(importances))
     say("drawing figures")
+    from lstm_variants.analysis.plots import all_figures  # matplotlib: only for a report
+
     figures = all_figures(
         trials, collection.curves, comparison, importances, output_dir / "figures", chosen
     )

@@ -254,7 +254,7 @@ def only_record(directory):
     return record
 
 
-ARGS = [*TINY, "train.max_epochs=20", "train.patience=20", "checkpoint_minutes=0", "cpu_devices=1"]
+ARGS = [*TINY, "train.max_epochs=12", "train.patience=20", "checkpoint_minutes=0", "cpu_devices=1"]
 
 
 @pytest.fixture(scope="module")

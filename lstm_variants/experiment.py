@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from lstm_variants.cells import VARIANTS, LSTMCell, make_cell
 from lstm_variants.config_values import check_cell_options, check_values
 from lstm_variants.data import SequenceDataset, load_dataset
-from lstm_variants.errors import ConfigError
+from lstm_variants.errors import ConfigError, RecordError
 from lstm_variants.initializers import make_initializer
 from lstm_variants.loggers import make_logger
 from lstm_variants.model import SequenceModel
@@ -37,7 +37,7 @@ from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings
 from lstm_variants.records import (
     RECORD_VERSION,
     environment,
-    read_record_file,
+    read_record,
     trial_id,
     write_json_atomic,
 )
@@ -296,21 +296,16 @@ def run_trials(
 
 
 def _recorded(path: Path) -> bool:
-    """Whether ``path`` holds a record the results table can use (``records.read_record_file``)
-    and that has its config. A damaged one (cut short by a partial copy, edited by hand) is said
+    """Whether ``path`` holds a record the results table can use and that has its config
+    (``records.read_record``). A damaged one (cut short by a partial copy, edited by hand) is said
     in one line and its trial trains again: counted as done, it would be skipped by every rerun
     and by the table alike."""
     if not path.exists():
         return False
-    record, problem = read_record_file(path)
-    if problem is None and not isinstance(record.get("config"), dict):
-        problem = "no config"  # what a rerun of the best draws and the trained-model tools read
-    if problem is not None:
-        print(
-            f"lstm-variants: warning: {path}: not a usable record ({problem}); this trial "
-            "trains again",
-            file=sys.stderr,
-        )
+    try:
+        read_record(path)
+    except RecordError as error:
+        print(f"lstm-variants: warning: {error}; this trial trains again", file=sys.stderr)
         return False
     return True
 

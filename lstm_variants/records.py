@@ -108,15 +108,16 @@ def _whole_number(value: Any) -> bool:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """The record at ``path``, or RecordError in one line if it is missing or not a record."""
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such record") from None
-    except (OSError, ValueError) as error:
-        raise RecordError(f"{path}: not a readable record ({error})") from None
-    if not isinstance(record, dict) or "config" not in record:
+    """The record at ``path``, or RecordError in one line if it is missing or not a record.
+
+    A record here passes ``read_record_file`` (the test the results table and the trainer use) and
+    holds the config it was trained with."""
+    if not Path(path).exists():
+        raise RecordError(f"{path}: no such record")
+    record, why = read_record_file(path)
+    if record is None:
+        raise RecordError(f"{path}: not a run record of lstm-variants ({why})")
+    if not isinstance(record.get("config"), dict):
         raise RecordError(f"{path}: not a run record of lstm-variants (it has no 'config')")
     return record
 

@@ -81,7 +81,7 @@ def test_a_damaged_record_is_said_and_its_trial_trains_again(tmp_path, capsys):
         capsys.readouterr()
         assert not _recorded(path), how
         warning = capsys.readouterr().err.strip().splitlines()
-        assert len(warning) == 1 and "not a usable record" in warning[0], (how, warning)
+        assert len(warning) == 1 and "not a run record" in warning[0], (how, warning)
     # End to end for one of them: the trial trains again, to the same record, and is then done.
     again, retrained = run_trial(config(), tmp_path, progress=False)
     assert again == path and retrained is not None

@@ -40,6 +40,26 @@ os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
 jax.config.update("jax_default_matmul_precision", os.environ["JAX_DEFAULT_MATMUL_PRECISION"])
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``slow`` (20 s or more in CI) run first on every worker, shared out among
+    them. pytest-xdist's worksteal hands each worker a contiguous share of this list and later
+    steals from the end of a busy worker's share: a slow test left for last there keeps one core
+    busy while the other idles. So each share starts with its part of the slow tests."""
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    fast = [item for item in items if not item.get_closest_marker("slow")]
+    ordered, remaining, next_fast = [], len(items), 0
+    for worker in range(workers):
+        share = remaining // (workers - worker)  # what worksteal first hands this worker
+        remaining -= share
+        own_slow = slow[worker::workers]
+        count = max(share - len(own_slow), 0)
+        ordered += own_slow + fast[next_fast : next_fast + count]
+        next_fast += count
+    ordered += fast[next_fast:]
+    items[:] = ordered
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_compilation_cache(tmp_path_factory):
     """One compilation cache for the CLI runs the session's tests start, in any worker.

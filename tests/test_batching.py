@@ -5,6 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from lstm_variants.batching import bucketed_order, group_steps, length_groups, padding_fraction
 from lstm_variants.data import load_dataset
@@ -36,6 +37,7 @@ def test_an_epoch_visits_every_sequence_once_within_its_groups_length():
     assert padding_fraction(lengths, groups, 4) < padding_fraction(lengths, [np.arange(37)], 4)
 
 
+@pytest.mark.slow
 def test_bucketed_epoch_computes_the_same_loss_and_trains_members_as_alone():
     data = load_dataset("adding", T=20, n_train=40, n_valid=8, n_test=8, seed=0)
     model = SequenceModel(cell="vanilla", hidden_size=6, output_size=1, readout_at="last_step")

@@ -58,6 +58,7 @@ def entries(directory: Path) -> set[str]:
     return {p.name for p in directory.glob("*-cache")} if directory.exists() else set()
 
 
+@pytest.mark.slow
 def test_warm_cache_compiles_nothing_new_and_changes_no_number(tmp_path):
     xdg = tmp_path / "xdg"
     cache = xdg / "lstm_variants" / "xla"  # the default place, under $XDG_CACHE_HOME
@@ -75,6 +76,7 @@ def test_warm_cache_compiles_nothing_new_and_changes_no_number(tmp_path):
     assert warm["metrics"] == cold["metrics"] and warm["curve"] == cold["curve"]
 
 
+@pytest.mark.slow
 def test_each_job_of_a_multirun_reports_its_own_programs(tmp_path):
     environment = {k: v for k, v in os.environ.items() if k != "LSTM_VARIANTS_COMPILATION_CACHE"}
     out = subprocess.run(
@@ -108,6 +110,7 @@ def test_diagnose_keeps_its_programs_too(tmp_path):
     assert compiled == len(entries(cache)) > 0
 
 
+@pytest.mark.slow
 def test_null_turns_the_cache_off(tmp_path):
     xdg = tmp_path / "xdg"
     record_of(cli(tmp_path, "compilation_cache=null", env={"XDG_CACHE_HOME": str(xdg)}))

@@ -77,6 +77,7 @@ def adding():
     return load_dataset("adding", **ADDING)
 
 
+@pytest.mark.slow
 def test_dropout_is_per_member_and_a_member_without_it_trains_as_alone(adding):
     settings = TrainSettings(**{**SETTINGS.__dict__, "max_epochs": 2})
     plain = Member(hidden_size=6, seed=4, learning_rate=0.1)

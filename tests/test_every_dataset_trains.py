@@ -236,6 +236,7 @@ def test_dataset_trains_one_epoch(name, tmp_path, monkeypatch, no_network):
     assert len(record["curve"]) == metrics["epochs_run"] == 1
 
 
+@pytest.mark.slow
 def test_cli_trains_a_generated_and_a_file_dataset(tmp_path, monkeypatch):
     """`python -m lstm_variants.cli dataset=NAME ...` for copy_memory and nottingham, side by side."""
     runs = {}

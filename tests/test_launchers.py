@@ -76,6 +76,7 @@ def test_the_projects_launcher_presets_use_these_launchers(preset):
 
 
 @pytest.mark.parametrize("launcher", sorted(DEAD))
+@pytest.mark.slow
 def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_path, launcher):
     option, error = DEAD[launcher]
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))

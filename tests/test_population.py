@@ -84,6 +84,7 @@ MIXED = [
 
 
 @pytest.mark.parametrize("cell", ["vanilla", "gru", "fgr"])
+@pytest.mark.slow
 def test_member_equals_the_same_trial_alone(adding, cell):
     # max_padding_waste=1 puts every size into one bucket padded to 8: the hardest case.
     settings = TrainSettings(**{**SETTINGS.__dict__, "max_padding_waste": 1.0})
@@ -121,6 +122,7 @@ def test_a_diverging_member_leaves_the_others_alone(adding):
         assert_same_run(a, b)
 
 
+@pytest.mark.slow
 def test_sharded_over_two_devices_equals_one_device(adding):
     if jax.default_backend() != "cpu" and len(jax.local_devices()) < 2:
         pytest.skip(f"needs two {jax.default_backend()} devices (on the CPU conftest.py makes two)")
@@ -188,6 +190,7 @@ def test_the_memory_estimate_budgets_the_longest_evaluation_split():
     assert larger - longer == 4 * width * 1000 * 255  # and its 255 extra sequences
 
 
+@pytest.mark.slow
 def test_a_finite_loss_past_perplexitys_range_leaves_the_population_alone():
     # e^nats overflows a float above ~709.8 nats: math.exp raised and ended the whole population.
     assert metric_value(800.0, "perplexity") == math.inf
@@ -251,6 +254,7 @@ def test_buckets_bound_the_wasted_work():
     assert math.isclose(wasted_work(50, 100, 0), 0.75)
 
 
+@pytest.mark.slow
 def test_truncated_bptt_carries_the_state_but_not_the_gradient():
     """One epoch over a stream equals hand-written truncated BPTT with plain SGD."""
     from lstm_variants.data.base import SequenceDataset, Split

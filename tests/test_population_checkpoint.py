@@ -64,6 +64,7 @@ def kill_after_saves(monkeypatch, count):
     return saves
 
 
+@pytest.mark.slow
 def test_a_killed_population_resumes_with_the_same_curves_and_parameters(
     adding, tmp_path, monkeypatch
 ):
@@ -271,6 +272,7 @@ def assert_same_record(got, expected):
     assert got["curve"] == expected["curve"] and got["metrics"] == expected["metrics"]
 
 
+@pytest.mark.slow
 def test_the_command_killed_mid_training_resumes_and_writes_the_same_record(
     tmp_path, reference_run
 ):
@@ -302,6 +304,7 @@ def processes_running(fragment):
             yield int(entry.name)
 
 
+@pytest.mark.slow
 def test_a_preempted_slurm_style_job_is_requeued_and_resumes_to_the_same_record(
     tmp_path, reference_run
 ):
@@ -347,6 +350,7 @@ def test_no_checkpoint_directory_is_left_behind_by_a_finished_run(tmp_path):
     assert record is not None and not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_the_checkpoint_of_a_regrouped_population_goes_once_all_its_trials_are_recorded(
     tmp_path, monkeypatch, capsys
 ):
@@ -378,6 +382,7 @@ def test_the_checkpoint_of_a_regrouped_population_goes_once_all_its_trials_are_r
     assert remove_stale_checkpoints(tmp_path) == [] and in_flight.exists()
 
 
+@pytest.mark.slow
 def test_a_kill_between_a_populations_records_resumes_it_and_writes_the_rest(tmp_path, monkeypatch):
     """The rest of the records come from the saved population, not from a regrouped one."""
     from lstm_variants import experiment

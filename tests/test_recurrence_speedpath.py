@@ -207,6 +207,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_data_parallel_equals_single_device():
     result = subprocess.run(
         [sys.executable, "-c", DATA_PARALLEL_SCRIPT],

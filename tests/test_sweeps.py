@@ -120,6 +120,7 @@ def test_greff_sweep_is_greffs_protocol():
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
+@pytest.mark.slow
 def test_every_sweep_runs_at_smoke_size(name, tmp_path):
     if name in ("greff_jsb", "jozefowicz_music") and not os.environ.get("LSTM_VARIANTS_DATA_DIR"):
         pytest.skip("set LSTM_VARIANTS_DATA_DIR to a directory with jsb_chorales.pickle")
@@ -165,6 +166,7 @@ def test_every_sweep_runs_at_smoke_size(name, tmp_path):
             assert image[..., :3].std() > 0.01, f"{figure.name} is blank"
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
     args = [
         "-m",
@@ -211,6 +213,7 @@ def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path):
     assert f"{len(before)} already recorded" in out.stderr
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_a_two_job_sweep(tmp_path):
     out = cli(
         "-m",

@@ -44,20 +44,25 @@ def pytest_collection_modifyitems(config, items):
     """The tests marked ``slow`` (20 s or more in CI) run first on every worker, shared out among
     them. pytest-xdist's worksteal hands each worker a contiguous share of this list and later
     steals from the end of a busy worker's share: a slow test left for last there keeps one core
-    busy while the other idles. So each share starts with its part of the slow tests."""
+    busy while the other idles. So each share starts with its part of the slow tests, a file's
+    slow tests on one worker (some share a module-scoped fixture that trains a model)."""
     workers = getattr(config, "workerinput", {}).get("workercount", 1)
-    slow = [item for item in items if item.get_closest_marker("slow")]
+    by_file: dict[str, list] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
+    own_slow = [[] for _ in range(workers)]
+    for group in sorted(by_file.values(), key=len, reverse=True):
+        min(own_slow, key=len).extend(group)
     fast = [item for item in items if not item.get_closest_marker("slow")]
     ordered, remaining, next_fast = [], len(items), 0
     for worker in range(workers):
         share = remaining // (workers - worker)  # what worksteal first hands this worker
         remaining -= share
-        own_slow = slow[worker::workers]
-        count = max(share - len(own_slow), 0)
-        ordered += own_slow + fast[next_fast : next_fast + count]
+        count = max(share - len(own_slow[worker]), 0)
+        ordered += own_slow[worker] + fast[next_fast : next_fast + count]
         next_fast += count
-    ordered += fast[next_fast:]
-    items[:] = ordered
+    items[:] = ordered + fast[next_fast:]
 
 
 @pytest.fixture(scope="session", autouse=True)

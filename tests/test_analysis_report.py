@@ -262,3 +262,27 @@ def test_figures_of_a_rerun_study_show_the_sample_its_table_compares(tmp_path, m
     drawn = collection.curves[collection.curves["trial_id"].isin(shown.head(1)["trial_id"])]
     low, high = figures["curves_jsb_chorales"].axes[0].get_ylim()
     assert high <= drawn["valid_loss"].max() + 0.1 * (drawn["valid_loss"].max() - low)
+
+
+def test_a_summary_without_a_report_does_not_import_matplotlib():
+    """What a sweep's summary imports (sweep.summarize) leaves matplotlib out; write_report is
+    still importable from the package, and an unknown name is an AttributeError."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from lstm_variants.analysis import AnalysisError, collect, compare\n"
+        "from lstm_variants.analysis.compare import comparison_selection, to_markdown\n"
+        "from lstm_variants.analysis.report import resolve_reference\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+        "from lstm_variants.analysis import write_report\n"
+        "assert write_report.__module__ == 'lstm_variants.analysis.report'\n"
+        "import lstm_variants.analysis as analysis\n"
+        "try:\n"
+        "    analysis.no_such_name\n"
+        "except AttributeError:\n"
+        "    print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

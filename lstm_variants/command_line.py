@@ -259,27 +259,43 @@ def sweep_values(override: str) -> list[str] | None:
 
 
 def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
-    """One line for an override of a key the config does not have, naming the nearest ones."""
+    """One line for an override of a key the config does not have, naming the nearest ones.
+
+    The advice is about the first part of ``key`` that is missing (``modle`` in
+    ``modle.hidden_size``), among the keys of the section that lacks it. A section of a search
+    space takes new keys with ``+``, as the space itself does (``FREE_FORM``).
+    """
     others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
-    parent, _, leaf = key.rpartition(".")
+    parts = key.split(".")
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name, overrides=others)
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+            node = compose(config_name, overrides=others)
     except (HydraException, OmegaConfBaseException):
-        known = []
-    where = f"{parent}." if parent else ""
-    if leaf in known:  # it exists: a mapping given keys it lacks, which it takes only with +
+        return f"unknown key {key}"
+    depth = 0
+    while depth < len(parts) and isinstance(node, DictConfig) and parts[depth] in node:
+        node, depth = node[parts[depth]], depth + 1
+    if depth == len(parts):  # it exists: a mapping given keys it lacks, which it takes only with +
         return (
             f"{key} takes no new keys in place: add one with '+{key}.NAME=VALUE', or replace "
             f"the whole mapping with '~{key}' '+{key}=VALUE'"
         )
-    near = difflib.get_close_matches(leaf, known, n=3)
+    parent, missing = ".".join(parts[:depth]), ".".join(parts[: depth + 1])
+    known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    near = difflib.get_close_matches(parts[depth], known, n=3)
+    if f"{parent}.".startswith("search.space.") and "distribution" not in known and not near:
+        return (
+            f"{missing} is not in the search space: add it with "
+            f"'+{missing}={{distribution: NAME, ...}}'"
+        )
+    of = f" (in {key})" if missing != key else ""
     if near:
-        return f"unknown key {key}; did you mean {', '.join(where + k for k in near)}?"
+        where = f"{parent}." if parent else ""
+        return f"unknown key {missing}{of}; did you mean {', '.join(where + k for k in near)}?"
     if known:
-        return f"unknown key {key}; the keys of {parent or 'the config'}: {', '.join(known)}"
+        return f"unknown key {missing}{of}; the keys of {parent or 'the config'}: " + ", ".join(
+            known
+        )
     return f"unknown key {key}"
 
 

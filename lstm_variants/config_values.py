@@ -167,7 +167,7 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         found, value = _lookup(cfg, key)
         if found and not rule.allows(value):
             how = (
-                f"the search draws it: change the range of {key} in search.space"
+                f"the search draws it: change its range, e.g. search.space.{key}.low=VALUE"
                 if isinstance(drawn, Mapping) and key in drawn
                 else f"set it with {key}=VALUE"
             )
@@ -190,10 +190,11 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         )
     check_model_keys(cfg.get("model"))
     optimizer = cfg.get("optimizer") or {}
-    space = (cfg.get("search") or {}).get("space") or {}
-    from lstm_variants.search import check_space  # numpy: no JAX
+    from lstm_variants.search import check_space, flat_space  # numpy: no JAX
 
+    space = (cfg.get("search") or {}).get("space") or {}
     check_space(space)
+    space = flat_space(space)
     # Adam keeps its own first-moment decay; a momentum given with it would be recorded, sampled
     # and analysed as a hyperparameter without changing training.
     if optimizer.get("name") == "adam" and (

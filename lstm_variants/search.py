@@ -1,13 +1,22 @@
 """Random search as data: a declarative space over config keys, sampled inside the job.
 
-A search space maps dotted config keys to distributions (``conf/search/*.yaml``)::
+A search space maps config keys to distributions (``conf/search/*.yaml``), nested as the config
+is, so that the command line reaches every range (``search.space.model.hidden_size.high=100``)::
 
     space:
-      model.hidden_size:       {distribution: log_uniform, low: 20, high: 200, integer: true}
-      optimizer.learning_rate: {distribution: log_uniform, low: 1.0e-6, high: 1.0e-2}
-      optimizer.momentum:      {distribution: one_minus_log_uniform, low: 0.01, high: 1.0}
-      train.input_noise:       {distribution: uniform, low: 0.0, high: 1.0}
-      model.num_layers:        {distribution: choice, values: [1, 2]}
+      model:
+        hidden_size:   {distribution: log_uniform, low: 20, high: 200, integer: true}
+        num_layers:    {distribution: choice, values: [1, 2]}
+      optimizer:
+        learning_rate: {distribution: log_uniform, low: 1.0e-6, high: 1.0e-2}
+        momentum:      {distribution: one_minus_log_uniform, low: 0.01, high: 1.0}
+      train:
+        input_noise:   {distribution: uniform, low: 0.0, high: 1.0}
+
+A dotted key (``model.hidden_size: {...}``) means the same. ``flat_space`` joins the sections into
+dotted keys, which is the form trials, records and analyses use; where a key is given twice the
+later mapping's fields win, so ``+search.space.model.hidden_size.high=100`` also narrows a space
+written with dotted keys.
 
 Distributions (Greff et al. 2017, section 4.1, use the first three):
 
@@ -19,9 +28,9 @@ Distributions (Greff et al. 2017, section 4.1, use the first three):
 
 ``integer: true`` rounds a uniform or log-uniform draw to the nearest integer.
 
-Reproducibility: trial i of a study draws key k from ``numpy.random.default_rng((seed, i,
-crc32(k)))``, so the study is fixed by (space, seed), adding a key to the space leaves the other
-keys' draws alone, and every job can draw its own trials without talking to the others. With
+Reproducibility: trial i of a study draws key k (dotted) from ``numpy.random.default_rng((seed,
+i, crc32(k)))``, so the study is fixed by (space, seed), adding a key to the space leaves the
+other keys' draws alone, and every job can draw its own trials without talking to the others. With
 ``paired: true`` (the default) every cell of a study gets the same draws for trial i (and the same
 model seed), so cells are compared on identical hyperparameters; ``paired: false`` mixes the job's
 identity into the seed.
@@ -44,6 +53,26 @@ import numpy as np
 from lstm_variants.errors import ConfigError
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "one_minus_log_uniform", "choice")
+FIELDS = ("distribution", "low", "high", "integer", "values")
+
+
+def flat_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``space`` with its sections joined into dotted keys (module docstring).
+
+    A mapping is a distribution when it holds a field of one (``low`` alone: a range narrowed
+    from the command line, which the same key given earlier completes), and otherwise a section;
+    a value that is neither, or an empty mapping, is left for ``sample_value`` to refuse.
+    """
+    flat: dict[str, Any] = {}
+    for name, node in space.items():
+        key = f"{prefix}{name}"
+        is_section = isinstance(node, Mapping) and bool(node) and not set(node) & set(FIELDS)
+        entries = flat_space(node, f"{key}.") if is_section else {key: node}
+        for entry, spec in entries.items():
+            earlier = flat.get(entry)
+            both_mappings = isinstance(earlier, Mapping) and isinstance(spec, Mapping)
+            flat[entry] = {**earlier, **spec} if both_mappings else spec
+    return flat
 
 
 def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "?") -> Any:
@@ -53,22 +82,16 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
       ConfigError: the distribution is unknown or its bounds are invalid.
     """
     if not isinstance(spec, Mapping) or "distribution" not in spec:
-        expected = (
-            f"search space key {key}: expected {{distribution: {'|'.join(DISTRIBUTIONS)}, ...}}"
+        raise ConfigError(
+            f"search space key {key}: expected {{distribution: {'|'.join(DISTRIBUTIONS)}, ...}}, "
+            f"got {dict(spec) if isinstance(spec, Mapping) else spec!r}; name its distribution"
         )
-        if (
-            isinstance(spec, Mapping)
-            and spec
-            and all(isinstance(v, Mapping) for v in spec.values())
-        ):
-            # A dotted key given on the command line (+search.space.train.dropout=...) arrives
-            # as nesting: Hydra reads its dots as sections.
-            raise ConfigError(
-                f"{expected}, got sections {sorted(spec)}; a key is a dotted config key "
-                "(model.hidden_size), which only a search config keeps whole: write the space in "
-                "conf/search/NAME.yaml"
-            )
-        raise ConfigError(f"{expected}, got {spec!r}; name its distribution")
+    unknown = sorted(set(spec) - set(FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"search space key {key}: unknown field {', '.join(map(repr, unknown))}; "
+            f"a distribution takes {', '.join(FIELDS)}"
+        )
     name = spec["distribution"]
     if name == "choice":
         values = spec.get("values")
@@ -108,7 +131,7 @@ def sample_trial(
     """The values of trial ``trial``: one draw per key of ``space``, reproducible (module docstring).
 
     Args:
-      space: dotted config key -> distribution spec.
+      space: config key -> distribution spec, dotted or in sections (``flat_space``).
       seed: the study's search seed.
       trial: the trial index, from 0.
       job: mixed into the seed unless None (``paired: false``).
@@ -116,7 +139,7 @@ def sample_trial(
     prefix = (seed, trial) if job is None else (seed, job, trial)
     return {
         key: sample_value(spec, np.random.default_rng((*prefix, zlib.crc32(key.encode()))), key)
-        for key, spec in space.items()
+        for key, spec in flat_space(space).items()
     }
 
 
@@ -128,7 +151,7 @@ def check_space(space: Any) -> None:
             f"search.space must map config keys to distributions, got {space!r}; e.g. "
             "{model.hidden_size: {distribution: log_uniform, low: 20, high: 200, integer: true}}"
         )
-    if "seed" in space:
+    if "seed" in flat_space(space):
         raise ConfigError(
             "search.space cannot draw seed: trial i trains with seed + i, so the draw would be "
             "replaced; set the first trial's seed with seed=N (search.seed seeds the draws)"
@@ -166,6 +189,7 @@ def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
         return rerun_configs(cfg)
     space = search.get("space") or {}
     check_space(space)
+    space = flat_space(space)
     trials = int(search.get("trials", 1))
     shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
     if trials < 1 or shards < 1 or not 0 <= shard < shards:

@@ -87,7 +87,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
         mixed = mixed_settings(trials["config_json"])
         if mixed:
             lines += [
-                f"**Note: trials of one cell, draw and seed were trained here with other settings "
+                f"**Note: trials of one cell and seed were trained here with other settings "
                 f"({', '.join(mixed)}), e.g. a smoke run's records beside the full study's; the "
                 f"comparisons below mix them. Runs not meant as one study need their own study=NAME.**",
                 "",
@@ -124,24 +124,34 @@ def mixed_settings(config_texts) -> list[str]:
     """The config keys whose values differ between records of the same cell, dataset, draw and
     seed (``config_json`` texts): the same trial trained under two protocols, whose records the
     comparison, the paired test and the counts would all mix. Keys that say how to run, not what
-    to train (``experiment.OPERATIONAL_KEYS``), are left out."""
+    to train (``experiment.OPERATIONAL_KEYS``), are left out. ``search.space`` and
+    ``search.seed`` are named when trial i of a cell was drawn twice, from two spaces or seeds (a
+    range changed on the command line without a new study name)."""
     from lstm_variants.analysis.report import flatten
     from lstm_variants.experiment import OPERATIONAL_KEYS
 
     by_trial: dict[str, dict[str, Any]] = {}
+    by_index: dict[str, dict[str, str]] = {}
     differing: set[str] = set()
     for text in config_texts:
         config = json.loads(text)
         search = config.get("search") or {}
-        trial = json.dumps(
-            [config.get("cell"), config.get("dataset"), search.get("sampled"), config.get("seed")],
-            sort_keys=True,
-        )
+        cell, dataset, seed = config.get("cell"), config.get("dataset"), config.get("seed")
+        trial = json.dumps([cell, dataset, search.get("sampled"), seed], sort_keys=True)
         settings = flatten(
             {k: v for k, v in config.items() if k not in (*OPERATIONAL_KEYS, "search")}
         )
         first = by_trial.setdefault(trial, settings)
         differing |= {k for k in first.keys() | settings.keys() if first.get(k) != settings.get(k)}
+        index = json.dumps(
+            [cell, dataset, search.get("trial"), search.get("rerun_of"), seed], sort_keys=True
+        )
+        drawn_from = {
+            f"search.{key}": json.dumps(search.get(key), sort_keys=True)
+            for key in ("space", "seed")
+        }
+        first_draw = by_index.setdefault(index, drawn_from)
+        differing |= {k for k in drawn_from if first_draw[k] != drawn_from[k]}
     return sorted(differing)
 
 

@@ -172,12 +172,12 @@ def test_a_drawn_value_out_of_range_points_at_the_search_space():
     from lstm_variants.search import trial_configs
 
     cfg = composed("config", "search=quick")
-    cfg["search"]["space"]["model.hidden_size"] |= {"low": 0.1, "high": 0.4}  # rounds to 0
+    cfg["search"]["space"]["model"]["hidden_size"] |= {"low": 0.1, "high": 0.4}  # rounds to 0
     (trial,) = trial_configs(cfg | {"search": cfg["search"] | {"trials": 1}})
     assert trial["model"]["hidden_size"] == 0
     with pytest.raises(ConfigError, match="^model.hidden_size must be an integer >= 1") as error:
         check_values(trial)
-    assert "the search draws it: change the range of model.hidden_size in search.space" in str(
+    assert "the search draws it: change its range, e.g. search.space.model.hidden_size.low=" in str(
         error.value
     )
     cfg = composed("config", "search=quick", "model.hidden_size=0")  # typed, not drawn

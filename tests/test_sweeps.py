@@ -19,7 +19,7 @@ from scipy import stats
 from lstm_variants.cli import CONFIG_DIR
 from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
-from lstm_variants.search import sample_trial, trial_configs
+from lstm_variants.search import flat_space, sample_trial, trial_configs
 
 SWEEPS = sorted(path.stem for path in (Path(CONFIG_DIR) / "sweep").glob("*.yaml"))
 VOLATILE = {"wall_seconds", "compile_seconds", "started_unix", "environment", "population"}
@@ -111,7 +111,7 @@ def test_greff_sweep_is_greffs_protocol():
     assert cfg.optimizer.nesterov and cfg.optimizer.clip_norm is None
     assert cfg.train.batch_size == 1 and cfg.train.max_epochs == 150 and cfg.train.patience == 15
     assert cfg.search.trials == 200
-    assert set(cfg.search.space) == {
+    assert set(flat_space(cfg.search.space)) == {
         "model.hidden_size",
         "optimizer.learning_rate",
         "optimizer.momentum",
@@ -286,12 +286,74 @@ def test_trial_ids_do_not_depend_on_how_many_trials_are_asked_for():
         trial_configs({"seed": 0, "search": {"space": {"x": {"distribution": "gaussian"}}}})
 
 
+GREFF_DOTTED = {
+    "model.hidden_size": {"distribution": "log_uniform", "low": 20, "high": 200, "integer": True},
+    "optimizer.learning_rate": {"distribution": "log_uniform", "low": 1.0e-6, "high": 1.0e-2},
+    "optimizer.momentum": {"distribution": "one_minus_log_uniform", "low": 0.01, "high": 1.0},
+    "train.input_noise": {"distribution": "uniform", "low": 0.0, "high": 1.0},
+}
+
+
+def test_a_space_in_sections_draws_what_the_same_space_with_dotted_keys_draws():
+    # conf/search/greff.yaml in sections, as the config composes it; the dotted form is how
+    # studies before the sections wrote it, and how every record stores it.
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["search=greff", "optimizer=sgd", "search.trials=5"])
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    assert "model.hidden_size" not in cfg["search"]["space"]  # sections, not dotted keys
+    assert flat_space(cfg["search"]["space"]) == GREFF_DOTTED
+    dotted = trial_configs(cfg | {"search": cfg["search"] | {"space": GREFF_DOTTED}})
+    assert trial_configs(cfg) == dotted
+    assert dotted[0]["search"]["space"] == GREFF_DOTTED
+
+
+def test_a_range_is_changed_from_the_command_line_and_only_its_key_draws_differently():
+    from lstm_variants.command_line import override_error
+
+    def draws(*overrides):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=["search=greff", "optimizer=sgd", *overrides])
+        assert override_error(["search=greff", "optimizer=sgd", *overrides]) is None
+        configs = trial_configs(OmegaConf.to_container(cfg, resolve=True))
+        return pd.DataFrame([c["search"]["sampled"] for c in configs])
+
+    greff = draws("search.trials=40")
+    narrowed = draws("search.trials=40", "search.space.model.hidden_size.high=40")
+    assert greff["model.hidden_size"].max() > 100 and narrowed["model.hidden_size"].max() <= 40
+    others = ["optimizer.learning_rate", "optimizer.momentum", "train.input_noise"]
+    pd.testing.assert_frame_equal(narrowed[others], greff[others])
+    layers = "+search.space.model.num_layers={distribution: choice, values: [1, 2]}"
+    changed = draws("search.trials=40", "~search.space.train", layers)
+    assert list(changed.columns) == [
+        "model.hidden_size",
+        "model.num_layers",
+        "optimizer.learning_rate",
+        "optimizer.momentum",
+    ]
+    assert set(changed["model.num_layers"]) == {1, 2}
+    pd.testing.assert_frame_equal(changed[greff.columns[:-1]], greff[greff.columns[:-1]])
+
+
+def test_a_range_given_in_a_section_narrows_the_same_key_given_dotted():
+    narrowed = flat_space(GREFF_DOTTED | {"model": {"hidden_size": {"high": 40}}})
+    assert narrowed["model.hidden_size"] == GREFF_DOTTED["model.hidden_size"] | {"high": 40}
+    assert list(narrowed) == list(GREFF_DOTTED)
+    with pytest.raises(ConfigError, match="key model.hidden_size: expected {distribution"):
+        trial_configs({"seed": 0, "search": {"space": {"model": {"hidden_size": {"high": 40}}}}})
+
+
 @pytest.mark.parametrize(
     "space, message",
     [
         ({"x": 3}, "search space key x: expected {distribution: uniform|"),
         ({"x": {"low": 1, "high": 2}}, "got {'low': 1, 'high': 2}; name its distribution"),
-        ({"train": {"dropout": {"distribution": "uniform"}}}, "a key is a dotted config key"),
+        ({"train": {"dropout": {"distribution": "uniform"}}}, "key train.dropout: uniform needs"),
+        ({"model": {"hidden_size": 3}}, "search space key model.hidden_size: expected {distrib"),
+        ({"x": {}}, "search space key x: expected {distribution: uniform|"),
+        (
+            {"x": {"distribution": "uniform", "low": 0, "high": 1, "lo": 0.5}},
+            "search space key x: unknown field 'lo'; a distribution takes distribution, low, high",
+        ),
         ({"x": {"distribution": "choice", "values": 3}}, "choice needs a non-empty 'values' list"),
         ({"x": {"distribution": "choice", "values": "ab"}}, "non-empty 'values' list, got 'ab'"),
         (3, "search.space must map config keys to distributions, got 3"),
@@ -478,6 +540,27 @@ def test_the_command_line_check_reads_sweeps_as_hydra_does():
     # A group or a free-form mapping given without its '+': Hydra's own advice is the right one.
     assert "use +sweep=quickstart" in override_error(["sweep=quickstart"])
     assert "use +search.space.foo=1" in override_error(["search=greff", "search.space.foo=1"])
+    # Inside a search space: a section takes new keys with '+', a distribution only its fields.
+    greff = ["search=greff", "optimizer=sgd"]
+    assert override_error([*greff, "search.space.model.num_layers=3"]) == (
+        "search.space.model.num_layers is not in the search space: add it with "
+        "'+search.space.model.num_layers={distribution: NAME, ...}'"
+    )
+    assert override_error([*greff, "search.space.model.hidden_size.hgh=3"]) == (
+        "unknown key search.space.model.hidden_size.hgh; "
+        "did you mean search.space.model.hidden_size.high?"
+    )
+    assert override_error([*greff, "search.space.modle.hidden_size.high=3"]) == (
+        "unknown key search.space.modle (in search.space.modle.hidden_size.high); "
+        "did you mean search.space.model?"
+    )
+    # The first missing part of a key is the one named, among its section's keys.
+    assert override_error(["modle.hidden_size=3"]) == (
+        "unknown key modle (in modle.hidden_size); did you mean model?"
+    )
+    assert override_error(["train.foo.bar=3"]).startswith(
+        "unknown key train.foo (in train.foo.bar); the keys of train: max_epochs, patience,"
+    )
 
 
 def test_summary_and_report_compare_against_the_same_stand_in_reference_and_say_so(tmp_path):
@@ -503,6 +586,19 @@ def test_the_summary_says_when_a_smoke_runs_records_sit_beside_the_studys(tmp_pa
     smoke = synthetic_study(offsets, trials=4, seed=0, paired=True, max_epochs=2)
     write_records(smoke, tmp_path)
     assert "other settings (train.max_epochs)" in summarize(tmp_path, report=False)
+
+
+def test_the_summary_says_when_trials_were_drawn_from_two_search_spaces(tmp_path):
+    # A range narrowed on the command line (search.space.model.hidden_size.high=100) without a
+    # new study name: trial i of each cell is drawn twice, with other hidden sizes.
+    from lstm_variants.analysis.synthetic import GREFF_SPACE, synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    offsets = {"vanilla": 0.0, "nfg": 0.4}
+    write_records(synthetic_study(offsets, trials=4, seed=0, paired=True), tmp_path)
+    narrowed = GREFF_SPACE | {"model.hidden_size": ("log_uniform_int", 20, 100)}
+    write_records(synthetic_study(offsets, trials=4, seed=0, paired=True, space=narrowed), tmp_path)
+    assert "other settings (search.space)" in summarize(tmp_path, report=False)
 
 
 def test_an_interrupted_summary_leaves_the_results_of_the_last_one_whole(tmp_path, monkeypatch):

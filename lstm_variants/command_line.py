@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -30,9 +31,33 @@ _HERE = Path(__file__).resolve().parent
 CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
 
 
-def group_choices(group: str) -> list[str]:
-    """The options of a config group: the YAML files in ``conf/<group>/``."""
-    return sorted(path.stem for path in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+def group_choices(group: str, extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """The options of a config group: the YAML files in ``conf/<group>/`` and in the same group
+    of each of ``extra_dirs`` (``added_config_dirs``)."""
+    folders = [Path(CONFIG_DIR), *extra_dirs]
+    return sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
+
+
+def added_config_dirs(argv: list[str]) -> list[Path] | None:
+    """The config folders the command line adds to Hydra's search path: ``--config-dir DIR``
+    (``-cd``) and ``file://`` entries of ``hydra.searchpath``. None when it changes the search
+    path in a way not followed here (``--config-path``, a ``pkg://`` entry), so that the names
+    of its groups are not known."""
+    folders = []
+    for index, argument in enumerate(argv):
+        flag, sep, value = argument.partition("=")
+        if flag in ("--config-path", "-cp"):
+            return None
+        if flag in ("--config-dir", "-cd"):
+            value = value if sep else (argv[index + 1] if index + 1 < len(argv) else "")
+            folders.append(Path(value).expanduser())
+        elif flag.lstrip("+") == "hydra.searchpath":
+            for entry in value.strip("[]").split(","):
+                entry = entry.strip().strip("'\"")
+                if not entry.startswith("file://"):
+                    return None
+                folders.append(Path(entry.removeprefix("file://")).expanduser())
+    return folders
 
 
 def check_reference_cell(cfg: dict) -> None:
@@ -91,14 +116,18 @@ def unknown_choice(argv: list[str]) -> str | None:
     """One error line for ``group=name`` overrides naming no YAML in conf/<group>/, else None.
 
     Hydra's own message for this is a dozen lines; the valid names on one line read better.
+    The groups of folders added with ``--config-dir`` count too (``added_config_dirs``).
     """
+    extra_dirs = added_config_dirs(argv)
+    if extra_dirs is None:
+        return None
     for argument in argv:
         group, sep, value = argument.partition("=")
         group = group.lstrip("+~")
         folder = Path(CONFIG_DIR) / group
         if not sep or "." in group or not folder.is_dir() or SWEEP_FUNCTION.match(value):
             continue
-        valid = group_choices(group)
+        valid = group_choices(group, extra_dirs)
         for name in value.split(","):
             if name not in valid:
                 return f"unknown {group} '{name}'; valid {group} names: {', '.join(valid)}"
@@ -129,8 +158,13 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
             return None  # a group swept by a function: its keys are unknown until Hydra expands it
         if first is not None:
             overrides.append(first)
-    # Hydra's output directories, to know where the command would write (a rerun's source).
-    directories = [a for a in argv if a.startswith(("hydra.sweep.dir=", "hydra.run.dir="))]
+    # Hydra's output directories, to know where the command would write (a rerun's source), and
+    # the config folders the command adds, whose groups it may name.
+    directories = [
+        a
+        for a in argv
+        if a.lstrip("+").startswith(("hydra.sweep.dir=", "hydra.run.dir=", "hydra.searchpath="))
+    ]
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             cfg = compose(config_name, overrides=overrides + directories, return_hydra_config=True)
@@ -144,7 +178,7 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
             and "To append to your config use" in str(error)
             and not missing.group(1).rpartition(".")[0].endswith(FREE_FORM)
         ):
-            return unknown_key(missing.group(1), overrides, config_name)
+            return unknown_key(missing.group(1), overrides + directories, config_name)
         return " ".join(lines[:2])
     try:
         records_dir = Path(OmegaConf.select(cfg, "hydra.sweep.dir" if flags else "hydra.run.dir"))

@@ -324,6 +324,42 @@ def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
     assert not list(Path(tmp_path).glob("records/*.json"))
 
 
+def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(tmp_path):
+    # Hydra's --config-dir (and hydra.searchpath) add a user's own configs, e.g. a search space.
+    from lstm_variants.command_line import problem
+
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "mine.yaml").write_text(
+        "trials: 2\nseed: 0\npaired: true\nshards: 1\nshard: 0\n"
+        "space: {model: {hidden_size: {distribution: log_uniform, low: 4, high: 8, integer: true}}}\n"
+    )
+    assert problem(["search=mine"]).startswith("unknown search 'mine'; valid search names: greff")
+    for added in (
+        ["--config-dir", str(tmp_path)],
+        [f"--config-dir={tmp_path}"],
+        ["-cd", str(tmp_path)],
+        [f"hydra.searchpath=[file://{tmp_path}]"],
+    ):
+        assert problem([*added, "search=mine"]) is None, added
+        assert problem([*added, "search=mne"]) == (
+            "unknown search 'mne'; valid search names: greff, jozefowicz, mine, none, quick, "
+            "rerun_best"
+        )
+    # A search path given as an override reaches the key check, which composes with it.
+    searchpath = f"hydra.searchpath=[file://{tmp_path}]"
+    assert problem([searchpath, "search=mine", "search.space.model.hidden_size.hgh=3"]) == (
+        "unknown key search.space.model.hidden_size.hgh; "
+        "did you mean search.space.model.hidden_size.high?"
+    )
+    # Folders this check cannot list leave the names to Hydra (here: not found, in its words).
+    with pytest.warns(UserWarning, match="path=elsewhere.conf is not available"):
+        hydras = problem(["hydra.searchpath=[pkg://elsewhere.conf]", "search=mine"])
+    assert hydras.startswith("In 'config': Could not find 'search/mine'")
+    assert problem(["--config-path", str(tmp_path), "search=mine"]) is None
+    out = cli("--config-dir", str(tmp_path), "search=mine", "--cfg", "job")
+    assert out.returncode == 0 and "high: 8" in out.stdout, out.stderr
+
+
 def test_an_output_directory_that_cannot_be_made_is_one_error_line(tmp_path):
     (tmp_path / "a_file").write_text("")
     out = cli(f"hydra.run.dir={tmp_path / 'a_file' / 'run'}", "progress=false")

@@ -28,7 +28,8 @@ single run, the sweep root of a multirun), and how to view it:
   so nothing leaves the machine, under ``<dir>/wandb`` (``dir`` defaulting to ``output_dir``);
   ``wandb sync <output_dir>/wandb/offline-run-*`` uploads them, or set ``logger.mode=online``.
 
-A missing package is a ``ConfigError`` when the logger is made, before any training. Once training
+A missing package, or a folder given for the logger's files (``log_dir``, ``dir``) that cannot be
+written, is a ``ConfigError`` when the logger is made, before any training. Once training
 runs, a logger never loses a record: the caller writes the record first, and a failure while logging
 it is one warning line on stderr, after which training goes on.
 """
@@ -323,17 +324,24 @@ def make_logger(cfg: Mapping[str, Any], output_dir: Path | str) -> TrialLogger |
     """The logger ``cfg['logger']`` asks for, writing under ``output_dir`` by default; None for 'none'.
 
     ``output_dir`` is the directory that holds ``records/``. Raises ConfigError for an unknown
-    logger name or a missing package, so a bad choice fails before any training.
+    logger name, a missing package or a folder given for its files that cannot be written, so
+    a bad choice fails before any training, not with a warning after each trial.
     """
+    from lstm_variants.command_line import check_output_directory  # imports Hydra: made here only
+
     settings = logger_settings(cfg)
     name = settings["name"]
     if name == "none":
         return None
     module = import_package(name)
     if name == "tensorboard":
+        if settings.get("log_dir"):
+            check_output_directory(Path(settings["log_dir"]), "logger.log_dir")
         return TensorBoardLogger(module, tensorboard_dir(settings, Path(output_dir)))
     if name == "mlflow":
         return MLflowLogger(
             module, mlflow_uri(settings, Path(output_dir)), settings.get("experiment")
         )
+    if settings.get("dir"):
+        check_output_directory(Path(settings["dir"]), "logger.dir")
     return WandbLogger(module, wandb_settings(settings, Path(output_dir)))

@@ -356,3 +356,21 @@ def test_unusable_tracking_uri_is_a_config_error(monkeypatch, tmp_path):
     monkeypatch.setattr(sys.modules["mlflow"], "MlflowClient", refuse)
     with pytest.raises(ConfigError, match="logger=mlflow cannot use file:///x: RuntimeError"):
         make_logger(logger_cfg("mlflow", tracking_uri="file:///x"), tmp_path)
+
+
+@pytest.mark.parametrize("name, key", [("tensorboard", "log_dir"), ("wandb", "dir")])
+def test_a_folder_for_the_loggers_files_that_cannot_be_written_is_a_config_error(
+    monkeypatch, tmp_path, name, key
+):
+    # One error line before training, not one warning after every trial of a study.
+    if name == "tensorboard":
+        pytest.importorskip("tensorboardX")
+    else:
+        install_fake_wandb(monkeypatch)
+    (tmp_path / "a_file").write_text("")
+    folder = tmp_path / "a_file" / "logs"
+    with pytest.raises(ConfigError) as error:
+        make_logger(logger_cfg(name, **{key: str(folder)}), tmp_path)
+    assert str(error.value).startswith(f"logger.{key}={folder} cannot be written")
+    assert make_logger(logger_cfg(name, **{key: str(tmp_path / "new" / "logs")}), tmp_path)
+    assert not (tmp_path / "new").exists()  # checked, not made: a failing job leaves no folder

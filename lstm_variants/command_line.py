@@ -158,16 +158,19 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
             return None  # a group swept by a function: its keys are unknown until Hydra expands it
         if first is not None:
             overrides.append(first)
-    # Hydra's output directories, to know where the command would write (a rerun's source), and
-    # the config folders the command adds, whose groups it may name.
-    directories = [
+    # Hydra's own settings (hydra.run.dir, hydra/launcher=...): checked as well, and needed to
+    # know where the command would write (a rerun's source) and which config folders it adds. A
+    # swept one is left to Hydra.
+    hydra_settings = [
         a
         for a in argv
-        if a.lstrip("+").startswith(("hydra.sweep.dir=", "hydra.run.dir=", "hydra.searchpath="))
+        if not a.startswith("-") and a.lstrip("+~").startswith("hydra") and sweep_values(a) == [a]
     ]
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides + directories, return_hydra_config=True)
+            cfg = compose(
+                config_name, overrides=overrides + hydra_settings, return_hydra_config=True
+            )
     except (HydraException, OmegaConfBaseException) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         missing = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
@@ -177,9 +180,10 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
             missing
             and "To append to your config use" in str(error)
             and not missing.group(1).rpartition(".")[0].endswith(FREE_FORM)
+            and not missing.group(1).startswith("hydra.")
         ):
-            return unknown_key(missing.group(1), overrides + directories, config_name)
-        return " ".join(lines[:2])
+            return unknown_key(missing.group(1), overrides + hydra_settings, config_name)
+        return hydra_error_line(error)
     try:
         records_dir = Path(OmegaConf.select(cfg, "hydra.sweep.dir" if flags else "hydra.run.dir"))
         resolved = OmegaConf.to_container(
@@ -290,6 +294,24 @@ def sweep_values(override: str) -> list[str] | None:
             values.append(f"{key}={value[start:index]}")
             start = index + 1
     return [*values, f"{key}={value[start:]}"] if values else [override]
+
+
+def hydra_error_line(error: BaseException) -> str:
+    """Hydra's composition error in one line: its first two lines, the cause of an override that
+    could not be merged (a value of the wrong type), and the options it lists for a missing one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].startswith("Error merging override") and error.__cause__ is not None:
+        return f"{lines[0]}: {str(error.__cause__).splitlines()[0]}"
+    if len(lines) > 1 and lines[1].startswith("Available options in"):
+        options = []
+        for line in lines[2:]:
+            if line.startswith("Config search path"):
+                break
+            options.append(line)
+        return f"{lines[0]}; {lines[1].rstrip(':').lower()}: {', '.join(options)}"
+    return " ".join(lines[:2])
 
 
 def unknown_key(key: str, overrides: list[str], config_name: str) -> str:

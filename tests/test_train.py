@@ -312,6 +312,13 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["+cell.options.peepholes=abc"], "cell.options.peepholes must be true or false"),
         (["save_params=maybe"], "save_params must be true or false"),
         (["cpu_pinning=maybe", "cpu_devices=1"], "cpu_pinning must be true or false"),
+        # Hydra's own settings: its message, on one line.
+        (["hydra.job.chdir=maybe"], "hydra.job.chdir=maybe: Value 'maybe' is not a valid bool"),
+        (["hydra.foo=1"], "Could not override 'hydra.foo'. To append to your config use"),
+        (
+            ["hydra/launcher=nope"],
+            "Could not find 'hydra/launcher/nope'; available options in 'hydra/launcher': basic,",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
@@ -322,6 +329,16 @@ def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
         len(lines) == 1 and lines[0].startswith("lstm-variants: error: ") and message in lines[0]
     ), out.stderr
     assert not list(Path(tmp_path).glob("records/*.json"))
+
+
+def test_hydras_own_settings_pass_the_check_when_hydra_takes_them():
+    from lstm_variants.command_line import problem
+
+    assert problem(["launcher=joblib", "hydra.launcher.n_jobs=2", "-m", "cell=vanilla,nfg"]) is None
+    assert problem(["hydra/job_logging=disabled", "hydra.verbose=true"]) is None
+    assert problem(["hydra.job.chdir=true", "hydra.output_subdir=null"]) is None
+    # A swept one is Hydra's to expand and check.
+    assert problem(["-m", "hydra.sweeper.params.cell=vanilla,nfg"]) is None
 
 
 def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(tmp_path):

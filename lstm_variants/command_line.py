@@ -60,6 +60,35 @@ def added_config_dirs(argv: list[str]) -> list[Path] | None:
     return folders
 
 
+def missing_config_dir(argv: list[str]) -> str | None:
+    """One line when a config folder the command line adds does not exist (Hydra's own report
+    is a traceback, and the group names it would hold read as unknown)."""
+    for folder in added_config_dirs(argv) or []:
+        if not folder.is_dir():
+            return (
+                f"config folder {folder} (--config-dir or hydra.searchpath) does not exist; give "
+                "the folder that holds your config groups, e.g. myconf for myconf/search/wide.yaml"
+            )
+    return None
+
+
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def without_config_dir_flags(argv: list[str]) -> list[str]:
+    """``argv`` less ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``): the check's
+    composition gets the folders as ``hydra.searchpath`` instead (``added_config_dirs``)."""
+    kept, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument in CONFIG_DIR_FLAGS:
+            skip = True
+        elif argument.partition("=")[0] not in CONFIG_DIR_FLAGS:
+            kept.append(argument)
+    return kept
+
+
 def check_reference_cell(cfg: dict) -> None:
     """``reference_cell`` must name a cell: a typo would silently compare against another one."""
     reference = cfg.get("reference_cell")
@@ -82,6 +111,7 @@ def problem(argv: list[str], config_name: str = "config") -> str | None:
     """What is wrong with the command line ``argv``, in one line; None if nothing is."""
     return (
         exclusive_modes(argv)
+        or missing_config_dir(argv)
         or unknown_choice(argv)
         or rerun_problem(argv)
         or override_error(argv, config_name)
@@ -141,13 +171,16 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     its first value (``cell=vanilla,gru`` as ``cell=vanilla``; ``range(...)`` and other sweep
     functions are left to Hydra), then each other value of a swept key that is not a config
     group (``model.hidden_size=4,-1``, ``other_values_error``): one bad value is one line before
-    any job, not one failed job among good ones. With any other flag (``--cfg``, ``--help``, ...)
-    Hydra reports the rest itself. A key that does not exist gets the nearest existing ones as
+    any job, not one failed job among good ones. Folders added with ``--config-dir`` join the
+    composition's search path; with any other flag (``--cfg``, ``--help``, ...) Hydra reports
+    the rest itself. A key that does not exist gets the nearest existing ones as
     the advice, rather than Hydra's "use +key=value", which would only add a key that nothing
     reads.
     """
+    config_dirs = added_config_dirs(argv)
+    argv = without_config_dir_flags(argv)
     flags = [argument for argument in argv if argument.startswith("-")]
-    if any(flag not in ("-m", "--multirun") for flag in flags):
+    if config_dirs is None or any(flag not in ("-m", "--multirun") for flag in flags):
         return None
     overrides = []
     for argument in argv:
@@ -164,8 +197,14 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     hydra_settings = [
         a
         for a in argv
-        if not a.startswith("-") and a.lstrip("+~").startswith("hydra") and sweep_values(a) == [a]
+        if not a.startswith("-")
+        and a.lstrip("+~").startswith("hydra")
+        and not a.lstrip("+~").startswith("hydra.searchpath=")
+        and sweep_values(a) == [a]
     ]
+    if config_dirs:
+        searchpath = ",".join(f"file://{folder.resolve()}" for folder in config_dirs)
+        hydra_settings.append(f"hydra.searchpath=[{searchpath}]")
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             cfg = compose(
@@ -328,6 +367,7 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
             node = compose(config_name, overrides=others)
     except (HydraException, OmegaConfBaseException):
         return f"unknown key {key}"
+    space = OmegaConf.select(node, "search.space")
     depth = 0
     while depth < len(parts) and isinstance(node, DictConfig) and parts[depth] in node:
         node, depth = node[parts[depth]], depth + 1
@@ -340,10 +380,7 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
     known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
     near = difflib.get_close_matches(parts[depth], known, n=3)
     if f"{parent}.".startswith("search.space.") and "distribution" not in known and not near:
-        return (
-            f"{missing} is not in the search space: add it with "
-            f"'+{missing}={{distribution: NAME, ...}}'"
-        )
+        return unknown_space_key(key.removeprefix("search.space."), space)
     of = f" (in {key})" if missing != key else ""
     if near:
         where = f"{parent}." if parent else ""
@@ -353,6 +390,32 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
             known
         )
     return f"unknown key {key}"
+
+
+def unknown_space_key(rest: str, space: DictConfig | None) -> str:
+    """The advice for ``search.space.<rest>``, which the space lacks: add the config key, or
+    reach a key the space writes dotted (``model.hidden_size: {...}``) with ``+``."""
+    from lstm_variants.search import FIELDS  # numpy: only here
+
+    section, _, last = rest.rpartition(".")
+    config_key = section if last in FIELDS and section else rest
+    for dotted in map(str, space or {}):
+        if "." in dotted and (rest == dotted or rest.startswith(f"{dotted}.")):
+            sections = "{...}"
+            for part in reversed(dotted.split(".")):
+                sections = f"{{{part}: {sections}}}"
+            return (
+                f"search.space writes {dotted} as one dotted key, which an override cannot "
+                f"reach: give the field with '+search.space.{rest}=VALUE' (it completes "
+                f"{dotted}), or write the space in sections, {sections}"
+            )
+    add = f"'+search.space.{config_key}={{distribution: NAME, ...}}'"
+    if not space:
+        return (
+            f"the search space is empty (no search chosen), so it has no {config_key}: choose "
+            f"one, e.g. search=greff, or add the key with {add}"
+        )
+    return f"{config_key} is not in the search space: add it with {add}"
 
 
 # Hydra's modes; it accepts one per command and reports two with a traceback.

@@ -543,8 +543,16 @@ def test_the_command_line_check_reads_sweeps_as_hydra_does():
     # Inside a search space: a section takes new keys with '+', a distribution only its fields.
     greff = ["search=greff", "optimizer=sgd"]
     assert override_error([*greff, "search.space.model.num_layers=3"]) == (
-        "search.space.model.num_layers is not in the search space: add it with "
+        "model.num_layers is not in the search space: add it with "
         "'+search.space.model.num_layers={distribution: NAME, ...}'"
+    )
+    # A field of a key the space lacks names the key; an empty space says no search was chosen.
+    assert override_error([*greff, "search.space.train.dropout.high=0.5"]).startswith(
+        "train.dropout is not in the search space: add it with '+search.space.train.dropout="
+    )
+    assert override_error(["search.space.model.hidden_size.high=40"]).startswith(
+        "the search space is empty (no search chosen), so it has no model.hidden_size: choose "
+        "one, e.g. search=greff, or add the key with '+search.space.model.hidden_size={"
     )
     assert override_error([*greff, "search.space.model.hidden_size.hgh=3"]) == (
         "unknown key search.space.model.hidden_size.hgh; "

@@ -368,10 +368,30 @@ def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(tmp_path
         "unknown key search.space.model.hidden_size.hgh; "
         "did you mean search.space.model.hidden_size.high?"
     )
-    # Folders this check cannot list leave the names to Hydra (here: not found, in its words).
-    with pytest.warns(UserWarning, match="path=elsewhere.conf is not available"):
-        hydras = problem(["hydra.searchpath=[pkg://elsewhere.conf]", "search=mine"])
-    assert hydras.startswith("In 'config': Could not find 'search/mine'")
+    # The rest of the check runs with the folder too: keys, swept values.
+    assert problem(["--config-dir", str(tmp_path), "search=mine", "train.max_epoch=1"]) == (
+        "unknown key train.max_epoch; did you mean train.max_epochs?"
+    )
+    assert problem(["-m", "-cd", str(tmp_path), "search=mine", "train.max_epochs=2,0"]) == (
+        "train.max_epochs must be an integer >= 1, got 0; set it with train.max_epochs=VALUE"
+    )
+    assert problem(["--config-dir", str(tmp_path / "nope"), "search=mine"]) == (
+        f"config folder {tmp_path / 'nope'} (--config-dir or hydra.searchpath) does not exist; "
+        "give the folder that holds your config groups, e.g. myconf for myconf/search/wide.yaml"
+    )
+    # A space of the user's written with dotted keys: only '+' reaches a field, and says so.
+    (tmp_path / "search" / "dotted.yaml").write_text(
+        "trials: 2\nseed: 0\nspace: {model.hidden_size: {distribution: uniform, low: 4, high: 8}}\n"
+    )
+    dotted = ["-cd", str(tmp_path), "search=dotted"]
+    assert problem([*dotted, "search.space.model.hidden_size.high=9"]) == (
+        "search.space writes model.hidden_size as one dotted key, which an override cannot reach: "
+        "give the field with '+search.space.model.hidden_size.high=VALUE' (it completes "
+        "model.hidden_size), or write the space in sections, {model: {hidden_size: {...}}}"
+    )
+    assert problem([*dotted, "+search.space.model.hidden_size.high=9"]) is None
+    # Folders this check cannot list leave the command line to Hydra.
+    assert problem(["hydra.searchpath=[pkg://elsewhere.conf]", "search=mine"]) is None
     assert problem(["--config-path", str(tmp_path), "search=mine"]) is None
     out = cli("--config-dir", str(tmp_path), "search=mine", "--cfg", "job")
     assert out.returncode == 0 and "high: 8" in out.stdout, out.stderr

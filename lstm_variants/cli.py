@@ -24,13 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_variants.command_line import (
-    CONFIG_DIR,
-    check_reference_cell,
-    check_rerun_source,
-    problem,
-)
+from lstm_variants.command_line import check_reference_cell, check_rerun_source, problem
 from lstm_variants.compilation_cache import enable_for_command
+from lstm_variants.config_folders import CONFIG_DIR
 from lstm_variants.config_values import check_values, with_absolute_paths
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError

@@ -11,10 +11,9 @@ choices or the nearest keys. Hydra has no hook for this (its errors are raised f
 
 from __future__ import annotations
 
-import difflib
 import re
+import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -23,70 +22,16 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lstm_variants.config_folders import (
+    CONFIG_DIR,
+    added_config_dirs,
+    group_choices,
+    missing_config_dir,
+    without_config_dir_flags,
+)
 from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
-
-_HERE = Path(__file__).resolve().parent
-# The repo's conf/ in a checkout (editable install); the copy packaged into the wheel otherwise.
-CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
-
-
-def group_choices(group: str, extra_dirs: Sequence[Path] = ()) -> list[str]:
-    """The options of a config group: the YAML files in ``conf/<group>/`` and in the same group
-    of each of ``extra_dirs`` (``added_config_dirs``)."""
-    folders = [Path(CONFIG_DIR), *extra_dirs]
-    return sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
-
-
-def added_config_dirs(argv: list[str]) -> list[Path] | None:
-    """The config folders the command line adds to Hydra's search path: ``--config-dir DIR``
-    (``-cd``) and ``file://`` entries of ``hydra.searchpath``. None when it changes the search
-    path in a way not followed here (``--config-path``, a ``pkg://`` entry), so that the names
-    of its groups are not known."""
-    folders = []
-    for index, argument in enumerate(argv):
-        flag, sep, value = argument.partition("=")
-        if flag in ("--config-path", "-cp"):
-            return None
-        if flag in ("--config-dir", "-cd"):
-            value = value if sep else (argv[index + 1] if index + 1 < len(argv) else "")
-            folders.append(Path(value).expanduser())
-        elif flag.lstrip("+") == "hydra.searchpath":
-            for entry in value.strip("[]").split(","):
-                entry = entry.strip().strip("'\"")
-                if not entry.startswith("file://"):
-                    return None
-                folders.append(Path(entry.removeprefix("file://")).expanduser())
-    return folders
-
-
-def missing_config_dir(argv: list[str]) -> str | None:
-    """One line when a config folder the command line adds does not exist (Hydra's own report
-    is a traceback, and the group names it would hold read as unknown)."""
-    for folder in added_config_dirs(argv) or []:
-        if not folder.is_dir():
-            return (
-                f"config folder {folder} (--config-dir or hydra.searchpath) does not exist; give "
-                "the folder that holds your config groups, e.g. myconf for myconf/search/wide.yaml"
-            )
-    return None
-
-
-CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
-
-
-def without_config_dir_flags(argv: list[str]) -> list[str]:
-    """``argv`` less ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``): the check's
-    composition gets the folders as ``hydra.searchpath`` instead (``added_config_dirs``)."""
-    kept, skip = [], False
-    for argument in argv:
-        if skip:
-            skip = False
-        elif argument in CONFIG_DIR_FLAGS:
-            skip = True
-        elif argument.partition("=")[0] not in CONFIG_DIR_FLAGS:
-            kept.append(argument)
-    return kept
+from lstm_variants.override_advice import hydra_error_line, unknown_key
 
 
 def check_reference_cell(cfg: dict) -> None:
@@ -235,12 +180,62 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     try:
         check_values(resolved)
         check_reference_cell(resolved)
+        check_drawn_keys_not_given(overrides, resolved)
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
         check_rerun_source(resolved, records_dir)
         check_output_directory(records_dir, "hydra.sweep.dir" if flags else "hydra.run.dir")
+        if flags:
+            check_launcher(cfg)
     except ConfigError as error:
         return str(error)
-    return other_values_error(argv, resolved) if flags else None
+    added = unknown_top_level_key(overrides, hydra_settings, config_dirs, config_name)
+    return added or (other_values_error(argv, resolved) if flags else None)
+
+
+def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
+    """A key given on the command line that the search draws would be replaced by each trial's
+    draw without a word (``search=greff model.hidden_size=8`` trains sizes 20 to 200)."""
+    from lstm_variants.search import flat_space  # numpy: only here
+
+    drawn = flat_space((cfg.get("search") or {}).get("space") or {})
+    for override in overrides:
+        key = override.partition("=")[0].lstrip("+")
+        if key in drawn:
+            raise ConfigError(
+                f"{key} is set on the command line, but the search draws it for every trial and "
+                f"would replace the value: drop {key}=..., or take it out of the search with "
+                f"'~search.space.{key}'"
+            )
+
+
+def check_launcher(cfg: DictConfig) -> None:
+    """submitit's SLURM launcher submits with SLURM's commands, and without them fails with a
+    traceback after the sweep has started."""
+    target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+    if target.endswith("SlurmLauncher") and shutil.which("srun") is None:
+        raise ConfigError(
+            "launcher=submitit_slurm needs SLURM, and srun is not on PATH here: run the command "
+            "on the cluster's login node, or use launcher=submitit_local or launcher=joblib"
+        )
+
+
+def unknown_top_level_key(
+    overrides: list[str], hydra_settings: list[str], config_dirs: list[Path], config_name: str
+) -> str | None:
+    """One line for ``+name=value`` adding a top-level key that no config has (``+save_param``
+    for ``save_params``): nothing would read it, yet it would change every trial's id."""
+    folders = [Path(CONFIG_DIR), *config_dirs]
+    for override in overrides:
+        key = override.partition("=")[0]
+        name = key.lstrip("+")
+        if not key.startswith("+") or "." in name or "/" in name:
+            continue
+        if any((folder / name).is_dir() for folder in folders):
+            continue  # a config group, such as +sweep=NAME
+        line = unknown_key(name, overrides + hydra_settings, config_name)
+        if line.startswith("unknown key"):
+            return line
+    return None
 
 
 def other_values_error(argv: list[str], resolved: dict) -> str | None:
@@ -333,89 +328,6 @@ def sweep_values(override: str) -> list[str] | None:
             values.append(f"{key}={value[start:index]}")
             start = index + 1
     return [*values, f"{key}={value[start:]}"] if values else [override]
-
-
-def hydra_error_line(error: BaseException) -> str:
-    """Hydra's composition error in one line: its first two lines, the cause of an override that
-    could not be merged (a value of the wrong type), and the options it lists for a missing one."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    if lines[0].startswith("Error merging override") and error.__cause__ is not None:
-        return f"{lines[0]}: {str(error.__cause__).splitlines()[0]}"
-    if len(lines) > 1 and lines[1].startswith("Available options in"):
-        options = []
-        for line in lines[2:]:
-            if line.startswith("Config search path"):
-                break
-            options.append(line)
-        return f"{lines[0]}; {lines[1].rstrip(':').lower()}: {', '.join(options)}"
-    return " ".join(lines[:2])
-
-
-def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
-    """One line for an override of a key the config does not have, naming the nearest ones.
-
-    The advice is about the first part of ``key`` that is missing (``modle`` in
-    ``modle.hidden_size``), among the keys of the section that lacks it. A section of a search
-    space takes new keys with ``+``, as the space itself does (``FREE_FORM``).
-    """
-    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
-    parts = key.split(".")
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            node = compose(config_name, overrides=others)
-    except (HydraException, OmegaConfBaseException):
-        return f"unknown key {key}"
-    space = OmegaConf.select(node, "search.space")
-    depth = 0
-    while depth < len(parts) and isinstance(node, DictConfig) and parts[depth] in node:
-        node, depth = node[parts[depth]], depth + 1
-    if depth == len(parts):  # it exists: a mapping given keys it lacks, which it takes only with +
-        return (
-            f"{key} takes no new keys in place: add one with '+{key}.NAME=VALUE', or replace "
-            f"the whole mapping with '~{key}' '+{key}=VALUE'"
-        )
-    parent, missing = ".".join(parts[:depth]), ".".join(parts[: depth + 1])
-    known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
-    near = difflib.get_close_matches(parts[depth], known, n=3)
-    if f"{parent}.".startswith("search.space.") and "distribution" not in known and not near:
-        return unknown_space_key(key.removeprefix("search.space."), space)
-    of = f" (in {key})" if missing != key else ""
-    if near:
-        where = f"{parent}." if parent else ""
-        return f"unknown key {missing}{of}; did you mean {', '.join(where + k for k in near)}?"
-    if known:
-        return f"unknown key {missing}{of}; the keys of {parent or 'the config'}: " + ", ".join(
-            known
-        )
-    return f"unknown key {key}"
-
-
-def unknown_space_key(rest: str, space: DictConfig | None) -> str:
-    """The advice for ``search.space.<rest>``, which the space lacks: add the config key, or
-    reach a key the space writes dotted (``model.hidden_size: {...}``) with ``+``."""
-    from lstm_variants.search import FIELDS  # numpy: only here
-
-    section, _, last = rest.rpartition(".")
-    config_key = section if last in FIELDS and section else rest
-    for dotted in map(str, space or {}):
-        if "." in dotted and (rest == dotted or rest.startswith(f"{dotted}.")):
-            sections = "{...}"
-            for part in reversed(dotted.split(".")):
-                sections = f"{{{part}: {sections}}}"
-            return (
-                f"search.space writes {dotted} as one dotted key, which an override cannot "
-                f"reach: give the field with '+search.space.{rest}=VALUE' (it completes "
-                f"{dotted}), or write the space in sections, {sections}"
-            )
-    add = f"'+search.space.{config_key}={{distribution: NAME, ...}}'"
-    if not space:
-        return (
-            f"the search space is empty (no search chosen), so it has no {config_key}: choose "
-            f"one, e.g. search=greff, or add the key with {add}"
-        )
-    return f"{config_key} is not in the search space: add it with {add}"
 
 
 # Hydra's modes; it accepts one per command and reports two with a traceback.

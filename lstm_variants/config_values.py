@@ -159,15 +159,15 @@ def check_values(cfg: Mapping[str, Any]) -> None:
     """Raise ``ConfigError`` for the first value that breaks a rule of this module.
 
     The rules: ``RULES`` and ``CHOICES``, a study name that is a path, a model key nothing reads,
-    a search space that is not one (``search.check_space``), and a momentum that Adam would
-    silently ignore.
+    a search space that is not one (``search.check_space``), a rerun without the study it
+    reruns, and a momentum that Adam would silently ignore.
     """
     drawn = (cfg.get("search") or {}).get("sampled") or {}  # a trial's draws (search.trial_configs)
     for key, rule in RULES.items():
         found, value = _lookup(cfg, key)
         if found and not rule.allows(value):
             how = (
-                f"the search draws it: change its range, e.g. search.space.{key}.low=VALUE"
+                f"the search draws it from search.space.{key}: change that distribution's fields"
                 if isinstance(drawn, Mapping) and key in drawn
                 else f"set it with {key}=VALUE"
             )
@@ -190,9 +190,11 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         )
     check_model_keys(cfg.get("model"))
     optimizer = cfg.get("optimizer") or {}
-    from lstm_variants.search import check_space, flat_space  # numpy: no JAX
+    from lstm_variants.search import check_rerun_source_given, check_space, flat_space  # no JAX
 
-    space = (cfg.get("search") or {}).get("space") or {}
+    search = cfg.get("search") or {}
+    check_rerun_source_given(search)
+    space = search.get("space") or {}
     check_space(space)
     space = flat_space(space)
     # Adam keeps its own first-moment decay; a momentum given with it would be recorded, sampled

@@ -60,13 +60,14 @@ def flat_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``space`` with its sections joined into dotted keys (module docstring).
 
     A mapping is a distribution when it holds a field of one (``low`` alone: a range narrowed
-    from the command line, which the same key given earlier completes), and otherwise a section;
-    a value that is neither, or an empty mapping, is left for ``sample_value`` to refuse.
+    from the command line, which the same key given earlier completes), and otherwise a section
+    (empty once ``~search.space.train.input_noise`` took its only key); any other value is left
+    for ``sample_value`` to refuse.
     """
     flat: dict[str, Any] = {}
     for name, node in space.items():
         key = f"{prefix}{name}"
-        is_section = isinstance(node, Mapping) and bool(node) and not set(node) & set(FIELDS)
+        is_section = isinstance(node, Mapping) and not set(node) & set(FIELDS)
         entries = flat_space(node, f"{key}.") if is_section else {key: node}
         for entry, spec in entries.items():
             earlier = flat.get(entry)
@@ -93,6 +94,20 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
             f"a distribution takes {', '.join(FIELDS)}"
         )
     name = spec["distribution"]
+    if name not in DISTRIBUTIONS:
+        raise ConfigError(
+            f"search space key {key}: unknown distribution {name!r}; "
+            f"valid: {', '.join(DISTRIBUTIONS)}"
+        )
+    takes = ("values",) if name == "choice" else ("low", "high", "integer")
+    misplaced = sorted(set(spec) - {"distribution", *takes})
+    if misplaced:
+        # A field given with '+' merges into the key's distribution: it must belong to it.
+        raise ConfigError(
+            f"search space key {key}: {name} takes {', '.join(takes)}, not "
+            f"{', '.join(misplaced)}; to change the distribution, replace the whole key: "
+            f"'~search.space.{key}' '+search.space.{key}={{distribution: ..., ...}}'"
+        )
     if name == "choice":
         values = spec.get("values")
         if not isinstance(values, Sequence) or isinstance(values, str) or not values:
@@ -100,10 +115,9 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
                 f"search space key {key}: choice needs a non-empty 'values' list, got {values!r}"
             )
         return values[int(rng.integers(len(values)))]
-    if name not in DISTRIBUTIONS:
+    if not isinstance(spec.get("integer", False), bool):
         raise ConfigError(
-            f"search space key {key}: unknown distribution {name!r}; "
-            f"valid: {', '.join(DISTRIBUTIONS)}"
+            f"search space key {key}: integer must be true or false, got {spec['integer']!r}"
         )
     try:
         low, high = float(spec["low"]), float(spec["high"])
@@ -212,6 +226,16 @@ def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
     return configs
 
 
+def check_rerun_source_given(search: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` if ``search`` is a rerun (``search=rerun_best``) without the study
+    to rerun (``search.rerun.from``)."""
+    if "rerun" in search and not (search["rerun"] or {}).get("from"):
+        raise ConfigError(
+            "search.rerun.from is not set: name the study to rerun, e.g. "
+            "search.rerun.from=multirun/greff_jsb"
+        )
+
+
 def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The trial configs of one job of a rerun: an earlier study's best draws with fresh seeds.
 
@@ -229,11 +253,7 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     search = cfg["search"]
     rerun = search["rerun"] or {}
-    if not rerun.get("from"):
-        raise ConfigError(
-            "search.rerun.from is not set: name the study to rerun, e.g. "
-            "search.rerun.from=multirun/greff_jsb"
-        )
+    check_rerun_source_given(search)
     seeds, top = int(search.get("trials", 1)), int(rerun.get("top", 1))
     shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
     if seeds < 1 or top < 1 or shards < 1 or not 0 <= shard < shards:

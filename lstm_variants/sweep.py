@@ -89,7 +89,9 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
             lines += [
                 f"**Note: trials of one cell and seed were trained here with other settings "
                 f"({', '.join(mixed)}), e.g. a smoke run's records beside the full study's; the "
-                f"comparisons below mix them. Runs not meant as one study need their own study=NAME.**",
+                f"comparisons below mix them. Runs not meant as one study need their own study=NAME "
+                f"(so does each value of a cell option such as forget_bias: the tables group "
+                f"trials by cell name).**",
                 "",
             ]
         usable = trials[trials["usable"]]
@@ -136,7 +138,9 @@ def mixed_settings(config_texts) -> list[str]:
     for text in config_texts:
         config = json.loads(text)
         search = config.get("search") or {}
-        cell, dataset, seed = config.get("cell"), config.get("dataset"), config.get("seed")
+        # The cell's name, as the tables group trials: options are settings that may differ.
+        cell = (config.get("cell") or {}).get("name")
+        dataset, seed = config.get("dataset"), config.get("seed")
         trial = json.dumps([cell, dataset, search.get("sampled"), seed], sort_keys=True)
         settings = flatten(
             {k: v for k, v in config.items() if k not in (*OPERATIONAL_KEYS, "search")}

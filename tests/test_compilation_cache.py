@@ -197,3 +197,23 @@ def test_a_program_cut_short_by_a_killed_run_is_compiled_again_without_warnings(
 
     again = run_small_program(cache)  # the program saved again is read back cleanly
     assert again.stdout == first.stdout and again.stderr == ""
+
+
+@pytest.mark.parametrize("config_name", ["config", "diagnose"])
+def test_an_empty_xdg_cache_home_is_ignored_not_taken_as_the_root(monkeypatch, config_name):
+    # The XDG spec: an empty $XDG_CACHE_HOME counts as unset. oc.env read it as '', which put the
+    # cache at /lstm_variants/xla.
+    from hydra import compose, initialize_config_dir
+
+    from lstm_variants.cli import CONFIG_DIR
+    from lstm_variants.data.cache import resolve_data_dir
+
+    monkeypatch.delenv("LSTM_VARIANTS_COMPILATION_CACHE", raising=False)
+    monkeypatch.delenv("LSTM_VARIANTS_DATA_DIR", raising=False)
+    home_cache = Path.home() / ".cache" / "lstm_variants"
+    for value, expected in [("", home_cache), ("/elsewhere", Path("/elsewhere/lstm_variants"))]:
+        monkeypatch.setenv("XDG_CACHE_HOME", value)
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name)
+        assert cfg.compilation_cache == str(expected / "xla")
+        assert resolve_data_dir() == expected

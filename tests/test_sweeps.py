@@ -349,10 +349,22 @@ def test_a_range_given_in_a_section_narrows_the_same_key_given_dotted():
         ({"x": {"low": 1, "high": 2}}, "got {'low': 1, 'high': 2}; name its distribution"),
         ({"train": {"dropout": {"distribution": "uniform"}}}, "key train.dropout: uniform needs"),
         ({"model": {"hidden_size": 3}}, "search space key model.hidden_size: expected {distrib"),
-        ({"x": {}}, "search space key x: expected {distribution: uniform|"),
         (
             {"x": {"distribution": "uniform", "low": 0, "high": 1, "lo": 0.5}},
             "search space key x: unknown field 'lo'; a distribution takes distribution, low, high",
+        ),
+        (
+            {"x": {"distribution": "log_uniform", "low": 1, "high": 2, "values": [1, 2]}},
+            "key x: log_uniform takes low, high, integer, not values; to change the distribution",
+        ),
+        (
+            {"x": {"distribution": "choice", "values": [1, 2], "low": 1}},
+            "search space key x: choice takes values, not low; to change the distribution, "
+            "replace the whole key: '~search.space.x' '+search.space.x={distribution: ..., ...}'",
+        ),
+        (
+            {"x": {"distribution": "log_uniform", "low": 1e-3, "high": 1e-2, "integer": "yes"}},
+            "search space key x: integer must be true or false, got 'yes'",
         ),
         ({"x": {"distribution": "choice", "values": 3}}, "choice needs a non-empty 'values' list"),
         ({"x": {"distribution": "choice", "values": "ab"}}, "non-empty 'values' list, got 'ab'"),
@@ -594,6 +606,20 @@ def test_the_summary_says_when_a_smoke_runs_records_sit_beside_the_studys(tmp_pa
     smoke = synthetic_study(offsets, trials=4, seed=0, paired=True, max_epochs=2)
     write_records(smoke, tmp_path)
     assert "other settings (train.max_epochs)" in summarize(tmp_path, report=False)
+
+
+def test_the_summary_says_when_one_cell_was_trained_with_two_values_of_an_option(tmp_path):
+    # -m '+cell.options.forget_bias=0.0,1.0' in one study: the tables group trials by cell name.
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    write_records(synthetic_study({"vanilla": 0.0}, trials=4, seed=0, paired=True), tmp_path)
+    other = synthetic_study({"vanilla": 0.0}, trials=4, seed=0, paired=True)
+    for record in other:
+        record["config"]["cell"]["options"] = {"forget_bias": 1.0}
+        record["trial_id"] += "-forget-bias-1"
+    write_records(other, tmp_path)
+    assert "other settings (cell.options.forget_bias)" in summarize(tmp_path, report=False)
 
 
 def test_the_summary_says_when_trials_were_drawn_from_two_search_spaces(tmp_path):

@@ -341,6 +341,38 @@ def test_hydras_own_settings_pass_the_check_when_hydra_takes_them():
     assert problem(["-m", "hydra.sweeper.params.cell=vanilla,nfg"]) is None
 
 
+def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_one_line(
+    monkeypatch,
+):
+    from lstm_variants import command_line
+    from lstm_variants.command_line import problem
+
+    greff = ["search=greff", "optimizer=sgd"]
+    # A value that each trial's draw would replace.
+    assert problem([*greff, "model.hidden_size=8"]) == (
+        "model.hidden_size is set on the command line, but the search draws it for every trial "
+        "and would replace the value: drop model.hidden_size=..., or take it out of the search "
+        "with '~search.space.model.hidden_size'"
+    )
+    assert problem([*greff, "~search.space.model.hidden_size", "model.hidden_size=8"]) is None
+    # A top-level key that nothing reads, which would still change every trial's id.
+    assert problem(["+save_param=false"]) == "unknown key save_param; did you mean save_params?"
+    assert problem(["+foo=1"]).startswith("unknown key foo; the keys of the config: cell, model")
+    assert problem(["+sweep=quickstart"]) is None  # a group
+    # A rerun that names no study to rerun.
+    assert problem(["-m", "+sweep=greff_jsb", "search=rerun_best", "study=again"]) == (
+        "search.rerun.from is not set: name the study to rerun, e.g. "
+        "search.rerun.from=multirun/greff_jsb"
+    )
+    # SLURM's launcher where SLURM is not (submitit's own report is a traceback).
+    monkeypatch.setattr(command_line.shutil, "which", lambda name: None)
+    assert problem(["-m", "launcher=submitit_slurm"]).startswith(
+        "launcher=submitit_slurm needs SLURM, and srun is not on PATH here: run the command"
+    )
+    monkeypatch.setattr(command_line.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert problem(["-m", "launcher=submitit_slurm"]) is None
+
+
 def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(tmp_path):
     # Hydra's --config-dir (and hydra.searchpath) add a user's own configs, e.g. a search space.
     from lstm_variants.command_line import problem
@@ -465,7 +497,9 @@ def test_a_sweep_config_without_multirun_warns_that_it_is_one_run(tmp_path):
 
 
 def test_a_shard_without_trials_says_so(tmp_path):
-    out = cli(*TINY, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
+    drawn_by_quick = "model.hidden_size"
+    tiny = [argument for argument in TINY if not argument.startswith(drawn_by_quick)]
+    out = cli(*tiny, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
               f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (

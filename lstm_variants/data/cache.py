@@ -40,6 +40,7 @@ from typing import BinaryIO
 
 from lstm_variants.atomic_files import write_text_atomic
 from lstm_variants.data.base import DataError
+from lstm_variants.user_cache import user_cache_dir
 
 DATA_DIR_ENV = "LSTM_VARIANTS_DATA_DIR"
 TIMEOUT_S = 60
@@ -63,8 +64,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     elif os.environ.get(DATA_DIR_ENV):
         chosen, how = Path(os.environ[DATA_DIR_ENV]).expanduser(), f"${DATA_DIR_ENV}"
     else:
-        cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        chosen, how = Path(cache_home).expanduser() / "lstm_variants", "the data cache"
+        chosen, how = user_cache_dir(), "the data cache"
     if chosen.exists() and not chosen.is_dir():
         raise DataError(
             f"{how} {chosen} is not a directory: point it at the folder that holds (or will "

@@ -1,0 +1,101 @@
+"""Advice for an override Hydra refuses: its error on one line, or the keys that do exist.
+
+Hydra answers a misspelt key with "use +key=value" (which would add a key nothing reads) and a
+missing group option with its search path, over several lines. ``unknown_key`` names the nearest
+existing keys instead, and inside a search space says how to add or reach a key;
+``hydra_error_line`` puts Hydra's other errors on one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lstm_variants.config_folders import CONFIG_DIR
+
+
+def hydra_error_line(error: BaseException) -> str:
+    """Hydra's composition error in one line: its first two lines, the cause of an override that
+    could not be merged (a value of the wrong type), and the options it lists for a missing one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].startswith("Error merging override") and error.__cause__ is not None:
+        return f"{lines[0]}: {str(error.__cause__).splitlines()[0]}"
+    if len(lines) > 1 and lines[1].startswith("Available options in"):
+        options = []
+        for line in lines[2:]:
+            if line.startswith("Config search path"):
+                break
+            options.append(line)
+        return f"{lines[0]}; {lines[1].rstrip(':').lower()}: {', '.join(options)}"
+    return " ".join(lines[:2])
+
+
+def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
+    """One line for an override of a key the config does not have, naming the nearest ones.
+
+    The advice is about the first part of ``key`` that is missing (``modle`` in
+    ``modle.hidden_size``), among the keys of the section that lacks it. A section of a search
+    space takes new keys with ``+``, as the space itself does (``command_line.FREE_FORM``).
+    """
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
+    parts = key.split(".")
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            node = compose(config_name, overrides=others)
+    except (HydraException, OmegaConfBaseException):
+        return f"unknown key {key}"
+    space = OmegaConf.select(node, "search.space")
+    depth = 0
+    while depth < len(parts) and isinstance(node, DictConfig) and parts[depth] in node:
+        node, depth = node[parts[depth]], depth + 1
+    if depth == len(parts):  # it exists: a mapping given keys it lacks, which it takes only with +
+        return (
+            f"{key} takes no new keys in place: add one with '+{key}.NAME=VALUE', or replace "
+            f"the whole mapping with '~{key}' '+{key}=VALUE'"
+        )
+    parent, missing = ".".join(parts[:depth]), ".".join(parts[: depth + 1])
+    known = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    near = difflib.get_close_matches(parts[depth], known, n=3)
+    if f"{parent}.".startswith("search.space.") and "distribution" not in known and not near:
+        return unknown_space_key(key.removeprefix("search.space."), space)
+    of = f" (in {key})" if missing != key else ""
+    if near:
+        where = f"{parent}." if parent else ""
+        return f"unknown key {missing}{of}; did you mean {', '.join(where + k for k in near)}?"
+    if known:
+        return f"unknown key {missing}{of}; the keys of {parent or 'the config'}: " + ", ".join(
+            known
+        )
+    return f"unknown key {key}"
+
+
+def unknown_space_key(rest: str, space: DictConfig | None) -> str:
+    """The advice for ``search.space.<rest>``, which the space lacks: add the config key, or
+    reach a key the space writes dotted (``model.hidden_size: {...}``) with ``+``."""
+    from lstm_variants.search import FIELDS  # numpy: only here
+
+    section, _, last = rest.rpartition(".")
+    config_key = section if last in FIELDS and section else rest
+    for dotted in map(str, space or {}):
+        if "." in dotted and (rest == dotted or rest.startswith(f"{dotted}.")):
+            sections = "{...}"
+            for part in reversed(dotted.split(".")):
+                sections = f"{{{part}: {sections}}}"
+            return (
+                f"search.space writes {dotted} as one dotted key, which an override cannot "
+                f"reach: give the field with '+search.space.{rest}=VALUE' (it completes "
+                f"{dotted}), or write the space in sections, {sections}"
+            )
+    add = f"'+search.space.{config_key}={{distribution: NAME, ...}}'"
+    if not space:
+        return (
+            f"the search space is empty (no search chosen), so it has no {config_key}: choose "
+            f"one, e.g. search=greff, or add the key with {add}"
+        )
+    return f"{config_key} is not in the search space: add it with {add}"

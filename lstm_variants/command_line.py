@@ -5,15 +5,17 @@ with ``+`` (which would add a key nothing reads), two modes at once (``-m`` with
 traceback, and a bad value only once a job reads it, in every job of a sweep. ``problem`` composes
 the config once from the command line, a sweep's with each swept key at its first value, checks
 each other swept value in that config, and returns what is wrong in one line, naming the valid
-choices or the nearest keys. Hydra has no hook for this (its errors are raised from inside
-``hydra.main``), hence this module.
+choices or the nearest keys. It also refuses what Hydra would accept but the run would ignore,
+or fail on in every job: a key the search draws set by hand, a new top-level key nothing reads,
+a folder for its files that cannot be written, SLURM's launcher where SLURM is not. Hydra has
+no hook for this (its errors are raised from inside ``hydra.main``), hence this module.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -26,11 +28,14 @@ from lstm_variants.config_folders import (
     CONFIG_DIR,
     added_config_dirs,
     group_choices,
+    is_group,
     missing_config_dir,
+    searchpath_override,
     without_config_dir_flags,
 )
 from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
+from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import hydra_error_line, unknown_key
 
 
@@ -132,7 +137,7 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         if argument.startswith("-") or argument.lstrip("+~").startswith("hydra"):
             continue
         first = first_sweep_value(argument) if flags else argument
-        if first is None and (Path(CONFIG_DIR) / argument.partition("=")[0].lstrip("+~")).is_dir():
+        if first is None and is_group(argument.partition("=")[0], config_dirs):
             return None  # a group swept by a function: its keys are unknown until Hydra expands it
         if first is not None:
             overrides.append(first)
@@ -140,16 +145,15 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     # know where the command would write (a rerun's source) and which config folders it adds. A
     # swept one is left to Hydra.
     hydra_settings = [
-        a
-        for a in argv
-        if not a.startswith("-")
-        and a.lstrip("+~").startswith("hydra")
-        and not a.lstrip("+~").startswith("hydra.searchpath=")
-        and sweep_values(a) == [a]
+        argument
+        for argument in argv
+        if not argument.startswith("-")
+        and argument.lstrip("+~").startswith("hydra")
+        and not argument.lstrip("+~").startswith("hydra.searchpath=")
+        and sweep_values(argument) == [argument]
     ]
     if config_dirs:
-        searchpath = ",".join(f"file://{folder.resolve()}" for folder in config_dirs)
-        hydra_settings.append(f"hydra.searchpath=[{searchpath}]")
+        hydra_settings.append(searchpath_override(config_dirs))
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             cfg = compose(
@@ -164,7 +168,6 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
             missing
             and "To append to your config use" in str(error)
             and not missing.group(1).rpartition(".")[0].endswith(FREE_FORM)
-            and not missing.group(1).startswith("hydra.")
         ):
             return unknown_key(missing.group(1), overrides + hydra_settings, config_name)
         return hydra_error_line(error)
@@ -184,12 +187,13 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
         check_rerun_source(resolved, records_dir)
         check_output_directory(records_dir, "hydra.sweep.dir" if flags else "hydra.run.dir")
+        check_logger_directory(resolved)
         if flags:
             check_launcher(cfg)
     except ConfigError as error:
         return str(error)
-    added = unknown_top_level_key(overrides, hydra_settings, config_dirs, config_name)
-    return added or (other_values_error(argv, resolved) if flags else None)
+    added = unknown_top_level_key(cfg, overrides, hydra_settings, config_dirs, config_name)
+    return added or (other_values_error(argv, resolved, config_dirs) if flags else None)
 
 
 def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
@@ -197,15 +201,30 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
     draw without a word (``search=greff model.hidden_size=8`` trains sizes 20 to 200)."""
     from lstm_variants.search import flat_space  # numpy: only here
 
-    drawn = flat_space((cfg.get("search") or {}).get("space") or {})
+    space = (cfg.get("search") or {}).get("space") or {}
+    drawn = flat_space(space)
     for override in overrides:
         key = override.partition("=")[0].lstrip("+")
         if key in drawn:
+            # '~' reaches a key of a space in sections, not one written dotted (a user's config).
+            remove = (
+                f"write the search space in sections, then take it out with '~search.space.{key}'"
+                if key in space
+                else f"take it out of the search with '~search.space.{key}'"
+            )
             raise ConfigError(
                 f"{key} is set on the command line, but the search draws it for every trial and "
-                f"would replace the value: drop {key}=..., or take it out of the search with "
-                f"'~search.space.{key}'"
+                f"would replace the value: drop {key}=..., or {remove}"
             )
+
+
+def check_logger_directory(cfg: dict) -> None:
+    """The folder given for a logger's files (``logger.log_dir``, ``logger.dir``) must be
+    writable: each job would otherwise fail on it, one after another."""
+    logger = cfg.get("logger") or {}
+    for key in ("log_dir", "dir"):
+        if logger.get(key):
+            check_output_directory(Path(logger[key]), f"logger.{key}")
 
 
 def check_launcher(cfg: DictConfig) -> None:
@@ -220,25 +239,32 @@ def check_launcher(cfg: DictConfig) -> None:
 
 
 def unknown_top_level_key(
-    overrides: list[str], hydra_settings: list[str], config_dirs: list[Path], config_name: str
+    cfg: DictConfig,
+    overrides: list[str],
+    hydra_settings: list[str],
+    config_dirs: list[Path],
+    config_name: str,
 ) -> str | None:
-    """One line for ``+name=value`` adding a top-level key that no config has (``+save_param``
-    for ``save_params``): nothing would read it, yet it would change every trial's id."""
-    folders = [Path(CONFIG_DIR), *config_dirs]
+    """One line for ``+name=value`` adding a top-level key that no config has or refers to
+    (``+save_param`` for ``save_params``): nothing would read it, yet it would change every
+    trial's id. ``cfg`` is the composed config, whose interpolations may read the key."""
+    text = OmegaConf.to_yaml(cfg)
     for override in overrides:
         key = override.partition("=")[0]
         name = key.lstrip("+")
-        if not key.startswith("+") or "." in name or "/" in name:
-            continue
-        if any((folder / name).is_dir() for folder in folders):
-            continue  # a config group, such as +sweep=NAME
+        if not key.startswith("+") or "." in name or "/" in name or is_group(name, config_dirs):
+            continue  # not a new top-level key, or a config group, such as +sweep=NAME
+        if "${" + name in text:
+            continue  # ${n_trials} in a user's config
         line = unknown_key(name, overrides + hydra_settings, config_name)
         if line.startswith("unknown key"):
             return line
     return None
 
 
-def other_values_error(argv: list[str], resolved: dict) -> str | None:
+def other_values_error(
+    argv: list[str], resolved: dict, config_dirs: Sequence[Path] = ()
+) -> str | None:
     """The first bad value among the other values of the swept keys, as one line; else None.
 
     Each value is set, as Hydra parses and merges it, into the config composed with the first
@@ -250,11 +276,7 @@ def other_values_error(argv: list[str], resolved: dict) -> str | None:
     parser = OverridesParser.create()
     for argument in argv:
         key = argument.partition("=")[0].lstrip("+")
-        if (
-            argument.startswith("-")
-            or key.startswith(("~", "hydra"))
-            or (Path(CONFIG_DIR) / key).is_dir()
-        ):
+        if argument.startswith("-") or key.startswith(("~", "hydra")) or is_group(key, config_dirs):
             continue
         for value in list(dict.fromkeys(sweep_values(argument) or []))[1:]:
             if "${" in value:
@@ -271,28 +293,6 @@ def other_values_error(argv: list[str], resolved: dict) -> str | None:
             except ConfigError as error:
                 return str(error)
     return None
-
-
-def check_output_directory(directory: Path, key: str) -> None:
-    """Raise ``ConfigError`` unless ``directory`` is, or can become, a folder files can be put in.
-
-    Tried with a temporary file in its nearest existing folder: permission bits do not tell
-    (root may write anywhere, except where the file system refuses, such as /proc), and making
-    the folder itself here would leave an empty one when the job later fails.
-    """
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, "not a directory", str(existing))
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise ConfigError(
-            f"{key}={directory} cannot be written ({existing}: {error.strerror or error}); "
-            f"give another {key}"
-        ) from None
 
 
 # Hydra's sweep functions: ``seed=range(3)``, ``cell=choice(vanilla,gru)``, ...

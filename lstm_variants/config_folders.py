@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from lstm_variants.user_cache import user_cache_dir
@@ -20,57 +22,89 @@ from lstm_variants.user_cache import user_cache_dir
 _HERE = Path(__file__).resolve().parent
 # The repo's conf/ in a checkout (editable install); the copy packaged into the wheel otherwise.
 CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
-# ${user_cache_dir:} in conf/: oc.env would take an empty $XDG_CACHE_HOME as the path ''.
+# ${user_cache_dir:} in conf/ (oc.env would take an empty $XDG_CACHE_HOME as the path ''). A run's
+# .hydra/config.yaml keeps it unresolved: resolve one with lstm_variants imported.
 OmegaConf.register_new_resolver("user_cache_dir", lambda: str(user_cache_dir()), replace=True)
-
-
-def group_choices(group: str, extra_dirs: Sequence[Path] = ()) -> list[str]:
-    """The options of a config group: the YAML files in ``conf/<group>/`` and in the same group
-    of each of ``extra_dirs`` (``added_config_dirs``)."""
-    folders = [Path(CONFIG_DIR), *extra_dirs]
-    return sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
-
-
-def added_config_dirs(argv: list[str]) -> list[Path] | None:
-    """The config folders the command line adds to Hydra's search path: ``--config-dir DIR``
-    (``-cd``) and ``file://`` entries of ``hydra.searchpath``. None when it changes the search
-    path in a way not followed here (``--config-path``, a ``pkg://`` entry), so that the names
-    of its groups are not known."""
-    folders = []
-    for index, argument in enumerate(argv):
-        flag, sep, value = argument.partition("=")
-        if flag in ("--config-path", "-cp"):
-            return None
-        if flag in ("--config-dir", "-cd"):
-            value = value if sep else (argv[index + 1] if index + 1 < len(argv) else "")
-            folders.append(Path(value).expanduser())
-        elif flag.lstrip("+") == "hydra.searchpath":
-            for entry in value.strip("[]").split(","):
-                entry = entry.strip().strip("'\"")
-                if not entry.startswith("file://"):
-                    return None
-                folders.append(Path(entry.removeprefix("file://")).expanduser())
-    return folders
-
-
-def missing_config_dir(argv: list[str]) -> str | None:
-    """One line when a config folder the command line adds does not exist (Hydra's own report
-    is a traceback, and the group names it would hold read as unknown)."""
-    for folder in added_config_dirs(argv) or []:
-        if not folder.is_dir():
-            return (
-                f"config folder {folder} (--config-dir or hydra.searchpath) does not exist; give "
-                "the folder that holds your config groups, e.g. myconf for myconf/search/wide.yaml"
-            )
-    return None
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
+def group_choices(group: str, extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """The options of a config group: the YAML files under ``conf/<group>/`` and under the same
+    group of each of ``extra_dirs`` (``added_config_dirs``), a subfolder's as ``team/wide``."""
+    names = set()
+    for folder in [Path(CONFIG_DIR), *extra_dirs]:
+        for path in (folder / group).rglob("*.yaml"):
+            names.add(path.relative_to(folder / group).with_suffix("").as_posix())
+    return sorted(names)
+
+
+def is_group(name: str, extra_dirs: Sequence[Path] = ()) -> bool:
+    """Whether ``name`` (``search``, ``+sweep``) is a config group of conf/ or of ``extra_dirs``."""
+    name = name.lstrip("+~")
+    return any((folder / name).is_dir() for folder in [Path(CONFIG_DIR), *extra_dirs])
+
+
+def config_dir_flags(argv: list[str]) -> list[Path]:
+    """The folders of ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``) in ``argv``."""
+    folders = []
+    for index, argument in enumerate(argv):
+        flag, sep, value = argument.partition("=")
+        if flag in CONFIG_DIR_FLAGS:
+            value = value if sep else (argv[index + 1] if index + 1 < len(argv) else "")
+            folders.append(Path(value).expanduser())
+    return folders
+
+
+def added_config_dirs(argv: list[str]) -> list[Path] | None:
+    """The config folders the command line adds to Hydra's search path: ``--config-dir DIR``
+    and ``file://`` entries of ``hydra.searchpath``. None when it changes the search path in a
+    way not followed here (``--config-path``, a ``pkg://`` entry), so that the names of its
+    groups are not known."""
+    if any(argument.partition("=")[0] in ("--config-path", "-cp") for argument in argv):
+        return None
+    folders = config_dir_flags(argv)
+    for argument in argv:
+        if argument.partition("=")[0].lstrip("+") != "hydra.searchpath":
+            continue
+        try:
+            entries = OverridesParser.create().parse_override(argument).value()
+        except HydraException:
+            return None  # Hydra says what is wrong with it
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if not str(entry).startswith("file://"):
+                return None
+            folders.append(Path(str(entry).removeprefix("file://")).expanduser())
+    return folders
+
+
+def searchpath_override(folders: Sequence[Path]) -> str:
+    """``hydra.searchpath=[...]`` naming ``folders``, each quoted, so that a folder such as
+    ``Dropbox (Personal)/conf`` reads as one path in Hydra's override grammar."""
+    quoted = []
+    for folder in folders:
+        text = f"file://{Path(folder).resolve()}".replace("'", "\\'")
+        quoted.append(f"'{text}'")
+    return f"hydra.searchpath=[{','.join(quoted)}]"
+
+
+def missing_config_dir(argv: list[str]) -> str | None:
+    """One line when a ``--config-dir`` folder does not exist (Hydra's own report is a
+    traceback, and the group names it would hold read as unknown). A missing
+    ``hydra.searchpath`` entry is left to Hydra, which warns and goes on."""
+    for folder in config_dir_flags(argv):
+        if not folder.is_dir():
+            return (
+                f"--config-dir {folder} does not exist; give the folder that holds your config "
+                "groups, e.g. myconf for myconf/search/wide.yaml"
+            )
+    return None
+
+
 def without_config_dir_flags(argv: list[str]) -> list[str]:
     """``argv`` less ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``): the check's
-    composition gets the folders as ``hydra.searchpath`` instead (``added_config_dirs``)."""
+    composition gets the folders as ``hydra.searchpath`` instead (``searchpath_override``)."""
     kept, skip = [], False
     for argument in argv:
         if skip:

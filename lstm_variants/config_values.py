@@ -195,7 +195,8 @@ def check_values(cfg: Mapping[str, Any]) -> None:
     search = cfg.get("search") or {}
     check_rerun_source_given(search)
     space = search.get("space") or {}
-    check_space(space)
+    if "sampled" not in search:  # a trial's space was checked when drawn, maybe by an older rule
+        check_space(space)
     space = flat_space(space)
     # Adam keeps its own first-moment decay; a momentum given with it would be recorded, sampled
     # and analysed as a hyperparameter without changing training.

@@ -46,6 +46,7 @@ from types import ModuleType
 from typing import Any
 
 from lstm_variants.errors import ConfigError
+from lstm_variants.output_directory import check_output_directory
 
 LOGGER_NAMES = ("none", "tensorboard", "mlflow", "wandb")
 
@@ -327,8 +328,6 @@ def make_logger(cfg: Mapping[str, Any], output_dir: Path | str) -> TrialLogger |
     logger name, a missing package or a folder given for its files that cannot be written, so
     a bad choice fails before any training, not with a warning after each trial.
     """
-    from lstm_variants.command_line import check_output_directory  # imports Hydra: made here only
-
     settings = logger_settings(cfg)
     name = settings["name"]
     if name == "none":

@@ -47,7 +47,9 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
     parts = key.split(".")
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            node = compose(config_name, overrides=others)
+            node = compose(
+                config_name, overrides=others, return_hydra_config=key.startswith("hydra.")
+            )
     except (HydraException, OmegaConfBaseException):
         return f"unknown key {key}"
     space = OmegaConf.select(node, "search.space")
@@ -81,7 +83,8 @@ def unknown_space_key(rest: str, space: DictConfig | None) -> str:
     from lstm_variants.search import FIELDS  # numpy: only here
 
     section, _, last = rest.rpartition(".")
-    config_key = section if last in FIELDS and section else rest
+    is_field = last in FIELDS or difflib.get_close_matches(last, FIELDS, n=1)  # .hgh: a typo
+    config_key = section if is_field and section else rest
     for dotted in map(str, space or {}):
         if "." in dotted and (rest == dotted or rest.startswith(f"{dotted}.")):
             sections = "{...}"

@@ -59,15 +59,19 @@ FIELDS = ("distribution", "low", "high", "integer", "values")
 def flat_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``space`` with its sections joined into dotted keys (module docstring).
 
-    A mapping is a distribution when it holds a field of one (``low`` alone: a range narrowed
-    from the command line, which the same key given earlier completes), and otherwise a section
-    (empty once ``~search.space.train.input_noise`` took its only key); any other value is left
-    for ``sample_value`` to refuse.
+    A mapping is a section when it holds only mappings and no field of a distribution (or
+    nothing, once ``~search.space.train.input_noise`` took its only key); any other value is a
+    distribution (``low`` alone: a range narrowed from the command line, which the same key
+    given earlier completes), which ``sample_value`` checks.
     """
     flat: dict[str, Any] = {}
     for name, node in space.items():
         key = f"{prefix}{name}"
-        is_section = isinstance(node, Mapping) and not set(node) & set(FIELDS)
+        is_section = (
+            isinstance(node, Mapping)
+            and not set(node) & set(FIELDS)
+            and all(isinstance(value, Mapping) for value in node.values())
+        )
         entries = flat_space(node, f"{key}.") if is_section else {key: node}
         for entry, spec in entries.items():
             earlier = flat.get(entry)
@@ -80,7 +84,8 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
     """Draw one value of ``spec`` (see the module docstring) with ``rng``.
 
     Raises:
-      ConfigError: the distribution is unknown or its bounds are invalid.
+      ConfigError: the distribution is missing or unknown, a field is unknown or belongs to
+        another distribution, ``integer`` is not a bool, or the bounds are invalid.
     """
     if not isinstance(spec, Mapping) or "distribution" not in spec:
         raise ConfigError(

@@ -126,14 +126,15 @@ def mixed_settings(config_texts) -> list[str]:
     """The config keys whose values differ between records of the same cell, dataset, draw and
     seed (``config_json`` texts): the same trial trained under two protocols, whose records the
     comparison, the paired test and the counts would all mix. Keys that say how to run, not what
-    to train (``experiment.OPERATIONAL_KEYS``), are left out. ``search.space`` and
-    ``search.seed`` are named when trial i of a cell was drawn twice, from two spaces or seeds (a
-    range changed on the command line without a new study name)."""
+    to train (``experiment.OPERATIONAL_KEYS``), are left out. ``search.space`` is named when
+    trial i of a cell and search seed was drawn from two spaces (a range changed on the command
+    line without a new study name): a mixture of two search distributions. Two search seeds
+    draw distinct trials of one distribution, which the comparisons may pool."""
     from lstm_variants.analysis.report import flatten
     from lstm_variants.experiment import OPERATIONAL_KEYS
 
     by_trial: dict[str, dict[str, Any]] = {}
-    by_index: dict[str, dict[str, str]] = {}
+    by_index: dict[str, str] = {}
     differing: set[str] = set()
     for text in config_texts:
         config = json.loads(text)
@@ -148,14 +149,12 @@ def mixed_settings(config_texts) -> list[str]:
         first = by_trial.setdefault(trial, settings)
         differing |= {k for k in first.keys() | settings.keys() if first.get(k) != settings.get(k)}
         index = json.dumps(
-            [cell, dataset, search.get("trial"), search.get("rerun_of"), seed], sort_keys=True
+            [cell, dataset, search.get("seed"), search.get("trial"), search.get("rerun_of"), seed],
+            sort_keys=True,
         )
-        drawn_from = {
-            f"search.{key}": json.dumps(search.get(key), sort_keys=True)
-            for key in ("space", "seed")
-        }
-        first_draw = by_index.setdefault(index, drawn_from)
-        differing |= {k for k in drawn_from if first_draw[k] != drawn_from[k]}
+        space = json.dumps(search.get("space"), sort_keys=True)
+        if by_index.setdefault(index, space) != space:
+            differing.add("search.space")
     return sorted(differing)
 
 

@@ -170,6 +170,21 @@ def test_a_study_is_a_folder_name_and_adam_takes_no_momentum():
         check_values({"model": {"hidden_size": 3, "hiden_size": 3}})
 
 
+def test_a_trials_space_from_an_older_record_is_not_checked_again():
+    # A rerun's trials carry the space of the study they rerun, drawn under that day's rules
+    # (before fields were checked, integer: 1 passed); the drawn values are checked instead.
+    space = {
+        "model.hidden_size": {"distribution": "log_uniform", "low": 4, "high": 8, "integer": 1}
+    }
+    with pytest.raises(ConfigError, match="integer must be true or false, got 1"):
+        check_values({"search": {"space": space}})
+    trial = {
+        "model": {"hidden_size": 6},
+        "search": {"space": space, "sampled": {"model.hidden_size": 6}},
+    }
+    check_values(trial)
+
+
 def test_a_drawn_value_out_of_range_points_at_the_search_space():
     from lstm_variants.search import trial_configs
 

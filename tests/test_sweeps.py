@@ -307,6 +307,26 @@ def test_a_space_in_sections_draws_what_the_same_space_with_dotted_keys_draws():
     assert dotted[0]["search"]["space"] == GREFF_DOTTED
 
 
+def test_greffs_study_draws_and_names_its_trials_as_before_the_space_was_in_sections():
+    # Taken from the code before the change (commit e5f90ca). Another id would make every
+    # recorded trial of a Greff study look new: a resumed study would train it again.
+    from lstm_variants.experiment import trial_identity
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["+sweep=greff_jsb", "cell=vanilla", "search.trials=2"])
+    first, second = trial_configs(OmegaConf.to_container(cfg, resolve=True))
+    assert first["search"]["sampled"] == {
+        "model.hidden_size": 50,
+        "optimizer.learning_rate": 0.004334292503547742,
+        "optimizer.momentum": 0.8015038062585695,
+        "train.input_noise": 0.043120553504787495,
+    }
+    assert [trial_identity(first), trial_identity(second)] == [
+        "ad65f0bfc6d1de04",
+        "bf76974548e8ac03",
+    ]
+
+
 def test_a_range_is_changed_from_the_command_line_and_only_its_key_draws_differently():
     from lstm_variants.command_line import override_error
 
@@ -348,7 +368,11 @@ def test_a_range_given_in_a_section_narrows_the_same_key_given_dotted():
         ({"x": 3}, "search space key x: expected {distribution: uniform|"),
         ({"x": {"low": 1, "high": 2}}, "got {'low': 1, 'high': 2}; name its distribution"),
         ({"train": {"dropout": {"distribution": "uniform"}}}, "key train.dropout: uniform needs"),
-        ({"model": {"hidden_size": 3}}, "search space key model.hidden_size: expected {distrib"),
+        ({"model": {"hidden_size": 3}}, "search space key model: expected {distribution: unif"),
+        (  # misspelt fields read as a distribution, not as sections
+            {"model": {"num_layers": {"type": "choice", "options": [1, 2]}}},
+            "search space key model.num_layers: expected {distribution: uniform|",
+        ),
         (
             {"x": {"distribution": "uniform", "low": 0, "high": 1, "lo": 0.5}},
             "search space key x: unknown field 'lo'; a distribution takes distribution, low, high",
@@ -559,9 +583,10 @@ def test_the_command_line_check_reads_sweeps_as_hydra_does():
         "'+search.space.model.num_layers={distribution: NAME, ...}'"
     )
     # A field of a key the space lacks names the key; an empty space says no search was chosen.
-    assert override_error([*greff, "search.space.train.dropout.high=0.5"]).startswith(
-        "train.dropout is not in the search space: add it with '+search.space.train.dropout="
-    )
+    for field in ("high", "hgh"):
+        assert override_error([*greff, f"search.space.train.dropout.{field}=0.5"]).startswith(
+            "train.dropout is not in the search space: add it with '+search.space.train.dropout="
+        )
     assert override_error(["search.space.model.hidden_size.high=40"]).startswith(
         "the search space is empty (no search chosen), so it has no model.hidden_size: choose "
         "one, e.g. search=greff, or add the key with '+search.space.model.hidden_size={"
@@ -633,6 +658,25 @@ def test_the_summary_says_when_trials_were_drawn_from_two_search_spaces(tmp_path
     narrowed = GREFF_SPACE | {"model.hidden_size": ("log_uniform_int", 20, 100)}
     write_records(synthetic_study(offsets, trials=4, seed=0, paired=True, space=narrowed), tmp_path)
     assert "other settings (search.space)" in summarize(tmp_path, report=False)
+
+
+def test_two_search_seeds_in_one_study_draw_distinct_trials_and_get_no_note():
+    # -m +sweep=quickstart search.seed=0,1: trial i twice, from one space; pooled, not mixed.
+    from lstm_variants.analysis.synthetic import synthetic_study
+    from lstm_variants.sweep import mixed_settings
+
+    records = []
+    for search_seed in (0, 1):
+        study = synthetic_study({"vanilla": 0.0}, trials=4, seed=search_seed, paired=True)
+        for record in study:
+            record["config"]["search"] |= {"seed": search_seed, "trial": record["seed"] % 100_000}
+            record["config"]["seed"] = record["seed"] % 100_000
+        records += study
+    configs = [json.dumps(record["config"]) for record in records]
+    assert mixed_settings(configs) == []
+    narrowed = json.loads(configs[-1])  # the same trial and search seed, from another space
+    narrowed["search"]["space"]["model.hidden_size"]["high"] = 100
+    assert mixed_settings([*configs, json.dumps(narrowed)]) == ["search.space"]
 
 
 def test_an_interrupted_summary_leaves_the_results_of_the_last_one_whole(tmp_path, monkeypatch):

@@ -314,7 +314,8 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["cpu_pinning=maybe", "cpu_devices=1"], "cpu_pinning must be true or false"),
         # Hydra's own settings: its message, on one line.
         (["hydra.job.chdir=maybe"], "hydra.job.chdir=maybe: Value 'maybe' is not a valid bool"),
-        (["hydra.foo=1"], "Could not override 'hydra.foo'. To append to your config use"),
+        (["hydra.job.chdri=true"], "unknown key hydra.job.chdri; did you mean hydra.job.chdir?"),
+        (["hydra.foo=1"], "unknown key hydra.foo; the keys of hydra: run, sweep, launcher,"),
         (
             ["hydra/launcher=nope"],
             "Could not find 'hydra/launcher/nope'; available options in 'hydra/launcher': basic,",
@@ -342,7 +343,7 @@ def test_hydras_own_settings_pass_the_check_when_hydra_takes_them():
 
 
 def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_one_line(
-    monkeypatch,
+    monkeypatch, tmp_path
 ):
     from lstm_variants import command_line
     from lstm_variants.command_line import problem
@@ -371,62 +372,101 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
     )
     monkeypatch.setattr(command_line.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert problem(["-m", "launcher=submitit_slurm"]) is None
+    # A logger folder that cannot be written, which every job of a sweep would fail on.
+    (tmp_path / "a_file").write_text("")
+    log_dir = tmp_path / "a_file" / "tb"
+    assert problem(["-m", "seed=0,1", "logger=tensorboard", f"logger.log_dir={log_dir}"]) == (
+        f"logger.log_dir={log_dir} cannot be written ({tmp_path / 'a_file'}: not a directory); "
+        "give another logger.log_dir"
+    )
 
 
-def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(tmp_path):
+@pytest.fixture
+def user_configs(tmp_path):
+    """A user's config folder (Hydra's --config-dir), named as folders can be: spaces, brackets,
+    a comma."""
+    folder = tmp_path / "Dropbox (Personal), conf"
+    (folder / "search" / "team").mkdir(parents=True)
+    mine = "space: {model: {hidden_size: {distribution: log_uniform, low: 4, high: 8}}}"
+    (folder / "search" / "mine.yaml").write_text(f"trials: 2\nseed: 0\n{mine}\n")
+    (folder / "search" / "team" / "wide.yaml").write_text(f"trials: 2\nseed: 0\n{mine}\n")
+    (folder / "search" / "counted.yaml").write_text(f"trials: ${{n_trials}}\nseed: 0\n{mine}\n")
+    dotted = "space: {model.hidden_size: {distribution: uniform, low: 4, high: 8}}"
+    (folder / "search" / "dotted.yaml").write_text(f"trials: 2\nseed: 0\n{dotted}\n")
+    return folder
+
+
+def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(user_configs):
     # Hydra's --config-dir (and hydra.searchpath) add a user's own configs, e.g. a search space.
     from lstm_variants.command_line import problem
 
-    (tmp_path / "search").mkdir()
-    (tmp_path / "search" / "mine.yaml").write_text(
-        "trials: 2\nseed: 0\npaired: true\nshards: 1\nshard: 0\n"
-        "space: {model: {hidden_size: {distribution: log_uniform, low: 4, high: 8, integer: true}}}\n"
-    )
     assert problem(["search=mine"]).startswith("unknown search 'mine'; valid search names: greff")
     for added in (
-        ["--config-dir", str(tmp_path)],
-        [f"--config-dir={tmp_path}"],
-        ["-cd", str(tmp_path)],
-        [f"hydra.searchpath=[file://{tmp_path}]"],
+        ["--config-dir", str(user_configs)],
+        [f"--config-dir={user_configs}"],
+        ["-cd", str(user_configs)],
+        [f"hydra.searchpath=['file://{user_configs}']"],
     ):
         assert problem([*added, "search=mine"]) is None, added
+        assert problem([*added, "search=team/wide"]) is None, added
         assert problem([*added, "search=mne"]) == (
-            "unknown search 'mne'; valid search names: greff, jozefowicz, mine, none, quick, "
-            "rerun_best"
+            "unknown search 'mne'; valid search names: counted, dotted, greff, jozefowicz, mine, "
+            "none, quick, rerun_best, team/wide"
         )
-    # A search path given as an override reaches the key check, which composes with it.
-    searchpath = f"hydra.searchpath=[file://{tmp_path}]"
+    out = cli("--config-dir", str(user_configs), "search=mine", "--cfg", "job")
+    assert out.returncode == 0 and "high: 8" in out.stdout, out.stderr
+
+
+def test_the_check_composes_with_the_folders_the_command_adds(user_configs):
+    from lstm_variants.command_line import problem
+
+    added = ["--config-dir", str(user_configs), "search=mine"]
+    assert problem([*added, "train.max_epoch=1"]) == (
+        "unknown key train.max_epoch; did you mean train.max_epochs?"
+    )
+    assert problem(["-m", *added, "train.max_epochs=2,0"]) == (
+        "train.max_epochs must be an integer >= 1, got 0; set it with train.max_epochs=VALUE"
+    )
+    searchpath = f"hydra.searchpath=['file://{user_configs}']"
     assert problem([searchpath, "search=mine", "search.space.model.hidden_size.hgh=3"]) == (
         "unknown key search.space.model.hidden_size.hgh; "
         "did you mean search.space.model.hidden_size.high?"
     )
-    # The rest of the check runs with the folder too: keys, swept values.
-    assert problem(["--config-dir", str(tmp_path), "search=mine", "train.max_epoch=1"]) == (
-        "unknown key train.max_epoch; did you mean train.max_epochs?"
+    # A top-level key that the user's config reads (trials: ${n_trials}) is not an unknown one.
+    assert problem(["-cd", str(user_configs), "search=counted", "+n_trials=2"]) is None
+    assert problem(["-cd", str(user_configs), "search=mine", "+n_trials=2"]).startswith(
+        "unknown key n_trials; the keys of the config: cell,"
     )
-    assert problem(["-m", "-cd", str(tmp_path), "search=mine", "train.max_epochs=2,0"]) == (
-        "train.max_epochs must be an integer >= 1, got 0; set it with train.max_epochs=VALUE"
+    assert problem(["--config-dir", str(user_configs / "nope"), "search=mine"]) == (
+        f"--config-dir {user_configs / 'nope'} does not exist; give the folder that holds your "
+        "config groups, e.g. myconf for myconf/search/wide.yaml"
     )
-    assert problem(["--config-dir", str(tmp_path / "nope"), "search=mine"]) == (
-        f"config folder {tmp_path / 'nope'} (--config-dir or hydra.searchpath) does not exist; "
-        "give the folder that holds your config groups, e.g. myconf for myconf/search/wide.yaml"
-    )
-    # A space of the user's written with dotted keys: only '+' reaches a field, and says so.
-    (tmp_path / "search" / "dotted.yaml").write_text(
-        "trials: 2\nseed: 0\nspace: {model.hidden_size: {distribution: uniform, low: 4, high: 8}}\n"
-    )
-    dotted = ["-cd", str(tmp_path), "search=dotted"]
+
+
+def test_a_users_search_space_with_dotted_keys_gets_advice_that_works(user_configs):
+    from lstm_variants.command_line import problem
+
+    dotted = ["-cd", str(user_configs), "search=dotted"]
     assert problem([*dotted, "search.space.model.hidden_size.high=9"]) == (
         "search.space writes model.hidden_size as one dotted key, which an override cannot reach: "
         "give the field with '+search.space.model.hidden_size.high=VALUE' (it completes "
         "model.hidden_size), or write the space in sections, {model: {hidden_size: {...}}}"
     )
     assert problem([*dotted, "+search.space.model.hidden_size.high=9"]) is None
-    # Folders this check cannot list leave the command line to Hydra.
+    assert problem([*dotted, "model.hidden_size=8"]).endswith(
+        "drop model.hidden_size=..., or write the search space in sections, then take it out "
+        "with '~search.space.model.hidden_size'"
+    )
+
+
+def test_search_paths_the_check_cannot_follow_are_left_to_hydra(tmp_path):
+    from lstm_variants.command_line import problem
+
     assert problem(["hydra.searchpath=[pkg://elsewhere.conf]", "search=mine"]) is None
     assert problem(["--config-path", str(tmp_path), "search=mine"]) is None
-    out = cli("--config-dir", str(tmp_path), "search=mine", "--cfg", "job")
-    assert out.returncode == 0 and "high: 8" in out.stdout, out.stderr
+    # A missing search-path folder: Hydra warns and goes on, and so does the check.
+    with pytest.warns(UserWarning, match="is not available"):
+        assert problem([f"hydra.searchpath=['file://{tmp_path / 'nope'}']"]) is None
 
 
 def test_an_output_directory_that_cannot_be_made_is_one_error_line(tmp_path):

@@ -248,13 +248,12 @@ def unknown_top_level_key(
     """One line for ``+name=value`` adding a top-level key that no config has or refers to
     (``+save_param`` for ``save_params``): nothing would read it, yet it would change every
     trial's id. ``cfg`` is the composed config, whose interpolations may read the key."""
-    text = OmegaConf.to_yaml(cfg)
     for override in overrides:
         key = override.partition("=")[0]
         name = key.lstrip("+")
         if not key.startswith("+") or "." in name or "/" in name or is_group(name, config_dirs):
             continue  # not a new top-level key, or a config group, such as +sweep=NAME
-        if "${" + name in text:
+        if "${" + name in OmegaConf.to_yaml(cfg):
             continue  # ${n_trials} in a user's config
         line = unknown_key(name, overrides + hydra_settings, config_name)
         if line.startswith("unknown key"):

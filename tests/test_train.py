@@ -323,12 +323,36 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
     ],
 )
 def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
-    out = cli(*args, f"hydra.run.dir={tmp_path}", "progress=false")
+    from lstm_variants.command_line import problem
+
+    args = [*args, f"hydra.run.dir={tmp_path}", "progress=false"]
+    caught = problem(args)
+    if caught is not None:  # before Hydra runs, in this process: the line the app prints (below)
+        assert message in caught, caught
+        return
+    out = cli(*args)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert (
         len(lines) == 1 and lines[0].startswith("lstm-variants: error: ") and message in lines[0]
     ), out.stderr
+    assert not list(Path(tmp_path).glob("records/*.json"))
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["model.hiden_size=3"],
+            "unknown key model.hiden_size; did you mean model.hidden_size, model.embed_size?",
+        ),
+        (["-m", "--cfg", "job"], "--cfg and --multirun cannot be combined: give one of them"),
+    ],
+)
+def test_what_the_command_line_check_finds_is_the_apps_one_error_line(tmp_path, args, line):
+    out = cli(*args, f"hydra.run.dir={tmp_path}", "progress=false")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"lstm-variants: error: {line}"], out.stderr
     assert not list(Path(tmp_path).glob("records/*.json"))
 
 

@@ -31,7 +31,7 @@ from lstm_variants.config_folders import (
     is_group,
     missing_config_dir,
     searchpath_override,
-    without_config_dir_flags,
+    split_config_dir_flags,
 )
 from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
@@ -128,7 +128,7 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     reads.
     """
     config_dirs = added_config_dirs(argv)
-    argv = without_config_dir_flags(argv)
+    argv = split_config_dir_flags(argv)[1]
     flags = [argument for argument in argv if argument.startswith("-")]
     if config_dirs is None or any(flag not in ("-m", "--multirun") for flag in flags):
         return None

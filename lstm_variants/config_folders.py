@@ -46,15 +46,23 @@ def is_group(name: str, extra_dirs: Sequence[Path] = ()) -> bool:
     return any((folder / name).is_dir() for folder in [Path(CONFIG_DIR), *extra_dirs])
 
 
-def config_dir_flags(argv: list[str]) -> list[Path]:
-    """The folders of ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``) in ``argv``."""
-    folders = []
-    for index, argument in enumerate(argv):
+def split_config_dir_flags(argv: list[str]) -> tuple[list[Path], list[str]]:
+    """(the folders of ``--config-dir DIR``, ``-cd DIR`` and ``--config-dir=DIR`` in ``argv``,
+    ``argv`` without those flags): the check's composition gets the folders as
+    ``hydra.searchpath`` instead (``searchpath_override``)."""
+    folders, rest, flag_before = [], [], False
+    for argument in argv:
         flag, sep, value = argument.partition("=")
-        if flag in CONFIG_DIR_FLAGS:
-            value = value if sep else (argv[index + 1] if index + 1 < len(argv) else "")
+        if flag_before:
+            folders.append(Path(argument).expanduser())
+            flag_before = False
+        elif argument in CONFIG_DIR_FLAGS:
+            flag_before = True
+        elif sep and flag in CONFIG_DIR_FLAGS:
             folders.append(Path(value).expanduser())
-    return folders
+        else:
+            rest.append(argument)
+    return folders, rest
 
 
 def added_config_dirs(argv: list[str]) -> list[Path] | None:
@@ -64,7 +72,7 @@ def added_config_dirs(argv: list[str]) -> list[Path] | None:
     groups are not known."""
     if any(argument.partition("=")[0] in ("--config-path", "-cp") for argument in argv):
         return None
-    folders = config_dir_flags(argv)
+    folders, _ = split_config_dir_flags(argv)
     for argument in argv:
         if argument.partition("=")[0].lstrip("+") != "hydra.searchpath":
             continue
@@ -93,24 +101,10 @@ def missing_config_dir(argv: list[str]) -> str | None:
     """One line when a ``--config-dir`` folder does not exist (Hydra's own report is a
     traceback, and the group names it would hold read as unknown). A missing
     ``hydra.searchpath`` entry is left to Hydra, which warns and goes on."""
-    for folder in config_dir_flags(argv):
+    for folder in split_config_dir_flags(argv)[0]:
         if not folder.is_dir():
             return (
                 f"--config-dir {folder} does not exist; give the folder that holds your config "
                 "groups, e.g. myconf for myconf/search/wide.yaml"
             )
     return None
-
-
-def without_config_dir_flags(argv: list[str]) -> list[str]:
-    """``argv`` less ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``): the check's
-    composition gets the folders as ``hydra.searchpath`` instead (``searchpath_override``)."""
-    kept, skip = [], False
-    for argument in argv:
-        if skip:
-            skip = False
-        elif argument in CONFIG_DIR_FLAGS:
-            skip = True
-        elif argument.partition("=")[0] not in CONFIG_DIR_FLAGS:
-            kept.append(argument)
-    return kept

@@ -36,6 +36,8 @@ from hydra_plugins.lstm_variants_launchers.failed_jobs import settled_return, wa
 
 log = logging.getLogger(__name__)
 
+# Seconds a local job that ended is given for its result file (LocalLauncher.submit).
+LOCAL_RESULTS_WAIT_S = 1
 ENDED = "did not finish: its submitit job {job} ended without a result ({cause}); log: {log}"
 
 
@@ -128,6 +130,17 @@ class SubmititLauncher(BaseSubmititLauncher):
 
 class LocalLauncher(SubmititLauncher):
     _EXECUTOR = "local"
+
+    def submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+        """As on a cluster, except that a job that ended without a result is reported at once.
+
+        submitit gives a job that ended 15 s for its result file to appear, for file systems
+        shared over a network; a local job writes it on this machine before its process ends.
+        """
+        jobs = super().submit(job_overrides, initial_job_idx)
+        for job in jobs:
+            job._results_timeout_s = LOCAL_RESULTS_WAIT_S
+        return jobs
 
 
 class SlurmLauncher(SubmititLauncher):

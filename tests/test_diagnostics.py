@@ -322,7 +322,7 @@ def test_lists_given_without_brackets_are_lists_of_one(tmp_path):
     assert diagnose["states"] == ["fresh"] and diagnose["cells"] == ["gru"]
 
 
-def test_diagnose_app_help_and_one_line_errors():
+def test_diagnose_app_help_and_one_line_errors(tmp_path, app):
     help_text = subprocess.run(
         [sys.executable, "-m", "lstm_variants.diagnostics.cli", "--help"],
         capture_output=True,
@@ -335,11 +335,7 @@ def test_diagnose_app_help_and_one_line_errors():
         (["diagnose.nope=1"], "diagnose.nope"),
         (["diagnose.average=harmonic"], "diagnose.average must be one of arithmetic, geometric"),
     ]:
-        done = subprocess.run(
-            [sys.executable, "-m", "lstm_variants.diagnostics.cli", *argv],
-            capture_output=True,
-            text=True,
-        )
+        done = app(*argv, main=diagnose_cli.main, cwd=tmp_path)
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("lstm-variants-diagnose: error:")

@@ -13,8 +13,8 @@ the real format that the test writes into a temporary data directory:
   documented `.npz` export.
 
 Nothing is downloaded (`download=false` wherever the option exists, and `cache.open_url` refuses).
-The last test runs the real CLI, in two subprocesses side by side, for one generated and one
-file-based dataset.
+The last test runs the app's command line (in this process: the `app` fixture) for one generated
+and one file-based dataset.
 """
 
 import dataclasses
@@ -22,8 +22,6 @@ import hashlib
 import math
 import os
 import pickle
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -237,25 +235,17 @@ def test_dataset_trains_one_epoch(name, tmp_path, monkeypatch, no_network):
 
 
 @pytest.mark.slow
-def test_cli_trains_a_generated_and_a_file_dataset(tmp_path, monkeypatch):
-    """`python -m lstm_variants.cli dataset=NAME ...` for copy_memory and nottingham, side by side."""
-    runs = {}
+def test_cli_trains_a_generated_and_a_file_dataset(tmp_path, monkeypatch, app):
+    """`lstm-variants dataset=NAME ...` for copy_memory and nottingham."""
     for name in ("copy_memory", "nottingham"):
         data_dir = tmp_path / name / "data"
         data_dir.mkdir(parents=True)
         overrides = list(CASES[name](data_dir, monkeypatch))
         if "download" in dataset_options(name):
             overrides.append("dataset.options.download=false")
-        command = [
-            *(sys.executable, "-m", "lstm_variants.cli", f"dataset={name}"),
-            *(*TINY, *overrides, f"data_dir={data_dir}", f"hydra.run.dir={tmp_path / name}"),
-        ]
-        runs[name] = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-    for name, process in runs.items():
-        stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, f"{name}: {stderr}"
-        lines = [line for line in stdout.splitlines() if line.startswith("record: ")]
-        assert lines and Path(lines[0].removeprefix("record: ")).is_file(), f"{name}: {stdout}"
-        assert f"on {name}:" in stdout
+        out = app(f"dataset={name}", *TINY, *overrides, f"data_dir={data_dir}",
+                  f"hydra.run.dir={tmp_path / name}")  # fmt: skip
+        assert out.returncode == 0, f"{name}: {out.stderr}"
+        lines = [line for line in out.stdout.splitlines() if line.startswith("record: ")]
+        assert lines and Path(lines[0].removeprefix("record: ")).is_file(), f"{name}: {out.stdout}"
+        assert f"on {name}:" in out.stdout

@@ -333,10 +333,10 @@ def test_checkpoint_minutes_does_not_change_the_trial_id():
     assert trial_identity(config("checkpoint_minutes=null")) == trial_identity(config())
 
 
-def test_a_bad_checkpoint_minutes_is_one_error_line(tmp_path):
-    out = run_cli(*TINY, "checkpoint_minutes=-1", f"hydra.run.dir={tmp_path}")
-    assert out.wait(timeout=120) == 2
-    lines = out.stderr.read().strip().splitlines()
+def test_a_bad_checkpoint_minutes_is_one_error_line(tmp_path, app):
+    out = app(*TINY, "checkpoint_minutes=-1", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
     assert lines == [
         "lstm-variants: error: checkpoint_minutes must be a number >= 0 (or null: off), got -1; "
         "set it with checkpoint_minutes=VALUE"

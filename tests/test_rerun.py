@@ -95,18 +95,12 @@ def test_a_bad_source_is_one_error_line(source, tmp_path):
     ]
 
 
-def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it(tmp_path):
-    import subprocess
-    import sys
-
+def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it(tmp_path, app):
     study = tmp_path / "multirun" / "smoke"
     study.mkdir(parents=True)
     (study / "summary.md").write_text("the original summary\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "lstm_variants.cli", "-m", "cell=vanilla,gru", "search=rerun_best",
-         "search.rerun.from=multirun/smoke", "study=smoke"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-    )  # fmt: skip
+    out = app("-m", "cell=vanilla,gru", "search=rerun_best", "search.rerun.from=multirun/smoke",
+              "study=smoke", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "lstm-variants: error: search.rerun.from is this study's own directory (multirun/smoke); "

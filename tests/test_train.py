@@ -240,19 +240,15 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere(tmp_path):
+def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere(tmp_path, app):
     # Stored as given, `path=book.txt` would name a file only together with the directory the
     # run started in: load_trial from anywhere else would not find it.
     run_dir = tmp_path / "study"
     run_dir.mkdir()
     (run_dir / "book.txt").write_text("to be or not to be, that is the question. " * 20)
-    out = subprocess.run(
-        [sys.executable, "-m", "lstm_variants.cli", "dataset=text_file",
-         "dataset.options.path=book.txt", "dataset.options.streams=2",
-         "dataset.options.window=8", "model.hidden_size=4", "train.max_epochs=1",
-         "progress=false", "data_dir=.", f"hydra.run.dir={tmp_path / 'out'}"],
-        capture_output=True, text=True, cwd=run_dir, timeout=300,
-    )  # fmt: skip
+    out = app("dataset=text_file", "dataset.options.path=book.txt", "dataset.options.streams=2",
+              "dataset.options.window=8", "model.hidden_size=4", "train.max_epochs=1",
+              "progress=false", "data_dir=.", f"hydra.run.dir={tmp_path / 'out'}", cwd=run_dir)  # fmt: skip
     assert out.returncode == 0, out.stderr
     (record_path,) = (tmp_path / "out" / "records").glob("*.json")
     config = json.loads(record_path.read_text())["config"]
@@ -322,7 +318,7 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         ),
     ],
 )
-def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
+def test_cli_bad_input_is_one_error_line(tmp_path, app, args, message):
     from lstm_variants.command_line import problem
 
     args = [*args, f"hydra.run.dir={tmp_path}", "progress=false"]
@@ -330,7 +326,7 @@ def test_cli_bad_input_is_one_error_line(tmp_path, args, message):
     if caught is not None:  # before Hydra runs, in this process: the line the app prints (below)
         assert message in caught, caught
         return
-    out = cli(*args)
+    out = app(*args)  # found in the job
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert (
@@ -550,8 +546,8 @@ def test_progress_bars_stay_out_of_a_log_file(tmp_path):
     assert "\r" not in out.stderr and "epochs:" not in out.stderr
 
 
-def test_a_sweep_config_without_multirun_warns_that_it_is_one_run(tmp_path):
-    out = cli("+sweep=quickstart", "search.trials=1", "train.max_epochs=1", "progress=false",
+def test_a_sweep_config_without_multirun_warns_that_it_is_one_run(tmp_path, app):
+    out = app("+sweep=quickstart", "search.trials=1", "train.max_epochs=1", "progress=false",
               "dataset.options.n_train=32", f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines()[0] == (
@@ -560,10 +556,10 @@ def test_a_sweep_config_without_multirun_warns_that_it_is_one_run(tmp_path):
     )
 
 
-def test_a_shard_without_trials_says_so(tmp_path):
+def test_a_shard_without_trials_says_so(tmp_path, app):
     drawn_by_quick = "model.hidden_size"
     tiny = [argument for argument in TINY if not argument.startswith(drawn_by_quick)]
-    out = cli(*tiny, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
+    out = app(*tiny, "search=quick", "search.trials=2", "search.shards=4", "search.shard=3",
               f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (

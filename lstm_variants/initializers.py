@@ -7,6 +7,7 @@ explicit. This module maps a recorded name (plus an optional scale) to a Flax in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -41,8 +42,11 @@ def in_float32(init: Initializer) -> Initializer:
     return init_as
 
 
+@functools.cache
 def make_initializer(name: str, scale: float = 1.0) -> Initializer:
-    """Return the initialiser called ``name``.
+    """Return the initialiser called ``name``; the same object for the same name and scale, so
+    that models built from equal configs are equal and find the population programs compiled
+    for them earlier in the process (``population._COMPILED``).
 
     Args:
       name: one of ``INITIALIZER_NAMES``.

@@ -9,6 +9,7 @@ finite gradient exactly as it is, so one compiled program serves clipped and unc
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -56,12 +57,18 @@ def make_member_optimizer(cfg: Mapping[str, Any]) -> Callable[..., optax.Gradien
 
     Returns:
       ``optax.inject_hyperparams`` of a factory: call it with the member's hyperparameters
-      (arrays or floats) to get a transformation whose state carries them.
+      (arrays or floats) to get a transformation whose state carries them. The same settings
+      give the same object, by which compiled population programs are kept
+      (``population._COMPILED``).
     """
     name, nesterov = cfg["name"], bool(cfg.get("nesterov", False))
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer '{name}'; valid optimizers: {', '.join(OPTIMIZERS)}")
+    return _member_optimizer(name, nesterov)
 
+
+@functools.cache
+def _member_optimizer(name: str, nesterov: bool) -> Callable[..., optax.GradientTransformation]:
     def factory(learning_rate, momentum, clip_norm, clip_value):
         if name == "sgd":
             # momentum 0 is exactly plain SGD: the trace is g + 0 * previous.

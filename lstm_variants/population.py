@@ -72,7 +72,8 @@ from lstm_variants.train import (
 
 MEMBER_AXIS = "members"
 # Compiled population programs, reused by later populations of the same shape in this process
-# (a sweep's chunks of ``population_size`` trials): compiling costs seconds, running them less.
+# (a sweep's chunks of ``population_size`` trials, the next job of a sweep that differs only in
+# what members may differ in, such as the seed): compiling costs seconds, running them less.
 _COMPILED: dict = {}
 _COMPILED_KEPT = 4
 
@@ -322,7 +323,8 @@ def _train_chunk(
 
     compile_started = time.perf_counter()
     cache_key = (
-        bucket_model, optimizer, id(data), settings, with_dropout, tuple(d.id for d in devices), total
+        bucket_model, optimizer, _data_key(data), settings, with_dropout,
+        tuple(d.id for d in devices), total,
     )  # fmt: skip
     if cache_key not in _COMPILED:
         epoch_fn, evaluate = _population_programs(
@@ -344,8 +346,8 @@ def _train_chunk(
         }
         while len(_COMPILED) >= _COMPILED_KEPT:
             _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[cache_key] = (epoch_fn, evaluators, data)  # data kept: its id stays unique
-    epoch_fn, evaluators, _ = _COMPILED[cache_key]
+        _COMPILED[cache_key] = (epoch_fn, evaluators)
+    epoch_fn, evaluators = _COMPILED[cache_key]
     compile_seconds = time.perf_counter() - compile_started
     init_seconds = compile_started - started
 
@@ -455,6 +457,16 @@ def _population_programs(model, optimizer, data, settings, with_dropout, devices
             check_vma=False,
         )
     return jax.jit(epoch), jax.jit(evaluate)
+
+
+def _data_key(data: SequenceDataset) -> tuple:
+    """What a population's programs depend on in ``data``: its arrays (the epoch reads the
+    training lengths to group sequences, ``train.length_buckets``) and its other fields. Equal
+    data loaded again, as by each ``run_trials`` of a sweep's jobs, finds the same programs."""
+    arrays = ("train", "valid", "test")
+    return (data.fingerprint(),) + tuple(
+        getattr(data, field.name) for field in dataclasses.fields(data) if field.name not in arrays
+    )
 
 
 def _sample_inputs(data: SequenceDataset):

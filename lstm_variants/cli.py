@@ -24,7 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_variants.command_line import check_reference_cell, check_rerun_source, problem
+from lstm_variants.command_line import (
+    check_reference_cell,
+    check_rerun_keeps_given_values,
+    check_rerun_source,
+    problem,
+)
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_folders import CONFIG_DIR
 from lstm_variants.config_values import check_values, with_absolute_paths
@@ -143,6 +148,7 @@ def task(cfg: DictConfig) -> None:
         check_reference_cell(resolved)
         check_rerun_source(resolved, records_dir)
         configs = trial_configs(resolved, job=hydra_cfg.job.num if multirun else 0)
+        check_rerun_keeps_given_values(overrides, resolved, configs)
         if not configs:
             search = resolved.get("search") or {}
             print(

@@ -96,7 +96,8 @@ def unknown_choice(argv: list[str]) -> str | None:
     """One error line for ``group=name`` overrides naming no YAML in conf/<group>/, else None.
 
     Hydra's own message for this is a dozen lines; the valid names on one line read better.
-    The groups of folders added with ``--config-dir`` count too (``added_config_dirs``).
+    The folders added with ``--config-dir`` count too (``added_config_dirs``): their groups, and
+    groups of their own, such as a user's ``experiment/``.
     """
     extra_dirs = added_config_dirs(argv)
     if extra_dirs is None:
@@ -104,8 +105,9 @@ def unknown_choice(argv: list[str]) -> str | None:
     for argument in argv:
         group, sep, value = argument.partition("=")
         group = group.lstrip("+~")
-        folder = Path(CONFIG_DIR) / group
-        if not sep or "." in group or not folder.is_dir() or SWEEP_FUNCTION.match(value):
+        if not sep or "." in group or SWEEP_FUNCTION.match(value):
+            continue
+        if not is_group(group, extra_dirs):
             continue
         valid = group_choices(group, extra_dirs)
         for name in value.split(","):
@@ -215,6 +217,26 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
             raise ConfigError(
                 f"{key} is set on the command line, but the search draws it for every trial and "
                 f"would replace the value: drop {key}=..., or {remove}"
+            )
+
+
+def check_rerun_keeps_given_values(
+    overrides: Sequence[str], cfg: dict, configs: Sequence[dict]
+) -> None:
+    """A rerun (``search=rerun_best``) sets the keys its source study drew to each draw's values:
+    one of them given on the command line would be replaced without a word. The keys are known
+    only once the source's records are read, so this runs in the job, on its trial ``configs``."""
+    rerun = (cfg.get("search") or {}).get("rerun")
+    if not rerun:
+        return
+    drawn = {key for trial in configs for key in trial["search"].get("sampled") or {}}
+    for override in overrides:
+        key = override.partition("=")[0].lstrip("+")
+        if key in drawn:
+            raise ConfigError(
+                f"{key} is set on the command line, but the rerun trains each draw of "
+                f"{rerun.get('from')} with the {key} it drew, which would replace the value: "
+                f"drop {key}=..., or run a new search"
             )
 
 

@@ -144,10 +144,14 @@ RULES: dict[str, Rule] = {
 INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "uniform", "normal", "lecun_normal", "zeros")
 VECTOR_INITIALIZER_NAMES = ("uniform", "normal", "zeros")
 
-# Keys that name one of a few choices (``lstm_variants.recurrence.RECURRENCES`` for the first; a
-# test keeps the two equal without this module importing JAX).
+# Keys that name one of a few choices. The first three are registries of modules that import
+# JAX (``recurrence.RECURRENCES``, ``optimizers.OPTIMIZERS``, ``train.LOSS_NORMALIZATIONS``): a
+# test keeps each equal to its copy here, so that this module, and the command-line check that
+# runs before a sweep's first job, need no JAX.
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.recurrence": ("fast", "reference"),
+    "optimizer.name": ("sgd", "adam"),
+    "train.loss_normalization": ("frame", "sequence"),
     "diagnose.split": ("train", "valid", "test"),
     "diagnose.average": ("arithmetic", "geometric"),
     **{f"model.init.{kind}": INITIALIZER_NAMES for kind in ("input", "recurrent")},

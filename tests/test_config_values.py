@@ -136,10 +136,14 @@ def test_a_dataset_option_of_the_wrong_kind_is_one_data_error():
         check_dataset_options("adding", {"length": 3})
 
 
-def test_the_recurrence_choices_are_the_implemented_ones():
+def test_the_choices_of_registries_are_the_implemented_ones():
+    from lstm_variants.optimizers import OPTIMIZERS
     from lstm_variants.recurrence import RECURRENCES
+    from lstm_variants.train import LOSS_NORMALIZATIONS
 
     assert set(CHOICES["model.recurrence"]) == set(RECURRENCES)
+    assert CHOICES["optimizer.name"] == OPTIMIZERS
+    assert CHOICES["train.loss_normalization"] == LOSS_NORMALIZATIONS
 
 
 def test_model_keys_are_the_keys_of_the_model_config():

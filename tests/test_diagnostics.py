@@ -364,6 +364,10 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
         ("diagnose.records=[emptydir]", "no run records (**/records/*.json) under"),
         ("diagnose.records=3", "diagnose.records must list record files or study directories"),
         ("diagnose.records=0", "diagnose.records must list record files or study directories"),
+        (  # the records' mistake first: states=[] is allowed with records
+            "diagnose.records=0 diagnose.states=[]",
+            "diagnose.records must list record files or study directories",
+        ),
         ("diagnose.records=[emptydir,3]", "must list record files or study directories, got 3"),
         (
             "diagnose.cells=[vanilla,{name:vanilla,options:{forget_bias:3.0}}]",
@@ -401,7 +405,7 @@ def test_a_diagnose_setting_that_would_fail_late_is_one_line(
     monkeypatch.chdir(tmp_path)
     studies = ("diagnose.init_study.enabled=true", "diagnose.clipping_study.enabled=true")
     override = override.replace("${hydra:runtime.cwd}", str(tmp_path))
-    cfg = _diagnose_config(tmp_path, "diagnose.last_lag=4", *studies, override)
+    cfg = _diagnose_config(tmp_path, "diagnose.last_lag=4", *studies, *override.split())
     monkeypatch.setattr(diagnose_cli.HydraConfig, "get", lambda: None)
     monkeypatch.setattr(
         "lstm_variants.diagnostics.studies.train_run",

@@ -95,6 +95,24 @@ def test_a_bad_source_is_one_error_line(source, tmp_path):
     ]
 
 
+def test_a_value_given_for_a_key_the_source_drew_is_one_error_line(source, tmp_path, app):
+    from lstm_variants.command_line import check_rerun_keeps_given_values
+
+    directory, _ = source
+    given = ("search=rerun_best", f"search.rerun.from={directory}", "study=again")
+    out = app(*TINY, *given, "optimizer.learning_rate=0.5", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"lstm-variants: error: optimizer.learning_rate is set on the command line, but the rerun "
+        f"trains each draw of {directory} with the optimizer.learning_rate it drew, which would "
+        "replace the value: drop optimizer.learning_rate=..., or run a new search"
+    )
+    assert not list(tmp_path.glob("records/*.json"))
+    # A key the source did not draw is the rerun's to set.
+    cfg = config(*given, "train.max_epochs=2")
+    check_rerun_keeps_given_values(["train.max_epochs=2"], cfg, trial_configs(cfg))
+
+
 def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it(tmp_path, app):
     study = tmp_path / "multirun" / "smoke"
     study.mkdir(parents=True)

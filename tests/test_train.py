@@ -302,8 +302,11 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["search=greff", "search.trials=2"], "is used only by optimizer=sgd"),
         (["-m", "--cfg", "job"], "--cfg and --multirun cannot be combined: give one of them"),
         (["study=../../etc"], "study must be a folder name, not a path, got '../../etc'"),
-        (["optimizer.name=rmsprop"], "unknown optimizer 'rmsprop'"),
-        (["train.loss_normalization=sum"], "unknown train.loss_normalization 'sum'"),
+        (["optimizer.name=rmsprop"], "optimizer.name must be one of sgd, adam, got 'rmsprop'"),
+        (
+            ["train.loss_normalization=sum"],
+            "train.loss_normalization must be one of frame, sequence, got 'sum'",
+        ),
         (["train.max_epochs=abc"], "train.max_epochs must be an integer >= 1, got 'abc'"),
         (["+cell.options.peepholes=abc"], "cell.options.peepholes must be true or false"),
         (["save_params=maybe"], "save_params must be true or false"),
@@ -413,6 +416,10 @@ def user_configs(tmp_path):
     (folder / "search" / "counted.yaml").write_text(f"trials: ${{n_trials}}\nseed: 0\n{mine}\n")
     dotted = "space: {model.hidden_size: {distribution: uniform, low: 4, high: 8}}"
     (folder / "search" / "dotted.yaml").write_text(f"trials: 2\nseed: 0\n{dotted}\n")
+    (folder / "experiment").mkdir()  # a group conf/ does not have
+    (folder / "experiment" / "short.yaml").write_text(
+        "# @package _global_\ntrain: {max_epochs: 2}\n"
+    )
     return folder
 
 
@@ -432,6 +439,10 @@ def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(user_con
         assert problem([*added, "search=mne"]) == (
             "unknown search 'mne'; valid search names: counted, dotted, greff, jozefowicz, mine, "
             "none, quick, rerun_best, team/wide"
+        )
+        assert problem([*added, "+experiment=short"]) is None, added
+        assert problem([*added, "+experiment=shrt"]) == (
+            "unknown experiment 'shrt'; valid experiment names: short"
         )
     out = cli("--config-dir", str(user_configs), "search=mine", "--cfg", "job")
     assert out.returncode == 0 and "high: 8" in out.stdout, out.stderr

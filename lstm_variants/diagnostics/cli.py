@@ -9,7 +9,6 @@ status 2, as ``lstm-variants`` does.
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -21,6 +20,7 @@ from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_values import check_values, with_absolute_paths
 from lstm_variants.data import DataError
 from lstm_variants.errors import ConfigError, RecordError
+from lstm_variants.output_directory import check_output_directory
 
 PROG = "lstm-variants-diagnose"
 CONFIG_NAME = "diagnose"
@@ -49,10 +49,11 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
     check_values(cfg)
     check_foreign_groups(cfg)
-    if cfg["diagnose"].get("records") not in (None, []):  # 0 or "" is a mistake, said below
+    if cfg["diagnose"].get("records") not in (None, []):  # 0 or "" is a mistake, said here
+        sources = record_sources(cfg["diagnose"]["records"])
         diagnose = check_states_and_lags(cfg["diagnose"], num_layers=None)
         trials = load_trials(
-            record_sources(diagnose["records"]),
+            sources,
             int(diagnose["records_per_cell"]),
             cfg.get("data_dir"),
         )
@@ -87,7 +88,7 @@ def task(cfg: DictConfig) -> None:
     try:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         cache = enable_for_command(resolved.get("compilation_cache"), overrides, PROG)
-        writable(out_dir)
+        check_output_directory(out_dir, "out_dir")  # before the measuring
         written = run(resolved, out_dir)
     except (AnalysisError, ConfigError, DataError, RecordError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
@@ -97,19 +98,6 @@ def task(cfg: DictConfig) -> None:
     print("wrote: " + ", ".join(str(path) for path in written))
     if cache is not None:
         print(cache.describe())
-
-
-def writable(out_dir: Path) -> None:
-    """Raise ``ConfigError`` unless ``out_dir`` can be made and written, before the measuring."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as error:
-        raise ConfigError(
-            f"out_dir={out_dir} cannot be written ({error.strerror or error}); give another, "
-            "e.g. out_dir=diagnostics"
-        ) from None
 
 
 def main() -> None:

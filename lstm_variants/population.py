@@ -464,9 +464,8 @@ def _data_key(data: SequenceDataset) -> tuple:
     training lengths to group sequences, ``train.length_buckets``) and its other fields. Equal
     data loaded again, as by each ``run_trials`` of a sweep's jobs, finds the same programs."""
     arrays = ("train", "valid", "test")
-    return (data.fingerprint(),) + tuple(
-        getattr(data, field.name) for field in dataclasses.fields(data) if field.name not in arrays
-    )
+    fields = [getattr(data, f.name) for f in dataclasses.fields(data) if f.name not in arrays]
+    return (data.fingerprint(), repr(fields))  # repr: a text dataset's vocabulary is a dict
 
 
 def _sample_inputs(data: SequenceDataset):

@@ -266,7 +266,9 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"a rerun needs search.trials >= 1, search.rerun.top >= 1 and 0 <= shard < shards, "
             f"got trials={seeds}, top={top}, shard={shard}, shards={shards}"
         )
-    draws = best_draws(rerun["from"], cfg["cell"]["name"], cfg["dataset"], top)
+    from lstm_variants.analysis.cell_label import cell_label  # with pandas, as best_draws
+
+    draws = best_draws(rerun["from"], cell_label(cfg), cfg["dataset"], top)
     base = {key: value for key, value in cfg.items() if key != "search"}
     configs = []
     for index in range(shard, len(draws) * seeds, shards):
@@ -289,8 +291,9 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 def best_draws(
     source: str, cell: str, dataset: Mapping[str, Any], top: int
 ) -> list[dict[str, Any]]:
-    """The draws of the ``top`` trials of ``cell`` on ``dataset`` (its name and options) with the
-    best validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
+    """The draws of the ``top`` trials of ``cell`` (a label of ``analysis.cell_label``: the name
+    and the options the cell was built with) on ``dataset`` (its name and options) with the best
+    validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
     # pandas: imported for reruns only
     from lstm_variants.analysis.best import ranked_by_validation
     from lstm_variants.analysis.collect import AnalysisError, collect

@@ -130,6 +130,7 @@ def mixed_settings(config_texts) -> list[str]:
     trial i of a cell and search seed was drawn from two spaces (a range changed on the command
     line without a new study name): a mixture of two search distributions. Two search seeds
     draw distinct trials of one distribution, which the comparisons may pool."""
+    from lstm_variants.analysis.cell_label import cell_label
     from lstm_variants.analysis.report import flatten
     from lstm_variants.experiment import OPERATIONAL_KEYS
 
@@ -139,8 +140,7 @@ def mixed_settings(config_texts) -> list[str]:
     for text in config_texts:
         config = json.loads(text)
         search = config.get("search") or {}
-        # The cell's name, as the tables group trials: options are settings that may differ.
-        cell = (config.get("cell") or {}).get("name")
+        cell = cell_label(config)  # as the tables group trials: a cell with options is its own
         dataset, seed = config.get("dataset"), config.get("seed")
         trial = json.dumps([cell, dataset, search.get("sampled"), seed], sort_keys=True)
         settings = flatten(

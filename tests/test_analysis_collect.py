@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from lstm_variants.analysis.cell_label import cell_label
 from lstm_variants.analysis.cli import main
 from lstm_variants.analysis.collect import AnalysisError, collect, ordered_cells, select_studies
 from lstm_variants.analysis.synthetic import synthetic_study, write_records
@@ -138,6 +139,41 @@ def test_an_empty_dir_or_an_out_that_is_a_file_is_one_error_line(tmp_path, capsy
 def test_canonical_cell_order_puts_the_reference_first():
     assert ordered_cells(["gru", "zzz", "nfg", "vanilla"]) == ["vanilla", "nfg", "gru", "zzz"]
     assert ordered_cells(["gru", "lstm", "lstm_b"], reference="gru") == ["gru", "lstm", "lstm_b"]
+    # A cell built with options comes right after its plain self.
+    labels = ["nig", "vanilla (forget_bias=1.0)", "gru", "vanilla"]
+    assert ordered_cells(labels) == ["vanilla", "vanilla (forget_bias=1.0)", "nig", "gru"]
+
+
+def test_a_cell_is_named_with_the_options_it_was_built_with_except_drawn_ones():
+    def config(options, sampled=None):
+        search = {"sampled": sampled} if sampled is not None else {}
+        return {"cell": {"name": "nfg", "options": options}, "search": search}
+
+    assert cell_label(config({})) == "nfg"
+    assert cell_label(config({"peepholes": False, "forget_bias": 0.0})) == (
+        "nfg (forget_bias=0.0, peepholes=false)"
+    )
+    drawn = {"cell.options.forget_bias": 0.7}
+    assert cell_label(config({"forget_bias": 0.7}, drawn)) == "nfg"
+    assert cell_label(config({"forget_bias": 0.7, "peepholes": True}, drawn)) == (
+        "nfg (peepholes=true)"
+    )
+    assert cell_label({}) is None
+
+
+def test_one_cell_trained_with_two_values_of_an_option_is_two_rows(tmp_path):
+    records = synthetic_study({"vanilla": 0.0}, trials=4, seed=0)
+    other = synthetic_study({"vanilla": 0.0}, trials=4, seed=0)
+    for record in other:
+        record["config"]["cell"]["options"] = {"forget_bias": 1.0}
+        record["trial_id"] += "-forget-bias-1"
+    write_records(records + other, tmp_path)
+    trials = collect([tmp_path]).trials
+    assert list(trials["cell"].cat.categories) == ["vanilla", "vanilla (forget_bias=1.0)"]
+    assert trials["cell"].value_counts().to_dict() == {
+        "vanilla": 4,
+        "vanilla (forget_bias=1.0)": 4,
+    }
 
 
 def test_a_study_where_every_trial_diverged_is_a_table_not_a_traceback(tmp_path, capsys):

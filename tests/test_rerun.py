@@ -72,6 +72,24 @@ def test_a_rerun_study_is_compared_on_all_its_trials(source, tmp_path):
     assert len({c["search"]["rerun_of"] for c in again}) == len(again)
 
 
+def test_a_cell_built_with_options_reruns_its_own_best_draws(tmp_path):
+    # One study, vanilla with and without +cell.options.forget_bias=1.0: two cells (cell_label).
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.search import best_draws
+
+    plain = synthetic_study({"vanilla": 0.0}, trials=6, seed=0)
+    biased = synthetic_study({"vanilla": 0.0}, trials=6, seed=1)
+    for record in biased:
+        record["config"]["cell"]["options"] = {"forget_bias": 1.0}
+        record["trial_id"] += "-forget-bias-1"
+    write_records(plain + biased, tmp_path)
+    dataset = plain[0]["config"]["dataset"]
+    (mine,) = best_draws(str(tmp_path), "vanilla (forget_bias=1.0)", dataset, top=1)
+    (theirs,) = best_draws(str(tmp_path), "vanilla", dataset, top=1)
+    assert mine["trial_id"].endswith("-forget-bias-1")
+    assert not theirs["trial_id"].endswith("-forget-bias-1")
+
+
 def test_a_bad_source_is_one_error_line(source, tmp_path):
     directory, _ = source
     with pytest.raises(ConfigError, match="search.rerun.from is not set: name the study"):

@@ -635,18 +635,24 @@ def test_the_summary_says_when_a_smoke_runs_records_sit_beside_the_studys(tmp_pa
     assert "other settings (train.max_epochs)" in summarize(tmp_path, report=False)
 
 
-def test_the_summary_says_when_one_cell_was_trained_with_two_values_of_an_option(tmp_path):
-    # -m '+cell.options.forget_bias=0.0,1.0' in one study: the tables group trials by cell name.
+def test_the_summary_gives_one_cell_trained_with_two_values_of_an_option_a_row_each(tmp_path):
+    # -m '+cell.options.forget_bias=0.0,1.0' in one study: two cells, not one with mixed settings.
     from lstm_variants.analysis.synthetic import synthetic_study, write_records
     from lstm_variants.sweep import summarize
 
     write_records(synthetic_study({"vanilla": 0.0}, trials=4, seed=0, paired=True), tmp_path)
-    other = synthetic_study({"vanilla": 0.0}, trials=4, seed=0, paired=True)
+    other = synthetic_study({"vanilla": 0.3}, trials=4, seed=0, paired=True)
     for record in other:
         record["config"]["cell"]["options"] = {"forget_bias": 1.0}
         record["trial_id"] += "-forget-bias-1"
     write_records(other, tmp_path)
-    assert "other settings (cell.options.forget_bias)" in summarize(tmp_path, report=False)
+    summary = summarize(tmp_path, report=False)
+    assert "other settings" not in summary
+    rows = [line for line in summary.splitlines() if line.startswith("| vanilla")]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "vanilla (ref.)",
+        "vanilla (forget_bias=1.0)",
+    ]
 
 
 def test_the_summary_says_when_trials_were_drawn_from_two_search_spaces(tmp_path):

@@ -4,7 +4,8 @@ Every ``**/records/*.json`` under the given directories is read (a sweep root, o
 directory, or a folder of sweeps all work). A record is one trial (DESIGN.md section 5); the
 table it becomes has
 
-- identity: ``trial_id``, ``study``, ``cell``, ``dataset`` (the last three as pandas categories),
+- identity: ``trial_id``, ``study``, ``cell``, ``dataset`` (the last three as pandas categories;
+  ``cell`` is the cell's name plus any options it was built with, ``analysis.cell_label``),
   ``seed``, ``sweep`` (the input directory the record was found under), ``record_path``,
   ``params_path`` (its trained parameters, ``lstm_variants.trained.load_trial``; None if not saved
   or not beside the record),
@@ -39,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from lstm_variants.analysis.cell_label import cell_label, cell_name
 from lstm_variants.atomic_files import write_table_atomic
 from lstm_variants.records import read_record_file
 
@@ -168,7 +170,7 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
     row: dict[str, Any] = {
         "trial_id": record.get("trial_id") or Path(path).stem,
         "study": str(record.get("study", "single")),
-        "cell": record["cell"],
+        "cell": cell_label(record.get("config") or {}) or record["cell"],
         "dataset": record["dataset"],
         "seed": record.get("seed"),
         "sweep": sweep,
@@ -230,10 +232,11 @@ def _as_float(value: Any) -> float:
 
 
 def ordered_cells(cells: Iterable[str], reference: str | None = None) -> list[str]:
-    """``cells`` in the canonical order (``CELL_ORDER``), with ``reference`` first if present."""
+    """``cells`` in the canonical order (``CELL_ORDER``; a cell built with options right after
+    its plain self), with ``reference`` first if present."""
     unique = list(dict.fromkeys(cells))
     rank = {name: i for i, name in enumerate(CELL_ORDER)}
-    ordered = sorted(unique, key=lambda name: (rank.get(name, len(rank)), name))
+    ordered = sorted(unique, key=lambda label: (rank.get(cell_name(label), len(rank)), label))
     if reference in ordered:
         ordered.remove(reference)
         ordered.insert(0, reference)

@@ -45,18 +45,9 @@ PROG = "lstm-variants-analyze"
 USAGE_ERROR = 2
 
 
-def _directory(text: str) -> Path:
-    """An --out path; a blank one is refused (Path('') is the current directory)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("empty; name a directory for the tables and figures")
-    return Path(text)
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directories", nargs="+", metavar="DIR", help="sweep or output directories")
-    parser.add_argument(
-        "--out", type=_directory, help="output directory (default: <first DIR>/analysis)"
-    )
+    parser.add_argument("--out", help="output directory (default: <first DIR>/analysis)")
     parser.add_argument(
         "--study",
         action="append",
@@ -229,10 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(arguments: argparse.Namespace, console: Console) -> None:
+    # An empty name reads as '.' (Path('')), whose analysis/ could be a source folder of its own.
     if any(not str(directory).strip() for directory in arguments.directories):
-        # An empty name reads as '.', whose analysis/ could be a source folder of its own.
         raise AnalysisError("a DIR is empty; name the sweep directories, e.g. multirun/greff_jsb")
-    out = arguments.out or Path(arguments.directories[0]) / "analysis"
+    if arguments.out is not None and not str(arguments.out).strip():
+        raise AnalysisError("--out is empty; name a directory for the tables and figures")
+    out = Path(arguments.out) if arguments.out else Path(arguments.directories[0]) / "analysis"
     if out.exists() and not out.is_dir():
         raise AnalysisError(f"--out {out} is a file; name a directory for the tables and figures")
     if arguments.command == "report":

@@ -325,6 +325,8 @@ def _train_chunk(
     cache_key = (
         bucket_model, optimizer, _data_key(data), settings, with_dropout,
         tuple(d.id for d in devices), total,
+        # Settings JAX reads when tracing, which a program kept from before a change would ignore.
+        jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision,
     )  # fmt: skip
     if cache_key not in _COMPILED:
         epoch_fn, evaluate = _population_programs(

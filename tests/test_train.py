@@ -42,7 +42,15 @@ def config(*overrides, base=TINY):
 
 
 @pytest.mark.slow
-def test_same_seed_same_record_bitwise(tmp_path):
+def test_same_seed_same_record_bitwise(tmp_path, monkeypatch):
+    from lstm_variants import population
+
+    # Equal configs, built and loaded anew by each run, find the programs compiled for the first.
+    compiled, programs = [], population._population_programs
+    monkeypatch.setattr(
+        population, "_population_programs", lambda *a: compiled.append(a) or programs(*a)
+    )
+    population.forget_compiled()
     _, first = run_trial(config(), tmp_path / "a", progress=False)
     _, second = run_trial(config(), tmp_path / "b", progress=False)
     assert first["metrics"]["epochs_run"] == 3
@@ -51,6 +59,9 @@ def test_same_seed_same_record_bitwise(tmp_path):
     }
     _, other_seed = run_trial(config("seed=1"), tmp_path / "c", progress=False)
     assert other_seed["curve"] != first["curve"]
+    assert len(compiled) == 1
+    run_trial(config("model.init.peephole_scale=0.2"), tmp_path / "d", progress=False)
+    assert len(compiled) == 2  # another model: its own programs
 
 
 def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):

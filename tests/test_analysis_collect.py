@@ -164,10 +164,7 @@ def test_a_cell_is_named_with_the_options_it_was_built_with_except_drawn_ones():
 
 def test_one_cell_trained_with_two_values_of_an_option_is_two_rows(tmp_path):
     records = synthetic_study({"vanilla": 0.0}, trials=4, seed=0)
-    other = synthetic_study({"vanilla": 0.0}, trials=4, seed=0)
-    for record in other:
-        record["config"]["cell"]["options"] = {"forget_bias": 1.0}
-        record["trial_id"] += "-forget-bias-1"
+    other = synthetic_study({"vanilla": 0.0}, trials=4, seed=0, cell_options={"forget_bias": 1.0})
     write_records(records + other, tmp_path)
     trials = collect([tmp_path]).trials
     assert list(trials["cell"].cat.categories) == ["vanilla", "vanilla (forget_bias=1.0)"]

@@ -641,10 +641,8 @@ def test_the_summary_gives_one_cell_trained_with_two_values_of_an_option_a_row_e
     from lstm_variants.sweep import summarize
 
     write_records(synthetic_study({"vanilla": 0.0}, trials=4, seed=0, paired=True), tmp_path)
-    other = synthetic_study({"vanilla": 0.3}, trials=4, seed=0, paired=True)
-    for record in other:
-        record["config"]["cell"]["options"] = {"forget_bias": 1.0}
-        record["trial_id"] += "-forget-bias-1"
+    biased = {"forget_bias": 1.0}
+    other = synthetic_study({"vanilla": 0.3}, trials=4, seed=0, paired=True, cell_options=biased)
     write_records(other, tmp_path)
     summary = summarize(tmp_path, report=False)
     assert "other settings" not in summary

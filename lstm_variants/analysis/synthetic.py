@@ -109,6 +109,7 @@ def synthetic_study(
     with_sampled: bool = True,
     max_epochs: int = 20,
     paired: bool = False,
+    cell_options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Records of a random-search study with known effects.
 
@@ -131,6 +132,7 @@ def synthetic_study(
       with_sampled: write the ``sampled`` block (issue 5); without it, only ``hyperparameters``.
       max_epochs: length of the longest curve.
       paired: every cell gets the same draws and seeds (``search.paired``), else its own.
+      cell_options: the options every cell is built with (``+cell.options.KEY=VALUE``).
 
     Returns:
       One record (a dict of the current schema) per trial, cells in ``cell_offsets`` order.
@@ -168,6 +170,7 @@ def synthetic_study(
                     index=index,
                     population=trials,
                     search=search_config(space),
+                    cell_options=dict(cell_options or {}),
                 )
             )
     return records
@@ -205,9 +208,10 @@ def _record(
     index: int,
     population: int,
     search: dict[str, Any],
+    cell_options: dict[str, Any],
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "cell": {"name": cell, "options": {}},
+        "cell": {"name": cell, "options": cell_options},
         "dataset": {"name": dataset, "options": {}},
         "model": {"hidden_size": 100, "num_layers": 1, "recurrence": "fast"},
         "optimizer": {"name": "sgd", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": True},

@@ -150,17 +150,19 @@ def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterat
     for number in handled:
         signal.signal(number, state.on_signal)
     sys.unraisablehook = on_unraisable
+    ending = False
     try:
         yield
     except KeyboardInterrupt:
+        ending = True
         state.report()
         for number in handled:  # while exiting
             signal.signal(number, lambda signum, frame: state.end_now())
         sys.exit(state.status)
-    else:
-        for number in handled:
-            signal.signal(number, defaults[number])
     finally:
+        if not ending:  # however else the block ended (an error line's SystemExit too)
+            for number in handled:
+                signal.signal(number, defaults[number])
         sys.unraisablehook = previous_hook
 
 

@@ -7,6 +7,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -114,7 +115,8 @@ def app(monkeypatch):
 
     Left out here: the app's ``configure_devices``, since this process's JAX started with the two
     CPU devices above, and the on-disk compilation cache (``compiles_stay_off_disk``). Hydra's
-    global state, the root logger, the working directory and the environment are restored.
+    global state, the loggers, the signal handlers, the working directory and the environment are
+    restored.
     """
     from hydra.core.global_hydra import GlobalHydra
 
@@ -133,6 +135,8 @@ def app(monkeypatch):
         monkeypatch.setenv("LSTM_VARIANTS_COMPILATION_CACHE", "")
         root = logging.getLogger()
         handlers, level, directory = root.handlers[:], root.level, os.getcwd()
+        signals = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+        levels = {name: logging.getLogger(name).level for name in ("jax", "absl", "matplotlib")}
         stdout, stderr, status = io.StringIO(), io.StringIO(), 0
         try:
             if cwd is not None:
@@ -146,6 +150,10 @@ def app(monkeypatch):
             GlobalHydra.instance().clear()
             root.handlers[:] = handlers
             root.setLevel(level)
+            for number, handler in signals.items():
+                signal.signal(number, handler)
+            for name, was in levels.items():
+                logging.getLogger(name).setLevel(was)
         return subprocess.CompletedProcess(sys.argv, status, stdout.getvalue(), stderr.getvalue())
 
     return run

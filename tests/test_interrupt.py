@@ -4,6 +4,8 @@ a SIGINT the process was started to ignore stays ignored; SIGTERM the same way, 
 The command itself:
 tests/test_train.py::test_ctrl_c_is_one_line_and_exit_status_130_and_no_record."""
 
+import contextlib
+import signal
 import subprocess
 import sys
 import textwrap
@@ -166,6 +168,26 @@ def test_a_plain_interrupt_ends_the_block_and_an_ignored_one_stays_ignored(handl
         assert_ended_by_ctrl_c(done)
     else:
         assert done.returncode == 0 and "went on" in done.stdout and done.stderr == ""
+
+
+@pytest.mark.parametrize("ending", [None, SystemExit(2), ValueError("a bug")])
+def test_the_handlers_are_the_defaults_again_however_the_block_ends(ending):
+    # An error line ends the app with SystemExit; after it the handlers must not be the app's.
+    from lstm_variants.interrupt import ending_interrupts
+
+    defaults = (signal.default_int_handler, signal.SIG_DFL)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, defaults[0])
+    signal.signal(signal.SIGTERM, defaults[1])
+    try:
+        with contextlib.suppress(SystemExit, ValueError), ending_interrupts(LINE):
+            assert signal.getsignal(signal.SIGINT) not in defaults
+            if ending is not None:
+                raise ending
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == defaults
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,12 @@ from lstm_variants.override_advice import hydra_error_line, unknown_key
 
 
 def check_reference_cell(cfg: dict) -> None:
-    """``reference_cell`` must name a cell: a typo would silently compare against another one."""
+    """``reference_cell`` must name a cell, or a cell built with options as the tables name it
+    (``analysis.cell_label``: ``vanilla (forget_bias=1.0)``): a typo would silently compare
+    against another one."""
     reference = cfg.get("reference_cell")
     valid = group_choices("cell")
-    if reference is not None and reference not in valid:
+    if reference is not None and str(reference).partition(" (")[0] not in valid:
         raise ConfigError(f"unknown reference_cell '{reference}'; valid cells: {', '.join(valid)}")
 
 
@@ -107,7 +109,8 @@ def unknown_choice(argv: list[str]) -> str | None:
         group = group.lstrip("+~")
         if not sep or "." in group or SWEEP_FUNCTION.match(value):
             continue
-        if not is_group(group, extra_dirs):
+        # Hydra's own groups (hydra/launcher, ...) have options in its package too: Hydra checks.
+        if group.startswith("hydra/") or not is_group(group, extra_dirs):
             continue
         valid = group_choices(group, extra_dirs)
         for name in value.split(","):
@@ -231,7 +234,7 @@ def check_rerun_keeps_given_values(
         return
     drawn = {key for trial in configs for key in trial["search"].get("sampled") or {}}
     for override in overrides:
-        key = override.partition("=")[0].lstrip("+")
+        key = override.partition("=")[0].lstrip("+~")
         if key in drawn:
             raise ConfigError(
                 f"{key} is set on the command line, but the rerun trains each draw of "

@@ -62,6 +62,8 @@ def test_same_seed_same_record_bitwise(tmp_path, monkeypatch):
     assert len(compiled) == 1
     run_trial(config("model.init.peephole_scale=0.2"), tmp_path / "d", progress=False)
     assert len(compiled) == 2  # another model: its own programs
+    run_trial(config("dataset.options.seed=1"), tmp_path / "e", progress=False)
+    assert len(compiled) == 3  # other data of the same shapes: its own programs too
 
 
 def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
@@ -427,6 +429,8 @@ def user_configs(tmp_path):
     (folder / "search" / "counted.yaml").write_text(f"trials: ${{n_trials}}\nseed: 0\n{mine}\n")
     dotted = "space: {model.hidden_size: {distribution: uniform, low: 4, high: 8}}"
     (folder / "search" / "dotted.yaml").write_text(f"trials: 2\nseed: 0\n{dotted}\n")
+    (folder / "hydra" / "job_logging").mkdir(parents=True)  # beside Hydra's own options
+    (folder / "hydra" / "job_logging" / "mine.yaml").write_text("version: 1\n")
     (folder / "experiment").mkdir()  # a group conf/ does not have
     (folder / "experiment" / "short.yaml").write_text(
         "# @package _global_\ntrain: {max_epochs: 2}\n"
@@ -452,6 +456,7 @@ def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(user_con
             "none, quick, rerun_best, team/wide"
         )
         assert problem([*added, "+experiment=short"]) is None, added
+        assert problem([*added, "hydra/job_logging=disabled"]) is None, added
         assert problem([*added, "+experiment=shrt"]) == (
             "unknown experiment 'shrt'; valid experiment names: short"
         )

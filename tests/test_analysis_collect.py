@@ -159,6 +159,7 @@ def test_a_cell_is_named_with_the_options_it_was_built_with_except_drawn_ones():
     assert cell_label(config({"forget_bias": 0.7, "peepholes": True}, drawn)) == (
         "nfg (peepholes=true)"
     )
+    assert cell_label(config({"forget_bias": 1})) == cell_label(config({"forget_bias": 1.0}))
     assert cell_label({}) is None
 
 

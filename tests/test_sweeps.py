@@ -154,9 +154,7 @@ def test_every_sweep_runs_at_smoke_size(name, tmp_path, app):
         summary = (tmp_path / "summary.md").read_text()
         assert "## Failed jobs" in summary and "dataset 'timit' got unknown option" in summary
         assert set(table["dataset"]) == {"adding"}
-    if (
-        name == "quickstart"
-    ):  # figures from a real (smoke) sweep: non-empty images of a readable size
+    if name == "quickstart":  # figures from a real (smoke) sweep, of a readable size
         from matplotlib.image import imread
 
         assert (tmp_path / "report" / "report.md").exists()
@@ -636,21 +634,30 @@ def test_the_summary_says_when_a_smoke_runs_records_sit_beside_the_studys(tmp_pa
 
 
 def test_the_summary_gives_one_cell_trained_with_two_values_of_an_option_a_row_each(tmp_path):
-    # -m '+cell.options.forget_bias=0.0,1.0' in one study: two cells, not one with mixed settings.
+    # -m '+cell.options.forget_bias=0.0,1.0' (README): two cells, not one with mixed settings, and
+    # the reference cell, vanilla, is there only with options.
     from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.command_line import check_reference_cell
     from lstm_variants.sweep import summarize
 
-    write_records(synthetic_study({"vanilla": 0.0}, trials=4, seed=0, paired=True), tmp_path)
-    biased = {"forget_bias": 1.0}
-    other = synthetic_study({"vanilla": 0.3}, trials=4, seed=0, paired=True, cell_options=biased)
-    write_records(other, tmp_path)
+    for bias, offset in ((0.0, 0.0), (1.0, 0.3)):
+        options = {"forget_bias": bias}
+        study = synthetic_study(
+            {"vanilla": offset}, trials=4, seed=0, paired=True, cell_options=options
+        )
+        write_records(study, tmp_path)
     summary = summarize(tmp_path, report=False)
     assert "other settings" not in summary
     rows = [line for line in summary.splitlines() if line.startswith("| vanilla")]
     assert [row.split("|")[1].strip() for row in rows] == [
-        "vanilla (ref.)",
+        "vanilla (forget_bias=0.0) (ref.)",
         "vanilla (forget_bias=1.0)",
     ]
+    assert (
+        "reference cell 'vanilla' has trials only with options here; compared against "
+        "'vanilla (forget_bias=0.0)'"
+    ) in summary
+    check_reference_cell({"reference_cell": "vanilla (forget_bias=1.0)"})  # a study may name it
 
 
 def test_the_summary_says_when_trials_were_drawn_from_two_search_spaces(tmp_path):

@@ -40,7 +40,10 @@ def cell_name(label: str) -> str:
 
 
 def _text(value: Any) -> str:
-    """A value as the command line writes it: ``true``, ``1.0``, ``null``."""
+    """A value as the command line writes it: ``true``, ``null``; a number as a float, so that
+    ``forget_bias=1`` and ``forget_bias=1.0`` name one cell."""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, int | float):
+        return str(float(value))
     return "null" if value is None else str(value)

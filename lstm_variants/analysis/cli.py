@@ -255,9 +255,10 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     if collection.trials.empty:
         raise AnalysisError("no readable records (all skipped)")
     if getattr(arguments, "reference", "") is None:  # the studies' own reference cell
-        from lstm_variants.analysis.report import recorded_reference
+        from lstm_variants.analysis.report import recorded_reference, reference_label
 
-        arguments.reference = recorded_reference(collection.trials)
+        recorded = recorded_reference(collection.trials)
+        arguments.reference = reference_label(collection.trials, recorded)
     if arguments.command == "collect":
         paths = collection.save(out)
         print("\n".join(f"{name}: {path}" for name, path in paths.items()))

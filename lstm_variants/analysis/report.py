@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from lstm_variants.analysis.best import best_table, best_trials
+from lstm_variants.analysis.cell_label import cell_name
 from lstm_variants.analysis.collect import (
     AnalysisError,
     Collection,
@@ -69,17 +70,32 @@ def recorded_reference(trials: pd.DataFrame, default: str = "vanilla") -> str:
     return named.pop() if len(named) == 1 else default
 
 
+def reference_label(trials: pd.DataFrame, reference: str | None) -> str | None:
+    """``reference``, or where the trials have that cell only built with options, its first
+    label in the canonical order (``cell_label``: ``vanilla (forget_bias=0.0)`` for 'vanilla'
+    in a study of ``-m '+cell.options.forget_bias=0.0,1.0'``)."""
+    cells = ordered_cells(trials["cell"].astype(str))
+    if reference is None or reference in cells:
+        return reference
+    return next((label for label in cells if cell_name(label) == reference), reference)
+
+
 def resolve_reference(trials: pd.DataFrame, reference: str | None) -> tuple[str, str | None]:
     """(reference cell to use, a note if it had to change).
 
-    The requested one if any dataset has a usable trial of it; else the first cell with one in
-    the canonical order (so a Jozefowicz sweep without V still gets a table, against 'lstm').
+    The requested one if any dataset has a usable trial of it; else that cell built with options
+    (``reference_label``); else the first cell with one in the canonical order (so a Jozefowicz
+    sweep without V still gets a table, against 'lstm').
     The study summary (``lstm_variants.sweep``) and the report both choose here, so they agree.
     """
     usable = trials[trials["usable"]] if "usable" in trials and trials["usable"].any() else trials
     cells = ordered_cells(usable["cell"].astype(str))
     if reference in cells:
         return reference, None
+    labelled = reference_label(usable, reference)
+    if labelled in cells:
+        note = f"reference cell {reference!r} has trials only with options here; compared against"
+        return labelled, f"{note} {labelled!r}"
     chosen = cells[0]
     present = reference in set(trials["cell"].astype(str))
     why = "has no usable trial here" if present else "is not in these sweeps"

@@ -467,7 +467,7 @@ def _data_key(data: SequenceDataset) -> tuple:
     data loaded again, as by each ``run_trials`` of a sweep's jobs, finds the same programs."""
     arrays = ("train", "valid", "test")
     fields = [getattr(data, f.name) for f in dataclasses.fields(data) if f.name not in arrays]
-    return (data.fingerprint(), repr(fields))  # repr: a text dataset's vocabulary is a dict
+    return (data.fingerprint(), repr(fields))  # repr: a text dataset's dropped_steps is a dict
 
 
 def _sample_inputs(data: SequenceDataset):

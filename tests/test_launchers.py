@@ -106,6 +106,13 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
     assert len(warning) == 1 and "rerun the command" in warning[0] and "job x=1 " in warning[0]
 
 
+def test_the_local_launcher_shortens_a_wait_submitit_still_has():
+    # LocalLauncher.submit sets this private attribute; renamed, the setting would do nothing.
+    from submitit.core.core import Job
+
+    assert isinstance(Job._results_timeout_s, int | float) and Job._results_timeout_s > 1
+
+
 def test_the_warning_for_a_broken_batch_names_a_few_jobs_and_counts_the_rest(capsys):
     from hydra_plugins.lstm_variants_launchers.failed_jobs import MAX_NAMED_JOBS, warn
 

@@ -41,7 +41,6 @@ def config(*overrides, base=TINY):
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-@pytest.mark.slow
 def test_same_seed_same_record_bitwise(tmp_path, monkeypatch):
     from lstm_variants import population
 
@@ -117,7 +116,6 @@ def test_a_key_at_its_neutral_value_leaves_the_trial_id_as_before_the_key_existe
     assert trial_identity(config("train.dropout=0.2")) != trial_identity(cfg)
 
 
-@pytest.mark.slow
 def test_configs_differing_in_dropout_train_as_one_population_with_their_own_rates(tmp_path):
     cfgs = [config(f"train.dropout={rate}") for rate in (0.0, 0.3)]
     (_, plain), (_, dropped) = run_trials(cfgs, tmp_path, progress=False)
@@ -252,7 +250,6 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
     assert params_line and Path(params_line[0].removeprefix("trained parameters: ")).exists()
 
 
-@pytest.mark.slow
 def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere(tmp_path, app):
     # Stored as given, `path=book.txt` would name a file only together with the directory the
     # run started in: load_trial from anywhere else would not find it.

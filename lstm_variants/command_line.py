@@ -62,7 +62,8 @@ def check_rerun_source(cfg: dict, records_dir: Path) -> None:
 def problem(argv: list[str], config_name: str = "config") -> str | None:
     """What is wrong with the command line ``argv``, in one line; None if nothing is."""
     return (
-        exclusive_modes(argv)
+        flag_error(argv)
+        or exclusive_modes(argv)
         or missing_config_dir(argv)
         or unknown_choice(argv)
         or rerun_problem(argv)
@@ -357,6 +358,31 @@ def sweep_values(override: str) -> list[str] | None:
 # Hydra's modes; it accepts one per command and reports two with a traceback.
 MODES = {"-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg",
          "-i": "--info", "--info": "--info", "-r": "--run", "--run": "--run"}  # fmt: skip
+
+
+def flag_error(argv: list[str]) -> str | None:
+    """Hydra's own flags (``--cfg jbo``, ``--info bogus``, ``--bogus``) and the overrides around
+    them, read by Hydra's parser: its error would come after a dozen lines of usage, under the
+    name of a file (``cli.py``)."""
+    import argparse
+
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        _, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as error:
+        return str(error)
+    flags = [argument for argument in unknown if argument.startswith("-")]
+    if flags:
+        return f"unrecognized arguments: {' '.join(flags)}; --help lists the flags"
+    if unknown:  # argparse takes the first run of overrides only
+        return (
+            f"{unknown[0]} comes after a flag that follows other overrides, and Hydra reads only "
+            "the first run of them: give the flags first, then every override"
+        )
+    return None
 
 
 def exclusive_modes(argv: list[str]) -> str | None:

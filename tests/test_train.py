@@ -311,6 +311,12 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["+optimizer.momentum=0.5"], "optimizer.momentum (0.5) is used only by optimizer=sgd"),
         (["search=greff", "search.trials=2"], "is used only by optimizer=sgd"),
         (["-m", "--cfg", "job"], "--cfg and --multirun cannot be combined: give one of them"),
+        (["--info", "bogus"], "argument --info/-i: invalid choice: 'bogus' (choose from 'all',"),
+        (["--bogus"], "unrecognized arguments: --bogus; --help lists the flags"),
+        (
+            ["cell=gru", "--cfg", "job", "model.hidden_size=3"],
+            "model.hidden_size=3 comes after a flag that follows other overrides",
+        ),
         (["study=../../etc"], "study must be a folder name, not a path, got '../../etc'"),
         (["optimizer.name=rmsprop"], "optimizer.name must be one of sgd, adam, got 'rmsprop'"),
         (
@@ -356,6 +362,10 @@ def test_cli_bad_input_is_one_error_line(tmp_path, app, args, message):
             "unknown key model.hiden_size; did you mean model.hidden_size, model.embed_size?",
         ),
         (["-m", "--cfg", "job"], "--cfg and --multirun cannot be combined: give one of them"),
+        (
+            ["--cfg", "jbo"],  # argparse's usage block and 'cli.py: error:' before
+            "argument --cfg/-c: invalid choice: 'jbo' (choose from 'job', 'hydra', 'all')",
+        ),
     ],
 )
 def test_what_the_command_line_check_finds_is_the_apps_one_error_line(tmp_path, args, line):
@@ -368,7 +378,7 @@ def test_what_the_command_line_check_finds_is_the_apps_one_error_line(tmp_path, 
 def test_hydras_own_settings_pass_the_check_when_hydra_takes_them():
     from lstm_variants.command_line import problem
 
-    assert problem(["launcher=joblib", "hydra.launcher.n_jobs=2", "-m", "cell=vanilla,nfg"]) is None
+    assert problem(["-m", "launcher=joblib", "hydra.launcher.n_jobs=2", "cell=vanilla,nfg"]) is None
     assert problem(["hydra/job_logging=disabled", "hydra.verbose=true"]) is None
     assert problem(["hydra.job.chdir=true", "hydra.output_subdir=null"]) is None
     # A swept one is Hydra's to expand and check.

@@ -196,10 +196,43 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         check_logger_directory(resolved)
         if flags:
             check_launcher(cfg)
+            check_options_of_swept_cells(argv, cfg, resolved)
     except ConfigError as error:
         return str(error)
     added = unknown_top_level_key(cfg, overrides, hydra_settings, config_dirs, config_name)
     return added or (other_values_error(argv, resolved, config_dirs) if flags else None)
+
+
+def check_options_of_swept_cells(argv: list[str], cfg: DictConfig, resolved: dict) -> None:
+    """Cell options given to a sweep over cells must suit every cell it sweeps: with
+    ``-m cell=vanilla,gru +cell.options.forget_bias=1.0`` the vanilla job would train and the GRU
+    job fail. The cells' attributes come from the cells themselves (Flax), imported only here."""
+    options = (resolved.get("cell") or {}).get("options") or {}
+    if not options:
+        return
+    cells = [str((resolved.get("cell") or {}).get("name"))]
+    for argument in argv:
+        if argument.partition("=")[0].lstrip("+") == "cell":
+            cells = [value.partition("=")[2] for value in sweep_values(argument) or []]
+            break
+    else:
+        swept = OmegaConf.select(cfg, "hydra.sweeper.params.cell", default=None)
+        if swept is not None:
+            cells = [value.partition("=")[2] for value in sweep_values(f"cell={swept}") or []]
+    from lstm_variants.cells import VARIANTS, make_cell
+    from lstm_variants.config_values import check_cell_options
+
+    for name in cells:
+        if name not in VARIANTS:  # a user's own cell config, or a sweep function: the job checks
+            continue
+        try:
+            check_cell_options(VARIANTS[name][0], options, name)
+            make_cell(name, 1, **options)
+        except (ConfigError, TypeError) as error:
+            raise ConfigError(
+                f"cell '{name}' of this sweep: {error} (the cell options of a sweep apply to "
+                "every cell it sweeps)"
+            ) from None
 
 
 def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:

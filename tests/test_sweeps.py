@@ -550,6 +550,20 @@ def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job
     assert override_error(["-m", "model.hidden_size=[4],8"]).startswith("model.hidden_size must")
 
 
+def test_cell_options_that_a_swept_cell_lacks_end_the_command_before_any_job():
+    from lstm_variants.command_line import problem
+
+    # The vanilla job would train and the GRU job fail on its option.
+    assert problem(["-m", "cell=vanilla,gru", "+cell.options.forget_bias=1.0"]).startswith(
+        "cell 'gru' of this sweep: cell 'gru' has no option 'forget_bias'; valid options:"
+    )
+    assert problem(["-m", "+sweep=greff_jsb", "+cell.options.forget_bias=1.0"]).startswith(
+        "cell 'nfg' of this sweep: forget_bias=1.0 sets the initial b_f, and this cell has none"
+    )
+    assert problem(["-m", "+sweep=greff_jsb", "+cell.options.peepholes=false"]) is None
+    assert problem(["-m", "cell=vanilla,nfg", "+cell.options.peepholes=false"]) is None
+
+
 def test_a_bad_swept_value_ends_the_command_before_any_job_starts(tmp_path, app):
     out = app("-m", "model.hidden_size=4,-1", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
     assert out.returncode == 2

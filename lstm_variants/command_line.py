@@ -24,6 +24,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lstm_variants.cell_label import cell_name
 from lstm_variants.config_folders import (
     CONFIG_DIR,
     added_config_dirs,
@@ -41,11 +42,11 @@ from lstm_variants.override_advice import hydra_error_line, unknown_key
 
 def check_reference_cell(cfg: dict) -> None:
     """``reference_cell`` must name a cell, or a cell built with options as the tables name it
-    (``analysis.cell_label``: ``vanilla (forget_bias=1.0)``): a typo would silently compare
+    (``cell_label``: ``vanilla (forget_bias=1.0)``): a typo would silently compare
     against another one."""
     reference = cfg.get("reference_cell")
     valid = group_choices("cell")
-    if reference is not None and str(reference).partition(" (")[0] not in valid:
+    if reference is not None and cell_name(str(reference)) not in valid:
         raise ConfigError(f"unknown reference_cell '{reference}'; valid cells: {', '.join(valid)}")
 
 
@@ -219,16 +220,14 @@ def check_options_of_swept_cells(argv: list[str], cfg: DictConfig, resolved: dic
         swept = OmegaConf.select(cfg, "hydra.sweeper.params.cell", default=None)
         if swept is not None:
             cells = [value.partition("=")[2] for value in sweep_values(f"cell={swept}") or []]
-    from lstm_variants.cells import VARIANTS, make_cell
-    from lstm_variants.config_values import check_cell_options
+    from lstm_variants.cells import VARIANTS, check_cell
 
     for name in cells:
         if name not in VARIANTS:  # a user's own cell config, or a sweep function: the job checks
             continue
         try:
-            check_cell_options(VARIANTS[name][0], options, name)
-            make_cell(name, 1, **options)
-        except (ConfigError, TypeError) as error:
+            check_cell(name, options)
+        except ConfigError as error:
             raise ConfigError(
                 f"cell '{name}' of this sweep: {error} (the cell options of a sweep apply to "
                 "every cell it sweeps)"

@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lstm_variants.cells import VARIANTS, LSTMCell, make_cell
-from lstm_variants.config_values import check_cell_options, check_values
+from lstm_variants.cells import LSTMCell, check_cell, make_cell
+from lstm_variants.config_values import check_values
 from lstm_variants.data import SequenceDataset, load_dataset
 from lstm_variants.errors import ConfigError, RecordError
 from lstm_variants.initializers import make_initializer
@@ -90,13 +90,7 @@ def build_model(cfg: Mapping[str, Any], data: SequenceDataset) -> SequenceModel:
         vocab_size=data.input_size if data.train.tokens else 0,
         embed_size=int(model_cfg.get("embed_size") or 0),
     )
-    if name in VARIANTS:  # else make_cell below names the cells there are
-        check_cell_options(VARIANTS[name][0], cfg["cell"].get("options") or {}, name)
-    # Fail now, with the cell's own message, rather than inside the compiled program.
-    try:
-        model.cell_template()
-    except TypeError as error:
-        raise ConfigError(f"invalid option for cell '{name}': {error}") from None
+    check_cell(name, cfg["cell"].get("options") or {})
     return model
 
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from lstm_variants.cell_label import cell_label
 from lstm_variants.errors import ConfigError
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "one_minus_log_uniform", "choice")
@@ -266,8 +267,6 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"a rerun needs search.trials >= 1, search.rerun.top >= 1 and 0 <= shard < shards, "
             f"got trials={seeds}, top={top}, shard={shard}, shards={shards}"
         )
-    from lstm_variants.analysis.cell_label import cell_label  # with pandas, as best_draws
-
     draws = best_draws(rerun["from"], cell_label(cfg), cfg["dataset"], top)
     base = {key: value for key, value in cfg.items() if key != "search"}
     configs = []
@@ -291,7 +290,7 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 def best_draws(
     source: str, cell: str, dataset: Mapping[str, Any], top: int
 ) -> list[dict[str, Any]]:
-    """The draws of the ``top`` trials of ``cell`` (a label of ``analysis.cell_label``: the name
+    """The draws of the ``top`` trials of ``cell`` (a label of ``cell_label``: the name
     and the options the cell was built with) on ``dataset`` (its name and options) with the best
     validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
     # pandas: imported for reruns only

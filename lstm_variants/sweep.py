@@ -130,8 +130,8 @@ def mixed_settings(config_texts) -> list[str]:
     trial i of a cell and search seed was drawn from two spaces (a range changed on the command
     line without a new study name): a mixture of two search distributions. Two search seeds
     draw distinct trials of one distribution, which the comparisons may pool."""
-    from lstm_variants.analysis.cell_label import cell_label
     from lstm_variants.analysis.report import flatten
+    from lstm_variants.cell_label import cell_label
     from lstm_variants.experiment import OPERATIONAL_KEYS
 
     by_trial: dict[str, dict[str, Any]] = {}

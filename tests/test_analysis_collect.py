@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from lstm_variants.analysis.cell_label import cell_label
 from lstm_variants.analysis.cli import main
 from lstm_variants.analysis.collect import AnalysisError, collect, ordered_cells, select_studies
 from lstm_variants.analysis.synthetic import synthetic_study, write_records
+from lstm_variants.cell_label import cell_label
 
 
 @pytest.fixture

@@ -126,6 +126,9 @@ def test_a_value_given_for_a_key_the_source_drew_is_one_error_line(source, tmp_p
     # A key the source did not draw is the rerun's to set.
     cfg = config(*given, "train.max_epochs=2")
     check_rerun_keeps_given_values(["train.max_epochs=2"], cfg, trial_configs(cfg))
+    # Taking a drawn key out is giving it too: the draw would put it back.
+    with pytest.raises(ConfigError, match="optimizer.learning_rate is set on the command line"):
+        check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg, trial_configs(cfg))
 
 
 def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it(tmp_path, app):

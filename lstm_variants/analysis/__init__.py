@@ -1,7 +1,7 @@
 """Analysis of sweeps: the tables, tests, importance and figures of Greff et al. and Jozefowicz et al.
 
 - ``collect``: every run record under some directories into one tidy table (parquet), a trial's
-  cell named with the options it was built with (``cell_label``);
+  cell named with the options it was built with (``lstm_variants.cell_label``);
 - ``compare``: per dataset and cell, Greff's best-10 % summary and tests against a reference cell;
 - ``importance``: functional ANOVA of a random-forest surrogate (variance shares, marginals);
 - ``plots``: box plots, marginals, interaction heat maps, learning curves, best-result bars;

@@ -5,7 +5,7 @@ directory, or a folder of sweeps all work). A record is one trial (DESIGN.md sec
 table it becomes has
 
 - identity: ``trial_id``, ``study``, ``cell``, ``dataset`` (the last three as pandas categories;
-  ``cell`` is the cell's name plus any options it was built with, ``analysis.cell_label``),
+  ``cell`` is the cell's name plus any options it was built with, ``lstm_variants.cell_label``),
   ``seed``, ``sweep`` (the input directory the record was found under), ``record_path``,
   ``params_path`` (its trained parameters, ``lstm_variants.trained.load_trial``; None if not saved
   or not beside the record),
@@ -40,8 +40,8 @@ from typing import Any
 
 import pandas as pd
 
-from lstm_variants.analysis.cell_label import cell_label, cell_name
 from lstm_variants.atomic_files import write_table_atomic
+from lstm_variants.cell_label import cell_label, cell_name
 from lstm_variants.records import read_record_file
 
 RECORD_GLOB = "**/records/*.json"

@@ -26,7 +26,6 @@ from typing import Any
 import pandas as pd
 
 from lstm_variants.analysis.best import best_table, best_trials
-from lstm_variants.analysis.cell_label import cell_name
 from lstm_variants.analysis.collect import (
     AnalysisError,
     Collection,
@@ -53,6 +52,7 @@ from lstm_variants.analysis.importance import (
 )
 from lstm_variants.analysis.paired import paired_compare, paired_markdown
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
+from lstm_variants.cell_label import cell_name
 
 MAX_SKIPPED_LISTED = 20
 PROJECTED_TRIALS = 200  # Greff et al. (2017): 200 trials per variant and dataset

@@ -4,7 +4,7 @@ from lstm_variants.cells.base import RecurrentCell
 from lstm_variants.cells.gru import GRUCell
 from lstm_variants.cells.lstm import LSTMCell
 from lstm_variants.cells.mut import MUTCell
-from lstm_variants.cells.registry import VARIANTS, UnknownCellError, make_cell
+from lstm_variants.cells.registry import VARIANTS, UnknownCellError, check_cell, make_cell
 from lstm_variants.cells.simple import MGUCell, TanhRNNCell
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "RecurrentCell",
     "TanhRNNCell",
     "UnknownCellError",
+    "check_cell",
     "make_cell",
 ]

@@ -7,6 +7,7 @@ Greff et al. (2017): ``vanilla`` (V) and its eight one-change variants. Jozefowi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from lstm_variants.cells.base import RecurrentCell
@@ -14,6 +15,7 @@ from lstm_variants.cells.gru import GRUCell
 from lstm_variants.cells.lstm import LSTMCell
 from lstm_variants.cells.mut import MUTCell
 from lstm_variants.cells.simple import MGUCell, TanhRNNCell
+from lstm_variants.config_values import check_cell_options
 from lstm_variants.errors import ConfigError
 
 _NO_PEEPHOLES = {"peepholes": False}
@@ -67,3 +69,16 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
         raise UnknownCellError(f"unknown cell '{variant}'; valid cells: {', '.join(VARIANTS)}")
     cls, flags = VARIANTS[variant]
     return cls(features=features, **(flags | options))
+
+
+def check_cell(variant: str, options: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` unless the cell called ``variant`` can be built with ``options``: an
+    unknown cell, an option it does not have (with the nearest and the valid ones), a value of
+    the wrong type, or one the cell itself refuses (its own message). Before anything trains:
+    inside the compiled program the same mistake would be a traceback."""
+    if variant in VARIANTS:  # else make_cell names the cells there are
+        check_cell_options(VARIANTS[variant][0], options, variant)
+    try:
+        make_cell(variant, 1, **options)
+    except TypeError as error:
+        raise ConfigError(f"invalid option for cell '{variant}': {error}") from None

@@ -123,3 +123,100 @@ def test_the_warning_for_a_broken_batch_names_a_few_jobs_and_counts_the_rest(cap
     assert all(job in line for job in jobs[:MAX_NAMED_JOBS])
     assert jobs[MAX_NAMED_JOBS] not in line and "and 5 more (summary.md lists them)" in line
     assert line.endswith("rerun the command to train the rest.")
+
+
+# A Hydra app whose job writes down the GPUs it sees and how its JAX would take GPU memory.
+ENV_APP = """
+import json
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def task(cfg):
+    seen = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE")}
+    Path(HydraConfig.get().runtime.output_dir, "seen.json").write_text(json.dumps(seen))
+
+
+task()
+"""
+
+ENV_CONFIG = """
+defaults:
+  - override hydra/launcher: {launcher}
+  - _self_
+hydra:
+  launcher:
+    _target_: {target}
+    {option}
+  sweep:
+    dir: sweep
+    subdir: ${{hydra.job.num}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("launcher", "option", "gpus"),
+    [
+        ("submitit_local", "gpus_per_node: null", "GPU-5d1e,3"),  # the project's preset
+        ("submitit_local", "gpus_per_node: 1", "0"),  # submitit's meaning: GPUs 0..N-1
+        ("joblib", "n_jobs: 1", "GPU-5d1e,3"),
+    ],
+)
+def test_local_jobs_see_this_processs_gpus_and_share_their_memory(tmp_path, launcher, option, gpus):
+    from hydra_plugins.lstm_variants_launchers.local_gpus import MEMORY_SETTINGS
+
+    # Before, submitit's local jobs saw no GPU at all (CUDA_VISIBLE_DEVICES=''), so they trained
+    # on the CPU of a GPU machine; and side by side, each job's JAX took most of a GPU's memory.
+    (tmp_path / "app.py").write_text(textwrap.dedent(ENV_APP))
+    (tmp_path / "config.yaml").write_text(
+        ENV_CONFIG.format(launcher=launcher, target=TARGETS[launcher], option=option)
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in MEMORY_SETTINGS}
+    out = subprocess.run(
+        [sys.executable, "app.py", "-m"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment
+        | {"PYTHONPATH": str(Path(__file__).parents[1]), "CUDA_VISIBLE_DEVICES": "GPU-5d1e,3"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads((tmp_path / "sweep" / "0" / "seen.json").read_text())
+    assert seen == {"CUDA_VISIBLE_DEVICES": gpus, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def test_the_gpus_a_process_sees(tmp_path):
+    from hydra_plugins.lstm_variants_launchers.local_gpus import visible_gpus
+
+    driver = tmp_path / "gpus"
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "1, 3"}, driver) == ["1", "3"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, driver) == []
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "MIG-2f0c"}, driver) == ["MIG-2f0c"]
+    assert visible_gpus({}, driver) == []  # no NVIDIA driver
+    for pci in ("0000:18:00.0", "0000:3b:00.0"):
+        (driver / pci).mkdir(parents=True)
+    assert visible_gpus({}, driver) == ["0", "1"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "1"}, driver) == ["1"]
+
+
+def test_the_jobs_share_gpu_memory_unless_the_user_chose_how_jax_takes_it():
+    from hydra_plugins.lstm_variants_launchers.local_gpus import shared_gpu_memory
+
+    environ = {"PATH": "/bin"}
+    with shared_gpu_memory(environ):
+        assert environ == {"PATH": "/bin", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    assert environ == {"PATH": "/bin"}
+    for chosen in (
+        {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"},
+        {"XLA_PYTHON_CLIENT_MEM_FRACTION": ".3"},
+        {"XLA_PYTHON_CLIENT_ALLOCATOR": "platform"},
+    ):
+        environ = dict(chosen)
+        with shared_gpu_memory(environ):
+            assert environ == chosen
+        assert environ == chosen

@@ -10,7 +10,8 @@ the error on, so this subclass catches it and ends the batch the way failed jobs
 - a job that did not gets ``status.json`` 'failed' with the reason, so ``summary.md`` lists it;
   its finished trials keep their records, and rerunning the command trains the rest.
 
-Hydra's ``BasicSweeper`` then goes on to the next batch and calls ``on_multirun_end``.
+Hydra's ``BasicSweeper`` then goes on to the next batch and calls ``on_multirun_end``. The workers
+start without taking most of a GPU's memory up front, as they share it (``local_gpus``).
 
 It lives in ``hydra_plugins`` because Hydra instantiates launchers only from that namespace, and it
 imports ``lstm_variants`` only when a batch breaks: Hydra imports every module of the namespace at
@@ -28,6 +29,7 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import (
 from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from hydra_plugins.lstm_variants_launchers.failed_jobs import settled_return, warn
+from hydra_plugins.lstm_variants_launchers.local_gpus import shared_gpu_memory
 
 DIED = (
     "did not finish: a job process of this sweep died ({cause}); joblib stopped the jobs beside it"
@@ -42,7 +44,8 @@ class JoblibLauncher(HydraJoblibLauncher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         try:
-            return super().launch(job_overrides, initial_job_idx)
+            with shared_gpu_memory():  # the worker processes start inside (local_gpus)
+                return super().launch(job_overrides, initial_job_idx)
         except BrokenProcessPool as error:  # TerminatedWorkerError: a worker process died
             cause = str(error).split(". ")[0].strip().rstrip(".") or type(error).__name__
             return self.settle(job_overrides, initial_job_idx, DIED.format(cause=cause))

@@ -13,9 +13,11 @@ the cluster and their records land on disk. This subclass collects every job's r
   ``summary.md`` lists it; rerunning the command trains its missing trials.
 
 ``submit`` is hydra-submitit-launcher 1.2.0's ``BaseSubmititLauncher.launch`` (MIT licence,
-Copyright (c) Facebook, Inc. and its affiliates) up to the submission, unchanged: the results are
-collected in the one expression after it, which no hook reaches. The plugin has had no release
-since 1.2.0 (2022); ``tests/test_launchers.py`` runs this launcher with submitit's local executor.
+Copyright (c) Facebook, Inc. and its affiliates) up to the submission, unchanged but for one call,
+``set_devices``: the results are collected in the one expression after it, which no hook reaches.
+``LocalLauncher`` uses that call to give its jobs this process's GPUs (``local_gpus``). The plugin
+has had no release since 1.2.0 (2022); ``tests/test_launchers.py`` runs this launcher with
+submitit's local executor.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 from hydra_plugins.lstm_variants_launchers.failed_jobs import settled_return, warn
+from hydra_plugins.lstm_variants_launchers.local_gpus import shared_gpu_memory, visible_gpus
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,7 @@ class SubmititLauncher(BaseSubmititLauncher):
             if x not in init_keys
         }
         executor.update_parameters(**params)
+        self.set_devices(executor)
 
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {self.config.hydra.sweep.dir}")
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -127,6 +131,9 @@ class SubmititLauncher(BaseSubmititLauncher):
 
         return executor.map_array(self, *zip(*job_params, strict=True))
 
+    def set_devices(self, executor) -> None:
+        """Adjust the devices of ``executor``'s jobs: as configured (a cluster allots them)."""
+
 
 class LocalLauncher(SubmititLauncher):
     _EXECUTOR = "local"
@@ -137,10 +144,21 @@ class LocalLauncher(SubmititLauncher):
         submitit gives a job that ended 15 s for its result file to appear, for file systems
         shared over a network; a local job writes it on this machine before its process ends.
         """
-        jobs = super().submit(job_overrides, initial_job_idx)
+        with shared_gpu_memory():
+            jobs = super().submit(job_overrides, initial_job_idx)
         for job in jobs:
             job._results_timeout_s = LOCAL_RESULTS_WAIT_S
         return jobs
+
+    def set_devices(self, executor) -> None:
+        """With ``gpus_per_node`` null, the jobs see this process's GPUs (``local_gpus``).
+
+        submitit's local executor writes its ``visible_gpus`` entries into ``CUDA_VISIBLE_DEVICES``
+        as they are; its public setter would take numbers only, not a ``GPU-<uuid>``.
+        """
+        if self.params.get("gpus_per_node") is None:
+            gpus = visible_gpus()
+            executor._executor.parameters.update(gpus_per_node=len(gpus), visible_gpus=tuple(gpus))
 
 
 class SlurmLauncher(SubmititLauncher):

@@ -144,6 +144,12 @@ def cold_then_warm(train, repeats: int = 1) -> dict:
     started = time.perf_counter()
     cold = population_totals(train())
     wall = time.perf_counter() - started
+    # Printed now: a run cut off by a time limit during its warm runs still leaves this.
+    print(
+        f"    cold run: {cold['epochs']} trial-epochs, {cold['epochs_seconds']:.2f}s in epochs, "
+        f"{cold['setup_seconds']:.1f}s initialising and compiling, wall {wall:.1f}s",
+        file=sys.stderr,
+    )
     warm = [population_totals(train()) for _ in range(repeats)]
     seconds = sorted(run["epochs_seconds"] for run in warm)
     median = statistics.median(seconds)

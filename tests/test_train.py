@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
@@ -63,6 +64,10 @@ def test_same_seed_same_record_bitwise(tmp_path, monkeypatch):
     assert len(compiled) == 2  # another model: its own programs
     run_trial(config("dataset.options.seed=1"), tmp_path / "e", progress=False)
     assert len(compiled) == 3  # other data of the same shapes: its own programs too
+    # The tests run at "highest" (conftest.py); the setting is read when tracing.
+    with jax.default_matmul_precision("tensorfloat32"):
+        run_trial(config(), tmp_path / "f", progress=False)
+    assert len(compiled) == 4
 
 
 def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):

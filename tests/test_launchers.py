@@ -43,12 +43,11 @@ def task(cfg):
 task()
 """
 
-CONFIG = """
+# The Hydra config of a multirun under the launcher tested: its name, its class and one option.
+LAUNCHER_CONFIG = """
 defaults:
   - override hydra/launcher: {launcher}
   - _self_
-x: 0
-wait: 3
 hydra:
   launcher:
     _target_: {target}
@@ -56,10 +55,17 @@ hydra:
   sweep:
     dir: sweep
     subdir: ${{hydra.job.num}}
-  callbacks:
+"""
+
+CONFIG = (
+    LAUNCHER_CONFIG
+    + """  callbacks:
     summary:
       _target_: lstm_variants.sweep.SweepSummary
+x: 0
+wait: 3
 """
+)
 
 # What each launcher's failed status says about the dead job.
 DEAD = {
@@ -144,19 +150,6 @@ def task(cfg):
 task()
 """
 
-ENV_CONFIG = """
-defaults:
-  - override hydra/launcher: {launcher}
-  - _self_
-hydra:
-  launcher:
-    _target_: {target}
-    {option}
-  sweep:
-    dir: sweep
-    subdir: ${{hydra.job.num}}
-"""
-
 
 @pytest.mark.parametrize(
     ("launcher", "option", "gpus"),
@@ -173,7 +166,7 @@ def test_local_jobs_see_this_processs_gpus_and_share_their_memory(tmp_path, laun
     # on the CPU of a GPU machine; and side by side, each job's JAX took most of a GPU's memory.
     (tmp_path / "app.py").write_text(textwrap.dedent(ENV_APP))
     (tmp_path / "config.yaml").write_text(
-        ENV_CONFIG.format(launcher=launcher, target=TARGETS[launcher], option=option)
+        LAUNCHER_CONFIG.format(launcher=launcher, target=TARGETS[launcher], option=option)
     )
     environment = {k: v for k, v in os.environ.items() if k not in MEMORY_SETTINGS}
     out = subprocess.run(

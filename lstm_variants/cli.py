@@ -148,7 +148,8 @@ def task(cfg: DictConfig) -> None:
         check_reference_cell(resolved)
         check_rerun_source(resolved, records_dir)
         configs = trial_configs(resolved, job=hydra_cfg.job.num if multirun else 0)
-        check_rerun_keeps_given_values(overrides, resolved, configs)
+        drawn = {key for trial in configs for key in trial["search"].get("sampled") or {}}
+        check_rerun_keeps_given_values(overrides, resolved, drawn)
         if not configs:
             search = resolved.get("search") or {}
             print(

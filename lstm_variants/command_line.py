@@ -38,6 +38,7 @@ from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
 from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import hydra_error_line, unknown_key
+from lstm_variants.records import sampled_keys
 
 
 def check_reference_cell(cfg: dict) -> None:
@@ -193,6 +194,7 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         check_drawn_keys_not_given(overrides, resolved)
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
         check_rerun_source(resolved, records_dir)
+        check_rerun_keeps_given_values(overrides, resolved)
         check_output_directory(records_dir, "hydra.sweep.dir" if flags else "hydra.run.dir")
         check_logger_directory(resolved)
         if flags:
@@ -257,15 +259,19 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
 
 
 def check_rerun_keeps_given_values(
-    overrides: Sequence[str], cfg: dict, configs: Sequence[dict]
+    overrides: Sequence[str], cfg: dict, drawn: set[str] | None = None
 ) -> None:
     """A rerun (``search=rerun_best``) sets the keys its source study drew to each draw's values:
-    one of them given on the command line would be replaced without a word. The keys are known
-    only once the source's records are read, so this runs in the job, on its trial ``configs``."""
+    one of them given on the command line would be replaced without a word. ``drawn``: those
+    keys (a job knows them from its trial configs); by default, read from the source's records,
+    when it is a directory (before any job starts; else the jobs check)."""
     rerun = (cfg.get("search") or {}).get("rerun")
     if not rerun:
         return
-    drawn = {key for trial in configs for key in trial["search"].get("sampled") or {}}
+    if drawn is None:
+        source = Path(str(rerun.get("from") or "")).expanduser()
+        given = [override for override in overrides if not override.startswith("search.")]
+        drawn = sampled_keys(source) if given and rerun.get("from") and source.is_dir() else set()
     for override in overrides:
         key = override.partition("=")[0].lstrip("+~")
         if key in drawn:

@@ -22,6 +22,7 @@ from lstm_variants.atomic_files import atomic_file
 from lstm_variants.errors import RecordError
 
 RECORD_VERSION = 1
+RECORD_GLOB = "**/records/*.json"  # a study's records, wherever its jobs' folders put them
 
 
 def trial_id(resolved_config: dict[str, Any]) -> str:
@@ -99,6 +100,15 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         ):
             return None, f"{field} is not a name: {value!r}"
     return record, None
+
+
+def sampled_keys(directory: Path) -> set[str]:
+    """The config keys the search drew (``sampled``) in any usable record under ``directory``."""
+    keys: set[str] = set()
+    for path in Path(directory).glob(RECORD_GLOB):
+        record, _ = read_record_file(path)
+        keys.update((record or {}).get("sampled") or {})
+    return keys
 
 
 def _whole_number(value: Any) -> bool:

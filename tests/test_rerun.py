@@ -115,20 +115,32 @@ def test_a_value_given_for_a_key_the_source_drew_is_one_error_line(source, tmp_p
 
     directory, _ = source
     given = ("search=rerun_best", f"search.rerun.from={directory}", "study=again")
-    out = app(*TINY, *given, "optimizer.learning_rate=0.5", f"hydra.run.dir={tmp_path}")
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1] == (
+    error = (
         f"lstm-variants: error: optimizer.learning_rate is set on the command line, but the rerun "
         f"trains each draw of {directory} with the optimizer.learning_rate it drew, which would "
         "replace the value: drop optimizer.learning_rate=..., or run a new search"
     )
+    out = app(*TINY, *given, "optimizer.learning_rate=0.5", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [error]
     assert not list(tmp_path.glob("records/*.json"))
+    # A sweep: the same line, before any job starts (each job used to fail on it).
+    sweep = tmp_path / "sweep"
+    out = app("-m", *TINY, *given, "cell=vanilla,gru", "optimizer.learning_rate=0.5",
+              f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert (out.returncode, out.stderr.strip().splitlines()) == (2, [error])
+    assert not sweep.exists()
     # A key the source did not draw is the rerun's to set.
     cfg = config(*given, "train.max_epochs=2")
-    check_rerun_keeps_given_values(["train.max_epochs=2"], cfg, trial_configs(cfg))
+    drawn = {key for trial in trial_configs(cfg) for key in trial["search"]["sampled"]}
+    assert drawn == {"optimizer.learning_rate"}
+    check_rerun_keeps_given_values(["train.max_epochs=2"], cfg, drawn)
+    check_rerun_keeps_given_values(["train.max_epochs=2"], cfg)  # drawn: read from the source
     # Taking a drawn key out is giving it too: the draw would put it back.
     with pytest.raises(ConfigError, match="optimizer.learning_rate is set on the command line"):
-        check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg, trial_configs(cfg))
+        check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg, drawn)
+    with pytest.raises(ConfigError, match="optimizer.learning_rate is set on the command line"):
+        check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg)
 
 
 def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it(tmp_path, app):

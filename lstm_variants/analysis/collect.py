@@ -42,9 +42,7 @@ import pandas as pd
 
 from lstm_variants.atomic_files import write_table_atomic
 from lstm_variants.cell_label import cell_label, cell_name
-from lstm_variants.records import read_record_file
-
-RECORD_GLOB = "**/records/*.json"
+from lstm_variants.records import RECORD_GLOB, read_record_file
 
 # Canonical order of cells in every table and figure: Greff's V and its eight variants, then
 # Jozefowicz's cells and the baselines; anything else follows alphabetically.

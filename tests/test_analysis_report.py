@@ -151,7 +151,10 @@ def test_command_line(sweep, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(["compare", str(sweep), "--fraction", bad])
         assert exit_info.value.code == 2
-        assert "must be a share in (0, 1]" in capsys.readouterr().err
+        assert capsys.readouterr().err.splitlines() == [  # one line, not argparse's usage block
+            "lstm-variants-analyze compare: error: argument --fraction: must be a share in "
+            f"(0, 1], e.g. 0.1, got '{bad}' (see lstm-variants-analyze compare --help)"
+        ]
     with pytest.raises(SystemExit) as exit_info:
         main(["importance", str(sweep), "--trees", "0"])
     assert exit_info.value.code == 2 and "must be a whole number >= 1" in capsys.readouterr().err

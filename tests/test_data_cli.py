@@ -147,9 +147,15 @@ def test_help_and_bad_usage_exit_through_argparse(capsys):
     with pytest.raises(SystemExit) as exit_help:
         main(["--help"])
     assert exit_help.value.code == 0 and "describe" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_bad:
-        main(["describe", "adding", "-o", "novalue"])
-    assert exit_bad.value.code == 2 and "expected key=value" in capsys.readouterr().err
+    for argv, error in [
+        (["describe", "adding", "-o", "novalue"], "argument --option/-o: expected key=value"),
+        (["describe"], "the following arguments are required: name"),
+        (["descibe", "adding"], "argument COMMAND: invalid choice: 'descibe'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_bad:
+            main(argv)
+        (line,) = capsys.readouterr().err.splitlines()  # one line, not argparse's usage block
+        assert exit_bad.value.code == 2 and error in line and line.endswith("--help)"), line
 
 
 def split_of(lengths):

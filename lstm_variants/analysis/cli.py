@@ -37,6 +37,7 @@ from lstm_variants.analysis.compare import (
     to_markdown,
     write_tables,
 )
+from lstm_variants.argument_parser import ArgumentParser
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 from lstm_variants.interrupt import ending_interrupts, quiet_when_reader_leaves
 from lstm_variants.version import VersionAction
@@ -139,7 +140,7 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="Comparison tables, significance tests, hyperparameter importance, figures "
         "and reports of lstm-variants sweeps.",

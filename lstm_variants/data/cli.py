@@ -25,6 +25,7 @@ import sys
 
 import yaml
 
+from lstm_variants.argument_parser import ArgumentParser
 from lstm_variants.data import (
     DATASETS,
     INFO,
@@ -118,7 +119,7 @@ def describe_text(name: str, options: dict, data_dir: str | None, batch_size: in
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="List the registered datasets, load one and describe it, or fetch their files.",
     )

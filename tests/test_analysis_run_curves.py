@@ -80,6 +80,7 @@ def test_cli_writes_the_figure_and_the_table(two_runs, capsys):
     out = two_runs / "curves_out"
     assert main(["curves", str(two_runs), "--out", str(out), "--target", "2.0"]) == 0
     table = (out / "curves.md").read_text()
+    assert table.startswith("bits per char per epoch, training and validation set of each run")
     assert "vanilla dropout=0.2: valid" in table and f"{1.38 / LN2:.4f}" in table
     # epoch 5: only the longer run has a number; the shorter one's cells are '-'
     assert [cell.strip() for cell in table.splitlines()[-1].split("|")[1:-1]][:3] == ["5", "-", "-"]
@@ -116,3 +117,8 @@ def test_the_y_axis_shows_the_end_of_training_and_counts_what_it_leaves_above():
     flat_low, flat_high, flat_above = y_window(np.full((3, 2), 2.0))
     assert flat_low < 2.0 < flat_high and len(flat_above) == 0
     assert y_window(np.array([[np.nan, np.inf]])) is None
+    # A target line outside the window widens it (it was left out of the figure without a word).
+    assert y_window(values, target=1.5)[:2] == (low, high)
+    far_low, far_high, far_above = y_window(values, target=30.0)
+    assert far_low == low and 30.0 < far_high and sorted(far_above) == [39.0, 40.0]
+    assert y_window(values, target=0.0)[0] < 0.0

@@ -273,7 +273,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
 
         table = metric_curves(collection.trials, collection.curves)
         metric = str(collection.trials["metric"].iloc[0])
-        markdown = curves_markdown(table)
+        markdown = curves_markdown(table, metric)
         print(markdown)
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "curves.md", markdown + "\n")

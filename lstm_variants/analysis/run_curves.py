@@ -101,7 +101,7 @@ def curves_figure(
         axis.axhline(target, color="black", linewidth=0.8, linestyle=LINESTYLES[3])
         axis.annotate(f"target {target:g}", (1, target), textcoords="offset points",
                       xytext=(2, 3), fontsize=8)  # fmt: skip
-    window = y_window(table[["train", "valid"]].to_numpy(float))
+    window = y_window(table[["train", "valid"]].to_numpy(float), target)
     if window is not None:
         low, high, above = window
         axis.set_ylim(low, high)
@@ -116,26 +116,34 @@ def curves_figure(
     return save(figure, stem)
 
 
-def y_window(values: np.ndarray) -> tuple[float, float, np.ndarray] | None:
+def y_window(
+    values: np.ndarray, target: float | None = None
+) -> tuple[float, float, np.ndarray] | None:
     """(low, high, the finite values above high) of a curves plot; None with no finite value.
 
     The axis shows the bulk of the values, up to Q3 + 3 IQR as the box plots do
     (``plots.robust_limits``), so that the first epochs' large losses do not flatten the end of
-    training, which is the story; the figure says how many values it leaves above.
+    training, which is the story; the figure says how many values it leaves above. A ``target``
+    outside that window widens it: a target line asked for is drawn, however far off.
     """
     finite = values[np.isfinite(values)]
     if not len(finite):
         return None
     low, high = robust_limits(finite)
+    if target is not None and np.isfinite(target) and not low <= target <= high:
+        margin = 0.05 * (max(high, target) - min(low, target))
+        low, high = min(low, target - margin), max(high, target + margin)
     return low, high, finite[finite > high]
 
 
-def curves_markdown(table: pd.DataFrame) -> str:
-    """The curves as one markdown table: an epoch per row, train and valid of each run."""
+def curves_markdown(table: pd.DataFrame, metric: str) -> str:
+    """The curves as one markdown table under a line naming ``metric``: an epoch per row,
+    train and valid of each run."""
     wide = table.pivot_table(index="epoch", columns="run", values=["train", "valid"])
     wide.columns = [f"{run}: {kind}" for kind, run in wide.columns]
     ordered = sorted(wide.columns, key=lambda name: (name.rsplit(": ", 1)[0], name))
     formats = [".0f"] + [".4f"] * len(ordered)
     table = wide[ordered].reset_index().astype(object)
     table = table.where(table.notna(), None)  # a run that stopped earlier: '-', not 'nan'
-    return table.to_markdown(index=False, floatfmt=formats, missingval="-")
+    caption = f"{metric.replace('_', ' ')} per epoch, training and validation set of each run"
+    return caption + "\n\n" + table.to_markdown(index=False, floatfmt=formats, missingval="-")

@@ -13,6 +13,7 @@ no hook for this (its errors are raised from inside ``hydra.main``), hence this 
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
 from collections.abc import Sequence
@@ -118,7 +119,9 @@ def unknown_choice(argv: list[str]) -> str | None:
         valid = group_choices(group, extra_dirs)
         for name in value.split(","):
             if name not in valid:
-                return f"unknown {group} '{name}'; valid {group} names: {', '.join(valid)}"
+                near = difflib.get_close_matches(name, valid, n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                return f"unknown {group} '{name}'{hint}; valid {group} names: {', '.join(valid)}"
     return None
 
 

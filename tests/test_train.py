@@ -277,7 +277,8 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["cell=lstmm"], "unknown cell 'lstmm'; valid cell names: cifg, fgr"),
+        (["cell=lstmm"], "unknown cell 'lstmm' (did you mean lstm?); valid cell names: cifg, fgr"),
+        (["cell=transformer"], "unknown cell 'transformer'; valid cell names: cifg"),  # none near
         (["dataset=timit2"], "unknown dataset 'timit2'"),
         (
             ["dataset=jsb_chorales", "data_dir=/nonexistent", "dataset.options.download=false"],
@@ -464,13 +465,13 @@ def test_the_groups_of_a_config_folder_the_command_adds_are_valid_names(user_con
         assert problem([*added, "search=mine"]) is None, added
         assert problem([*added, "search=team/wide"]) is None, added
         assert problem([*added, "search=mne"]) == (
-            "unknown search 'mne'; valid search names: counted, dotted, greff, jozefowicz, mine, "
+            "unknown search 'mne' (did you mean mine?); valid search names: counted, dotted, greff, jozefowicz, mine, "
             "none, quick, rerun_best, team/wide"
         )
         assert problem([*added, "+experiment=short"]) is None, added
         assert problem([*added, "hydra/job_logging=disabled"]) is None, added
         assert problem([*added, "+experiment=shrt"]) == (
-            "unknown experiment 'shrt'; valid experiment names: short"
+            "unknown experiment 'shrt' (did you mean short?); valid experiment names: short"
         )
     out = cli("--config-dir", str(user_configs), "search=mine", "--cfg", "job")
     assert out.returncode == 0 and "high: 8" in out.stdout, out.stderr

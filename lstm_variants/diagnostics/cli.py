@@ -69,7 +69,8 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     clip_rows = (
         clipping_study(cfg, data, progress) if diagnose["clipping_study"].get("enabled") else []
     )
-    options = cfg["dataset"].get("options") or {}
+    # download says how to get the files, not which data: it is no setting of the measurement.
+    options = {k: v for k, v in (cfg["dataset"].get("options") or {}).items() if k != "download"}
     sequences = measured_sequences(data, diagnose["split"], int(diagnose["num_sequences"]))
     header = (
         f"# Diagnostics: {cfg['dataset']['name']} "

@@ -200,3 +200,32 @@ def test_the_cli_compares_against_the_studys_own_reference_cell(tmp_path, capsys
     assert "| lstm (ref.) |" in capsys.readouterr().out
     assert main(["compare", str(tmp_path), "--out", str(out), "--reference", "gru"]) == 0
     assert "| gru (ref.) |" in capsys.readouterr().out
+
+
+def test_a_study_without_any_result_is_one_error_line_for_every_comparison(tmp_path, capsys):
+    # compare printed a row of dashes and exited 0, curves wrote an empty figure, report refused.
+    from lstm_variants.analysis.cli import main
+
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.0}, trials=3, seed=1)
+    for record in records:
+        record["metrics"].update(stopped="diverged", best_valid=None, test_at_best=None)
+        record["curve"] = [{"epoch": 1, "train_loss": None, "valid_loss": None}]
+    write_records(records, tmp_path / "sweep")
+    sweep, out = str(tmp_path / "sweep"), str(tmp_path / "out")
+    for command in ("compare", "paired", "importance", "plots", "report"):
+        capsys.readouterr()
+        assert main([command, sweep, "--out", out]) == 2, command
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"lstm-variants-analyze: error: none of the 6 trial(s) under {sweep} has a result "
+            "(all diverged before their first validation, or none finished)"
+        ), command
+    assert main(["curves", sweep, "--out", out]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith(
+            "lstm-variants-analyze: error: no run here has a finite training or validation result"
+        )
+    )
+    assert main(["collect", sweep, "--out", out]) == 0  # the table lists them all the same

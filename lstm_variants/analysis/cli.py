@@ -24,6 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from lstm_variants.analysis.collect import AnalysisError, collect, select_studies
@@ -255,6 +256,10 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     console.print(collection.summary(), highlight=False, soft_wrap=True)
     if collection.trials.empty:
         raise AnalysisError("no readable records (all skipped)")
+    if arguments.command not in ("collect", "curves"):  # they list runs, results or not
+        from lstm_variants.analysis.report import check_some_usable
+
+        check_some_usable(collection.trials, arguments.directories)
     if getattr(arguments, "reference", "") is None:  # the studies' own reference cell
         from lstm_variants.analysis.report import recorded_reference, reference_label
 
@@ -272,6 +277,11 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
         )
 
         table = metric_curves(collection.trials, collection.curves)
+        if not np.isfinite(table[["train", "valid"]].to_numpy(float)).any():
+            raise AnalysisError(
+                "no run here has a finite training or validation result to plot (each diverged "
+                "in its first epoch, or none finished one)"
+            )
         metric = str(collection.trials["metric"].iloc[0])
         markdown = curves_markdown(table, metric)
         print(markdown)

@@ -422,6 +422,15 @@ def render_report(
     return "\n".join(lines)
 
 
+def check_some_usable(trials: pd.DataFrame, directories: Sequence[str | Path]) -> None:
+    """Raise ``AnalysisError`` when no trial has a result to compare (all diverged or unfinished)."""
+    if not trials["usable"].any():
+        raise AnalysisError(
+            f"none of the {len(trials)} trial(s) under {', '.join(map(str, directories))} has a "
+            "result (all diverged before their first validation, or none finished)"
+        )
+
+
 def write_report(
     directories: Sequence[str | Path],
     output_dir: str | Path,
@@ -474,11 +483,7 @@ def write_report(
             f"no readable records under {', '.join(map(str, directories))} "
             f"({len(collection.skipped)} skipped)"
         )
-    if not trials["usable"].any():
-        raise AnalysisError(
-            f"none of the {len(trials)} trial(s) under {', '.join(map(str, directories))} has a "
-            "result (all diverged before their first validation, or none finished)"
-        )
+    check_some_usable(trials, directories)
     if strict_reference and reference is not None:
         check_reference_present(trials, reference)
     collection.save(output_dir / "data")

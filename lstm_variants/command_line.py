@@ -239,6 +239,16 @@ def check_options_of_swept_cells(argv: list[str], cfg: DictConfig, resolved: dic
             ) from None
 
 
+def given_keys(overrides: Sequence[str]) -> list[tuple[str, str]]:
+    """(config key, what to drop from the command) of each override. Taking a key out
+    (``~key``) is giving it too where a draw would put it back."""
+    names = [override.partition("=")[0] for override in overrides]
+    return [
+        (name.lstrip("+~"), f"'{name}'" if name.startswith("~") else f"{name.lstrip('+')}=...")
+        for name in names
+    ]
+
+
 def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
     """A key given on the command line that the search draws would be replaced by each trial's
     draw without a word (``search=greff model.hidden_size=8`` trains sizes 20 to 200)."""
@@ -246,8 +256,7 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
 
     space = (cfg.get("search") or {}).get("space") or {}
     drawn = flat_space(space)
-    for override in overrides:
-        key = override.partition("=")[0].lstrip("+")
+    for key, shown in given_keys(overrides):
         if key in drawn:
             # '~' reaches a key of a space in sections, not one written dotted (a user's config).
             remove = (
@@ -257,7 +266,7 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
             )
             raise ConfigError(
                 f"{key} is set on the command line, but the search draws it for every trial and "
-                f"would replace the value: drop {key}=..., or {remove}"
+                f"would replace the value: drop {shown}, or {remove}"
             )
 
 
@@ -275,13 +284,12 @@ def check_rerun_keeps_given_values(
         source = Path(str(rerun.get("from") or "")).expanduser()
         given = [override for override in overrides if not override.startswith("search.")]
         drawn = sampled_keys(source) if given and rerun.get("from") and source.is_dir() else set()
-    for override in overrides:
-        key = override.partition("=")[0].lstrip("+~")
+    for key, shown in given_keys(overrides):
         if key in drawn:
             raise ConfigError(
                 f"{key} is set on the command line, but the rerun trains each draw of "
                 f"{rerun.get('from')} with the {key} it drew, which would replace the value: "
-                f"drop {key}=..., or run a new search"
+                f"drop {shown}, or run a new search"
             )
 
 

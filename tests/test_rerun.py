@@ -139,7 +139,7 @@ def test_a_value_given_for_a_key_the_source_drew_is_one_error_line(source, tmp_p
     # Taking a drawn key out is giving it too: the draw would put it back.
     with pytest.raises(ConfigError, match="optimizer.learning_rate is set on the command line"):
         check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg, drawn)
-    with pytest.raises(ConfigError, match="optimizer.learning_rate is set on the command line"):
+    with pytest.raises(ConfigError, match="drop '~optimizer.learning_rate', or run a new"):
         check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg)
 
 

@@ -405,6 +405,11 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
         "with '~search.space.model.hidden_size'"
     )
     assert problem([*greff, "~search.space.model.hidden_size", "model.hidden_size=8"]) is None
+    assert problem([*greff, "~model.hidden_size"]) == (  # the draw would put it back
+        "model.hidden_size is set on the command line, but the search draws it for every trial "
+        "and would replace the value: drop '~model.hidden_size', or take it out of the search "
+        "with '~search.space.model.hidden_size'"
+    )
     # A top-level key that nothing reads, which would still change every trial's id.
     assert problem(["+save_param=false"]) == "unknown key save_param; did you mean save_params?"
     assert problem(["+foo=1"]).startswith("unknown key foo; the keys of the config: cell, model")

@@ -39,7 +39,7 @@ from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError
 from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import hydra_error_line, unknown_key
-from lstm_variants.records import sampled_keys
+from lstm_variants.records import keys_drawn_everywhere
 
 
 def check_reference_cell(cfg: dict) -> None:
@@ -275,15 +275,15 @@ def check_rerun_keeps_given_values(
 ) -> None:
     """A rerun (``search=rerun_best``) sets the keys its source study drew to each draw's values:
     one of them given on the command line would be replaced without a word. ``drawn``: those
-    keys (a job knows them from its trial configs); by default, read from the source's records,
-    when it is a directory (before any job starts; else the jobs check)."""
+    keys (a job knows them from its trial configs). By default, before any job starts: the keys
+    drawn in every record of the source with a result, so that what is refused here is what
+    every job would refuse; a source whose records drew different keys is left to the jobs."""
     rerun = (cfg.get("search") or {}).get("rerun")
     if not rerun:
         return
     if drawn is None:
         source = Path(str(rerun.get("from") or "")).expanduser()
-        given = [override for override in overrides if not override.startswith("search.")]
-        drawn = sampled_keys(source) if given and rerun.get("from") and source.is_dir() else set()
+        drawn = keys_drawn_everywhere(source) if rerun.get("from") and source.is_dir() else set()
     for key, shown in given_keys(overrides):
         if key in drawn:
             raise ConfigError(

@@ -102,13 +102,26 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     return record, None
 
 
-def sampled_keys(directory: Path) -> set[str]:
-    """The config keys the search drew (``sampled``) in any usable record under ``directory``."""
-    keys: set[str] = set()
-    for path in Path(directory).glob(RECORD_GLOB):
-        record, _ = read_record_file(path)
-        keys.update((record or {}).get("sampled") or {})
-    return keys
+def record_files(directory: Path) -> list[Path]:
+    """The record files under ``directory`` (``**/records/*.json``; a directory may itself be
+    ``records/``), sorted."""
+    root = Path(directory)
+    candidates = list(root.glob(RECORD_GLOB))
+    if root.name == "records":
+        candidates += list(root.glob("*.json"))
+    return sorted(candidates)
+
+
+def keys_drawn_everywhere(directory: Path) -> set[str]:
+    """The config keys the search drew (``sampled``) in every record under ``directory`` with a
+    validation result: those a rerun of any of its draws sets (``search.best_draws`` picks
+    among them). None when no record has a result."""
+    drawn = [
+        set(record.get("sampled") or {})
+        for record, _ in map(read_record_file, record_files(directory))
+        if record is not None and record["metrics"].get("best_valid") is not None
+    ]
+    return set.intersection(*drawn) if drawn else set()
 
 
 def _whole_number(value: Any) -> bool:

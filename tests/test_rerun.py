@@ -1,5 +1,8 @@
 """search=rerun_best: an earlier study's best draws trained again with fresh seeds."""
 
+import json
+import shutil
+
 import pytest
 from test_train import TINY, cli, config
 
@@ -141,6 +144,32 @@ def test_a_value_given_for_a_key_the_source_drew_is_one_error_line(source, tmp_p
         check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg, drawn)
     with pytest.raises(ConfigError, match="drop '~optimizer.learning_rate', or run a new"):
         check_rerun_keeps_given_values(["~optimizer.learning_rate"], cfg)
+    # The source named by its records/ folder, which a rerun accepts too: the same check.
+    by_folder = config("search=rerun_best", f"search.rerun.from={directory / 'records'}")
+    with pytest.raises(ConfigError, match="optimizer.learning_rate is set on the command line"):
+        check_rerun_keeps_given_values(["optimizer.learning_rate=0.5"], by_folder)
+
+
+def test_before_any_job_only_what_every_job_would_refuse_is_refused(source, tmp_path):
+    from lstm_variants.command_line import check_rerun_keeps_given_values
+    from lstm_variants.records import keys_drawn_everywhere
+
+    directory, _ = source
+    shutil.copytree(directory / "records", tmp_path / "a" / "records")
+    first = json.loads(next((tmp_path / "a" / "records").glob("*.json")).read_text())
+    # A record without a result drew nothing (a rerun never takes it): it does not count.
+    diverged = first | {"trial_id": "0" * 16, "sampled": {}}
+    diverged["metrics"] = first["metrics"] | {"best_valid": None, "test_at_best": None}
+    (tmp_path / "a" / "records" / f"{'0' * 16}.json").write_text(json.dumps(diverged))
+    assert keys_drawn_everywhere(tmp_path / "a") == {"optimizer.learning_rate"}
+    # Beside a study that drew only the input noise, each job's draws may or may not hold the
+    # learning rate: the jobs check it, on their own draws.
+    other = first | {"trial_id": "1" * 16, "sampled": {"train.input_noise": 0.1}}
+    (tmp_path / "b" / "records").mkdir(parents=True)
+    (tmp_path / "b" / "records" / f"{'1' * 16}.json").write_text(json.dumps(other))
+    assert keys_drawn_everywhere(tmp_path) == set()
+    mixed = config("search=rerun_best", f"search.rerun.from={tmp_path}")
+    check_rerun_keeps_given_values(["optimizer.learning_rate=0.5"], mixed)
 
 
 def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it(tmp_path, app):

@@ -42,7 +42,7 @@ import pandas as pd
 
 from lstm_variants.atomic_files import write_table_atomic
 from lstm_variants.cell_label import cell_label, cell_name
-from lstm_variants.records import RECORD_GLOB, read_record_file
+from lstm_variants.records import RECORD_GLOB, read_record_file, record_files
 
 # Canonical order of cells in every table and figure: Greff's V and its eight variants, then
 # Jozefowicz's cells and the baselines; anything else follows alphabetically.
@@ -139,10 +139,7 @@ def find_record_files(directories: Sequence[str | Path]) -> list[Path]:
         root = Path(directory)
         if not root.is_dir():
             raise AnalysisError(f"not a directory: {root}")
-        candidates = list(root.glob(RECORD_GLOB))
-        if root.name == "records":
-            candidates += list(root.glob("*.json"))
-        for path in sorted(candidates):
+        for path in record_files(root):
             found.setdefault(path.resolve(), None)
     if not found:
         where = ", ".join(str(Path(d)) for d in directories)

@@ -155,7 +155,8 @@ task()
     ("launcher", "option", "gpus"),
     [
         ("submitit_local", "gpus_per_node: null", "GPU-5d1e,3"),  # the project's preset
-        ("submitit_local", "gpus_per_node: 1", "0"),  # submitit's meaning: GPUs 0..N-1
+        ("submitit_local", "gpus_per_node: 1", "GPU-5d1e"),  # the first of them
+        ("submitit_local", "gpus_per_node: 3", "0,1,2"),  # more than are visible: submitit's 0..N-1
         ("joblib", "n_jobs: 1", "GPU-5d1e,3"),
     ],
 )
@@ -207,6 +208,7 @@ def test_the_jobs_share_gpu_memory_unless_the_user_chose_how_jax_takes_it():
     for chosen in (
         {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"},
         {"XLA_PYTHON_CLIENT_MEM_FRACTION": ".3"},
+        {"XLA_CLIENT_MEM_FRACTION": ".3"},
         {"XLA_PYTHON_CLIENT_ALLOCATOR": "platform"},
     ):
         environ = dict(chosen)

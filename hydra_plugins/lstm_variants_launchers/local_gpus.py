@@ -27,13 +27,16 @@ from pathlib import Path
 # JAX's settings for how it takes GPU memory; one set by the user is left as it is.
 MEMORY_SETTINGS = (
     "XLA_PYTHON_CLIENT_PREALLOCATE",
-    "XLA_PYTHON_CLIENT_MEM_FRACTION",
+    "XLA_CLIENT_MEM_FRACTION",
+    "XLA_PYTHON_CLIENT_MEM_FRACTION",  # the older name of the one above
     "XLA_PYTHON_CLIENT_ALLOCATOR",
 )
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one entry per GPU the driver knows
 
 
-def visible_gpus(environ: MutableMapping[str, str] = os.environ, driver: Path = NVIDIA_GPUS):
+def visible_gpus(
+    environ: MutableMapping[str, str] = os.environ, driver: Path = NVIDIA_GPUS
+) -> list[str]:
     """This process's CUDA GPUs as ``CUDA_VISIBLE_DEVICES`` entries: that variable's entries when
     it is set (none for an empty one), else every GPU of the NVIDIA driver, as numbers."""
     if "CUDA_VISIBLE_DEVICES" in environ:

@@ -131,7 +131,7 @@ class SubmititLauncher(BaseSubmititLauncher):
 
         return executor.map_array(self, *zip(*job_params, strict=True))
 
-    def set_devices(self, executor) -> None:
+    def set_devices(self, executor: Any) -> None:
         """Adjust the devices of ``executor``'s jobs: as configured (a cluster allots them)."""
 
 
@@ -150,15 +150,19 @@ class LocalLauncher(SubmititLauncher):
             job._results_timeout_s = LOCAL_RESULTS_WAIT_S
         return jobs
 
-    def set_devices(self, executor) -> None:
-        """With ``gpus_per_node`` null, the jobs see this process's GPUs (``local_gpus``).
+    def set_devices(self, executor: Any) -> None:
+        """The jobs see this process's GPUs (``local_gpus``): all of them with ``gpus_per_node``
+        null, the first N with N (GPUs 0 to N-1, submitit's choice, where fewer are visible).
 
         submitit's local executor writes its ``visible_gpus`` entries into ``CUDA_VISIBLE_DEVICES``
         as they are; its public setter would take numbers only, not a ``GPU-<uuid>``.
         """
-        if self.params.get("gpus_per_node") is None:
-            gpus = visible_gpus()
-            executor._executor.parameters.update(gpus_per_node=len(gpus), visible_gpus=tuple(gpus))
+        gpus, wanted = visible_gpus(), self.params.get("gpus_per_node")
+        if wanted is None or 0 < wanted <= len(gpus):
+            count = len(gpus) if wanted is None else wanted
+            executor._executor.parameters.update(
+                gpus_per_node=count, visible_gpus=tuple(gpus[:count])
+            )
 
 
 class SlurmLauncher(SubmititLauncher):

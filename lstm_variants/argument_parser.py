@@ -17,3 +17,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, except that an option a sub-command does not know is reported by that
+        sub-command's parser, whose ``--help`` lists its options."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self.chosen_parser(parsed).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
+
+    def chosen_parser(self, parsed: argparse.Namespace) -> ArgumentParser:
+        """The parser of the (innermost) sub-command ``parsed`` names; this one without any."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest, None))
+                if isinstance(chosen, ArgumentParser):
+                    return chosen.chosen_parser(parsed)
+        return self

@@ -80,7 +80,7 @@ def test_cli_writes_the_figure_and_the_table(two_runs, capsys):
     out = two_runs / "curves_out"
     assert main(["curves", str(two_runs), "--out", str(out), "--target", "2.0"]) == 0
     table = (out / "curves.md").read_text()
-    assert table.startswith("bits per char per epoch, training and validation set of each run")
+    assert table.startswith("Metric bits_per_char: one row per epoch, training and validation")
     assert "vanilla dropout=0.2: valid" in table and f"{1.38 / LN2:.4f}" in table
     # epoch 5: only the longer run has a number; the shorter one's cells are '-'
     assert [cell.strip() for cell in table.splitlines()[-1].split("|")[1:-1]][:3] == ["5", "-", "-"]

@@ -151,6 +151,11 @@ def test_help_and_bad_usage_exit_through_argparse(capsys):
         (["describe", "adding", "-o", "novalue"], "argument --option/-o: expected key=value"),
         (["describe"], "the following arguments are required: name"),
         (["descibe", "adding"], "argument COMMAND: invalid choice: 'descibe'"),
+        # The sub-command's own help lists what it takes.
+        (
+            ["list", "--bogus"],
+            "list: error: unrecognized arguments: --bogus (see lstm-variants-data list",
+        ),
     ]:
         with pytest.raises(SystemExit) as exit_bad:
             main(argv)

@@ -145,5 +145,5 @@ def curves_markdown(table: pd.DataFrame, metric: str) -> str:
     formats = [".0f"] + [".4f"] * len(ordered)
     table = wide[ordered].reset_index().astype(object)
     table = table.where(table.notna(), None)  # a run that stopped earlier: '-', not 'nan'
-    caption = f"{metric.replace('_', ' ')} per epoch, training and validation set of each run"
+    caption = f"Metric {metric}: one row per epoch, training and validation set of each run"
     return caption + "\n\n" + table.to_markdown(index=False, floatfmt=formats, missingval="-")

@@ -13,7 +13,6 @@ no hook for this (its errors are raised from inside ``hydra.main``), hence this 
 
 from __future__ import annotations
 
-import difflib
 import re
 import shutil
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from lstm_variants.config_folders import (
     split_config_dir_flags,
 )
 from lstm_variants.config_values import check_values
-from lstm_variants.errors import ConfigError
+from lstm_variants.errors import ConfigError, nearest_hint
 from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import hydra_error_line, unknown_key
 from lstm_variants.records import keys_drawn_everywhere
@@ -119,8 +118,7 @@ def unknown_choice(argv: list[str]) -> str | None:
         valid = group_choices(group, extra_dirs)
         for name in value.split(","):
             if name not in valid:
-                near = difflib.get_close_matches(name, valid, n=1)
-                hint = f" (did you mean {near[0]}?)" if near else ""
+                hint = nearest_hint(name, valid)
                 return f"unknown {group} '{name}'{hint}; valid {group} names: {', '.join(valid)}"
     return None
 

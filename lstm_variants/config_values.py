@@ -23,14 +23,13 @@ configs.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lstm_variants.errors import ConfigError
+from lstm_variants.errors import ConfigError, nearest_hint
 
 
 @dataclass(frozen=True)
@@ -309,8 +308,7 @@ def check_cell_options(cell: Any, options: Mapping[str, Any], name: str | None =
     valid = sorted(set(fields) - {"parent", "name", "features"})
     for key in options:
         if key not in valid:
-            near = difflib.get_close_matches(key, valid, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
+            hint = nearest_hint(key, valid)
             label = name or getattr(cell, "__name__", type(cell).__name__)
             raise ConfigError(
                 f"cell '{label}' has no option {key!r}{hint}; valid options: {', '.join(valid)}"

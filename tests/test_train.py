@@ -68,6 +68,9 @@ def test_same_seed_same_record_bitwise(tmp_path, monkeypatch):
     with jax.default_matmul_precision("tensorfloat32"):
         run_trial(config(), tmp_path / "f", progress=False)
     assert len(compiled) == 4
+    with jax.enable_x64(True):  # 64-bit indices and integer constants in the traced program
+        run_trial(config(), tmp_path / "g", progress=False)
+    assert len(compiled) == 5
 
 
 def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):

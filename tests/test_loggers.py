@@ -186,13 +186,20 @@ def test_tensorboard_scalars_equal_the_curve(tmp_path):
     assert "_hparams_/session_end_info" in plugins
 
 
-def test_tensorboard_log_dir_setting(tmp_path):
+def test_tensorboard_log_dir_setting(tmp_path, capsys):
     pytest.importorskip("tensorboardX")
     logger = make_logger(logger_cfg("tensorboard", log_dir=str(tmp_path / "tb")), tmp_path / "out")
     logger.log_trial(make_record("t1"))
     logger.log_trial(make_record("t2"))
     assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["t1", "t2"]
     assert not (tmp_path / "out").exists()
+    capsys.readouterr()
+    logger.close()
+    logger.close()  # said once: nothing logged since
+    assert capsys.readouterr().err.splitlines() == [
+        f"tensorboard: 2 trial(s) in {tmp_path / 'tb'}; view with: tensorboard --logdir "
+        f"{tmp_path / 'tb'}"
+    ]
 
 
 # --- MLflow (fake module) --------------------------------------------------------------------------
@@ -234,7 +241,7 @@ def install_fake_mlflow(monkeypatch, fail_on: str | None = None) -> list:
     return calls
 
 
-def test_mlflow_run_per_trial(monkeypatch, tmp_path):
+def test_mlflow_run_per_trial(monkeypatch, tmp_path, capsys):
     calls = install_fake_mlflow(monkeypatch)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     record = make_record()
@@ -242,7 +249,12 @@ def test_mlflow_run_per_trial(monkeypatch, tmp_path):
     logger.log_trial(record)
     logger.log_trial(make_record("def456"))
     logger.close()
-    assert calls[0] == ("client", f"sqlite:///{tmp_path.resolve()}/mlflow.db")
+    uri = f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert capsys.readouterr().err.splitlines() == [
+        f"mlflow: 2 trial(s) in experiment(s) quick at {uri}; view with: "
+        f"mlflow ui --backend-store-uri {uri}"
+    ]
+    assert calls[0] == ("client", uri)
     names = [call[0] for call in calls]
     assert names.count("create_experiment") == 1  # the study's experiment, made once
     assert calls[names.index("create_experiment")][1] == ("quick",)
@@ -277,6 +289,7 @@ def test_logging_failure_is_one_warning_line(monkeypatch, tmp_path, capsys):
     calls = install_fake_mlflow(monkeypatch, fail_on="log_batch")
     logger = make_logger(logger_cfg("mlflow"), tmp_path)
     logger.log_trial(make_record())  # does not raise
+    logger.close()  # and the failed trial is not counted as logged
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("warning: mlflow logger failed for trial abc123")
@@ -322,19 +335,25 @@ def install_fake_wandb(monkeypatch) -> list:
 
     wandb = types.ModuleType("wandb")
     wandb.init = lambda **kwargs: calls.append(("init", kwargs)) or Run()
+    wandb.Settings = types.SimpleNamespace
     monkeypatch.setitem(sys.modules, "wandb", wandb)
     return calls
 
 
-def test_wandb_offline_run_per_trial(monkeypatch, tmp_path):
+def test_wandb_offline_run_per_trial(monkeypatch, tmp_path, capsys):
     calls = install_fake_wandb(monkeypatch)
     record = make_record()
     logger = make_logger(logger_cfg("wandb", project="p"), tmp_path)
     logger.log_trial(record)
     logger.close()
+    runs = tmp_path / "wandb"
+    assert capsys.readouterr().err.splitlines() == [
+        f"wandb: 1 trial(s) in {runs}; upload with: wandb sync {runs}/offline-run-*"
+    ]
     init = calls[0][1]
     assert init["name"] == "abc123" and init["project"] == "p" and init["group"] == "quick"
     assert init["mode"] == "offline" and init["dir"] == str(tmp_path)
+    assert init["settings"].silent  # W&B's own ~25 lines per run would bury a study's output
     assert init["config"] == trial_params(record)
     assert [(c[1], c[2]) for c in calls if c[0] == "log"] == epoch_scalars(record)
     assert ("summary", final_metrics(record)) in calls

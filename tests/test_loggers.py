@@ -3,6 +3,7 @@ sys.modules, no network) receive the expected calls; failures are one line, neve
 
 from __future__ import annotations
 
+import inspect
 import struct
 import sys
 import types
@@ -205,6 +206,20 @@ def test_tensorboard_log_dir_setting(tmp_path, capsys):
 # --- MLflow (fake module) --------------------------------------------------------------------------
 
 
+# The client methods the logger uses, with their signatures in mlflow 3.17 (checked against the
+# real package); wandb.init's keywords likewise (wandb 0.31).
+MLFLOW_CLIENT_METHODS = {
+    "get_experiment_by_name": lambda name: None,
+    "create_experiment": lambda name, artifact_location=None, tags=None: None,
+    "create_run": lambda experiment_id, start_time=None, tags=None, run_name=None: None,
+    "log_batch": lambda run_id, metrics=(), params=(), tags=(), synchronous=None: None,
+    "set_terminated": lambda run_id, status=None, end_time=None: None,
+}
+WANDB_INIT_KEYWORDS = (
+    "entity project dir id name notes tags config group job_type mode resume settings".split()
+)
+
+
 def install_fake_mlflow(monkeypatch, fail_on: str | None = None) -> list:
     """A fake ``mlflow`` whose MlflowClient records its calls; ``fail_on`` names one that raises."""
     calls: list = []
@@ -215,7 +230,12 @@ def install_fake_mlflow(monkeypatch, fail_on: str | None = None) -> list:
             self.experiments: dict[str, str] = {}
 
         def __getattr__(self, method):
+            if method not in MLFLOW_CLIENT_METHODS:
+                raise AttributeError(f"'MlflowClient' object has no attribute '{method}'")
+
             def call(*args, **kwargs):
+                # A call the real client would refuse (a misspelt keyword) is a TypeError here too.
+                inspect.signature(MLFLOW_CLIENT_METHODS[method]).bind(*args, **kwargs)
                 calls.append((method, args, kwargs))
                 if method == fail_on:
                     raise RuntimeError("server said no\nsecond line")
@@ -334,7 +354,14 @@ def install_fake_wandb(monkeypatch) -> list:
             calls.append(("finish", exit_code))
 
     wandb = types.ModuleType("wandb")
-    wandb.init = lambda **kwargs: calls.append(("init", kwargs)) or Run()
+
+    def init(**kwargs):
+        unknown = set(kwargs) - set(WANDB_INIT_KEYWORDS)
+        assert not unknown, f"wandb.init() got unexpected keyword(s) {unknown}"
+        calls.append(("init", kwargs))
+        return Run()
+
+    wandb.init = init
     wandb.Settings = types.SimpleNamespace
     monkeypatch.setitem(sys.modules, "wandb", wandb)
     return calls

@@ -200,29 +200,32 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         check_logger_directory(resolved)
         if flags:
             check_launcher(cfg)
-            check_options_of_swept_cells(argv, cfg, resolved)
+            cells = swept_cells(argv, cfg, resolved)
+            check_options_of_swept_cells(cells, resolved)
     except ConfigError as error:
         return str(error)
     added = unknown_top_level_key(cfg, overrides, hydra_settings, config_dirs, config_name)
-    return added or (other_values_error(argv, resolved, config_dirs) if flags else None)
+    return added or (other_values_error(argv, resolved, config_dirs, cells) if flags else None)
 
 
-def check_options_of_swept_cells(argv: list[str], cfg: DictConfig, resolved: dict) -> None:
+def swept_cells(argv: list[str], cfg: DictConfig, resolved: dict) -> list[str]:
+    """The cells a multirun trains: its ``cell=a,b`` (or a sweep config's), else the one cell."""
+    for argument in argv:
+        if argument.partition("=")[0].lstrip("+") == "cell":
+            return [value.partition("=")[2] for value in sweep_values(argument) or []]
+    swept = OmegaConf.select(cfg, "hydra.sweeper.params.cell", default=None)
+    if swept is not None:
+        return [value.partition("=")[2] for value in sweep_values(f"cell={swept}") or []]
+    return [str((resolved.get("cell") or {}).get("name"))]
+
+
+def check_options_of_swept_cells(cells: Sequence[str], resolved: dict) -> None:
     """Cell options given to a sweep over cells must suit every cell it sweeps: with
     ``-m cell=vanilla,gru +cell.options.forget_bias=1.0`` the vanilla job would train and the GRU
     job fail. The cells' attributes come from the cells themselves (Flax), imported only here."""
     options = (resolved.get("cell") or {}).get("options") or {}
     if not options:
         return
-    cells = [str((resolved.get("cell") or {}).get("name"))]
-    for argument in argv:
-        if argument.partition("=")[0].lstrip("+") == "cell":
-            cells = [value.partition("=")[2] for value in sweep_values(argument) or []]
-            break
-    else:
-        swept = OmegaConf.select(cfg, "hydra.sweeper.params.cell", default=None)
-        if swept is not None:
-            cells = [value.partition("=")[2] for value in sweep_values(f"cell={swept}") or []]
     from lstm_variants.cells import VARIANTS, check_cell
 
     for name in cells:
@@ -335,13 +338,14 @@ def unknown_top_level_key(
 
 
 def other_values_error(
-    argv: list[str], resolved: dict, config_dirs: Sequence[Path] = ()
+    argv: list[str], resolved: dict, config_dirs: Sequence[Path] = (), cells: Sequence[str] = ()
 ) -> str | None:
     """The first bad value among the other values of the swept keys, as one line; else None.
 
     Each value is set, as Hydra parses and merges it, into the config composed with the first
     values, which is then checked again: no compose per value, so ``seed=0,1,...,99`` costs a
-    hundred checks of a dict. Groups are left out (their choices are shipped configs, checked by
+    hundred checks of a dict. A cell option's value is also checked against each of ``cells``,
+    the cells the sweep trains. Groups are left out (their choices are shipped configs, checked by
     name in ``unknown_choice``), and so are deletions (``~key``), interpolations and Hydra's own
     keys.
     """
@@ -360,6 +364,8 @@ def other_values_error(
                 checked = OmegaConf.to_container(candidate, resolve=True)
                 check_values(checked)
                 check_reference_cell(checked)
+                if key.startswith("cell.options."):
+                    check_options_of_swept_cells(cells, checked)
             except (HydraException, OmegaConfBaseException) as error:
                 return f"{value}: " + " ".join(str(error).splitlines()[0].split())
             except ConfigError as error:

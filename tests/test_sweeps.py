@@ -562,6 +562,18 @@ def test_cell_options_that_a_swept_cell_lacks_end_the_command_before_any_job():
     )
     assert problem(["-m", "+sweep=greff_jsb", "+cell.options.peepholes=false"]) is None
     assert problem(["-m", "cell=vanilla,nfg", "+cell.options.peepholes=false"]) is None
+    # Every value of a swept option, not only the first, against every swept cell.
+    assert problem(["-m", "+cell.options.input_activation=tanh,relu"]) == (
+        "cell 'vanilla' of this sweep: unknown activation 'relu'; valid: tanh, identity "
+        "(the cell options of a sweep apply to every cell it sweeps)"
+    )
+    assert problem(["-m", "cell=vanilla,cifg", "+cell.options.forget_bias=0.0,1.0"]).startswith(
+        "cell 'cifg' of this sweep: forget_bias=1.0 sets the initial b_f, and this cell has none"
+    )
+    assert problem(["-m", "cell=vanilla", "+cell.options.peepholes=true,maybe"]).startswith(
+        "cell 'vanilla' of this sweep: cell.options.peepholes must be true or false, got 'maybe'"
+    )
+    assert problem(["-m", "cell=vanilla,nig", "+cell.options.peepholes=true,false"]) is None
 
 
 def test_a_bad_swept_value_ends_the_command_before_any_job_starts(tmp_path, app):

@@ -44,10 +44,26 @@ def test_a_table_reads_back_and_a_failed_write_keeps_the_old_one(tmp_path, name)
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
-def test_a_text_is_replaced_whole(tmp_path):
+def test_a_text_is_replaced_whole_and_a_failed_write_keeps_the_old_one(tmp_path, monkeypatch):
     path = tmp_path / "report.md"
     write_text_atomic(path, "# old\n")
     write_text_atomic(path, "# new\n")
+    assert path.read_text() == "# new\n"
+    # A write that fails halfway: the text's second line cannot be encoded (a lone surrogate), so
+    # the first line may already be written when it fails. A plain write_text would have truncated
+    # the file by then; the atomic one leaves the earlier text whole and no temporary file.
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(path, "# half\n\ud800\n")
+    assert path.read_text() == "# new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+    # A write cut short after the text is out but before the rename (a kill, a full quota).
+    def interrupted(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", interrupted)
+    with pytest.raises(OSError, match="No space left"):
+        write_text_atomic(path, "# newer\n")
     assert path.read_text() == "# new\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
 

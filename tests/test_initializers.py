@@ -27,6 +27,78 @@ def test_scale_is_a_gain_and_one_is_flax_exactly(name, flax_init):
     np.testing.assert_allclose(make_initializer(name, 0.5)(KEY, SHAPE), 0.5 * plain, rtol=1e-6)
 
 
+# A large draw, so that its spread pins the distribution: fan_in 300, fan_out 200.
+WIDE, GAIN = (300, 200), 0.5
+
+
+def lies_within_and_reaches_both_ends(draw, bound):
+    """All of ``draw`` in [-bound, bound], its extremes within 2 % of either end, mean near 0:
+    a range shifted or halved (U(0, s), say) fails one of these."""
+    assert np.abs(draw).max() <= bound
+    assert draw.min() < -0.98 * bound and draw.max() > 0.98 * bound
+    assert abs(draw.mean()) < 0.01 * bound
+
+
+def check_glorot_uniform(draw):
+    lies_within_and_reaches_both_ends(draw, GAIN * np.sqrt(6 / sum(WIDE)))
+
+
+def check_orthogonal(draw):
+    # gain * Q with orthonormal columns: Q^T Q = I, so draw^T draw = gain^2 I, and the draw is
+    # exactly the gain times the unit-gain draw of the same key. A small matrix: each new shape
+    # compiles its own QR (seconds).
+    np.testing.assert_allclose(draw.T @ draw, GAIN**2 * np.eye(SHAPE[1]), atol=1e-6)
+    unit = np.asarray(make_initializer("orthogonal")(KEY, SHAPE))
+    np.testing.assert_allclose(draw, GAIN * unit, rtol=1e-6, atol=1e-7)
+
+
+def check_uniform(draw):
+    lies_within_and_reaches_both_ends(draw, GAIN)  # U(-scale, scale): scale is a half-width
+    np.testing.assert_allclose(draw.std(), GAIN / np.sqrt(3), rtol=0.02)
+
+
+def check_normal(draw):
+    assert abs(draw.mean()) < 0.01 * GAIN
+    np.testing.assert_allclose(draw.std(), GAIN, rtol=0.02)  # scale is the standard deviation
+    assert (draw < 0).mean() == pytest.approx(0.5, abs=0.01)
+
+
+def check_lecun_normal(draw):
+    # Truncated at two standard deviations of the underlying normal, rescaled so that the draw's
+    # own standard deviation is gain / sqrt(fan_in).
+    std = GAIN / np.sqrt(WIDE[0])
+    np.testing.assert_allclose(draw.std(), std, rtol=0.02)
+    assert abs(draw.mean()) < 0.01 * std
+    assert np.abs(draw).max() <= 2 * std / 0.8796 * 1.001
+
+
+def check_zeros(draw):
+    assert not draw.any()
+
+
+CHECKS = {
+    "glorot_uniform": check_glorot_uniform,
+    "orthogonal": check_orthogonal,
+    "uniform": check_uniform,
+    "normal": check_normal,
+    "lecun_normal": check_lecun_normal,
+    "zeros": check_zeros,
+}
+
+
+def test_every_initialiser_the_config_offers_is_checked_here():
+    assert set(CHECKS) == set(INITIALIZER_NAMES)
+
+
+@pytest.mark.parametrize("name", INITIALIZER_NAMES)
+def test_each_initialiser_draws_the_distribution_its_name_and_scale_say(name):
+    scale = 1.0 if name == "zeros" else GAIN
+    shape = SHAPE if name == "orthogonal" else WIDE
+    draw = np.asarray(make_initializer(name, scale)(KEY, shape), np.float64)
+    assert draw.shape == shape
+    CHECKS[name](draw)
+
+
 def test_zeros_refuses_a_scale_it_would_ignore():
     np.testing.assert_array_equal(make_initializer("zeros")(KEY, SHAPE), np.zeros(SHAPE))
     with pytest.raises(ConfigError, match="the zeros initialiser takes no scale, got 0.5"):

@@ -333,3 +333,34 @@ def test_input_noise_is_per_member_and_changes_training(adding):
     a, b = train(adding, [quiet, noisy], settings=settings)
     assert a.curve[0]["train_loss"] != b.curve[0]["train_loss"]
     assert_same_run(a, train(adding, [quiet], settings=settings)[0])
+
+
+def test_input_noise_has_each_members_standard_deviation(adding, monkeypatch):
+    # The loss is swapped for one that measures its inputs: on all-zero inputs they are the noise
+    # alone, so the epoch's "loss" is the noise's mean square, the std squared of each member.
+    import lstm_variants.train as train_module
+
+    def noise_power(model, data, normalization="frame"):
+        def loss_fn(params, inputs, targets, lengths, sequence_weights, carries=None, dropout=None):
+            total = jnp.sum(jnp.square(inputs))
+            frames = jnp.asarray(inputs.size, inputs.dtype)
+            return total / frames + 0.0 * params["w"].sum(), (total, frames, carries, None)
+
+        return loss_fn
+
+    monkeypatch.setattr(train_module, "make_loss_fn", noise_power)
+    stds = jnp.asarray([0.5, 0.1])
+    optimizer = make_member_optimizer({"name": "sgd"})
+    epoch = train_module.make_member_epoch_fn(model_for(adding), optimizer, adding, SETTINGS)
+    epoch = jax.vmap(epoch, in_axes=(0, 0, 0, 0, 0, 0, None, None, None, None))
+    params = {"w": jnp.zeros((2, 1))}
+    hyper = dict(learning_rate=0.0, momentum=0.0, clip_norm=math.inf, clip_value=math.inf)
+    opt_state = jax.vmap(lambda p: optimizer(**hyper).init(p))(params)
+    inputs = jnp.zeros((64, 50, adding.input_size))  # 6,400 draws per member
+    targets, lengths = jnp.zeros((64, adding.output_size)), jnp.full(64, 50, jnp.int32)
+    _, _, power = epoch(
+        params, opt_state, {"w": jnp.ones((2, 1))}, {"input_noise": stds, "dropout": jnp.zeros(2)},
+        jax.random.split(jax.random.key(0), 2), jnp.ones(2, bool), jnp.int32(1),
+        inputs, targets, lengths,
+    )  # fmt: skip
+    np.testing.assert_allclose(np.sqrt(power), stds, rtol=0.05)  # 6,400 draws: within 2 %

@@ -236,6 +236,48 @@ def test_gate_report_names_the_gates_and_retention(cell, gates):
     assert (report.retention_values is None) == (not gates)
 
 
+def test_gate_report_counts_the_valid_steps_of_unequal_sequences_only():
+    """Saturation, retention and long-memory units against the reference LSTM run over each
+    sequence's own steps: padding (held state, zero input) would add steps that were never seen."""
+    import dataclasses
+
+    from reference_cells import lstm_step
+
+    B, T, H = 4, 8, 4
+    lengths = np.array([8, 5, 3, 1], np.int32)
+    inputs = 3.0 * np.random.default_rng(2).normal(size=(B, T, 2)).astype(np.float32)  # saturates
+    inputs[np.arange(T)[None, :] >= lengths[:, None]] = 0.0
+    split = Split(inputs, np.zeros((B, 1), np.float32), lengths)
+    data = dataclasses.replace(_tiny_adding(), valid=split)
+    model = SequenceModel(cell="vanilla", hidden_size=H, output_size=1, readout_at="last_step")
+    variables = _init(model, data, seed=3)
+    report = gate_report(model, variables, data, num_sequences=B, mostly=0.15)
+
+    P = variables["params"]["layer_0"]
+    seen = {"i": [], "f": [], "o": []}
+    for b in range(B):
+        # Without full gate recurrence the gates named in the state feed nothing: the reference
+        # step only hands back this step's i, f, o under those names.
+        state = (jnp.zeros((1, H)), jnp.zeros((1, H)), dict.fromkeys(seen))
+        for t in range(lengths[b]):
+            with jax.numpy_rank_promotion("allow"):
+                state, _ = lstm_step(P, state, jnp.asarray(inputs[b : b + 1, t]), {})
+            for gate in seen:
+                seen[gate].append(np.asarray(state[2][gate])[0])
+    seen = {gate: np.stack(values) for gate, values in seen.items()}  # (17 valid steps, H)
+    for gate, values in seen.items():
+        np.testing.assert_allclose(report.saturation[gate].left, (values < 0.1).mean(0))
+        np.testing.assert_allclose(report.saturation[gate].right, (values > 0.9).mean(0))
+    assert all((v < 0.1).any() and (v > 0.9).any() for v in seen.values())  # counts to compare
+    np.testing.assert_allclose(
+        np.sort(report.retention_values), np.sort(seen["f"].ravel()), rtol=1e-5, atol=1e-6
+    )
+    share = (seen["f"] > 0.9).mean(0)
+    long_memory = sorted(((j, share[j]) for j in range(H) if share[j] > 0.15), key=lambda u: -u[1])
+    assert long_memory and [j for j, _ in report.long_memory] == [j for j, _ in long_memory]
+    np.testing.assert_allclose([f for _, f in report.long_memory], [f for _, f in long_memory])
+
+
 def _diagnose_config(tmp_path, *overrides):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(

@@ -112,11 +112,27 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
     assert len(warning) == 1 and "rerun the command" in warning[0] and "job x=1 " in warning[0]
 
 
-def test_the_local_launcher_shortens_a_wait_submitit_still_has():
-    # LocalLauncher.submit sets this private attribute; renamed, the setting would do nothing.
+def test_the_local_launcher_shortens_a_wait_submitit_still_has(tmp_path, monkeypatch):
+    # submitit gives an ended job 15 s for its result file; LocalLauncher.submit cuts that to
+    # LOCAL_RESULTS_WAIT_S on each job it submits, through this private attribute: renamed in
+    # submitit, the setting would do nothing.
     from submitit.core.core import Job
+    from submitit.local.local import LocalJob
 
-    assert isinstance(Job._results_timeout_s, int | float) and Job._results_timeout_s > 1
+    from hydra_plugins.lstm_variants_launchers.submitit_launcher import (
+        LOCAL_RESULTS_WAIT_S,
+        LocalLauncher,
+        SubmititLauncher,
+    )
+
+    assert isinstance(Job._results_timeout_s, int | float)
+    assert Job._results_timeout_s > LOCAL_RESULTS_WAIT_S
+    # The job array as submitit hands it back, without starting any process.
+    submitted = [LocalJob(tmp_path, f"{n}") for n in (101, 102)]
+    monkeypatch.setattr(SubmititLauncher, "submit", lambda self, overrides, first: submitted)
+    jobs = LocalLauncher().submit([["x=0"], ["x=1"]], 0)
+    assert jobs == submitted
+    assert [vars(job).get("_results_timeout_s") for job in jobs] == [LOCAL_RESULTS_WAIT_S] * 2
 
 
 def test_the_warning_for_a_broken_batch_names_a_few_jobs_and_counts_the_rest(capsys):

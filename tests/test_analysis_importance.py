@@ -172,3 +172,19 @@ def test_the_importance_command_warns_where_the_forest_predicts_nothing(tmp_path
     assert main(["importance", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warning) == 1 and "the forest does not predict the metric" in warning[0]
+
+
+def test_pairs_that_never_interact_are_exact_zeros_in_their_own_order():
+    """f is a step in a alone: every tree makes one split, on a, so the other main effects and
+    every pair's variance are zero. Computed as differences of sums they come out as +-1e-17
+    noise, whose order varies with the platform, unless snapped to 0."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(64, 3))
+    y = np.where(x[:, 0] > 0.2, 1.0, 0.0)
+    main, pairs = variance_fractions(fit_surrogate(x, y, ["a", "b", "c"], ["linear"] * 3, CUBE))
+    assert main["parameter"].tolist() == ["a", "b", "c"]
+    assert main["fraction"].tolist()[1:] == [0.0, 0.0]
+    assert pairs["fraction"].tolist() == [0.0, 0.0, 0.0]
+    assert list(zip(pairs["parameter_a"], pairs["parameter_b"], strict=True)) == [
+        ("a", "b"), ("a", "c"), ("b", "c")
+    ]  # fmt: skip

@@ -56,6 +56,7 @@ import pandas as pd
 from lstm_variants.analysis.collect import AnalysisError
 
 SCALES = ("linear", "log", "one_minus_log", "categorical")
+ROUNDING_ZERO = 1e-12  # a variance fraction this small is an exact zero seen through rounding
 
 # Hyperparameters a record always carries (``hyperparameters``); used when there is no ``sampled``.
 NUMERIC_HYPERPARAMETERS = (
@@ -448,13 +449,17 @@ def variance_fractions(
     if not mains:
         raise AnalysisError("the metric does not vary with any hyperparameter (zero variance)")
     mains, pair_rows = np.array(mains), np.array(pair_rows).reshape(len(mains), len(pair_index))
+    # A pair's variance is a difference of sums; where the trees never split on both it is zero
+    # up to rounding (+-1e-17), whose sign and order vary with the BLAS and summation order. Snap
+    # it to 0 so that tables regenerate the same everywhere (ties keep the pairs' order).
+    mains, pair_rows = (np.where(np.abs(a) < ROUNDING_ZERO, 0.0, a) for a in (mains, pair_rows))
     main = pd.DataFrame(
         {
             "parameter": surrogate.names,
             "fraction": mains.mean(axis=0),
             "fraction_std": mains.std(axis=0),
         }
-    ).sort_values("fraction", ascending=False, ignore_index=True)
+    ).sort_values("fraction", ascending=False, ignore_index=True, kind="stable")
     pair_frame = pd.DataFrame(
         {
             "parameter_a": [surrogate.names[a] for a, _ in pair_index],
@@ -462,7 +467,7 @@ def variance_fractions(
             "fraction": pair_rows.mean(axis=0) if pair_index else [],
             "fraction_std": pair_rows.std(axis=0) if pair_index else [],
         }
-    ).sort_values("fraction", ascending=False, ignore_index=True)
+    ).sort_values("fraction", ascending=False, ignore_index=True, kind="stable")
     return main, pair_frame
 
 

@@ -117,6 +117,22 @@ def test_the_geometric_average_weighs_every_sequence_alike():
         mean_by_lag(jnp.asarray(grads), jnp.asarray(lengths), "harmonic")
 
 
+def test_a_planted_rate_fits_lower_where_the_short_sequences_have_the_large_norms():
+    # docs/diagnostics.md: each lag averages the sequences that reach it, so with unequal lengths
+    # the set changes along the profile. Every sequence here decays at exactly 1/2 per step.
+    def fitted(norms):
+        lengths = np.array([7, 5, 3])
+        lags = np.arange(7)
+        grads = np.zeros((7, 3, 2), np.float32)
+        for b, (length, norm) in enumerate(zip(lengths, norms, strict=True)):
+            grads[length - 1 - lags[:length], b, 0] = norm * 0.5 ** lags[:length]
+        return fit_rate(mean_by_lag(jnp.asarray(grads), jnp.asarray(lengths))).rate
+
+    assert fitted([1.0, 1.0, 1.0]) == pytest.approx(0.5, rel=1e-5)
+    assert fitted([1.0, 2.0, 4.0]) == pytest.approx(0.41, abs=0.005)  # the large ones drop out
+    assert fitted([4.0, 2.0, 1.0]) == pytest.approx(0.57, abs=0.005)  # the small ones drop out
+
+
 def test_fit_rate_ignores_underflowed_lags():
     profile = np.array([1.0, 0.5, 0.25, 0.125, 0.0, 0.0, np.nan])
     fit = fit_rate(profile, first_lag=0)

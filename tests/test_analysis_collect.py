@@ -64,14 +64,26 @@ def test_corrupt_partial_and_duplicate_records_are_counted(sweep, tmp_path, caps
     assert set(reasons) == {"truncated.json", "list.json", "partial.json"}
     assert "invalid JSON" in reasons["truncated.json"]
     assert "missing" in reasons["partial.json"]
-    assert len(collection.duplicates) == 1
-    assert "skipped 3 unreadable record(s), 1 duplicate(s)" in collection.summary()
+    ((duplicate, reason),) = collection.duplicates
+    assert duplicate == str(copy / "again.json")
+    assert reason.startswith("duplicate trial_id of ") and reason.endswith(", same results")
+    assert collection.summary().endswith("skipped 3 unreadable record(s), 1 duplicate(s)")
     paths = collection.save(tmp_path / "out")
     assert len(pd.read_csv(paths["skipped"])) == 4
     capsys.readouterr()
     assert main(["collect", str(directory), str(tmp_path / "copy"), "--out", str(tmp_path)]) == 0
     assert len(collection.summary()) > 80  # one line even where it is wider than the terminal
     assert collection.summary() in capsys.readouterr().err.splitlines()
+    # The same config trained again (alone, say) holds other numbers: said, not just counted.
+    retrained = records[0] | {"metrics": records[0]["metrics"] | {"best_valid": 1.0}}
+    (copy / "again.json").write_text(json.dumps(retrained))
+    ((_, reason),) = collect([directory, tmp_path / "copy"]).duplicates
+    assert reason.endswith(", other results")
+    assert (
+        collect([directory, tmp_path / "copy"])
+        .summary()
+        .endswith("1 duplicate(s) (1 with other results than the record kept: see skipped.csv)")
+    )
 
 
 @pytest.mark.parametrize(

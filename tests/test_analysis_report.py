@@ -1,5 +1,7 @@
 """plots, report and the command line: files are written, non-empty, of the expected size."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -289,3 +291,22 @@ def test_a_summary_without_a_report_does_not_import_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_the_report_says_which_duplicates_hold_other_results(tmp_path):
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=8, seed=0), tmp_path / "s")
+    first, second = sorted((tmp_path / "s").rglob("records/*.json"))[:2]
+    copies = tmp_path / "again" / "records"
+    copies.mkdir(parents=True)
+    (copies / first.name).write_text(first.read_text())  # a copy
+    retrained = json.loads(second.read_text())
+    retrained["metrics"]["best_valid"] += 1.0  # the same config trained again
+    (copies / second.name).write_text(json.dumps(retrained))
+    report = write_report(
+        [tmp_path / "s", tmp_path / "again"], tmp_path / "r", trees=4, resamples=50,
+        permutations=50, status=lambda line: None,
+    )  # fmt: skip
+    assert (
+        "- 2 duplicate trial(s) kept once, 1 of them with other results than the record kept "
+        "(data/skipped.csv names each)"
+    ) in report.read_text()

@@ -26,7 +26,9 @@ Learning curves are long, so they go to a second table (``trial_id, epoch, train
 Failed and partial sweeps are normal: a record that cannot be read (truncated JSON, not an object,
 missing ``cell``/``dataset``/``metrics``, a field of the wrong kind) is *skipped and counted* with
 its reason, and a trial found twice (the same ``trial_id`` under two of the directories) is kept
-once and counted as a duplicate. ``Collection.summary()`` says all of this in one line.
+once and counted as a duplicate: ``skipped.csv`` names the record kept, and says whether the two
+hold the same results (a copy) or not (the same config trained again, e.g. alone instead of in a
+population). ``Collection.summary()`` says all of this in one line.
 """
 
 from __future__ import annotations
@@ -85,14 +87,15 @@ class Collection:
       trials: one row per trial (see the module docstring for the columns).
       curves: one row per (trial, epoch).
       skipped: (path, reason) for every record file that could not be used.
-      duplicates: paths of records whose ``trial_id`` was already collected from another file.
+      duplicates: (path, reason) of records whose ``trial_id`` was already collected from another
+        file; the reason names that file and whether the metrics and curve are the same.
       directories: the directories searched.
     """
 
     trials: pd.DataFrame
     curves: pd.DataFrame
     skipped: list[tuple[str, str]]
-    duplicates: list[str]
+    duplicates: list[tuple[str, str]]
     directories: list[str]
 
     def summary(self) -> str:
@@ -109,6 +112,9 @@ class Collection:
         line += f"; skipped {len(self.skipped)} unreadable record(s)"
         if self.duplicates:
             line += f", {len(self.duplicates)} duplicate(s)"
+            other = sum(reason.endswith(OTHER_RESULTS) for _, reason in self.duplicates)
+            if other:
+                line += f" ({other} with other results than the record kept: see skipped.csv)"
         return line
 
     def save(self, output_dir: Path) -> dict[str, Path]:
@@ -122,8 +128,7 @@ class Collection:
         }
         write_table_atomic(paths["trials"], self.trials)
         write_table_atomic(paths["curves"], self.curves)
-        rows = [(path, reason) for path, reason in self.skipped]
-        rows += [(path, "duplicate trial_id") for path in self.duplicates]
+        rows = [*self.skipped, *self.duplicates]
         write_table_atomic(paths["skipped"], pd.DataFrame(rows, columns=["path", "reason"]))
         return paths
 
@@ -252,6 +257,15 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.sort_values(["dataset", "cell", "trial_id"], ignore_index=True)
 
 
+SAME_RESULTS = "same results"
+OTHER_RESULTS = "other results"
+
+
+def _results(record: dict) -> str:
+    """A record's metrics and curve as JSON text, to tell a copy from a run trained again."""
+    return json.dumps([record.get("metrics"), record.get("curve")], sort_keys=True)
+
+
 def collect(directories: Sequence[str | Path], progress: bool = False) -> Collection:
     """Read every record under ``directories`` into a ``Collection``.
 
@@ -268,7 +282,7 @@ def collect(directories: Sequence[str | Path], progress: bool = False) -> Collec
     directories = [str(Path(d)) for d in directories]
     roots = [(Path(d).resolve(), d) for d in directories]
     paths = find_record_files(directories)
-    rows, curves, skipped, duplicates, seen = [], [], [], [], set()
+    rows, curves, skipped, duplicates, seen = [], [], [], [], {}
     for path in _maybe_progress(paths, progress, "reading records"):
         record, reason = read_record_file(path)
         if record is None:
@@ -282,9 +296,16 @@ def collect(directories: Sequence[str | Path], progress: bool = False) -> Collec
             skipped.append((str(path), f"malformed: {type(error).__name__}: {error}"))
             continue
         if row["trial_id"] in seen:
-            duplicates.append(str(path))
+            kept, kept_results = seen[row["trial_id"]]
+            same = _results(record) == kept_results
+            duplicates.append(
+                (
+                    str(path),
+                    f"duplicate trial_id of {kept}, {SAME_RESULTS if same else OTHER_RESULTS}",
+                )
+            )
             continue
-        seen.add(row["trial_id"])
+        seen[row["trial_id"]] = (str(path), _results(record))
         rows.append(row)
         curves.extend(curve)
     curve_frame = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))

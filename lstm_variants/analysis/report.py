@@ -27,6 +27,7 @@ import pandas as pd
 
 from lstm_variants.analysis.best import best_table, best_trials
 from lstm_variants.analysis.collect import (
+    OTHER_RESULTS,
     AnalysisError,
     Collection,
     collect,
@@ -335,7 +336,12 @@ def render_report(
                 f"- ... and {len(collection.skipped) - len(listed)} more (data/skipped.csv)"
             )
         if collection.duplicates:
-            lines.append(f"- {len(collection.duplicates)} duplicate trial(s) kept once")
+            other = sum(reason.endswith(OTHER_RESULTS) for _, reason in collection.duplicates)
+            lines.append(
+                f"- {len(collection.duplicates)} duplicate trial(s) kept once"
+                + (f", {other} of them with other results than the record kept" if other else "")
+                + " (data/skipped.csv names each)"
+            )
     lines += [
         "",
         "## Comparison of cells",

@@ -322,8 +322,9 @@ def _train_chunk(
     active = np.arange(total) < count
 
     compile_started = time.perf_counter()
+    data_key = _data_key(data)
     cache_key = (
-        bucket_model, optimizer, _data_key(data), settings, with_dropout,
+        bucket_model, optimizer, data_key, settings, with_dropout,
         tuple(d.id for d in devices), total,
         # Settings JAX reads when tracing, which a program kept from before a change would ignore.
         jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision,
@@ -374,7 +375,7 @@ def _train_chunk(
             "population chunk", padded_hidden, total, len(devices), devices[0].device_kind,
             repr(settings), [dataclasses.astuple(m) for m in padded_members],
         )  # fmt: skip
-        saver = ChunkCheckpoint(checkpoint, identity)
+        saver = ChunkCheckpoint(checkpoint, identity, data_sha256=data_key[0])
     with saver or contextlib.nullcontext():
         if saver is not None:
             restored = saver.restore(state.arrays)

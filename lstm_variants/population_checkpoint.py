@@ -19,7 +19,8 @@ a checkpoint that cannot be read is reported in one line and the chunk trains fr
 orbax does the writing and reading. Written here, because orbax leaves them to its callers: what
 a chunk's state is and when it is saved; a sha256 list of each save's files, checked before
 reading (orbax fails on damaged files with a storm of errors from its threads); the code
-versions a checkpoint may be resumed under; and holding back signals while a save is written.
+versions and the data (its fingerprint) a checkpoint may be resumed under; and holding back
+signals while a save is written.
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ class ChunkCheckpoint:
     saves, and closed on exit.
     """
 
-    def __init__(self, settings: CheckpointSettings, identity: Sequence[Any]):
+    def __init__(
+        self, settings: CheckpointSettings, identity: Sequence[Any], data_sha256: str = ""
+    ):
+        self.data_sha256 = data_sha256
         digest = hashlib.sha256(json.dumps(list(identity), default=repr).encode()).hexdigest()
         self.population_directory = Path(settings.directory).absolute()
         self.directory = self.population_directory / digest[:16]
@@ -175,6 +179,13 @@ class ChunkCheckpoint:
         if progress.get("code") != code_identity():
             return self._refuse(
                 f"was saved by other code ({progress.get('code')}, now {code_identity()})"
+            )
+        if progress.get("data_sha256") != self.data_sha256:
+            # The same config over an edited file (a text_file dataset, a data folder replaced):
+            # resumed, its record would hold epochs trained on two datasets under one data_sha256.
+            return self._refuse(
+                f"was saved while training on other data (data_sha256 "
+                f"{str(progress.get('data_sha256'))[:12]}, now {self.data_sha256[:12]})"
             )
         self.saves, self.saved_epoch = step, int(progress["epoch"])
         for name in DEVICE_ARRAYS:
@@ -233,6 +244,7 @@ class ChunkCheckpoint:
             "curves": state.curves,
             "seconds": state.seconds,
             "code": code_identity(),
+            "data_sha256": self.data_sha256,
         }
         import orbax.checkpoint as ocp
 

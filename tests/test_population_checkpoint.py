@@ -202,6 +202,18 @@ def test_a_checkpoint_saved_by_other_code_is_one_line_and_the_chunk_trains_afres
     assert "saved by other code" in line and "'0.0.1'" in line and "from the start" in line
 
 
+def test_a_checkpoint_saved_on_other_data_is_one_line_and_the_chunk_trains_afresh(
+    adding, tmp_path, monkeypatch
+):
+    # The same config over an edited file: resumed, one record would mix epochs of both datasets.
+    def other_data(patch):
+        patch.setattr(type(adding), "fingerprint", lambda self: "e" * 64)
+
+    line = refused_checkpoint_line(adding, tmp_path, monkeypatch, while_saving=other_data)
+    assert "saved while training on other data (data_sha256 eeeeeeeeeeee, now " in line
+    assert line.endswith("training this chunk from the start")
+
+
 def test_a_failing_save_is_one_line_and_training_goes_on(adding, tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")

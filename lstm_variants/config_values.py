@@ -79,6 +79,15 @@ class Rule:
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
 
+def quote_advice(key: str, value: Any, rule: Rule) -> str | None:
+    """How to pass a name that Hydra's command line read as a number or a switch
+    (``data_dir=2024`` is the integer 2024), or None where the value is not such a name."""
+    if rule.kind != "text" or not isinstance(value, bool | int | float):
+        return None
+    written = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"a name that looks like a number needs quotes: {key}=\"'{written}'\""
+
+
 def _plain(bound: float) -> str:
     """A bound as written: 4294967295, not 4.29497e+09."""
     return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
@@ -135,6 +144,11 @@ RULES: dict[str, Rule] = {
     "diagnose.first_lag": COUNT,
     "diagnose.last_lag": COUNT,
     "diagnose.long_memory_mostly": Rule("number", low=0, high=1),
+    # Paths: Hydra reads data_dir=2024 as the integer 2024 (quote_advice).
+    "data_dir": Rule("text", nullable=True, null_means="$LSTM_VARIANTS_DATA_DIR or the cache"),
+    "compilation_cache": Rule("text", nullable=True),
+    "out_dir": Rule("text", nullable=True, null_means="the run's own folder"),
+    "search.rerun.from": Rule("text", nullable=True, null_means="no rerun"),
 }
 
 
@@ -172,7 +186,7 @@ def check_values(cfg: Mapping[str, Any]) -> None:
             how = (
                 f"the search draws it from search.space.{key}: change that distribution's fields"
                 if isinstance(drawn, Mapping) and key in drawn
-                else f"set it with {key}=VALUE"
+                else quote_advice(key, value, rule) or f"set it with {key}=VALUE"
             )
             raise ConfigError(f"{key} must be {rule.describe()}, got {value!r}; {how}")
     for key, choices in CHOICES.items():
@@ -319,7 +333,10 @@ def check_cell_options(cell: Any, options: Mapping[str, Any], name: str | None =
         if rule is not None and not rule.allows(value):
             raise ConfigError(
                 f"cell.options.{key} must be {rule.describe()}, got {value!r}; "
-                f"set it with +cell.options.{key}=VALUE"
+                + (
+                    quote_advice(f"+cell.options.{key}", value, rule)
+                    or f"set it with +cell.options.{key}=VALUE"
+                )
             )
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lstm_variants.config_values import rule_of_type
+from lstm_variants.config_values import quote_advice, rule_of_type
 from lstm_variants.data import licensed, music, text
 from lstm_variants.data.adding import adding_problem, solved_fraction
 from lstm_variants.data.arithmetic import arithmetic
@@ -174,8 +174,10 @@ def check_dataset_options(name: str, options: dict) -> None:
         # An option takes the kind of its annotation; its range is the loader's own check.
         rule = rule_of_type(parameters[key].annotation)
         if rule is not None and not rule.allows(value):
+            advice = quote_advice(f"dataset.options.{key}", value, rule)
             raise DataError(
                 f"dataset.options.{key} of {name!r} must be {rule.describe()}, got {value!r}"
+                + (f"; {advice}" if advice else "")
             )
 
 

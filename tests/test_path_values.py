@@ -1,0 +1,30 @@
+"""Path keys given as names that Hydra's command line reads as numbers (``data_dir=2024`` is the
+integer 2024): one error line that says how to quote them, for every command and config kind."""
+
+import pytest
+
+from lstm_variants.command_line import problem
+from lstm_variants.config_values import check_values
+from lstm_variants.data import check_dataset_options
+from lstm_variants.data.base import DataError
+from lstm_variants.errors import ConfigError
+
+
+@pytest.mark.parametrize("key", ["data_dir", "compilation_cache"])
+def test_a_path_written_as_a_number_is_one_line_that_says_how_to_quote_it(key):
+    assert problem([f"{key}=2024"]) == (
+        f"{key} must be a string (or null: "
+        + ("$LSTM_VARIANTS_DATA_DIR or the cache" if key == "data_dir" else "off")
+        + f"), got 2024; a name that looks like a number needs quotes: {key}=\"'2024'\""
+    )
+    assert problem([f"{key}='2024'"]) is None  # quoted, it is the folder 2024
+
+
+def test_the_other_commands_and_config_kinds_say_the_same():
+    with pytest.raises(ConfigError, match=r"""out_dir="'2029'"$"""):
+        check_values({"out_dir": 2029})  # lstm-variants-diagnose
+    with pytest.raises(ConfigError, match=r"""search.rerun.from="'1e-05'"$"""):
+        check_values({"search": {"rerun": {"from": 1e-05}}})
+    with pytest.raises(DataError, match=r"""dataset.options.path="'2026'"$"""):
+        check_dataset_options("text_file", {"path": 2026})
+    check_values({"data_dir": None, "out_dir": "2029", "compilation_cache": None})

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -229,3 +230,35 @@ def test_a_study_without_any_result_is_one_error_line_for_every_comparison(tmp_p
         )
     )
     assert main(["collect", sweep, "--out", out]) == 0  # the table lists them all the same
+
+
+def _trials_frame(cells):
+    """A ``collect``-shaped trials table from {cell: (validation, test)}; NaN marks a trial that
+    diverged before its first validation (no result, not usable)."""
+    rows = []
+    for cell, (valid, test) in cells.items():
+        for v, t in zip(valid, test, strict=True):
+            usable = bool(np.isfinite(v) and np.isfinite(t))
+            rows.append(
+                {
+                    "dataset": "jsb_chorales",
+                    "cell": cell,
+                    "best_valid": v,
+                    "test_at_best": t,
+                    "usable": usable,
+                    "diverged": not usable,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_best_test_is_the_test_result_of_the_best_validation_trial_not_the_best_test():
+    # "Test at best validation" (Jozefowicz et al.): picking the trial by its test result would
+    # select on the test set and report an optimistic number.
+    valid = np.array([2.0, 1.0, 3.0, 1.5])
+    test = np.array([8.0, 9.0, 8.5, 8.2])  # the best-validation trial has the worst test value
+    table = compare(_trials_frame({"vanilla": (valid, test)}), resamples=0, permutations=10)
+    row = table.set_index("cell").loc["vanilla"]
+    assert row["best_valid"] == valid.min()
+    assert row["best_test"] == test[np.argmin(valid)] == 9.0
+    assert row["best_test"] != test.min()

@@ -262,3 +262,19 @@ def test_best_test_is_the_test_result_of_the_best_validation_trial_not_the_best_
     assert row["best_valid"] == valid.min()
     assert row["best_test"] == test[np.argmin(valid)] == 9.0
     assert row["best_test"] != test.min()
+
+
+def test_top_fraction_counts_all_trials_including_diverged_ones():
+    # The documented rule: the best 10 % are ceil(0.1 * trials) usable trials, trials counting
+    # every record, so a cell whose trials diverge keeps as many (good) trials, not fewer.
+    # 20 trials, 10 diverged: ceil(0.1 * 20) = 2 (counting only usable ones would give 1).
+    rng = np.random.default_rng(0)
+    valid = np.r_[rng.uniform(8.0, 10.0, 10), [np.nan] * 10]
+    test = np.r_[rng.uniform(8.0, 10.0, 10), [np.nan] * 10]
+    table = compare(_trials_frame({"vanilla": (valid, test)}), resamples=0, permutations=10)
+    row = table.set_index("cell").loc["vanilla"]
+    assert row["trials"] == 20 and row["usable"] == 10 and row["diverged_share"] == 0.5
+    assert row["top_n"] == 2
+    best_two = np.argsort(valid[:10])[:2]
+    assert row["top_mean"] == pytest.approx(test[best_two].mean())
+    assert row["top_median"] == pytest.approx(np.median(test[best_two]))

@@ -278,3 +278,28 @@ def test_top_fraction_counts_all_trials_including_diverged_ones():
     best_two = np.argsort(valid[:10])[:2]
     assert row["top_mean"] == pytest.approx(test[best_two].mean())
     assert row["top_median"] == pytest.approx(np.median(test[best_two]))
+
+
+def test_permutation_p_value_counts_the_observed_labelling_and_is_never_zero():
+    # p = (1 + #extreme) / (1 + #relabellings): the observed labelling is one of the possible
+    # ones, so p >= 1 / (1 + B); without the +1 a huge effect would get p = 0 (anti-conservative).
+    # The cell is 100 nats worse on every trial, and validation orders the trials like the test
+    # metric: a relabelling reaches |D| only if it restores (or swaps) the two groups exactly,
+    # chance 2 / C(100, 50), so no relabelling is extreme and p is exactly 1 / (1 + B).
+    rng = np.random.default_rng(0)
+    metric_r = rng.normal(8.5, 0.1, 50)
+    metric_x = rng.normal(8.5, 0.1, 50) + 100.0
+    permutations = 999
+    difference, p = top_permutation_test(
+        metric_x, metric_x, metric_r, metric_r, 0.1, permutations, seed=0
+    )
+    top = lambda v: np.sort(v)[:5].mean()  # noqa: E731
+    assert difference == pytest.approx(top(metric_x) - top(metric_r))
+    assert p == 1.0 / (1.0 + permutations)
+    # the same in the table
+    table = compare(
+        _trials_frame({"vanilla": (metric_r, metric_r), "nfg": (metric_x, metric_x)}),
+        resamples=0,
+        permutations=permutations,
+    )
+    assert table.set_index("cell").loc["nfg", "p_permutation"] == 1.0 / (1.0 + permutations)

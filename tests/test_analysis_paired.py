@@ -98,3 +98,41 @@ def test_a_draw_found_twice_in_a_cell_is_not_crossed_with_the_reference():
     twice = pd.concat([trials, trials[trials.cell == "vanilla"].iloc[:2]], ignore_index=True)
     differences, unpaired = paired_differences(twice, "nfg", "vanilla")
     assert len(differences) == 4 and unpaired == 2
+
+
+def pairs(cell_test, reference_test, cell_valid=None, reference_valid=None) -> pd.DataFrame:
+    """Draw k gives 'nfg' and 'vanilla' the same learning rate; validation defaults to test."""
+    columns = {
+        "nfg": (cell_test, cell_test if cell_valid is None else cell_valid),
+        "vanilla": (reference_test, reference_test if reference_valid is None else reference_valid),
+    }
+    rows = [
+        {
+            "dataset": "jsb_chorales",
+            "cell": cell,
+            "seed": 0,
+            "sampled.optimizer.learning_rate": 10.0 ** -(k + 2),
+            "test_at_best": float(test[k]),
+            "best_valid": float(valid[k]),
+        }
+        for cell, (test, valid) in columns.items()
+        for k in range(len(test))
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_draw_where_only_one_trial_validates_well_is_not_among_the_best():
+    """The best draws are ranked by both trials' validation. In ``paired_study`` the draw decides
+    both trials' validation, so ranking by the reference alone (or the cell alone) keeps the same
+    draws and test_best_draws_are_chosen_by_both_trials_of_the_pair cannot tell them apart. Here
+    draw 1 validates best for the reference only and draw 4 for the cell only: neither is among
+    the best half, which is draws 0, 2, 3 by the pair's sum (0 + 2 + 4: d marks the draw)."""
+    cell_valid = np.array([1.0, 9.0, 2.0, 3.0, 0.5, 4.0])
+    reference_valid = np.array([1.0, 0.5, 2.0, 3.0, 9.0, 4.0])
+    d = np.arange(6) / 10.0  # draw k has d = k / 10
+    trials = pairs(8.0 + d, np.full(6, 8.0), cell_valid, reference_valid)
+    best_half, unpaired = paired_differences(trials, "nfg", "vanilla", fraction=0.5)
+    kept_by_sum = np.argsort(cell_valid + reference_valid)[:3]
+    assert sorted(kept_by_sum) == [0, 2, 3]
+    np.testing.assert_allclose(np.sort(best_half), d[[0, 2, 3]])
+    assert unpaired == 0

@@ -136,3 +136,13 @@ def test_a_draw_where_only_one_trial_validates_well_is_not_among_the_best():
     assert sorted(kept_by_sum) == [0, 2, 3]
     np.testing.assert_allclose(np.sort(best_half), d[[0, 2, 3]])
     assert unpaired == 0
+
+
+def test_the_number_of_best_draws_rounds_up():
+    # ceil(fraction * pairs): 3 pairs at fraction 0.5 keep 2 (rounding down would keep 1),
+    # the two draws with the lowest validation sum.
+    valid = np.array([3.0, 1.0, 2.0])
+    trials = pairs(8.0 + np.array([0.1, 0.2, 0.3]), np.full(3, 8.0), valid, valid)
+    best, _ = paired_differences(trials, "nfg", "vanilla", fraction=0.5)
+    assert len(best) == 2
+    np.testing.assert_allclose(np.sort(best), [0.2, 0.3])

@@ -146,3 +146,13 @@ def test_the_number_of_best_draws_rounds_up():
     best, _ = paired_differences(trials, "nfg", "vanilla", fraction=0.5)
     assert len(best) == 2
     np.testing.assert_allclose(np.sort(best), [0.2, 0.3])
+
+
+def test_a_tie_with_the_reference_does_not_count_as_better():
+    # better_share: the share of draws where the cell is strictly better (d < 0); a draw with
+    # d = 0 is a tie. d = [0, 1] -> 0; d = [-1, 0, 1, 2] -> 1/4.
+    table = paired_compare(pairs(np.array([8.0, 9.0]), np.array([8.0, 8.0])), resamples=0)
+    assert table.iloc[0]["pairs"] == 2 and table.iloc[0]["better_share"] == 0.0
+    d = np.array([-1.0, 0.0, 1.0, 2.0])
+    table = paired_compare(pairs(8.0 + d, np.full(4, 8.0)), resamples=0)
+    assert table.iloc[0]["better_share"] == 0.25

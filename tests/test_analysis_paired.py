@@ -156,3 +156,23 @@ def test_a_tie_with_the_reference_does_not_count_as_better():
     d = np.array([-1.0, 0.0, 1.0, 2.0])
     table = paired_compare(pairs(8.0 + d, np.full(4, 8.0)), resamples=0)
     assert table.iloc[0]["better_share"] == 0.25
+
+
+def test_median_interval_is_the_95_percent_percentile_bootstrap():
+    """The exact bootstrap distribution of the median of n = 17 distinct values (odd n: the
+    resampled median is an order statistic, and P(median <= x_(j)) = P(at least 9 of 17 draws
+    among the j smallest) = binom.sf(8, 17, j / 17)) puts the 2.5 % and 97.5 % quantiles on
+    x_(5) and x_(13), and the 5 % / 95 % ones (a 90 % interval) on x_(6) and x_(12). The
+    cumulative probabilities sit more than 0.01 from 0.025 and 0.975, ten Monte-Carlo standard
+    errors at 20,000 resamples, so the reported interval must be exactly [x_(5), x_(13)]."""
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.1, 0.3, 17)
+    table = paired_compare(pairs(8.0 + d, np.full(17, 8.0)), resamples=20_000, seed=1)
+    x = np.sort((8.0 + d) - 8.0)  # the differences as the table computes them
+    cdf = stats.binom.sf(8, 17, np.arange(1, 18) / 17)
+    low, high = np.searchsorted(cdf, 0.025), np.searchsorted(cdf, 0.975)  # first cdf >= level
+    assert (low, high) == (4, 12)  # x_(5), x_(13) (0-based)
+    assert np.searchsorted(cdf, 0.05) == 5 and np.searchsorted(cdf, 0.95) == 11  # 90 %: others
+    row = table.iloc[0]
+    assert row["ci_low"] == pytest.approx(x[low]) and row["ci_high"] == pytest.approx(x[high])
+    assert row["ci_low"] < row["median_difference"] < row["ci_high"]

@@ -1,7 +1,8 @@
 """Ctrl-C ends a command with one line and exit status 130, wherever in JAX the signal lands.
 
-SIGTERM (``kill``, ``timeout``, ``docker stop``) is handled the same way, with status 143: by
-default it would end the process on the spot, before the population loop saves its last epoch.
+SIGTERM (``kill``, ``timeout``, ``docker stop``) is handled the same way, with status 143, and
+SIGHUP (the terminal closed, an ssh connection dropped) with status 129: by default either would
+end the process on the spot, before the population loop saves its last epoch.
 
 Python turns SIGINT into ``KeyboardInterrupt`` at the main thread's next bytecode. In a JAX
 program two things make that unreliable, so the default handling is not enough:
@@ -93,7 +94,8 @@ class _Interrupted:
         with self.lock:
             first, self.reported = not self.reported, True
         if first:
-            print(f"\n{self.line}", file=sys.stderr, flush=True)
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                print(f"\n{self.line}", file=sys.stderr, flush=True)
 
     def end_now(self) -> None:
         self.report()
@@ -124,15 +126,19 @@ class _Interrupted:
 @contextlib.contextmanager
 def ending_interrupts(line: str, grace_seconds: float = GRACE_SECONDS) -> Iterator[None]:
     """Within the block, Ctrl-C prints ``line`` on stderr and exits with status 130; SIGTERM
-    (``kill``, ``timeout``, ``docker stop``) does the same with status 143. Both raise
-    ``KeyboardInterrupt`` first, so the code interrupted can keep its work (the population loop
-    saves its last whole epoch).
+    (``kill``, ``timeout``, ``docker stop``) does the same with status 143, SIGHUP (a closed
+    terminal) with 129. All raise ``KeyboardInterrupt`` first, so the code interrupted can keep
+    its work (the population loop saves its last whole epoch).
 
     Where SIGINT is ignored (a job started in the background with ``nohup ... &``), it stays
-    ignored; SIGTERM is handled only where it has its default action. Must be entered from the
-    main thread.
+    ignored, and so does SIGHUP under ``nohup``; SIGTERM and SIGHUP are handled only where they
+    have their default action. Must be entered from the main thread.
     """
-    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    defaults = {
+        signal.SIGINT: signal.default_int_handler,
+        signal.SIGTERM: signal.SIG_DFL,
+        signal.SIGHUP: signal.SIG_DFL,
+    }
     handled = [
         number for number, default in defaults.items() if signal.getsignal(number) == default
     ]

@@ -323,8 +323,9 @@ def _check_files(directory: Path, step: int) -> None:
         )
 
 
-# Ctrl-C, termination, and the signals schedulers send before pre-empting a job (SLURM, submitit).
-DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2}
+# Ctrl-C, termination, a closed terminal, and the signals schedulers send before pre-empting a
+# job (SLURM, submitit).
+DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
 
 
 @contextlib.contextmanager

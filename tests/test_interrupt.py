@@ -1,6 +1,7 @@
 """Ctrl-C: one line and exit status 130 even where Python would drop the interrupt (inside a
 garbage-collection callback, as JAX's), where a library swallows it, and on a second Ctrl-C;
-a SIGINT the process was started to ignore stays ignored; SIGTERM the same way, with status 143.
+a SIGINT the process was started to ignore stays ignored; SIGTERM the same way, with status 143,
+and SIGHUP with 129.
 The command itself:
 tests/test_train.py::test_ctrl_c_is_one_line_and_exit_status_130_and_no_record."""
 
@@ -134,12 +135,15 @@ def test_one_ctrl_c_delivered_twice_lets_the_clean_up_finish_and_exit_quietly():
     assert "cleaned up" in done.stdout
 
 
-def test_sigterm_ends_the_command_like_ctrl_c_with_status_143_even_in_the_background():
+@pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_end_the_command_like_ctrl_c_even_in_the_background(name, status):
+    # SIGHUP: the terminal closed or the ssh connection dropped under a long run.
     done, _ = run(
-        """
+        f"""
+        signal.signal(signal.{name}, signal.SIG_DFL)  # as a shell starts a command
         with ending_interrupts(LINE, grace_seconds=60):
             try:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.{name})
                 time.sleep(5)
             except KeyboardInterrupt:
                 print("cleaned up")  # the code interrupted keeps its work, as for Ctrl-C
@@ -148,7 +152,7 @@ def test_sigterm_ends_the_command_like_ctrl_c_with_status_143_even_in_the_backgr
         """,
         handled=False,  # SIGINT ignored, as in a background job: SIGTERM is still handled
     )
-    assert done.returncode == 143, done.stderr
+    assert done.returncode == status, done.stderr
     assert done.stderr.strip().splitlines() == [LINE]
     assert "cleaned up" in done.stdout and "went on" not in done.stdout
 

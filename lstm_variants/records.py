@@ -81,6 +81,10 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     for field in OBJECT_FIELDS:
         if record.get(field) is not None and not isinstance(record[field], dict):
             return None, f"{field} is not an object: {record[field]!r}"
+    for key in ("best_valid", "test_at_best"):  # compared and tabled as numbers; null: none
+        value = record["metrics"].get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return None, f"metrics.{key} is not a number: {value!r}"
     params = record.get("params_file")
     if params and not isinstance(params.get("name"), str):
         return None, f"params_file has no file name: {params!r}"

@@ -88,6 +88,9 @@ DAMAGES = {
     "a field of the wrong kind": lambda text: json.dumps(
         json.loads(text) | {"hyperparameters": []}
     ),
+    "a metric that is not a number": lambda text: json.dumps(
+        (record := json.loads(text)) | {"metrics": record["metrics"] | {"best_valid": "abc"}}
+    ),
     "no config": lambda text: json.dumps(
         {key: value for key, value in json.loads(text).items() if key != "config"}
     ),

@@ -291,6 +291,23 @@ def test_trial_ids_do_not_depend_on_how_many_trials_are_asked_for():
         trial_configs({"seed": 0, "search": {"space": {"x": {"distribution": "gaussian"}}}})
 
 
+def test_unpaired_jobs_draw_their_own_values_and_paired_jobs_share_them():
+    # Paired (the default), trial i of every job (cell) has the same values, so cells are
+    # compared on identical hyperparameters; unpaired, the job's number seeds its own draws.
+    def draws(job, **paired):
+        search = {"trials": 3, "seed": 0, **paired}
+        search["space"] = {"x": {"distribution": "uniform", "low": 0, "high": 1}}
+        return [
+            c["search"]["sampled"]["x"] for c in trial_configs({"seed": 0, "search": search}, job)
+        ]
+
+    assert draws(0) == draws(1) == draws(1, paired=True)
+    unpaired = draws(1, paired=False)
+    assert draws(1, paired=False) == unpaired  # still reproducible
+    assert set(unpaired).isdisjoint(draws(0, paired=False))
+    assert set(unpaired).isdisjoint(draws(2, paired=False))
+
+
 GREFF_DOTTED = {
     "model.hidden_size": {"distribution": "log_uniform", "low": 20, "high": 200, "integer": True},
     "optimizer.learning_rate": {"distribution": "log_uniform", "low": 1.0e-6, "high": 1.0e-2},

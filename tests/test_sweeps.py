@@ -483,6 +483,79 @@ def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
     assert "sweep:" not in capsys.readouterr().out
 
 
+def multirun_config(sweep_dir, params=None, task=()):
+    """The parts of a multirun's config that the sweep callback reads."""
+    from hydra.types import RunMode
+
+    hydra = {
+        "mode": RunMode.MULTIRUN,
+        "sweeper": {"params": params or {}},
+        "overrides": {"task": list(task)},
+        "sweep": {"dir": str(sweep_dir)},
+    }
+    return OmegaConf.create({"hydra": hydra, "sweep_report": False})
+
+
+def write_statuses(sweep_dir, *texts):
+    """Job folders 0, 1, ... of a sweep, each with a status.json holding one of ``texts``."""
+    for number, text in enumerate(texts):
+        (sweep_dir / str(number)).mkdir()
+        (sweep_dir / str(number) / "status.json").write_text(text)
+
+
+OK = json.dumps({"status": "ok", "overrides": ["cell=vanilla"]})
+FAILED = json.dumps({"status": "failed", "overrides": ["cell=nfg"], "error": "DataError: no data"})
+
+
+def test_the_eta_is_the_mean_time_per_job_done_times_the_jobs_left(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from lstm_variants import sweep
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(sweep, "time", SimpleNamespace(time=lambda: clock.now))
+    config = multirun_config(tmp_path, {"cell": "a,b", "dataset": "x,y"})  # 4 jobs
+    callback = sweep.SweepSummary()
+    callback.on_multirun_start(config)
+    write_statuses(tmp_path, OK, OK)
+    clock.now += 600  # 2 jobs in 10 minutes: the 2 left take 10 more
+    callback.on_job_end(config, JobReturn(status=JobStatus.COMPLETED))
+    line = "sweep: 2/4 jobs done (0 failed), 0 trial records, ETA 10.0 min"
+    assert capsys.readouterr().out == line + "\n"
+
+
+def test_a_torn_status_file_is_listed_among_the_failed_jobs(tmp_path):
+    # A status cut short (a full disk, a file system that lost the job's last write) says the
+    # job did not end as it should: the summary lists it with the failed jobs, not nowhere.
+    from lstm_variants.sweep import summarize
+
+    write_statuses(tmp_path, OK, '{"status": "o')
+    summary = summarize(tmp_path, report=False)
+    assert summary.endswith(f"## Failed jobs\n\n- {tmp_path / '1'}: unreadable\n")
+
+
+def test_a_sweep_exits_2_only_when_every_job_failed(tmp_path, capsys):
+    # Exit status 2 says "nothing ran" to the shell and to scripts that chain steps; a sweep
+    # with some results is a success with failures listed in its summary.
+    from lstm_variants.sweep import SweepSummary
+
+    mixed, failed = tmp_path / "mixed", tmp_path / "failed"
+    mixed.mkdir()
+    failed.mkdir()
+    write_statuses(mixed, FAILED, OK, FAILED)
+    write_statuses(failed, FAILED, FAILED)
+    SweepSummary().on_multirun_end(multirun_config(mixed))
+    assert "every job" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        SweepSummary().on_multirun_end(multirun_config(failed))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "lstm-variants: error: every job of this sweep failed (2); the first: DataError: no data"
+    )
+
+
 def test_a_misspelt_key_in_a_sweep_is_one_error_line_before_any_job(tmp_path, app):
     out = app(
         "-m", "cell=vanilla,gru", "train.max_epoch=1", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path

@@ -1,0 +1,25 @@
+"""Run records as files: written as strict JSON, read back only when the results table can use them."""
+
+import json
+import math
+
+from lstm_variants.records import json_safe, write_json_atomic
+
+
+def strict_json(text):
+    """``text`` parsed as RFC 8259 JSON: Python's NaN and Infinity tokens are an error."""
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_non_finite_number_in_a_tuple_is_written_as_null(tmp_path):
+    # json writes a tuple as a list, so a tuple holding a diverged value must be cleaned as a
+    # list is: left as NaN, the strict write would raise and the trial would lose its record.
+    record = {"cell": "vanilla", "metrics": {"last": (math.nan, 1.0), "curve": [math.inf, 2.0]}}
+    assert json_safe(record)["metrics"] == {"last": [None, 1.0], "curve": [None, 2.0]}
+    write_json_atomic(tmp_path / "record.json", record)
+    written = strict_json((tmp_path / "record.json").read_text())
+    assert written["metrics"] == {"last": [None, 1.0], "curve": [None, 2.0]}

@@ -3,7 +3,7 @@
 import json
 import math
 
-from lstm_variants.records import json_safe, write_json_atomic
+from lstm_variants.records import json_safe, read_record_file, write_json_atomic
 
 
 def strict_json(text):
@@ -23,3 +23,22 @@ def test_a_non_finite_number_in_a_tuple_is_written_as_null(tmp_path):
     write_json_atomic(tmp_path / "record.json", record)
     written = strict_json((tmp_path / "record.json").read_text())
     assert written["metrics"] == {"last": [None, 1.0], "curve": [None, 2.0]}
+
+
+def write_record(path, curve):
+    record = {"cell": "vanilla", "dataset": "jsb_chorales", "metrics": {}, "curve": curve}
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_a_record_whose_curve_has_a_fractional_epoch_is_refused_with_the_reason(tmp_path):
+    # Epochs count whole passes over the data; 1.5 is a corrupt or foreign file, and the
+    # learning-curve tables would put it between two epochs of every other trial.
+    whole = write_record(tmp_path / "whole.json", [{"epoch": 1, "valid": 8.9}, {"epoch": 2.0}])
+    record, why = read_record_file(whole)
+    assert why is None and record["curve"][1] == {"epoch": 2.0}
+    half = write_record(tmp_path / "half.json", [{"epoch": 1, "valid": 8.9}, {"epoch": 1.5}])
+    assert read_record_file(half) == (
+        None,
+        "curve has an epoch that is not a whole number: 1.5",
+    )

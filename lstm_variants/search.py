@@ -295,10 +295,10 @@ def best_draws(
     validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
     # pandas: imported for reruns only
     from lstm_variants.analysis.best import ranked_by_validation
-    from lstm_variants.analysis.collect import AnalysisError, collect
+    from lstm_variants.analysis.collect import AnalysisError, collect, require_trials
 
     try:
-        trials = collect([source]).trials
+        trials = require_trials(collect([source]))
     except AnalysisError as error:
         raise ConfigError(f"search.rerun.from: {error}") from None
     same_dataset = trials["config_json"].map(

@@ -238,3 +238,28 @@ def test_two_studies_on_one_dataset_are_not_pooled_unasked(tmp_path, capsys):
     assert main(["report", str(root), "--study", "other", "--out", str(report)]) == 0
     text = (report / "report.md").read_text()
     assert "Studies: other." in text and "--study other`" in text
+
+
+def test_a_folder_without_one_readable_record_is_one_line_for_every_reader(tmp_path):
+    # JSON files that are not records: the analysis, a rerun and diagnose each say so in one line
+    # naming a file and its reason (they used to fail on a missing column of the empty table).
+    from lstm_variants.analysis.collect import require_trials
+    from lstm_variants.diagnostics.recorded import record_files
+    from lstm_variants.errors import ConfigError
+    from lstm_variants.search import best_draws
+
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "x.json").write_text('{"a": 1}')
+    line = (
+        f"no readable records under {tmp_path} (1 skipped; e.g. {tmp_path}/records/x.json: "
+        "missing field(s): cell, dataset, metrics)"
+    )
+    with pytest.raises(AnalysisError) as error:
+        require_trials(collect([tmp_path]))
+    assert str(error.value) == line
+    with pytest.raises(ConfigError) as error:
+        best_draws(str(tmp_path), "vanilla", {"name": "adding"}, top=1)
+    assert str(error.value) == f"search.rerun.from: {line}"
+    with pytest.raises(ConfigError) as error:
+        record_files([tmp_path], per_cell=1)
+    assert str(error.value) == f"diagnose.records: {line}"

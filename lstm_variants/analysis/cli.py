@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from lstm_variants.analysis.collect import AnalysisError, collect, select_studies
+from lstm_variants.analysis.collect import AnalysisError, collect, require_trials, select_studies
 from lstm_variants.analysis.compare import (
     CORRECTIONS,
     FAMILIES,
@@ -254,8 +254,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     pool = getattr(arguments, "pool_studies", True)
     collection = select_studies(collection, arguments.study, pool=pool)
     console.print(collection.summary(), highlight=False, soft_wrap=True)
-    if collection.trials.empty:
-        raise AnalysisError("no readable records (all skipped)")
+    require_trials(collection)
     if arguments.command not in ("collect", "curves"):  # they list runs, results or not
         from lstm_variants.analysis.report import check_some_usable
 

@@ -257,6 +257,19 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.sort_values(["dataset", "cell", "trial_id"], ignore_index=True)
 
 
+def require_trials(collection: Collection) -> pd.DataFrame:
+    """``collection.trials``, or AnalysisError in one line where no record could be read (a
+    folder of other JSON files): the line names the folders and the first file's reason."""
+    if not collection.trials.empty:
+        return collection.trials
+    skipped = collection.skipped + collection.duplicates
+    example = f"; e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+    raise AnalysisError(
+        f"no readable records under {', '.join(collection.directories)} "
+        f"({len(collection.skipped)} skipped{example})"
+    )
+
+
 SAME_RESULTS = "same results"
 OTHER_RESULTS = "other results"
 

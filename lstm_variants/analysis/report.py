@@ -32,6 +32,7 @@ from lstm_variants.analysis.collect import (
     Collection,
     collect,
     ordered_cells,
+    require_trials,
     select_studies,
 )
 from lstm_variants.analysis.compare import (
@@ -483,12 +484,7 @@ def write_report(
     say("collecting records")
     collection = collect(directories, progress=status is not None)
     collection = select_studies(collection, studies, pool=pool_studies)
-    trials = collection.trials
-    if trials.empty:
-        raise AnalysisError(
-            f"no readable records under {', '.join(map(str, directories))} "
-            f"({len(collection.skipped)} skipped)"
-        )
+    trials = require_trials(collection)
     check_some_usable(trials, directories)
     if strict_reference and reference is not None:
         check_reference_present(trials, reference)

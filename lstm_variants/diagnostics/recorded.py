@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_variants.analysis.best import ranked_by_validation
-from lstm_variants.analysis.collect import collect
+from lstm_variants.analysis.collect import AnalysisError, collect, require_trials
 from lstm_variants.diagnostics.gradient_flow import average_note, measured_sequences
 from lstm_variants.diagnostics.studies import fresh_variables, measure
 from lstm_variants.errors import ConfigError
@@ -40,7 +40,10 @@ def record_files(sources: Sequence[str | Path], per_cell: int) -> list[Path]:
             raise ConfigError(
                 f"diagnose.records: {source} is neither a record file nor a directory"
             )
-        trials = collect([source]).trials
+        try:
+            trials = require_trials(collect([source]))
+        except AnalysisError as error:
+            raise ConfigError(f"diagnose.records: {error}") from None
         usable = ranked_by_validation(trials[trials["params_path"].notna()])
         if usable.empty:
             raise ConfigError(

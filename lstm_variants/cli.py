@@ -162,9 +162,10 @@ def task(cfg: DictConfig) -> None:
         _fail(multirun, job_dir, overrides, str(error))
         return
     except Exception as error:  # a sweep goes on past a job's crash; the summary lists it
-        if not multirun:
+        line = crash_line(error, multirun)
+        if line is None:
             raise
-        _fail(multirun, job_dir, overrides, f"{type(error).__name__}: {error}".splitlines()[0])
+        _fail(multirun, job_dir, overrides, line)
         return
     trained = [record for _, record in results if record is not None]
     for path, record in results:
@@ -221,6 +222,18 @@ def one_run_warning(cfg: DictConfig, swept: dict) -> str:
         + " only with -m; this is one run, with "
         + ", ".join(running)
     )
+
+
+def crash_line(error: Exception, multirun: bool) -> str | None:
+    """The one line an unexpected error ends a job with, or None where a single run should show
+    its traceback (a bug). Out of device memory is the user's to change: one line either way."""
+    line = f"{type(error).__name__}: {error}".splitlines()[0]
+    if "RESOURCE_EXHAUSTED" in line:
+        return (
+            f"out of device memory ({line}); lower model.hidden_size, train.batch_size, "
+            "train.eval_batch_size or population_size"
+        )
+    return line if multirun else None
 
 
 def _fail(multirun: bool, job_dir: Path, overrides: list[str], message: str) -> None:

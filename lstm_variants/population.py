@@ -178,6 +178,7 @@ def train_population(
     for padded_hidden, indices in buckets:
         bucket_model = model.clone(hidden_size=padded_hidden)
         per_member = estimate_member_bytes(bucket_model, data, settings)
+        check_member_fits(per_member, devices[0], padded_hidden)
         chunk_size = members_per_chunk(per_member, len(indices), devices)
         chunks = [indices[i : i + chunk_size] for i in range(0, len(indices), chunk_size)]
         if log and len(members) == 1:
@@ -248,6 +249,25 @@ def estimate_member_bytes(
         for split in (data.valid, data.test)
     )  # fmt: skip
     return 6 * param_bytes + training + evaluation
+
+
+# The estimate is generous (``estimate_member_bytes``): a member up to this many times the device's
+# memory is tried (the device may then report out of memory); beyond it, it is refused before
+# compiling, since XLA can abort the process on such a program instead of raising.
+MEMBER_MEMORY_SLACK = 2.0
+
+
+def check_member_fits(member_bytes: int, device, hidden_size: int) -> None:
+    """ConfigError in one line if one member alone needs far more memory than ``device`` has:
+    chunking splits a population over memory, not a member."""
+    available = device_memory_bytes(device)
+    if member_bytes > MEMBER_MEMORY_SLACK * available:
+        raise ConfigError(
+            f"one trial at hidden size {hidden_size} needs about {_gib(member_bytes)} (estimate), "
+            f"far more than the {_gib(available)} this {device.device_kind} device offers: lower "
+            "model.hidden_size, train.batch_size or train.eval_batch_size "
+            "(LSTM_VARIANTS_DEVICE_MEMORY_GB sets the memory to count on)"
+        )
 
 
 def members_per_chunk(member_bytes: int, num_members: int, devices: Sequence[Any]) -> int:

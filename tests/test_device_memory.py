@@ -1,0 +1,58 @@
+"""Device memory in a single run: a trial far beyond the device is refused before compiling (XLA
+may abort the process on such a program), and running out of memory is one line, as it is for a
+sweep's job, not a traceback."""
+
+import pytest
+
+from lstm_variants.cli import crash_line
+from lstm_variants.errors import ConfigError
+from lstm_variants.population import check_member_fits, device_memory_bytes
+
+TINY = ["train.max_epochs=1", "progress=false", "compilation_cache=null"]
+
+
+class Device:
+    device_kind = "cpu"
+
+
+def test_a_member_beyond_twice_the_devices_memory_is_refused(monkeypatch):
+    monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", "1")
+    check_member_fits(2 * 2**30, Device(), 64)  # the estimate is generous: tried
+    with pytest.raises(ConfigError, match="one trial at hidden size 64 needs about 2.00 GiB"):
+        check_member_fits(2 * 2**30 + 1, Device(), 64)
+    assert device_memory_bytes(Device()) == 2**30
+
+
+def test_the_refusal_ends_a_run_with_one_line_before_training(app, tmp_path):
+    out = app(*TINY, "model.hidden_size=100000", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "lstm-variants: error: one trial at hidden size 100000 needs about 999.01 GiB (estimate), "
+            "far more than the"
+        )
+    )
+    assert not (tmp_path / "records").exists()
+
+
+def test_out_of_device_memory_is_one_line_in_a_single_run(app, tmp_path, monkeypatch):
+    import lstm_variants.experiment
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 4.0GiB\n(details)")
+
+    monkeypatch.setattr(lstm_variants.experiment, "run_trials", exhausted)
+    out = app(*TINY, f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "lstm-variants: error: out of device memory (RuntimeError: RESOURCE_EXHAUSTED: Out of "
+        "memory allocating 4.0GiB); lower model.hidden_size, train.batch_size, "
+        "train.eval_batch_size or population_size"
+    )
+
+
+def test_another_crash_keeps_its_traceback_in_a_single_run_and_is_a_line_in_a_sweep():
+    assert crash_line(ValueError("a bug\nsecond line"), multirun=False) is None
+    assert crash_line(ValueError("a bug\nsecond line"), multirun=True) == "ValueError: a bug"

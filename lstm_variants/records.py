@@ -196,4 +196,7 @@ def environment() -> dict[str, Any]:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         **code_version(),
         "host": platform.node(),
+        # The cores this process ran on: a job that asked for cpu_pinning and found every core
+        # held runs unpinned, with other float rounding (XLA's thread pool differs).
+        "cpu_cores": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
     }

@@ -42,3 +42,14 @@ def test_a_record_whose_curve_has_a_fractional_epoch_is_refused_with_the_reason(
         None,
         "curve has an epoch that is not a whole number: 1.5",
     )
+
+
+def test_the_environment_names_the_cores_the_process_ran_on(monkeypatch):
+    # A job that asked for cpu_pinning and found every core held runs unpinned, with other float
+    # rounding: its record must say where it ran, not only what it asked for.
+    import os
+
+    from lstm_variants.records import environment
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1})
+    assert environment()["cpu_cores"] == [1, 3]

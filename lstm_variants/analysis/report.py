@@ -140,7 +140,8 @@ def config_summary(trials: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
 def environment_summary(trials: pd.DataFrame) -> pd.DataFrame:
     """The distinct environments (versions, devices, commit) with how many trials ran on each."""
     environments = trials["environment_json"].map(json.loads)
-    rows = pd.DataFrame(list(environments)).drop(columns=["host"], errors="ignore")
+    # Where a trial ran, not what with: a study's pinned jobs would otherwise split every row.
+    rows = pd.DataFrame(list(environments)).drop(columns=["host", "cpu_cores"], errors="ignore")
     if rows.empty:
         return rows
     rows = rows.astype(str)

@@ -223,7 +223,16 @@ def test_patience_counts_epochs_without_gain_and_the_test_uses_the_best_paramete
     metrics = result.metrics
     assert metrics["stopped"] == "early" and metrics["best_epoch"] < metrics["epochs_run"]
     assert metrics["epochs_run"] == metrics["best_epoch"] + settings.patience
+    # The returned parameters are the best epoch's, not the last one's: evaluated with the
+    # trainer's own evaluation they give the recorded best validation loss (the curve's entry at
+    # the best epoch) and the recorded test loss. The last epoch's parameters give another
+    # validation loss (0.054 test loss at the best epoch, 0.122 at the last).
     evaluate = jax.jit(make_eval_fn(model_for(adding, hidden=4), adding, 16))
+    best_valid, _ = evaluate(result.params, *split_arrays(adding.valid))
+    at_best = result.curve[metrics["best_epoch"] - 1]["valid_loss"]
+    assert metrics["best_valid_loss"] == at_best == min(e["valid_loss"] for e in result.curve)
+    assert result.curve[-1]["valid_loss"] > at_best * 1.01  # the last epoch's really differ
+    np.testing.assert_allclose(float(best_valid), at_best, rtol=1e-6)
     best_test, _ = evaluate(result.params, *split_arrays(adding.test))
     np.testing.assert_allclose(metrics["test_loss"], float(best_test), rtol=1e-6)
 

@@ -122,6 +122,41 @@ def test_a_diverging_member_leaves_the_others_alone(adding):
         assert_same_run(a, b)
 
 
+def test_a_member_whose_validation_loss_is_not_finite_stops_as_diverged(adding, monkeypatch):
+    # A planted NaN validation loss for member 1 from epoch 2 on, its training loss still finite
+    # (as when only the validation split overflows): it must stop there as diverged, not train on
+    # to max_epochs or stop "early" later, and keep epoch 1 as its best.
+    import lstm_variants.population as population
+
+    members = [MIXED[0], Member(hidden_size=8, seed=5, learning_rate=0.02)]
+    clean = train(adding, members)
+    train_epochs, epochs = population.train_epochs, []
+
+    def nan_valid_for_member_1(state, epoch_fn, evaluate_valid, *args):
+        def validate(*arrays):
+            epochs.append(len(epochs) + 1)
+            loss, solved = evaluate_valid(*arrays)
+            loss = np.array(loss)
+            if epochs[-1] >= 2:
+                loss[1] = np.nan
+            return loss, solved
+
+        return train_epochs(state, epoch_fn, validate, *args)
+
+    monkeypatch.setattr(population, "train_epochs", nan_valid_for_member_1)
+    kept, diverged = train(adding, members)
+    assert diverged.metrics["stopped"] == "diverged"
+    assert diverged.metrics["epochs_run"] == 2 and diverged.metrics["best_epoch"] == 1
+    assert math.isfinite(diverged.curve[1]["train_loss"]) and math.isnan(
+        diverged.curve[1]["valid_loss"]
+    )
+    assert diverged.curve[0] == clean[1].curve[0]
+    assert diverged.metrics["best_valid_loss"] == clean[1].curve[0]["valid_loss"]
+    assert clean[1].metrics["stopped"] == "max_epochs"
+    assert_same_run(kept, clean[0], rtol=0)  # the other member is undisturbed, bit for bit
+    assert kept.metrics == clean[0].metrics
+
+
 @pytest.mark.slow
 def test_sharded_over_two_devices_equals_one_device(adding):
     if jax.default_backend() != "cpu" and len(jax.local_devices()) < 2:

@@ -1,5 +1,6 @@
 """A population killed mid-training resumes from its checkpoint with the same numbers."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -8,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from conftest import users_compiler
@@ -17,7 +21,7 @@ from test_train import TINY, config
 from lstm_variants.data import load_dataset
 from lstm_variants.optimizers import make_member_optimizer
 from lstm_variants.population import Member, train_population
-from lstm_variants.population_checkpoint import CheckpointSettings, ChunkCheckpoint
+from lstm_variants.population_checkpoint import CheckpointSettings, ChunkCheckpoint, ChunkState
 from lstm_variants.train import TrainSettings
 
 SETTINGS = TrainSettings(max_epochs=6, patience=2, batch_size=8, eval_batch_size=16)
@@ -140,6 +144,49 @@ def test_ctrl_c_during_a_save_lets_the_save_finish_then_stops(adding, tmp_path, 
     assert resumed.population["resumed_after_epoch"] == 1
     (alone,) = train(adding, MEMBERS[:1])
     assert_same_run(resumed, alone, rtol=0)
+
+
+def test_a_saved_chunk_state_restores_as_saved_seconds_included(tmp_path):
+    # The seconds spent before a kill are part of the state: a resumed record's wall and epoch
+    # seconds add them to its own, so a restore that dropped them would undercount its cost.
+    arrays = {
+        "params": {"w": jnp.arange(3.0)},
+        "opt_state": {"momentum": jnp.full(3, 0.5)},
+        "best_params": {"w": jnp.arange(3.0) - 1.0},
+        "best_valid": np.array([0.25, np.inf]),
+        "best_epoch": np.array([2, 0]),
+        "active": np.array([True, False]),
+    }
+    curves = [[{"epoch": e, "train_loss": 1.0 / e, "valid_loss": 0.5 / e} for e in (1, 2, 3)]] * 2
+    state = ChunkState(3, False, arrays, ["max_epochs", "diverged"], curves, seconds=1234.5)
+    with ChunkCheckpoint(CheckpointSettings(tmp_path, every_seconds=0), ["chunk"]) as saver:
+        saver.save(state)
+    template = {**arrays, "best_valid": np.zeros(2), "active": np.zeros(2, bool)}
+    with ChunkCheckpoint(CheckpointSettings(tmp_path), ["chunk"]) as reader:
+        restored = reader.restore(template)
+    assert restored.seconds == 1234.5
+    assert (restored.epoch, restored.finished) == (3, False)
+    assert restored.stopped == state.stopped and restored.curves == curves
+    jax.tree.map(np.testing.assert_array_equal, restored.arrays, arrays)
+
+
+def test_a_resumed_chunk_counts_the_seconds_spent_before_the_kill(adding, tmp_path, monkeypatch):
+    # Planted: every save says 1000 s more were spent than were, so the resumed run's epoch and
+    # wall seconds must hold at least those 1000 s (its own epochs take well under a second).
+    save = ChunkCheckpoint.save
+
+    def save_with_1000_more_seconds(self, state):
+        save(self, dataclasses.replace(state, seconds=state.seconds + 1000.0))
+
+    checkpoint = CheckpointSettings(tmp_path, every_seconds=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(ChunkCheckpoint, "save", save_with_1000_more_seconds)
+        kill_after_saves(patch, 2)
+        with pytest.raises(Killed):
+            train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    (resumed,) = train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    assert resumed.population["resumed_after_epoch"] == 2
+    assert 1000.0 < resumed.population["epochs_seconds"] < resumed.wall_seconds
 
 
 def test_a_checkpoint_is_only_read_by_its_own_chunk(adding, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from lstm_variants.data import load_dataset
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer
 from lstm_variants.population import Member, train_population
-from lstm_variants.train import TrainSettings
+from lstm_variants.train import TrainSettings, batch_order
 
 
 def test_an_epoch_visits_every_sequence_once_within_its_groups_length():
@@ -35,6 +35,30 @@ def test_an_epoch_visits_every_sequence_once_within_its_groups_length():
     other_order, _, _ = bucketed_order(jax.random.key(2), jnp.int32(3), groups, 4)
     assert not np.array_equal(order, other_order)
     assert padding_fraction(lengths, groups, 4) < padding_fraction(lengths, [np.arange(37)], 4)
+
+
+def test_a_plain_epoch_weights_every_sequence_once_and_its_filler_zero():
+    # 10 sequences in batches of 4: 3 batches, the last completed by 2 filler slots that repeat
+    # sequence 0. Weighted, sequence 0 must count once like every other, not 3 times.
+    order, weights = (np.asarray(a) for a in batch_order(jax.random.key(3), 10, 4))
+    assert order.shape == weights.shape == (3, 4)
+    assert weights.sum() == 10
+    per_sequence = np.bincount(order.ravel(), weights=weights.ravel(), minlength=10)
+    np.testing.assert_array_equal(per_sequence, np.ones(10))
+    np.testing.assert_array_equal(weights[-1], [1, 1, 0, 0])  # the filler is the last batch's end
+
+
+def test_padding_fraction_counts_padded_steps_and_filler_sequences():
+    # Lengths 1..5 in two groups, batches of 2:
+    #   {1, 2, 3} runs T=3 in ceil(3/2) = 2 batches: 2 * 2 * 3 = 12 steps for 6 real ones
+    #   {4, 5}    runs T=5 in 1 batch:               1 * 2 * 5 = 10 steps for 9 real ones
+    # 22 computed steps (the filler slot's 3 included) for 15 real ones: 7/22 is padding.
+    lengths = np.array([2, 5, 1, 4, 3])
+    groups = length_groups(lengths, 2)
+    assert [sorted(lengths[g].tolist()) for g in groups] == [[1, 2, 3], [4, 5]]
+    assert padding_fraction(lengths, groups, 2) == pytest.approx(7 / 22)
+    # One group: ceil(5/2) = 3 batches of 2 at T=5, 30 steps for 15.
+    assert padding_fraction(lengths, [np.arange(5)], 2) == pytest.approx(0.5)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Per-frame losses against their formulas, written here in NumPy: the music NLL per time step is
-the binary cross-entropy summed over the 88 notes (Greff et al.), not averaged."""
+the binary cross-entropy summed over the 88 notes (Greff et al.), not averaged; the regression
+loss is the squared error averaged over a frame's outputs (MSE)."""
 
 import math
 
@@ -35,3 +36,15 @@ def test_undecided_predictions_cost_88_ln_2_per_frame():
     targets = (np.random.default_rng(1).random((4, NOTES)) < 0.05).astype(np.float32)
     got = frame_losses(jnp.zeros((4, NOTES)), jnp.asarray(targets), "multilabel")
     np.testing.assert_allclose(got, NOTES * math.log(2.0), rtol=1e-6)
+
+
+def test_a_regression_frames_loss_is_the_squared_error_averaged_over_its_outputs():
+    # Temporal order has 4 or 8 outputs a frame: its MSE is the mean over them, not the sum.
+    rng = np.random.default_rng(2)
+    predictions = rng.normal(size=(3, 2, 4))  # (B, T, O)
+    targets = rng.normal(size=(3, 2, 4))
+    got = frame_losses(
+        jnp.asarray(predictions, jnp.float32), jnp.asarray(targets, jnp.float32), "regression"
+    )
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got, ((predictions - targets) ** 2).mean(-1), rtol=1e-5)

@@ -117,6 +117,41 @@ def test_padded_steps_change_neither_outputs_nor_final_state(name):
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+def test_each_layer_of_a_stack_starts_from_its_own_given_carry():
+    # Truncated BPTT hands a stacked model each layer's final carry as the next window's initial
+    # one. Composed by hand from two one-layer models (the first read out through the identity,
+    # so its outputs are its hidden states), layer 1 must start from carry 1, not carry 0.
+    model = SequenceModel("vanilla", H, OUT, num_layers=2)
+    xs = jax.random.normal(jax.random.key(1), (B, T, D))
+    lengths = jnp.array([T, 5, 3])
+    params = model.init(jax.random.key(0), xs, lengths)["params"]
+    keys = iter(jax.random.split(jax.random.key(2), 4))
+    carries = jax.tree.map(
+        lambda z: jax.random.normal(next(keys), z.shape), model.initial_carries(B)
+    )
+    outputs, finals = model.apply({"params": params}, xs, lengths, carries, return_carries=True)
+
+    single = SequenceModel("vanilla", H, H)
+    identity = {"kernel": jnp.eye(H), "bias": jnp.zeros(H)}
+    hidden, (final_0,) = single.apply(
+        {"params": {"layer_0": params["layer_0"], "readout": identity}},
+        xs, lengths, (carries[0],), return_carries=True,
+    )  # fmt: skip
+    on_top = SequenceModel("vanilla", H, OUT)
+    top = {"layer_0": params["layer_1"], "readout": params["readout"]}
+    want, (final_1,) = on_top.apply(
+        {"params": top}, hidden, lengths, (carries[1],), return_carries=True
+    )
+    np.testing.assert_allclose(outputs, want, rtol=1e-5, atol=1e-6)
+    for got, expected in zip(
+        jax.tree.leaves(finals), jax.tree.leaves((final_0, final_1)), strict=True
+    ):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # The carries differ enough that starting layer 1 from carry 0 shows in the outputs.
+    wrong, _ = on_top.apply({"params": top}, hidden, lengths, (carries[0],), return_carries=True)
+    assert np.max(np.abs(np.asarray(wrong) - np.asarray(want))) > 1e-3
+
+
 def _run_flax_rnn(cell, params, xs):
     return nn.RNN(cell).apply({"params": {"cell": params}}, xs)
 

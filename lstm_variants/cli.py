@@ -15,6 +15,7 @@ starts, and a multirun whose every job failed exits with status 2 (``sweep.Sweep
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -224,6 +225,10 @@ def one_run_warning(cfg: DictConfig, swept: dict) -> str:
     )
 
 
+# A full disk or quota, a read-only file system, a folder not ours: the user's to change.
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
 def crash_line(error: Exception, multirun: bool) -> str | None:
     """The one line an unexpected error ends a job with, or None where a single run should show
     its traceback (a bug). Out of device memory is the user's to change: one line either way."""
@@ -232,6 +237,14 @@ def crash_line(error: Exception, multirun: bool) -> str | None:
         return (
             f"out of device memory ({line}); lower model.hidden_size, train.batch_size, "
             "train.eval_batch_size or population_size"
+        )
+    if isinstance(error, OSError) and error.errno in UNWRITABLE:
+        # Records and parameter files are written whole or not at all (atomic_files): the
+        # trials recorded so far are kept, and the same command trains the rest.
+        return (
+            f"cannot write {error.filename or 'the results'}: {error.strerror}; free space or "
+            "choose another hydra.run.dir (hydra.sweep.dir), then run the same command again: "
+            "recorded trials are kept"
         )
     return line if multirun else None
 

@@ -1,6 +1,6 @@
-"""Device memory in a single run: a trial far beyond the device is refused before compiling (XLA
-may abort the process on such a program), and running out of memory is one line, as it is for a
-sweep's job, not a traceback."""
+"""Device memory and disk space in a single run: a trial far beyond the device is refused before
+compiling (XLA may abort the process on such a program), and running out of memory or of disk is
+one line, as it is for a sweep's job, not a traceback."""
 
 import pytest
 
@@ -49,6 +49,19 @@ def test_out_of_device_memory_is_one_line_in_a_single_run(app, tmp_path, monkeyp
         "memory allocating 4.0GiB); lower model.hidden_size, train.batch_size, "
         "train.eval_batch_size or population_size"
     )
+
+
+def test_a_full_disk_is_one_line_that_says_the_recorded_trials_are_kept():
+    import errno
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/runs/records/.a.npz.tmp")
+    for multirun in (False, True):
+        assert crash_line(full, multirun) == (
+            "cannot write /runs/records/.a.npz.tmp: No space left on device; free space or "
+            "choose another hydra.run.dir (hydra.sweep.dir), then run the same command again: "
+            "recorded trials are kept"
+        )
+    assert crash_line(FileNotFoundError(errno.ENOENT, "No such file"), multirun=False) is None
 
 
 def test_another_crash_keeps_its_traceback_in_a_single_run_and_is_a_line_in_a_sweep():

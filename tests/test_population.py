@@ -176,7 +176,9 @@ def test_sharded_over_two_devices_equals_one_device(adding):
 def test_too_little_memory_trains_in_chunks_with_the_same_results(adding, monkeypatch):
     members = [Member(hidden_size=6, seed=s, learning_rate=0.05) for s in range(3)]
     whole = train(adding, members)
-    monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", "1e-6")  # room for one member at a time
+    member_bytes = estimate_member_bytes(model_for(adding).clone(hidden_size=6), adding, SETTINGS)
+    room = 1.5 * member_bytes / 2**30  # for one member at a time
+    monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", str(room))
     chunked = train(adding, members, num_devices=1)
     assert [r.population["size"] for r in chunked] == [1, 1, 1]
     for a, b in zip(whole, chunked, strict=True):

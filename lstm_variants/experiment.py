@@ -226,6 +226,13 @@ def run_trials(
         for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True))
         if cfg.get("overwrite", False) or not _recorded(path)
     }
+    # Where the records go must take them: found before hours of training, not after.
+    records = Path(output_dir) / "records"
+    if missing and records.exists() and not records.is_dir():
+        raise ConfigError(f"{records} is a file where the records folder goes: move it away")
+    taken = next((paths[index] for index in sorted(missing) if paths[index].is_dir()), None)
+    if taken is not None:
+        raise ConfigError(f"{taken} is a folder where a trial's record goes: move it away")
     work = planned_populations(cfgs, paths, missing, output_dir)
     progress_line = _ProgressLine(total=len(missing), skipped=len(cfgs))
     # Optional TensorBoard / MLflow / W&B mirror of each record; the JSON record stays the truth.

@@ -3,6 +3,10 @@
 import json
 import math
 
+import pytest
+
+from lstm_variants.errors import ConfigError
+from lstm_variants.experiment import record_path, run_trials
 from lstm_variants.records import json_safe, read_record_file, write_json_atomic
 
 
@@ -53,3 +57,15 @@ def test_the_environment_names_the_cores_the_process_ran_on(monkeypatch):
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1})
     assert environment()["cpu_cores"] == [1, 3]
+
+
+def test_a_records_place_taken_by_a_file_or_folder_is_one_line_before_any_training(tmp_path):
+    # Found after training, the trial's work would be lost to an IsADirectoryError.
+    cfg = {"seed": 0, "dataset": {"name": "adding"}, "cell": {"name": "vanilla"}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "records").write_text("")
+    with pytest.raises(ConfigError, match="records is a file where the records folder goes"):
+        run_trials([cfg], tmp_path / "a", progress=False)
+    record_path(cfg, tmp_path / "b").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"\.json is a folder where a trial's record goes"):
+        run_trials([cfg], tmp_path / "b", progress=False)

@@ -225,3 +225,40 @@ def test_the_argparse_commands_end_a_ctrl_c_with_one_line_too(module, argv, line
     """)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip().splitlines() == [line]
+
+
+def test_a_ctrl_c_while_a_command_starts_is_one_line(tmp_path, monkeypatch, capsys):
+    # The first second of a command imports JAX, Hydra and pandas, before any handler is in place.
+    from lstm_variants import entry_points
+
+    (tmp_path / "slow_to_import.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as ended:
+        entry_points.start("prog", "slow_to_import")
+    assert ended.value.code == 130
+    assert capsys.readouterr().err.strip() == "prog: interrupted while starting; nothing was run"
+
+
+def test_every_console_script_starts_its_own_command(monkeypatch):
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    from lstm_variants import entry_points
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
+    started = []
+    monkeypatch.setattr(entry_points, "start", lambda *args: started.append(args))
+    for name, target in scripts.items():
+        module, _, function = target.partition(":")
+        assert module == "lstm_variants.entry_points", name
+        getattr(entry_points, function)()
+    assert started == [
+        ("lstm-variants", "lstm_variants.cli"),
+        ("lstm-variants-data", "lstm_variants.data.cli"),
+        ("lstm-variants-analyze", "lstm_variants.analysis.cli"),
+        ("lstm-variants-diagnose", "lstm_variants.diagnostics.cli"),
+    ]
+    for _, module in started:  # each names a module with a main
+        assert callable(importlib.import_module(module).main)

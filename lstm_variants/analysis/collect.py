@@ -112,10 +112,14 @@ class Collection:
         line += f"; skipped {len(self.skipped)} unreadable record(s)"
         if self.duplicates:
             line += f", {len(self.duplicates)} duplicate(s)"
-            other = sum(reason.endswith(OTHER_RESULTS) for _, reason in self.duplicates)
+            other = self.duplicates_with_other_results()
             if other:
                 line += f" ({other} with other results than the record kept: see skipped.csv)"
         return line
+
+    def duplicates_with_other_results(self) -> int:
+        """How many duplicates hold other results than the record kept (trained again)."""
+        return sum(reason.endswith(OTHER_RESULTS) for _, reason in self.duplicates)
 
     def save(self, output_dir: Path) -> dict[str, Path]:
         """Write ``trials.parquet``, ``curves.parquet`` and ``skipped.csv``; return their paths."""
@@ -274,11 +278,6 @@ SAME_RESULTS = "same results"
 OTHER_RESULTS = "other results"
 
 
-def _results(record: dict) -> str:
-    """A record's metrics and curve as JSON text, to tell a copy from a run trained again."""
-    return json.dumps([record.get("metrics"), record.get("curve")], sort_keys=True)
-
-
 def collect(directories: Sequence[str | Path], progress: bool = False) -> Collection:
     """Read every record under ``directories`` into a ``Collection``.
 
@@ -310,7 +309,10 @@ def collect(directories: Sequence[str | Path], progress: bool = False) -> Collec
             continue
         if row["trial_id"] in seen:
             kept, kept_results = seen[row["trial_id"]]
-            same = _results(record) == kept_results
+            # A copy, or the same config trained again (alone instead of in a population).
+            # As JSON text: an older record's NaN would not equal itself as a float.
+            results = (record.get("metrics"), record.get("curve"))
+            same = json.dumps(results, sort_keys=True) == json.dumps(kept_results, sort_keys=True)
             duplicates.append(
                 (
                     str(path),
@@ -318,7 +320,7 @@ def collect(directories: Sequence[str | Path], progress: bool = False) -> Collec
                 )
             )
             continue
-        seen[row["trial_id"]] = (str(path), _results(record))
+        seen[row["trial_id"]] = (str(path), (record.get("metrics"), record.get("curve")))
         rows.append(row)
         curves.extend(curve)
     curve_frame = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))

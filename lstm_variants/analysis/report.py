@@ -27,7 +27,6 @@ import pandas as pd
 
 from lstm_variants.analysis.best import best_table, best_trials
 from lstm_variants.analysis.collect import (
-    OTHER_RESULTS,
     AnalysisError,
     Collection,
     collect,
@@ -338,7 +337,7 @@ def render_report(
                 f"- ... and {len(collection.skipped) - len(listed)} more (data/skipped.csv)"
             )
         if collection.duplicates:
-            other = sum(reason.endswith(OTHER_RESULTS) for _, reason in collection.duplicates)
+            other = collection.duplicates_with_other_results()
             lines.append(
                 f"- {len(collection.duplicates)} duplicate trial(s) kept once"
                 + (f", {other} of them with other results than the record kept" if other else "")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import shutil
@@ -34,6 +33,7 @@ from lstm_variants.optimizers import make_member_optimizer, member_hyperparamete
 from lstm_variants.params_file import params_path, save_params
 from lstm_variants.population import Member, train_population
 from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings
+from lstm_variants.population_lock import population_key, population_lock
 from lstm_variants.records import (
     RECORD_VERSION,
     environment,
@@ -217,6 +217,7 @@ def run_trials(
     Returns:
       (record path, record or None) for each config, in order.
     """
+    began = time.time()
     for cfg in cfgs:  # every config before any trains: a bad value fails fast, not after hours
         check_values(cfg)
     paths = [record_path(cfg, output_dir) for cfg in cfgs]
@@ -252,37 +253,51 @@ def run_trials(
             # One optimizer object per group: compiled populations are reused by identity.
             optimizer = make_member_optimizer(first["optimizer"])
             for population in populations:
-                checkpoint = checkpoint_settings(first, output_dir, [paths[i] for i in population])
-                started = time.time()
-                runs = train_population(
-                    model,
-                    optimizer,
-                    data,
-                    train_settings(first),
-                    [member_of(cfgs[index]) for index in population],
-                    progress=progress,
-                    log=lambda line: print(line, file=sys.stderr),
-                    checkpoint=checkpoint,
-                )
-                written = [index for index in population if index in missing]
-                for index, result in zip(population, runs, strict=True):
-                    if index not in missing:  # recorded before a kill stopped the others' records
+                with population_lock(output_dir, [paths[i].stem for i in population]):
+                    # Another process given the same trials may have recorded them meanwhile.
+                    elsewhere = _recorded_since(population, missing, paths, began)
+                    missing.difference_update(elsewhere)
+                    progress_line.recorded_elsewhere(len(elsewhere))
+                    written = [index for index in population if index in missing]
+                    if not written:
+                        print(
+                            f"skipped {len(elsewhere)} trial(s): another process training into "
+                            f"{output_dir} recorded them while this one ran",
+                            file=sys.stderr,
+                        )
                         continue
-                    record = make_record(cfgs[index], result, started, data_sha256)
-                    # A retrained trial's old record goes before its parameter file is replaced:
-                    # a kill in between then leaves no record naming a file that is not its own,
-                    # and the rerun writes the missing record.
-                    paths[index].unlink(missing_ok=True)
-                    validated = record["metrics"].get("best_valid") is not None
-                    record["params_file"] = write_params(
-                        cfgs[index], paths[index], result.params, validated
+                    checkpoint = checkpoint_settings(
+                        first, output_dir, [paths[i] for i in population]
                     )
-                    write_json_atomic(paths[index], record)
-                    results[index] = (paths[index], record)
-                    if logger is not None:
-                        logger.log_trial(record)
-                if checkpoint is not None:  # every record is written: the state is not needed
-                    remove_checkpoint(checkpoint)
+                    started = time.time()
+                    runs = train_population(
+                        model,
+                        optimizer,
+                        data,
+                        train_settings(first),
+                        [member_of(cfgs[index]) for index in population],
+                        progress=progress,
+                        log=lambda line: print(line, file=sys.stderr),
+                        checkpoint=checkpoint,
+                    )
+                    for index, result in zip(population, runs, strict=True):
+                        if index not in missing:  # recorded before a kill stopped the others'
+                            continue
+                        record = make_record(cfgs[index], result, started, data_sha256)
+                        # A retrained trial's old record goes before its parameter file is
+                        # replaced: a kill in between then leaves no record naming a file that
+                        # is not its own, and the rerun writes the missing record.
+                        paths[index].unlink(missing_ok=True)
+                        validated = record["metrics"].get("best_valid") is not None
+                        record["params_file"] = write_params(
+                            cfgs[index], paths[index], result.params, validated
+                        )
+                        write_json_atomic(paths[index], record)
+                        results[index] = (paths[index], record)
+                        if logger is not None:
+                            logger.log_trial(record)
+                    if checkpoint is not None:  # every record is written: the state is not needed
+                        remove_checkpoint(checkpoint)
                 progress_line.update([results[index][1] for index in written])
         for directory in remove_stale_checkpoints(output_dir):
             print(
@@ -309,6 +324,21 @@ def _recorded(path: Path) -> bool:
         print(f"lstm-variants: warning: {error}; this trial trains again", file=sys.stderr)
         return False
     return True
+
+
+def _recorded_since(
+    population: Sequence[int], missing: set[int], paths: Sequence[Path], moment: float
+) -> set[int]:
+    """The ``missing`` members of ``population`` whose record was written after ``moment`` (the
+    start of this call, which writes a population's records only after this check) and reads:
+    another process training into the same folder wrote them (``population_lock``)."""
+    written = set()
+    for index in population:
+        if index in missing and _written_after(paths[index], moment):
+            with contextlib.suppress(RecordError):
+                read_record(paths[index])
+                written.add(index)
+    return written
 
 
 def planned_populations(
@@ -379,11 +409,7 @@ def checkpoint_settings(
     if minutes is None:
         return None
     trials = tuple(sorted(path.stem for path in record_paths))
-    directory = (
-        Path(output_dir)
-        / "checkpoints"
-        / hashlib.sha256(" ".join(trials).encode()).hexdigest()[:16]
-    )
+    directory = Path(output_dir) / "checkpoints" / population_key(trials)
     return CheckpointSettings(directory, every_seconds=60 * float(minutes), trials=trials)
 
 
@@ -445,6 +471,11 @@ class _ProgressLine:
         self.done = self.diverged = 0
         self.best: float | None = None
         self.started = time.time()
+
+    def recorded_elsewhere(self, count: int) -> None:
+        """``count`` trials to do were recorded by another process: now among the skipped."""
+        self.total -= count
+        self.skipped += count
 
     def update(self, records: list[dict]) -> None:
         self.done += len(records)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from lstm_variants.cells import LSTMCell, check_cell, make_cell
 from lstm_variants.config_values import check_values
-from lstm_variants.data import SequenceDataset, load_dataset
+from lstm_variants.data import SequenceDataset
 from lstm_variants.errors import ConfigError, RecordError
 from lstm_variants.initializers import make_initializer
 from lstm_variants.loggers import make_logger
@@ -34,6 +34,7 @@ from lstm_variants.params_file import params_path, save_params
 from lstm_variants.population import Member, train_population
 from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings
 from lstm_variants.population_lock import population_key, population_lock
+from lstm_variants.recorded_data import check_recorded_data, config_dataset
 from lstm_variants.records import (
     RECORD_VERSION,
     environment,
@@ -234,6 +235,8 @@ def run_trials(
     taken = next((paths[index] for index in sorted(missing) if paths[index].is_dir()), None)
     if taken is not None:
         raise ConfigError(f"{taken} is a folder where a trial's record goes: move it away")
+    loaded: dict[str, SequenceDataset] = {}  # by dataset_key: each dataset is loaded once
+    check_recorded_data(cfgs, paths, set(range(len(cfgs))) - missing, loaded)
     work = planned_populations(cfgs, paths, missing, output_dir)
     progress_line = _ProgressLine(total=len(missing), skipped=len(cfgs))
     # Optional TensorBoard / MLflow / W&B mirror of each record; the JSON record stays the truth.
@@ -241,11 +244,7 @@ def run_trials(
     try:
         for populations in work.values():
             first = cfgs[populations[0][0]]
-            data = load_dataset(
-                first["dataset"]["name"],
-                data_dir=first.get("data_dir"),
-                **(first["dataset"].get("options") or {}),
-            )
+            data = config_dataset(first, loaded)
             model = build_model(first, data)
             data_sha256 = data.fingerprint()
             for index in (i for population in populations for i in population):

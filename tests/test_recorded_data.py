@@ -1,0 +1,64 @@
+"""A rerun does not keep records trained on other data than the config gives now."""
+
+import json
+
+import numpy as np
+import pytest
+from test_train import config
+
+from lstm_variants.errors import ConfigError
+from lstm_variants.experiment import run_trials
+from lstm_variants.records import write_json_atomic
+
+TINY_TEXT = ("train.max_epochs=1", "model.hidden_size=4", "dataset.options.streams=2",
+             "dataset.options.window=20", "dataset.options.valid_fraction=0.2",
+             "dataset.options.test_fraction=0.2")  # fmt: skip
+
+
+def text_config(path, *overrides):
+    return config("dataset=text_file", f"dataset.options.path={path}", *TINY_TEXT, *overrides,
+                  base=["progress=false"])  # fmt: skip
+
+
+@pytest.fixture
+def book(tmp_path):
+    path = tmp_path / "book.txt"
+    letters = np.random.default_rng(0).choice(list("abcde \n"), size=1500)
+    path.write_text("".join(letters))
+    return path
+
+
+def test_a_record_of_since_edited_data_stops_the_rerun_in_one_line(tmp_path, book):
+    """Skipped, it would put results on two versions of the text into one table; retrained, it
+    would replace a result unasked. overwrite=true retrains it on the data of now."""
+    cfg = text_config(book)
+    folder = tmp_path / "run"
+    ((path, first),) = run_trials([cfg], folder, progress=False)
+    assert run_trials([cfg], folder, progress=False) == [(path, None)]  # same data: skipped
+
+    book.write_text(book.read_text().replace("a", "b", 3))
+    with pytest.raises(ConfigError) as refused:
+        run_trials([cfg], folder, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message
+    assert f"data_sha256 {first['data_sha256'][:12]}, now " in message
+    assert "overwrite=true" in message and "1 of 1 records of text_file" in message
+    assert json.loads(path.read_text()) == json.loads(json.dumps(first))  # the record is kept
+
+    ((_, retrained),) = run_trials([text_config(book, "overwrite=true")], folder, progress=False)
+    assert retrained["data_sha256"] != first["data_sha256"]
+    assert run_trials([cfg], folder, progress=False) == [(path, None)]
+
+
+def test_records_without_a_fingerprint_or_without_their_data_here_are_kept(tmp_path, book):
+    """A record from before data_sha256 existed is not checked; nor is one whose data is not on
+    this machine: a finished study's tables are rebuilt without its data."""
+    cfg = text_config(book)
+    ((path, record),) = run_trials([cfg], tmp_path, progress=False)
+    book.write_text("other text " * 100)
+    write_json_atomic(path, {k: v for k, v in record.items() if k != "data_sha256"})
+    assert run_trials([cfg], tmp_path, progress=False) == [(path, None)]
+
+    write_json_atomic(path, record)
+    book.unlink()
+    assert run_trials([cfg], tmp_path, progress=False) == [(path, None)]

@@ -169,6 +169,14 @@ def test_command_line(sweep, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(["compare", str(sweep), option, bad])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    for bad in ("nan", "inf", "abc"):  # a line at nan or inf would be drawn as nothing
+        with pytest.raises(SystemExit) as exit_info:
+            main(["curves", str(sweep), "--target", bad])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.splitlines() == [
+            "lstm-variants-analyze curves: error: argument --target: must be a finite number, "
+            f"e.g. 8.5, got '{bad}' (see lstm-variants-analyze curves --help)"
+        ]
     assert main(["importance", str(sweep), "--target", "bogus"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "lstm-variants-analyze: error: --target 'bogus' is not a column of these records; use one "

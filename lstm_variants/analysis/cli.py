@@ -21,6 +21,7 @@ Jozefowicz's), else vanilla. Bad input
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -94,6 +95,17 @@ def level(text: str) -> float:
         value = float("nan")
     if not 0 < value < 1:  # nan fails too
         raise argparse.ArgumentTypeError(f"must be a level in (0, 1), e.g. 0.05, got {text!r}")
+    return value
+
+
+def finite(text: str) -> float:
+    """A ``--target`` value: a finite number (a line at nan or inf draws nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, e.g. 8.5, got {text!r}")
     return value
 
 
@@ -216,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(curves_parser)
     curves_parser.add_argument(
-        "--target", type=float, help="draw a horizontal line at this metric value"
+        "--target", type=finite, help="draw a horizontal line at this metric value"
     )
     return parser
 

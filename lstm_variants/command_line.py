@@ -37,7 +37,7 @@ from lstm_variants.config_folders import (
 from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError, nearest_hint
 from lstm_variants.output_directory import check_output_directory
-from lstm_variants.override_advice import hydra_error_line, unknown_key
+from lstm_variants.override_advice import hydra_error_line, unknown_key, unreadable_override
 from lstm_variants.records import keys_drawn_everywhere
 
 
@@ -169,6 +169,9 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
                 config_name, overrides=overrides + hydra_settings, return_hydra_config=True
             )
     except (HydraException, OmegaConfBaseException) as error:
+        unreadable = unreadable_override(overrides + hydra_settings)
+        if unreadable is not None:
+            return unreadable
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         missing = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
         # A config key, not a group (for `sweep=...` Hydra's "+sweep=..." is the answer), and not

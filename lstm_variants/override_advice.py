@@ -3,6 +3,8 @@
 Hydra answers a misspelt key with "use +key=value" (which would add a key nothing reads) and a
 missing group option with its search path, over several lines. ``unknown_key`` names the nearest
 existing keys instead, and inside a search space says how to add or reach a key;
+``unreadable_override`` names an override the grammar cannot read (``study=étude``: Hydra says
+"LexerNoViableAltException" and points at a column) and how to quote it;
 ``hydra_error_line`` puts Hydra's other errors on one line.
 """
 
@@ -11,11 +13,35 @@ from __future__ import annotations
 import difflib
 
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstm_variants.config_folders import CONFIG_DIR
+
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
+
+
+def unreadable_override(overrides: list[str]) -> str | None:
+    """One line for the first of ``overrides`` that Hydra's grammar cannot read, else None.
+
+    An unquoted value holds only ASCII letters, digits, spaces and a few signs (``_-+./:\\``);
+    anything else, a non-ASCII letter or a parenthesis, needs quotes, which the shell
+    strips unless the whole override is quoted again: ``study="'étude'"``.
+    """
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except HydraException:
+            key, _, value = override.partition("=")
+            if set(value) & set("'\"[]{}"):  # a list, a mapping or a quote left open
+                advice = "check its brackets and quotes"
+            else:
+                advice = f"quote the value, {key}=\"'{value}'\""
+            return f"cannot read the override {override!r}: {advice} ({GRAMMAR})"
+    return None
 
 
 def hydra_error_line(error: BaseException) -> str:

@@ -28,3 +28,19 @@ def test_the_other_commands_and_config_kinds_say_the_same():
     with pytest.raises(DataError, match=r"""dataset.options.path="'2026'"$"""):
         check_dataset_options("text_file", {"path": 2026})
     check_values({"data_dir": None, "out_dir": "2029", "compilation_cache": None})
+
+
+def test_an_override_the_grammar_cannot_read_says_how_to_quote_it():
+    """Hydra says "LexerNoViableAltException: study=étude" and a caret; the quoting it advises
+    is then accepted, as the folder étude."""
+    grammar = "(https://hydra.cc/docs/advanced/override_grammar/basic)"
+    assert problem(["study=étude"]) == (
+        f"""cannot read the override 'study=étude': quote the value, study="'étude'" {grammar}"""
+    )
+    assert problem(["study='étude'"]) is None
+    assert problem(["-m", "cell=vanilla,gru", "study=a(b"]) == (
+        f"""cannot read the override 'study=a(b': quote the value, study="'a(b'" {grammar}"""
+    )
+    assert problem(["model.hidden_size=[1,2"]) == (  # a list: quoting it would make it text
+        f"cannot read the override 'model.hidden_size=[1,2': check its brackets and quotes {grammar}"
+    )

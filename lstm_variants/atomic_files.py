@@ -3,7 +3,8 @@
 A command can be cut short at any moment (Ctrl-C, ``kill``, a full disk, a lost node). Every file
 this package writes for a reader to trust goes through ``atomic_file``: a temporary file in the
 same directory, synced, then renamed over the target, so a reader sees the old file or the new
-one, never half of either. No JAX here, so the analysis commands can write this way and still
+one, never half of either. A process killed between the two (``kill -9``) leaves a hidden
+``.<name>.*.tmp`` file, which ``remove_leftovers`` clears once it is old. No JAX here, so the analysis commands can write this way and still
 start fast.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +42,24 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+# A temporary file this old was left by a process killed before its rename (``kill -9``, a lost
+# node): a write in flight, by this process or another sharing the folder, is seconds old.
+LEFTOVER_SECONDS = 3600.0
+
+
+def remove_leftovers(directory: Path, older_than: float = LEFTOVER_SECONDS) -> list[Path]:
+    """Remove the temporary files ``atomic_file`` left in ``directory`` (``.<name>.*.tmp``)
+    that were last written more than ``older_than`` seconds ago; return them."""
+    removed = []
+    now = time.time()
+    for path in sorted(Path(directory).glob(".*.tmp")):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if now - path.stat().st_mtime > older_than and path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _umask() -> int:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lstm_variants.atomic_files import remove_leftovers
 from lstm_variants.cells import LSTMCell, check_cell, make_cell
 from lstm_variants.config_values import check_values
 from lstm_variants.data import SequenceDataset
@@ -235,6 +236,8 @@ def run_trials(
     taken = next((paths[index] for index in sorted(missing) if paths[index].is_dir()), None)
     if taken is not None:
         raise ConfigError(f"{taken} is a folder where a trial's record goes: move it away")
+    if missing and records.is_dir():
+        remove_leftovers(records)  # of a run killed while it wrote a record
     loaded: dict[str, SequenceDataset] = {}  # by dataset_key: each dataset is loaded once
     check_recorded_data(cfgs, paths, set(range(len(cfgs))) - missing, loaded)
     work = planned_populations(cfgs, paths, missing, output_dir)

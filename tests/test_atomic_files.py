@@ -11,6 +11,8 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lstm_variants.atomic_files import (  # noqa: E402
+    LEFTOVER_SECONDS,
+    remove_leftovers,
     save_figure_atomic,
     write_table_atomic,
     write_text_atomic,
@@ -99,3 +101,31 @@ def test_the_writers_and_the_analysis_command_start_without_jax():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def test_a_killed_writers_temporary_file_goes_once_it_is_old_and_a_write_in_flight_stays(tmp_path):
+    """kill -9 between the write and the rename leaves ``.<name>.*.tmp``; a rerun clears it, but
+    not one another process sharing the folder is writing now."""
+    import os
+    import time
+
+    from test_train import config
+
+    from lstm_variants.experiment import run_trials
+
+    records = tmp_path / "records"
+    records.mkdir()
+    left = records / ".0123456789abcdef.json.k2j4h1.tmp"
+    writing = records / ".fedcba9876543210.npz.q8w7e6.tmp"
+    other = records / ".notes.tmp.txt"
+    for path in (left, writing, other):
+        path.write_text("{")
+    old = time.time() - LEFTOVER_SECONDS - 60
+    os.utime(left, (old, old))
+    os.utime(other, (old, old))
+    assert remove_leftovers(records) == [left]
+    assert not left.exists() and writing.exists() and other.exists()
+
+    os.utime(writing, (old, old))
+    ((path, record),) = run_trials([config()], tmp_path, progress=False)
+    assert record is not None and not writing.exists() and other.exists()

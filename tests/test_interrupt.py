@@ -262,3 +262,24 @@ def test_every_console_script_starts_its_own_command(monkeypatch):
     ]
     for _, module in started:  # each names a module with a main
         assert callable(importlib.import_module(module).main)
+
+
+def test_every_console_script_exits_with_its_commands_status(tmp_path):
+    """The installed scripts, run as a user runs them: an error line is status 2, as the commands'
+    own ``main`` returns it (a script that dropped it exited 0, and `fetch && sbatch` went on)."""
+    import subprocess
+    from pathlib import Path
+
+    scripts = Path(sys.executable).parent
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for script, arguments in [
+        ("lstm-variants-analyze", ["compare", str(empty)]),
+        ("lstm-variants-data", ["describe", "no_such_dataset"]),
+        ("lstm-variants-analyze", ["--version"]),
+    ]:
+        done = subprocess.run(
+            [str(scripts / script), *arguments], capture_output=True, text=True, timeout=120
+        )
+        expected = 0 if arguments == ["--version"] else 2
+        assert done.returncode == expected, (script, arguments, done.stderr)

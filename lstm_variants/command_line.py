@@ -35,6 +35,7 @@ from lstm_variants.config_folders import (
     split_config_dir_flags,
 )
 from lstm_variants.config_values import check_values
+from lstm_variants.data import DataError, check_dataset_options, load_dataset
 from lstm_variants.errors import ConfigError, nearest_hint
 from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import hydra_error_line, unknown_key, unreadable_override
@@ -49,6 +50,32 @@ def check_reference_cell(cfg: dict) -> None:
     valid = group_choices("cell")
     if reference is not None and cell_name(str(reference)) not in valid:
         raise ConfigError(f"unknown reference_cell '{reference}'; valid cells: {', '.join(valid)}")
+
+
+def check_dataset_values(cfg: dict, load: bool = False) -> None:
+    """Raise ConfigError for a dataset option the dataset lacks or of the wrong kind; with
+    ``load``, also for one its loader refuses (out of range, not one of its choices) or for data
+    that is not there, by loading the dataset as each job would first do. A sweep over dataset
+    options loads it once per value: one line before any job, not one failed job per value."""
+    dataset = cfg.get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
+        return
+    options = dataset.get("options") or {}
+    try:
+        check_dataset_options(dataset["name"], options)
+        if load:
+            load_dataset(dataset["name"], data_dir=cfg.get("data_dir"), **options)
+    except DataError as error:
+        raise ConfigError(str(error)) from error
+
+
+def dataset_options_swept(argv: Sequence[str]) -> bool:
+    """Whether the command line sweeps a dataset option (``dataset.options.T=20,50``)."""
+    return any(
+        argument.lstrip("+").startswith("dataset.options.")
+        and len(sweep_values(argument) or [argument, argument]) > 1
+        for argument in argv
+    )
 
 
 def check_rerun_source(cfg: dict, records_dir: Path) -> None:
@@ -194,6 +221,7 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
     # of a sweep one line before any job starts, not one failed job per cell.
     try:
         check_values(resolved)
+        check_dataset_values(resolved, load=bool(flags) and dataset_options_swept(argv))
         check_reference_cell(resolved)
         check_drawn_keys_not_given(overrides, resolved)
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
@@ -366,6 +394,7 @@ def other_values_error(
                 OmegaConf.update(candidate, key, parsed, merge=True, force_add=True)
                 checked = OmegaConf.to_container(candidate, resolve=True)
                 check_values(checked)
+                check_dataset_values(checked, load=key.startswith("dataset.options."))
                 check_reference_cell(checked)
                 if key.startswith("cell.options."):
                     check_options_of_swept_cells(cells, checked)

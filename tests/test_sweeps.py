@@ -645,6 +645,27 @@ def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job
     assert override_error(["-m", "model.hidden_size=[4],8"]).startswith("model.hidden_size must")
 
 
+def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkeypatch):
+    """Its kind at any position, and what only the loader knows (a range, a choice) by loading
+    the dataset once per value; job 0 failed while job 1 trained, and the sweep exited 0."""
+    from lstm_variants import command_line
+    from lstm_variants.command_line import override_error
+
+    kind = "dataset.options.T of 'adding' must be an integer, got 'abc'"
+    assert override_error(["-m", "dataset.options.T=abc,20"]) == kind
+    assert override_error(["-m", "dataset.options.T=20,abc"]) == kind
+    assert override_error(
+        ["-m", "dataset=tiny_shakespeare", "dataset.options.split=tail,block"]
+    ) == ("tiny_shakespeare: unknown split 'block'; valid splits: tail, blocks")
+    assert override_error(["-m", "dataset.options.T=20,0"]).startswith("adding: T must be at least")
+    loaded = []
+    monkeypatch.setattr(command_line, "load_dataset", lambda name, **kw: loaded.append(kw["T"]))
+    assert override_error(["-m", "dataset.options.T=20,50", "seed=0,1"]) is None
+    assert loaded == [20, 50]  # each value once
+    assert override_error(["-m", "seed=0,1", "dataset.options.T=20"]) is None
+    assert loaded == [20, 50]  # no dataset option swept: nothing loaded before the jobs
+
+
 def test_cell_options_that_a_swept_cell_lacks_end_the_command_before_any_job():
     from lstm_variants.command_line import problem
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
+from lstm_variants.records import recorded_datasets
 from lstm_variants.user_cache import user_cache_dir
 
 _HERE = Path(__file__).resolve().parent
@@ -25,6 +27,22 @@ CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else 
 # ${user_cache_dir:} in conf/ (oc.env would take an empty $XDG_CACHE_HOME as the path ''). A run's
 # .hydra/config.yaml keeps it unresolved: resolve one with lstm_variants imported.
 OmegaConf.register_new_resolver("user_cache_dir", lambda: str(user_cache_dir()), replace=True)
+
+
+def diagnosis_folder(dataset: str, records: Any) -> str:
+    """The last part of a diagnosis's default folder (``conf/diagnose.yaml``): the dataset it
+    measures, or, when ``diagnose.records`` names recorded trials, their datasets and
+    ``_records`` (``jsb_chorales_records``): ``dataset=`` is then not what is measured, and a
+    diagnosis of fresh cells on that dataset keeps its own folder."""
+    if isinstance(records, ListConfig):
+        records = OmegaConf.to_container(records)
+    sources = [records] if isinstance(records, str) else records
+    if not sources or not all(isinstance(source, str) for source in sources):
+        return dataset
+    return "+".join(recorded_datasets(sources) or ["unknown"]) + "_records"
+
+
+OmegaConf.register_new_resolver("diagnosis_folder", diagnosis_folder, replace=True)
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")

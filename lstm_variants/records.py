@@ -8,6 +8,7 @@ leaves either the whole record or none of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -114,6 +115,20 @@ def record_files(directory: Path) -> list[Path]:
     if root.name == "records":
         candidates += list(root.glob("*.json"))
     return sorted(candidates)
+
+
+def recorded_datasets(sources: list[str]) -> list[str]:
+    """The datasets of the records at ``sources`` (record files, or folders as ``record_files``
+    finds them), sorted; files that are not records are passed over."""
+    names = set()
+    for source in sources:
+        path = Path(source).expanduser()
+        for file in record_files(path) if path.is_dir() else [path]:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                name = json.loads(file.read_text()).get("dataset")
+                if isinstance(name, str):
+                    names.add(name)
+    return sorted(names)
 
 
 def keys_drawn_everywhere(directory: Path) -> set[str]:

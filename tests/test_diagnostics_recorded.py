@@ -105,3 +105,28 @@ def test_trials_of_different_datasets_or_without_parameters_are_one_line_errors(
         record_files([bare.parent.parent], per_cell=1)
     with pytest.raises(ConfigError, match="neither a record file nor a directory"):
         record_files([tmp_path / "nowhere"], per_cell=1)
+
+
+def test_a_diagnosis_of_records_goes_to_a_folder_named_after_their_dataset(study, tmp_path):
+    """Not after dataset=adding, the default: a diagnosis of JSB records wrote into
+    outputs/diagnose/adding/ and removed the figures of that folder's own diagnosis."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lstm_variants.config_folders import CONFIG_DIR
+
+    def run_dir(*overrides):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("diagnose", overrides=list(overrides), return_hydra_config=True)
+        return OmegaConf.select(cfg, "hydra.run.dir")
+
+    directory, paths, _ = study
+    assert run_dir() == "outputs/diagnose/adding"
+    assert run_dir("dataset=jsb_chorales") == "outputs/diagnose/jsb_chorales"
+    assert run_dir(f"diagnose.records=[{directory}]") == "outputs/diagnose/adding_records"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**json.loads(paths[0].read_text()), "dataset": "xml"}))
+    assert run_dir(f"diagnose.records=[{paths[0]},{other}]") == (
+        "outputs/diagnose/adding+xml_records"
+    )
+    assert run_dir(f"diagnose.records={tmp_path / 'none'}") == "outputs/diagnose/unknown_records"

@@ -95,9 +95,28 @@ def problem(argv: list[str], config_name: str = "config") -> str | None:
         or exclusive_modes(argv)
         or missing_config_dir(argv)
         or unknown_choice(argv)
+        or bare_launcher(argv)
         or rerun_problem(argv)
         or override_error(argv, config_name)
     )
+
+
+def bare_launcher(argv: list[str]) -> str | None:
+    """One line for ``hydra/launcher=joblib`` (Hydra's way of choosing a launcher) where this
+    project has a preset of that name: Hydra's bare plugin then runs the jobs without the
+    preset's settings (joblib: one core and one device per job, its failed-process handling;
+    submitit: its own launcher classes), with no word of it."""
+    for argument in argv:
+        key, sep, name = argument.lstrip("+").partition("=")
+        if not sep or key != "hydra/launcher":
+            continue
+        preset = Path(CONFIG_DIR) / "launcher" / f"{name}.yaml"
+        if preset.is_file() and "/hydra/launcher" in preset.read_text():
+            return (
+                f"{argument} is Hydra's bare {name} plugin, without this project's preset; "
+                f"use launcher={name}"
+            )
+    return None
 
 
 def rerun_problem(argv: list[str]) -> str | None:

@@ -231,3 +231,16 @@ def test_the_jobs_share_gpu_memory_unless_the_user_chose_how_jax_takes_it():
         with shared_gpu_memory(environ):
             assert environ == chosen
         assert environ == chosen
+
+
+def test_hydras_own_launcher_choice_of_a_preset_name_is_one_line_naming_the_preset():
+    """hydra/launcher=joblib ran the jobs unpinned on Hydra's bare plugin, with no word of it."""
+    from lstm_variants.command_line import problem
+
+    for name in ("joblib", "submitit_local", "submitit_slurm"):
+        assert problem(["-m", f"hydra/launcher={name}", "cell=vanilla,gru"]) == (
+            f"hydra/launcher={name} is Hydra's bare {name} plugin, without this project's "
+            f"preset; use launcher={name}"
+        )
+    assert problem(["-m", "hydra/launcher=basic", "cell=vanilla,gru"]) is None  # nothing more
+    assert problem(["-m", "launcher=joblib", "cell=vanilla,gru"]) is None

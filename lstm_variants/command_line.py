@@ -97,8 +97,26 @@ def problem(argv: list[str], config_name: str = "config") -> str | None:
         or unknown_choice(argv)
         or bare_launcher(argv)
         or rerun_problem(argv)
-        or override_error(argv, config_name)
+        or override_error(without_print_flags(argv), config_name)
     )
+
+
+# Flags that print the config instead of running it (``--cfg job``): the command line they print
+# is checked as the run's, so that a typo is the same line with them as without.
+PRINT_FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p")
+
+
+def without_print_flags(argv: list[str]) -> list[str]:
+    """``argv`` without ``--cfg``, ``--package`` (with their values) and ``--resolve``."""
+    kept, skip_value = [], False
+    for argument in argv:
+        if skip_value:
+            skip_value = False
+        elif argument.partition("=")[0] in PRINT_FLAGS_WITH_VALUE:
+            skip_value = "=" not in argument
+        elif argument != "--resolve":
+            kept.append(argument)
+    return kept
 
 
 def bare_launcher(argv: list[str]) -> str | None:

@@ -387,6 +387,24 @@ def test_what_the_command_line_check_finds_is_the_apps_one_error_line(tmp_path, 
     assert not list(Path(tmp_path).glob("records/*.json"))
 
 
+def test_a_command_checked_with_cfg_job_gets_the_runs_error_lines():
+    """--cfg job is how a command is looked at before it runs: it printed a config with
+    max_epochs: abc, and a typo was Hydra's five lines with its "+key" advice."""
+    from lstm_variants.command_line import problem
+
+    typo = "unknown key train.max_epoch; did you mean train.max_epochs?"
+    value = (
+        "train.max_epochs must be an integer >= 1, got 'abc'; set it with train.max_epochs=VALUE"
+    )
+    assert problem(["--cfg", "job", "train.max_epoch=2"]) == typo
+    assert problem(["--cfg=all", "--resolve", "train.max_epochs=abc"]) == value
+    assert problem(["-c", "job", "-p", "train", "train.max_epochs=abc"]) == value
+    assert problem(["--cfg", "job", "train.max_epochs=2"]) is None
+    assert problem(["--cfg", "job", "diagnose.cellz=1"], "diagnose").startswith(
+        "unknown key diagnose.cellz; did you mean diagnose.cells"
+    )
+
+
 def test_hydras_own_settings_pass_the_check_when_hydra_takes_them():
     from lstm_variants.command_line import problem
 

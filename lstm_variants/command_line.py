@@ -38,7 +38,12 @@ from lstm_variants.config_values import check_values
 from lstm_variants.data import DataError, check_dataset_options, load_dataset
 from lstm_variants.errors import ConfigError, nearest_hint
 from lstm_variants.output_directory import check_output_directory
-from lstm_variants.override_advice import hydra_error_line, unknown_key, unreadable_override
+from lstm_variants.override_advice import (
+    hydra_error_line,
+    unknown_dataset_option,
+    unknown_key,
+    unreadable_override,
+)
 from lstm_variants.records import keys_drawn_everywhere
 
 
@@ -240,11 +245,12 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         missing = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
         # A config key, not a group (for `sweep=...` Hydra's "+sweep=..." is the answer), and not
         # inside a free-form mapping (cell or dataset options, a search space), where it is too.
-        if (
-            missing
-            and "To append to your config use" in str(error)
-            and not missing.group(1).rpartition(".")[0].endswith(FREE_FORM)
-        ):
+        appended = missing and "To append to your config use" in str(error)
+        if appended and missing.group(1).startswith("dataset.options."):
+            line = unknown_dataset_option(missing.group(1), overrides, config_name)
+            if line is not None:
+                return line
+        elif appended and not missing.group(1).rpartition(".")[0].endswith(FREE_FORM):
             return unknown_key(missing.group(1), overrides + hydra_settings, config_name)
         return hydra_error_line(error)
     try:

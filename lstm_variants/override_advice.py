@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstm_variants.config_folders import CONFIG_DIR
+from lstm_variants.errors import nearest_hint
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
 
@@ -101,6 +102,28 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
             known
         )
     return f"unknown key {key}"
+
+
+def unknown_dataset_option(key: str, overrides: list[str], config_name: str) -> str | None:
+    """One line for ``dataset.options.<name>=...`` where the dataset has no such option, naming
+    the nearest and the valid ones; None for an option of its loader that its YAML leaves out,
+    which Hydra's advice (add it with ``+``) is right for."""
+    from lstm_variants.data import dataset_options  # numpy: only here
+
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            dataset = OmegaConf.select(compose(config_name, overrides=others), "dataset.name")
+        valid = list(dataset_options(str(dataset)))
+    except (HydraException, OmegaConfBaseException, KeyError):
+        return None
+    option = key.split(".")[2]
+    if option in valid:
+        return None
+    return (
+        f"dataset {dataset!r} has no option {option!r}{nearest_hint(option, valid)}; "
+        f"valid options: {', '.join(valid)}"
+    )
 
 
 def unknown_space_key(rest: str, space: DictConfig | None) -> str:

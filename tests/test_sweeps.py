@@ -645,6 +645,23 @@ def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job
     assert override_error(["-m", "model.hidden_size=[4],8"]).startswith("model.hidden_size must")
 
 
+def test_a_misspelt_dataset_option_names_the_nearest_and_the_valid_ones():
+    """Hydra's advice was to add it with +, which then failed on the loader's unknown option."""
+    from lstm_variants.command_line import problem
+
+    adding = "valid options: T, n_train, n_valid, n_test, seed"
+    assert problem(["dataset.options.TT=3"]) == (
+        f"dataset 'adding' has no option 'TT' (did you mean T?); {adding}"
+    )
+    assert problem(["-m", "dataset.options.TT=1,2"]) == problem(["dataset.options.TT=1"])
+    assert problem(["dataset=tiny_shakespeare", "dataset.options.windw=3"]).startswith(
+        "dataset 'tiny_shakespeare' has no option 'windw' (did you mean window?); valid options:"
+    )
+    assert problem(["+dataset.options.TT=3"]) == (
+        f"dataset 'adding' got unknown option(s) TT; {adding}"
+    )
+
+
 def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkeypatch):
     """Its kind at any position, and what only the loader knows (a range, a choice) by loading
     the dataset once per value; job 0 failed while job 1 trained, and the sweep exited 0."""

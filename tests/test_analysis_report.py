@@ -318,3 +318,20 @@ def test_the_report_says_which_duplicates_hold_other_results(tmp_path):
         "- 2 duplicate trial(s) kept once, 1 of them with other results than the record kept "
         "(data/skipped.csv names each)"
     ) in report.read_text()
+
+
+def test_compare_without_the_reference_cell_takes_the_first_cell_as_the_report_does(
+    tmp_path, capsys
+):
+    """A GRU study: compare refused ("reference cell 'vanilla' is in no dataset") where report
+    and the sweep summary compared against 'gru'; a --reference given is still taken as given."""
+    write_records(synthetic_study({"gru": 0.0, "mut1": 0.5}, trials=10, seed=0), tmp_path)
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "out")]) in (0, None)
+    captured = capsys.readouterr()
+    assert "note: reference cell 'vanilla' is not in these sweeps; compared against 'gru'" in (
+        captured.err
+    )
+    table = pd.read_csv(tmp_path / "out" / "comparison.csv")
+    assert (table["reference"] == "gru").all()
+    assert main(["compare", str(tmp_path), "--reference", "vanilla"]) == 2
+    assert "reference cell 'vanilla' is in no dataset" in capsys.readouterr().err

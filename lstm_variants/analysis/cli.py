@@ -13,7 +13,8 @@ DIRS are sweep roots or any folders holding ``**/records/*.json``. ``--out`` def
 ``<first DIR>/analysis``. ``--study NAME`` keeps one study's records; the commands that compare
 refuse two studies on one dataset unless ``--pool-studies`` (``collect.select_studies``).
 ``--reference`` defaults to the studies' own ``reference_cell`` (vanilla for Greff's, lstm for
-Jozefowicz's), else vanilla. Bad input
+Jozefowicz's), else vanilla; where the studies have none of it, the first of their cells, with
+a note (as the report and the sweep summary choose). Bad input
 (a missing directory, no records, an unknown reference cell or option) ends with one
 ``lstm-variants-analyze: error: ...`` line and exit status 2.
 """
@@ -272,10 +273,14 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
 
         check_some_usable(collection.trials, arguments.directories)
     if getattr(arguments, "reference", "") is None:  # the studies' own reference cell
-        from lstm_variants.analysis.report import recorded_reference, reference_label
+        from lstm_variants.analysis.report import recorded_reference, resolve_reference
 
+        # Where the studies have none of it (a GRU-only sweep), the first cell, with a note, as
+        # the report and the sweep summary choose; a --reference given is taken as given.
         recorded = recorded_reference(collection.trials)
-        arguments.reference = reference_label(collection.trials, recorded)
+        arguments.reference, note = resolve_reference(collection.trials, recorded)
+        if note is not None:
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if arguments.command == "collect":
         paths = collection.save(out)
         print("\n".join(f"{name}: {path}" for name, path in paths.items()))

@@ -26,6 +26,7 @@ from lstm_variants.atomic_files import remove_leftovers
 from lstm_variants.cells import LSTMCell, check_cell, make_cell
 from lstm_variants.config_values import check_values
 from lstm_variants.data import SequenceDataset
+from lstm_variants.durations import format_duration
 from lstm_variants.errors import ConfigError, RecordError
 from lstm_variants.initializers import make_initializer
 from lstm_variants.loggers import make_logger
@@ -493,8 +494,8 @@ class _ProgressLine:
         best = "-" if self.best is None else f"{self.best:.4g}"
         print(
             f"trials: {self.done}/{self.total} done ({self.skipped} already recorded, "
-            f"{self.diverged} diverged), best valid {best}, {elapsed / 60:.1f} min, "
-            f"ETA {eta / 60:.1f} min",
+            f"{self.diverged} diverged), best valid {best}, {format_duration(elapsed)}, "
+            f"ETA {format_duration(eta)}",
             file=sys.stderr,
             flush=True,
         )

@@ -32,9 +32,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
+from lstm_variants.durations import format_duration
 from lstm_variants.records import write_json_atomic
 
 STATUS_FILE = "status.json"
+DEFAULT_STUDY = "single"  # conf/config.yaml's study: the folder of every run not given one
 
 
 def write_status(job_dir: Path, status: str, overrides: list[str], **details: Any) -> None:
@@ -174,6 +176,15 @@ class SweepSummary(Callback):
         # Statuses describe the previous invocation of a resumed study; this one writes its own.
         for stale in Path(config.hydra.sweep.dir).glob(f"*/{STATUS_FILE}"):
             stale.unlink(missing_ok=True)
+        records = len(list(Path(config.hydra.sweep.dir).glob("records/*.json")))
+        if config.get("study") == DEFAULT_STUDY and records:
+            print(
+                f"note: no study= given, so this sweep shares {config.hydra.sweep.dir} "
+                f"({records} trial record{'s' if records != 1 else ''}) with every sweep run "
+                "without one, and its summary "
+                "pools them: study=NAME gives a sweep a folder of its own",
+                flush=True,
+            )
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         # Hydra calls this after a single run too, whose config still names a sweep directory:
@@ -188,14 +199,18 @@ class SweepSummary(Callback):
         failed = sum(s.get("status") != "ok" for s in statuses)
         records = len(list(sweep_dir.glob("records/*.json")))
         total = self.jobs_total
-        line = f"sweep: {done}{f'/{total}' if total else ''} jobs done ({failed} failed), {records} trial records"
-        best = _best_so_far(statuses)
+        jobs = f"{done}/{total} jobs" if total else f"{done} job{'s' if done != 1 else ''}"
+        line = f"sweep: {jobs} done ({failed} failed)"
+        best = _best_so_far(statuses)  # the statuses are this command's: earlier ones are gone
         if best:
-            line += f", best valid: {best}"
+            line += f", best valid of these jobs: {best}"
         if total and done:
             elapsed = time.time() - self.started
-            line += f", ETA {_duration(elapsed / done * max(total - done, 0))}"
-        print(line, flush=True)
+            line += f", ETA {format_duration(elapsed / done * max(total - done, 0))}"
+        print(
+            f"{line}; {records} trial record{'s' if records != 1 else ''} in {sweep_dir}",
+            flush=True,
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from lstm_variants.cli import quiet_library_logs
@@ -269,7 +284,3 @@ def _best_so_far(statuses: list[dict[str, Any]]) -> str | None:
         f"{dataset} {metric} {value:.4g} ({label})"
         for dataset, (value, metric, label) in sorted(bests.items())
     )
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

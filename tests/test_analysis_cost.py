@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from lstm_variants.analysis.cost import cost_table, format_duration, projected_seconds
+from lstm_variants.analysis.cost import cost_table, projected_seconds
+from lstm_variants.durations import format_duration
 
 
 def trial(cell, wall, size, epochs, compile_seconds=2.0, dataset="jsb_chorales"):

@@ -522,8 +522,30 @@ def test_the_eta_is_the_mean_time_per_job_done_times_the_jobs_left(tmp_path, cap
     write_statuses(tmp_path, OK, OK)
     clock.now += 600  # 2 jobs in 10 minutes: the 2 left take 10 more
     callback.on_job_end(config, JobReturn(status=JobStatus.COMPLETED))
-    line = "sweep: 2/4 jobs done (0 failed), 0 trial records, ETA 10.0 min"
+    line = f"sweep: 2/4 jobs done (0 failed), ETA 10.0 min; 0 trial records in {tmp_path}"
     assert capsys.readouterr().out == line + "\n"
+
+
+def test_a_sweep_without_a_study_name_joining_earlier_records_says_so(tmp_path, capsys):
+    """multirun/single pools every unnamed sweep: the second one's summary held the first's
+    trials, with nothing said at its start."""
+    from lstm_variants import sweep
+
+    config = multirun_config(tmp_path, {"cell": "a,b"})
+    config.study = "single"
+    sweep.SweepSummary().on_multirun_start(config)
+    assert capsys.readouterr().out == ""  # a first sweep there: nothing to say
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "0123.json").write_text("{}")
+    sweep.SweepSummary().on_multirun_start(config)
+    assert capsys.readouterr().out == (
+        f"note: no study= given, so this sweep shares {tmp_path} (1 trial record) with every "
+        "sweep run without one, and its summary pools them: study=NAME gives a sweep a folder "
+        "of its own\n"
+    )
+    config.study = "greff_jsb"
+    sweep.SweepSummary().on_multirun_start(config)
+    assert capsys.readouterr().out == ""
 
 
 def test_a_torn_status_file_is_listed_among_the_failed_jobs(tmp_path):

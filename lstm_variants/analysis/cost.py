@@ -81,12 +81,3 @@ def cost_table(trials: pd.DataFrame) -> pd.DataFrame:
 def projected_seconds(table: pd.DataFrame, trials_per_cell: int) -> pd.Series:
     """Per dataset: seconds for ``trials_per_cell`` trials of each of its cells at the measured rates."""
     return (table["seconds_per_trial"] * trials_per_cell).groupby(table["dataset"]).sum()
-
-
-def format_duration(seconds: float) -> str:
-    """'42 s', '12.5 min' or '3.2 h'."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"

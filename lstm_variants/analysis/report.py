@@ -44,7 +44,7 @@ from lstm_variants.analysis.compare import (
     to_markdown,
     write_tables,
 )
-from lstm_variants.analysis.cost import cost_table, format_duration, projected_seconds
+from lstm_variants.analysis.cost import cost_table, projected_seconds
 from lstm_variants.analysis.importance import (
     Importance,
     importance_by_group,
@@ -54,6 +54,7 @@ from lstm_variants.analysis.importance import (
 from lstm_variants.analysis.paired import paired_compare, paired_markdown
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 from lstm_variants.cell_label import cell_name
+from lstm_variants.durations import format_duration
 
 MAX_SKIPPED_LISTED = 20
 PROJECTED_TRIALS = 200  # Greff et al. (2017): 200 trials per variant and dataset

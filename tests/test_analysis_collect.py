@@ -238,6 +238,17 @@ def test_two_studies_on_one_dataset_are_not_pooled_unasked(tmp_path, capsys):
     assert main(["report", str(root), "--study", "other", "--out", str(report)]) == 0
     text = (report / "report.md").read_text()
     assert "Studies: other." in text and "--study other`" in text
+    # Every dataset with more than one study in the one line, not the first alone.
+    write_records(
+        synthetic_study({"vanilla": 0.0}, trials=3, seed=3, study="rerun", dataset="nottingham"),
+        root / "rerun",
+    )
+    assert main(["compare", str(root), "--resamples", "0", "--permutations", "9"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "lstm-variants-analyze: error: records of 2 studies on jsb_chorales (search, "
+        "search_smoke); 2 studies on nottingham (other, rerun): analyse one with --study NAME "
+        "(or pass its directory alone), or compare them as one with --pool-studies"
+    ]
 
 
 def test_a_folder_without_one_readable_record_is_one_line_for_every_reader(tmp_path):

@@ -360,14 +360,16 @@ def select_studies(
         )
     if not pool and len(trials):
         per_dataset = trials.groupby("dataset", observed=True)["study"].unique()
-        for dataset, names in per_dataset.items():
-            if len(names) > 1:
-                listed = ", ".join(sorted(map(str, names)))
-                raise AnalysisError(
-                    f"records of {len(names)} studies on {dataset} ({listed}): analyse one with "
-                    "--study NAME (or pass its directory alone), or compare them as one with "
-                    "--pool-studies"
-                )
+        mixed = [
+            f"{len(names)} studies on {dataset} ({', '.join(sorted(map(str, names)))})"
+            for dataset, names in per_dataset.items()
+            if len(names) > 1
+        ]
+        if mixed:  # every dataset at once: fixing the first must not reveal the next
+            raise AnalysisError(
+                f"records of {'; '.join(mixed)}: analyse one with --study NAME (or pass its "
+                "directory alone), or compare them as one with --pool-studies"
+            )
     return collection
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -175,7 +176,9 @@ class TensorBoardLogger(TrialLogger):
         self.tbx, self.log_dir = module, Path(log_dir)
 
     def where(self) -> str:
-        return f"in {self.log_dir}; view with: tensorboard --logdir {self.log_dir}"
+        # The event files need only tensorboardX; the viewer is the tensorboard package.
+        viewer = "" if shutil.which("tensorboard") else " (pip install tensorboard)"
+        return f"in {self.log_dir}; view with: tensorboard --logdir {self.log_dir}{viewer}"
 
     def _log(self, record: dict) -> None:
         from tensorboardX.summary import hparams

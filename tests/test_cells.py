@@ -279,7 +279,10 @@ def test_paper_params_names_the_forget_gate_bias():
 
 
 def test_unknown_cell_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown cell 'lstmm'; valid cells: vanilla, nig"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown cell 'lstmm' \(did you mean lstm\?\); valid cells: cifg, fgr, gru,",
+    ):
         make_cell("lstmm", H)
 
 

@@ -115,6 +115,11 @@ def test_describe_yaml_option_values(capsys):
             2,
             "lstm-variants-data: error: unknown dataset 'foo'; valid datasets: adding, ",
         ),
+        (
+            ["describe", "jsb_chorale"],
+            2,
+            "unknown dataset 'jsb_chorale' (did you mean jsb_chorales?); valid datasets: adding, ",
+        ),
         (["describe", "adding", "-o", "X=1"], 2, "unknown option(s) X; valid options: T, n_train"),
         (["describe", "adding", "--batch-size", "0"], 2, "--batch-size must be at least 1, got 0"),
         (["describe", "timit"], 2, "timit is licensed: obtain TIMIT"),

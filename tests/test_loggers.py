@@ -187,7 +187,9 @@ def test_tensorboard_scalars_equal_the_curve(tmp_path):
     assert "_hparams_/session_end_info" in plugins
 
 
-def test_tensorboard_log_dir_setting(tmp_path, capsys):
+def test_tensorboard_log_dir_setting(tmp_path, capsys, monkeypatch):
+    import shutil
+
     pytest.importorskip("tensorboardX")
     logger = make_logger(logger_cfg("tensorboard", log_dir=str(tmp_path / "tb")), tmp_path / "out")
     logger.log_trial(make_record("t1"))
@@ -199,8 +201,13 @@ def test_tensorboard_log_dir_setting(tmp_path, capsys):
     logger.close()  # said once: nothing logged since
     assert capsys.readouterr().err.splitlines() == [
         f"tensorboard: 2 trial(s) in {tmp_path / 'tb'}; view with: tensorboard --logdir "
-        f"{tmp_path / 'tb'}"
+        f"{tmp_path / 'tb'}" + ("" if shutil.which("tensorboard") else " (pip install tensorboard)")
     ]
+    # Where the viewer is installed, the line says no more than how to start it.
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    logger.log_trial(make_record("t3"))
+    logger.close()
+    assert capsys.readouterr().err.strip().endswith(f"--logdir {tmp_path / 'tb'}")
 
 
 # --- MLflow (fake module) --------------------------------------------------------------------------

@@ -220,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument(
         "--test", choices=TESTS, default="permutation", help="test behind the marker"
     )
-    report_parser.add_argument("--correction", choices=CORRECTIONS, default="holm")
+    report_parser.add_argument(
+        "--correction", choices=CORRECTIONS, default="holm", help="multiple-comparison correction"
+    )
     report_parser.add_argument(
         "--trees", type=positive, default=32, help="random-forest trees (32)"
     )

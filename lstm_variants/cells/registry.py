@@ -16,7 +16,7 @@ from lstm_variants.cells.lstm import LSTMCell
 from lstm_variants.cells.mut import MUTCell
 from lstm_variants.cells.simple import MGUCell, TanhRNNCell
 from lstm_variants.config_values import check_cell_options
-from lstm_variants.errors import ConfigError
+from lstm_variants.errors import ConfigError, nearest_hint
 
 _NO_PEEPHOLES = {"peepholes": False}
 
@@ -66,7 +66,10 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
       An unbound Flax cell.
     """
     if variant not in VARIANTS:
-        raise UnknownCellError(f"unknown cell '{variant}'; valid cells: {', '.join(VARIANTS)}")
+        raise UnknownCellError(
+            f"unknown cell '{variant}'{nearest_hint(str(variant), VARIANTS)}; "
+            f"valid cells: {', '.join(sorted(VARIANTS))}"
+        )
     cls, flags = VARIANTS[variant]
     return cls(features=features, **(flags | options))
 

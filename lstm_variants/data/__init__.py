@@ -44,6 +44,7 @@ from lstm_variants.data.cache import resolve_data_dir
 from lstm_variants.data.copy_memory import copy_memory
 from lstm_variants.data.temporal_order import temporal_order
 from lstm_variants.data.xml_task import xml_modelling
+from lstm_variants.errors import nearest_hint
 
 DATASETS: dict[str, Callable[..., SequenceDataset]] = {
     "adding": adding_problem,
@@ -155,7 +156,10 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> SequenceD
     """
     loader = DATASETS.get(name)
     if loader is None:
-        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
+        raise DataError(
+            f"unknown dataset {name!r}{nearest_hint(str(name), DATASETS)}; "
+            f"valid datasets: {', '.join(sorted(DATASETS))}"
+        )
     check_dataset_options(name, options)
     return loader(data_dir=data_dir, **options)
 

@@ -35,6 +35,7 @@ from lstm_variants.data import (
     load_dataset,
     padding_report,
 )
+from lstm_variants.errors import nearest_hint
 from lstm_variants.interrupt import ending_interrupts, quiet_when_reader_leaves
 from lstm_variants.version import VersionAction
 
@@ -156,7 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[after],
         help="download and check datasets' files (default: every downloadable dataset)",
     )
-    fetch.add_argument("names", nargs="*", metavar="NAME", help="dataset names (default: all)")
+    fetch.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="dataset names (default: every downloadable dataset)",
+    )
     return parser
 
 
@@ -209,7 +215,10 @@ def run(args: argparse.Namespace) -> int:
         return fetch_datasets(args.names, args.data_dir)
     options = dict(args.option)
     if args.name not in DATASETS:
-        return fail(f"unknown dataset {args.name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
+        return fail(
+            f"unknown dataset {args.name!r}{nearest_hint(args.name, DATASETS)}; "
+            f"valid datasets: {', '.join(sorted(DATASETS))}"
+        )
     unknown = sorted(set(options) - set(dataset_options(args.name)))
     if unknown:
         valid = ", ".join(dataset_options(args.name))

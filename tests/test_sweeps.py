@@ -913,3 +913,32 @@ def test_train_greff_is_one_sequence_per_update_whatever_the_dataset_prefers(dat
     assert greff.train.batch_size == 1 and chosen.train.batch_size == 8
     assert greff.train.max_epochs == 150 and greff.train.patience == 15
     assert default.train.batch_size != 1  # the dataset's own default stays for other protocols
+
+
+def test_an_integer_draw_is_the_float_draw_rounded_to_the_nearest_integer():
+    # Key h of trial i draws from default_rng((seed, i, crc32('h'))) (search module docstring):
+    # log h ~ U(log 20, log 200), then rounded to the nearest integer, so a draw of 20.7 is 21.
+    import math
+    import zlib
+
+    space = {"h": {"distribution": "log_uniform", "low": 20, "high": 200, "integer": True}}
+    expected, fractions = [], []
+    for trial in range(200):
+        rng = np.random.default_rng((0, trial, zlib.crc32(b"h")))
+        value = math.exp(rng.uniform(math.log(20), math.log(200)))
+        expected.append(int(round(value)))
+        fractions.append(value % 1)
+    assert max(fractions) > 0.5  # some draws round up, where truncating would differ
+    assert [sample_trial(space, 0, trial)["h"] for trial in range(200)] == expected
+
+
+@pytest.mark.parametrize("name", ["log_uniform", "one_minus_log_uniform"])
+def test_a_log_scale_range_from_zero_is_a_config_error_not_a_math_error(name):
+    # log 0 is undefined: low = 0 must be refused in one line, not end in 'math domain error'.
+    space = {"x": {"distribution": name, "low": 0, "high": 1}}
+    for check in (
+        lambda: trial_configs({"seed": 0, "search": {"space": space}}),
+        lambda: check_values({"search": {"space": space}}),
+    ):
+        with pytest.raises(ConfigError, match=f"key x: {name} needs 0 < low <= high, got low=0.0"):
+            check()

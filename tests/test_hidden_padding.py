@@ -19,3 +19,17 @@ def test_wasted_work_counts_the_input_products_as_well_as_the_recurrent_ones():
     # 1 - h/H: bucketing by the recurrent term alone would overstate the waste of wide inputs.
     assert math.isclose(wasted_work(50, 100, 0), 0.75)
     assert math.isclose(wasted_work(50, 100, 10**9), 0.5, rel_tol=1e-6)
+
+
+def test_buckets_and_their_waste_by_hand():
+    # No inputs (D = 0): a member of size h in a bucket of size H wastes 1 - (h/H)^2. From the
+    # largest down: 100, 100 open a bucket of 100; 60 wastes 0.64 <= 0.7 and joins; 50 would
+    # waste 0.75 and opens its own. Members are listed in ascending order within a bucket.
+    from lstm_variants.hidden_padding import bucket_waste, hidden_buckets
+
+    sizes = [50, 100, 60, 100]
+    buckets = hidden_buckets(sizes, 0, 0.7)
+    assert buckets == [(100, [1, 2, 3]), (50, [0])]
+    # Useful work 100^2 + 100^2 + 60^2 + 50^2 = 26,100 of 3 * 100^2 + 50^2 = 32,500 spent.
+    assert math.isclose(bucket_waste(buckets, sizes, 0), 1 - 26100 / 32500)
+    assert bucket_waste([(50, [0])], sizes, 0) == 0.0

@@ -96,3 +96,11 @@ def test_scaled_T_moves_the_windows():
 def test_bad_options(options, message):
     with pytest.raises(DataError, match=message):
         load_dataset("temporal_order", **options)
+
+
+def test_distractors_are_uniform_over_all_four_symbols():
+    # Every step other than E, B and the relevant ones is a, b, c or d with probability 1/4.
+    text = "".join(symbols(temporal_order(n_train=200, n_valid=1, n_test=1, seed=0).train))
+    counts = np.array([text.count(s) for s in "abcd"])
+    assert counts.sum() == len(text) - 200 * 4  # E, B and two relevant symbols per sequence
+    np.testing.assert_allclose(counts / counts.sum(), 0.25, atol=0.01)

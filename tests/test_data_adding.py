@@ -156,3 +156,10 @@ def test_solved_fraction_needs_every_output_within_tolerance():
     predictions[0, 1] = 0.35  # one wrong unit spoils sequence 0
     predictions[1] += 0.25  # every unit off by 0.25 < 0.3: still correct
     assert solved_fraction(predictions, targets, tol=0.3) == 0.75
+
+
+def test_an_error_of_exactly_the_tolerance_is_not_solved():
+    # The 1997 criterion is a strict bound: |error| < tol. Binary fractions make the errors exact.
+    targets = np.array([[0.5], [0.5], [0.5]])
+    predictions = np.array([[0.75], [0.25], [0.625]])
+    assert solved_fraction(predictions, targets, tol=0.25) == pytest.approx(1 / 3)

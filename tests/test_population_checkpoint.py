@@ -469,3 +469,77 @@ def test_a_kill_between_a_populations_records_resumes_it_and_writes_the_rest(tmp
         assert_same_record(record, expected)
         assert record["params_file"] == expected["params_file"]  # the same parameters, bitwise
     assert not (tmp_path / "killed" / "checkpoints").exists()
+
+
+def tiny_state(epoch, seconds=0.0):
+    """A chunk state of one member with ``epoch`` epochs done, its parameters marked by it."""
+    arrays = {
+        "params": {"w": jnp.full(3, float(epoch))},
+        "opt_state": {"momentum": jnp.zeros(3)},
+        "best_params": {"w": jnp.full(3, float(epoch))},
+        "best_valid": np.array([1.0 / epoch]),
+        "best_epoch": np.array([epoch]),
+        "active": np.array([True]),
+    }
+    curve = [
+        {"epoch": e, "train_loss": 1.0 / e, "valid_loss": 1.0 / e} for e in range(1, epoch + 1)
+    ]
+    return ChunkState(epoch, False, arrays, ["max_epochs"], [curve], seconds=seconds)
+
+
+def restored_epoch(directory, log=None):
+    """The epoch of what a fresh process restores from ``directory`` (None: nothing)."""
+    settings = CheckpointSettings(directory, log=log or (lambda line: None))
+    with ChunkCheckpoint(settings, ["chunk"]) as reader:
+        state = reader.restore(tiny_state(1).arrays)
+    return None if state is None else state.epoch
+
+
+def test_a_resumed_chunk_saves_after_its_restored_step_and_a_second_kill_resumes_from_it(tmp_path):
+    # Killed after epoch 3 (orbax steps 1..3); resumed, it trains epoch 4 and saves; killed again,
+    # the next run must resume after epoch 4, not after 3: a resumed chunk numbers its saves on
+    # from the restored step.
+    settings = CheckpointSettings(tmp_path, every_seconds=0)
+    with ChunkCheckpoint(settings, ["chunk"]) as first:
+        for epoch in (1, 2, 3):
+            first.save(tiny_state(epoch))
+    with ChunkCheckpoint(settings, ["chunk"]) as resumed:
+        assert resumed.restore(tiny_state(1).arrays).epoch == 3
+        assert not resumed.save_if_newer(tiny_state(3))  # nothing new since the restore
+        resumed.save(tiny_state(4))
+    assert restored_epoch(tmp_path) == 4
+
+
+def test_a_refused_checkpoint_is_removed_so_the_fresh_saves_are_what_a_rerun_reads(
+    tmp_path, monkeypatch
+):
+    import lstm_variants.population_checkpoint as population_checkpoint
+
+    settings = CheckpointSettings(tmp_path, every_seconds=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(population_checkpoint, "code_identity", lambda: {"jax": "0.0.1"})
+        with ChunkCheckpoint(settings, ["chunk"]) as old:
+            for epoch in (1, 2, 3):
+                old.save(tiny_state(epoch))
+    lines = []
+    assert restored_epoch(tmp_path, lines.append) is None  # refused: trained from the start
+    assert len(lines) == 1 and "saved by other code" in lines[0]
+    # Removed at once, not left (gigabytes, for a GPU population) until the chunk's next save.
+    assert not list(tmp_path.glob("*/orbax"))
+    with ChunkCheckpoint(settings, ["chunk"]) as fresh:
+        assert fresh.restore(tiny_state(1).arrays) is None
+        fresh.save(tiny_state(1))
+    assert restored_epoch(tmp_path) == 1
+
+
+def test_the_population_listing_keeps_the_time_of_its_first_save(tmp_path):
+    # remove_stale_checkpoints compares records with the first save: a listing rewritten by every
+    # save would make records written since the first save look older than the checkpoint.
+    settings = CheckpointSettings(tmp_path, every_seconds=0, trials=("a", "b"))
+    with ChunkCheckpoint(settings, ["chunk"]) as saver:
+        saver.save(tiny_state(1))
+        listing = json.loads((tmp_path / "trials.json").read_text())
+        time.sleep(0.01)
+        saver.save(tiny_state(2))
+    assert listing["trials"] == ["a", "b"]
+    assert json.loads((tmp_path / "trials.json").read_text()) == listing

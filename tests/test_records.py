@@ -69,3 +69,53 @@ def test_a_records_place_taken_by_a_file_or_folder_is_one_line_before_any_traini
     record_path(cfg, tmp_path / "b").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"\.json is a folder where a trial's record goes"):
         run_trials([cfg], tmp_path / "b", progress=False)
+
+
+def test_the_trial_id_hashes_the_config_whatever_its_key_order():
+    # The first 16 hex digits of sha256 of the compact, key-sorted JSON of the config: a config
+    # read back from YAML or a record in another key order names the same trial.
+    import hashlib
+
+    from lstm_variants.records import trial_id
+
+    config = {"seed": 1, "model": {"hidden_size": 8, "cell": "vanilla"}}
+    reordered = {"model": {"cell": "vanilla", "hidden_size": 8}, "seed": 1}
+    canonical = b'{"model":{"cell":"vanilla","hidden_size":8},"seed":1}'
+    assert trial_id(config) == trial_id(reordered) == hashlib.sha256(canonical).hexdigest()[:16]
+    assert trial_id({**config, "seed": 2}) != trial_id(config)
+
+
+@pytest.mark.parametrize(
+    "fields, why",
+    [
+        ({"metrics": {"best_valid": True}}, "metrics.best_valid is not a number: True"),
+        ({"metrics": {"test_at_best": False}}, "metrics.test_at_best is not a number: False"),
+        ({"study": True}, "study is not a name: True"),
+    ],
+)
+def test_a_boolean_where_a_number_or_name_belongs_is_refused(tmp_path, fields, why):
+    # bool is an int in Python: True would be tabled as a validation loss of 1.0, or a study
+    # named 1, unless refused by name.
+    record = {"cell": "vanilla", "dataset": "adding", "metrics": {}} | fields
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    assert read_record_file(tmp_path / "record.json") == (None, why)
+
+
+def test_an_untracked_file_leaves_the_checkout_clean_a_changed_tracked_file_does_not(tmp_path):
+    import subprocess
+
+    from lstm_variants.records import git_state
+
+    def git(*arguments):
+        subprocess.run(["git", *arguments], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "code")
+    (tmp_path / "outputs.log").write_text("a run's output beside the code\n")
+    state = git_state(tmp_path)
+    assert len(state["git_commit"]) == 40 and state["git_dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["git_dirty"] is True
+    assert git_state(tmp_path / "code.py") == {"git_commit": None, "git_dirty": None}

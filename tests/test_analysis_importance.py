@@ -188,3 +188,128 @@ def test_pairs_that_never_interact_are_exact_zeros_in_their_own_order():
     assert list(zip(pairs["parameter_a"], pairs["parameter_b"], strict=True)) == [
         ("a", "b"), ("a", "c"), ("b", "c")
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("scale", ["linear", "log", "one_minus_log"])
+def test_marginal_values_are_the_raw_values_of_their_sampled_scale(scale):
+    # A marginal curve is computed on the sampled scale and labelled with raw values: momentum
+    # 0.99 is log10(1 - 0.99) = -2 on Greff's scale, and must come back as 0.99.
+    from lstm_variants.analysis.importance import from_unit, to_unit
+
+    raw = np.array([0.01, 0.5, 0.9, 0.99])
+    expected = {"linear": raw, "log": np.log10(raw), "one_minus_log": np.log10(1 - raw)}[scale]
+    np.testing.assert_allclose(to_unit(raw, scale), expected)
+    np.testing.assert_allclose(from_unit(expected, scale), raw)
+
+
+def test_given_bounds_win_over_the_search_space_and_never_cut_off_a_trial(tmp_path):
+    records = synthetic_study({"vanilla": 0.0}, trials=40, seed=0)
+    write_records(records, tmp_path)
+    trials = collect([tmp_path]).trials
+    noise = trials["sampled.train.input_noise"]
+    assert noise.min() < 0.2 and noise.max() > 0.5
+    result = importance(
+        trials,
+        trees=2,
+        bounds={
+            "sampled.optimizer.learning_rate": (1e-7, 1e-2),  # wider than the space's 1e-6
+            "sampled.train.input_noise": (0.2, 0.5),  # narrower than the trials: widened
+        },
+    )
+    bounds = dict(zip(result.surrogate.names, result.surrogate.bounds.tolist(), strict=True))
+    np.testing.assert_allclose(bounds["sampled.optimizer.learning_rate"], [-7, -2])
+    np.testing.assert_allclose(bounds["sampled.train.input_noise"], [noise.min(), noise.max()])
+
+
+def test_trials_without_a_finite_target_are_counted_as_excluded(tmp_path):
+    write_records(synthetic_study({"vanilla": 0.0}, trials=30, seed=0), tmp_path)
+    trials = collect([tmp_path]).trials
+    trials.loc[trials.index[:3], "test_at_best"] = np.nan
+    trials.loc[trials.index[3], "test_at_best"] = np.inf
+    unusable = int((~np.isfinite(trials["test_at_best"].to_numpy(float))).sum())
+    assert unusable >= 4  # the four made here, and any trial that diverged
+    result = importance(trials, trees=2)
+    assert (result.trials, result.excluded) == (30 - unusable, unusable)
+
+
+def test_every_category_covers_the_same_share_of_the_space():
+    # Three categories coded 0, 1, 2 on [-0.5, 2.5]: each is a third of the range, so E[f] over
+    # the search space weighs them equally (on [0, 2] the middle one would weigh twice the ends).
+    frame = pd.DataFrame(
+        {"optimizer": list("abc") * 8, "y": [0.0, 0.0, 3.0] * 8, "b": np.linspace(0, 1, 24)}
+    )
+    result = importance(
+        frame, target="y", parameters=["optimizer"], scales={"optimizer": "categorical"}, trees=4
+    )
+    assert result.surrogate.categories == {0: ["a", "b", "c"]}
+    np.testing.assert_allclose(result.surrogate.bounds, [[-0.5, 2.5]])
+    for boxes in result.surrogate.trees:
+        assert tree_anova(boxes, []).mean == pytest.approx(1.0)  # (0 + 0 + 3) / 3
+
+
+def test_a_point_on_a_leaf_edge_belongs_to_the_cell_above():
+    # Leaves are boxes [lower, upper): the edge x = 1 is in the cell [1, 2), not in [0, 1).
+    from lstm_variants.analysis.importance import Grid
+
+    grid = Grid(edges=np.array([0.0, 1.0, 2.0]), weights=np.array([0.5, 0.5]), start=0, stop=0)
+    assert grid.cell_of(np.array([-1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0])).tolist() == [
+        0, 0, 0, 1, 1, 1, 1
+    ]  # fmt: skip
+
+
+def test_the_spread_over_trees_is_the_standard_deviation_of_each_trees_fractions():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (200, 3))
+    y = 2 * x[:, 0] + x[:, 1] ** 2 + x[:, 0] * x[:, 2]
+    surrogate = fit_surrogate(x, y, ["a", "b", "c"], ["linear"] * 3, CUBE, trees=6, seed=0)
+    main, pairs = variance_fractions(surrogate)
+    per_tree = [tree_anova(boxes, [(0, 1), (0, 2), (1, 2)]) for boxes in surrogate.trees]
+    fractions = np.array([t.main / t.variance for t in per_tree])
+    by_name = main.set_index("parameter")
+    np.testing.assert_allclose(by_name.loc[["a", "b", "c"], "fraction"], fractions.mean(axis=0))
+    np.testing.assert_allclose(by_name.loc[["a", "b", "c"], "fraction_std"], fractions.std(axis=0))
+    ac = np.array([t.pairs[(0, 2)] / t.variance for t in per_tree])
+    row = pairs[(pairs["parameter_a"] == "a") & (pairs["parameter_b"] == "c")].iloc[0]
+    assert row["fraction"] == pytest.approx(ac.mean()) and row["fraction_std"] == pytest.approx(
+        ac.std()
+    )
+
+
+def test_higher_order_is_what_main_effects_and_pairs_leave_and_never_negative():
+    from types import SimpleNamespace
+
+    from lstm_variants.analysis.importance import Importance, importance_table
+
+    def result(mains, pair):
+        main = pd.DataFrame({"parameter": ["x.a", "x.b"], "fraction": mains, "fraction_std": 0.0})
+        pairs = pd.DataFrame(
+            {
+                "parameter_a": ["x.a"],
+                "parameter_b": ["x.b"],
+                "fraction": [pair],
+                "fraction_std": 0.0,
+            }
+        )
+        return Importance(
+            {"dataset": "d"},
+            "test_at_best",
+            10,
+            0,
+            main,
+            pairs,
+            {},
+            SimpleNamespace(r2_out_of_bag=0.9),
+        )
+
+    table = importance_table([result([0.5, 0.2], 0.1), result([0.7, 0.3], 0.05)])
+    rest = table[table["kind"] == "rest"]["fraction"].tolist()
+    assert rest == [pytest.approx(0.2), 0.0]
+    assert table["term"].tolist()[:3] == ["a", "b", "a x b"]
+
+
+def test_scale_inference_at_its_edges():
+    # Two decades make a log scale, one does not; a momentum of exactly 1 has no log10(1 - m).
+    assert infer_scale("x", pd.Series([1.0, 100.0])) == "log"
+    assert infer_scale("x", pd.Series([1.0, 50.0])) == "linear"
+    assert infer_scale("optimizer.momentum", pd.Series([0.5, 1.0])) == "linear"
+    assert infer_scale("optimizer.learning_rate", pd.Series([0.0, 1e-3])) == "linear"

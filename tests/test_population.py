@@ -410,3 +410,55 @@ def test_input_noise_has_each_members_standard_deviation(adding, monkeypatch):
         inputs, targets, lengths,
     )  # fmt: skip
     np.testing.assert_allclose(np.sqrt(power), stds, rtol=0.05)  # 6,400 draws: ~1 % error
+
+
+def test_a_member_whose_training_loss_is_not_finite_stops_as_diverged(adding, monkeypatch):
+    # The mirror of the test above: member 1's training loss is planted infinite at epoch 2,
+    # its validation loss still finite. A loss that is not finite on either split is divergence.
+    import lstm_variants.population as population
+
+    members = [MIXED[0], Member(hidden_size=8, seed=5, learning_rate=0.02)]
+    clean = train(adding, members)
+    train_epochs = population.train_epochs
+
+    def inf_train_for_member_1(state, epoch_fn, *args):
+        def epoch(*arrays):
+            params, opt_state, loss = epoch_fn(*arrays)
+            loss = np.array(loss)
+            if int(arrays[6]) >= 2:  # the epoch number
+                loss[1] = np.inf
+            return params, opt_state, loss
+
+        return train_epochs(state, epoch, *args)
+
+    monkeypatch.setattr(population, "train_epochs", inf_train_for_member_1)
+    kept, diverged = train(adding, members)
+    assert diverged.metrics["stopped"] == "diverged"
+    assert diverged.metrics["epochs_run"] == 2 and diverged.metrics["best_epoch"] == 1
+    assert diverged.curve[1]["train_loss"] == math.inf
+    assert math.isfinite(diverged.curve[1]["valid_loss"])
+    assert clean[1].metrics["stopped"] == "max_epochs"
+    assert_same_run(kept, clean[0], rtol=0)
+
+
+def test_once_every_member_has_stopped_no_further_epoch_is_trained(adding, monkeypatch):
+    # A member that learns nothing stops early after `patience` epochs without gain; with it
+    # alone, the loop must end there, not run the compiled epoch on to max_epochs for nobody.
+    import lstm_variants.population as population
+
+    settings = TrainSettings(**{**SETTINGS.__dict__, "max_epochs": 12, "patience": 2})
+    frozen = Member(hidden_size=8, seed=0, learning_rate=1e-12)
+    train_epochs, calls = population.train_epochs, []
+
+    def counting(state, epoch_fn, *args):
+        def epoch(*arrays):
+            calls.append(int(arrays[6]))
+            return epoch_fn(*arrays)
+
+        return train_epochs(state, epoch, *args)
+
+    monkeypatch.setattr(population, "train_epochs", counting)
+    (result,) = train(adding, [frozen], settings=settings)
+    assert result.metrics["stopped"] == "early"
+    assert result.metrics["epochs_run"] < settings.max_epochs
+    assert calls == list(range(1, result.metrics["epochs_run"] + 1))

@@ -111,6 +111,12 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
             try:
                 path = write_report([sweep_dir], sweep_dir / "report", reference=reference)
                 lines += ["", f"Full report with figures: {path}"]
+                if (path.parent / "tables" / "paired.csv").exists():
+                    lines.append(
+                        "Its paired comparison (each cell against the reference on the same "
+                        "hyperparameter draws) tests with far fewer trials than the best-share "
+                        "table above: section 'Paired comparison', tables/paired.csv"
+                    )
             except (AnalysisError, ValueError) as error:
                 lines += ["", f"(no report: {error})"]
     if failed:

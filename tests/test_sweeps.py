@@ -800,6 +800,21 @@ def test_summary_and_report_compare_against_the_same_stand_in_reference_and_say_
     assert f"> Note: {note}" in (tmp_path / "report" / "report.md").read_text()
 
 
+def test_the_summary_of_a_paired_study_points_to_its_paired_comparison(tmp_path):
+    """At 6 trials per cell the best-share table compares one trial per cell; the paired test
+    over the draws is the one with power, and the summary said nothing of it."""
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    pointer = "Its paired comparison (each cell against the reference on the same"
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=6, seed=0), tmp_path / "a")
+    assert pointer not in summarize(tmp_path / "a", report=True)
+    paired = synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=6, seed=0, paired=True)
+    write_records(paired, tmp_path / "b")
+    summary = summarize(tmp_path / "b", report=True)
+    assert pointer in summary and (tmp_path / "b" / "report" / "tables" / "paired.csv").exists()
+
+
 def test_the_summary_says_when_a_smoke_runs_records_sit_beside_the_studys(tmp_path):
     # The sweeps' smoke commands (`search.trials=2 train.max_epochs=2`) once wrote into the same
     # multirun/<study>/records as the full study, whose summary then counted and paired both.

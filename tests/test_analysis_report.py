@@ -335,3 +335,22 @@ def test_compare_without_the_reference_cell_takes_the_first_cell_as_the_report_d
     assert (table["reference"] == "gru").all()
     assert main(["compare", str(tmp_path), "--reference", "vanilla"]) == 2
     assert "reference cell 'vanilla' is in no dataset" in capsys.readouterr().err
+
+
+def test_report_takes_the_comparison_options_compare_takes(sweep, tmp_path, monkeypatch):
+    """report had no --fraction, --alpha or --family: its table could not be made as compare's."""
+    from lstm_variants.analysis import report as report_module
+
+    seen = []
+    original = report_module.compare
+    monkeypatch.setattr(
+        report_module, "compare", lambda *a, **kw: seen.append(kw) or original(*a, **kw)
+    )
+    out = tmp_path / "report"
+    options = ["--fraction", "0.5", "--alpha", "0.01", "--family", "table", "--resamples", "0"]
+    assert main(["report", str(sweep), "--out", str(out), *options, "--permutations", "9"]) == 0
+    (called,) = seen
+    assert called["fraction"] == 0.5 and called["alpha"] == 0.01 and called["family"] == "table"
+    assert called["resamples"] == 0 and called["permutations"] == 9
+    table = pd.read_csv(out / "tables" / "comparison.csv")
+    assert (table["fraction"] == 0.5).all() and table["top_median_ci_low"].isna().all()

@@ -6,7 +6,7 @@
     lstm-variants-analyze paired     DIRS... [--out DIR] [--reference CELL] [--fraction 1]
     lstm-variants-analyze importance DIRS... [--out DIR] [--by dataset|cell] [--trees 32]
     lstm-variants-analyze plots      DIRS... [--out DIR] [--reference CELL]
-    lstm-variants-analyze report     DIRS... [--out DIR] [--reference CELL]
+    lstm-variants-analyze report     DIRS... [--out DIR] [--reference CELL] [compare's options]
     lstm-variants-analyze curves     DIRS... [--out DIR] [--target 2.0]   a few runs' curves
 
 DIRS are sweep roots or any folders holding ``**/records/*.json``. ``--out`` defaults to
@@ -214,15 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser = commands.add_parser("report", help="one self-contained markdown report")
     _common(report_parser)
     _pooling_option(report_parser)
-    report_parser.add_argument(
-        "--reference", help="cell tested against (default: the study's reference_cell)"
-    )
-    report_parser.add_argument(
-        "--test", choices=TESTS, default="permutation", help="test behind the marker"
-    )
-    report_parser.add_argument(
-        "--correction", choices=CORRECTIONS, default="holm", help="multiple-comparison correction"
-    )
+    _comparison_options(report_parser)
     report_parser.add_argument(
         "--trees", type=positive, default=32, help="random-forest trees (32)"
     )
@@ -253,8 +245,14 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
                 arguments.directories,
                 out,
                 arguments.reference,
+                fraction=arguments.fraction,
+                sample=arguments.sample,
                 test=arguments.test,
                 correction=arguments.correction,
+                family=arguments.family,
+                alpha=arguments.alpha,
+                resamples=arguments.resamples,
+                permutations=arguments.permutations,
                 trees=arguments.trees,
                 studies=arguments.study,
                 pool_studies=arguments.pool_studies,

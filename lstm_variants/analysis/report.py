@@ -448,6 +448,8 @@ def write_report(
     sample: str | None = None,
     test: str = "permutation",
     correction: str = "holm",
+    family: str = "dataset",
+    alpha: float = 0.05,
     trees: int = 32,
     resamples: int = 2000,
     permutations: int = 2000,
@@ -467,7 +469,8 @@ def write_report(
         canonical order is used and the report says so.
       fraction, sample: see ``compare.compare``; None: the study's own
         (``compare.comparison_selection``: best 10 %, or every trial of a rerun).
-      test, correction, resamples, permutations: see ``compare.compare``.
+      test, correction, family, alpha, resamples, permutations: see ``compare.compare``
+        (``alpha`` is the paired comparison's level too).
       trees: random-forest size of the importance analysis.
       projected_trials: trials per cell the cost section projects the measured rates to.
       studies, pool_studies: which studies to report, and whether several studies on one dataset
@@ -500,6 +503,8 @@ def write_report(
         sample=sample,
         test=test,
         correction=correction,
+        family=family,
+        alpha=alpha,
         resamples=resamples,
         permutations=permutations,
     )
@@ -520,7 +525,9 @@ def write_report(
     write_table_atomic(output_dir / "tables" / "best.csv", best)
     paired = pd.concat(
         [
-            paired_compare(trials, reference=chosen, resamples=resamples, fraction=share)
+            paired_compare(
+                trials, reference=chosen, alpha=alpha, resamples=resamples, fraction=share
+            )
             for share in PAIRED_FRACTIONS
         ],
         ignore_index=True,

@@ -161,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    collect_parser = commands.add_parser("collect", help="all records into trials.parquet")
+    collect_parser = commands.add_parser(
+        "collect",
+        help="all records into trials.parquet (the table a sweep's end writes as results.parquet)",
+    )
     _common(collect_parser)
     compare_parser = commands.add_parser(
         "compare", help="Greff's table: best 10 %%, tests vs a reference"

@@ -388,6 +388,8 @@ def test_diagnose_app_help_and_one_line_errors(tmp_path, app):
         check=True,
     ).stdout
     assert "lstm-variants-diagnose" in help_text and "diagnose:" in help_text
+    # Laid out as lstm-variants --help: example commands first, its own footer, not Hydra's.
+    assert "lstm-variants-diagnose --cfg job " in help_text and "Powered by Hydra" not in help_text
     for argv, message in [
         (["cell=nope"], "unknown cell 'nope'"),
         (["diagnose.nope=1"], "diagnose.nope"),

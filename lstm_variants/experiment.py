@@ -220,10 +220,11 @@ def run_trials(
     Returns:
       (record path, record or None) for each config, in order.
     """
-    began = time.time()
     for cfg in cfgs:  # every config before any trains: a bad value fails fast, not after hours
         check_values(cfg)
     paths = [record_path(cfg, output_dir) for cfg in cfgs]
+    # Each record file as found now: one replaced later was written by another process.
+    found = [_file_identity(path) for path in paths]
     results: list[tuple[Path, dict | None]] = [(path, None) for path in paths]
     missing = {
         index
@@ -258,7 +259,7 @@ def run_trials(
             for population in populations:
                 with population_lock(output_dir, [paths[i].stem for i in population]):
                     # Another process given the same trials may have recorded them meanwhile.
-                    elsewhere = _recorded_since(population, missing, paths, began)
+                    elsewhere = _recorded_elsewhere(population, missing, paths, found)
                     missing.difference_update(elsewhere)
                     progress_line.recorded_elsewhere(len(elsewhere))
                     written = [index for index in population if index in missing]
@@ -329,15 +330,30 @@ def _recorded(path: Path) -> bool:
     return True
 
 
-def _recorded_since(
-    population: Sequence[int], missing: set[int], paths: Sequence[Path], moment: float
+def _file_identity(path: Path) -> tuple[int, ...] | None:
+    """The file at ``path`` as a stat can tell it from another (an atomic write is a new inode);
+    None where there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _recorded_elsewhere(
+    population: Sequence[int],
+    missing: set[int],
+    paths: Sequence[Path],
+    found: Sequence[tuple[int, ...] | None],
 ) -> set[int]:
-    """The ``missing`` members of ``population`` whose record was written after ``moment`` (the
-    start of this call, which writes a population's records only after this check) and reads:
-    another process training into the same folder wrote them (``population_lock``)."""
+    """The ``missing`` members of ``population`` whose record file is no longer the one ``found``
+    when this call began, and reads: another process training into the same folder wrote it
+    (``population_lock``), since this call writes a population's records only after asking. No
+    clock is compared, so a file server's clock ahead of this host's changes nothing."""
     written = set()
     for index in population:
-        if index in missing and _written_after(paths[index], moment):
+        now = _file_identity(paths[index])
+        if index in missing and now is not None and now != found[index]:
             with contextlib.suppress(RecordError):
                 read_record(paths[index])
                 written.add(index)

@@ -127,13 +127,20 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
 
 def test_records_written_here_are_not_taken_for_another_process(tmp_path, monkeypatch):
     """A rerun with overwrite=true retrains a recorded trial; the record it finds at the lock is
-    older than the call, so it is not counted as recorded by another process."""
+    the file it found when it began, so it is not counted as recorded by another process, even
+    with a file clock far ahead of this host's."""
+    import os
+
     cfg = config("overwrite=true")
     first_path, first = run_trials([cfg], tmp_path, progress=False)[0]
+    ahead = first_path.stat().st_mtime + 3600
+    os.utime(first_path, (ahead, ahead))
     seen = []
-    recorded_since = experiment._recorded_since
+    recorded_elsewhere = experiment._recorded_elsewhere
     monkeypatch.setattr(
-        experiment, "_recorded_since", lambda *a: seen.append(recorded_since(*a)) or seen[-1]
+        experiment,
+        "_recorded_elsewhere",
+        lambda *a: seen.append(recorded_elsewhere(*a)) or seen[-1],
     )
     _, second = run_trials([cfg], tmp_path, progress=False)[0]
     assert seen == [set()] and second is not None

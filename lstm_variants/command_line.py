@@ -35,7 +35,7 @@ from lstm_variants.config_folders import (
     split_config_dir_flags,
 )
 from lstm_variants.config_values import check_values
-from lstm_variants.data import DataError, check_dataset_options, load_dataset
+from lstm_variants.data import DataError, check_dataset_options, load_dataset, loadable_here
 from lstm_variants.errors import ConfigError, nearest_hint
 from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import (
@@ -58,17 +58,19 @@ def check_reference_cell(cfg: dict) -> None:
 
 
 def check_dataset_values(cfg: dict, load: bool = False) -> None:
-    """Raise ConfigError for a dataset option the dataset lacks or of the wrong kind; with
-    ``load``, also for one its loader refuses (out of range, not one of its choices) or for data
-    that is not there, by loading the dataset as each job would first do. A sweep over dataset
-    options loads it once per value: one line before any job, not one failed job per value."""
+    """Raise ConfigError for an unknown dataset, an option it lacks or of the wrong kind; with
+    ``load``, also for one its loader refuses (out of range, not one of its choices), by loading
+    the dataset as each job would first do. A sweep over dataset options loads it once per value:
+    one line before any job, not one failed job per value. Only a dataset that loads here without
+    a download is loaded (``loadable_here``): the jobs may run where the data is (a SLURM
+    cluster's compute nodes), and they check it there."""
     dataset = cfg.get("dataset")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
         return
     options = dataset.get("options") or {}
     try:
         check_dataset_options(dataset["name"], options)
-        if load:
+        if load and loadable_here(dataset["name"], cfg.get("data_dir")):
             load_dataset(dataset["name"], data_dir=cfg.get("data_dir"), **options)
     except DataError as error:
         raise ConfigError(str(error)) from error

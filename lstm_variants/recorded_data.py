@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lstm_variants.data import DataError, SequenceDataset, load_dataset
+from lstm_variants.data import DataError, SequenceDataset, load_dataset, loadable_here
 from lstm_variants.errors import ConfigError, RecordError
 from lstm_variants.records import read_record
 
@@ -70,10 +70,13 @@ def check_recorded_data(
             fingerprints.setdefault(key, []).append((paths[index], recorded))
             first_config.setdefault(key, cfgs[index])
     for key, records in fingerprints.items():
+        cfg = first_config[key]
+        if key not in loaded and not loadable_here(cfg["dataset"]["name"], cfg.get("data_dir")):
+            continue  # the data is not here (no download for a check): nothing to compare with
         try:
-            now = config_dataset(first_config[key], loaded).fingerprint()
+            now = config_dataset(cfg, loaded).fingerprint()
         except DataError:
-            continue  # the data is not here: nothing to compare with
+            continue  # a data file that does not load: the records stand
         other = [(path, recorded) for path, recorded in records if recorded != now]
         if other:
             path, recorded = other[0]

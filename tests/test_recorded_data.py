@@ -62,3 +62,25 @@ def test_records_without_a_fingerprint_or_without_their_data_here_are_kept(tmp_p
     write_json_atomic(path, record)
     book.unlink()
     assert run_trials([cfg], tmp_path, progress=False) == [(path, None)]
+
+
+def test_records_of_data_not_on_this_machine_are_not_checked_by_downloading_it(
+    tmp_path, monkeypatch
+):
+    """A rerun with nothing to train loaded nothing before the check existed; JSB's loader would
+    download its file (or wait a minute for a firewall) to compare fingerprints."""
+    from lstm_variants import recorded_data
+    from lstm_variants.recorded_data import check_recorded_data
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a dataset was loaded")
+
+    monkeypatch.setattr(recorded_data, "load_dataset", no_loading)
+    empty = tmp_path / "data"
+    empty.mkdir()
+    cfg = {"dataset": {"name": "jsb_chorales", "options": {}}, "data_dir": str(empty)}
+    path = tmp_path / "records" / "0123.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"dataset": "jsb_chorales", "data_sha256": "0" * 64}))
+    monkeypatch.setattr(recorded_data, "read_record", lambda p: json.loads(p.read_text()))
+    check_recorded_data([cfg], [path], {0}, {})  # no error, nothing loaded

@@ -682,9 +682,11 @@ def test_a_misspelt_dataset_option_names_the_nearest_and_the_valid_ones():
     assert problem(["+dataset.options.TT=3"]) == (
         f"dataset 'adding' got unknown option(s) TT; {adding}"
     )
+    for argv in (["dataset.name=addng"], ["-m", "dataset.name=adding,addng"]):  # was a KeyError
+        assert problem(argv).startswith("unknown dataset 'addng' (did you mean adding?); valid")
 
 
-def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkeypatch):
+def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkeypatch, tmp_path):
     """Its kind at any position, and what only the loader knows (a range, a choice) by loading
     the dataset once per value; job 0 failed while job 1 trained, and the sweep exited 0."""
     from lstm_variants import command_line
@@ -703,6 +705,16 @@ def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkey
     assert loaded == [20, 50]  # each value once
     assert override_error(["-m", "seed=0,1", "dataset.options.T=20"]) is None
     assert loaded == [20, 50]  # no dataset option swept: nothing loaded before the jobs
+    # Data not here (a login node; the jobs run where it is) is neither downloaded nor refused.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = [
+        "-m",
+        "dataset=jsb_chorales",
+        f"data_dir={empty}",
+        "dataset.options.download=true,false",
+    ]
+    assert override_error(argv) is None and loaded == [20, 50]
 
 
 def test_cell_options_that_a_swept_cell_lacks_end_the_command_before_any_job():

@@ -130,6 +130,7 @@ __all__ = [
     "SequenceDataset",
     "Split",
     "availability",
+    "loadable_here",
     "check_dataset_options",
     "length_buckets",
     "load_dataset",
@@ -154,18 +155,19 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> SequenceD
     Raises:
         DataError: the name or an option is unknown, or the loader cannot load the data.
     """
-    loader = DATASETS.get(name)
-    if loader is None:
-        raise DataError(
-            f"unknown dataset {name!r}{nearest_hint(str(name), DATASETS)}; "
-            f"valid datasets: {', '.join(sorted(DATASETS))}"
-        )
     check_dataset_options(name, options)
+    loader = DATASETS[name]
     return loader(data_dir=data_dir, **options)
 
 
 def check_dataset_options(name: str, options: dict) -> None:
-    """Raise DataError for an option dataset ``name`` does not have, or of the wrong kind."""
+    """Raise DataError for an unknown dataset ``name``, or an option it does not have, or of the
+    wrong kind."""
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset {name!r}{nearest_hint(str(name), DATASETS)}; "
+            f"valid datasets: {', '.join(sorted(DATASETS))}"
+        )
     valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -211,6 +213,13 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     if info.downloadable:
         return "downloadable"
     return f"missing: {info.obtain or ', '.join(missing)} in {directory}"
+
+
+def loadable_here(name: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether dataset ``name`` loads without a download: generated, a user's file, or every
+    file already in the data directory (``availability``). A check made before any job (on a
+    login node, say) or for records kept loads only such a dataset."""
+    return availability(name, data_dir).startswith(("generated", "user file", "local "))
 
 
 def padding_fraction(lengths: np.ndarray, batches: list[np.ndarray]) -> float:

@@ -81,9 +81,14 @@ def check_recorded_data(
         if other:
             path, recorded = other[0]
             name = first_config[key]["dataset"]["name"]
+            # The stale records can be many among many more: a way to list them all.
+            stale = " ".join(f"-e {sha}" for sha in sorted({sha for _, sha in other}))
+            listing = f"grep -l {stale} {path.parent}/*.json"
             raise ConfigError(
                 f"{len(other)} of {len(records)} records of {name} were trained on other data "
-                f"than it gives now ({path}: data_sha256 {recorded[:12]}, now {now[:12]}); the "
-                "data changed since they were written. Retrain them with overwrite=true, or "
-                "write to another folder (study=<name> for a sweep, hydra.run.dir=<dir> for a run)"
+                f"than it gives now (e.g. {path}: data_sha256 {recorded[:12]}, now {now[:12]}); "
+                "the data changed since they were written. To retrain only those, remove them "
+                f"and their .npz files (list them with: {listing}); to retrain every trial, "
+                "overwrite=true; to keep both, write to another folder (study=<name> for a "
+                "sweep, hydra.run.dir=<dir> for a run)"
             )

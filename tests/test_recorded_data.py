@@ -1,6 +1,7 @@
 """A rerun does not keep records trained on other data than the config gives now."""
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -44,6 +45,12 @@ def test_a_record_of_since_edited_data_stops_the_rerun_in_one_line(tmp_path, boo
     assert f"data_sha256 {first['data_sha256'][:12]}, now " in message
     assert "overwrite=true" in message and "1 of 1 records of text_file" in message
     assert json.loads(path.read_text()) == json.loads(json.dumps(first))  # the record is kept
+    # The command it gives lists the stale records, and only them.
+    (path.parent / "other.json").write_text(json.dumps({"data_sha256": "f" * 64}))
+    listing = message.split("(list them with: ")[1].split(")")[0]
+    listed = subprocess.run(listing, shell=True, capture_output=True, text=True, check=True)
+    assert listed.stdout.split() == [str(path)]
+    (path.parent / "other.json").unlink()
 
     ((_, retrained),) = run_trials([text_config(book, "overwrite=true")], folder, progress=False)
     assert retrained["data_sha256"] != first["data_sha256"]

@@ -354,3 +354,11 @@ def test_report_takes_the_comparison_options_compare_takes(sweep, tmp_path, monk
     assert called["resamples"] == 0 and called["permutations"] == 9
     table = pd.read_csv(out / "tables" / "comparison.csv")
     assert (table["fraction"] == 0.5).all() and table["top_median_ci_low"].isna().all()
+    # The report states them, and its "Regenerate with" line gives every one that is not the
+    # default, so the command it prints makes the same tables.
+    text = (out / "report.md").read_text()
+    assert "(adjusted p < 0.01; tests corrected together: the whole table's)" in text
+    assert (
+        "--reference vanilla --fraction 0.5 --family table --alpha 0.01 --resamples 0 "
+        "--permutations 9`." in text
+    )

@@ -16,6 +16,7 @@ The sweep-end callback (issue 5) calls the same function, so a finished sweep an
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -103,6 +104,17 @@ def resolve_reference(trials: pd.DataFrame, reference: str | None) -> tuple[str,
     why = "has no usable trial here" if present else "is not in these sweeps"
     note = f"reference cell {reference!r} {why}; compared against {chosen!r}"
     return chosen, note if reference else None
+
+
+def _given_options(**values: Any) -> list[str]:
+    """The command-line options of ``write_report``'s settings that differ from its defaults
+    (None: not given), for the report's "Regenerate with" line."""
+    defaults = inspect.signature(write_report).parameters
+    return [
+        f"--{name} {value}"
+        for name, value in values.items()
+        if value is not None and value != defaults[name].default
+    ]
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -312,6 +324,9 @@ def render_report(
     best: pd.DataFrame | None = None,
     studies: Sequence[str] | None = None,
     pool_studies: bool = False,
+    alpha: float = 0.05,
+    family: str = "dataset",
+    options: Sequence[str] = (),
 ) -> str:
     """The markdown text of the report (links relative to ``output_dir``)."""
     trials = collection.trials
@@ -349,7 +364,9 @@ def render_report(
         "## Comparison of cells",
         "",
         selection_sentence(comparison) + " Bold: significantly better or worse than the",
-        "reference after correction.",
+        f"reference (adjusted p < {alpha:g}; tests corrected together: "
+        + ("each dataset's" if family == "dataset" else "the whole table's")
+        + ").",
         "",
         to_markdown(comparison),
     ]
@@ -424,6 +441,7 @@ def render_report(
         + f" --out {output_dir.as_posix()} --reference {reference}"
         + "".join(f" --study {name}" for name in studies or ())
         + (" --pool-studies" if pool_studies else "")
+        + "".join(f" {option}" for option in options)
         + "`.",
         "",
     ]
@@ -495,6 +513,7 @@ def write_report(
     collection.save(output_dir / "data")
     chosen, note = resolve_reference(trials, reference or recorded_reference(trials))
     say("comparing cells")
+    given_fraction, given_sample = fraction, sample
     fraction, sample = comparison_selection(trials, fraction, sample)
     comparison = compare(
         trials,
@@ -549,6 +568,19 @@ def write_report(
         best=best,
         studies=studies,
         pool_studies=pool_studies,
+        alpha=alpha,
+        family=family,
+        options=_given_options(
+            fraction=given_fraction,
+            sample=given_sample,
+            test=test,
+            correction=correction,
+            family=family,
+            alpha=alpha,
+            resamples=resamples,
+            permutations=permutations,
+            trees=trees,
+        ),
     )
     write_text_atomic(report, text)
     return report

@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import ListConfig, OmegaConf
 
-from lstm_variants.records import recorded_datasets
+from lstm_variants.records import recorded_names
 from lstm_variants.user_cache import user_cache_dir
 
 _HERE = Path(__file__).resolve().parent
@@ -31,15 +31,19 @@ OmegaConf.register_new_resolver("user_cache_dir", lambda: str(user_cache_dir()),
 
 def diagnosis_folder(dataset: str, records: Any) -> str:
     """The last part of a diagnosis's default folder (``conf/diagnose.yaml``): the dataset it
-    measures, or, when ``diagnose.records`` names recorded trials, their datasets and
-    ``_records`` (``jsb_chorales_records``): ``dataset=`` is then not what is measured, and a
-    diagnosis of fresh cells on that dataset keeps its own folder."""
+    measures, or, when ``diagnose.records`` names recorded trials, their studies and datasets
+    (``greff_jsb_best_jsb_chorales``): ``dataset=`` is then not what is measured, and a
+    diagnosis of fresh cells on that dataset, or of another study's records, keeps its own
+    folder (a diagnosis removes the figures in its folder that it did not draw)."""
     if isinstance(records, ListConfig):
         records = OmegaConf.to_container(records)
     sources = [records] if isinstance(records, str) else records
     if not sources or not all(isinstance(source, str) for source in sources):
         return dataset
-    return "+".join(recorded_datasets(sources) or ["unknown"]) + "_records"
+    studies, datasets = recorded_names(tuple(sources))
+    if not datasets:
+        return "records"  # none readable: the diagnosis says why in one line
+    return f"{'+'.join(studies)}_{'+'.join(datasets)}"
 
 
 OmegaConf.register_new_resolver("diagnosis_folder", diagnosis_folder, replace=True)

@@ -117,18 +117,21 @@ def record_files(directory: Path) -> list[Path]:
     return sorted(candidates)
 
 
-def recorded_datasets(sources: list[str]) -> list[str]:
-    """The datasets of the records at ``sources`` (record files, or folders as ``record_files``
-    finds them), sorted; files that are not records are passed over."""
-    names = set()
+@functools.lru_cache(maxsize=8)  # Hydra resolves a run folder more than once per command
+def recorded_names(sources: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(studies, datasets) of the records at ``sources`` (record files, or folders as
+    ``record_files`` finds them), each sorted; files that are not records are passed over."""
+    studies, datasets = set(), set()
     for source in sources:
         path = Path(source).expanduser()
         for file in record_files(path) if path.is_dir() else [path]:
             with contextlib.suppress(OSError, ValueError, AttributeError):
-                name = json.loads(file.read_text()).get("dataset")
-                if isinstance(name, str):
-                    names.add(name)
-    return sorted(names)
+                record = json.loads(file.read_text())
+                study, dataset = record.get("study"), record.get("dataset")
+                if isinstance(study, str | int) and isinstance(dataset, str):
+                    studies.add(str(study))
+                    datasets.add(dataset)
+    return tuple(sorted(studies)), tuple(sorted(datasets))
 
 
 def keys_drawn_everywhere(directory: Path) -> set[str]:

@@ -107,7 +107,9 @@ def test_trials_of_different_datasets_or_without_parameters_are_one_line_errors(
         record_files([tmp_path / "nowhere"], per_cell=1)
 
 
-def test_a_diagnosis_of_records_goes_to_a_folder_named_after_their_dataset(study, tmp_path):
+def test_a_diagnosis_of_records_goes_to_a_folder_named_after_their_study_and_dataset(
+    study, tmp_path
+):
     """Not after dataset=adding, the default: a diagnosis of JSB records wrote into
     outputs/diagnose/adding/ and removed the figures of that folder's own diagnosis."""
     from hydra import compose, initialize_config_dir
@@ -123,10 +125,12 @@ def test_a_diagnosis_of_records_goes_to_a_folder_named_after_their_dataset(study
     directory, paths, _ = study
     assert run_dir() == "outputs/diagnose/adding"
     assert run_dir("dataset=jsb_chorales") == "outputs/diagnose/jsb_chorales"
-    assert run_dir(f"diagnose.records=[{directory}]") == "outputs/diagnose/adding_records"
-    other = tmp_path / "other.json"
-    other.write_text(json.dumps({**json.loads(paths[0].read_text()), "dataset": "xml"}))
+    assert run_dir(f"diagnose.records=[{directory}]") == "outputs/diagnose/single_adding"
+    other = tmp_path / "other.json"  # another study on another dataset: a folder of its own
+    record = json.loads(paths[0].read_text())
+    other.write_text(json.dumps({**record, "dataset": "xml", "study": "greff_xml"}))
+    assert run_dir(f"diagnose.records=[{other}]") == "outputs/diagnose/greff_xml_xml"
     assert run_dir(f"diagnose.records=[{paths[0]},{other}]") == (
-        "outputs/diagnose/adding+xml_records"
+        "outputs/diagnose/greff_xml+single_adding+xml"
     )
-    assert run_dir(f"diagnose.records={tmp_path / 'none'}") == "outputs/diagnose/unknown_records"
+    assert run_dir(f"diagnose.records={tmp_path / 'none'}") == "outputs/diagnose/records"

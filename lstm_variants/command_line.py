@@ -35,7 +35,6 @@ from lstm_variants.config_folders import (
     split_config_dir_flags,
 )
 from lstm_variants.config_values import check_values
-from lstm_variants.data import DataError, check_dataset_options, load_dataset, loadable_here
 from lstm_variants.errors import ConfigError, nearest_hint
 from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import (
@@ -64,6 +63,13 @@ def check_dataset_values(cfg: dict, load: bool = False) -> None:
     one line before any job, not one failed job per value. Only a dataset that loads here without
     a download is loaded (``loadable_here``): the jobs may run where the data is (a SLURM
     cluster's compute nodes), and they check it there."""
+    from lstm_variants.data import (  # numpy and the loaders: only where a dataset is checked
+        DataError,
+        check_dataset_options,
+        load_dataset,
+        loadable_here,
+    )
+
     dataset = cfg.get("dataset")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
         return

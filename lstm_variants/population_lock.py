@@ -14,7 +14,8 @@ and never wait for each other. Two processes that group the same trials differen
 atomically and are equal, and their checkpoints go to other directories, so nothing is lost.
 
 The lock is ``filelock``'s (``flock`` on Unix), which the kernel releases when its process
-ends, however it ends: a lock is never left behind by a killed run. The lock files stay (empty,
+ends, however it ends: a lock is never left behind by a killed run. On a file system without
+``flock`` (Lustre mounted ``noflock``) the population trains unlocked, with a warning line. The lock files stay (empty,
 one per population): removing one while another process waits on it would let
 a third take a fresh file and hold "the same" lock at once.
 """
@@ -65,12 +66,20 @@ def population_lock(
     path = lock_path(output_dir, trials)
     note = path.with_suffix(".holder")
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(path)
-    waited = False
+    # No fallback to a marker file where the file system has no flock: a killed holder would
+    # leave it behind, and every later run would wait on it for ever.
+    lock = filelock.FileLock(path, fallback_to_soft=False)
     try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        waited, holder = True, ""
+        waited = not _acquired_at_once(lock)
+    except (NotImplementedError, OSError) as error:  # no flock here
+        log(
+            f"lstm-variants: warning: cannot lock {path} ({error}); trained unlocked, so another "
+            "process given the same trials and folder would train them too"
+        )
+        yield False
+        return
+    if waited:
+        holder = ""
         with contextlib.suppress(OSError):
             holder = note.read_text().strip()
         log(
@@ -85,3 +94,12 @@ def population_lock(
         yield waited
     finally:
         lock.release()
+
+
+def _acquired_at_once(lock: filelock.FileLock) -> bool:
+    """Take ``lock`` if it is free; False if another process holds it."""
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:  # an OSError too: told apart here from a file system without flock
+        return False
+    return True

@@ -183,7 +183,8 @@ class SweepSummary(Callback):
         for stale in Path(config.hydra.sweep.dir).glob(f"*/{STATUS_FILE}"):
             stale.unlink(missing_ok=True)
         records = len(list(Path(config.hydra.sweep.dir).glob("records/*.json")))
-        if config.get("study") == DEFAULT_STUDY and records:
+        default_folder = Path(config.hydra.sweep.dir).name == DEFAULT_STUDY  # not a folder given
+        if config.get("study") == DEFAULT_STUDY and default_folder and records:
             print(
                 f"note: no study= given, so this sweep shares {config.hydra.sweep.dir} "
                 f"({records} trial record{'s' if records != 1 else ''}) with every sweep run "

@@ -28,7 +28,7 @@ HOLDER = textwrap.dedent(
         for line in sys.stdin:
             source, destination = line.split()
             Path(destination).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, destination)
+            shutil.copy2(source, destination)  # with the source's time: older than the waiter
     """
 )
 
@@ -75,6 +75,9 @@ def test_a_population_held_by_another_process_is_waited_for_and_what_it_recorded
     copies = [(path, folder / "records" / path.name) for path, _ in reference[:recorded_by_other]]
     for source, destination in list(copies):  # each record comes with its parameter file
         copies.append((params_path(source), params_path(destination)))
+    for source, _ in copies:  # written "before" the waiter began, by the other host's clock
+        older = source.stat().st_mtime - 60
+        os.utime(source, (older, older))
     assert all(source.exists() for source, _ in copies)
 
     capsys.readouterr()
@@ -145,3 +148,28 @@ def test_records_written_here_are_not_taken_for_another_process(tmp_path, monkey
     _, second = run_trials([cfg], tmp_path, progress=False)[0]
     assert seen == [set()] and second is not None
     assert second["started_unix"] > first["started_unix"] and first_path.exists()
+
+
+def test_a_file_system_without_flock_trains_unlocked_with_one_warning(tmp_path, monkeypatch):
+    """filelock would fall back to a marker file, which a killed holder leaves behind for every
+    later run to wait on for ever."""
+    import errno
+
+    import filelock
+
+    from lstm_variants import population_lock as module
+
+    class NoFlock(filelock.FileLock):
+        def acquire(self, *args, **kwargs):
+            raise OSError(errno.ENOSYS, "Function not implemented")
+
+    made = []
+    monkeypatch.setattr(
+        module.filelock, "FileLock", lambda *a, **kw: made.append(kw) or NoFlock(*a)
+    )
+    lines = []
+    with population_lock(tmp_path, ["a"], log=lines.append) as waited:
+        assert not waited
+    assert made == [{"fallback_to_soft": False}]
+    assert len(lines) == 1 and lines[0].startswith("lstm-variants: warning: cannot lock ")
+    assert "trained unlocked" in lines[0]

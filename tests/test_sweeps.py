@@ -531,19 +531,27 @@ def test_a_sweep_without_a_study_name_joining_earlier_records_says_so(tmp_path, 
     trials, with nothing said at its start."""
     from lstm_variants import sweep
 
-    config = multirun_config(tmp_path, {"cell": "a,b"})
+    folder = tmp_path / "single"
+    folder.mkdir()
+    config = multirun_config(folder, {"cell": "a,b"})
     config.study = "single"
     sweep.SweepSummary().on_multirun_start(config)
     assert capsys.readouterr().out == ""  # a first sweep there: nothing to say
-    (tmp_path / "records").mkdir()
-    (tmp_path / "records" / "0123.json").write_text("{}")
+    (folder / "records").mkdir()
+    (folder / "records" / "0123.json").write_text("{}")
     sweep.SweepSummary().on_multirun_start(config)
     assert capsys.readouterr().out == (
-        f"note: no study= given, so this sweep shares {tmp_path} (1 trial record) with every "
+        f"note: no study= given, so this sweep shares {folder} (1 trial record) with every "
         "sweep run without one, and its summary pools them: study=NAME gives a sweep a folder "
         "of its own\n"
     )
     config.study = "greff_jsb"
+    sweep.SweepSummary().on_multirun_start(config)
+    assert capsys.readouterr().out == ""
+    config.study = "single"  # hydra.sweep.dir given: a folder the user chose, said nothing of
+    config.hydra.sweep.dir = str(tmp_path)
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "0123.json").write_text("{}")
     sweep.SweepSummary().on_multirun_start(config)
     assert capsys.readouterr().out == ""
 
@@ -689,7 +697,7 @@ def test_a_misspelt_dataset_option_names_the_nearest_and_the_valid_ones():
 def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkeypatch, tmp_path):
     """Its kind at any position, and what only the loader knows (a range, a choice) by loading
     the dataset once per value; job 0 failed while job 1 trained, and the sweep exited 0."""
-    from lstm_variants import command_line
+    from lstm_variants import data
     from lstm_variants.command_line import override_error
 
     kind = "dataset.options.T of 'adding' must be an integer, got 'abc'"
@@ -700,7 +708,7 @@ def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkey
     ) == ("tiny_shakespeare: unknown split 'block'; valid splits: tail, blocks")
     assert override_error(["-m", "dataset.options.T=20,0"]).startswith("adding: T must be at least")
     loaded = []
-    monkeypatch.setattr(command_line, "load_dataset", lambda name, **kw: loaded.append(kw["T"]))
+    monkeypatch.setattr(data, "load_dataset", lambda name, **kw: loaded.append(kw["T"]))
     assert override_error(["-m", "dataset.options.T=20,50", "seed=0,1"]) is None
     assert loaded == [20, 50]  # each value once
     assert override_error(["-m", "seed=0,1", "dataset.options.T=20"]) is None

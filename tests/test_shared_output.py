@@ -61,15 +61,21 @@ def release_later(holder, copies, seconds=1.5):
     return thread
 
 
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory):
+    """Two trials trained as one population, and their (record path, record) pairs."""
+    pair = [config(f"seed={seed}") for seed in (0, 1)]
+    return pair, run_trials(pair, tmp_path_factory.mktemp("reference"), progress=False)
+
+
 @pytest.mark.parametrize("recorded_by_other", [2, 1])
 def test_a_population_held_by_another_process_is_waited_for_and_what_it_recorded_is_kept(
-    tmp_path, capsys, recorded_by_other
+    tmp_path, capsys, recorded_by_other, trained_pair
 ):
     """The other process records both trials: nothing trains here. It records one (it was
     killed between its records): the population trains here, and only the other record is
     written; the first stays byte for byte as the other process wrote it."""
-    pair = [config(f"seed={seed}") for seed in (0, 1)]
-    reference = run_trials(pair, tmp_path / "reference", progress=False)
+    pair, reference = trained_pair
     folder = tmp_path / "shared"
     trials = [record_path(cfg, folder).stem for cfg in pair]
     copies = [(path, folder / "records" / path.name) for path, _ in reference[:recorded_by_other]]

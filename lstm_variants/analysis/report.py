@@ -513,13 +513,7 @@ def write_report(
     collection.save(output_dir / "data")
     chosen, note = resolve_reference(trials, reference or recorded_reference(trials))
     say("comparing cells")
-    given_fraction, given_sample = fraction, sample
-    fraction, sample = comparison_selection(trials, fraction, sample)
-    comparison = compare(
-        trials,
-        reference=chosen,
-        fraction=fraction,
-        sample=sample,
+    tests = dict(
         test=test,
         correction=correction,
         family=family,
@@ -527,6 +521,10 @@ def write_report(
         resamples=resamples,
         permutations=permutations,
     )
+    # The options as given, for the "Regenerate with" line; a study's own choice is not one.
+    options = _given_options(fraction=fraction, sample=sample, trees=trees, **tests)
+    fraction, sample = comparison_selection(trials, fraction, sample)
+    comparison = compare(trials, reference=chosen, fraction=fraction, sample=sample, **tests)
     write_tables(comparison, output_dir / "tables")
     say("functional ANOVA")
     importances = importance_by_group(trials, trees=trees)
@@ -570,17 +568,7 @@ def write_report(
         pool_studies=pool_studies,
         alpha=alpha,
         family=family,
-        options=_given_options(
-            fraction=given_fraction,
-            sample=given_sample,
-            test=test,
-            correction=correction,
-            family=family,
-            alpha=alpha,
-            resamples=resamples,
-            permutations=permutations,
-            trees=trees,
-        ),
+        options=options,
     )
     write_text_atomic(report, text)
     return report

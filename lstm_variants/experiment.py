@@ -217,8 +217,17 @@ def run_trials(
     population's training state is saved that often, and the same call resumes from it. After
     each population a progress line (trials done, best validation so far, ETA) goes to stderr.
 
+    A population trains under a lock in ``output_dir`` (``population_lock``): another process
+    given the same trials waits for it, then writes only the records still missing. A record to
+    be skipped that was trained on other data than its config gives now stops the call
+    (``recorded_data``).
+
     Returns:
       (record path, record or None) for each config, in order.
+
+    Raises:
+      ConfigError: a bad config value, a records place taken by a file or folder, or a record
+        trained on other data.
     """
     for cfg in cfgs:  # every config before any trains: a bad value fails fast, not after hours
         check_values(cfg)

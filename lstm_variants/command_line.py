@@ -109,6 +109,7 @@ def problem(argv: list[str], config_name: str = "config") -> str | None:
         or missing_config_dir(argv)
         or unknown_choice(argv)
         or bare_launcher(argv)
+        or several_studies(argv)
         or rerun_problem(argv)
         or override_error(without_print_flags(argv), config_name)
     )
@@ -146,6 +147,22 @@ def bare_launcher(argv: list[str]) -> str | None:
             return (
                 f"{argument} is Hydra's bare {name} plugin, without this project's preset; "
                 f"use launcher={name}"
+            )
+    return None
+
+
+def several_studies(argv: list[str]) -> str | None:
+    """One line for ``-m +sweep=A,B``: each study writes its own ``multirun/<study>``, while
+    the sweep's summary goes to one folder only, which then holds none of their records."""
+    for argument in argv:
+        key, sep, value = argument.partition("=")
+        values = sweep_values(argument) if sep and key.lstrip("+~") == "sweep" else None
+        if values is None and sep and key.lstrip("+~") == "sweep" and SWEEP_FUNCTION.match(value):
+            values = [argument, argument]  # choice(...) and the like: several too
+        if values is not None and len(values) > 1:
+            return (
+                f"{argument} runs several studies in one command, but their summary would go to "
+                "one folder that holds none of their records: run one +sweep=NAME per command"
             )
     return None
 

@@ -977,3 +977,23 @@ def test_a_log_scale_range_from_zero_is_a_config_error_not_a_math_error(name):
     ):
         with pytest.raises(ConfigError, match=f"key x: {name} needs 0 < low <= high, got low=0.0"):
             check()
+
+
+def test_two_studies_in_one_command_or_a_shard_out_of_range_is_one_line_before_any_job():
+    """+sweep=A,B trained both into their own folders and wrote a summary of nothing into a
+    third; search.shard=2 of 2 failed its job and wrote an empty summary."""
+    from lstm_variants.command_line import problem
+
+    for argument in ("+sweep=quickstart,greff_jsb", "+sweep=choice(quickstart,greff_jsb)"):
+        assert problem(["-m", argument]) == (
+            f"{argument} runs several studies in one command, but their summary would go to "
+            "one folder that holds none of their records: run one +sweep=NAME per command"
+        )
+    shard = "search.shard must be one of 0 to search.shards - 1, got shard=2, shards=2"
+    assert problem(["-m", "+sweep=quickstart", "search.shards=2", "search.shard=2"]).startswith(
+        shard
+    )
+    assert problem(["-m", "+sweep=quickstart", "search.shards=2", "search.shard=0,2"]).startswith(
+        shard
+    )
+    assert problem(["-m", "+sweep=quickstart", "search.shards=2", "search.shard=0,1"]) is None

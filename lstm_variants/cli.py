@@ -170,7 +170,9 @@ def task(cfg: DictConfig) -> None:
         return
     trained = [record for _, record in results if record is not None]
     for path, record in results:
-        if record is None:
+        if record is None and resolved.get("overwrite", False):  # another process retrained it
+            print(f"recorded by another process while this one waited: {path}")
+        elif record is None:
             print(f"already done (record exists; overwrite=true retrains): {path}")
         else:
             print(format_summary(record))

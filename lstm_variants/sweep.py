@@ -114,7 +114,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
                 if (path.parent / "tables" / "paired.csv").exists():
                     lines.append(
                         "Its paired comparison (each cell against the reference on the same "
-                        "hyperparameter draws) tests with far fewer trials than the best-share "
+                        "hyperparameter draws) has more power at few trials per cell than the "
                         "table above: section 'Paired comparison', tables/paired.csv"
                     )
             except (AnalysisError, ValueError) as error:

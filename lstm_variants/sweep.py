@@ -96,6 +96,13 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
                 f"trials by cell name).**",
                 "",
             ]
+        for dataset, keys in mixed_dataset_options(trials["config_json"]).items():
+            lines += [
+                f"**Note: the trials on {dataset} were trained with other dataset options "
+                f"({', '.join(keys)}); the tables below compare them as one dataset. To compare "
+                "cells within each, run one sweep per value, each with its own study=NAME.**",
+                "",
+            ]
         usable = trials[trials["usable"]]
         if len(usable):
             chosen, note = resolve_reference(trials, reference)
@@ -164,6 +171,27 @@ def mixed_settings(config_texts) -> list[str]:
         if by_index.setdefault(index, space) != space:
             differing.add("search.space")
     return sorted(differing)
+
+
+def mixed_dataset_options(config_texts) -> dict[str, list[str]]:
+    """Per dataset name, the ``dataset.options`` keys whose values differ between its records
+    (``-m dataset.options.T=12,20``): the tables group trials by the dataset's name, so they
+    would rank two tasks as one."""
+    from lstm_variants.analysis.report import flatten
+
+    seen: dict[str, dict[str, Any]] = {}
+    differing: dict[str, set[str]] = {}
+    for text in config_texts:
+        dataset = json.loads(text).get("dataset") or {}
+        name = str(dataset.get("name"))
+        # download says how to get the files, not which data
+        options = {k: v for k, v in (dataset.get("options") or {}).items() if k != "download"}
+        options = flatten(options, "dataset.options")
+        first = seen.setdefault(name, options)
+        keys = {k for k in first.keys() | options.keys() if first.get(k) != options.get(k)}
+        if keys:
+            differing.setdefault(name, set()).update(keys)
+    return {name: sorted(keys) for name, keys in sorted(differing.items())}
 
 
 class SweepSummary(Callback):

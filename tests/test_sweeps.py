@@ -997,3 +997,23 @@ def test_two_studies_in_one_command_or_a_shard_out_of_range_is_one_line_before_a
         shard
     )
     assert problem(["-m", "+sweep=quickstart", "search.shards=2", "search.shard=0,1"]) is None
+
+
+def test_a_sweep_over_dataset_options_is_said_to_pool_them_in_one_table(tmp_path):
+    """-m dataset.options.T=12,20 ranked both tasks in one adding table with no word of it; the
+    download option says how to get the files, not which data, and is no such difference."""
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import mixed_dataset_options, summarize
+
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=4, seed=0)
+    for index, record in enumerate(records):
+        record["config"]["dataset"]["options"] = {"T": 12 + 8 * (index % 2), "download": index < 3}
+    write_records(records, tmp_path)
+    summary = summarize(tmp_path, report=False)
+    assert (
+        "**Note: the trials on jsb_chorales were trained with other dataset options "
+        "(dataset.options.T); the tables below compare them as one dataset." in summary
+    )
+    same = [json.dumps({"dataset": {"name": "adding", "options": {"T": 12, "download": d}}})
+            for d in (True, False)]  # fmt: skip
+    assert mixed_dataset_options(same) == {}

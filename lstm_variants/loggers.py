@@ -183,7 +183,11 @@ class TensorBoardLogger(TrialLogger):
     def _log(self, record: dict) -> None:
         from tensorboardX.summary import hparams
 
-        writer = self.tbx.SummaryWriter(logdir=str(self.log_dir / record["trial_id"]))
+        run_dir = self.log_dir / record["trial_id"]
+        # A retrained trial (overwrite=true) logs its whole curve again: its old event files
+        # would be drawn with the new ones as one zig-zag run.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        writer = self.tbx.SummaryWriter(logdir=str(run_dir))
         try:
             for epoch, scalars in epoch_scalars(record):
                 for tag, value in scalars.items():

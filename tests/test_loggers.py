@@ -187,6 +187,22 @@ def test_tensorboard_scalars_equal_the_curve(tmp_path):
     assert "_hparams_/session_end_info" in plugins
 
 
+def test_a_retrained_trial_replaces_its_tensorboard_run(tmp_path):
+    """overwrite=true logs the whole curve again: two event files of one run were drawn as one
+    zig-zag curve."""
+    pytest.importorskip("tensorboardX")
+    record = make_record("t1")
+    counts = []
+    for _ in range(2):
+        logger = make_logger(logger_cfg("tensorboard"), tmp_path)
+        logger.log_trial(record)
+        logger.close()
+        run_dir = tmp_path / "tensorboard" / "t1"
+        assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+        counts.append(sum(len(event.summary.value) for event in read_events(run_dir)))
+    assert counts[0] == counts[1] > 0  # the second log replaced the first, not added to it
+
+
 def test_tensorboard_log_dir_setting(tmp_path, capsys, monkeypatch):
     import shutil
 

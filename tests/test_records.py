@@ -99,23 +99,3 @@ def test_a_boolean_where_a_number_or_name_belongs_is_refused(tmp_path, fields, w
     record = {"cell": "vanilla", "dataset": "adding", "metrics": {}} | fields
     (tmp_path / "record.json").write_text(json.dumps(record))
     assert read_record_file(tmp_path / "record.json") == (None, why)
-
-
-def test_an_untracked_file_leaves_the_checkout_clean_a_changed_tracked_file_does_not(tmp_path):
-    import subprocess
-
-    from lstm_variants.records import git_state
-
-    def git(*arguments):
-        subprocess.run(["git", *arguments], cwd=tmp_path, check=True, capture_output=True)
-
-    git("init", "-q")
-    (tmp_path / "code.py").write_text("x = 1\n")
-    git("add", "code.py")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "code")
-    (tmp_path / "outputs.log").write_text("a run's output beside the code\n")
-    state = git_state(tmp_path)
-    assert len(state["git_commit"]) == 40 and state["git_dirty"] is False
-    (tmp_path / "code.py").write_text("x = 2\n")
-    assert git_state(tmp_path)["git_dirty"] is True
-    assert git_state(tmp_path / "code.py") == {"git_commit": None, "git_dirty": None}

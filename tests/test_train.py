@@ -220,6 +220,7 @@ def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):
     assert git_state(tmp_path)["git_dirty"] is False
     (tmp_path / "cell.py").write_text("a = 2\n")
     assert git_state(tmp_path) == {"git_commit": clean["git_commit"], "git_dirty": True}
+    assert git_state(tmp_path / "cell.py") == {"git_commit": None, "git_dirty": None}  # a file
 
 
 def test_atomic_write_leaves_old_record_on_failure(tmp_path):

@@ -82,11 +82,17 @@ def check_dataset_values(cfg: dict, load: bool = False) -> None:
         raise ConfigError(str(error)) from error
 
 
+def several_values(argument: str) -> bool:
+    """Whether an override sweeps several values: a list (``T=20,50``) or a sweep function
+    (``choice(a,b)``, ``range(3)``)."""
+    values = sweep_values(argument)
+    return values is None or len(values) > 1
+
+
 def dataset_options_swept(argv: Sequence[str]) -> bool:
     """Whether the command line sweeps a dataset option (``dataset.options.T=20,50``)."""
     return any(
-        argument.lstrip("+").startswith("dataset.options.")
-        and len(sweep_values(argument) or [argument, argument]) > 1
+        argument.lstrip("+").startswith("dataset.options.") and several_values(argument)
         for argument in argv
     )
 
@@ -155,11 +161,8 @@ def several_studies(argv: list[str]) -> str | None:
     """One line for ``-m +sweep=A,B``: each study writes its own ``multirun/<study>``, while
     the sweep's summary goes to one folder only, which then holds none of their records."""
     for argument in argv:
-        key, sep, value = argument.partition("=")
-        values = sweep_values(argument) if sep and key.lstrip("+~") == "sweep" else None
-        if values is None and sep and key.lstrip("+~") == "sweep" and SWEEP_FUNCTION.match(value):
-            values = [argument, argument]  # choice(...) and the like: several too
-        if values is not None and len(values) > 1:
+        key, sep, _ = argument.partition("=")
+        if sep and key.lstrip("+~") == "sweep" and several_values(argument):
             return (
                 f"{argument} runs several studies in one command, but their summary would go to "
                 "one folder that holds none of their records: run one +sweep=NAME per command"

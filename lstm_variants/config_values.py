@@ -207,17 +207,17 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         )
     check_model_keys(cfg.get("model"))
     optimizer = cfg.get("optimizer") or {}
-    from lstm_variants.search import check_rerun_source_given, check_space, flat_space  # no JAX
+    from lstm_variants.search import (  # no JAX
+        check_rerun_source_given,
+        check_shard,
+        check_space,
+        flat_space,
+    )
 
     search = cfg.get("search") or {}
     check_rerun_source_given(search)
-    shards, shard = search.get("shards", 1), search.get("shard", 0)
-    if isinstance(shards, int) and isinstance(shard, int) and not 0 <= shard < shards:
-        raise ConfigError(
-            f"search.shard must be one of 0 to search.shards - 1, got shard={shard}, "
-            f"shards={shards}; e.g. search.shards={max(shards, 1)} "
-            f"'search.shard=range({max(shards, 1)})'"
-        )
+    if isinstance(search.get("shards", 1), int) and isinstance(search.get("shard", 0), int):
+        check_shard(search)
     space = search.get("space") or {}
     if "sampled" not in search:  # a trial's space was checked when drawn, maybe by an older rule
         check_space(space)

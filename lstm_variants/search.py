@@ -194,6 +194,17 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
     node[last] = value
 
 
+def check_shard(search: Mapping[str, Any]) -> None:
+    """Raise ConfigError unless ``search.shard`` is one of 0 to ``search.shards`` - 1."""
+    shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
+    if not 0 <= shard < shards:
+        raise ConfigError(
+            f"search.shard must be one of 0 to search.shards - 1, got shard={shard}, "
+            f"shards={shards}; e.g. search.shards={max(shards, 1)} "
+            f"'search.shard=range({max(shards, 1)})'"
+        )
+
+
 def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
     """The trial configs of one job: its resolved config with each trial's draws filled in.
 
@@ -211,12 +222,10 @@ def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
     check_space(space)
     space = flat_space(space)
     trials = int(search.get("trials", 1))
+    check_shard(search)
     shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
-    if trials < 1 or shards < 1 or not 0 <= shard < shards:
-        raise ConfigError(
-            f"search needs trials >= 1 and 0 <= shard < shards, got trials={trials}, "
-            f"shard={shard}, shards={shards}"
-        )
+    if trials < 1:
+        raise ConfigError(f"search.trials must be at least 1, got {trials}")
     seed = int(search.get("seed", 0))
     job_key = None if search.get("paired", True) else job
     base = {key: value for key, value in cfg.items() if key != "search"}
@@ -261,11 +270,12 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     rerun = search["rerun"] or {}
     check_rerun_source_given(search)
     seeds, top = int(search.get("trials", 1)), int(rerun.get("top", 1))
+    check_shard(search)
     shards, shard = int(search.get("shards", 1)), int(search.get("shard", 0))
-    if seeds < 1 or top < 1 or shards < 1 or not 0 <= shard < shards:
+    if seeds < 1 or top < 1:
         raise ConfigError(
-            f"a rerun needs search.trials >= 1, search.rerun.top >= 1 and 0 <= shard < shards, "
-            f"got trials={seeds}, top={top}, shard={shard}, shards={shards}"
+            f"a rerun needs search.trials >= 1 and search.rerun.top >= 1, got trials={seeds}, "
+            f"top={top}"
         )
     draws = best_draws(rerun["from"], cell_label(cfg), cfg["dataset"], top)
     base = {key: value for key, value in cfg.items() if key != "search"}

@@ -63,12 +63,9 @@ def check_dataset_values(cfg: dict, load: bool = False) -> None:
     one line before any job, not one failed job per value. Only a dataset that loads here without
     a download is loaded (``loadable_here``): the jobs may run where the data is (a SLURM
     cluster's compute nodes), and they check it there."""
-    from lstm_variants.data import (  # numpy and the loaders: only where a dataset is checked
-        DataError,
-        check_dataset_options,
-        load_dataset,
-        loadable_here,
-    )
+    # numpy and the loaders: only where a dataset is checked
+    from lstm_variants.data import DataError, check_dataset_options, loadable_here
+    from lstm_variants.recorded_data import config_dataset
 
     dataset = cfg.get("dataset")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
@@ -77,7 +74,7 @@ def check_dataset_values(cfg: dict, load: bool = False) -> None:
     try:
         check_dataset_options(dataset["name"], options)
         if load and loadable_here(dataset["name"], cfg.get("data_dir")):
-            load_dataset(dataset["name"], data_dir=cfg.get("data_dir"), **options)
+            config_dataset(cfg, {})
     except DataError as error:
         raise ConfigError(str(error)) from error
 

@@ -697,7 +697,7 @@ def test_a_misspelt_dataset_option_names_the_nearest_and_the_valid_ones():
 def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkeypatch, tmp_path):
     """Its kind at any position, and what only the loader knows (a range, a choice) by loading
     the dataset once per value; job 0 failed while job 1 trained, and the sweep exited 0."""
-    from lstm_variants import data
+    from lstm_variants import recorded_data
     from lstm_variants.command_line import override_error
 
     kind = "dataset.options.T of 'adding' must be an integer, got 'abc'"
@@ -708,7 +708,7 @@ def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkey
     ) == ("tiny_shakespeare: unknown split 'block'; valid splits: tail, blocks")
     assert override_error(["-m", "dataset.options.T=20,0"]).startswith("adding: T must be at least")
     loaded = []
-    monkeypatch.setattr(data, "load_dataset", lambda name, **kw: loaded.append(kw["T"]))
+    monkeypatch.setattr(recorded_data, "load_dataset", lambda name, **kw: loaded.append(kw["T"]))
     assert override_error(["-m", "dataset.options.T=20,50", "seed=0,1"]) is None
     assert loaded == [20, 50]  # each value once
     assert override_error(["-m", "seed=0,1", "dataset.options.T=20"]) is None

@@ -179,3 +179,19 @@ def test_a_file_system_without_flock_trains_unlocked_with_one_warning(tmp_path, 
     assert made == [{"fallback_to_soft": False}]
     assert len(lines) == 1 and lines[0].startswith("lstm-variants: warning: cannot lock ")
     assert "trained unlocked" in lines[0]
+
+
+def test_the_cli_says_which_records_another_process_wrote_under_overwrite(
+    app, tmp_path, monkeypatch
+):
+    """A record skipped under overwrite=true was written by another process while this one
+    waited; "already done (... overwrite=true retrains)" said the opposite."""
+    import lstm_variants.experiment
+
+    path = tmp_path / "records" / "0123456789abcdef.json"
+    monkeypatch.setattr(lstm_variants.experiment, "run_trials", lambda *a, **kw: [(path, None)])
+    tiny = ["train.max_epochs=1", "model.hidden_size=4", "progress=false"]
+    out = app(*tiny, "overwrite=true", f"hydra.run.dir={tmp_path}")
+    assert f"recorded by another process while this one waited: {path}" in out.stdout
+    out = app(*tiny, f"hydra.run.dir={tmp_path}")
+    assert f"already done (record exists; overwrite=true retrains): {path}" in out.stdout

@@ -299,23 +299,47 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         check_logger_directory(resolved)
         if flags:
             check_launcher(cfg)
-            cells = swept_cells(argv, cfg, resolved)
+            cells = swept_choices(argv, cfg, resolved, "cell")
             check_options_of_swept_cells(cells, resolved)
     except ConfigError as error:
         return str(error)
     added = unknown_top_level_key(cfg, overrides, hydra_settings, config_dirs, config_name)
-    return added or (other_values_error(argv, resolved, config_dirs, cells) if flags else None)
+    if added or not flags:
+        return added
+    return other_values_error(argv, resolved, config_dirs, cells) or stale_study_records(
+        argv, cfg, resolved, records_dir
+    )
 
 
-def swept_cells(argv: list[str], cfg: DictConfig, resolved: dict) -> list[str]:
-    """The cells a multirun trains: its ``cell=a,b`` (or a sweep config's), else the one cell."""
+def swept_choices(argv: list[str], cfg: DictConfig, resolved: dict, group: str) -> list[str]:
+    """The choices of ``group`` a multirun trains: its ``cell=a,b`` (or a sweep config's), else
+    the one choice; none for a sweep function (``choice(a,b)``), which the jobs check."""
     for argument in argv:
-        if argument.partition("=")[0].lstrip("+") == "cell":
+        if argument.partition("=")[0].lstrip("+") == group:
             return [value.partition("=")[2] for value in sweep_values(argument) or []]
-    swept = OmegaConf.select(cfg, "hydra.sweeper.params.cell", default=None)
+    swept = OmegaConf.select(cfg, f"hydra.sweeper.params.{group}", default=None)
     if swept is not None:
-        return [value.partition("=")[2] for value in sweep_values(f"cell={swept}") or []]
-    return [str((resolved.get("cell") or {}).get("name"))]
+        return [value.partition("=")[2] for value in sweep_values(f"{group}={swept}") or []]
+    return [str((resolved.get(group) or {}).get("name"))]
+
+
+def stale_study_records(
+    argv: list[str], cfg: DictConfig, resolved: dict, sweep_dir: Path
+) -> str | None:
+    """One line when a sweep that keeps its study's records (no ``overwrite``) finds one of them
+    trained on other data than its dataset gives now (``recorded_data``): each job would stop on
+    it in turn, and a job with new trials would record them beside it. Checked last, after
+    every value: it may load the data."""
+    if resolved.get("overwrite") is True:
+        return None
+    from lstm_variants.recorded_data import check_study_data  # numpy and the loaders
+
+    datasets = swept_choices(argv, cfg, resolved, "dataset")
+    try:
+        check_study_data(sweep_dir / "records", datasets, resolved.get("data_dir"))
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 def check_options_of_swept_cells(cells: Sequence[str], resolved: dict) -> None:

@@ -5,7 +5,9 @@ A record keeps the fingerprint of the data it was trained and evaluated on (``da
 ``data_dir`` pointing at another copy), skipping the record would mix results on two versions
 of the data in one table without a word. Retraining it would replace a result the user may
 still want. So the rerun stops before training, in one line that names a record, the two
-fingerprints and the two ways on: ``overwrite=true`` or another output folder.
+fingerprints and the two ways on: ``overwrite=true`` or another output folder. A sweep checks
+every record in its study's folder of a dataset it trains before its first job
+(``check_study_data``), so that the line comes once, not from each job in turn.
 
 Records written before ``data_sha256`` existed carry none and are not checked. A dataset that
 cannot be loaded here (its files are not on this machine) is not checked either: a rerun that
@@ -21,7 +23,7 @@ from typing import Any
 
 from lstm_variants.data import DataError, SequenceDataset, load_dataset, loadable_here
 from lstm_variants.errors import ConfigError, RecordError
-from lstm_variants.records import read_record
+from lstm_variants.records import read_record, record_files
 
 
 def dataset_key(cfg: Mapping[str, Any]) -> str:
@@ -58,17 +60,53 @@ def check_recorded_data(
       skipped: the indices of the configs whose records are kept (recorded, no ``overwrite``).
       loaded: datasets loaded so far, by ``dataset_key``; the ones loaded here are added.
     """
-    fingerprints: dict[str, list[tuple[Path, str]]] = {}
-    first_config: dict[str, Mapping[str, Any]] = {}
+    recorded = []
     for index in sorted(skipped):
         try:
-            recorded = read_record(paths[index]).get("data_sha256")
+            fingerprint = read_record(paths[index]).get("data_sha256")
         except RecordError:
             continue  # said already; its trial trains again
-        if isinstance(recorded, str):
-            key = dataset_key(cfgs[index])
-            fingerprints.setdefault(key, []).append((paths[index], recorded))
-            first_config.setdefault(key, cfgs[index])
+        recorded.append((cfgs[index], paths[index], fingerprint))
+    _check_fingerprints(recorded, loaded)
+
+
+def check_study_data(records_dir: Path, datasets: Collection[str], data_dir: str | None) -> None:
+    """Raise ConfigError if a record in ``records_dir`` of one of ``datasets`` was trained on
+    other data than its dataset and options give now, read from ``data_dir``.
+
+    A sweep checks its study's records this way before any job starts. Each job would otherwise
+    stop on its own stale records, one failed job after another, and a job with new trials
+    would record them beside stale ones of the same dataset: two versions of the data in one
+    table. Records of a dataset that is not here are not read at all.
+    """
+    names = {name for name in datasets if loadable_here(name, data_dir)}
+    if not names or not Path(records_dir).is_dir():
+        return
+    recorded = []
+    for path in record_files(Path(records_dir)):
+        try:
+            record = read_record(path)
+        except RecordError:
+            continue  # the job that meets it says so, and trains its trial again
+        dataset = record["config"].get("dataset")
+        if isinstance(dataset, Mapping) and dataset.get("name") in names:
+            cfg = {"dataset": dataset, "data_dir": data_dir}
+            recorded.append((cfg, path, record.get("data_sha256")))
+    _check_fingerprints(recorded, {})
+
+
+def _check_fingerprints(
+    recorded: Sequence[tuple[Mapping[str, Any], Path, Any]], loaded: dict[str, SequenceDataset]
+) -> None:
+    """Raise ConfigError if a (config, record path, recorded ``data_sha256``) names other data
+    than the config loads now; records without a fingerprint pass."""
+    fingerprints: dict[str, list[tuple[Path, str]]] = {}
+    first_config: dict[str, Mapping[str, Any]] = {}
+    for cfg, path, fingerprint in recorded:
+        if isinstance(fingerprint, str):
+            key = dataset_key(cfg)
+            fingerprints.setdefault(key, []).append((path, fingerprint))
+            first_config.setdefault(key, cfg)
     for key, records in fingerprints.items():
         cfg = first_config[key]
         if key not in loaded and not loadable_here(cfg["dataset"]["name"], cfg.get("data_dir")):
@@ -80,7 +118,7 @@ def check_recorded_data(
         other = [(path, recorded) for path, recorded in records if recorded != now]
         if other:
             path, recorded = other[0]
-            name = first_config[key]["dataset"]["name"]
+            name = cfg["dataset"]["name"]
             # The stale records can be many among many more: a way to list them all.
             stale = " ".join(f"-e {sha}" for sha in sorted({sha for _, sha in other}))
             listing = f"grep -l {stale} {path.parent}/*.json"

@@ -91,3 +91,38 @@ def test_records_of_data_not_on_this_machine_are_not_checked_by_downloading_it(
     path.write_text(json.dumps({"dataset": "jsb_chorales", "data_sha256": "0" * 64}))
     monkeypatch.setattr(recorded_data, "read_record", lambda p: json.loads(p.read_text()))
     check_recorded_data([cfg], [path], {0}, {})  # no error, nothing loaded
+
+
+def test_a_sweep_over_a_study_with_records_of_since_edited_data_stops_before_any_job(
+    tmp_path, book
+):
+    """Each job would stop on its own stale records, one failed job after another (and the
+    summary rebuilt from them); a job with new trials would record them beside the stale ones.
+    One line before any job instead, for the study's records of the datasets the sweep trains."""
+    from lstm_variants.command_line import problem
+
+    study = tmp_path / "study"
+    ((path, first),) = run_trials([text_config(book)], study, progress=False)
+    sweep = ["-m", "cell=vanilla,gru", "dataset=text_file", f"dataset.options.path={book}",
+             *TINY_TEXT, f"hydra.sweep.dir={study}"]  # fmt: skip
+    assert problem(sweep) is None  # the same data: the sweep skips the record
+
+    book.write_text(book.read_text().replace("a", "b", 3))
+    line = problem(sweep)
+    assert line is not None and "\n" not in line
+    assert line.startswith("1 of 1 records of text_file were trained on other data")
+    assert f"{path}: data_sha256 {first['data_sha256'][:12]}, now " in line
+    assert problem([*sweep, "overwrite=true"]) is None  # every trial of the sweep retrains
+    # Another dataset's sweep into the same folder keeps those records out of its tables.
+    assert problem(["-m", "cell=vanilla,gru", f"hydra.sweep.dir={study}"]) is None
+    book.unlink()  # its data is not here: nothing to compare the records with
+    assert problem(sweep) is None
+
+    # A sweep over several datasets checks the records of each, not only the first's.
+    adding = {
+        **first,
+        "config": {**first["config"], "dataset": config("dataset=adding")["dataset"]},
+    }
+    write_json_atomic(path.with_name("adding.json"), {**adding, "data_sha256": "0" * 64})
+    several = ["-m", "dataset=jsb_chorales,adding", f"hydra.sweep.dir={study}"]
+    assert problem(several).startswith("1 of 1 records of adding were trained on other data")

@@ -319,9 +319,16 @@ def test_a_failed_download_leaves_no_directory_it_made(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache, "open_url", offline)
     fresh = tmp_path / "new" / "data"
-    with pytest.raises(DataError, match="could not download"):
+    with pytest.raises(DataError, match="could not download") as failed:
         load_dataset("jsb_chorales", data_dir=fresh)
     assert not fresh.exists()
+    # A directory given explicitly wins over the variable: no advice to set it.
+    assert str(failed.value).endswith(f"put it at {fresh / jsb.FILENAME}")
+    monkeypatch.setenv(cache.DATA_DIR_ENV, "")
+    monkeypatch.setattr(cache, "user_cache_dir", lambda: fresh)
+    with pytest.raises(DataError, match="could not download") as failed:
+        load_dataset("jsb_chorales")
+    assert str(failed.value).endswith(f"(or set {cache.DATA_DIR_ENV} to a directory holding it)")
 
 
 def test_fetch_downloads_and_checks_ahead_of_runs_without_network(

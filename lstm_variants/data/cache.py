@@ -59,7 +59,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     Raises:
         DataError: the chosen path exists and is not a directory (a file named by mistake).
     """
-    if data_dir is not None and str(data_dir).strip():  # blank is unset, as for the variable
+    if given_dir(data_dir):
         chosen, how = Path(data_dir).expanduser(), "data_dir"
     elif os.environ.get(DATA_DIR_ENV):
         chosen, how = Path(os.environ[DATA_DIR_ENV]).expanduser(), f"${DATA_DIR_ENV}"
@@ -71,6 +71,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
             "hold) the dataset's files"
         )
     return chosen
+
+
+def given_dir(data_dir: str | os.PathLike | None) -> bool:
+    """Whether a data directory was given; blank is unset, as for the variable."""
+    return data_dir is not None and bool(str(data_dir).strip())
 
 
 def sha256_of(path: Path) -> str:
@@ -123,13 +128,15 @@ def announced_size(stream, start: int) -> int | None:
     return start + int(length) if length and length.isdigit() else None
 
 
-def download(url: str, path: Path, sha256: str | None) -> None:
+def download(url: str, path: Path, sha256: str | None, elsewhere: str = "") -> None:
     """Download `url` to `path` through `<path>.part`, resuming, verifying, renaming atomically.
 
     Args:
         url: where to get the file.
         path: where the verified file ends up.
         sha256: the expected hex sha256 of the whole file; None checks only the size.
+        elsewhere: how to read the file from another directory instead, added to the advice of
+            a failed download (empty where the directory was given explicitly).
 
     Raises:
         DataError: the download failed or stopped short of the announced size (the `.part` is
@@ -152,7 +159,7 @@ def download(url: str, path: Path, sha256: str | None) -> None:
                 path.parent.rmdir()
         raise DataError(
             f"could not download {url} to {path} ({type(error).__name__}: {error}); retry to "
-            f"resume, {yourself} (or set {DATA_DIR_ENV} to a directory holding it)"
+            f"resume, {yourself}{elsewhere}"
         ) from error
     size = part.stat().st_size
     if expected_size is not None and size < expected_size:
@@ -237,7 +244,11 @@ def fetch_file(
                 f"{filename} not found at {path}; put it there (or pass data_dir / set "
                 f"{DATA_DIR_ENV} to a directory holding it), or allow downloading it from {url}"
             )
-        download(url, path, expected)
+        # Given a directory, the variable would not be read: no advice to set it.
+        elsewhere = (
+            "" if given_dir(data_dir) else f" (or set {DATA_DIR_ENV} to a directory holding it)"
+        )
+        download(url, path, expected, elsewhere)
     try:
         actual = sha256_of(path)
     except OSError as error:  # a directory of that name, an unreadable file

@@ -15,9 +15,10 @@ atomically and are equal, and their checkpoints go to other directories, so noth
 
 The lock is ``filelock``'s (``flock`` on Unix), which the kernel releases when its process
 ends, however it ends: a lock is never left behind by a killed run. On a file system without
-``flock`` (Lustre mounted ``noflock``) the population trains unlocked, with a warning line. The lock files stay (empty,
-one per population): removing one while another process waits on it would let
-a third take a fresh file and hold "the same" lock at once.
+``flock`` (Lustre mounted ``noflock``) the population trains unlocked, with a warning line. The
+holder's note goes with the lock; the lock files stay (empty, one per population): removing one
+while another process waits on it would let a third take a fresh file and hold "the same" lock
+at once.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def population_lock(
             note.write_text(holder_note() + "\n")
         yield waited
     finally:
+        # Still holding the lock: a process that waits next reads no stale note, only its
+        # new holder's (or none yet).
+        with contextlib.suppress(OSError):
+            note.unlink()
         lock.release()
 
 

@@ -123,15 +123,20 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     lines = []
+    note = lock_path(tmp_path, ["a", "b"]).with_suffix(".holder")
     with population_lock(tmp_path, ["b", "a"], log=lines.append) as waited:
         assert not waited and lines == []
+        assert note.read_text().startswith(f"pid {os.getpid()} on ")
+    # The note goes with the lock: a process that waits next never names a holder long gone.
+    assert not note.exists()
     holder = hold(tmp_path, ["a", "b"], tmp_path)  # and the lock is still a lock
     try:
         finisher = release_later(holder, [], seconds=0.5)
         with population_lock(tmp_path, ["a", "b"], log=lines.append) as waited:
-            assert waited and len(lines) == 1
+            assert waited and len(lines) == 1 and f"(pid {holder.pid} on " in lines[0]
     finally:
         finisher.join()
+    assert not note.exists()
 
 
 def test_records_written_here_are_not_taken_for_another_process(tmp_path, monkeypatch):

@@ -222,18 +222,23 @@ class ChunkCheckpoint:
         return state.epoch > self.saved_epoch and self.save_reporting_failure(state)
 
     def save_reporting_failure(self, state: ChunkState) -> bool:
-        """``save``, with a failure reported in one line instead of raised; True if saved."""
-        try:
-            self.save(state)
-        except Exception as error:
-            self.last_save = time.monotonic()
-            self.close()  # reopened by the next save, which removes what this one left behind
-            self.log(
-                f"checkpoint {self.directory} could not be saved ({type(error).__name__}: "
-                f"{error}); training goes on and tries again in {self.every_seconds:g} s"
-            )
-            return False
-        return True
+        """``save``, with a failure reported in one line instead of raised; True if saved. A save
+        that would not fit on the disk is not begun (``too_little_space``)."""
+        why = too_little_space(self.directory, state.arrays)
+        if why is None:
+            try:
+                self.save(state)
+            except Exception as error:
+                self.close()  # reopened by the next save, which removes what this one left behind
+                why = f"{type(error).__name__}: {error}"
+            else:
+                return True
+        self.last_save = time.monotonic()
+        self.log(
+            f"checkpoint {self.directory} could not be saved ({why}); training goes on and "
+            f"tries again in {self.every_seconds:g} s"
+        )
+        return False
 
     def save(self, state: ChunkState) -> None:
         """Save ``state`` as the next step, replacing the previous one once written."""
@@ -285,6 +290,32 @@ class ChunkCheckpoint:
             )
             self._manager = ocp.CheckpointManager(self.directory / "orbax", options=options)
         return self._manager
+
+
+# Room for what a save writes beside the arrays: orbax's metadata, the progress JSON, the sha256 list.
+SPACE_MARGIN_BYTES = 1 << 20
+
+
+def too_little_space(directory: Path, arrays: dict[str, Any]) -> str | None:
+    """Why a save of ``arrays`` into ``directory`` would not fit on its disk, or None.
+
+    Checked before orbax begins: on a full disk its writer threads fail with a thousand lines of
+    tracebacks (tensorstore's writes, asyncio's futures, the logging of both) that no caller
+    can catch. A save needs the arrays' bytes beside the save it replaces, which is removed only
+    once the new one is written.
+    """
+    needed = sum(leaf.nbytes for leaf in jax.tree.leaves(arrays)) + SPACE_MARGIN_BYTES
+    existing = next(path for path in (directory, *directory.parents) if path.exists())
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return None  # nothing known: orbax tries, and its failure is reported
+    if free >= needed:
+        return None
+    return (
+        f"no space left on its disk: a save needs about {needed / 2**20:.1f} MiB, "
+        f"{free / 2**20:.1f} MiB is free"
+    )
 
 
 def code_identity() -> dict[str, Any]:

@@ -458,6 +458,22 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
         f"logger.log_dir={log_dir} cannot be written ({tmp_path / 'a_file'}: not a directory); "
         "give another logger.log_dir"
     )
+    # A full disk takes an empty file, but Hydra's first file there would fail with a traceback.
+    from lstm_variants import output_directory
+
+    usage = output_directory.shutil.disk_usage(tmp_path)
+    full = usage._replace(free=output_directory.LEAST_FREE_BYTES - 1024)
+    monkeypatch.setattr(output_directory.shutil, "disk_usage", lambda path: full)
+    assert problem(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'study'}"]) == (
+        f"hydra.sweep.dir={tmp_path / 'study'}: no space left on its disk (1023 KiB free in "
+        f"{tmp_path}); free some space or give another hydra.sweep.dir"
+    )
+    monkeypatch.setattr(
+        output_directory.shutil,
+        "disk_usage",
+        lambda path: usage._replace(free=output_directory.LEAST_FREE_BYTES),
+    )
+    assert problem(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'study'}"]) is None
 
 
 @pytest.fixture

@@ -113,6 +113,7 @@ def problem(argv: list[str], config_name: str = "config") -> str | None:
         or unknown_choice(argv)
         or bare_launcher(argv)
         or several_studies(argv)
+        or swept_hydra_setting(argv)
         or rerun_problem(argv)
         or override_error(without_print_flags(argv), config_name)
     )
@@ -163,6 +164,20 @@ def several_studies(argv: list[str]) -> str | None:
             return (
                 f"{argument} runs several studies in one command, but their summary would go to "
                 "one folder that holds none of their records: run one +sweep=NAME per command"
+            )
+    return None
+
+
+def swept_hydra_setting(argv: list[str]) -> str | None:
+    """One line for one of Hydra's own settings given several values (``hydra.sweep.dir=a,b``,
+    ``hydra/launcher=basic,joblib``): Hydra sweeps none of them, and says so in three lines, or,
+    without ``-m``, advises adding it, which would not help."""
+    for argument in argv:
+        key, sep, _ = argument.lstrip("+~").partition("=")
+        if sep and key.startswith(("hydra.", "hydra/")) and several_values(argument):
+            return (
+                f"{argument}: Hydra's own settings take one value per command; run one "
+                "command per value (a value with commas in it goes in quotes: key='a,b')"
             )
     return None
 

@@ -244,3 +244,17 @@ def test_hydras_own_launcher_choice_of_a_preset_name_is_one_line_naming_the_pres
         )
     assert problem(["-m", "hydra/launcher=basic", "cell=vanilla,gru"]) is None  # nothing more
     assert problem(["-m", "launcher=joblib", "cell=vanilla,gru"]) is None
+
+
+def test_a_hydra_setting_given_several_values_is_one_line():
+    """Hydra sweeps none of its own settings: its refusal was three lines without this
+    command's name, and without -m it advised adding -m, which would not help."""
+    from lstm_variants.command_line import problem
+
+    for argv in (["-m", "hydra.sweep.dir=/tmp/a,/tmp/b"], ["hydra.job.chdir=true,false"],
+                 ["-m", "hydra/launcher=basic,joblib"], ["-m", "+hydra.job.env_set.A=range(2)"]):  # fmt: skip
+        assert problem(argv) == (
+            f"{argv[-1]}: Hydra's own settings take one value per command; run one command per "
+            "value (a value with commas in it goes in quotes: key='a,b')"
+        )
+    assert problem(["-m", "seed=0,1", "hydra.sweep.dir='/tmp/a,b'"]) is None  # one folder

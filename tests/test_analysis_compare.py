@@ -120,6 +120,10 @@ def test_tables_render_as_markdown_latex_and_csv(tmp_path):
     table = compare(collect([tmp_path / "s"]).trials, resamples=100, permutations=200)
     markdown = to_markdown(table)
     assert "| vanilla (ref.) |" in markdown and "**worse**" in markdown
+    # Both summaries are of the compared share, and both headers say so.
+    assert "| best 10 %: median [95 % CI] | best 10 %: mean ± std |" in markdown
+    everything = compare(collect([tmp_path / "s"]).trials, fraction=1.0, resamples=10)
+    assert "| all trials: median [95 % CI] | all trials: mean ± std |" in to_markdown(everything)
     latex = to_latex(table)
     assert r"\begin{tabular}" in latex and r"\toprule" in latex and "vanilla (ref.)" in latex
     paths = write_tables(table, tmp_path / "tables")

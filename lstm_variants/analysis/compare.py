@@ -550,7 +550,7 @@ DISPLAY_HEADER = (
     "trials",
     "diverged",
     "{share}: median [95 % CI]",
-    "mean ± std",
+    "{share}: mean ± std",
     "best test",
     "Δ mean vs ref [95 % CI]",
     "g",

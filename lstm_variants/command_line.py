@@ -171,10 +171,12 @@ def several_studies(argv: list[str]) -> str | None:
 def swept_hydra_setting(argv: list[str]) -> str | None:
     """One line for one of Hydra's own settings given several values (``hydra.sweep.dir=a,b``,
     ``hydra/launcher=basic,joblib``): Hydra sweeps none of them, and says so in three lines, or,
-    without ``-m``, advises adding it, which would not help."""
+    without ``-m``, advises adding it, which would not help. The sweeper's own grid
+    (``hydra.sweeper.params.cell=vanilla,nfg``) is one value: the sweep it describes."""
     for argument in argv:
         key, sep, _ = argument.lstrip("+~").partition("=")
-        if sep and key.startswith(("hydra.", "hydra/")) and several_values(argument):
+        grid = key.startswith("hydra.sweeper.params.")
+        if sep and key.startswith(("hydra.", "hydra/")) and not grid and several_values(argument):
             return (
                 f"{argument}: Hydra's own settings take one value per command; run one "
                 "command per value (a value with commas in it goes in quotes: key='a,b')"

@@ -21,6 +21,7 @@ never dropped. Its rate is an array, one value per member of a population, which
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import jax
@@ -56,6 +57,43 @@ READOUTS = ("every_step", "last_step")
 def step_mask(lengths: jax.Array, num_steps: int) -> jax.Array:
     """(B,) lengths -> (B, T) booleans, True on the valid steps."""
     return jnp.arange(num_steps)[None, :] < lengths[:, None]
+
+
+def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, dropout_rate) -> None:
+    """Raise ConfigError for settings or shapes the model cannot run as meant.
+
+    Shapes are checked because some wrong ones would run: (B, T) floats taken as T sequences of
+    B features would mix the sequences of a batch without an error.
+    """
+    if model.readout_at not in READOUTS:
+        raise ConfigError(f"unknown readout_at {model.readout_at!r}; valid: {', '.join(READOUTS)}")
+    if model.recurrence not in RECURRENCES:
+        valid = ", ".join(RECURRENCES)
+        raise ConfigError(f"unknown recurrence {model.recurrence!r}; valid: {valid}")
+    for name in ("hidden_size", "output_size", "num_layers", "unroll"):
+        value = getattr(model, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    tokens = jnp.issubdtype(inputs.dtype, jnp.integer)
+    if model.vocab_size and not (tokens and inputs.ndim == 2):
+        raise ConfigError(
+            f"with vocab_size={model.vocab_size} the inputs are (B, T) integer tokens, got "
+            f"shape {inputs.shape} of {inputs.dtype}"
+        )
+    if not model.vocab_size and inputs.ndim != 3:
+        advice = (
+            "integer tokens need vocab_size"
+            if tokens
+            else "one feature per step goes in a last axis of size 1: inputs[..., None]"
+        )
+        raise ConfigError(f"inputs must be (B, T, D), got shape {inputs.shape}; {advice}")
+    if lengths.shape != inputs.shape[:1]:
+        raise ConfigError(
+            f"lengths must be ({inputs.shape[0]},), one per sequence of the batch, got shape "
+            f"{lengths.shape}"
+        )
+    if isinstance(dropout_rate, int | float) and not 0 <= dropout_rate < 1:
+        raise ConfigError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
 
 
 class SequenceModel(nn.Module):
@@ -131,10 +169,8 @@ class SequenceModel(nn.Module):
           (B, T, O) outputs for ``readout_at='every_step'``, else (B, O); with
           ``return_carries`` the pair (outputs, final carries).
         """
-        if self.readout_at not in READOUTS:
-            raise ConfigError(
-                f"unknown readout_at {self.readout_at!r}; valid: {', '.join(READOUTS)}"
-            )
+        lengths = jnp.asarray(lengths)
+        check_call(self, inputs, lengths, dropout_rate)
         batch, num_steps = inputs.shape[:2]
         if jnp.issubdtype(inputs.dtype, jnp.floating):
             # The carry is made in param_dtype; inputs of another dtype would promote px, and

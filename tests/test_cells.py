@@ -286,6 +286,14 @@ def test_unknown_cell_lists_the_valid_ones():
         make_cell("lstmm", H)
 
 
+def test_an_option_a_cell_does_not_have_names_the_nearest_and_the_valid_ones():
+    from lstm_variants.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cell 'vanilla' has no option 'forgetbias' \(did you"):
+        make_cell("vanilla", H, forgetbias=1.0)
+    assert make_cell("vanilla", H, forget_bias=1.0, name="layer").name == "layer"
+
+
 def test_make_cell_overrides_any_flag_even_one_named_variant():
     # MUT's own flag is called `variant`, like make_cell's first argument once was.
     assert make_cell("mut1", H, variant=2).variant == 2
@@ -301,6 +309,56 @@ def test_an_unknown_readout_is_refused():
         ConfigError, match="unknown readout_at 'last'; valid: every_step, last_step"
     ):
         model.init(jax.random.key(0), x, lengths)
+
+
+def test_inputs_without_a_feature_axis_are_refused_not_read_as_time_by_batch():
+    """(B, T) floats ran: the model took B as the features and T as the batch, so sequence 0's
+    outputs changed when only sequence 1 did. The same for tokens without vocab_size."""
+    from lstm_variants.errors import ConfigError
+
+    model, lengths = SequenceModel("vanilla", H, 2), jnp.array([5, 5])
+    x = jnp.arange(10.0).reshape(2, 5)
+    with pytest.raises(ConfigError, match=r"inputs must be \(B, T, D\), got shape \(2, 5\); one"):
+        model.init(jax.random.key(0), x, lengths)
+    with pytest.raises(ConfigError, match="integer tokens need vocab_size"):
+        model.init(jax.random.key(0), x.astype(jnp.int32), lengths)
+    tokens = SequenceModel("vanilla", H, 2, vocab_size=7)
+    with pytest.raises(ConfigError, match=r"with vocab_size=7 the inputs are \(B, T\) integer"):
+        tokens.init(jax.random.key(0), x[..., None], lengths)
+    tokens.init(jax.random.key(0), x.astype(jnp.int32), lengths)  # as meant
+    # As meant, each sequence's outputs are its own.
+    variables = model.init(jax.random.key(0), x[..., None], lengths)
+    alone = model.apply(variables, x[..., None], lengths)[0]
+    other = model.apply(variables, x.at[1].set(-7.0)[..., None], lengths)[0]
+    np.testing.assert_array_equal(alone, other)
+
+
+@pytest.mark.parametrize(
+    ("settings", "lengths", "message"),
+    [
+        ({"recurrence": "slow"}, [5, 5], "unknown recurrence 'slow'; valid: fast, reference"),
+        ({"hidden_size": 0}, [5, 5], "hidden_size must be a whole number >= 1, got 0"),
+        ({"num_layers": 0}, [5, 5], "num_layers must be a whole number >= 1, got 0"),
+        ({}, [[5], [5]], r"lengths must be \(2,\), one per sequence of the batch, got shape"),
+        ({}, [5, 5, 5], r"lengths must be \(2,\)"),
+    ],
+)
+def test_settings_and_lengths_the_model_cannot_run_are_one_error(settings, lengths, message):
+    from lstm_variants.errors import ConfigError
+
+    model = SequenceModel(**({"cell": "gru", "hidden_size": H, "output_size": 2} | settings))
+    with pytest.raises(ConfigError, match=message):
+        model.init(jax.random.key(0), jnp.zeros((2, 5, 3)), lengths)
+
+
+def test_a_dropout_rate_outside_0_to_1_is_refused():
+    from lstm_variants.errors import ConfigError
+
+    model, x, lengths = SequenceModel("gru", H, 2), jnp.zeros((2, 5, 3)), [5, 4]
+    variables = model.init(jax.random.key(0), x, lengths)
+    with pytest.raises(ConfigError, match=r"dropout_rate must be in \[0, 1\), got 1.0"):
+        model.apply(variables, x, lengths, dropout_rate=1.0, dropout_key=jax.random.key(1))
+    model.apply(variables, x, lengths, dropout_rate=0.5, dropout_key=jax.random.key(1))
 
 
 def test_the_readmes_cells_in_code_example_runs():

@@ -64,6 +64,9 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
 
     Returns:
       An unbound Flax cell.
+
+    Raises:
+      ConfigError: an unknown cell (``UnknownCellError``), or an option the cell does not have.
     """
     if variant not in VARIANTS:
         raise UnknownCellError(
@@ -71,6 +74,9 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
             f"valid cells: {', '.join(sorted(VARIANTS))}"
         )
     cls, flags = VARIANTS[variant]
+    unknown = sorted(set(options) - set(getattr(cls, "__dataclass_fields__", {})))
+    if unknown:  # the nearest and the valid options, not the dataclass's bare TypeError
+        check_cell_options(cls, {unknown[0]: None}, variant)
     return cls(features=features, **(flags | options))
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,14 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         ):
             return None, f"{field} is not a name: {value!r}"
     return record, None
+
+
+def path_list(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """``sources`` as a list of paths: one path (a string is one path, not its characters) or
+    several."""
+    if isinstance(sources, str | os.PathLike):
+        return [Path(sources)]
+    return [Path(source) for source in sources]
 
 
 def record_files(directory: Path) -> list[Path]:

@@ -154,6 +154,28 @@ def test_unknown_reference_or_option_is_a_one_line_error(tmp_path):
         compare(trials, reference="gru")
     with pytest.raises(AnalysisError, match="unknown correction"):
         compare(trials, correction="bonferroni")
+    with pytest.raises(AnalysisError, match=r"unknown metric 'nope': not a column of the trials"):
+        compare(trials, metric="nope")
+
+
+def test_one_folder_as_a_string_and_the_collection_itself_are_taken_from_python(tmp_path):
+    """collect('/path') read the string as a list of one-letter folders, searching from '/'
+    first; compare(collect(...)) failed on a missing attribute."""
+    from lstm_variants.analysis.paired import paired_compare
+
+    write_records(synthetic_study({"vanilla": 0.0, "gru": 0.5}, trials=6, seed=0), tmp_path)
+    collection = collect(str(tmp_path))
+    pd.testing.assert_frame_equal(collection.trials, collect([tmp_path]).trials)
+    options = {"resamples": 10}
+    pd.testing.assert_frame_equal(
+        compare(collection, permutations=20, **options),
+        compare(collection.trials, permutations=20, **options),
+    )
+    pd.testing.assert_frame_equal(
+        paired_compare(collection, **options), paired_compare(collection.trials, **options)
+    )
+    with pytest.raises(TypeError, match=r"expected the trials table, collect\(...\).trials; got"):
+        compare([collection.trials])
 
 
 def test_top_mean_skips_missing_results_and_is_nan_without_a_warning_when_all_are_missing():

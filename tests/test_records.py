@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,10 @@ def test_a_boolean_where_a_number_or_name_belongs_is_refused(tmp_path, fields, w
     record = {"cell": "vanilla", "dataset": "adding", "metrics": {}} | fields
     (tmp_path / "record.json").write_text(json.dumps(record))
     assert read_record_file(tmp_path / "record.json") == (None, why)
+
+
+def test_one_path_is_one_source_not_a_list_of_its_characters(tmp_path):
+    from lstm_variants.records import path_list
+
+    assert path_list(str(tmp_path)) == path_list(tmp_path) == [tmp_path]
+    assert path_list([str(tmp_path), "b"]) == [tmp_path, Path("b")]

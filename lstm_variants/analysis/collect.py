@@ -44,7 +44,7 @@ import pandas as pd
 
 from lstm_variants.atomic_files import write_table_atomic
 from lstm_variants.cell_label import cell_label, cell_name
-from lstm_variants.records import RECORD_GLOB, read_record_file, record_files
+from lstm_variants.records import RECORD_GLOB, path_list, read_record_file, record_files
 
 # Canonical order of cells in every table and figure: Greff's V and its eight variants, then
 # Jozefowicz's cells and the baselines; anything else follows alphabetically.
@@ -137,12 +137,32 @@ class Collection:
         return paths
 
 
-def find_record_files(directories: Sequence[str | Path]) -> list[Path]:
+def trials_table(trials: pd.DataFrame | Collection, metric: str | None = None) -> pd.DataFrame:
+    """The trials table ``trials`` is (a ``Collection`` gives its ``trials``), checked to hold
+    the column ``metric``; TypeError or AnalysisError in one line otherwise."""
+    if isinstance(trials, Collection):
+        trials = trials.trials
+    if not isinstance(trials, pd.DataFrame):
+        raise TypeError(
+            f"expected the trials table, collect(...).trials; got {type(trials).__name__}"
+        )
+    if metric is not None and len(trials.columns) and metric not in trials.columns:
+        numeric = trials.select_dtypes("number").columns
+        shown = [name for name in ("test_at_best", "best_valid") if name in numeric]
+        raise AnalysisError(
+            f"unknown metric {metric!r}: not a column of the trials table"
+            + (f" (e.g. {', '.join(shown)})" if shown else "")
+        )
+    return trials
+
+
+def find_record_files(directories: str | Path | Sequence[str | Path]) -> list[Path]:
     """Every ``**/records/*.json`` under ``directories`` (a directory may itself be ``records/``).
 
     Raises:
       AnalysisError: a directory does not exist, or none of them holds a record file.
     """
+    directories = path_list(directories)
     found: dict[Path, None] = {}
     for directory in directories:
         root = Path(directory)
@@ -278,11 +298,11 @@ SAME_RESULTS = "same results"
 OTHER_RESULTS = "other results"
 
 
-def collect(directories: Sequence[str | Path], progress: bool = False) -> Collection:
+def collect(directories: str | Path | Sequence[str | Path], progress: bool = False) -> Collection:
     """Read every record under ``directories`` into a ``Collection``.
 
     Args:
-      directories: sweep roots, job output directories or ``records/`` folders.
+      directories: sweep roots, job output directories or ``records/`` folders (one or several).
       progress: show a progress bar while reading (many thousands of records take seconds).
 
     Returns:
@@ -291,7 +311,7 @@ def collect(directories: Sequence[str | Path], progress: bool = False) -> Collec
     Raises:
       AnalysisError: a directory is missing, or no record file exists under any of them.
     """
-    directories = [str(Path(d)) for d in directories]
+    directories = [str(d) for d in path_list(directories)]
     roots = [(Path(d).resolve(), d) for d in directories]
     paths = find_record_files(directories)
     rows, curves, skipped, duplicates, seen = [], [], [], [], {}

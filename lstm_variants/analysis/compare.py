@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lstm_variants.analysis.collect import AnalysisError, ordered_cells
+from lstm_variants.analysis.collect import AnalysisError, Collection, ordered_cells, trials_table
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 
 CORRECTIONS = ("holm", "bh", "none")
@@ -295,7 +295,7 @@ def check_reference_present(trials: pd.DataFrame, reference: str) -> None:
 
 
 def compare(
-    trials: pd.DataFrame,
+    trials: pd.DataFrame | Collection,
     reference: str = "vanilla",
     metric: str = "test_at_best",
     select_by: str = "best_valid",
@@ -314,7 +314,7 @@ def compare(
 
     Args:
       trials: the table of ``collect`` (columns ``dataset``, ``cell``, ``usable``, ``diverged``,
-        ``select_by`` and ``metric``).
+        ``select_by`` and ``metric``), or the ``Collection`` itself.
       reference: the cell every other cell is tested against.
       metric: the column compared (lower is better): the test metric at the best validation epoch.
       select_by: the column that picks the best trials (validation, never test).
@@ -344,6 +344,7 @@ def compare(
     ):
         if value not in valid:
             raise AnalysisError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+    trials = trials_table(trials, metric)
     if trials.empty:
         raise AnalysisError("no trials to compare")
     check_reference_present(trials, reference)

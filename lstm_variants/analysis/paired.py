@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lstm_variants.analysis.collect import ordered_cells
+from lstm_variants.analysis.collect import Collection, ordered_cells, trials_table
 from lstm_variants.analysis.compare import check_reference_present, decimals_for, holm
 
 PAIRED_COLUMNS = (
@@ -108,7 +108,7 @@ def median_interval(
 
 
 def paired_compare(
-    trials: pd.DataFrame,
+    trials: pd.DataFrame | Collection,
     reference: str = "vanilla",
     metric: str = "test_at_best",
     alpha: float = 0.05,
@@ -119,7 +119,8 @@ def paired_compare(
     """One row per dataset and cell other than ``reference``: the paired comparison.
 
     Args:
-      trials: ``collect(...).trials`` of paired sweeps (lower metric is better).
+      trials: ``collect(...).trials`` of paired sweeps (lower metric is better), or the
+        ``Collection`` itself.
       reference: the cell every other is compared with.
       metric: the compared column.
       alpha: significance level of the marker ('better' / 'worse' after Holm correction).
@@ -135,6 +136,7 @@ def paired_compare(
     Raises:
       AnalysisError: the reference cell is in none of the datasets.
     """
+    trials = trials_table(trials, metric)
     check_reference_present(trials, reference)
     rows = []
     for dataset in sorted(trials["dataset"].astype(str).unique()):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -458,7 +459,7 @@ def check_some_usable(trials: pd.DataFrame, directories: Sequence[str | Path]) -
 
 
 def write_report(
-    directories: Sequence[str | Path],
+    directories: str | Path | Sequence[str | Path],
     output_dir: str | Path,
     reference: str | None = None,
     *,
@@ -480,7 +481,7 @@ def write_report(
     """Write the report of the sweeps in ``directories`` into ``output_dir``; return report.md.
 
     Args:
-      directories: sweep roots (or any folders holding ``**/records/*.json``).
+      directories: sweep roots (or any folders holding ``**/records/*.json``), one or several.
       output_dir: where the report, tables, figures and data go (created).
       reference: the cell every other is tested against (None: the studies' own
         ``reference_cell``, ``recorded_reference``); if no sweep has it, the first cell in the
@@ -502,6 +503,8 @@ def write_report(
         that ``collect.select_studies`` refuses.
     """
     say = status or (lambda line: None)
+    if isinstance(directories, str | os.PathLike):  # one folder, not a list of its characters
+        directories = [directories]
     output_dir = Path(output_dir)
     say("collecting records")
     collection = collect(directories, progress=status is not None)

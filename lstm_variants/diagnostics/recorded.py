@@ -25,14 +25,16 @@ from lstm_variants.analysis.collect import AnalysisError, collect, require_trial
 from lstm_variants.diagnostics.gradient_flow import average_note, measured_sequences
 from lstm_variants.diagnostics.studies import fresh_variables, measure
 from lstm_variants.errors import ConfigError
+from lstm_variants.records import path_list
 from lstm_variants.trained import TrainedTrial, load_trial
 
 
-def record_files(sources: Sequence[str | Path], per_cell: int) -> list[Path]:
-    """The record files ``sources`` name: files as given, directories as their ``per_cell`` best
-    trials per cell by validation result, among those with saved parameters."""
+def record_files(sources: str | Path | Sequence[str | Path], per_cell: int) -> list[Path]:
+    """The record files ``sources`` name (one path or several): files as given, directories as
+    their ``per_cell`` best trials per cell by validation result, among those with saved
+    parameters."""
     files: list[Path] = []
-    for source in map(Path, sources):
+    for source in path_list(sources):
         if source.is_file():
             files.append(source)
             continue
@@ -57,7 +59,9 @@ def record_files(sources: Sequence[str | Path], per_cell: int) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def load_trials(sources: Sequence[str | Path], per_cell: int, data_dir=None) -> list[TrainedTrial]:
+def load_trials(
+    sources: str | Path | Sequence[str | Path], per_cell: int, data_dir=None
+) -> list[TrainedTrial]:
     """The trials of ``record_files``, loaded; ConfigError unless they share one dataset."""
     trials = [load_trial(path, data_dir) for path in record_files(sources, per_cell)]
     for trial in trials:

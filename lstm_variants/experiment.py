@@ -2,7 +2,9 @@
 
 This is the seam between configuration and code: the Hydra entry point (``cli``), tests and
 notebooks all call ``run_trials`` (or ``run_trial`` for one) with plain dicts, so a run is
-reproducible from (config, seed) alone and its record says everything needed to repeat it.
+reproducible from (config, seed) alone and its record says everything needed to repeat it. The
+dicts are resolved trial configs: ``compose.compose_trials`` builds them from overrides, as the
+command does.
 
 Configs that differ only in ``MEMBER_KEYS`` (hidden size, optimizer numbers, input noise, dropout,
 forget bias, seed) are trained together as one population (``population.train_population``); each
@@ -204,6 +206,22 @@ def record_path(cfg: Mapping[str, Any], output_dir: Path) -> Path:
     return Path(output_dir) / "records" / f"{trial_identity(cfg)}.json"
 
 
+# The sections every trial config has; a hand-written dict would fail on the first one missing.
+SECTIONS = ("cell", "dataset", "model", "optimizer", "train", "seed")
+
+
+def check_trial_dicts(cfgs: Sequence[Mapping[str, Any]]) -> None:
+    """Raise TypeError, or ConfigError for a missing section, unless ``cfgs`` is a list of
+    resolved trial configs (``compose.compose_trials`` gives them from Python)."""
+    how = "lstm_variants.compose.compose_trials('cell=gru', ...) gives them"
+    if isinstance(cfgs, Mapping) or not all(isinstance(cfg, dict) for cfg in cfgs):
+        raise TypeError(f"run_trials takes a list of resolved plain dicts, one per trial: {how}")
+    for cfg in cfgs:
+        missing = [section for section in SECTIONS if section not in cfg]
+        if missing:
+            raise ConfigError(f"a trial config without {', '.join(missing)}: {how}")
+
+
 def run_trials(
     cfgs: Sequence[Mapping[str, Any]], output_dir: Path, progress: bool = True
 ) -> list[tuple[Path, dict | None]]:
@@ -229,6 +247,7 @@ def run_trials(
       ConfigError: a bad config value, a records place taken by a file or folder, or a record
         trained on other data.
     """
+    check_trial_dicts(cfgs)
     for cfg in cfgs:  # every config before any trains: a bad value fails fast, not after hours
         check_values(cfg)
     paths = [record_path(cfg, output_dir) for cfg in cfgs]

@@ -1,0 +1,62 @@
+"""The trials of a command, composed from Python: a notebook trains what ``lstm-variants`` would.
+
+``run_trials`` takes resolved plain dicts, one per trial, as the command builds them: Hydra
+composes ``conf/`` with the overrides, the result is resolved, its paths made absolute
+(``config_values.with_absolute_paths``) and the search draws its trials
+(``search.trial_configs``). A hand-written dict misses most of that, and a trial built another
+way gets another trial id than the command's. So::
+
+    from lstm_variants.compose import compose_trials
+    from lstm_variants.experiment import run_trials
+
+    results = run_trials(compose_trials("cell=cifg", "train.max_epochs=3"), "outputs/notebook")
+
+trains and records exactly the trials of ``lstm-variants cell=cifg train.max_epochs=3
+hydra.run.dir=outputs/notebook``, and a rerun of either skips them. The overrides are checked as
+the command line is (``command_line.problem``): what it would refuse is one ``ConfigError``.
+
+Hydra's compose API does the composing; this module adds the check and the steps the command
+takes after it. What sets up the process (``cpu_devices``, ``cpu_pinning``,
+``compilation_cache``) is the command's alone: in Python, JAX is set up by the caller
+(``jax.config.update("jax_num_cpu_devices", 2)`` before JAX first runs, say).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from lstm_variants.config_folders import CONFIG_DIR
+from lstm_variants.config_values import with_absolute_paths
+from lstm_variants.errors import ConfigError
+
+
+def compose_config(*overrides: str, config_name: str = "config") -> dict[str, Any]:
+    """The resolved config of ``lstm-variants <overrides>``, as a plain dict.
+
+    Raises:
+      ConfigError: what the command line would refuse, in its one line (an unknown cell with
+        the valid ones, a key the search draws set by hand, a bad value, ...).
+    """
+    from lstm_variants.command_line import problem  # Hydra's parser: only here
+
+    arguments = list(overrides)
+    wrong = next((argument for argument in arguments if argument.startswith("-")), None)
+    if wrong is not None:
+        raise ConfigError(f"{wrong}: flags are the command's; give only overrides (key=value)")
+    line = problem(arguments, config_name)
+    if line is not None:
+        raise ConfigError(line)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name, overrides=arguments)
+    return with_absolute_paths(OmegaConf.to_container(cfg, resolve=True))
+
+
+def compose_trials(*overrides: str, job: int = 0) -> list[dict[str, Any]]:
+    """The trial configs ``lstm-variants <overrides>`` trains, for ``experiment.run_trials``:
+    one without a search, ``search.trials`` with one (job ``job`` of a multirun)."""
+    from lstm_variants.search import trial_configs  # numpy: only here
+
+    return trial_configs(compose_config(*overrides), job=job)

@@ -361,6 +361,13 @@ def test_a_dropout_rate_outside_0_to_1_is_refused():
     model.apply(variables, x, lengths, dropout_rate=0.5, dropout_key=jax.random.key(1))
 
 
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_help_on_every_cell_shows_its_equations(name):
+    """help(cell) shows the class docstring: the equations were in the module docstrings only."""
+    doc = type(make_cell(name, H)).__doc__
+    assert "h_new = " in doc or ("c = z * i + c' * f" in doc and "y = h(c) * o" in doc)
+
+
 def test_the_readmes_cells_in_code_example_runs():
     import re
     from pathlib import Path

@@ -1,15 +1,6 @@
 """The gated recurrent unit (Cho et al. 2014), in both placements of the reset gate.
 
-Reset before (Cho et al. 2014; the GRU of Jozefowicz et al. 2015)::
-
-    r = sigma(W_r x + U_r h + b_r)                reset gate
-    u = sigma(W_u x + U_u h + b_u)                update gate
-    n = tanh(W_n x + U_n (r * h) + b_n)           candidate
-    h_new = u * h + (1 - u) * n
-
-Reset after (cuDNN, PyTorch and ``flax.linen.GRUCell``)::
-
-    n = tanh(W_n x + b_n + r * (U_n h + b_hn))
+The equations of both are in ``GRUCell``'s docstring (``help(GRUCell)``).
 
 Example::
 
@@ -32,7 +23,18 @@ from lstm_variants.cells.base import Params, RecurrentCell, along_last, split_fe
 
 
 class GRUCell(RecurrentCell):
-    """GRU cell.
+    """Gated recurrent unit of Cho et al. (2014).
+
+    Reset before (Cho et al. 2014; the GRU of Jozefowicz et al. 2015)::
+
+        r = sigma(W_r x + U_r h + b_r)                reset gate
+        u = sigma(W_u x + U_u h + b_u)                update gate
+        n = tanh(W_n x + U_n (r * h) + b_n)           candidate
+        h_new = u * h + (1 - u) * n
+
+    Reset after (cuDNN, PyTorch and ``flax.linen.GRUCell``)::
+
+        n = tanh(W_n x + b_n + r * (U_n h + b_hn))
 
     Attributes:
       reset_after: apply the reset gate after the recurrent product (default False, Cho et al.;

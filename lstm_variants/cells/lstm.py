@@ -1,28 +1,7 @@
 """One LSTM cell configured by ablation flags: Greff et al.'s V and its eight variants, and the
 LSTM variants of Jozefowicz et al. (2015), without nine copies of the same code.
 
-Greff et al. (2017), "LSTM: A Search Space Odyssey", vanilla LSTM ("V") with peepholes::
-
-    z = g(W_z x + R_z y' + b_z)                   block input      (y' = y^{t-1}, c' = c^{t-1})
-    i = sigma(W_i x + R_i y' + p_i * c' + b_i)    input gate
-    f = sigma(W_f x + R_f y' + p_f * c' + b_f)    forget gate
-    c = z * i + c' * f                            cell
-    o = sigma(W_o x + R_o y' + p_o * c + b_o)     output gate (its peephole sees the NEW cell)
-    y = h(c) * o                                  block output
-
-Each flag is one of the paper's changes to V:
-
-    input_gate=False         NIG   i = 1
-    forget_gate=False        NFG   f = 1
-    output_gate=False        NOG   o = 1
-    input_activation='identity'   NIAF  g(x) = x
-    output_activation='identity'  NOAF  h(x) = x
-    peepholes=False          NP    p_i, p_f, p_o removed (Jozefowicz's LSTM)
-    coupled_gates=True       CIFG  f = 1 - i, no forget-gate parameters
-    full_gate_recurrence=True  FGR  gate activations of step t-1 feed every gate at step t:
-                             i-bar += R_ii i' + R_fi f' + R_oi o' (likewise f, o; nine matrices
-                             R_<source><target>); the carry holds (c, y, i, f, o)
-    forget_bias=1.0          LSTM-b (Jozefowicz): b_f initialised to 1
+The equations and the flags are in ``LSTMCell``'s docstring (``help(LSTMCell)``).
 
 A removed gate has no parameters at all (not zero-initialised ones), so the parameter count and the
 optimiser see the ablated model exactly.
@@ -52,7 +31,30 @@ ACTIVATIONS = {"tanh": jnp.tanh, "identity": lambda x: x}
 
 
 class LSTMCell(RecurrentCell):
-    """LSTM block of Greff et al. (2017) with ablation flags (see the module docstring).
+    """LSTM block of Greff et al. (2017) with ablation flags.
+
+    Greff et al. (2017), "LSTM: A Search Space Odyssey", vanilla LSTM ("V") with peepholes::
+
+        z = g(W_z x + R_z y' + b_z)                   block input      (y' = y^{t-1}, c' = c^{t-1})
+        i = sigma(W_i x + R_i y' + p_i * c' + b_i)    input gate
+        f = sigma(W_f x + R_f y' + p_f * c' + b_f)    forget gate
+        c = z * i + c' * f                            cell
+        o = sigma(W_o x + R_o y' + p_o * c + b_o)     output gate (its peephole sees the NEW cell)
+        y = h(c) * o                                  block output
+
+    Each flag is one of the paper's changes to V:
+
+        input_gate=False         NIG   i = 1
+        forget_gate=False        NFG   f = 1
+        output_gate=False        NOG   o = 1
+        input_activation='identity'   NIAF  g(x) = x
+        output_activation='identity'  NOAF  h(x) = x
+        peepholes=False          NP    p_i, p_f, p_o removed (Jozefowicz's LSTM)
+        coupled_gates=True       CIFG  f = 1 - i, no forget-gate parameters
+        full_gate_recurrence=True  FGR  gate activations of step t-1 feed every gate at step t:
+                                 i-bar += R_ii i' + R_fi f' + R_oi o' (likewise f, o; nine matrices
+                                 R_<source><target>); the carry holds (c, y, i, f, o)
+        forget_bias=1.0          LSTM-b (Jozefowicz): b_f initialised to 1
 
     Attributes:
       input_gate: keep the input gate i (default True; False is NIG).

@@ -1,20 +1,6 @@
 """The three architectures found by the evolutionary search of Jozefowicz et al. (2015), Fig. 4.
 
-Where an equation adds the input to a hidden-size vector (``tanh(x)`` in MUT1, ``x`` in MUT2), x is
-the input after a learned projection to the hidden size, ``W_x x`` (no bias), as in the paper where
-inputs are embeddings of the hidden size::
-
-    MUT1: u = sigma(W_u x + b_u)
-          r = sigma(W_r x + U_r h + b_r)
-          h_new = tanh(U_h (r * h) + tanh(W_x x) + b_h) * u + h * (1 - u)
-
-    MUT2: u = sigma(W_u x + U_u h + b_u)
-          r = sigma(W_x x + U_r h + b_r)
-          h_new = tanh(U_h (r * h) + W_h x + b_h) * u + h * (1 - u)
-
-    MUT3: u = sigma(W_u x + U_u tanh(h) + b_u)
-          r = sigma(W_r x + U_r h + b_r)
-          h_new = tanh(U_h (r * h) + W_h x + b_h) * u + h * (1 - u)
+The equations are in ``MUTCell``'s docstring (``help(MUTCell)``).
 
 Example::
 
@@ -42,6 +28,22 @@ _INPUT_KERNELS = {1: ("W_u", "W_r", "W_x"), 2: ("W_u", "W_x", "W_h"), 3: ("W_u",
 
 class MUTCell(RecurrentCell):
     """MUT1, MUT2 or MUT3 of Jozefowicz et al. (2015).
+
+    Where an equation adds the input to a hidden-size vector (``tanh(x)`` in MUT1, ``x`` in
+    MUT2), x is the input after a learned projection to the hidden size, ``W_x x`` (no bias), as
+    in the paper where inputs are embeddings of the hidden size::
+
+        MUT1: u = sigma(W_u x + b_u)
+              r = sigma(W_r x + U_r h + b_r)
+              h_new = tanh(U_h (r * h) + tanh(W_x x) + b_h) * u + h * (1 - u)
+
+        MUT2: u = sigma(W_u x + U_u h + b_u)
+              r = sigma(W_x x + U_r h + b_r)
+              h_new = tanh(U_h (r * h) + W_h x + b_h) * u + h * (1 - u)
+
+        MUT3: u = sigma(W_u x + U_u tanh(h) + b_u)
+              r = sigma(W_r x + U_r h + b_r)
+              h_new = tanh(U_h (r * h) + W_h x + b_h) * u + h * (1 - u)
 
     Attributes:
       variant: 1, 2 or 3 (default 1).

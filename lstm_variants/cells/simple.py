@@ -1,15 +1,7 @@
 """Baselines beside the gated cells: the plain tanh RNN (Elman 1990) and the minimal gated unit
 (Zhou et al. 2016).
 
-Tanh RNN::
-
-    h_new = tanh(W x + R h + b)
-
-MGU, one forget gate doing the work of the GRU's two gates::
-
-    f = sigma(W_f x + U_f h + b_f)
-    n = tanh(W_h x + U_h (f * h) + b_h)
-    h_new = (1 - f) * h + f * n
+The equations are in the cells' docstrings (``help(TanhRNNCell)``, ``help(MGUCell)``).
 
 Example::
 
@@ -32,7 +24,10 @@ from lstm_variants.cells.base import Params, RecurrentCell, along_last, split_fe
 
 
 class TanhRNNCell(RecurrentCell):
-    """Elman's simple recurrent network with a tanh non-linearity."""
+    """Elman's simple recurrent network with a tanh non-linearity::
+
+    h_new = tanh(W x + R h + b)
+    """
 
     @nn.nowrap
     def param_shapes(self, input_size):
@@ -62,7 +57,12 @@ class TanhRNNCell(RecurrentCell):
 
 
 class MGUCell(RecurrentCell):
-    """Minimal gated unit (Zhou et al. 2016)."""
+    """Minimal gated unit (Zhou et al. 2016): one forget gate doing the work of the GRU's two::
+
+    f = sigma(W_f x + U_f h + b_f)
+    n = tanh(W_h x + U_h (f * h) + b_h)
+    h_new = (1 - f) * h + f * n
+    """
 
     @nn.nowrap
     def param_shapes(self, input_size):

@@ -175,6 +175,14 @@ def test_open_forget_gate_closed_input_gate_carries_the_cell_gradient_undiminish
     assert flow.fits["c"].rate == pytest.approx(0.5, rel=1e-4)
 
 
+def test_a_model_whose_readout_misses_the_datasets_targets_is_one_error():
+    """An every_step model on the adding problem's last_step targets measured NaN, silently."""
+    data = _tiny_adding()
+    model = SequenceModel(cell="vanilla", hidden_size=4, output_size=1)
+    with pytest.raises(ConfigError, match="the model reads out at every_step, but adding's"):
+        gradient_flow(model, _init(model, data), data, num_sequences=4)
+
+
 @pytest.mark.parametrize(
     "cell, layers, tokens", [("vanilla", 1, False), ("gru", 2, False), ("fgr", 1, True)]
 )

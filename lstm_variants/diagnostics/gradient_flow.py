@@ -408,7 +408,17 @@ def gradient_flow(
 
     Returns:
       A ``FlowProfile``.
+
+    Raises:
+      ConfigError: a model whose readout does not give the dataset's targets (an
+        ``every_step`` model on the adding problem's ``last_step`` targets measured nothing, NaN
+        without a word), or a split without a sequence that has a target.
     """
+    if model.readout_at != data.target_at:
+        raise ConfigError(
+            f"the model reads out at {model.readout_at}, but {data.name}'s targets are at "
+            f"{data.target_at}: build it with readout_at={data.target_at!r}"
+        )
     part = getattr(data, split)
     kept, lengths = measured(data, split, num_sequences)
     if not len(kept):

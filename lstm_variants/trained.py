@@ -51,17 +51,25 @@ class LayerParams(dict):
 
 @dataclasses.dataclass(frozen=True)
 class TrainedTrial:
-    """A recorded trial with its trained parameters, its model and its data."""
+    """A recorded trial with its trained parameters, its model and its data.
+
+    Attributes:
+      record_path, record: the record file and what it holds.
+      variables: the model's variables as Flax takes them, ``{"params": {...}}``:
+        ``trial.model.apply(trial.variables, inputs, lengths)`` runs the trained network.
+      model: the ``SequenceModel`` the record's config builds.
+      data: the dataset it was trained on (checked against the record's ``data_sha256``).
+    """
 
     record_path: Path
     record: dict[str, Any]
-    params: dict[str, Any]
+    variables: dict[str, Any]
     model: SequenceModel
     data: SequenceDataset
 
     def layer(self, index: int = 0) -> dict[str, np.ndarray]:
         """Layer ``index``'s parameters by the papers' names (``W_z``, ``R_i``, ``b_f``, ``p_o``...)."""
-        layers = self.params["params"]
+        layers = self.variables["params"]
         count = sum(name.startswith("layer_") for name in layers)
         if not 0 <= index < count:
             raise RecordError(
@@ -79,7 +87,7 @@ class TrainedTrial:
             raise RecordError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
         batch_size = train_settings(self.record["config"]).eval_batch_size
         evaluate = jax.jit(make_eval_fn(self.model, self.data, batch_size))
-        loss, solved = evaluate(self.params, *split_arrays(getattr(self.data, split)))
+        loss, solved = evaluate(self.variables, *split_arrays(getattr(self.data, split)))
         metric = self.data.metric
         result = {"loss": float(loss), metric: metric_value(float(loss), metric)}
         if not np.isnan(solved):
@@ -131,5 +139,5 @@ def load_trial(record_path: str | Path, data_dir: str | Path | None = None) -> T
         )
     model = build_model(cfg, data)
     return TrainedTrial(
-        record_path=record_path, record=record, params=params, model=model, data=data
+        record_path=record_path, record=record, variables=params, model=model, data=data
     )

@@ -55,6 +55,10 @@ def test_saved_parameters_reproduce_the_recorded_test_metric(population):
         np.testing.assert_allclose(
             test["solved_fraction"], record["metrics"]["test_solved_fraction"], rtol=1e-6
         )
+    # The variables are Flax's, as the class docstring says: apply takes them as they are.
+    part = trial.data.test
+    outputs = trial.model.apply(trial.variables, part.inputs[:4], part.lengths[:4])
+    assert outputs.shape == part.targets[:4].shape
 
 
 def test_parameters_are_the_stand_alone_networks_by_the_papers_names(population):

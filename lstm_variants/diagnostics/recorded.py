@@ -97,7 +97,7 @@ def recorded_study(
                 variables = fresh_variables(trial.model, trial.data, int(trial.record["seed"]))
                 metrics = None
             elif state == "trained":
-                variables, metrics = trial.params, trial.record["metrics"]
+                variables, metrics = trial.variables, trial.record["metrics"]
             else:
                 raise ConfigError(f"unknown model state '{state}'; valid: fresh, trained")
             flow, gates = measure(diagnose, trial.model, variables, trial.data)

@@ -101,3 +101,9 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(module, arguments, 
     done = run_with_reader_gone([sys.executable, "-m", module, *arguments], buffered)
     assert done.returncode == status, done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+def test_the_package_has_its_version_and_imports_without_jax():
+    code = "import lstm_variants, sys; print(lstm_variants.__version__, 'jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [metadata.version("lstm-variants"), "False"]

@@ -3,12 +3,14 @@
 - ``collect``: every run record under some directories into one tidy table (parquet), a trial's
   cell named with the options it was built with (``lstm_variants.cell_label``);
 - ``compare``: per dataset and cell, Greff's best-10 % summary and tests against a reference cell;
+- ``paired``: cells against the reference on the same hyperparameter draws (Wilcoxon);
 - ``importance``: functional ANOVA of a random-forest surrogate (variance shares, marginals);
 - ``plots``: box plots, marginals, interaction heat maps, learning curves, best-result bars;
 - ``report``: all of it as one markdown report (``write_report``), also called at a sweep's end;
 - ``synthetic``: records with planted effects, to check all of the above without training.
 
-Command line: ``lstm-variants-analyze {collect,compare,importance,plots,report} DIRS...``.
+Command line: ``lstm-variants-analyze {collect,compare,paired,importance,plots,report,curves}
+DIRS...``.
 """
 
 from lstm_variants.analysis.collect import AnalysisError, Collection, collect

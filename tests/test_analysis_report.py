@@ -147,7 +147,7 @@ def test_command_line(sweep, tmp_path, capsys):
     assert main(["paired", str(sweep), "--reference", "bogus"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "lstm-variants-analyze: error: reference cell 'bogus' is in no dataset; cells found: "
-        "vanilla, nfg, cifg (choose one with --reference)"
+        "vanilla, nfg, cifg (choose one as the reference: --reference on the command line)"
     )
     for bad in ("2", "0", "abc"):
         with pytest.raises(SystemExit) as exit_info:

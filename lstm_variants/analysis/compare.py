@@ -290,7 +290,8 @@ def check_reference_present(trials: pd.DataFrame, reference: str) -> None:
     if reference not in cells_present:
         raise AnalysisError(
             f"reference cell {reference!r} is in no dataset; cells found: "
-            f"{', '.join(ordered_cells(cells_present))} (choose one with --reference)"
+            f"{', '.join(ordered_cells(cells_present))} (choose one as the reference: "
+            "--reference on the command line)"
         )
 
 

@@ -294,6 +294,18 @@ def test_an_option_a_cell_does_not_have_names_the_nearest_and_the_valid_ones():
     assert make_cell("vanilla", H, forget_bias=1.0, name="layer").name == "layer"
 
 
+def test_an_initialiser_may_be_given_by_its_name_as_in_the_config():
+    """recurrent_kernel_init="orthogonal" failed inside Flax: 'str' object is not callable."""
+    from lstm_variants.errors import ConfigError
+    from lstm_variants.initializers import make_initializer
+
+    by_name = make_cell("vanilla", H, recurrent_kernel_init="uniform", bias_init="zeros")
+    assert by_name.recurrent_kernel_init is make_initializer("uniform")
+    assert by_name == make_cell("vanilla", H, recurrent_kernel_init=make_initializer("uniform"))
+    with pytest.raises(ConfigError, match="unknown initialiser 'orthogonl'; valid initialisers"):
+        make_cell("vanilla", H, kernel_init="orthogonl")
+
+
 def test_make_cell_overrides_any_flag_even_one_named_variant():
     # MUT's own flag is called `variant`, like make_cell's first argument once was.
     assert make_cell("mut1", H, variant=2).variant == 2

@@ -17,6 +17,7 @@ from lstm_variants.cells.mut import MUTCell
 from lstm_variants.cells.simple import MGUCell, TanhRNNCell
 from lstm_variants.config_values import check_cell_options
 from lstm_variants.errors import ConfigError, nearest_hint
+from lstm_variants.initializers import make_initializer
 
 _NO_PEEPHOLES = {"peepholes": False}
 
@@ -59,8 +60,9 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
       variant: a key of ``VARIANTS``.
       features: hidden size H.
       **options: overrides of the variant's flags (MUT's ``variant`` among them: the first
-        argument is positional-only) or of the base attributes (initialisers,
-        ``forget_bias``, ``name`` of the Flax module, ...).
+        argument is positional-only) or of the base attributes (initialisers, as functions or
+        by name, ``recurrent_kernel_init="orthogonal"``; ``forget_bias``, ``name`` of the Flax
+        module, ...).
 
     Returns:
       An unbound Flax cell.
@@ -77,7 +79,15 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
     unknown = sorted(set(options) - set(getattr(cls, "__dataclass_fields__", {})))
     if unknown:  # the nearest and the valid options, not the dataclass's bare TypeError
         check_cell_options(cls, {unknown[0]: None}, variant)
-    return cls(features=features, **(flags | options))
+    named = {
+        key: make_initializer(value) for key, value in options.items() if _named_init(key, value)
+    }
+    return cls(features=features, **(flags | options | named))
+
+
+def _named_init(key: str, value: Any) -> bool:
+    """An initialiser given by its name, as the config names them (``"orthogonal"``)."""
+    return key.endswith("_init") and isinstance(value, str)
 
 
 def check_cell(variant: str, options: Mapping[str, Any]) -> None:

@@ -349,9 +349,13 @@ def stale_study_records(
     every value: it may load the data."""
     if resolved.get("overwrite") is True:
         return None
-    from lstm_variants.recorded_data import check_study_data  # numpy and the loaders
+    from lstm_variants.data import INFO  # numpy and the loaders
+    from lstm_variants.recorded_data import check_study_data
 
-    datasets = swept_choices(argv, cfg, resolved, "dataset")
+    # The swept choices are config names: a registered dataset's is its name; a user's own
+    # config (--config-dir) names its dataset inside, which is known here for the first only.
+    choices = swept_choices(argv, cfg, resolved, "dataset")
+    datasets = {(resolved.get("dataset") or {}).get("name"), *choices} & set(INFO)
     try:
         check_study_data(sweep_dir / "records", datasets, resolved.get("data_dir"))
     except ConfigError as error:

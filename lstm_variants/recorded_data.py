@@ -77,7 +77,7 @@ def check_study_data(records_dir: Path, datasets: Collection[str], data_dir: str
     A sweep checks its study's records this way before any job starts. Each job would otherwise
     stop on its own stale records, one failed job after another, and a job with new trials
     would record them beside stale ones of the same dataset: two versions of the data in one
-    table. Records of a dataset that is not here are not read at all.
+    table. Where none of ``datasets`` loads here, no record is read.
     """
     names = {name for name in datasets if loadable_here(name, data_dir)}
     if not names or not Path(records_dir).is_dir():

@@ -113,6 +113,14 @@ def test_a_sweep_over_a_study_with_records_of_since_edited_data_stops_before_any
     assert line.startswith("1 of 1 records of text_file were trained on other data")
     assert f"{path}: data_sha256 {first['data_sha256'][:12]}, now " in line
     assert problem([*sweep, "overwrite=true"]) is None  # every trial of the sweep retrains
+    # A user's own dataset config (--config-dir) is named by its file; its dataset is inside.
+    (tmp_path / "conf" / "dataset").mkdir(parents=True)
+    (tmp_path / "conf" / "dataset" / "my_book.yaml").write_text(
+        f"# @package _global_\ndataset: {{name: text_file, options: {{path: {book}}}}}\n"
+    )
+    mine = ["-m", "--config-dir", str(tmp_path / "conf"), "dataset=my_book,adding",
+            f"hydra.sweep.dir={study}"]  # fmt: skip
+    assert problem(mine).startswith("1 of 1 records of text_file were trained on other data")
     # Another dataset's sweep into the same folder keeps those records out of its tables.
     assert problem(["-m", "cell=vanilla,gru", f"hydra.sweep.dir={study}"]) is None
     book.unlink()  # its data is not here: nothing to compare the records with

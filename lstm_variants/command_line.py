@@ -104,8 +104,12 @@ def check_rerun_source(cfg: dict, records_dir: Path) -> None:
         )
 
 
-def problem(argv: list[str], config_name: str = "config") -> str | None:
-    """What is wrong with the command line ``argv``, in one line; None if nothing is."""
+def problem(argv: list[str], config_name: str = "config", folders: bool = True) -> str | None:
+    """What is wrong with the command line ``argv``, in one line; None if nothing is.
+
+    ``folders=False`` leaves out the folders the command would write (``hydra.run.dir``,
+    ``hydra.sweep.dir``): a caller that writes elsewhere (``compose``) checks only the config.
+    """
     return (
         flag_error(argv)
         or exclusive_modes(argv)
@@ -115,7 +119,7 @@ def problem(argv: list[str], config_name: str = "config") -> str | None:
         or several_studies(argv)
         or swept_hydra_setting(argv)
         or rerun_problem(argv)
-        or override_error(without_print_flags(argv), config_name)
+        or override_error(without_print_flags(argv), config_name, folders)
     )
 
 
@@ -234,7 +238,9 @@ def unknown_choice(argv: list[str]) -> str | None:
     return None
 
 
-def override_error(argv: list[str], config_name: str = "config") -> str | None:
+def override_error(
+    argv: list[str], config_name: str = "config", folders: bool = True
+) -> str | None:
     """Compose the config once with the user's overrides; Hydra's complaint as one line, else None.
 
     Plain runs and multiruns (``-m``) are checked; in a multirun each swept key is checked with
@@ -312,7 +318,8 @@ def override_error(argv: list[str], config_name: str = "config") -> str | None:
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
         check_rerun_source(resolved, records_dir)
         check_rerun_keeps_given_values(overrides, resolved)
-        check_output_directory(records_dir, "hydra.sweep.dir" if flags else "hydra.run.dir")
+        if folders:
+            check_output_directory(records_dir, "hydra.sweep.dir" if flags else "hydra.run.dir")
         check_logger_directory(resolved)
         if flags:
             check_launcher(cfg)

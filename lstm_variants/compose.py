@@ -40,18 +40,35 @@ def compose_config(*overrides: str, config_name: str = "config") -> dict[str, An
       ConfigError: what the command line would refuse, in its one line (an unknown cell with
         the valid ones, a key the search draws set by hand, a bad value, ...).
     """
-    from lstm_variants.command_line import problem  # Hydra's parser: only here
+    from lstm_variants.command_line import problem, several_values  # Hydra's parser: only here
 
     arguments = list(overrides)
-    wrong = next((argument for argument in arguments if argument.startswith("-")), None)
-    if wrong is not None:
-        raise ConfigError(f"{wrong}: flags are the command's; give only overrides (key=value)")
-    line = problem(arguments, config_name)
+    flag = next((argument for argument in arguments if argument.startswith("-")), None)
+    if flag is not None:
+        raise ConfigError(f"{flag}: flags are the command's; give only overrides (key=value)")
+    swept = next((argument for argument in arguments if several_values(argument)), None)
+    if swept is not None:
+        raise ConfigError(
+            f"{swept} sweeps several values: compose one job at a time, one value each"
+        )
+    line = problem(arguments, config_name, folders=False)  # run_trials writes where it is told
     if line is not None:
         raise ConfigError(line)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name, overrides=arguments)
-    return with_absolute_paths(OmegaConf.to_container(cfg, resolve=True))
+        cfg = compose(config_name, overrides=arguments, return_hydra_config=True)
+    # A sweep config (+sweep=greff_jsb) runs its grid only with -m: one job gives each key.
+    grid = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
+    given = {argument.partition("=")[0].lstrip("+~") for argument in arguments}
+    open_keys = {key: value for key, value in grid.items() if key not in given}
+    if open_keys:
+        jobs = ", ".join(f"{key}={value}" for key, value in open_keys.items())
+        one = ", ".join(f"{key}={str(value).split(',')[0]}" for key, value in open_keys.items())
+        raise ConfigError(
+            f"this config sweeps {jobs}: compose one job at a time, with one value of each "
+            f"({one}, ...)"
+        )
+    resolved = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    return with_absolute_paths(OmegaConf.to_container(resolved, resolve=True))
 
 
 def compose_trials(*overrides: str, job: int = 0) -> list[dict[str, Any]]:

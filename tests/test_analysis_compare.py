@@ -156,6 +156,8 @@ def test_unknown_reference_or_option_is_a_one_line_error(tmp_path):
         compare(trials, correction="bonferroni")
     with pytest.raises(AnalysisError, match=r"unknown metric 'nope': not a column of the trials"):
         compare(trials, metric="nope")
+    with pytest.raises(AnalysisError, match=r"unknown metric 'nope': not a column of the trials"):
+        compare(trials, select_by="nope")
 
 
 def test_one_folder_as_a_string_and_the_collection_itself_are_taken_from_python(tmp_path):
@@ -176,6 +178,14 @@ def test_one_folder_as_a_string_and_the_collection_itself_are_taken_from_python(
     )
     with pytest.raises(TypeError, match=r"expected the trials table, collect\(...\).trials; got"):
         compare([collection.trials])
+    from lstm_variants.analysis.importance import importance, importance_by_group
+
+    write_records(synthetic_study({"vanilla": 0.0}, trials=12, seed=1), tmp_path / "more")
+    more = collect(tmp_path / "more")
+    pd.testing.assert_frame_equal(
+        importance(more, trees=4).main, importance(more.trials, trees=4).main
+    )
+    assert len(importance_by_group(more, trees=4)) == 1
 
 
 def test_top_mean_skips_missing_results_and_is_nan_without_a_warning_when_all_are_missing():

@@ -41,6 +41,23 @@ def test_what_the_command_line_refuses_is_one_config_error():
     assert relative["dataset"]["options"]["path"].endswith("/book.txt")  # absolute, as the command
 
 
+def test_one_job_at_a_time_and_no_check_of_the_commands_own_folders(monkeypatch):
+    """A sweep's values, or a sweep config's grid, are several jobs: each is composed alone. The
+    command's output folder is not where run_trials writes: a full disk there is no error."""
+    with pytest.raises(ConfigError, match=r"seed=range\(2\) sweeps several values: compose one"):
+        compose_trials("seed=range(2)")
+    with pytest.raises(ConfigError, match=r"this config sweeps cell=vanilla,nig,.*\(cell=vanilla"):
+        compose_trials("+sweep=greff_jsb")
+    assert {trial["cell"]["name"] for trial in compose_trials("+sweep=greff_jsb", "cell=nig")} == {
+        "nig"
+    }
+    from lstm_variants import output_directory
+
+    full = output_directory.shutil.disk_usage(".")._replace(free=0)
+    monkeypatch.setattr(output_directory.shutil, "disk_usage", lambda path: full)
+    assert compose_config("cell=gru")["cell"]["name"] == "gru"
+
+
 def test_run_trials_names_what_it_takes_when_given_something_else(tmp_path):
     (cfg,) = compose_trials(*TINY)
     with pytest.raises(TypeError, match="run_trials takes a list of resolved plain dicts, one"):

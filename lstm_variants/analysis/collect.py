@@ -137,20 +137,22 @@ class Collection:
         return paths
 
 
-def trials_table(trials: pd.DataFrame | Collection, metric: str | None = None) -> pd.DataFrame:
+def trials_table(trials: pd.DataFrame | Collection, *columns: str) -> pd.DataFrame:
     """The trials table ``trials`` is (a ``Collection`` gives its ``trials``), checked to hold
-    the column ``metric``; TypeError or AnalysisError in one line otherwise."""
+    each of ``columns`` (the metric compared, the one that selects); TypeError or AnalysisError
+    in one line otherwise."""
     if isinstance(trials, Collection):
         trials = trials.trials
     if not isinstance(trials, pd.DataFrame):
         raise TypeError(
             f"expected the trials table, collect(...).trials; got {type(trials).__name__}"
         )
-    if metric is not None and len(trials.columns) and metric not in trials.columns:
+    missing = [name for name in columns if len(trials.columns) and name not in trials.columns]
+    if missing:
         numeric = trials.select_dtypes("number").columns
         shown = [name for name in ("test_at_best", "best_valid") if name in numeric]
         raise AnalysisError(
-            f"unknown metric {metric!r}: not a column of the trials table"
+            f"unknown metric {missing[0]!r}: not a column of the trials table"
             + (f" (e.g. {', '.join(shown)})" if shown else "")
         )
     return trials

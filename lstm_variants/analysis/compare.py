@@ -345,7 +345,7 @@ def compare(
     ):
         if value not in valid:
             raise AnalysisError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-    trials = trials_table(trials, metric)
+    trials = trials_table(trials, metric, select_by)
     if trials.empty:
         raise AnalysisError("no trials to compare")
     check_reference_present(trials, reference)

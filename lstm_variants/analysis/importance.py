@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lstm_variants.analysis.collect import AnalysisError
+from lstm_variants.analysis.collect import AnalysisError, Collection, trials_table
 
 SCALES = ("linear", "log", "one_minus_log", "categorical")
 ROUNDING_ZERO = 1e-12  # a variance fraction this small is an exact zero seen through rounding
@@ -580,7 +580,7 @@ class Importance:
 
 
 def importance(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Collection,
     target: str = "test_at_best",
     parameters: Sequence[str] | None = None,
     scales: Mapping[str, str] | None = None,
@@ -593,7 +593,8 @@ def importance(
     """fANOVA of ``target`` over the hyperparameters of ``frame`` (one group of trials).
 
     Args:
-      frame: trials (``collect``); rows without a finite target are left out and counted.
+      frame: trials (``collect``, its table or the collection); rows without a finite target
+        are left out and counted.
       target: the column explained (lower is better does not matter here).
       parameters: the columns to explain it by (default ``hyperparameter_columns``).
       scales: override the scale of a parameter (default: search-space config, then
@@ -607,6 +608,7 @@ def importance(
     Raises:
       AnalysisError: fewer than 8 usable trials, or nothing varies.
     """
+    frame = trials_table(frame, target)
     values = pd.to_numeric(frame[target], errors="coerce")
     usable = frame[np.isfinite(values.to_numpy(float))]
     names = list(parameters) if parameters is not None else hyperparameter_columns(usable)
@@ -659,10 +661,11 @@ def importance(
 
 
 def importance_by_group(
-    trials: pd.DataFrame, by: Sequence[str] = ("dataset",), **options: Any
+    trials: pd.DataFrame | Collection, by: Sequence[str] = ("dataset",), **options: Any
 ) -> list[Importance]:
     """``importance`` for every group of ``trials`` (default: each dataset, all cells pooled,
     as Greff's Fig. 5). Groups too small to analyse are skipped."""
+    trials = trials_table(trials)
     results = []
     for key, frame in trials.groupby(list(by), observed=True, sort=True):
         key = key if isinstance(key, tuple) else (key,)

@@ -339,3 +339,15 @@ def test_permutation_p_value_counts_the_observed_labelling_and_is_never_zero():
         permutations=permutations,
     )
     assert table.set_index("cell").loc["nfg", "p_permutation"] == 1.0 / (1.0 + permutations)
+
+
+def test_best_fraction_rounds_up_and_its_spread_is_the_sample_std():
+    # 15 trials at 10 %: ceil(1.5) = 2 best trials (truncating would keep 1, and no spread);
+    # the std is the sample std (ddof=1) that Welch's test and Hedges' g use.
+    valid = np.arange(15, dtype=float)
+    test = np.r_[8.0, 9.0, np.linspace(10.0, 11.0, 13)]
+    row = compare(_trials_frame({"vanilla": (valid, test)}), resamples=0, permutations=10)
+    row = row.set_index("cell").loc["vanilla"]
+    assert row["top_n"] == 2
+    assert row["top_mean"] == 8.5
+    assert row["top_std"] == pytest.approx(np.std([8.0, 9.0], ddof=1))

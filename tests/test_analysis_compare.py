@@ -351,3 +351,13 @@ def test_best_fraction_rounds_up_and_its_spread_is_the_sample_std():
     assert row["top_n"] == 2
     assert row["top_mean"] == 8.5
     assert row["top_std"] == pytest.approx(np.std([8.0, 9.0], ddof=1))
+
+
+def test_best_test_ignores_a_trial_with_a_validation_but_no_test_result():
+    # A trial whose test metric is missing is not usable, even with the lowest validation: the
+    # "test at best validation" is the best usable trial's.
+    valid = np.array([0.5, 1.0, 2.0])
+    test = np.array([np.nan, 9.0, 8.0])
+    table = compare(_trials_frame({"vanilla": (valid, test)}), resamples=0, permutations=10)
+    row = table.set_index("cell").loc["vanilla"]
+    assert row["best_valid"] == 1.0 and row["best_test"] == 9.0

@@ -361,3 +361,28 @@ def test_best_test_ignores_a_trial_with_a_validation_but_no_test_result():
     table = compare(_trials_frame({"vanilla": (valid, test)}), resamples=0, permutations=10)
     row = table.set_index("cell").loc["vanilla"]
     assert row["best_valid"] == 1.0 and row["best_test"] == 9.0
+
+
+def test_the_correction_family_is_each_dataset_or_the_whole_table():
+    rng = np.random.default_rng(0)
+    frames = []
+    for dataset, shift in (("jsb_chorales", 0.3), ("nottingham", 0.5)):
+        cells = {
+            cell: (values + offset, values + offset)
+            for cell, offset in (("vanilla", 0.0), ("nfg", shift), ("cifg", shift / 3))
+            for values in [rng.normal(8.0, 0.5, 20)]
+        }
+        frames.append(_trials_frame(cells).assign(dataset=dataset))
+    trials = pd.concat(frames, ignore_index=True)
+    options = dict(sample="all", test="welch", resamples=0, permutations=10)
+    by_dataset = compare(trials, family="dataset", **options)
+    whole = compare(trials, family="table", **options)
+    tested = by_dataset["p"].notna()
+    assert tested.sum() == 4
+    np.testing.assert_allclose(whole.loc[tested, "p_adjusted"], holm(whole.loc[tested, "p"]))
+    for dataset in ("jsb_chorales", "nottingham"):
+        own = tested & (by_dataset["dataset"] == dataset)
+        np.testing.assert_allclose(
+            by_dataset.loc[own, "p_adjusted"], holm(by_dataset.loc[own, "p"])
+        )
+    assert (whole.loc[tested, "p_adjusted"] > by_dataset.loc[tested, "p_adjusted"]).any()

@@ -386,3 +386,21 @@ def test_the_correction_family_is_each_dataset_or_the_whole_table():
             by_dataset.loc[own, "p_adjusted"], holm(by_dataset.loc[own, "p"])
         )
     assert (whole.loc[tested, "p_adjusted"] > by_dataset.loc[tested, "p_adjusted"]).any()
+
+
+def test_all_trials_sample_compares_the_means_of_every_usable_trial():
+    # sample='all': the difference (and its permutation test) is over every usable trial, not
+    # the best fraction.
+    rng = np.random.default_rng(1)
+    valid_r, valid_x = rng.normal(8.0, 0.5, 20), rng.normal(8.2, 0.5, 20)
+    test_r, test_x = valid_r + rng.normal(0, 0.1, 20), valid_x + rng.normal(0, 0.1, 20)
+    test_x[3] = np.nan  # not usable
+    table = compare(
+        _trials_frame({"vanilla": (valid_r, test_r), "nfg": (valid_x, test_x)}),
+        sample="all",
+        resamples=0,
+        permutations=10,
+    )
+    row = table.set_index("cell").loc["nfg"]
+    assert row["n_compared"] == 19
+    assert row["mean_difference"] == pytest.approx(np.nanmean(test_x) - test_r.mean())

@@ -404,3 +404,19 @@ def test_all_trials_sample_compares_the_means_of_every_usable_trial():
     row = table.set_index("cell").loc["nfg"]
     assert row["n_compared"] == 19
     assert row["mean_difference"] == pytest.approx(np.nanmean(test_x) - test_r.mean())
+
+
+def test_the_difference_interval_selects_each_cells_own_best_fraction():
+    # 10 cell trials against 100 reference trials: the best 10 % are 1 and 10 trials. The
+    # interval resamples each and re-selects its own count, so it covers the difference itself
+    # (50 - mean of ranks 0..9 = 45.5), not 50 - the single best reference trial (49 to 50).
+    valid_r = np.arange(100, dtype=float)
+    valid_x = np.random.default_rng(0).uniform(0, 1, 10)
+    table = compare(
+        _trials_frame({"vanilla": (valid_r, valid_r), "nfg": (valid_x, np.full(10, 50.0))}),
+        resamples=500,
+        permutations=10,
+    )
+    row = table.set_index("cell").loc["nfg"]
+    assert row["mean_difference"] == 45.5
+    assert row["difference_ci_low"] < 45.5 < row["difference_ci_high"]

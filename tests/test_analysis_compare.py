@@ -10,6 +10,7 @@ from scipy import stats
 from lstm_variants.analysis.collect import AnalysisError, collect
 from lstm_variants.analysis.compare import (
     benjamini_hochberg,
+    bootstrap_interval,
     compare,
     decimals_for,
     hedges_g,
@@ -420,3 +421,11 @@ def test_the_difference_interval_selects_each_cells_own_best_fraction():
     row = table.set_index("cell").loc["nfg"]
     assert row["mean_difference"] == 45.5
     assert row["difference_ci_low"] < 45.5 < row["difference_ci_high"]
+
+
+def test_a_bootstrap_interval_needs_three_values():
+    two = (np.array([1.0, 2.0]),)
+    assert all(np.isnan(bootstrap_interval(two, np.mean, resamples=200)))
+    three = (np.array([1.0, 2.0, 4.0]),)
+    low, high = bootstrap_interval(three, np.mean, resamples=200)
+    assert 1.0 <= low < high <= 4.0

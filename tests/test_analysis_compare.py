@@ -12,6 +12,7 @@ from lstm_variants.analysis.compare import (
     benjamini_hochberg,
     bootstrap_interval,
     compare,
+    comparison_selection,
     decimals_for,
     hedges_g,
     holm,
@@ -429,3 +430,11 @@ def test_a_bootstrap_interval_needs_three_values():
     three = (np.array([1.0, 2.0, 4.0]),)
     low, high = bootstrap_interval(three, np.mean, resamples=200)
     assert 1.0 <= low < high <= 4.0
+
+
+def test_only_a_study_of_reruns_compares_all_its_trials_by_default():
+    rerun = pd.DataFrame({"rerun_of": ["a", "a", "b"]})
+    assert comparison_selection(rerun) == (1.0, "all")
+    mixed = pd.DataFrame({"rerun_of": ["a", None, "b"]})
+    assert comparison_selection(mixed) == (0.1, "top")
+    assert comparison_selection(mixed, fraction=0.5) == (0.5, "top")

@@ -438,3 +438,14 @@ def test_only_a_study_of_reruns_compares_all_its_trials_by_default():
     mixed = pd.DataFrame({"rerun_of": ["a", None, "b"]})
     assert comparison_selection(mixed) == (0.1, "top")
     assert comparison_selection(mixed, fraction=0.5) == (0.5, "top")
+
+
+def test_a_table_of_all_trials_says_so_in_its_header():
+    rng = np.random.default_rng(2)
+    valid = rng.normal(8.0, 0.5, 10)
+    trials = _trials_frame({"vanilla": (valid, valid), "nfg": (valid + 1, valid + 1)})
+    table = compare(trials, fraction=1.0, sample="all", resamples=0, permutations=10)
+    header = to_markdown(table).splitlines()[4]
+    assert "| all trials: median [95 % CI] |" in header
+    top = compare(trials, resamples=0, permutations=10)
+    assert "| best 10 %: median [95 % CI] |" in to_markdown(top).splitlines()[4]

@@ -44,3 +44,9 @@ def test_an_override_the_grammar_cannot_read_says_how_to_quote_it():
     assert problem(["model.hidden_size=[1,2"]) == (  # a list: quoting it would make it text
         f"cannot read the override 'model.hidden_size=[1,2': check its brackets and quotes {grammar}"
     )
+
+
+def test_a_path_written_as_a_switch_is_quoted_as_written():
+    # Hydra reads data_dir=true as the boolean True; the advice quotes what was typed.
+    with pytest.raises(ConfigError, match=r"""got True; .*: data_dir="'true'"$"""):
+        check_values({"data_dir": True})

@@ -11,6 +11,7 @@ from lstm_variants.cells import make_cell
 from lstm_variants.cli import CONFIG_DIR
 from lstm_variants.config_values import (
     CHOICES,
+    MAX_SEED,
     RULES,
     Rule,
     check_cell_options,
@@ -212,3 +213,18 @@ def test_a_blank_data_dir_is_unset_rather_than_the_current_directory(data_dir, m
     monkeypatch.setenv("LSTM_VARIANTS_DATA_DIR", "/data/here")
     assert with_absolute_paths({"data_dir": data_dir})["data_dir"] is None
     assert resolve_data_dir(data_dir) == Path("/data/here")
+
+
+def test_trial_seeds_may_reach_the_largest_seed_but_not_pass_it():
+    # trial i trains with seed + i: 8 trials from MAX_SEED - 7 end exactly at MAX_SEED.
+    check_values({"seed": MAX_SEED - 7, "search": {"trials": 8}})
+    with pytest.raises(ConfigError, match=f"gives trial seeds up to {MAX_SEED + 1}, past"):
+        check_values({"seed": MAX_SEED - 6, "search": {"trials": 8}})
+    rerun = {"trials": 3, "rerun": {"from": "multirun/study", "first_seed": MAX_SEED - 2}}
+    check_values({"seed": 0, "search": rerun})
+    with pytest.raises(
+        ConfigError, match="search.rerun.first_seed=4294967294 with search.trials=3"
+    ):
+        check_values(
+            {"seed": 0, "search": rerun | {"rerun": rerun["rerun"] | {"first_seed": MAX_SEED - 1}}}
+        )

@@ -228,3 +228,11 @@ def test_trial_seeds_may_reach_the_largest_seed_but_not_pass_it():
         check_values(
             {"seed": 0, "search": rerun | {"rerun": rerun["rerun"] | {"first_seed": MAX_SEED - 1}}}
         )
+
+
+def test_features_is_not_a_cell_option():
+    # A cell's width is model.hidden_size; +cell.options.features would set it behind its back.
+    with pytest.raises(ConfigError, match="cell 'vanilla' has no option 'features'") as error:
+        check_cell_options(make_cell("vanilla", 4), {"features": 8}, name="vanilla")
+    valid = str(error.value).split("valid options: ")[1].split(", ")
+    assert "features" not in valid and "parent" not in valid and "peepholes" in valid

@@ -352,6 +352,13 @@ def test_empty_file_is_one_clear_error(tmp_path):
         text.text_file(path=path)
 
 
+def test_block_split_rounds_a_share_to_the_nearest_block():
+    # 100 * 0.29 is 28.999999999999996 in floating point: truncated, test would get 28 blocks
+    # of every 100 instead of 29.
+    which = block_split(10_000, 0.07, 0.29, block=1)
+    assert np.bincount(which).tolist() == [6_400, 700, 2_900]
+
+
 def test_text_shorter_than_streams_names_the_split(tmp_path):
     path = tmp_path / "short.txt"
     path.write_text("x" * 200)

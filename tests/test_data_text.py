@@ -367,7 +367,9 @@ def test_text_shorter_than_streams_names_the_split(tmp_path):
         text.text_file(path=path, streams=16)
 
 
-@pytest.mark.parametrize("option", [{"streams": 0}, {"window": 0}, {"window": 2.5}])
+@pytest.mark.parametrize(
+    "option", [{"streams": 0}, {"window": 0}, {"window": 2.5}, {"streams": True}]
+)
 def test_bad_stream_options(tmp_path, option):
     path = tmp_path / "book.txt"
     path.write_text("abc" * 100)

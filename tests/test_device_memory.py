@@ -67,3 +67,13 @@ def test_a_full_disk_is_one_line_that_says_the_recorded_trials_are_kept():
 def test_another_crash_keeps_its_traceback_in_a_single_run_and_is_a_line_in_a_sweep():
     assert crash_line(ValueError("a bug\nsecond line"), multirun=False) is None
     assert crash_line(ValueError("a bug\nsecond line"), multirun=True) == "ValueError: a bug"
+
+
+def test_an_accelerator_counts_on_80_percent_of_its_memory_limit(monkeypatch):
+    monkeypatch.delenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", raising=False)
+
+    class Accelerator(Device):
+        def memory_stats(self):
+            return {"bytes_limit": 10 * 2**30, "bytes_in_use": 2**30}
+
+    assert device_memory_bytes(Accelerator()) == 8 * 2**30

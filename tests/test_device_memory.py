@@ -77,3 +77,9 @@ def test_an_accelerator_counts_on_80_percent_of_its_memory_limit(monkeypatch):
             return {"bytes_limit": 10 * 2**30, "bytes_in_use": 2**30}
 
     assert device_memory_bytes(Accelerator()) == 8 * 2**30
+
+
+def test_sizes_from_a_quarter_gib_up_are_said_in_gib(monkeypatch):
+    monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", "0.1")  # 102.4 MiB
+    with pytest.raises(ConfigError, match=r"about 0\.50 GiB \(estimate\), .* the 102\.4 MiB"):
+        check_member_fits(2**29, Device(), 64)

@@ -462,3 +462,26 @@ def test_once_every_member_has_stopped_no_further_epoch_is_trained(adding, monke
     assert result.metrics["stopped"] == "early"
     assert result.metrics["epochs_run"] < settings.max_epochs
     assert calls == list(range(1, result.metrics["epochs_run"] + 1))
+
+
+def _token_stream_data(streams, vocab=5, windows=3, window=4):
+    tokens = np.zeros((windows * streams, window), np.int32)
+    split = Split(tokens, tokens, np.full(windows * streams, window, np.int32))
+    return SequenceDataset(
+        name="toy_stream", input_size=vocab, output_size=vocab, target="categorical",
+        target_at="every_step", metric="bits_per_char", train=split, valid=split, test=split,
+        streams=streams,
+    )  # fmt: skip
+
+
+def test_the_memory_estimate_of_streams_counts_every_stream_in_training_and_evaluation():
+    # A text dataset trains and evaluates its S streams side by side, whatever the batch sizes:
+    # two more streams add 2 * 2 * 4 T width bytes of training and 2 * 4 T width of evaluation.
+    model = SequenceModel(cell="vanilla", hidden_size=8, output_size=5, vocab_size=5)
+    settings = TrainSettings(batch_size=16, eval_batch_size=1)
+    two = estimate_member_bytes(model, _token_stream_data(2), settings)
+    four = estimate_member_bytes(model, _token_stream_data(4), settings)
+    width, steps = 16 * 8 + 5, 4
+    assert four - two == 4 * steps * width * (2 * 2 + 2)
+    other_batches = TrainSettings(batch_size=64, eval_batch_size=1)
+    assert estimate_member_bytes(model, _token_stream_data(2), other_batches) == two

@@ -485,3 +485,25 @@ def test_the_memory_estimate_of_streams_counts_every_stream_in_training_and_eval
     assert four - two == 4 * steps * width * (2 * 2 + 2)
     other_batches = TrainSettings(batch_size=64, eval_batch_size=1)
     assert estimate_member_bytes(model, _token_stream_data(2), other_batches) == two
+
+
+def test_the_memory_estimate_counts_the_activations_of_every_layer():
+    def dataset(train_steps):
+        def split(n, t):
+            x = np.zeros((n, t, 3), np.float32)
+            return Split(x, x, np.full(n, t, np.int32))
+
+        return SequenceDataset(
+            name="toy", input_size=3, output_size=3, target="multilabel", target_at="every_step",
+            metric="nll_per_step", train=split(64, train_steps), valid=split(1, 10),
+            test=split(1, 10),
+        )  # fmt: skip
+
+    settings = TrainSettings(batch_size=16, eval_batch_size=256)
+    for layers in (1, 2):
+        model = SequenceModel(cell="vanilla", hidden_size=8, output_size=3, num_layers=layers)
+        extra = estimate_member_bytes(model, dataset(20), settings) - estimate_member_bytes(
+            model, dataset(10), settings
+        )
+        width = 16 * 8 * layers + 3
+        assert extra == 4 * 10 * width * 2 * 16  # 10 more steps of 16 sequences, kept twice

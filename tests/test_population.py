@@ -507,3 +507,31 @@ def test_the_memory_estimate_counts_the_activations_of_every_layer():
         )
         width = 16 * 8 * layers + 3
         assert extra == 4 * 10 * width * 2 * 16  # 10 more steps of 16 sequences, kept twice
+
+
+def test_token_inputs_bucket_by_the_embedding_width(monkeypatch):
+    # Token ids are looked up, not multiplied: the first layer's input products are those of
+    # the embedding, hidden_size wide by default (embed_size=0), so h = 50 in a bucket of 100
+    # wastes 1 - (50/100)^2 = 0.75 > 0.7 and trains apart; with a 65-wide embedding it wastes
+    # 1 - 50 * 115 / (100 * 165) = 0.65 and joins.
+    monkeypatch.setattr(
+        "lstm_variants.population._train_chunk",
+        lambda model, optimizer, data, settings, members, *args: [None] * len(members),
+    )
+    data = _token_stream_data(2, vocab=65)
+    members = [Member(hidden_size=h, seed=0, learning_rate=0.1) for h in (100, 50)]
+    settings = TrainSettings(max_padding_waste=0.7)
+    for embed_size, buckets in ((0, "2 hidden-size buckets [100, 50]"), (65, None)):
+        lines = []
+        model = SequenceModel(
+            cell="vanilla", hidden_size=8, output_size=65, vocab_size=65, embed_size=embed_size
+        )
+        optimizer = make_member_optimizer({"name": "sgd", "nesterov": True})
+        train_population(
+            model, optimizer, data, settings, members, progress=False, log=lines.append
+        )
+        found = [line for line in lines if "hidden-size buckets" in line]
+        if buckets is None:
+            assert found == []  # one bucket: nothing to report
+        else:
+            assert len(found) == 1 and buckets in found[0]

@@ -127,6 +127,15 @@ def test_trust_on_first_use_records_then_verifies(tmp_path, no_network, name):
     assert str(record) in str(error.value) and "delete it" in str(error.value)
 
 
+def test_trust_record_with_a_digest_cut_short_is_an_error(tmp_path, no_network):
+    path = tmp_path / "nottingham.pickle"
+    payload = pickle_bytes(piano_rolls())
+    path.write_bytes(payload)
+    cache.recorded_sha256_path(path).write_text(hashlib.sha256(payload).hexdigest()[:63] + "\n")
+    with pytest.raises(DataError, match="should hold one hex sha256"):
+        load_dataset("nottingham", data_dir=tmp_path)
+
+
 def test_trust_record_that_is_not_a_digest_is_an_error(tmp_path, no_network):
     path = tmp_path / "nottingham.pickle"
     path.write_bytes(pickle_bytes(piano_rolls()))

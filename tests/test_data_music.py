@@ -144,6 +144,20 @@ def test_trust_record_that_is_not_a_digest_is_an_error(tmp_path, no_network):
         load_dataset("nottingham", data_dir=tmp_path)
 
 
+def test_a_resumed_download_counts_its_content_length_from_where_it_resumed(tmp_path, monkeypatch):
+    # A 206 without Content-Range: the whole file is the bytes held plus the Content-Length.
+    import io
+
+    (tmp_path / "x.part").write_bytes(b"a" * 40)
+
+    class Rest(io.BytesIO):
+        headers = {"Content-Length": "60"}
+
+    monkeypatch.setattr(cache, "open_url", lambda url, offset=0: (Rest(b"b" * 60), offset))
+    cache.download("http://127.0.0.1/x", tmp_path / "x", None)
+    assert (tmp_path / "x").read_bytes() == b"a" * 40 + b"b" * 60
+
+
 class Server:
     """A local HTTP server for one file, honouring Range; `cut` stops a response early."""
 

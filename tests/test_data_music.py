@@ -158,6 +158,18 @@ def test_a_resumed_download_counts_its_content_length_from_where_it_resumed(tmp_
     assert (tmp_path / "x").read_bytes() == b"a" * 40 + b"b" * 60
 
 
+def test_a_download_one_byte_short_is_kept_to_resume(tmp_path, monkeypatch):
+    import io
+
+    class Short(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+    monkeypatch.setattr(cache, "open_url", lambda url, offset=0: (Short(b"x" * 99), 0))
+    with pytest.raises(DataError, match="stopped at 99 of 100 bytes; kept"):
+        cache.download("http://127.0.0.1/x", tmp_path / "x", None)
+    assert not (tmp_path / "x").exists() and (tmp_path / "x.part").stat().st_size == 99
+
+
 class Server:
     """A local HTTP server for one file, honouring Range; `cut` stops a response early."""
 

@@ -525,3 +525,21 @@ def test_train_greff_is_greffs_protocol_here_too():
     assert (brief.batch_size, brief.max_epochs) == (32, 20)
     assert (greff.batch_size, greff.max_epochs, greff.patience) == (1, 150, 15)
     assert train("train=greff", "train.batch_size=8").batch_size == 8  # the command line wins
+
+
+def test_the_default_layer_is_the_last():
+    from lstm_variants.diagnostics.gradient_flow import model_carry_gradients
+
+    B, T = 2, 5
+    lengths = jnp.array([5, 3], jnp.int32)
+    inputs = jax.random.normal(jax.random.key(1), (B, T, 3))
+    targets = jax.random.normal(jax.random.key(2), (B, T, 2))
+    model = SequenceModel(cell="gru", hidden_size=4, output_size=2, num_layers=2)
+    variables = model.init(jax.random.key(0), inputs, lengths)
+
+    def grads(layer):
+        return jax.jit(
+            lambda v: model_carry_gradients(model, v, inputs, targets, lengths, "regression", layer)
+        )(variables)["h"]
+
+    np.testing.assert_array_equal(grads(None), grads(1))  # layer 0's differ (another cell)

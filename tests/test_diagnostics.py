@@ -543,3 +543,11 @@ def test_the_default_layer_is_the_last():
         )(variables)["h"]
 
     np.testing.assert_array_equal(grads(None), grads(1))  # layer 0's differ (another cell)
+
+
+def test_a_layer_past_the_last_is_one_line():
+    from lstm_variants.diagnostics.gradient_flow import check_layer
+
+    with pytest.raises(ConfigError, match=r"diagnose.layer=2, but the model has 2 layer\(s\)"):
+        check_layer(2, 2)
+    check_layer(1, 2)

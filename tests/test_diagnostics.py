@@ -551,3 +551,25 @@ def test_a_layer_past_the_last_is_one_line():
     with pytest.raises(ConfigError, match=r"diagnose.layer=2, but the model has 2 layer\(s\)"):
         check_layer(2, 2)
     check_layer(1, 2)
+
+
+def test_the_rate_is_fitted_over_lags_1_to_100_by_default():
+    # As lstm-variants-diagnose fits it: a 120-step profile's rate comes from lags 1..100.
+    T, B = 120, 2
+    rng = np.random.default_rng(0)
+    split = Split(
+        rng.normal(size=(B, T, 1)).astype(np.float32),
+        rng.normal(size=(B, 1)).astype(np.float32),
+        np.full(B, T, np.int32),
+    )
+    data = SequenceDataset(
+        name="toy", input_size=1, output_size=1, target="regression", target_at="last_step",
+        metric="mse", train=split, valid=split, test=split,
+    )  # fmt: skip
+    model = SequenceModel(cell="gru", hidden_size=2, output_size=1, readout_at="last_step")
+    variables = model.init(jax.random.key(0), jnp.asarray(split.inputs), split.lengths)
+    flow = gradient_flow(model, variables, data, num_sequences=B)
+    assert len(flow.profiles["h"]) == T
+    assert (flow.fits["h"].first_lag, flow.fits["h"].last_lag) == (1, 100)
+    everything = gradient_flow(model, variables, data, num_sequences=B, last_lag=None)
+    assert everything.fits["h"].last_lag == T - 1

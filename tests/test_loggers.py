@@ -445,3 +445,12 @@ def test_a_folder_for_the_loggers_files_that_cannot_be_written_is_a_config_error
     assert str(error.value).startswith(f"logger.{key}={folder} cannot be written")
     assert make_logger(logger_cfg(name, **{key: str(tmp_path / "new" / "logs")}), tmp_path)
     assert not (tmp_path / "new").exists()  # checked, not made: a failing job leaves no folder
+
+
+def test_a_switch_is_not_a_number_to_log():
+    # True is an int to Python; logged, a flag would become a metric of 1.0.
+    record = make_record()
+    record["metrics"]["solved"] = True
+    record["curve"][0]["improved"] = False
+    assert "final/solved" not in final_metrics(record)
+    assert "improved" not in epoch_scalars(record)[0][1]

@@ -18,6 +18,7 @@ from lstm_variants.loggers import (
     TrialLogger,
     epoch_scalars,
     final_metrics,
+    last_epoch,
     make_logger,
     mlflow_uri,
     trial_params,
@@ -454,3 +455,8 @@ def test_a_switch_is_not_a_number_to_log():
     record["curve"][0]["improved"] = False
     assert "final/solved" not in final_metrics(record)
     assert "improved" not in epoch_scalars(record)[0][1]
+
+
+def test_final_metrics_of_a_record_without_a_curve_are_logged_at_step_0():
+    assert last_epoch(make_record() | {"curve": []}) == 0
+    assert last_epoch(make_record()) == 3

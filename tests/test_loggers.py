@@ -460,3 +460,22 @@ def test_a_switch_is_not_a_number_to_log():
 def test_final_metrics_of_a_record_without_a_curve_are_logged_at_step_0():
     assert last_epoch(make_record() | {"curve": []}) == 0
     assert last_epoch(make_record()) == 3
+
+
+def test_mlflow_logs_every_param_and_metric_in_batches_within_its_limits(monkeypatch, tmp_path):
+    calls = install_fake_mlflow(monkeypatch)
+    record = make_record()
+    record["sampled"] = {f"key_{i}": i for i in range(150)}  # > 100 params
+    record["curve"] = [  # 2 * 600 > 1000 metrics
+        {"epoch": e, "train_loss": 1.0 / e, "valid_loss": 2.0 / e} for e in range(1, 601)
+    ]
+    logger = make_logger(logger_cfg("mlflow", tracking_uri="http://t"), tmp_path)
+    logger.log_trial(record)
+    batches = [call[2] for call in calls if call[0] == "log_batch"]
+    params = [p for batch in batches for p in batch.get("params", [])]
+    metrics = [m for batch in batches for m in batch.get("metrics", [])]
+    assert all(len(batch.get("params", [])) <= 100 for batch in batches)
+    assert all(len(batch.get("metrics", [])) <= 1000 for batch in batches)
+    assert {p.key: p.value for p in params} == {k: str(v) for k, v in trial_params(record).items()}
+    assert len(metrics) == 2 * 600 + len(final_metrics(record))
+    assert {(m.key, m.step) for m in metrics} >= {("train_loss", 600), ("valid_loss", 1)}

@@ -479,3 +479,9 @@ def test_mlflow_logs_every_param_and_metric_in_batches_within_its_limits(monkeyp
     assert {p.key: p.value for p in params} == {k: str(v) for k, v in trial_params(record).items()}
     assert len(metrics) == 2 * 600 + len(final_metrics(record))
     assert {(m.key, m.step) for m in metrics} >= {("train_loss", 600), ("valid_loss", 1)}
+
+
+def test_a_wandb_group_setting_wins_over_the_study(monkeypatch, tmp_path):
+    calls = install_fake_wandb(monkeypatch)
+    make_logger(logger_cfg("wandb", group="ablation"), tmp_path).log_trial(make_record())
+    assert calls[0][1]["group"] == "ablation"

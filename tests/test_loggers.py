@@ -485,3 +485,8 @@ def test_a_wandb_group_setting_wins_over_the_study(monkeypatch, tmp_path):
     calls = install_fake_wandb(monkeypatch)
     make_logger(logger_cfg("wandb", group="ablation"), tmp_path).log_trial(make_record())
     assert calls[0][1]["group"] == "ablation"
+
+
+def test_the_tracking_uri_setting_wins_over_the_environment(tmp_path):
+    environ = {"MLFLOW_TRACKING_URI": "http://from-env"}
+    assert mlflow_uri({"tracking_uri": "http://given"}, tmp_path, environ) == "http://given"

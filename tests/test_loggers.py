@@ -490,3 +490,7 @@ def test_a_wandb_group_setting_wins_over_the_study(monkeypatch, tmp_path):
 def test_the_tracking_uri_setting_wins_over_the_environment(tmp_path):
     environ = {"MLFLOW_TRACKING_URI": "http://from-env"}
     assert mlflow_uri({"tracking_uri": "http://given"}, tmp_path, environ) == "http://given"
+
+
+def test_a_null_logger_name_is_no_logger(tmp_path):
+    assert make_logger({"logger": {"name": None}}, tmp_path) is None

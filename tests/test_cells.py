@@ -391,3 +391,13 @@ def test_the_readmes_cells_in_code_example_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["ys"].shape == (2, 10, 64)
     assert {"b_i", "p_o"} <= set(namespace["params"]) and "b_f" not in namespace["params"]
+
+
+@pytest.mark.parametrize("variant", [0, 4])
+def test_a_mut_variant_other_than_1_2_3_is_one_config_error(variant):
+    # +cell.options.variant=4 passes the option's type check (an integer); the cell itself says
+    # which variants exist, before a KeyError from its parameter table could.
+    from lstm_variants.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"MUT variant must be 1, 2 or 3, not {variant}"):
+        make_cell("mut1", 4, variant=variant)

@@ -362,3 +362,8 @@ def test_report_takes_the_comparison_options_compare_takes(sweep, tmp_path, monk
         "--reference vanilla --fraction 0.5 --family table --alpha 0.01 --resamples 0 "
         "--permutations 9`." in text
     )
+
+
+def test_without_a_reference_the_first_usable_cell_is_taken_without_a_note():
+    trials = pd.DataFrame({"cell": ["gru", "cifg"], "usable": [True, True]})
+    assert resolve_reference(trials, None) == ("cifg", None)

@@ -367,3 +367,16 @@ def test_report_takes_the_comparison_options_compare_takes(sweep, tmp_path, monk
 def test_without_a_reference_the_first_usable_cell_is_taken_without_a_note():
     trials = pd.DataFrame({"cell": ["gru", "cifg"], "usable": [True, True]})
     assert resolve_reference(trials, None) == ("cifg", None)
+
+
+def test_the_recorded_reference_is_the_studies_own_only_where_they_agree():
+    from lstm_variants.analysis.report import recorded_reference
+
+    def trials(*references):
+        return pd.DataFrame(
+            {"config_json": [json.dumps({"reference_cell": r}) for r in references]}
+        )
+
+    assert recorded_reference(trials("lstm", "lstm", None)) == "lstm"
+    assert recorded_reference(trials("lstm", "vanilla")) == "vanilla"  # disagree: the default
+    assert recorded_reference(trials("lstm", "gru"), default="cifg") == "cifg"

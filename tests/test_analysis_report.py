@@ -380,3 +380,20 @@ def test_the_recorded_reference_is_the_studies_own_only_where_they_agree():
     assert recorded_reference(trials("lstm", "lstm", None)) == "lstm"
     assert recorded_reference(trials("lstm", "vanilla")) == "vanilla"  # disagree: the default
     assert recorded_reference(trials("lstm", "gru"), default="cifg") == "cifg"
+
+
+def test_the_config_summary_splits_shared_from_varying_settings():
+    from lstm_variants.analysis.report import config_summary
+
+    configs = [
+        {"model": {"hidden_size": h, "num_layers": 1}, "cell": cell}
+        for h, cell in zip([8, 16, 8, 16, 8, 16, 8], "abcdefg", strict=True)
+    ]
+    trials = pd.DataFrame({"config_json": [json.dumps(c) for c in configs]})
+    shared, varying = config_summary(trials)
+    assert shared == {"model.num_layers": 1}
+    rows = varying.set_index("key")
+    assert rows.loc["model.hidden_size", "distinct"] == 2
+    assert rows.loc["model.hidden_size", "values"] == "8 .. 16"
+    assert rows.loc["cell", "distinct"] == 7
+    assert rows.loc["cell", "values"] == "a, b, c, d, e, f ..."  # the first 6 of 7

@@ -397,3 +397,15 @@ def test_the_config_summary_splits_shared_from_varying_settings():
     assert rows.loc["model.hidden_size", "values"] == "8 .. 16"
     assert rows.loc["cell", "distinct"] == 7
     assert rows.loc["cell", "values"] == "a, b, c, d, e, f ..."  # the first 6 of 7
+
+
+def test_the_environment_table_ignores_where_a_trial_ran():
+    from lstm_variants.analysis.report import environment_summary
+
+    environments = [
+        {"jax": "0.7.0", "device": "cpu", "host": host, "cpu_cores": cores}
+        for host, cores in (("a", [0, 1]), ("b", [2, 3]), ("a", [0, 1]))
+    ]
+    trials = pd.DataFrame({"environment_json": [json.dumps(e) for e in environments]})
+    table = environment_summary(trials)
+    assert table.to_dict("records") == [{"jax": "0.7.0", "device": "cpu", "trials": 3}]

@@ -409,3 +409,12 @@ def test_the_environment_table_ignores_where_a_trial_ran():
     trials = pd.DataFrame({"environment_json": [json.dumps(e) for e in environments]})
     table = environment_summary(trials)
     assert table.to_dict("records") == [{"jax": "0.7.0", "device": "cpu", "trials": 3}]
+
+
+def test_a_surrogate_with_zero_r2_explains_nothing():
+    from lstm_variants.analysis.report import uninformative_reason
+
+    assert uninformative_reason(0.0) == (
+        "its out-of-bag R² is 0.00, no better than predicting the mean"
+    )
+    assert uninformative_reason(0.01) is None

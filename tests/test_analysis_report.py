@@ -418,3 +418,12 @@ def test_a_surrogate_with_zero_r2_explains_nothing():
         "its out-of-bag R² is 0.00, no better than predicting the mean"
     )
     assert uninformative_reason(0.01) is None
+
+
+def test_a_comparison_of_all_trials_says_so():
+    from lstm_variants.analysis.report import selection_sentence
+
+    assert selection_sentence(pd.DataFrame({"fraction": [1.0]})) == (
+        "Every usable trial of each cell."
+    )
+    assert selection_sentence(pd.DataFrame({"fraction": [0.1]})).startswith("Best 10 %: ")

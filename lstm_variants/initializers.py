@@ -42,11 +42,11 @@ def in_float32(init: Initializer) -> Initializer:
     return init_as
 
 
-@functools.cache
 def make_initializer(name: str, scale: float = 1.0) -> Initializer:
     """Return the initialiser called ``name``; the same object for the same name and scale, so
     that models built from equal configs are equal and find the population programs compiled
-    for them earlier in the process (``population._COMPILED``).
+    for them earlier in the process (``population._COMPILED``). The scale is one key however it
+    is given (``make_initializer("uniform")`` is ``make_initializer("uniform", 1.0)``).
 
     Args:
       name: one of ``INITIALIZER_NAMES``.
@@ -58,6 +58,11 @@ def make_initializer(name: str, scale: float = 1.0) -> Initializer:
     Returns:
       A Flax initialiser ``(key, shape, dtype) -> array``.
     """
+    return _initializer(name, float(scale))
+
+
+@functools.cache
+def _initializer(name: str, scale: float) -> Initializer:
     match name:
         case "glorot_uniform":  # Flax's glorot_uniform is variance_scaling(1.0, "fan_avg", ...)
             return nn.initializers.variance_scaling(scale**2, "fan_avg", "uniform")

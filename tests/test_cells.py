@@ -304,6 +304,15 @@ def test_an_initialiser_may_be_given_by_its_name_as_in_the_config():
     assert by_name == make_cell("vanilla", H, recurrent_kernel_init=make_initializer("uniform"))
     with pytest.raises(ConfigError, match="unknown initialiser 'orthogonl'; valid initialisers"):
         make_cell("vanilla", H, kernel_init="orthogonl")
+    # By name at the config's default scale: peepholes U(-0.1, 0.1), as the default cell's.
+    assert make_cell("vanilla", H, peephole_init="uniform") == make_cell("vanilla", H)
+    from lstm_variants.cells.registry import NAMED_INIT_SCALES
+    from lstm_variants.compose import compose_config
+
+    init = compose_config()["model"]["init"]
+    for kind, key in (("input", "kernel_init"), ("recurrent", "recurrent_kernel_init"),
+                      ("peephole", "peephole_init"), ("bias", "bias_init")):  # fmt: skip
+        assert init[f"{kind}_scale"] == NAMED_INIT_SCALES.get(key, 1.0)
 
 
 def test_make_cell_overrides_any_flag_even_one_named_variant():

@@ -61,8 +61,8 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
       features: hidden size H.
       **options: overrides of the variant's flags (MUT's ``variant`` among them: the first
         argument is positional-only) or of the base attributes (initialisers, as functions or
-        by name, ``recurrent_kernel_init="orthogonal"``; ``forget_bias``, ``name`` of the Flax
-        module, ...).
+        by name at the config's default scale, ``recurrent_kernel_init="orthogonal"``;
+        ``forget_bias``, ``name`` of the Flax module, ...).
 
     Returns:
       An unbound Flax cell.
@@ -80,14 +80,16 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
     if unknown:  # the nearest and the valid options, not the dataclass's bare TypeError
         check_cell_options(cls, {unknown[0]: None}, variant)
     named = {
-        key: make_initializer(value) for key, value in options.items() if _named_init(key, value)
+        key: make_initializer(value, NAMED_INIT_SCALES.get(key, 1.0))
+        for key, value in options.items()
+        if key.endswith("_init") and isinstance(value, str)
     }
     return cls(features=features, **(flags | options | named))
 
 
-def _named_init(key: str, value: Any) -> bool:
-    """An initialiser given by its name, as the config names them (``"orthogonal"``)."""
-    return key.endswith("_init") and isinstance(value, str)
+# An initialiser given by its name ("uniform") has the scale the config gives it by default
+# (conf/model/default.yaml, model.init.*_scale): peepholes U(-0.1, 0.1), the rest 1.0.
+NAMED_INIT_SCALES = {"peephole_init": 0.1}
 
 
 def check_cell(variant: str, options: Mapping[str, Any]) -> None:

@@ -159,7 +159,8 @@ def test_missing_file_without_download_says_where_to_put_it(tmp_path, no_network
         load_dataset("jsb_chorales", data_dir=tmp_path, download=False)
     message = str(error.value)
     assert str(tmp_path / jsb.FILENAME) in message
-    assert cache.DATA_DIR_ENV in message and jsb.URL in message
+    # The directory given wins over the variable: no advice to set it (see the test below).
+    assert cache.DATA_DIR_ENV not in message and jsb.URL in message
 
 
 def test_data_dir_resolution_order(tmp_path, monkeypatch):
@@ -328,7 +329,13 @@ def test_a_failed_download_leaves_no_directory_it_made(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "user_cache_dir", lambda: fresh)
     with pytest.raises(DataError, match="could not download") as failed:
         load_dataset("jsb_chorales")
-    assert str(failed.value).endswith(f"(or set {cache.DATA_DIR_ENV} to a directory holding it)")
+    assert str(failed.value).endswith(
+        f"(or point {cache.DATA_DIR_ENV} or data_dir at a directory holding it)"
+    )
+    # Not to be downloaded: the same advice.
+    with pytest.raises(DataError, match="not found at") as missing:
+        load_dataset("jsb_chorales", download=False)
+    assert f"(or point {cache.DATA_DIR_ENV} or data_dir at a directory" in str(missing.value)
 
 
 def test_fetch_downloads_and_checks_ahead_of_runs_without_network(

@@ -144,8 +144,6 @@ def test_a_bfloat16_model_initialises_and_its_fast_path_matches_the_reference():
 def test_one_initialiser_object_per_name_and_scale_however_the_scale_is_given():
     """Equal models find the programs compiled for each other only with the same objects: the
     cache keyed make_initializer('uniform') apart from make_initializer('uniform', 1.0)."""
-    from lstm_variants.initializers import make_initializer
-
     assert make_initializer("uniform") is make_initializer("uniform", 1.0)
     assert make_initializer("orthogonal", scale=2) is make_initializer("orthogonal", 2.0)
     assert make_initializer("uniform", 0.1) is not make_initializer("uniform")

@@ -239,15 +239,17 @@ def fetch_file(
     expected = sha256 if sha256 is not None else recorded_sha256(path)
     downloaded = not path.exists()
     if downloaded:
-        if not download_missing:
-            raise DataError(
-                f"{filename} not found at {path}; put it there (or pass data_dir / set "
-                f"{DATA_DIR_ENV} to a directory holding it), or allow downloading it from {url}"
-            )
         # Given a directory, the variable would not be read: no advice to set it.
         elsewhere = (
-            "" if given_dir(data_dir) else f" (or set {DATA_DIR_ENV} to a directory holding it)"
+            ""
+            if given_dir(data_dir)
+            else f" (or point {DATA_DIR_ENV} or data_dir at a directory holding it)"
         )
+        if not download_missing:
+            raise DataError(
+                f"{filename} not found at {path}; put it there{elsewhere}, or allow downloading "
+                f"it from {url}"
+            )
         download(url, path, expected, elsewhere)
     try:
         actual = sha256_of(path)

@@ -175,15 +175,25 @@ def several_studies(argv: list[str]) -> str | None:
 def swept_hydra_setting(argv: list[str]) -> str | None:
     """One line for one of Hydra's own settings given several values (``hydra.sweep.dir=a,b``,
     ``hydra/launcher=basic,joblib``): Hydra sweeps none of them, and says so in three lines, or,
-    without ``-m``, advises adding it, which would not help. The sweeper's own grid
+    without ``-m``, advises adding it, which would not help. Hydra's parser decides what is
+    several values (``a\\,b`` is one). The sweeper's own grid
     (``hydra.sweeper.params.cell=vanilla,nfg``) is one value: the sweep it describes."""
+    parser = OverridesParser.create()
     for argument in argv:
         key, sep, _ = argument.lstrip("+~").partition("=")
-        grid = key.startswith("hydra.sweeper.params.")
-        if sep and key.startswith(("hydra.", "hydra/")) and not grid and several_values(argument):
+        if not sep or not key.startswith(("hydra.", "hydra/")):
+            continue
+        if key.startswith("hydra.sweeper.params."):
+            continue
+        try:
+            swept = parser.parse_override(argument).is_sweep_override()
+        except HydraException:
+            continue  # unreadable: the composition's check says so
+        if swept:
+            quoting = "" if "/" in key else " (a value with commas in it goes in quotes: key='a,b')"
             return (
                 f"{argument}: Hydra's own settings take one value per command; run one "
-                "command per value (a value with commas in it goes in quotes: key='a,b')"
+                f"command per value{quoting}"
             )
     return None
 

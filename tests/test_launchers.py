@@ -252,9 +252,16 @@ def test_a_hydra_setting_given_several_values_is_one_line():
     from lstm_variants.command_line import problem
 
     for argv in (["-m", "hydra.sweep.dir=/tmp/a,/tmp/b"], ["hydra.job.chdir=true,false"],
-                 ["-m", "hydra/launcher=basic,joblib"], ["-m", "+hydra.job.env_set.A=range(2)"]):  # fmt: skip
+                 ["-m", "+hydra.job.env_set.A=range(2)"]):  # fmt: skip
         assert problem(argv) == (
             f"{argv[-1]}: Hydra's own settings take one value per command; run one command per "
             "value (a value with commas in it goes in quotes: key='a,b')"
         )
-    assert problem(["-m", "seed=0,1", "hydra.sweep.dir='/tmp/a,b'"]) is None  # one folder
+    assert problem(["-m", "hydra/launcher=basic,joblib"]) == (  # a group: no quoting to advise
+        "hydra/launcher=basic,joblib: Hydra's own settings take one value per command; run one "
+        "command per value"
+    )
+    # One value, as Hydra reads them: quoted, escaped, a list, the sweeper's own grid.
+    for one in ("hydra.sweep.dir='/tmp/a,b'", "hydra.job.name=a\\,b",
+                "hydra.sweeper.params.cell=vanilla,nfg"):  # fmt: skip
+        assert problem(["-m", "seed=0,1", one]) is None, one

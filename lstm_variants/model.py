@@ -70,10 +70,13 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
     if model.recurrence not in RECURRENCES:
         valid = ", ".join(RECURRENCES)
         raise ConfigError(f"unknown recurrence {model.recurrence!r}; valid: {valid}")
-    for name in ("hidden_size", "output_size", "num_layers", "unroll"):
+    for name in ("hidden_size", "output_size", "num_layers"):
         value = getattr(model, name)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    unroll = model.unroll  # lax.scan also takes True (unroll fully) and False (1)
+    if not isinstance(unroll, bool) and not (isinstance(unroll, numbers.Integral) and unroll >= 1):
+        raise ConfigError(f"unroll must be a whole number >= 1 or a bool, got {unroll!r}")
     tokens = jnp.issubdtype(inputs.dtype, jnp.integer)
     if model.vocab_size and not (tokens and inputs.ndim == 2):
         raise ConfigError(
@@ -92,7 +95,8 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
             f"lengths must be ({inputs.shape[0]},), one per sequence of the batch, got shape "
             f"{lengths.shape}"
         )
-    if isinstance(dropout_rate, int | float) and not 0 <= dropout_rate < 1:
+    # A number given here, not one value per member traced in a population's program.
+    if isinstance(dropout_rate, numbers.Real) and not 0 <= dropout_rate < 1:
         raise ConfigError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
 
 

@@ -360,6 +360,7 @@ def test_inputs_without_a_feature_axis_are_refused_not_read_as_time_by_batch():
         ({"recurrence": "slow"}, [5, 5], "unknown recurrence 'slow'; valid: fast, reference"),
         ({"hidden_size": 0}, [5, 5], "hidden_size must be a whole number >= 1, got 0"),
         ({"num_layers": 0}, [5, 5], "num_layers must be a whole number >= 1, got 0"),
+        ({"unroll": 0}, [5, 5], "unroll must be a whole number >= 1 or a bool, got 0"),
         ({}, [[5], [5]], r"lengths must be \(2,\), one per sequence of the batch, got shape"),
         ({}, [5, 5, 5], r"lengths must be \(2,\)"),
     ],
@@ -372,13 +373,21 @@ def test_settings_and_lengths_the_model_cannot_run_are_one_error(settings, lengt
         model.init(jax.random.key(0), jnp.zeros((2, 5, 3)), lengths)
 
 
+def test_unroll_takes_what_lax_scan_takes():
+    x, lengths = jnp.zeros((2, 5, 3)), [5, 4]
+    for unroll in (True, False, 2, np.int64(3)):
+        model = SequenceModel("gru", H, 2, unroll=unroll)
+        model.apply(model.init(jax.random.key(0), x, lengths), x, lengths)
+
+
 def test_a_dropout_rate_outside_0_to_1_is_refused():
     from lstm_variants.errors import ConfigError
 
     model, x, lengths = SequenceModel("gru", H, 2), jnp.zeros((2, 5, 3)), [5, 4]
     variables = model.init(jax.random.key(0), x, lengths)
-    with pytest.raises(ConfigError, match=r"dropout_rate must be in \[0, 1\), got 1.0"):
-        model.apply(variables, x, lengths, dropout_rate=1.0, dropout_key=jax.random.key(1))
+    for rate in (1.0, np.float32(1.0), -0.1):
+        with pytest.raises(ConfigError, match=r"dropout_rate must be in \[0, 1\), got "):
+            model.apply(variables, x, lengths, dropout_rate=rate, dropout_key=jax.random.key(1))
     model.apply(variables, x, lengths, dropout_rate=0.5, dropout_key=jax.random.key(1))
 
 

@@ -1,16 +1,6 @@
 """The gated recurrent unit (Cho et al. 2014), in both placements of the reset gate.
 
-The equations of both are in ``GRUCell``'s docstring (``help(GRUCell)``).
-
-Example::
-
-    >>> import jax, jax.numpy as jnp
-    >>> from lstm_variants.cells import GRUCell
-    >>> cell = GRUCell(features=4, reset_after=True)
-    >>> x = jnp.ones((2, 3))
-    >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
-    >>> "b_hn" in variables["params"]
-    True
+The equations of both, and an example, are in ``GRUCell``'s docstring (``help(GRUCell)``).
 """
 
 from __future__ import annotations
@@ -39,6 +29,16 @@ class GRUCell(RecurrentCell):
     Attributes:
       reset_after: apply the reset gate after the recurrent product (default False, Cho et al.;
         True matches cuDNN, PyTorch and ``flax.linen.GRUCell``).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp
+        >>> from lstm_variants.cells import GRUCell
+        >>> cell = GRUCell(features=4, reset_after=True)
+        >>> x = jnp.ones((2, 3))
+        >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
+        >>> "b_hn" in variables["params"]
+        True
     """
 
     reset_after: bool = False

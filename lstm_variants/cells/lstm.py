@@ -1,21 +1,10 @@
 """One LSTM cell configured by ablation flags: Greff et al.'s V and its eight variants, and the
 LSTM variants of Jozefowicz et al. (2015), without nine copies of the same code.
 
-The equations and the flags are in ``LSTMCell``'s docstring (``help(LSTMCell)``).
+The equations, the flags and an example are in ``LSTMCell``'s docstring (``help(LSTMCell)``).
 
 A removed gate has no parameters at all (not zero-initialised ones), so the parameter count and the
 optimiser see the ablated model exactly.
-
-Example::
-
-    >>> import jax, jax.numpy as jnp
-    >>> from lstm_variants.cells import LSTMCell
-    >>> cell = LSTMCell(features=4, coupled_gates=True)
-    >>> x = jnp.ones((2, 3))
-    >>> carry = cell.initialize_carry(None, x.shape)
-    >>> variables = cell.init(jax.random.key(0), carry, x)
-    >>> sorted(variables["params"])[:4]
-    ['R_i', 'R_o', 'R_z', 'W_i']
 """
 
 from __future__ import annotations
@@ -66,6 +55,17 @@ class LSTMCell(RecurrentCell):
       coupled_gates: f = 1 - i (default False; True is CIFG).
       full_gate_recurrence: gates of step t-1 feed all gates (default False; True is FGR).
       forget_bias: added to the initial b_f (default 0.0; 1.0 is LSTM-b).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp
+        >>> from lstm_variants.cells import LSTMCell
+        >>> cell = LSTMCell(features=4, coupled_gates=True)
+        >>> x = jnp.ones((2, 3))
+        >>> carry = cell.initialize_carry(None, x.shape)
+        >>> variables = cell.init(jax.random.key(0), carry, x)
+        >>> sorted(variables["params"])[:4]
+        ['R_i', 'R_o', 'R_z', 'W_i']
     """
 
     input_gate: bool = True

@@ -1,16 +1,6 @@
 """The three architectures found by the evolutionary search of Jozefowicz et al. (2015), Fig. 4.
 
-The equations are in ``MUTCell``'s docstring (``help(MUTCell)``).
-
-Example::
-
-    >>> import jax, jax.numpy as jnp
-    >>> from lstm_variants.cells import MUTCell
-    >>> cell = MUTCell(features=4, variant=1)
-    >>> x = jnp.ones((2, 3))
-    >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
-    >>> sorted(variables["params"])
-    ['U_h', 'U_r', 'W_r', 'W_u', 'W_x', 'b_h', 'b_r', 'b_u']
+The equations and an example are in ``MUTCell``'s docstring (``help(MUTCell)``).
 """
 
 from __future__ import annotations
@@ -47,6 +37,16 @@ class MUTCell(RecurrentCell):
 
     Attributes:
       variant: 1, 2 or 3 (default 1).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp
+        >>> from lstm_variants.cells import MUTCell
+        >>> cell = MUTCell(features=4, variant=1)
+        >>> x = jnp.ones((2, 3))
+        >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
+        >>> sorted(variables["params"])
+        ['U_h', 'U_r', 'W_r', 'W_u', 'W_x', 'b_h', 'b_r', 'b_u']
     """
 
     variant: int = 1

@@ -1,17 +1,7 @@
 """Baselines beside the gated cells: the plain tanh RNN (Elman 1990) and the minimal gated unit
 (Zhou et al. 2016).
 
-The equations are in the cells' docstrings (``help(TanhRNNCell)``, ``help(MGUCell)``).
-
-Example::
-
-    >>> import jax, jax.numpy as jnp
-    >>> from lstm_variants.cells import TanhRNNCell
-    >>> cell = TanhRNNCell(features=4)
-    >>> x = jnp.ones((2, 3))
-    >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
-    >>> sorted(variables["params"])
-    ['R', 'W', 'b']
+The equations and examples are in the cells' docstrings (``help(TanhRNNCell)``, ``help(MGUCell)``).
 """
 
 from __future__ import annotations
@@ -26,7 +16,17 @@ from lstm_variants.cells.base import Params, RecurrentCell, along_last, split_fe
 class TanhRNNCell(RecurrentCell):
     """Elman's simple recurrent network with a tanh non-linearity::
 
-    h_new = tanh(W x + R h + b)
+        h_new = tanh(W x + R h + b)
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp
+        >>> from lstm_variants.cells import TanhRNNCell
+        >>> cell = TanhRNNCell(features=4)
+        >>> x = jnp.ones((2, 3))
+        >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
+        >>> sorted(variables["params"])
+        ['R', 'W', 'b']
     """
 
     @nn.nowrap
@@ -59,9 +59,19 @@ class TanhRNNCell(RecurrentCell):
 class MGUCell(RecurrentCell):
     """Minimal gated unit (Zhou et al. 2016): one forget gate doing the work of the GRU's two::
 
-    f = sigma(W_f x + U_f h + b_f)
-    n = tanh(W_h x + U_h (f * h) + b_h)
-    h_new = (1 - f) * h + f * n
+        f = sigma(W_f x + U_f h + b_f)
+        n = tanh(W_h x + U_h (f * h) + b_h)
+        h_new = (1 - f) * h + f * n
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp
+        >>> from lstm_variants.cells import MGUCell
+        >>> cell = MGUCell(features=4)
+        >>> x = jnp.ones((2, 3))
+        >>> variables = cell.init(jax.random.key(0), cell.initialize_carry(None, x.shape), x)
+        >>> sorted(variables["params"])
+        ['U_f', 'U_h', 'W_f', 'W_h', 'b_f', 'b_h']
     """
 
     @nn.nowrap

@@ -7,9 +7,11 @@ The subpackages are imported where used, so that ``import lstm_variants`` stays 
 ``lstm_variants.diagnostics``.
 """
 
-from importlib import metadata
 
-try:
-    __version__ = metadata.version("lstm-variants")
-except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
-    __version__ = "unknown"
+def __getattr__(name: str) -> str:
+    """``lstm_variants.__version__``, read from the installed metadata when first asked for."""
+    if name == "__version__":
+        from lstm_variants.version import PACKAGE, installed
+
+        return installed(PACKAGE)
+    raise AttributeError(f"module 'lstm_variants' has no attribute {name!r}")

@@ -11,6 +11,7 @@ beside the record (``params_file``), checked against the sha256 the record holds
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,16 @@ class TrainedTrial:
     variables: dict[str, Any]
     model: SequenceModel
     data: SequenceDataset
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The old name of ``variables``, kept for code written against it."""
+        warnings.warn(
+            "TrainedTrial.params is TrainedTrial.variables (Flax's {'params': ...})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.variables
 
     def layer(self, index: int = 0) -> dict[str, np.ndarray]:
         """Layer ``index``'s parameters by the papers' names (``W_z``, ``R_i``, ``b_f``, ``p_o``...)."""

@@ -16,7 +16,8 @@ PACKAGE = "lstm-variants"
 STACK = ("jax", "jaxlib", "flax", "optax")
 
 
-def _installed(name: str) -> str:
+def installed(name: str) -> str:
+    """The installed version of the distribution ``name``, or 'not installed'."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -32,8 +33,8 @@ def version_line(prog: str) -> str:
     origin = ""
     if code["git_commit"]:
         origin = f" (commit {code['git_commit'][:12]}{', modified' if code['git_dirty'] else ''})"
-    stack = ", ".join(f"{name} {_installed(name)}" for name in STACK)
-    return f"{prog} {_installed(PACKAGE)}{origin}; {stack}; Python {platform.python_version()}"
+    stack = ", ".join(f"{name} {installed(name)}" for name in STACK)
+    return f"{prog} {installed(PACKAGE)}{origin}; {stack}; Python {platform.python_version()}"
 
 
 def wants_version(argv: list[str]) -> bool:

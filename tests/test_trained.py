@@ -59,6 +59,8 @@ def test_saved_parameters_reproduce_the_recorded_test_metric(population):
     part = trial.data.test
     outputs = trial.model.apply(trial.variables, part.inputs[:4], part.lengths[:4])
     assert outputs.shape == part.targets[:4].shape
+    with pytest.warns(DeprecationWarning, match="TrainedTrial.params is TrainedTrial.variables"):
+        assert trial.params is trial.variables  # the old name still reads
 
 
 def test_parameters_are_the_stand_alone_networks_by_the_papers_names(population):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,6 +56,7 @@ from lstm_variants.analysis.paired import paired_compare, paired_markdown
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 from lstm_variants.cell_label import cell_name
 from lstm_variants.durations import format_duration
+from lstm_variants.records import path_list
 
 MAX_SKIPPED_LISTED = 20
 PROJECTED_TRIALS = 200  # Greff et al. (2017): 200 trials per variant and dataset
@@ -503,8 +503,7 @@ def write_report(
         that ``collect.select_studies`` refuses.
     """
     say = status or (lambda line: None)
-    if isinstance(directories, str | os.PathLike):  # one folder, not a list of its characters
-        directories = [directories]
+    directories = path_list(directories)  # one folder as a string is one folder
     output_dir = Path(output_dir)
     say("collecting records")
     collection = collect(directories, progress=status is not None)

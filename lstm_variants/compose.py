@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from lstm_variants.config_folders import CONFIG_DIR
 from lstm_variants.config_values import with_absolute_paths
@@ -56,19 +56,24 @@ def compose_config(*overrides: str, config_name: str = "config") -> dict[str, An
         raise ConfigError(line)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name, overrides=arguments, return_hydra_config=True)
-    # A sweep config (+sweep=greff_jsb) runs its grid only with -m: one job gives each key.
+    check_one_job(cfg, arguments)
+    resolved = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    return with_absolute_paths(OmegaConf.to_container(resolved, resolve=True))
+
+
+def check_one_job(cfg: DictConfig, arguments: list[str]) -> None:
+    """Raise ConfigError where a sweep config (``+sweep=greff_jsb``) leaves a key of its grid
+    open: the command runs the grid only with ``-m``, one job per value; one job gives each."""
     grid = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
     given = {argument.partition("=")[0].lstrip("+~") for argument in arguments}
-    open_keys = {key: value for key, value in grid.items() if key not in given}
+    open_keys = {key: str(value) for key, value in grid.items() if key not in given}
     if open_keys:
         jobs = ", ".join(f"{key}={value}" for key, value in open_keys.items())
-        one = ", ".join(f"{key}={str(value).split(',')[0]}" for key, value in open_keys.items())
+        one = ", ".join(f"{key}={value.split(',')[0]}" for key, value in open_keys.items())
         raise ConfigError(
             f"this config sweeps {jobs}: compose one job at a time, with one value of each "
             f"({one}, ...)"
         )
-    resolved = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-    return with_absolute_paths(OmegaConf.to_container(resolved, resolve=True))
 
 
 def compose_trials(*overrides: str, job: int = 0) -> list[dict[str, Any]]:

@@ -62,7 +62,9 @@ def test_the_environment_names_the_cores_the_process_ran_on(monkeypatch):
 
 def test_a_records_place_taken_by_a_file_or_folder_is_one_line_before_any_training(tmp_path):
     # Found after training, the trial's work would be lost to an IsADirectoryError.
-    cfg = {"seed": 0, "dataset": {"name": "adding"}, "cell": {"name": "vanilla"}}
+    from test_train import config
+
+    cfg = config()
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "records").write_text("")
     with pytest.raises(ConfigError, match="records is a file where the records folder goes"):

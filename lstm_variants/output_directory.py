@@ -21,9 +21,7 @@ def check_output_directory(directory: Path, key: str) -> None:
     the folder itself here would leave an empty one when the job later fails. An empty file
     fits on a full disk, so the free space is asked for too (``LEAST_FREE_BYTES``).
     """
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(directory)
     try:
         if not existing.is_dir():
             raise NotADirectoryError(20, "not a directory", str(existing))
@@ -34,12 +32,23 @@ def check_output_directory(directory: Path, key: str) -> None:
             f"{key}={directory} cannot be written ({existing}: {error.strerror or error}); "
             f"give another {key}"
         ) from None
-    try:
-        free = shutil.disk_usage(existing).free
-    except OSError:
-        return  # not known here: the files themselves are the test
-    if free < LEAST_FREE_BYTES:
+    free = free_bytes(existing)
+    if free is not None and free < LEAST_FREE_BYTES:
         raise ConfigError(
             f"{key}={directory}: no space left on its disk ({free // 1024} KiB free in "
             f"{existing}); free some space or give another {key}"
         )
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path``, or its nearest ancestor that exists (the folder it would be made in)."""
+    return next(folder for folder in (path, *path.parents) if folder.exists())
+
+
+def free_bytes(path: Path) -> int | None:
+    """The free bytes of the disk ``path`` is (or would be made) on; None where the file system
+    does not say (then what is written is the test)."""
+    try:
+        return shutil.disk_usage(nearest_existing(Path(path))).free
+    except OSError:
+        return None

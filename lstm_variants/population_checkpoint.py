@@ -43,6 +43,7 @@ import numpy as np
 
 from lstm_variants.data.cache import sha256_of
 from lstm_variants.interrupt import finishing_first
+from lstm_variants.output_directory import free_bytes
 from lstm_variants.records import environment, write_json_atomic
 
 if TYPE_CHECKING:
@@ -305,12 +306,8 @@ def too_little_space(directory: Path, arrays: dict[str, Any]) -> str | None:
     once the new one is written.
     """
     needed = sum(leaf.nbytes for leaf in jax.tree.leaves(arrays)) + SPACE_MARGIN_BYTES
-    existing = next(path for path in (directory, *directory.parents) if path.exists())
-    try:
-        free = shutil.disk_usage(existing).free
-    except OSError:
-        return None  # nothing known: orbax tries, and its failure is reported
-    if free >= needed:
+    free = free_bytes(directory)
+    if free is None or free >= needed:  # unknown: orbax tries, and its failure is reported
         return None
     return (
         f"no space left on its disk: a save needs about {needed / 2**20:.1f} MiB, "

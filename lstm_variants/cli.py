@@ -15,6 +15,7 @@ starts, and a multirun whose every job failed exits with status 2 (``sweep.Sweep
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import sys
@@ -129,6 +130,12 @@ def quiet_library_logs() -> None:
 
 def task(cfg: DictConfig) -> None:
     quiet_library_logs()
+    # A logger's closing line (where the trials went) comes after the record lines.
+    with contextlib.ExitStack() as closing:
+        _train(cfg, closing)
+
+
+def _train(cfg: DictConfig, closing: contextlib.ExitStack) -> None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     job_dir = Path(hydra_cfg.runtime.output_dir)
@@ -158,7 +165,7 @@ def task(cfg: DictConfig) -> None:
                 f"search.shards={search.get('shards')} holds none of this job's "
                 f"{search.get('trials', 1)} trial(s)"
             )
-        results = run_trials(configs, records_dir, progress=bool(cfg.progress))
+        results = run_trials(configs, records_dir, progress=bool(cfg.progress), closing=closing)
     except (ConfigError, DataError) as error:
         _fail(multirun, job_dir, overrides, str(error))
         return

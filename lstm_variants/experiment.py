@@ -223,7 +223,11 @@ def check_trial_dicts(cfgs: Sequence[Mapping[str, Any]]) -> None:
 
 
 def run_trials(
-    cfgs: Sequence[Mapping[str, Any]], output_dir: Path, progress: bool = True
+    cfgs: Sequence[Mapping[str, Any]],
+    output_dir: Path,
+    progress: bool = True,
+    *,
+    closing: contextlib.ExitStack | None = None,
 ) -> list[tuple[Path, dict | None]]:
     """Train every config whose record does not exist yet, as few populations as possible.
 
@@ -239,6 +243,10 @@ def run_trials(
     given the same trials waits for it, then writes only the records still missing. A record to
     be skipped that was trained on other data than its config gives now stops the call
     (``recorded_data``).
+
+    The config's ``logger`` (TensorBoard, MLflow, W&B) closes with one line saying where the
+    trials went: when this call returns, or, given ``closing``, when that stack exits, so that a
+    caller can print the records first (the command line does).
 
     Returns:
       (record path, record or None) for each config, in order.
@@ -274,6 +282,8 @@ def run_trials(
     progress_line = _ProgressLine(total=len(missing), skipped=len(cfgs))
     # Optional TensorBoard / MLflow / W&B mirror of each record; the JSON record stays the truth.
     logger = make_logger(cfgs[0], output_dir) if work else None
+    if logger is not None and closing is not None:
+        closing.callback(logger.close)
     try:
         for populations in work.values():
             first = cfgs[populations[0][0]]
@@ -338,7 +348,7 @@ def run_trials(
                 file=sys.stderr,
             )
     finally:
-        if logger is not None:
+        if logger is not None and closing is None:
             logger.close()
     return results
 

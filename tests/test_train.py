@@ -253,13 +253,23 @@ def cli(*args, env_extra=None):
 
 
 def test_cli_trains_and_says_where_the_record_went(tmp_path):
-    out = cli(*TINY, f"hydra.run.dir={tmp_path}")
-    assert out.returncode == 0, out.stderr
-    assert "memory: about " in out.stderr  # the estimate, before compiling
-    record_line = [line for line in out.stdout.splitlines() if line.startswith("record: ")]
+    # stdout and stderr in one stream, unbuffered: the order a terminal shows.
+    out = subprocess.run(
+        [sys.executable, "-m", "lstm_variants.cli", *TINY, f"hydra.run.dir={tmp_path}",
+         "logger=tensorboard"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("memory: about ") for line in lines)  # the estimate, first
+    record_line = [line for line in lines if line.startswith("record: ")]
     assert record_line and Path(record_line[0].removeprefix("record: ")).exists()
-    params_line = [line for line in out.stdout.splitlines() if line.startswith("trained param")]
+    params_line = [line for line in lines if line.startswith("trained param")]
     assert params_line and Path(params_line[0].removeprefix("trained parameters: ")).exists()
+    # The logger's line says where the trial went once the record lines have said where it is.
+    logged = [i for i, line in enumerate(lines) if line.startswith("tensorboard: 1 trial(s) in")]
+    assert logged == [len(lines) - 1], lines
 
 
 def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere(tmp_path, app):

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import logging
 import sys
+import threading
 from pathlib import Path
 
 import hydra
@@ -128,8 +129,19 @@ def quiet_library_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def thread_only_progress_lock() -> None:
+    """tqdm's default write lock holds a multiprocessing lock, which in a joblib job process is a
+    named semaphore registered with the resource tracker: a job process killed mid-job (for memory,
+    by hand) then ends the sweep with "There appear to be N leaked semaphore objects". Our progress
+    bars never cross processes, so a thread lock is all they need."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def task(cfg: DictConfig) -> None:
     quiet_library_logs()
+    thread_only_progress_lock()
     # A logger's closing line (where the trials went) comes after the record lines.
     with contextlib.ExitStack() as closing:
         _train(cfg, closing)

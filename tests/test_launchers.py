@@ -265,3 +265,43 @@ def test_a_hydra_setting_given_several_values_is_one_line():
     for one in ("hydra.sweep.dir='/tmp/a,b'", "hydra.job.name=a\\,b",
                 "hydra.sweeper.params.cell=vanilla,nfg"):  # fmt: skip
         assert problem(["-m", "seed=0,1", one]) is None, one
+
+
+# A job process's start method is not fork (loky's workers), so its multiprocessing locks are named
+# semaphores in the resource tracker's books; tqdm's default lock holds one.
+PROGRESS_BAR_IN_A_JOB = """
+import multiprocessing
+import sys
+from multiprocessing import resource_tracker
+
+multiprocessing.set_start_method("spawn")
+registered = []
+resource_tracker.register = lambda name, rtype: registered.append(rtype)
+if sys.argv[1] == "job":
+    from lstm_variants.cli import thread_only_progress_lock
+
+    thread_only_progress_lock()
+from tqdm.auto import tqdm
+
+for _ in tqdm(range(2), disable=None):
+    pass
+print(registered)
+"""
+
+
+def test_a_job_process_progress_bar_leaves_no_semaphore_for_a_kill_to_leak():
+    # A job process killed with one left ends the sweep with "There appear to be N leaked
+    # semaphore objects to clean up at shutdown" from the resource tracker.
+    def registered(mode):
+        out = subprocess.run(
+            [sys.executable, "-c", PROGRESS_BAR_IN_A_JOB, mode],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert registered("plain") == "['semaphore']"  # what a bar holds without the job's lock
+    assert registered("job") == "[]"

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_variants.analysis.collect import AnalysisError
-from lstm_variants.cli import quiet_library_logs, run_hydra_app
+from lstm_variants.cli import quiet_library_logs, run_hydra_app, thread_only_progress_lock
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_values import check_values, with_absolute_paths
 from lstm_variants.data import DataError
@@ -84,6 +84,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
 
 def task(cfg: DictConfig) -> None:
     quiet_library_logs()
+    thread_only_progress_lock()
     resolved = with_absolute_paths(OmegaConf.to_container(cfg, resolve=True))
     out_dir = Path(resolved.get("out_dir") or HydraConfig.get().runtime.output_dir)
     try:

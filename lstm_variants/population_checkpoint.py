@@ -43,6 +43,7 @@ import numpy as np
 
 from lstm_variants.data.cache import sha256_of
 from lstm_variants.interrupt import finishing_first
+from lstm_variants.orbax_failures import failure_of, remove_temporaries
 from lstm_variants.output_directory import free_bytes
 from lstm_variants.records import environment, write_json_atomic
 
@@ -224,16 +225,15 @@ class ChunkCheckpoint:
 
     def save_reporting_failure(self, state: ChunkState) -> bool:
         """``save``, with a failure reported in one line instead of raised; True if saved. A save
-        that would not fit on the disk is not begun (``too_little_space``)."""
+        that would not fit on the disk is not begun (``too_little_space``); one that fails
+        part-way is removed, and orbax's own reports of it are dropped (``orbax_failures``)."""
         why = too_little_space(self.directory, state.arrays)
         if why is None:
-            try:
-                self.save(state)
-            except Exception as error:
-                self.close()  # reopened by the next save, which removes what this one left behind
-                why = f"{type(error).__name__}: {error}"
-            else:
+            # The disk may fill up while orbax writes.
+            why = failure_of(lambda: self.save(state), close=self.close)
+            if why is None:
                 return True
+            remove_temporaries(self.directory / "orbax")  # the space is the records' next
         self.last_save = time.monotonic()
         self.log(
             f"checkpoint {self.directory} could not be saved ({why}); training goes on and "

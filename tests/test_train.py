@@ -1,5 +1,6 @@
 """One training run: reproducibility, records, early stopping, divergence, the CLI's errors."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -254,9 +255,11 @@ def cli(*args, env_extra=None):
 
 def test_cli_trains_and_says_where_the_record_went(tmp_path):
     # stdout and stderr in one stream, unbuffered: the order a terminal shows.
+    # tensorboardX is in the dev group; a bare GPU image may lack it.
+    logged = importlib.util.find_spec("tensorboardX") is not None
     out = subprocess.run(
         [sys.executable, "-m", "lstm_variants.cli", *TINY, f"hydra.run.dir={tmp_path}",
-         "logger=tensorboard"],
+         *(["logger=tensorboard"] if logged else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )  # fmt: skip
@@ -268,8 +271,8 @@ def test_cli_trains_and_says_where_the_record_went(tmp_path):
     params_line = [line for line in lines if line.startswith("trained param")]
     assert params_line and Path(params_line[0].removeprefix("trained parameters: ")).exists()
     # The logger's line says where the trial went once the record lines have said where it is.
-    logged = [i for i, line in enumerate(lines) if line.startswith("tensorboard: 1 trial(s) in")]
-    assert logged == [len(lines) - 1], lines
+    closing = [i for i, line in enumerate(lines) if line.startswith("tensorboard: 1 trial(s) in")]
+    assert closing == ([len(lines) - 1] if logged else []), lines
 
 
 def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere(tmp_path, app):

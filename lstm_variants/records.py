@@ -94,8 +94,12 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     if curve is not None and not isinstance(curve, list):
         return None, f"curve is not a list: {curve!r}"
     for entry in curve or []:
-        if isinstance(entry, dict) and "epoch" in entry and not _whole_number(entry["epoch"]):
-            return None, f"curve has an epoch that is not a whole number: {entry['epoch']!r}"
+        if not isinstance(entry, dict) or "epoch" not in entry:
+            continue
+        epoch = entry["epoch"]
+        # An int first: a study's records hold millions of epochs, nearly all ints.
+        if type(epoch) is not int and not _whole_number(epoch):
+            return None, f"curve has an epoch that is not a whole number: {epoch!r}"
     # Names become table categories and ids set keys: a list or null there breaks the table. A
     # study named by a number (study=2024, which Hydra reads as an int) is a name all the same.
     for field in ("cell", "dataset", "study", "trial_id"):

@@ -47,6 +47,8 @@ def test_a_record_whose_curve_has_a_fractional_epoch_is_refused_with_the_reason(
         None,
         "curve has an epoch that is not a whole number: 1.5",
     )
+    flag = write_record(tmp_path / "flag.json", [{"epoch": True, "valid": 8.9}])  # JSON's true
+    assert read_record_file(flag) == (None, "curve has an epoch that is not a whole number: True")
 
 
 def test_the_environment_names_the_cores_the_process_ran_on(monkeypatch):

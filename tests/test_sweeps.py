@@ -450,6 +450,26 @@ def test_the_progress_line_counts_jobs_as_hydra_sweeps_them():
     assert job_count({}, ["seed=interval(0,1)"]) is None
 
 
+def test_statuses_read_before_are_not_parsed_again_and_a_rewritten_one_is(tmp_path, monkeypatch):
+    # A progress line after each of J jobs parsed every status each time: J^2 / 2 parses.
+    from lstm_variants import sweep
+
+    for job in range(3):
+        sweep.write_status(tmp_path / str(job), "ok", [f"x={job}"], best_valid=float(job))
+    parsed, loads = [], sweep.json.loads
+    monkeypatch.setattr(sweep.json, "loads", lambda text: parsed.append(text) or loads(text))
+    read = {}
+    first = sweep.read_statuses(tmp_path, read)
+    assert len(parsed) == 3
+    sweep.write_status(tmp_path / "3", "failed", ["x=3"], error="boom")
+    sweep.write_status(tmp_path / "0", "ok", ["x=0"], best_valid=-1.0)  # the job ran again
+    again = sweep.read_statuses(tmp_path, read)
+    assert len(parsed) == 5  # the new one and the rewritten one
+    assert [s["best_valid"] for s in first] == [0.0, 1.0, 2.0]
+    assert [s.get("best_valid") for s in again] == [-1.0, 1.0, 2.0, None]
+    assert again == sweep.read_statuses(tmp_path)  # as read afresh
+
+
 def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
     """A job's config holds its own single values; the total comes from the multirun's."""
     from hydra.core.utils import JobReturn, JobStatus

@@ -262,11 +262,12 @@ def run_trials(
     # Each record file as found now: one replaced later was written by another process.
     found = [_file_identity(path) for path in paths]
     results: list[tuple[Path, dict | None]] = [(path, None) for path in paths]
-    missing = {
-        index
+    kept = {  # the records to skip, read once
+        index: record
         for index, (cfg, path) in enumerate(zip(cfgs, paths, strict=True))
-        if cfg.get("overwrite", False) or not _recorded(path)
+        if not cfg.get("overwrite", False) and (record := _recorded(path)) is not None
     }
+    missing = set(range(len(cfgs))) - kept.keys()
     # Where the records go must take them: found before hours of training, not after.
     records = Path(output_dir) / "records"
     if missing and records.exists() and not records.is_dir():
@@ -277,7 +278,7 @@ def run_trials(
     if missing and records.is_dir():
         remove_leftovers(records)  # of a run killed while it wrote a record
     loaded: dict[str, SequenceDataset] = {}  # by dataset_key: each dataset is loaded once
-    check_recorded_data(cfgs, paths, set(range(len(cfgs))) - missing, loaded)
+    check_recorded_data(cfgs, paths, kept, loaded)
     work = planned_populations(cfgs, paths, missing, output_dir)
     progress_line = _ProgressLine(total=len(missing), skipped=len(cfgs))
     # Optional TensorBoard / MLflow / W&B mirror of each record; the JSON record stays the truth.
@@ -353,19 +354,18 @@ def run_trials(
     return results
 
 
-def _recorded(path: Path) -> bool:
-    """Whether ``path`` holds a record the results table can use and that has its config
-    (``records.read_record``). A damaged one (cut short by a partial copy, edited by hand) is said
-    in one line and its trial trains again: counted as done, it would be skipped by every rerun
-    and by the table alike."""
+def _recorded(path: Path) -> dict[str, Any] | None:
+    """The record at ``path`` if it is one the results table can use and that has its config
+    (``records.read_record``), else None. A damaged one (cut short by a partial copy, edited by
+    hand) is said in one line and its trial trains again: counted as done, it would be skipped by
+    every rerun and by the table alike."""
     if not path.exists():
-        return False
+        return None
     try:
-        read_record(path)
+        return read_record(path)
     except RecordError as error:
         print(f"lstm-variants: warning: {error}; this trial trains again", file=sys.stderr)
-        return False
-    return True
+        return None
 
 
 def _file_identity(path: Path) -> tuple[int, ...] | None:

@@ -50,23 +50,19 @@ def config_dataset(cfg: Mapping[str, Any], loaded: dict[str, SequenceDataset]) -
 def check_recorded_data(
     cfgs: Sequence[Mapping[str, Any]],
     paths: Sequence[Path],
-    skipped: Collection[int],
+    kept: Mapping[int, Mapping[str, Any]],
     loaded: dict[str, SequenceDataset],
 ) -> None:
     """Raise ConfigError if a record to be skipped was trained on other data than its config's.
 
     Args:
       cfgs, paths: the configs of a run and their record paths.
-      skipped: the indices of the configs whose records are kept (recorded, no ``overwrite``).
+      kept: the records to be skipped (recorded, no ``overwrite``), by config index, as read.
       loaded: datasets loaded so far, by ``dataset_key``; the ones loaded here are added.
     """
-    recorded = []
-    for index in sorted(skipped):
-        try:
-            fingerprint = read_record(paths[index]).get("data_sha256")
-        except RecordError:
-            continue  # said already; its trial trains again
-        recorded.append((cfgs[index], paths[index], fingerprint))
+    recorded = [
+        (cfgs[index], paths[index], kept[index].get("data_sha256")) for index in sorted(kept)
+    ]
     _check_fingerprints(recorded, loaded)
 
 

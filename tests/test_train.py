@@ -74,11 +74,17 @@ def test_same_seed_same_record_bitwise(tmp_path, monkeypatch):
     assert len(compiled) == 5
 
 
-def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path):
+def test_rerun_skips_an_existing_record_and_a_changed_config_does_not(tmp_path, monkeypatch):
+    from lstm_variants import records
+
     path, record = run_trial(config(), tmp_path, progress=False)
     assert record is not None and path.exists()
+    parsed, read = [], records.read_record_file
+    monkeypatch.setattr(records, "read_record_file", lambda p: parsed.append(p) or read(p))
     again, skipped = run_trial(config(), tmp_path, progress=False)
     assert again == path and skipped is None
+    assert parsed == [path]  # read once to be skipped, not again to check its data
+    monkeypatch.undo()
     changed, retrained = run_trial(config("optimizer.learning_rate=0.01"), tmp_path, progress=False)
     assert changed != path and retrained is not None
 

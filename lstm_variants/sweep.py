@@ -128,7 +128,9 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
             lines.append("No trial has a usable result yet (all diverged or none finished).")
         if report and len(usable):
             try:
-                path = write_report([sweep_dir], sweep_dir / "report", reference=reference)
+                path = write_report(
+                    [sweep_dir], sweep_dir / "report", reference=reference, collected=collection
+                )
                 lines += ["", f"Full report with figures: {path}"]
                 if (path.parent / "tables" / "paired.csv").exists():
                     lines.append(

@@ -829,12 +829,18 @@ def test_the_command_line_check_reads_sweeps_as_hydra_does():
     )
 
 
-def test_summary_and_report_compare_against_the_same_stand_in_reference_and_say_so(tmp_path):
+def test_summary_and_report_compare_against_the_same_stand_in_reference_and_say_so(
+    tmp_path, monkeypatch
+):
+    from lstm_variants.analysis import collect, report
     from lstm_variants.analysis.synthetic import synthetic_study, write_records
     from lstm_variants.sweep import summarize
 
     write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=12, seed=0), tmp_path)
+    read = []
+    monkeypatch.setattr(report, "collect", lambda *a, **k: read.append(a) or collect(*a, **k))
     summary = summarize(tmp_path, reference="gru", report=True)
+    assert read == []  # the report takes the summary's records, not read again
     note = "reference cell 'gru' is not in these sweeps; compared against 'vanilla'"
     assert f"**Note: {note}.**" in summary and "vanilla (ref.)" in summary
     assert f"> Note: {note}" in (tmp_path / "report" / "report.md").read_text()

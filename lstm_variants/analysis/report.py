@@ -477,6 +477,7 @@ def write_report(
     pool_studies: bool = False,
     status: Callable[[str], None] | None = None,
     strict_reference: bool = False,
+    collected: Collection | None = None,
 ) -> Path:
     """Write the report of the sweeps in ``directories`` into ``output_dir``; return report.md.
 
@@ -497,6 +498,8 @@ def write_report(
       status: called with a short line before each step (progress display).
       strict_reference: a ``reference`` that no sweep has is an error, not replaced (the
         command line's ``--reference``, where it is a typo).
+      collected: the records of ``directories`` as the caller has collected them already
+        (``collect``), so that they are not read again (a study's summary, at 5,400 records).
 
     Raises:
       AnalysisError: no records under ``directories``, or none with a usable result; studies
@@ -505,9 +508,10 @@ def write_report(
     say = status or (lambda line: None)
     directories = path_list(directories)  # one folder as a string is one folder
     output_dir = Path(output_dir)
-    say("collecting records")
-    collection = collect(directories, progress=status is not None)
-    collection = select_studies(collection, studies, pool=pool_studies)
+    if collected is None:
+        say("collecting records")
+        collected = collect(directories, progress=status is not None)
+    collection = select_studies(collected, studies, pool=pool_studies)
     trials = require_trials(collection)
     check_some_usable(trials, directories)
     if strict_reference and reference is not None:

@@ -1,5 +1,6 @@
 """search=rerun_best: an earlier study's best draws trained again with fresh seeds."""
 
+import importlib
 import json
 import shutil
 
@@ -88,6 +89,27 @@ def test_a_cell_built_with_options_reruns_its_own_best_draws(tmp_path):
     (theirs,) = best_draws(str(tmp_path), "vanilla", dataset, top=1)
     assert mine["trial_id"] in {record["trial_id"] for record in biased}
     assert theirs["trial_id"] in {record["trial_id"] for record in plain}
+
+
+def test_a_reruns_jobs_in_one_process_read_the_source_once_until_it_changes(tmp_path, monkeypatch):
+    # Every job (one per cell) collected the whole source study again: 8 s each at 5,400 records.
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.search import best_draws
+
+    study = synthetic_study({"vanilla": 0.0, "gru": 0.3}, trials=6, seed=0)
+    write_records(study, tmp_path)
+    collect_module = importlib.import_module("lstm_variants.analysis.collect")  # not the function
+    read, collect = [], collect_module.collect
+    monkeypatch.setattr(collect_module, "collect", lambda d: read.append(d) or collect(d))
+    dataset = study[0]["config"]["dataset"]
+    first = best_draws(str(tmp_path), "vanilla", dataset, top=2)
+    assert best_draws(str(tmp_path), "gru", dataset, top=2) and len(read) == 1
+    assert best_draws(str(tmp_path), "vanilla", dataset, top=2) == first
+    # A record added (or rewritten) since: the study is read again, and the new trial counts.
+    better = synthetic_study({"vanilla": -5.0}, trials=1, seed=7)
+    write_records(better, tmp_path)
+    (best, _) = best_draws(str(tmp_path), "vanilla", dataset, top=2)
+    assert len(read) == 2 and best["trial_id"] == better[0]["trial_id"]
 
 
 def test_a_bad_source_is_one_error_line(source, tmp_path):

@@ -13,10 +13,12 @@ no hook for this (its errors are raised from inside ``hydra.main``), hence this 
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -519,10 +521,12 @@ def other_values_error(
             if "${" in value:
                 continue
             try:
-                candidate = OmegaConf.create(resolved)
                 parsed = parser.parse_override(value).value()
-                OmegaConf.update(candidate, key, parsed, merge=True, force_add=True)
-                checked = OmegaConf.to_container(candidate, resolve=True)
+                checked = with_scalar(resolved, key, parsed)
+                if checked is None:  # a list or mapping merged in, or a path through one
+                    candidate = OmegaConf.create(resolved)
+                    OmegaConf.update(candidate, key, parsed, merge=True, force_add=True)
+                    checked = OmegaConf.to_container(candidate, resolve=True)
                 check_values(checked)
                 check_dataset_values(checked, load=key.startswith("dataset.options."))
                 check_reference_cell(checked)
@@ -533,6 +537,26 @@ def other_values_error(
             except ConfigError as error:
                 return str(error)
     return None
+
+
+def with_scalar(resolved: dict, key: str, value: Any) -> dict | None:
+    """A copy of ``resolved`` with the dotted ``key`` set to ``value``, as ``OmegaConf.update``
+    sets a scalar, or None where that needs OmegaConf (a list or mapping value, or a path that
+    is not all mappings). A plain copy: ``OmegaConf.create`` took 7 ms per value of a
+    ``seed=0,...,5399`` list, 44 s in all."""
+    if isinstance(value, list | dict):
+        return None
+    candidate = copy.deepcopy(resolved)
+    node = candidate
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return None
+    if isinstance(node.get(last), list | dict):
+        return None
+    node[last] = value
+    return candidate
 
 
 # Hydra's sweep functions: ``seed=range(3)``, ``cell=choice(vanilla,gru)``, ...

@@ -86,3 +86,34 @@ def test_bucketed_epoch_computes_the_same_loss_and_trains_members_as_alone():
         [e["train_loss"] for e in alone.curve],
         rtol=1e-5,
     )
+
+
+def test_the_batch_schedule_is_shuffled_and_drawn_anew_each_epoch():
+    # Which group each batch of an epoch comes from is a permutation of the groups' batch
+    # counts, drawn from the epoch number: not the groups in order, and not one schedule for
+    # every epoch (the training would then meet the lengths in the same order each epoch).
+    lengths = np.arange(1, 41)
+    groups = length_groups(lengths, 4)  # 4 groups of 10 sequences, 5 batches of 2 each
+    epoch_order = jax.jit(lambda epoch: bucketed_order(jax.random.key(0), epoch, groups, 2))
+    schedules = [np.asarray(epoch_order(jnp.int32(epoch))[2]) for epoch in range(3)]
+    for schedule in schedules:
+        np.testing.assert_array_equal(np.bincount(schedule), [5, 5, 5, 5])
+        assert not np.array_equal(schedule, np.sort(schedule))
+    assert not np.array_equal(schedules[0], schedules[1])
+    assert not np.array_equal(schedules[1], schedules[2])
+
+
+def test_each_group_is_shuffled_with_its_own_draw():
+    # Groups of equal size shuffled with one key would all get the same permutation: sequence k
+    # of every group at the same place of its batches, epoch after epoch.
+    lengths = np.arange(1, 41)
+    groups = length_groups(lengths, 4)  # sequences 10b .. 10b + 9 in group b
+    order, weights, bucket = bucketed_order(jax.random.key(0), jnp.int32(0), groups, 10)
+    assert np.asarray(weights).all()  # one full batch per group, no filler
+    patterns = {
+        int(b): tuple(np.asarray(row) - 10 * int(b))
+        for row, b in zip(np.asarray(order), np.asarray(bucket), strict=True)
+    }
+    assert sorted(patterns) == [0, 1, 2, 3]
+    assert all(sorted(p) == list(range(10)) for p in patterns.values())
+    assert len(set(patterns.values())) == 4

@@ -6,8 +6,10 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from lstm_variants.losses import frame_losses
+from lstm_variants.errors import ConfigError
+from lstm_variants.losses import IGNORE, frame_losses, frame_weights, metric_value
 
 NOTES = 88
 
@@ -48,3 +50,38 @@ def test_a_regression_frames_loss_is_the_squared_error_averaged_over_its_outputs
     )
     assert got.shape == (3, 2)
     np.testing.assert_allclose(got, ((predictions - targets) ** 2).mean(-1), rtol=1e-5)
+
+
+def test_frame_weights_mark_valid_steps_and_every_last_step_target():
+    lengths = jnp.asarray([1, 4, 6])
+    np.testing.assert_array_equal(
+        frame_weights(lengths, 6, "every_step"),
+        [[1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]],
+    )
+    # A last-step target is one frame per sequence, whatever its length.
+    np.testing.assert_array_equal(frame_weights(lengths, 6, "last_step"), [1.0, 1.0, 1.0])
+    # Class ids: an IGNORE step weighs 0 (class 0 is a real class); real-valued targets are
+    # never read as class ids.
+    targets = jnp.asarray([[0, IGNORE, 2], [IGNORE, 1, 0]])
+    np.testing.assert_array_equal(
+        frame_weights(jnp.asarray([3, 2]), 3, "every_step", targets), [[1, 0, 1], [0, 1, 0]]
+    )
+    values = jnp.full((2, 3), -1.0)
+    np.testing.assert_array_equal(
+        frame_weights(jnp.asarray([3, 2]), 3, "every_step", values), [[1, 1, 1], [1, 1, 0]]
+    )
+
+
+def test_metric_value_converts_nats_to_the_reported_metric():
+    nats = 2.0
+    assert metric_value(nats, "bits_per_char") == pytest.approx(2.0 / math.log(2.0))
+    assert metric_value(math.log(2.0), "bits_per_char") == pytest.approx(1.0)
+    assert metric_value(nats, "perplexity") == pytest.approx(math.exp(2.0))
+    assert metric_value(800.0, "perplexity") == math.inf
+    for metric in ("nll_per_step", "mse", "cross_entropy"):
+        assert metric_value(nats, metric) == nats
+
+
+def test_an_unknown_target_kind_is_a_config_error_naming_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown target kind 'ordinal'; valid: multilabel, "):
+        frame_losses(jnp.zeros((2, 3)), jnp.zeros((2, 3)), "ordinal")

@@ -5,8 +5,10 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
-from lstm_variants.optimizers import make_member_optimizer
+from lstm_variants.errors import ConfigError
+from lstm_variants.optimizers import make_member_optimizer, member_hyperparameters
 
 
 def sgd_updates(grads, clip_norm=math.inf, clip_value=math.inf):
@@ -69,3 +71,53 @@ def test_clipping_off_leaves_a_gradient_whose_norm_overflows_as_it_is():
     plain, _ = optax.sgd(1.0).update(grads, optax.sgd(1.0).init(grads), grads)
     np.testing.assert_array_equal(sgd_updates(grads)["w"], np.asarray(plain["w"]))
     assert np.all(np.isfinite(sgd_updates(grads)["w"]))
+
+
+def test_adam_is_optax_adam_after_the_clipping():
+    grads = {"w": jnp.asarray([0.3, -2.0, 5.0])}
+    params = {"w": jnp.zeros(3)}
+    ours = make_member_optimizer({"name": "adam"})(
+        learning_rate=0.01, momentum=0.0, clip_norm=math.inf, clip_value=1.0
+    )
+    reference = optax.adam(0.01)
+    ours_state, reference_state = ours.init(params), reference.init(params)
+    for step in range(3):
+        scaled = {"w": grads["w"] * (step + 1)}
+        ours_update, ours_state = ours.update(scaled, ours_state, params)
+        clipped = {"w": jnp.clip(scaled["w"], -1.0, 1.0)}
+        reference_update, reference_state = reference.update(clipped, reference_state, params)
+        np.testing.assert_allclose(ours_update["w"], reference_update["w"], rtol=1e-6)
+
+
+def test_both_clippings_at_once_scale_by_the_global_norm_first():
+    # Global norm 5 scaled to 2.5: [1.5, 0] and [2]; then per value at 1.8: [1.5, 0] and [1.8].
+    # Per value first would give [1.8, 0] and [1.8], norm 2.55, then scaled to [1.77, 0], [1.77].
+    grads = {"a": jnp.asarray([3.0, 0.0]), "b": jnp.asarray([[4.0]])}
+    clipped = sgd_updates(grads, clip_norm=2.5, clip_value=1.8)
+    np.testing.assert_allclose(clipped["a"], [-1.5, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(clipped["b"], [[-1.8]], rtol=1e-6)
+
+
+def test_member_hyperparameters_read_null_as_off_and_no_momentum_as_zero():
+    sgd = {"name": "sgd", "learning_rate": 0.1, "momentum": None, "clip_norm": None}
+    assert member_hyperparameters(sgd) == {
+        "learning_rate": 0.1,
+        "momentum": 0.0,  # plain SGD, not a default momentum
+        "clip_norm": math.inf,
+        "clip_value": math.inf,  # absent: off too
+    }
+    adam = {"name": "adam", "learning_rate": 1e-3, "clip_norm": 1.0, "clip_value": 0.5}
+    assert member_hyperparameters(adam) == {
+        "learning_rate": 1e-3,
+        "momentum": 0.0,
+        "clip_norm": 1.0,
+        "clip_value": 0.5,
+    }
+
+
+def test_an_unknown_optimizer_is_a_config_error_naming_the_valid_ones():
+    message = "unknown optimizer 'rmsprop'; valid optimizers: sgd, adam"
+    with pytest.raises(ConfigError, match=message):
+        make_member_optimizer({"name": "rmsprop"})
+    with pytest.raises(ConfigError, match=message):
+        member_hyperparameters({"name": "rmsprop", "learning_rate": 0.1})

@@ -59,3 +59,12 @@ def test_records_without_wall_time_are_left_out_and_datasets_kept_apart():
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(119.4, "119 s"), (120.0, "2.0 min"), (7199.0, "120.0 min"), (7200.0, "2.0 h")],
+)
+def test_format_duration_changes_unit_at_two_minutes_and_two_hours(seconds, text):
+    # Seconds up to two minutes, minutes up to two hours: "2.0 min", never "120 s" or "1.0 h".
+    assert format_duration(seconds) == text

@@ -129,3 +129,48 @@ def test_a_killed_writers_temporary_file_goes_once_it_is_old_and_a_write_in_flig
     os.utime(writing, (old, old))
     ((path, record),) = run_trials([config()], tmp_path, progress=False)
     assert record is not None and not writing.exists() and other.exists()
+
+
+def test_text_is_written_as_utf8_whatever_the_locale(tmp_path):
+    # The tables and reports hold ± and Δ; under an ASCII locale (LC_ALL=C, no UTF-8 coercion)
+    # the locale's encoding would fail on them.
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "summary.md"
+    code = (
+        "import sys, locale\n"
+        "from lstm_variants.atomic_files import write_text_atomic\n"
+        "assert locale.getpreferredencoding(False).lower() != 'utf-8'\n"
+        "write_text_atomic(sys.argv[1], '0.12 \\u00b1 0.03, \\u0394 = 0.4\\n')\n"
+    )
+    environment = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert path.read_bytes().decode("utf-8") == "0.12 ± 0.03, Δ = 0.4\n"
+
+
+def test_the_umask_is_read_without_proc_too_and_left_as_it_was(tmp_path, monkeypatch):
+    # Where /proc/self/status does not exist (macOS), the umask is set and put back at once.
+    import os
+    import pathlib
+    import stat
+
+    read_text = pathlib.Path.read_text
+
+    def no_proc(self, *args, **kwargs):
+        if str(self).startswith("/proc/"):
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", no_proc)
+    previous = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "report.md", "# report\n")
+        assert os.umask(0o027) == 0o027  # still the process's own
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o640

@@ -215,3 +215,30 @@ def test_a_record_from_another_machine_finds_its_data_here(tmp_path):
     elsewhere.mkdir(parents=True)  # it exists here but lacks the file: still not where it is
     load_trial(path)
     assert not list(elsewhere.iterdir())
+
+
+def test_a_parameter_file_holding_pickled_objects_is_refused_not_unpickled(tmp_path):
+    """A study's files come from colleagues: loading its parameters runs no pickled code, even
+    from a file whose sha256 its record holds."""
+    from lstm_variants.data.cache import sha256_of
+
+    path = tmp_path / "0123456789abcdef.npz"
+    np.savez(path, **{"params/readout/kernel": np.array([{"not": "an array"}], dtype=object)})
+    record = {
+        "params_file": {"name": path.name, "sha256": sha256_of(path)},
+        "metrics": {"best_valid": 1.0},
+    }
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        load_params(path.with_suffix(".json"), record)
+
+
+def test_parameters_load_with_the_record_given_and_no_record_file(tmp_path):
+    """The record given (as a table row or a notebook holds it) is the one used: its file
+    entry names the parameters, read back as the nested dict that was saved."""
+    params = {"params": {"layer_0": {"b_f": np.arange(3.0)}, "readout": {"kernel": np.eye(2)}}}
+    path = tmp_path / "0123456789abcdef.json"
+    record = {"params_file": save_params(params_path(path), params), "metrics": {}}
+    assert not path.exists()
+    loaded = load_params(path, record)
+    jax.tree.map(np.testing.assert_array_equal, loaded, params)
+    assert loaded.keys() == params.keys()

@@ -133,3 +133,57 @@ def test_a_sweep_over_a_study_with_records_of_since_edited_data_stops_before_any
     write_json_atomic(path.with_name("adding.json"), {**adding, "data_sha256": "0" * 64})
     several = ["-m", "dataset=jsb_chorales,adding", f"hydra.sweep.dir={study}"]
     assert problem(several).startswith("1 of 1 records of adding were trained on other data")
+
+
+def test_each_records_data_is_the_data_of_its_own_dataset_options_and_stale_ones_are_counted(
+    tmp_path, monkeypatch
+):
+    """Configs of one dataset with other options train on other data: each record is compared
+    with the data of its own options, and the line counts the stale records among all."""
+    from lstm_variants import recorded_data
+    from lstm_variants.data import load_dataset
+    from lstm_variants.recorded_data import check_recorded_data
+
+    monkeypatch.setattr(recorded_data, "read_record", lambda p: json.loads(p.read_text()))
+    small = {"n_train": 8, "n_valid": 4, "n_test": 4, "seed": 0}
+    cfgs = [
+        {"dataset": {"name": "adding", "options": {**small, "T": T}}, "data_dir": None}
+        for T in (11, 14)
+    ]
+    fingerprints = [
+        load_dataset("adding", **cfg["dataset"]["options"]).fingerprint() for cfg in cfgs
+    ]
+    assert fingerprints[0] != fingerprints[1]
+    paths = [tmp_path / f"{name}.json" for name in ("short", "long", "stale")]
+    for path, fingerprint in zip(paths, [*fingerprints, "0" * 64], strict=True):
+        path.write_text(json.dumps({"data_sha256": fingerprint}))
+    check_recorded_data(cfgs, paths[:2], {0, 1}, {})  # each on its own data: kept
+
+    with pytest.raises(ConfigError, match=r"^1 of 2 records of adding were trained on other data"):
+        check_recorded_data([cfgs[0], cfgs[0]], [paths[0], paths[2]], {0, 1}, {})
+    # A stale record to be retrained (not skipped) is not checked.
+    check_recorded_data([cfgs[0], cfgs[0]], [paths[0], paths[2]], {0}, {})
+
+
+def test_the_data_of_a_config_is_named_by_its_dataset_options_and_data_directory():
+    from lstm_variants.recorded_data import dataset_key
+
+    def cfg(data_dir="/data/a", **options):
+        return {"dataset": {"name": "jsb_chorales", "options": options}, "data_dir": data_dir}
+
+    assert dataset_key(cfg(T=1, download=False)) == dataset_key(cfg(download=False, T=1))
+    assert dataset_key(cfg(T=1)) != dataset_key(cfg(T=2))
+    assert dataset_key(cfg("/data/a")) != dataset_key(cfg("/data/b"))
+    assert dataset_key(cfg(None)) == dataset_key({"dataset": {"name": "jsb_chorales"}})
+
+
+def test_a_damaged_record_in_the_study_is_left_to_its_job_not_an_error_before_the_sweep(
+    tmp_path,
+):
+    """The job that meets it says so and trains its trial again; the sweep is not stopped."""
+    from lstm_variants.recorded_data import check_study_data
+
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "0123456789abcdef.json").write_text('{"trial_id": "0123')  # cut short
+    check_study_data(records, ["adding"], None)

@@ -1070,3 +1070,63 @@ def test_a_sweep_over_dataset_options_is_said_to_pool_them_in_one_table(tmp_path
     same = [json.dumps({"dataset": {"name": "adding", "options": {"T": 12, "download": d}}})
             for d in (True, False)]  # fmt: skip
     assert mixed_dataset_options(same) == {}
+
+
+def test_a_resumed_sweep_starts_without_the_statuses_of_its_previous_invocation(tmp_path):
+    # A job that failed last time and is not run again must not count as failed in this one.
+    from lstm_variants.sweep import SweepSummary, read_statuses
+
+    write_statuses(tmp_path, FAILED, OK)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.json").write_text("{}")
+    SweepSummary().on_multirun_start(multirun_config(tmp_path, {"cell": "a,b"}))
+    assert read_statuses(tmp_path) == []
+    assert (tmp_path / "notes" / "keep.json").exists()
+
+
+def test_how_to_run_is_no_other_setting_of_a_trial():
+    # population_size, progress, data_dir ... say how a trial ran, not what it trained.
+    from lstm_variants.sweep import mixed_settings
+
+    def config(**changes):
+        base = {
+            "cell": {"name": "vanilla"},
+            "dataset": {"name": "adding"},
+            "seed": 3,
+            "train": {"max_epochs": 10},
+            "population_size": 0,
+            "progress": True,
+            "search": {"sampled": {}, "seed": 0, "trial": 3},
+        }
+        return json.dumps(base | changes)
+
+    assert mixed_settings([config(), config(population_size=8, progress=False)]) == []
+    assert mixed_settings([config(), config(train={"max_epochs": 2})]) == ["train.max_epochs"]
+
+
+def test_the_summary_counts_the_jobs_and_the_failed_ones(tmp_path):
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=3, seed=0), tmp_path)
+    write_statuses(tmp_path, OK, FAILED, OK)
+    assert "; 3 jobs (1 failed).\n" in summarize(tmp_path, report=False)
+
+
+def test_a_study_without_a_usable_trial_gets_no_report(tmp_path):
+    # Every trial diverged: the summary says so, and no report (or report error) is attempted.
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.sweep import summarize
+
+    diverged = synthetic_study(
+        {"vanilla": 0.0, "nfg": 0.4},
+        trials=3,
+        seed=0,
+        diverge_above_learning_rate=0.0,
+        diverge_probability=1.0,
+    )
+    write_records(diverged, tmp_path)
+    summary = summarize(tmp_path, report=True)
+    assert "No trial has a usable result yet" in summary
+    assert "report" not in summary.split("No trial has a usable result yet")[1]
+    assert not (tmp_path / "report").exists()

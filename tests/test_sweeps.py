@@ -1130,3 +1130,19 @@ def test_a_study_without_a_usable_trial_gets_no_report(tmp_path):
     assert "No trial has a usable result yet" in summary
     assert "report" not in summary.split("No trial has a usable result yet")[1]
     assert not (tmp_path / "report").exists()
+
+
+def test_a_dataset_option_added_with_plus_and_swept_is_loaded_before_any_job(tmp_path):
+    """A user's dataset config may leave an option out; the sweep adds it with '+', and its
+    first value is checked by loading, as a swept option given without '+' is."""
+    from lstm_variants.command_line import problem
+
+    (tmp_path / "conf" / "dataset").mkdir(parents=True)
+    (tmp_path / "conf" / "dataset" / "my_adding.yaml").write_text(
+        "# @package _global_\n"
+        "dataset: {name: adding, options: {n_train: 8, n_valid: 4, n_test: 4}}\n"
+    )
+    argv = ["-m", "--config-dir", str(tmp_path / "conf"), "dataset=my_adding",
+            f"hydra.sweep.dir={tmp_path / 'study'}"]  # fmt: skip
+    assert problem([*argv, "+dataset.options.T=5,20"]).startswith("adding: T must be at least 11")
+    assert problem([*argv, "+dataset.options.T=12,20"]) is None

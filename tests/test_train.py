@@ -715,3 +715,12 @@ def test_the_table_records_the_forget_bias_a_cell_starts_from():
     assert bias("cell=lstm", "+cell.options.forget_bias=1.0") == 1.0
     assert bias("cell=lstm") == 0.0 and bias("cell=vanilla") == 0.0
     assert bias("cell=nfg") is None and bias("cell=cifg") is None and bias("cell=gru") is None
+
+
+def test_a_print_flag_given_with_its_value_after_equals_keeps_the_next_override_checked():
+    """``--cfg=job`` carries its value: the override after it is the command's, and is checked."""
+    from lstm_variants.command_line import problem
+
+    typo = "unknown key train.max_epoch; did you mean train.max_epochs?"
+    assert problem(["--cfg=job", "train.max_epoch=2"]) == typo
+    assert problem(["--package=train", "train.max_epoch=2"]) == typo

@@ -50,3 +50,11 @@ def test_a_path_written_as_a_switch_is_quoted_as_written():
     # Hydra reads data_dir=true as the boolean True; the advice quotes what was typed.
     with pytest.raises(ConfigError, match=r"""got True; .*: data_dir="'true'"$"""):
         check_values({"data_dir": True})
+
+
+def test_a_quote_left_open_is_advised_on_its_quotes_not_quoted_again():
+    # Quoting a value that holds a quote already would not read either.
+    grammar = "(https://hydra.cc/docs/advanced/override_grammar/basic)"
+    assert problem(["study='abc"]) == (
+        f"""cannot read the override "study='abc": check its brackets and quotes {grammar}"""
+    )

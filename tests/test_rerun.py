@@ -227,3 +227,18 @@ def test_a_rerun_without_its_own_study_or_source_is_refused_before_any_job(tmp_p
         "e.g. search.rerun.from=multirun/greff_jsb)"
     )
     assert rerun_problem(["cell=vanilla"]) is None
+
+
+def test_a_rerun_into_its_own_study_is_refused_however_the_path_is_written(tmp_path):
+    from lstm_variants.command_line import check_rerun_source
+
+    study = tmp_path / "multirun" / "greff_jsb"
+    study.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "multirun")
+    for written in (study, tmp_path / "multirun" / "x" / ".." / "greff_jsb",
+                    tmp_path / "link" / "greff_jsb"):  # fmt: skip
+        cfg = {"search": {"rerun": {"from": str(written)}}, "study": "greff_jsb"}
+        with pytest.raises(ConfigError, match="search.rerun.from is this study's own directory"):
+            check_rerun_source(cfg, study)
+    elsewhere = {"search": {"rerun": {"from": str(study)}}, "study": "greff_jsb_rerun"}
+    check_rerun_source(elsewhere, tmp_path / "multirun" / "greff_jsb_rerun")

@@ -724,3 +724,24 @@ def test_a_print_flag_given_with_its_value_after_equals_keeps_the_next_override_
     typo = "unknown key train.max_epoch; did you mean train.max_epochs?"
     assert problem(["--cfg=job", "train.max_epoch=2"]) == typo
     assert problem(["--package=train", "train.max_epoch=2"]) == typo
+
+
+def test_hydras_line_for_a_missing_option_lists_the_options_and_not_its_search_path():
+    from lstm_variants.command_line import problem
+
+    line = problem(["hydra/launcher=nope"])
+    assert line.startswith(
+        "In 'hydra/config': Could not find 'hydra/launcher/nope'; available options in "
+        "'hydra/launcher': basic, "
+    )
+    assert "search path" not in line.lower() and "provider" not in line
+
+
+def test_an_unknown_field_of_a_searched_key_names_the_fields_of_its_distribution():
+    # Not "not in the search space: add it": the key is there, the field is not one of its own.
+    from lstm_variants.command_line import problem
+
+    assert problem(["search=quick", "search.space.model.hidden_size.zzz=5"]) == (
+        "unknown key search.space.model.hidden_size.zzz; the keys of "
+        "search.space.model.hidden_size: distribution, low, high, integer"
+    )

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
 from lstm_variants import experiment
 from lstm_variants.experiment import planned_populations, shared_part
 
@@ -85,3 +87,74 @@ def test_the_progress_line_counts_ranks_and_projects(capsys, monkeypatch):
     alone = experiment._ProgressLine(total=1, skipped=1)  # a single trial: no line
     alone.update([record(0.5)])
     assert capsys.readouterr().err == ""
+
+
+def test_a_trial_that_never_validated_or_does_not_save_gets_no_parameter_file(tmp_path):
+    from lstm_variants.experiment import write_params
+
+    params = {"params": {"b": np.zeros(2)}}
+    path = tmp_path / "records" / "0123456789abcdef.json"
+    entry = write_params({"save_params": True}, path, params)
+    assert entry["name"] == "0123456789abcdef.npz" and path.with_suffix(".npz").exists()
+    # Retrained, it diverged before its first validation: its "best" parameters would be its
+    # initial ones, and the old file is not its own any more.
+    assert write_params({"save_params": True}, path, params, validated=False) is None
+    assert not path.with_suffix(".npz").exists()
+    write_params({}, path, params)  # saved by default
+    assert write_params({"save_params": False}, path, params) is None
+    assert not path.with_suffix(".npz").exists()
+
+
+def test_a_checkpoint_goes_once_every_one_of_its_trials_is_recorded_after_its_first_save(
+    tmp_path,
+):
+    import os
+
+    from lstm_variants.experiment import remove_stale_checkpoints
+
+    records = tmp_path / "records"
+    records.mkdir()
+    for name in ("done", "in_flight"):  # both first saved at 1000
+        listing = tmp_path / "checkpoints" / name / "trials.json"
+        listing.parent.mkdir(parents=True)
+        listing.write_text(
+            json.dumps({"trials": [f"{name}_a", f"{name}_b"], "first_saved": 1000.0})
+        )
+    for trial, written in (("done_a", 2000), ("done_b", 1001), ("in_flight_a", 2000),
+                           ("in_flight_b", 999)):  # fmt: skip
+        (records / f"{trial}.json").write_text("{}")
+        os.utime(records / f"{trial}.json", (written, written))
+    assert remove_stale_checkpoints(tmp_path) == [tmp_path / "checkpoints" / "done"]
+    assert (tmp_path / "checkpoints" / "in_flight").is_dir()
+
+
+def test_a_file_where_the_records_folder_goes_is_one_error_before_training(tmp_path):
+    import pytest
+    from test_train import config
+
+    from lstm_variants.errors import ConfigError
+    from lstm_variants.experiment import run_trials
+
+    (tmp_path / "records").write_text("not a folder")
+    with pytest.raises(ConfigError, match="records is a file where the records folder goes"):
+        run_trials([config()], tmp_path, progress=False)
+
+
+def test_how_a_trial_runs_leaves_its_id_alone():
+    from lstm_variants.experiment import OPERATIONAL_KEYS, trial_identity
+
+    cfg = trial("vanilla", 8, 0)
+    assert "population_size" in OPERATIONAL_KEYS
+    run_differently = {**cfg, "population_size": 7, "progress": False, "overwrite": True}
+    assert trial_identity(run_differently) == trial_identity(cfg)
+    assert trial_identity({**cfg, "seed": 1}) != trial_identity(cfg)
+
+
+def test_the_table_gets_each_training_noise_under_its_own_name():
+    from test_train import config
+
+    from lstm_variants.experiment import hyperparameters
+
+    values = hyperparameters(config("train.input_noise=0.1", "train.dropout=0.25"))
+    assert (values["input_noise"], values["dropout"]) == (0.1, 0.25)
+    assert hyperparameters(config())["input_noise"] == 0.0

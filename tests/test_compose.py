@@ -66,3 +66,13 @@ def test_run_trials_names_what_it_takes_when_given_something_else(tmp_path):
         run_trials([OmegaConf.create(cfg)], tmp_path)
     with pytest.raises(ConfigError, match="a trial config without dataset, model, optimizer"):
         run_trials([{"cell": {"name": "gru"}}], tmp_path)
+
+
+def test_an_unpaired_jobs_trials_are_its_own_draws():
+    """Job 1 of an unpaired multirun draws other values than job 0, as the command's job 1 does."""
+    from lstm_variants.search import trial_configs
+
+    overrides = ("search=quick", "search.paired=false", "search.trials=2")
+    first, second = compose_trials(*overrides), compose_trials(*overrides, job=1)
+    assert second == trial_configs(compose_config(*overrides), job=1)
+    assert [t["search"]["sampled"] for t in first] != [t["search"]["sampled"] for t in second]

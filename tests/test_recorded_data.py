@@ -136,15 +136,13 @@ def test_a_sweep_over_a_study_with_records_of_since_edited_data_stops_before_any
 
 
 def test_each_records_data_is_the_data_of_its_own_dataset_options_and_stale_ones_are_counted(
-    tmp_path, monkeypatch
+    tmp_path,
 ):
     """Configs of one dataset with other options train on other data: each record is compared
     with the data of its own options, and the line counts the stale records among all."""
-    from lstm_variants import recorded_data
     from lstm_variants.data import load_dataset
     from lstm_variants.recorded_data import check_recorded_data
 
-    monkeypatch.setattr(recorded_data, "read_record", lambda p: json.loads(p.read_text()))
     small = {"n_train": 8, "n_valid": 4, "n_test": 4, "seed": 0}
     cfgs = [
         {"dataset": {"name": "adding", "options": {**small, "T": T}}, "data_dir": None}
@@ -155,14 +153,13 @@ def test_each_records_data_is_the_data_of_its_own_dataset_options_and_stale_ones
     ]
     assert fingerprints[0] != fingerprints[1]
     paths = [tmp_path / f"{name}.json" for name in ("short", "long", "stale")]
-    for path, fingerprint in zip(paths, [*fingerprints, "0" * 64], strict=True):
-        path.write_text(json.dumps({"data_sha256": fingerprint}))
-    check_recorded_data(cfgs, paths[:2], {0, 1}, {})  # each on its own data: kept
+    short, long, stale = ({"data_sha256": f} for f in [*fingerprints, "0" * 64])
+    check_recorded_data(cfgs, paths[:2], {0: short, 1: long}, {})  # each on its own data: kept
 
     with pytest.raises(ConfigError, match=r"^1 of 2 records of adding were trained on other data"):
-        check_recorded_data([cfgs[0], cfgs[0]], [paths[0], paths[2]], {0, 1}, {})
+        check_recorded_data([cfgs[0], cfgs[0]], [paths[0], paths[2]], {0: short, 1: stale}, {})
     # A stale record to be retrained (not skipped) is not checked.
-    check_recorded_data([cfgs[0], cfgs[0]], [paths[0], paths[2]], {0}, {})
+    check_recorded_data([cfgs[0], cfgs[0]], [paths[0], paths[2]], {0: short}, {})
 
 
 def test_the_data_of_a_config_is_named_by_its_dataset_options_and_data_directory():

@@ -179,12 +179,14 @@ def _train(cfg: DictConfig, closing: contextlib.ExitStack) -> None:
             )
         results = run_trials(configs, records_dir, progress=bool(cfg.progress), closing=closing)
     except (ConfigError, DataError) as error:
+        closing.close()  # the error line last
         _fail(multirun, job_dir, overrides, str(error))
         return
     except Exception as error:  # a sweep goes on past a job's crash; the summary lists it
         line = crash_line(error, multirun)
         if line is None:
             raise
+        closing.close()
         _fail(multirun, job_dir, overrides, line)
         return
     trained = [record for _, record in results if record is not None]

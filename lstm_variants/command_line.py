@@ -526,7 +526,8 @@ def other_values_error(
                 if checked is None:  # a list or mapping merged in, or a path through one
                     candidate = OmegaConf.create(resolved)
                     OmegaConf.update(candidate, key, parsed, merge=True, force_add=True)
-                    checked = OmegaConf.to_container(candidate, resolve=True)
+                    # Resolved already: an escaped \${x} in it is text, not one to resolve.
+                    checked = OmegaConf.to_container(candidate, resolve=False)
                 check_values(checked)
                 check_dataset_values(checked, load=key.startswith("dataset.options."))
                 check_reference_cell(checked)

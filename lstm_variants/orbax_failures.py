@@ -14,8 +14,8 @@ ways no caller can catch (measured: 2,954 lines for six failed saves of one tiny
   ``RuntimeError("Event loop is closed")`` into ``sys.unraisablehook``, one traceback each.
 
 ``failure_of`` runs a save and returns its error in one line, without these: absl's and
-asyncio's log records while the save runs (and the failed writes' futures are collected), and
-the closed-loop callbacks, which come later. A failed save's temporary files are removed at once
+asyncio's log records while the save runs and, after a failure, until the threads it started have
+ended and their leftovers are collected; and the closed-loop callbacks, which come later. A failed save's temporary files are removed at once
 (``remove_temporaries``): on a full disk, the space is what the records need next. (A write still
 in flight may make a folder again; the next save, or the chunk's end, removes it.)
 
@@ -29,6 +29,8 @@ import gc
 import logging
 import shutil
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -39,10 +41,24 @@ from typing import Any
 TEMPORARY_MARK = ".orbax-checkpoint-tmp"
 # Where a failed save's reports are logged: orbax's (through absl), and asyncio's for its futures.
 LOGGERS = ("absl", "asyncio")
+# How long a failed save's threads may take to end while their reports are dropped.
+THREADS_WAIT_SECONDS = 10.0
 
 
 def _none(record: logging.LogRecord) -> bool:
     return False
+
+
+def _a_callback_into_a_closed_loop(unraisable) -> bool:
+    """Whether ``unraisable`` is a native thread's ``loop.call_soon_threadsafe`` (tensorstore's
+    callback, with no Python caller) meeting a closed event loop."""
+    error, frames = unraisable.exc_value, unraisable.exc_traceback
+    return (
+        isinstance(error, RuntimeError)
+        and str(error) == "Event loop is closed"
+        and frames is not None
+        and frames.tb_frame.f_code.co_name == "call_soon_threadsafe"
+    )
 
 
 def _without_closed_loop_callbacks(previous):
@@ -50,10 +66,8 @@ def _without_closed_loop_callbacks(previous):
     event loop of a save."""
 
     def hook(unraisable) -> None:
-        error = unraisable.exc_value
-        if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
-            return
-        previous(unraisable)
+        if not _a_callback_into_a_closed_loop(unraisable):
+            previous(unraisable)
 
     hook.drops_closed_loop_callbacks = True
     return hook
@@ -61,17 +75,20 @@ def _without_closed_loop_callbacks(previous):
 
 def failure_of(save: Callable[[], Any], close: Callable[[], Any]) -> str | None:
     """Run ``save``: None if it succeeds, else its error in one line, without orbax's own reports.
-    After a failure, ``close`` (orbax's manager) runs before they are let through again: orbax's
-    writer threads go on failing, and logging, after the save has raised.
 
     While it runs, absl's and asyncio's log records are dropped: orbax logs its failed writer
     threads through absl (its records cannot be told apart by their source file, which is absl's
     own when the absl logger was made before absl set its class), and asyncio reports the failed
-    writes' futures as they are collected, which a failed save makes happen here. From the first
-    save on, tensorstore's callbacks into a closed event loop are dropped too, as they come later.
+    writes' tasks and futures when they are collected. After a failure they stay dropped until
+    ``close`` (orbax's manager) has run, the threads the save started have ended (at most
+    ``THREADS_WAIT_SECONDS``: on a busy machine they go on failing, and logging, after the save
+    has raised) and their leftovers are collected. From the first save on, tensorstore's
+    callbacks into a closed event loop (a native thread calling ``call_soon_threadsafe``) are
+    dropped too, as they come at any time, and later still.
     """
     if not getattr(sys.unraisablehook, "drops_closed_loop_callbacks", False):
         sys.unraisablehook = _without_closed_loop_callbacks(sys.unraisablehook)
+    before = set(threading.enumerate())
     loggers = [logging.getLogger(name) for name in LOGGERS]
     for logger in loggers:
         logger.addFilter(_none)
@@ -82,10 +99,14 @@ def failure_of(save: Callable[[], Any], close: Callable[[], Any]) -> str | None:
             why = f"{type(error).__name__}: {error}"
         else:
             return None
-        with contextlib.suppress(Exception):  # a manager broken by the failure: the next reopens
+        with contextlib.suppress(Exception):  # reported by the next save, which reopens
             close()
-        # The failed writes' futures and coroutines, collected now: asyncio's reports of them
-        # are dropped meanwhile, and Python's "coroutine ... was never awaited" is ignored.
+        deadline = time.monotonic() + THREADS_WAIT_SECONDS
+        for thread in set(threading.enumerate()) - before:
+            # Thread's own join: orbax's threads override it to raise their error.
+            threading.Thread.join(thread, max(deadline - time.monotonic(), 0))
+        # The failed writes' tasks and coroutines, collected now: asyncio's reports of them are
+        # dropped meanwhile, and Python's "coroutine ... was never awaited" is ignored.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
             gc.collect()

@@ -145,8 +145,8 @@ class ChunkCheckpoint:
 
     def close(self) -> None:
         if self._manager is not None:
-            self._manager.close()
-            self._manager = None
+            manager, self._manager = self._manager, None  # one that fails to close is not reused
+            manager.close()
 
     def restore(self, template: dict[str, Any]) -> ChunkState | None:
         """The chunk's saved state (arrays shaped like ``template``), or None if there is none.

@@ -349,15 +349,24 @@ def _source_trials(source: str) -> Any:
     record files are not the ones read last (added, removed or rewritten)."""
     from lstm_variants.analysis.collect import collect, find_record_files, require_trials
 
-    files = [(str(path), path.stat()) for path in find_record_files([source])]
     key = (
         str(Path(source).resolve()),
-        tuple((path, file.st_ino, file.st_mtime_ns, file.st_size) for path, file in files),
+        tuple((str(path), _identity(path)) for path in find_record_files([source])),
     )
     if key not in _last_source:
         _last_source.clear()
         _last_source[key] = require_trials(collect([source]))
     return _last_source[key]
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """The file at ``path`` as a stat tells it from a rewritten one; None if it cannot be read
+    (``collect`` says so in its skipped list)."""
+    try:
+        file = path.stat()
+    except OSError:
+        return None
+    return (file.st_ino, file.st_size, file.st_mtime_ns, file.st_ctime_ns)
 
 
 def space_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:

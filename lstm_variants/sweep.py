@@ -48,7 +48,7 @@ def write_status(job_dir: Path, status: str, overrides: list[str], **details: An
 
 
 def read_statuses(
-    sweep_dir: Path, read: dict[Path, tuple[tuple[int, int], dict[str, Any]]] | None = None
+    sweep_dir: Path, read: dict[Path, tuple[tuple[int, ...], dict[str, Any]]] | None = None
 ) -> list[dict[str, Any]]:
     """Every job status under ``sweep_dir``, each with the job directory it came from.
 
@@ -61,7 +61,7 @@ def read_statuses(
     for path in sorted(Path(sweep_dir).glob(f"*/{STATUS_FILE}")):
         try:
             file = path.stat()
-            identity = (file.st_ino, file.st_mtime_ns)  # rewritten atomically: a new file
+            identity = (file.st_ino, file.st_size, file.st_mtime_ns, file.st_ctime_ns)
             if path not in read or read[path][0] != identity:
                 read[path] = (identity, json.loads(path.read_text()))
             statuses.append(read[path][1] | {"job_dir": str(path.parent)})
@@ -214,7 +214,7 @@ class SweepSummary(Callback):
     def __init__(self) -> None:
         self.started = time.time()
         self.jobs_total: int | None = None
-        self.statuses_read: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self.statuses_read: dict[Path, tuple[tuple[int, ...], dict[str, Any]]] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.time()

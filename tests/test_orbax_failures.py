@@ -1,7 +1,10 @@
 """A failed save's error in one line; orbax's own reports of it dropped, and nothing else."""
 
+import asyncio
 import logging
 import sys
+import threading
+import time
 import types
 
 import pytest
@@ -43,19 +46,45 @@ def test_a_failed_save_is_its_error_in_one_line_and_its_reports_are_dropped_mean
     assert all(not logging.getLogger(name).filters for name in LOGGERS)
 
 
-def test_only_closed_loop_callbacks_are_kept_from_the_unraisable_hook(hooks):
+def test_only_native_callbacks_into_a_closed_loop_are_kept_from_the_unraisable_hook(hooks):
+    loop = asyncio.new_event_loop()
+    loop.close()
+    try:
+        loop.call_soon_threadsafe(print)
+    except RuntimeError as error:
+        closed = error
+    # tensorstore's thread calls it from native code: no Python frame above call_soon_threadsafe.
+    native = types.SimpleNamespace(exc_value=closed, exc_traceback=closed.__traceback__.tb_next)
+    from_python = types.SimpleNamespace(exc_value=closed, exc_traceback=closed.__traceback__)
+    other = types.SimpleNamespace(exc_value=RuntimeError("something else"), exc_traceback=None)
     failure_of(lambda: None, close=lambda: None)
     installed = sys.unraisablehook
     failure_of(lambda: None, close=lambda: None)
     assert sys.unraisablehook is installed  # once: a second save does not wrap it again
+    for unraisable in (native, from_python, other):
+        sys.unraisablehook(unraisable)
+    assert hooks == [closed, other.exc_value]
 
-    def unraisable(error):
-        return types.SimpleNamespace(exc_value=error, exc_type=type(error), exc_traceback=None)
 
-    closed, other = RuntimeError("Event loop is closed"), RuntimeError("something else")
-    sys.unraisablehook(unraisable(closed))
-    sys.unraisablehook(unraisable(other))
-    assert hooks == [other]
+def test_the_reports_stay_dropped_until_the_threads_the_failed_save_started_have_ended(hooks):
+    # On a busy machine orbax's writer threads go on failing, and logging, after the save raised.
+    absl = logging.getLogger("absl")
+    passed, started = [], threading.Event()
+
+    def writer():
+        started.wait()
+        time.sleep(0.2)
+        passed.append(absl.filter(record("absl", "_SignalingThread.run() raised an exception")))
+
+    def failing_save():
+        threading.Thread(target=writer).start()
+        started.set()
+        raise ValueError("OUT_OF_RANGE: Error writing x")
+
+    assert (
+        failure_of(failing_save, close=lambda: None) == "ValueError: OUT_OF_RANGE: Error writing x"
+    )
+    assert passed == [False]
 
 
 def test_a_failed_saves_files_go_and_the_completed_save_stays(tmp_path):

@@ -110,6 +110,11 @@ def test_a_reruns_jobs_in_one_process_read_the_source_once_until_it_changes(tmp_
     write_records(better, tmp_path)
     (best, _) = best_draws(str(tmp_path), "vanilla", dataset, top=2)
     assert len(read) == 2 and best["trial_id"] == better[0]["trial_id"]
+    # A file that cannot be read (a link to nothing) is collect's to skip, not a traceback.
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "dangling.json").symlink_to(tmp_path / "gone.json")
+    assert best_draws(str(tmp_path), "vanilla", dataset, top=2)[0] == best
+    assert len(read) == 3
 
 
 def test_a_bad_source_is_one_error_line(source, tmp_path):

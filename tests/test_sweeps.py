@@ -716,7 +716,7 @@ def test_a_misspelt_dataset_option_names_the_nearest_and_the_valid_ones():
 
 def test_a_swept_scalar_is_set_as_omegaconf_sets_it():
     # The pre-check's plain copy (OmegaConf.create took 7 ms per value of seed=0,...,5399).
-    from lstm_variants.command_line import with_scalar
+    from lstm_variants.command_line import problem, with_scalar
 
     def composed():
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -739,6 +739,9 @@ def test_a_swept_scalar_is_set_as_omegaconf_sets_it():
     assert with_scalar(resolved, "search.space", {"a": 1}) is None
     assert with_scalar(resolved, "train", 3) is None
     assert with_scalar(resolved, "seed.x", 3) is None
+    # The config is resolved already: an escaped interpolation in it is text on either path.
+    for swept in ("seed=0,1", "dataset.options={T:10},{T:20}"):
+        assert problem(["-m", r"study=a\${x}", swept]) is None, swept
 
 
 def test_a_bad_dataset_option_in_a_sweep_is_one_error_line_before_any_job(monkeypatch, tmp_path):

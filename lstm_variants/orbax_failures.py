@@ -103,8 +103,10 @@ def failure_of(save: Callable[[], Any], close: Callable[[], Any]) -> str | None:
             close()
         deadline = time.monotonic() + THREADS_WAIT_SECONDS
         for thread in set(threading.enumerate()) - before:
-            # Thread's own join: orbax's threads override it to raise their error.
-            threading.Thread.join(thread, max(deadline - time.monotonic(), 0))
+            # Thread's own join: orbax's threads override it to raise their error. A thread
+            # still starting (listed, not yet running) cannot be joined; it is none of the save's.
+            with contextlib.suppress(RuntimeError):
+                threading.Thread.join(thread, max(deadline - time.monotonic(), 0))
         # The failed writes' tasks and coroutines, collected now: asyncio's reports of them are
         # dropped meanwhile, and Python's "coroutine ... was never awaited" is ignored.
         with warnings.catch_warnings():

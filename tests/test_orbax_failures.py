@@ -87,6 +87,19 @@ def test_the_reports_stay_dropped_until_the_threads_the_failed_save_started_have
     assert passed == [False]
 
 
+def test_a_thread_still_starting_as_the_save_fails_is_no_error(hooks, monkeypatch):
+    # threading.enumerate lists a thread between start() and its first instruction, which
+    # cannot be joined yet (a CI run met one).
+    starting, listed = [], threading.enumerate
+    monkeypatch.setattr(threading, "enumerate", lambda: [*listed(), *starting])
+
+    def failing_save():
+        starting.append(threading.Thread(target=lambda: None))  # listed from now on
+        raise OSError(28, "No space left on device")
+
+    assert failure_of(failing_save, close=lambda: None).startswith("OSError: [Errno 28]")
+
+
 def test_a_failed_saves_files_go_and_the_completed_save_stays(tmp_path):
     for folder in (
         "1",

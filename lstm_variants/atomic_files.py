@@ -62,6 +62,17 @@ def remove_leftovers(directory: Path, older_than: float = LEFTOVER_SECONDS) -> l
     return removed
 
 
+def file_identity(path: Path) -> tuple[int, ...] | None:
+    """The file at ``path`` as a stat can tell it from another: an atomic write is a new file
+    (inode), and a rewrite changes its time or size. None where there is none (or it cannot be
+    read). Caches of parsed files key on it."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
 def _umask() -> int:
     """The process's umask, read without changing it where Linux allows (another thread creating a
     file meanwhile would get a wrong mode); elsewhere set and put back at once."""

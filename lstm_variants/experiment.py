@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lstm_variants.atomic_files import remove_leftovers
+from lstm_variants.atomic_files import file_identity, remove_leftovers
 from lstm_variants.cells import LSTMCell, check_cell, make_cell
 from lstm_variants.config_values import check_values
 from lstm_variants.data import SequenceDataset
@@ -260,7 +260,7 @@ def run_trials(
         check_values(cfg)
     paths = [record_path(cfg, output_dir) for cfg in cfgs]
     # Each record file as found now: one replaced later was written by another process.
-    found = [_file_identity(path) for path in paths]
+    found = [file_identity(path) for path in paths]
     results: list[tuple[Path, dict | None]] = [(path, None) for path in paths]
     kept = {  # the records to skip, read once
         index: record
@@ -368,16 +368,6 @@ def _recorded(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _file_identity(path: Path) -> tuple[int, ...] | None:
-    """The file at ``path`` as a stat can tell it from another (an atomic write is a new inode);
-    None where there is none."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
-
 def _recorded_elsewhere(
     population: Sequence[int],
     missing: set[int],
@@ -390,7 +380,7 @@ def _recorded_elsewhere(
     clock is compared, so a file server's clock ahead of this host's changes nothing."""
     written = set()
     for index in population:
-        now = _file_identity(paths[index])
+        now = file_identity(paths[index])
         if index in missing and now is not None and now != found[index]:
             with contextlib.suppress(RecordError):
                 read_record(paths[index])

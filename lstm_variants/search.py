@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from lstm_variants.atomic_files import file_identity
 from lstm_variants.cell_label import cell_label
 from lstm_variants.errors import ConfigError
 
@@ -351,22 +352,13 @@ def _source_trials(source: str) -> Any:
 
     key = (
         str(Path(source).resolve()),
-        tuple((str(path), _identity(path)) for path in find_record_files([source])),
+        # An unreadable file has no identity; collect says so in its skipped list.
+        tuple((str(path), file_identity(path)) for path in find_record_files([source])),
     )
     if key not in _last_source:
         _last_source.clear()
         _last_source[key] = require_trials(collect([source]))
     return _last_source[key]
-
-
-def _identity(path: Path) -> tuple[int, ...] | None:
-    """The file at ``path`` as a stat tells it from a rewritten one; None if it cannot be read
-    (``collect`` says so in its skipped list)."""
-    try:
-        file = path.stat()
-    except OSError:
-        return None
-    return (file.st_ino, file.st_size, file.st_mtime_ns, file.st_ctime_ns)
 
 
 def space_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:

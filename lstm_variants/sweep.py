@@ -31,7 +31,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
+from lstm_variants.atomic_files import file_identity, write_table_atomic, write_text_atomic
 from lstm_variants.durations import format_duration
 from lstm_variants.records import write_json_atomic
 
@@ -60,9 +60,8 @@ def read_statuses(
     statuses = []
     for path in sorted(Path(sweep_dir).glob(f"*/{STATUS_FILE}")):
         try:
-            file = path.stat()
-            identity = (file.st_ino, file.st_size, file.st_mtime_ns, file.st_ctime_ns)
-            if path not in read or read[path][0] != identity:
+            identity = file_identity(path)
+            if identity is None or path not in read or read[path][0] != identity:
                 read[path] = (identity, json.loads(path.read_text()))
             statuses.append(read[path][1] | {"job_dir": str(path.parent)})
         except (OSError, ValueError):

@@ -162,7 +162,7 @@ VECTOR_INITIALIZER_NAMES = ("uniform", "normal", "zeros")
 # test keeps each equal to its copy here, so that this module, and the command-line check that
 # runs before a sweep's first job, need no JAX.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model.recurrence": ("fast", "reference"),
+    "model.recurrence": ("fast", "xla", "reference"),
     "optimizer.name": ("sgd", "adam"),
     "train.loss_normalization": ("frame", "sequence"),
     "diagnose.split": ("train", "valid", "test"),

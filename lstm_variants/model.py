@@ -110,7 +110,8 @@ class SequenceModel(nn.Module):
       num_layers: stacked layers (default 1).
       readout_at: 'every_step' (default) or 'last_step'.
       cell_options: extra cell attributes as (key, value) pairs (initialisers, forget_bias, ...).
-      recurrence: 'fast' (custom VJP, default) or 'reference' (plain scan).
+      recurrence: 'fast' (default: on the CPU the LSTM's native kernel, else 'xla'), 'xla' (scan
+        with a custom VJP) or 'reference' (plain scan); ``recurrence.RECURRENCES``.
       unroll: time steps per compiled loop iteration (default 1).
       param_dtype: dtype of every parameter (default float32); float inputs are cast to it.
       vocab_size: number of input tokens for (B, T) integer inputs (default 0: real-valued inputs).

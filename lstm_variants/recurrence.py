@@ -1,4 +1,8 @@
-"""The time loop of a recurrent layer: a plain ``lax.scan`` and a fast path with a custom VJP.
+"""The time loop of a recurrent layer: a plain ``lax.scan`` and fast paths with the same numbers.
+
+``RECURRENCES`` (``model.recurrence``): 'fast' (default: on the CPU the LSTM's native kernel,
+``native_lstm``, else 'xla'), 'xla' (the custom-VJP scan below, any cell, any backend) and
+'reference' (the plain scan).
 
 Both compute, for t = 1..T with a mask m_t (padded steps leave the carry unchanged)::
 
@@ -9,6 +13,7 @@ Autodiff of the plain scan accumulates dR[k] += a_t[k]^T g_t[k] with one small o
 step inside the backward loop. The fast path's backward loop only propagates the carry cotangent;
 it stacks the g_t[k] and forms every dR[k] = sum_t a_t[k]^T g_t[k] after the loop as one large
 matrix product (T*B rows), which is what BLAS does well and what ``flax.linen.RNN`` cannot do.
+That is ``scan_xla``; ``scan_fast`` hands an LSTM on the CPU to ``native_lstm``.
 
 No library provides this for arbitrary cells (cuDNN-style fused kernels exist only for the standard
 LSTM/GRU and not on CPU), hence it is written here. ``tests/test_recurrence_speedpath.py`` checks it
@@ -21,6 +26,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lstm_variants import native_lstm
 from lstm_variants.cells.base import Params, RecurrentCell
 
 
@@ -62,7 +68,23 @@ def scan_reference(cell: RecurrentCell, params: Params, carry0, px, mask, unroll
 
 
 def scan_fast(cell: RecurrentCell, params: Params, carry0, px, mask, unroll: int = 1):
-    """Same values and gradients as ``scan_reference``; recurrent-weight gradients after the loop."""
+    """The fastest path with ``scan_reference``'s values and gradients (``model.recurrence=fast``).
+
+    On the CPU an LSTM layer (every variant but FGR) runs as one native kernel call forward and
+    one backward (``native_lstm``; ``unroll`` does not apply); every other layer, and an LSTM when
+    the kernel cannot be built, runs ``scan_xla``.
+    """
+    if native_lstm.supports(cell, params, px) and native_lstm.available():
+        return native_lstm.recurrence(cell, params, carry0, px, mask)
+    return scan_xla(cell, params, carry0, px, mask, unroll)
+
+
+def scan_xla(cell: RecurrentCell, params: Params, carry0, px, mask, unroll: int = 1):
+    """Same values and gradients as ``scan_reference``; recurrent-weight gradients after the loop.
+
+    A ``lax.scan`` with a custom VJP (``model.recurrence=xla``): runs on every backend and for every
+    cell.
+    """
     recurrent, step_params = cell.split_recurrent(params)
     return _fast_recurrence(cell, unroll)(recurrent, step_params, carry0, px, mask)
 
@@ -145,4 +167,4 @@ def _fast_recurrence(cell: RecurrentCell, unroll: int):
     return recurrence
 
 
-RECURRENCES = {"fast": scan_fast, "reference": scan_reference}
+RECURRENCES = {"fast": scan_fast, "xla": scan_xla, "reference": scan_reference}

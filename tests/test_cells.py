@@ -357,7 +357,7 @@ def test_inputs_without_a_feature_axis_are_refused_not_read_as_time_by_batch():
 @pytest.mark.parametrize(
     ("settings", "lengths", "message"),
     [
-        ({"recurrence": "slow"}, [5, 5], "unknown recurrence 'slow'; valid: fast, reference"),
+        ({"recurrence": "slow"}, [5, 5], "unknown recurrence 'slow'; valid: fast, xla, reference"),
         ({"hidden_size": 0}, [5, 5], "hidden_size must be a whole number >= 1, got 0"),
         ({"num_layers": 0}, [5, 5], "num_layers must be a whole number >= 1, got 0"),
         ({"unroll": 0}, [5, 5], "unroll must be a whole number >= 1 or a bool, got 0"),

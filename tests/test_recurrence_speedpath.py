@@ -17,7 +17,7 @@ import pytest
 
 from lstm_variants.cells import VARIANTS, make_cell
 from lstm_variants.model import SequenceModel
-from lstm_variants.recurrence import RECURRENCES, scan_fast, scan_reference
+from lstm_variants.recurrence import RECURRENCES, scan_fast, scan_reference, scan_xla
 
 B, T, D, H = 3, 7, 4, 5
 LENGTHS = (7, 4, 1)  # one full, one padded, one of a single step
@@ -32,7 +32,7 @@ def _relative_error(a, b) -> float:
 
 
 def test_registry():
-    assert RECURRENCES == {"fast": scan_fast, "reference": scan_reference}
+    assert RECURRENCES == {"fast": scan_fast, "xla": scan_xla, "reference": scan_reference}
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

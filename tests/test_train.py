@@ -338,7 +338,7 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
             ["search=quick", "+search.space.seed={distribution: uniform, low: 0, high: 9}"],
             "search.space cannot draw seed: trial i trains with seed + i",
         ),
-        (["model.recurrence=slow"], "model.recurrence must be one of fast, reference"),
+        (["model.recurrence=slow"], "model.recurrence must be one of fast, xla, reference"),
         (["reference_cell=bogus"], "unknown reference_cell 'bogus'; valid cells: cifg"),
         (["+optimizer.momentum=0.5"], "optimizer.momentum (0.5) is used only by optimizer=sgd"),
         (["search=greff", "search.trials=2"], "is used only by optimizer=sgd"),

@@ -1,0 +1,157 @@
+"""Compile the native LSTM kernel (``native/lstm_recurrence.cc``) once per machine and load it.
+
+The kernel is C++ against the XLA FFI headers that ship with jaxlib (``jax.ffi.include_dir()``),
+compiled for the CPU it runs on (``-march=native``) with the system's C++ compiler (``$CXX``, else
+``c++``, ``g++`` or ``clang++``). The library is kept in the user cache
+(``~/.cache/lstm_variants/native``) under a name that hashes everything it depends on: the
+source, jaxlib's version, the compiler and its version, the flags and the CPU. A second process
+waits on a file lock while the first compiles (about 4 s), and a library appears only whole
+(written under a temporary name, then renamed), so parallel test workers or sweep jobs never load
+half a file.
+
+Why not at install time: the package stays pure Python (``uv sync`` needs no compiler), and a
+machine without a compiler still trains, on the XLA recurrence (``native_lstm.available``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from lstm_variants.user_cache import user_cache_dir
+
+SOURCE = Path(__file__).parent / "native" / "lstm_recurrence.cc"
+COMPILERS = ("c++", "g++", "clang++")
+# -w: jaxlib's FFI headers warn under g++ 12 (-Wreturn-type, -Wattributes); not ours to fix.
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
+LOCK_TIMEOUT_SECONDS = 300
+
+
+class NativeBuildError(RuntimeError):
+    """The kernel could not be compiled or loaded; the message says why in one line."""
+
+
+def find_compiler() -> str:
+    """The C++ compiler to use: ``$CXX`` if set, else the first of ``COMPILERS`` on the PATH."""
+    named = os.environ.get("CXX")
+    if named:
+        found = shutil.which(named)
+        if not found:
+            raise NativeBuildError(f"CXX={named} is not an executable on the PATH")
+        return found
+    for name in COMPILERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise NativeBuildError(f"no C++ compiler found (tried $CXX, {', '.join(COMPILERS)})")
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        done = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise NativeBuildError(f"{compiler} --version failed: {error}") from None
+    return done.stdout
+
+
+def _cpu_identity() -> str:
+    """What ``-march=native`` compiles for: the CPU's model and instruction-set flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    wanted = ("model name", "flags", "Features", "CPU part")
+    return "\n".join(sorted({line for line in lines if line.split(":")[0].strip() in wanted}))
+
+
+def _include_dir() -> str:
+    import jax
+    import jaxlib
+
+    try:
+        include = jax.ffi.include_dir()
+    except (AttributeError, OSError) as error:
+        raise NativeBuildError(f"jaxlib has no FFI headers: {error}") from None
+    if not (Path(include) / "xla" / "ffi" / "api" / "ffi.h").is_file():
+        raise NativeBuildError(f"jaxlib {jaxlib.__version__} has no xla/ffi/api/ffi.h in {include}")
+    return include
+
+
+def library_path(cache: Path | None = None) -> Path:
+    """Where the library for this machine lives (it may not exist yet)."""
+    import jaxlib
+
+    compiler = find_compiler()
+    key = hashlib.sha256()
+    for part in (
+        SOURCE.read_bytes(),
+        jaxlib.__version__.encode(),
+        compiler.encode(),
+        _compiler_version(compiler).encode(),
+        " ".join(FLAGS).encode(),
+        _cpu_identity().encode(),
+    ):
+        key.update(hashlib.sha256(part).digest())
+    folder = cache if cache is not None else user_cache_dir() / "native"
+    return folder / f"lstm_recurrence-{key.hexdigest()[:20]}.so"
+
+
+def build(cache: Path | None = None) -> Path:
+    """The compiled library's path, compiling it first if this machine has none yet.
+
+    Raises:
+      NativeBuildError: no compiler, no headers, a failed compilation (the compiler's output is
+        kept in a ``.log`` beside where the library would be), or a lock held too long.
+    """
+    target = library_path(cache)
+    if target.is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{target}.lock", timeout=LOCK_TIMEOUT_SECONDS):
+            if not target.is_file():
+                _compile(target)
+    except OSError as error:
+        raise NativeBuildError(f"cannot build in {target.parent}: {error}") from None
+    return target
+
+
+def _compile(target: Path) -> None:
+    compiler = find_compiler()
+    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".building-", suffix=".so")
+    os.close(descriptor)
+    log = target.with_suffix(".log")
+    command = [compiler, *FLAGS, "-I", _include_dir(), str(SOURCE), "-o", partial]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            log.write_text(" ".join(command) + "\n" + done.stdout + done.stderr)
+            raise NativeBuildError(
+                f"{Path(compiler).name} could not compile {SOURCE.name} (exit {done.returncode}); "
+                f"its output is in {log}"
+            )
+        os.replace(partial, target)
+    except subprocess.TimeoutExpired:
+        raise NativeBuildError(f"compiling {SOURCE.name} took over 600 s") from None
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
+def load(cache: Path | None = None) -> ctypes.CDLL:
+    """Build if needed, then load the library (its handlers are ``LstmRecurrenceForward`` and
+    ``LstmRecurrenceBackward``)."""
+    path = build(cache)
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as error:
+        raise NativeBuildError(f"cannot load {path}: {error}") from None

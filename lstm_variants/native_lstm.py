@@ -1,0 +1,202 @@
+"""The LSTM's time loop as one native CPU kernel call forward and one backward (``recurrence='fast'``).
+
+Same contract and numbers as ``recurrence.scan_xla`` for ``LSTMCell`` (all of Greff's variants
+but FGR, and Jozefowicz's LSTM, LSTM-f/-i/-o/-b)::
+
+    (c_T, y_T), ys = recurrence(cell, params, (c_0, y_0), px, mask)
+
+The forward kernel keeps, per step, the pre-activations ``px_t + y' R`` and the carry it started
+from; the backward kernel recomputes the gates from them, runs ``LSTMCell.step_vjp``'s pullback
+step by step, and returns the pre-activation cotangents d_pre. Then, as in the XLA fast path,
+``dR = sum_t y'_t^T d_pre_t`` is one (H, T*B) x (T*B, N) product after the loop, and ``d_px`` is
+d_pre itself. The kernel's tanh is XLA's CPU approximation, so the two paths agree to float32
+rounding (``tests/test_native_lstm.py``: against ``scan_reference``, padded batches, every
+variant, under ``vmap`` and on two devices).
+
+``recurrence.scan_fast`` uses it where ``supports`` holds and ``available()`` (the kernel
+compiled and loaded, ``native_build``); elsewhere, and with ``model.recurrence=xla``, the
+``lax.scan`` with a custom VJP runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstm_variants.cells.base import Params
+from lstm_variants.cells.lstm import LSTMCell
+from lstm_variants.native_build import NativeBuildError, load
+
+FORWARD_TARGET = "lstm_variants_lstm_recurrence_forward"
+BACKWARD_TARGET = "lstm_variants_lstm_recurrence_backward"
+# Must match the kernel's enum Flags.
+FLAGS = {
+    "input_gate": 1,
+    "forget_gate": 2,
+    "output_gate": 4,
+    "coupled_gates": 8,
+    "input_tanh": 16,
+    "output_tanh": 32,
+    "peepholes": 64,
+}
+PEEPHOLE_GATES = ("i", "f", "o")
+logger = logging.getLogger(__name__)
+_outcome: str | None = None
+
+
+def supports(cell, params: Params, px: jax.Array) -> bool:
+    """Whether the kernel computes this layer: an ``LSTMCell`` without full gate recurrence, all
+    in float32, traced for the CPU."""
+    return (
+        isinstance(cell, LSTMCell)
+        and not cell.full_gate_recurrence
+        and px.dtype == jnp.float32
+        and all(p.dtype == jnp.float32 for p in params.values())
+        and jax.default_backend() == "cpu"
+    )
+
+
+@functools.cache
+def available() -> bool:
+    """Compile (first time on this machine), load and register the kernel; False, with one
+    warning line saying why, when it cannot be (no compiler, say): the XLA path runs instead."""
+    global _outcome
+    try:
+        library = load()
+    except NativeBuildError as error:
+        _outcome = f"unavailable: {error}"
+        logger.warning(
+            "the native LSTM kernel is unavailable (%s); LSTM layers run on the XLA recurrence "
+            "(model.recurrence=xla), about 1.4x slower on the CPU",
+            error,
+        )
+        return False
+    for target, symbol in (
+        (FORWARD_TARGET, library.LstmRecurrenceForward),
+        (BACKWARD_TARGET, library.LstmRecurrenceBackward),
+    ):
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(symbol), platform="cpu")
+    _outcome = Path(library._name).name
+    return True
+
+
+def outcome() -> str | None:
+    """For the run record: the kernel library this process loaded (its file name, which hashes
+    source, compiler and CPU), 'unavailable: <why>', or None if no layer asked for the kernel."""
+    return _outcome
+
+
+def flags_of(cell: LSTMCell) -> int:
+    """The kernel's bit flags for this cell's variant."""
+    present = {
+        "input_gate": cell.input_gate,
+        "forget_gate": cell.forget_gate,
+        "output_gate": cell.output_gate,
+        "coupled_gates": cell.coupled_gates,
+        "input_tanh": cell.input_activation == "tanh",
+        "output_tanh": cell.output_activation == "tanh",
+        "peepholes": cell.peepholes,
+    }
+    return sum(bit for name, bit in FLAGS.items() if present[name])
+
+
+def recurrence(cell: LSTMCell, params: Params, carry0, px, mask):
+    """``scan_xla``'s result for an LSTM layer, computed by the kernel (``available()`` first)."""
+    (recurrent,), step_params = cell.split_recurrent(params)
+    zeros = jnp.zeros((cell.features,), px.dtype)
+    peepholes = jnp.stack([step_params.get(f"p_{g}", zeros) for g in PEEPHOLE_GATES])
+    args = _varying_alike(recurrent, peepholes, *carry0, px, mask.astype(px.dtype))
+    recurrent, peepholes, c0, y0, px, mask = args
+    return _kernel(flags_of(cell), recurrent, peepholes, (c0, y0), px, mask)
+
+
+def _varying_axes(x) -> frozenset:
+    """The ``shard_map`` mesh axes along which ``x`` varies (none outside ``shard_map``)."""
+    kind = getattr(jax.typeof(x), "manual_axis_type", None)
+    return kind.varying if kind is not None else frozenset()
+
+
+def _varying_alike(*arrays):
+    """``arrays``, each made to vary along every mesh axis any of them varies along.
+
+    Under ``shard_map`` (with its default ``check_vma``) JAX types each value by the mesh axes it
+    varies along, and a custom VJP's cotangents must have its inputs' types. ``ffi_call``'s results
+    vary along none, so the kernel's inputs are all cast to the union first (autodiff transposes
+    that cast into the ``psum`` that a replicated weight's gradient needs), and its results after.
+    """
+    axes = frozenset().union(*(_varying_axes(a) for a in arrays))
+    return tuple(
+        jax.lax.pcast(a, tuple(sorted(missing)), to="varying")
+        if (missing := axes - _varying_axes(a))
+        else a
+        for a in arrays
+    )
+
+
+def _shape(shape, like) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(shape, like.dtype)
+
+
+def _forward(flags, recurrent, peepholes, carry0, px, mask):
+    steps, batch, _ = px.shape
+    hidden = recurrent.shape[0]
+    c0, y0 = carry0
+    per_step = (steps, batch, hidden)
+    ys, c_final, y_final, pre, c_before, y_before = jax.ffi.ffi_call(
+        FORWARD_TARGET,
+        (
+            _shape(per_step, px),
+            _shape(c0.shape, px),
+            _shape(y0.shape, px),
+            _shape(px.shape, px),
+            _shape(per_step, px),
+            _shape(per_step, px),
+        ),
+        vmap_method="broadcast_all",
+    )(px, recurrent, peepholes, mask, c0, y0, flags=np.int64(flags))
+    ys, c_final, y_final, pre, c_before, y_before = _varying_alike(
+        px, ys, c_final, y_final, pre, c_before, y_before
+    )[1:]
+    return ((c_final, y_final), ys), (recurrent, peepholes, mask, pre, c_before, y_before)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _kernel(flags, recurrent, peepholes, carry0, px, mask):
+    return _forward(flags, recurrent, peepholes, carry0, px, mask)[0]
+
+
+def _backward(flags, residuals, cotangents):
+    recurrent, peepholes, mask, pre, c_before, y_before = residuals
+    (d_c_final, d_y_final), d_ys = cotangents
+    hidden, width = recurrent.shape
+    d_pre, d_peepholes, d_c0, d_y0 = jax.ffi.ffi_call(
+        BACKWARD_TARGET,
+        (
+            _shape(pre.shape, pre),
+            _shape(peepholes.shape, pre),
+            _shape(d_c_final.shape, pre),
+            _shape(d_y_final.shape, pre),
+        ),
+        vmap_method="broadcast_all",
+    )(
+        pre,
+        c_before,
+        recurrent.T,
+        peepholes,
+        mask,
+        d_ys,
+        d_c_final,
+        d_y_final,
+        flags=np.int64(flags),
+    )
+    d_pre, d_peepholes, d_c0, d_y0 = _varying_alike(d_ys, d_pre, d_peepholes, d_c0, d_y0)[1:]
+    d_recurrent = y_before.reshape(-1, hidden).T @ d_pre.reshape(-1, width)
+    return d_recurrent, d_peepholes, (d_c0, d_y0), d_pre, None
+
+
+_kernel.defvjp(_forward, _backward)

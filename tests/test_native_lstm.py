@@ -1,0 +1,307 @@
+"""The native LSTM kernel (``native_lstm``, the CPU's ``recurrence='fast'``) against the plain scan.
+
+Every LSTM variant it takes, on padded variable-length batches: outputs, final carry and the
+gradients w.r.t. parameters, initial carry and input pre-activations, in float32 (the kernel's
+only dtype). Then: that 'fast' really runs it (and 'xla' never does), a vmapped population, two
+devices, and the build (cache, lock, a failing or missing compiler).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_variants import native_build, native_lstm
+from lstm_variants.cells import VARIANTS, LSTMCell, make_cell
+from lstm_variants.model import SequenceModel
+from lstm_variants.records import environment
+from lstm_variants.recurrence import scan_fast, scan_reference, scan_xla
+
+NATIVE = [
+    name
+    for name, (cls, options) in VARIANTS.items()
+    if cls is LSTMCell and not options.get("full_gate_recurrence")
+]
+RECURRENCES = ("fast", "xla", "reference")
+B, T, D = 3, 9, 4
+LENGTHS = (9, 5, 0)  # full, padded, and a sequence with no step at all
+
+
+def _relative_error(a, b) -> float:
+    def rel(x, y):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        return float(np.max(np.abs(x - y)) / max(float(np.max(np.abs(y))), 1e-30))
+
+    return max(jax.tree.leaves(jax.tree.map(rel, a, b)))
+
+
+def _problem(name, hidden, key=0):
+    cell = make_cell(name, hidden)
+    keys = jax.random.split(jax.random.key(key), 4)
+    x = jax.random.normal(keys[0], (T, B, D))
+    params = cell.init(keys[1], cell.initialize_carry(None, (B, D)), x[0])["params"]
+    # Non-zero peepholes and carries, so that every term of the equations is exercised.
+    carry0 = jax.tree.map(
+        lambda c: 0.5 * jax.random.normal(keys[2], c.shape), cell.initialize_carry(None, (B, D))
+    )
+    mask = jnp.arange(T)[:, None] < jnp.array(LENGTHS)[None, :]
+    cotangent = jax.random.normal(keys[3], (T, B, hidden))
+    return cell, params, carry0, cell.project(params, x), mask, cotangent
+
+
+def _loss(scan, cell, mask, cotangent):
+    def loss(params, carry0, px):
+        (c, y), ys = scan(cell, params, carry0, px, mask)
+        return jnp.sum(ys * cotangent) + jnp.sum(jnp.tanh(ys)) + jnp.sum(c * c) + jnp.sum(0.7 * y)
+
+    return loss
+
+
+def _uses_kernel(fn, *args) -> bool:
+    return native_lstm.FORWARD_TARGET in jax.jit(fn).lower(*args).as_text()
+
+
+@pytest.mark.parametrize("hidden", [5, 19])  # 19: whole vectors and a scalar tail of units
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_equals_reference(name, hidden):
+    assert native_lstm.available()
+    cell, params, carry0, px, mask, cotangent = _problem(name, hidden)
+
+    def run(scan):
+        return lambda params, carry0, px: scan(cell, params, carry0, px, mask)
+
+    assert _uses_kernel(run(scan_fast), params, carry0, px)
+    (final, ys), (final_ref, ys_ref) = (
+        jax.jit(run(s))(params, carry0, px) for s in (scan_fast, scan_reference)
+    )
+    assert _relative_error((final, ys), (final_ref, ys_ref)) < 1e-5
+    assert np.all(np.asarray(ys)[~np.asarray(mask)] == 0)
+    # The empty sequence keeps its initial carry exactly.
+    assert all(np.array_equal(f[2], c[2]) for f, c in zip(final, carry0, strict=True))
+
+    grads, grads_ref = (
+        jax.jit(jax.grad(_loss(s, cell, mask, cotangent), argnums=(0, 1, 2)))(params, carry0, px)
+        for s in (scan_fast, scan_reference)
+    )
+    assert set(grads[0]) == set(params)
+    assert _relative_error(grads, grads_ref) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [("fgr", {}), ("gru", {}), ("vanilla", {"param_dtype": jnp.bfloat16})],
+)
+def test_fast_takes_the_xla_path_where_the_kernel_does_not_apply(name, options):
+    cell = make_cell(name, 4, **options)
+    x = jnp.ones((T, B, D), options.get("param_dtype", jnp.float32))
+    params = cell.init(jax.random.key(0), cell.initialize_carry(None, (B, D)), x[0])["params"]
+    carry0, px = cell.initialize_carry(None, (B, D)), cell.project(params, x)
+    mask = jnp.ones((T, B), bool)
+    assert not _uses_kernel(lambda *a: scan_fast(cell, *a, mask), params, carry0, px)
+
+
+def test_xla_recurrence_never_uses_the_kernel():
+    cell, params, carry0, px, mask, _ = _problem("vanilla", 5)
+    assert not _uses_kernel(lambda *a: scan_xla(cell, *a, mask), params, carry0, px)
+
+
+def test_model_fast_equals_reference_on_a_jsb_like_batch():
+    """The model as trained: 2 layers, H = 32, 88 inputs, a loss through the readout."""
+    x = jax.random.bernoulli(jax.random.key(5), 0.1, (4, 40, 88)).astype(jnp.float32)
+    lengths = jnp.array([40, 23, 9, 40])
+    models = {r: SequenceModel("vanilla", 32, 88, num_layers=2, recurrence=r) for r in RECURRENCES}
+    params = models["fast"].init(jax.random.key(0), x, lengths)
+
+    def loss(params, model):
+        return jnp.mean(model.apply(params, x, lengths) ** 2)
+
+    out = {
+        r: jax.jit(jax.value_and_grad(lambda p, m=m: loss(p, m)))(params) for r, m in models.items()
+    }
+    assert _relative_error(out["fast"], out["reference"]) < 1e-5
+    assert _relative_error(out["fast"], out["xla"]) < 1e-5
+
+
+def test_vmapped_population_equals_each_member_alone():
+    """vmap (a population of trials with their own weights and data): the kernel runs the members
+    one after another, so each member's gradients are those it gets alone."""
+    cell = make_cell("vanilla", 6)
+    members = [_problem("vanilla", 6, key=k) for k in range(3)]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[(p, c, x) for _, p, c, x, _, _ in members])
+    mask, cotangent = members[0][4], members[0][5]
+    grad = jax.grad(_loss(scan_fast, cell, mask, cotangent), argnums=(0, 1, 2))
+    together = jax.jit(jax.vmap(grad))(*stacked)
+    for k, (_, params, carry0, px, _, _) in enumerate(members):
+        alone = jax.jit(grad)(params, carry0, px)
+        assert _relative_error(jax.tree.map(lambda a, k=k: a[k], together), alone) < 1e-6
+    assert _uses_kernel(jax.vmap(grad), *stacked)
+
+
+TWO_DEVICES = textwrap.dedent(
+    """
+    import jax
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_num_cpu_devices", 2)
+    import jax.numpy as jnp, numpy as np, optax
+    from lstm_variants import native_lstm
+    from lstm_variants.data_parallel import data_parallel_value_and_grad
+    from lstm_variants.model import SequenceModel, step_mask
+
+    B, T, D = 4, 11, 6
+    model = SequenceModel("cifg", 8, D)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(B, T, D)), jnp.float32)
+    batch = {"inputs": x, "targets": (x > 0).astype(x.dtype), "lengths": jnp.array([11, 3, 0, 7])}
+
+    def loss_fn(params, batch):
+        logits = model.apply({"params": params}, batch["inputs"], batch["lengths"])
+        mask = step_mask(batch["lengths"], T)
+        per = optax.sigmoid_binary_cross_entropy(logits, batch["targets"]).sum(-1)
+        return jnp.where(mask, per, 0.0).sum() / jnp.maximum(mask.sum(), 1)
+
+    params = model.init(jax.random.key(0), x, batch["lengths"])["params"]
+    two = jax.jit(data_parallel_value_and_grad(loss_fn, 2, weight_fn=lambda b: b["lengths"].sum()))
+    one = jax.jit(jax.value_and_grad(loss_fn))
+    assert native_lstm.FORWARD_TARGET in two.lower(params, batch).as_text()
+    (l2, g2), (l1, g1) = two(params, batch), one(params, batch)
+    rel = max(jax.tree.leaves(jax.tree.map(
+        lambda a, b: float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30)), g2, g1)))
+    assert abs(float(l2 - l1)) < 1e-6 * abs(float(l1)) and rel < 1e-5, (l1, l2, rel)
+
+    # A user's own shard_map, with its default check of which values vary across devices: the
+    # kernel's results and cotangents carry the types of its inputs, and the gradient of the
+    # replicated weights comes out summed over the devices (the transpose of their cast).
+    from jax.sharding import Mesh, PartitionSpec as P
+    mesh = Mesh(np.array(jax.devices()), ("batch",))
+    summed = jax.jit(jax.shard_map(
+        jax.grad(loss_fn),
+        mesh=mesh, in_specs=(P(), P("batch")), out_specs=P()))
+    halves = [jax.tree.map(lambda a, k=k: a[2 * k : 2 * k + 2], batch) for k in (0, 1)]
+    g_halves = [jax.jit(jax.grad(loss_fn))(params, half) for half in halves]
+    expected = jax.tree.map(jnp.add, *g_halves)
+    rel = max(jax.tree.leaves(jax.tree.map(
+        lambda a, b: float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30)),
+        summed(params, batch), expected)))
+    assert rel < 1e-5, rel
+    print("ok")
+    """
+)
+
+
+def test_two_devices_equal_one():
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_the_run_record_names_the_kernel_library():
+    assert native_lstm.available()
+    assert native_lstm.outcome() == native_build.library_path().name
+    assert environment()["native_lstm"] == native_lstm.outcome()
+
+
+def test_a_built_library_is_reused_not_compiled_again(tmp_path, monkeypatch):
+    first = native_build.build(tmp_path)
+
+    def refuse(target):
+        raise AssertionError(f"compiled {target} again")
+
+    monkeypatch.setattr(native_build, "_compile", refuse)
+    assert native_build.build(tmp_path) == first
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".so"] == [first.name]
+
+
+def _fake_compiler(folder: Path, body: str) -> Path:
+    script = folder / "fake-c++"
+    script.write_text(
+        '#!/bin/sh\nif [ "$1" = "--version" ]; then echo "fake-c++ 1.0"; exit 0; fi\n' + body + "\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_a_failing_compiler_is_one_line_and_its_output_kept(tmp_path, monkeypatch):
+    compiler = _fake_compiler(tmp_path, "echo 'lstm_recurrence.cc:1: error: boom' >&2; exit 3")
+    monkeypatch.setenv("CXX", str(compiler))
+    with pytest.raises(native_build.NativeBuildError) as raised:
+        native_build.build(tmp_path / "cache")
+    message = str(raised.value)
+    assert "\n" not in message and "exit 3" in message
+    log = Path(message.rsplit("its output is in ", 1)[1])
+    assert "error: boom" in log.read_text()
+    # Nothing half-built is left where a library is looked for.
+    assert not list((tmp_path / "cache").glob("*.so"))
+
+
+def test_a_missing_compiler_named_by_cxx_is_one_line(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(native_build.NativeBuildError, match="CXX=no-such-compiler-here is not"):
+        native_build.build()
+
+
+def test_concurrent_builds_compile_once(tmp_path):
+    """Two processes that find no library: one compiles, the other waits and loads the same file."""
+    calls = tmp_path / "calls"
+    real = native_build.find_compiler()
+    compiler = _fake_compiler(tmp_path, f'echo x >> {calls}; exec {real} "$@"')
+    script = (
+        "import sys; from pathlib import Path; from lstm_variants import native_build; "
+        "print(native_build.load(Path(sys.argv[1]))._name)"
+    )
+    env = {**os.environ, "CXX": str(compiler)}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "cache")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    assert outputs[0][0] == outputs[1][0]
+    assert calls.read_text() == "x\n"
+
+
+WITHOUT_COMPILER = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp
+    from lstm_variants.model import SequenceModel
+    x = jnp.ones((2, 5, 3)); lengths = jnp.array([5, 2])
+    out = {}
+    for r in ("fast", "reference"):
+        model = SequenceModel("vanilla", 4, 2, recurrence=r)
+        out[r] = model.apply(model.init(jax.random.key(0), x, lengths), x, lengths)
+    SequenceModel("np", 4, 2).init(jax.random.key(0), x, lengths)  # asks again: no second warning
+    assert float(jnp.max(jnp.abs(out["fast"] - out["reference"]))) < 1e-5
+    from lstm_variants.records import environment
+    assert environment()["native_lstm"].startswith("unavailable: CXX=no-such-compiler-here is not")
+    print("ok")
+    """
+)
+
+
+def test_without_a_compiler_fast_falls_back_with_one_warning_line(tmp_path):
+    env = {**os.environ, "CXX": "no-such-compiler-here", "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_COMPILER],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    warnings = [line for line in done.stderr.splitlines() if "native LSTM kernel" in line]
+    assert len(warnings) == 1, done.stderr
+    assert "CXX=no-such-compiler-here" in warnings[0] and "model.recurrence=xla" in warnings[0]

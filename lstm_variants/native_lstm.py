@@ -49,14 +49,13 @@ logger = logging.getLogger(__name__)
 _outcome: str | None = None
 
 
-def supports(cell, params: Params, px: jax.Array) -> bool:
+def supports(cell, params: Params, carry0, px: jax.Array) -> bool:
     """Whether the kernel computes this layer: an ``LSTMCell`` without full gate recurrence, all
-    in float32, traced for the CPU."""
+    in float32 (parameters, initial carry, inputs), traced for the CPU."""
     return (
         isinstance(cell, LSTMCell)
         and not cell.full_gate_recurrence
-        and px.dtype == jnp.float32
-        and all(p.dtype == jnp.float32 for p in params.values())
+        and all(a.dtype == jnp.float32 for a in (px, *params.values(), *jax.tree.leaves(carry0)))
         and jax.default_backend() == "cpu"
     )
 

@@ -74,7 +74,7 @@ def scan_fast(cell: RecurrentCell, params: Params, carry0, px, mask, unroll: int
     one backward (``native_lstm``; ``unroll`` does not apply); every other layer, and an LSTM when
     the kernel cannot be built, runs ``scan_xla``.
     """
-    if native_lstm.supports(cell, params, px) and native_lstm.available():
+    if native_lstm.supports(cell, params, carry0, px) and native_lstm.available():
         return native_lstm.recurrence(cell, params, carry0, px, mask)
     return scan_xla(cell, params, carry0, px, mask, unroll)
 

@@ -108,6 +108,19 @@ def test_fast_takes_the_xla_path_where_the_kernel_does_not_apply(name, options):
     assert not _uses_kernel(lambda *a: scan_fast(cell, *a, mask), params, carry0, px)
 
 
+def test_the_kernel_takes_float32_only():
+    cell, params, carry0, px, _, _ = _problem("vanilla", 5)
+    assert native_lstm.supports(cell, params, carry0, px)
+    with jax.enable_x64(True):
+
+        def as64(tree):
+            return jax.tree.map(lambda a: a.astype(jnp.float64), tree)
+
+        assert not native_lstm.supports(cell, params, as64(carry0), px)
+        assert not native_lstm.supports(cell, as64(params), carry0, px)
+        assert not native_lstm.supports(cell, params, carry0, as64(px))
+
+
 def test_xla_recurrence_never_uses_the_kernel():
     cell, params, carry0, px, mask, _ = _problem("vanilla", 5)
     assert not _uses_kernel(lambda *a: scan_xla(cell, *a, mask), params, carry0, px)

@@ -15,6 +15,7 @@ machine without a compiler still trains, on the XLA recurrence (``native_lstm.av
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -22,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from filelock import FileLock
@@ -33,6 +35,8 @@ COMPILERS = ("c++", "g++", "clang++")
 # -w: jaxlib's FFI headers warn under g++ 12 (-Wreturn-type, -Wattributes); not ours to fix.
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 LOCK_TIMEOUT_SECONDS = 300
+PARTIAL_PREFIX = ".building-"
+ABANDONED_AFTER_SECONDS = 3600
 
 
 class NativeBuildError(RuntimeError):
@@ -126,9 +130,19 @@ def build(cache: Path | None = None) -> Path:
     return target
 
 
+def _remove_abandoned(folder: Path) -> None:
+    """Remove partial libraries that a compilation killed part-way left behind (an hour old:
+    older than any compilation still running, which times out after 10 minutes)."""
+    for partial in folder.glob(f"{PARTIAL_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - partial.stat().st_mtime > ABANDONED_AFTER_SECONDS:
+                partial.unlink()
+
+
 def _compile(target: Path) -> None:
     compiler = find_compiler()
-    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".building-", suffix=".so")
+    _remove_abandoned(target.parent)
+    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX, suffix=".so")
     os.close(descriptor)
     log = target.with_suffix(".log")
     command = [compiler, *FLAGS, "-I", _include_dir(), str(SOURCE), "-o", partial]

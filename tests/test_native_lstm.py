@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import jax
@@ -240,6 +241,16 @@ def _fake_compiler(folder: Path, body: str) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+def test_a_compilation_removes_partial_files_left_an_hour_ago(tmp_path):
+    old, recent = tmp_path / ".building-old.so", tmp_path / ".building-recent.so"
+    for partial in (old, recent):
+        partial.write_bytes(b"half a library")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    native_build.build(tmp_path)
+    assert not old.exists() and recent.exists()  # another process may still be writing that one
 
 
 def test_a_failing_compiler_is_one_line_and_its_output_kept(tmp_path, monkeypatch):

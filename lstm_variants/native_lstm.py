@@ -9,7 +9,7 @@ The forward kernel keeps, per step, the pre-activations ``px_t + y' R`` and the 
 from; the backward kernel recomputes the gates from them, runs ``LSTMCell.step_vjp``'s pullback
 step by step, and returns the pre-activation cotangents d_pre. Then, as in the XLA fast path,
 ``dR = sum_t y'_t^T d_pre_t`` is one (H, T*B) x (T*B, N) product after the loop, and ``d_px`` is
-d_pre itself. The kernel's tanh is XLA's CPU approximation, so the two paths agree to float32
+d_pre itself. The kernel's tanh is XLA's CPU tanh to the bit, so the two paths agree to float32
 rounding (``tests/test_native_lstm.py``: against ``scan_reference``, padded batches, every
 variant, under ``vmap`` and on two devices).
 

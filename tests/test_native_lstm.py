@@ -96,6 +96,35 @@ def test_native_equals_reference(name, hidden):
     assert _relative_error(grads, grads_ref) < 1e-5
 
 
+def test_the_kernel_tanh_is_xlas_to_the_bit():
+    """y = tanh(c) with c = px (one step, every gate removed, g the identity), one value per row."""
+    assert native_lstm.available()
+    cell = make_cell(
+        "vanilla", 1, input_gate=False, forget_gate=False, output_gate=False,
+        input_activation="identity", peepholes=False,
+    )  # fmt: skip
+    special = [np.inf, -np.inf, np.nan, 7.9988, 7.99882, -7.99882, 0.0004, 0.00039, -1e-30, 0.0]
+    xs = np.concatenate([np.linspace(-10, 10, 20001), special]).astype(np.float32)
+    rows = len(xs)
+    params = {"W_z": jnp.zeros((1, 1)), "R_z": jnp.zeros((1, 1)), "b_z": jnp.zeros(1)}
+    carry0 = (jnp.zeros((rows, 1)), jnp.zeros((rows, 1)))
+    mask = jnp.ones((1, rows), bool)
+    _, ys = jax.jit(lambda px: native_lstm.recurrence(cell, params, carry0, px, mask))(
+        jnp.asarray(xs).reshape(1, rows, 1)
+    )
+    np.testing.assert_array_equal(np.asarray(ys).ravel(), np.asarray(jax.jit(jnp.tanh)(xs)))
+
+
+def test_infinite_pre_activations_give_what_the_reference_gives():
+    """Saturated gates (an overflowing input product) stay finite, as on the other paths."""
+    for name in ("vanilla", "nig", "cifg"):
+        cell, params, carry0, px, mask, _ = _problem(name, 5)
+        px = px.at[2, 0, :].set(jnp.inf).at[3, 1, ::2].set(-jnp.inf)
+        outputs = [scan(cell, params, carry0, px, mask)[1] for scan in (scan_fast, scan_reference)]
+        assert np.all(np.isfinite(outputs[0]))
+        np.testing.assert_allclose(*map(np.asarray, outputs), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "name, options",
     [("fgr", {}), ("gru", {}), ("vanilla", {"param_dtype": jnp.bfloat16})],

@@ -109,12 +109,13 @@ inline Vec load_as<Vec>(const float* p) {
 inline void store_as(float* p, float v) { *p = v; }
 inline void store_as(float* p, Vec v) { store(p, v); }
 
-// tanh as XLA's CPU backend computes it (a rational approximation on [-7.9053, 7.9053], and x
-// itself for |x| < 0.0004), written for a scalar or a vector so that the compiler vectorises it.
+// tanh as XLA's CPU backend computes it, to the bit (jaxlib 0.10.2; tests/test_native_lstm.py): a
+// rational approximation on [-7.9988, 7.9988], +-1 beyond, x itself for |x| < 0.0004, NaN for
+// NaN. Written for a scalar or a vector, so that the compiler vectorises it.
 template <class V>
 inline V tanh_approx(V x) {
-  const float bound = 7.90531110763549805f;
-  const V zero = 0.0f * x;
+  const float bound = 7.99881172180175781f;
+  const V zero = V{};  // not 0 * x, which is NaN for an infinite x
   V clamped = x < -bound ? zero - bound : x;
   clamped = clamped > bound ? zero + bound : clamped;
   const V x2 = clamped * clamped;
@@ -132,7 +133,8 @@ inline V tanh_approx(V x) {
   q = q * x2 + 4.89352518554385e-03f;
   const V ratio = p / q;
   const V magnitude = x < 0.0f ? -x : x;
-  return magnitude < 0.0004f ? x : ratio;
+  const V saturated = x > bound ? zero + 1.0f : (x < -bound ? zero - 1.0f : ratio);
+  return magnitude < 0.0004f ? x : saturated;
 }
 
 template <class V>
@@ -172,7 +174,7 @@ struct Gates {
   V c_prev, z, i, f, c, o, h_c;
   Gates(const Layout& L, const float* pre, const float* c_prev_row, const float* peep, int h) {
     const bool peepholes = L.flags & kPeepholes;
-    const V one = 0.0f * load_as<V>(pre + h) + 1.0f;
+    const V one = V{} + 1.0f;
     c_prev = load_as<V>(c_prev_row + h);
     const V z_bar = load_as<V>(pre + L.z + h);
     z = (L.flags & kInputTanh) ? tanh_approx<V>(z_bar) : z_bar;

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lstm_variants import native_lstm
 from lstm_variants.atomic_files import file_identity, remove_leftovers
 from lstm_variants.cells import LSTMCell, check_cell, make_cell
 from lstm_variants.config_values import check_values
@@ -580,5 +581,11 @@ def make_record(
         "started_unix": started,
         "config": dict(cfg),
         "data_sha256": data_sha256,
-        "environment": environment(),
+        "environment": {**environment(), "native_lstm": kernel_used(cfg)},
     }
+
+
+def kernel_used(cfg: Mapping[str, Any]) -> str | None:
+    """``native_lstm.used_by`` for the trial ``cfg``: which time loop its LSTM layers ran on."""
+    cell = make_cell(cfg["cell"]["name"], 1, **cell_options(cfg))
+    return native_lstm.used_by(cell, cfg["model"].get("recurrence", "fast"))

@@ -84,9 +84,22 @@ def available() -> bool:
     return True
 
 
-def outcome() -> str | None:
-    """For the run record: the kernel library this process loaded (its file name, which hashes
-    source, compiler and CPU), 'unavailable: <why>', or None if no layer asked for the kernel."""
+def used_by(cell, recurrence: str) -> str | None:
+    """For a run's record: what the LSTM layers of a model of ``cell`` trained with ``recurrence``
+    ran on. The kernel library's file name (it hashes source, compiler and CPU) when they ran on
+    the kernel; 'unavailable: <why>' when ``fast`` wanted it and could not build it; None when the
+    kernel does not apply (another cell or FGR, ``xla`` or ``reference``, not float32, not the CPU).
+    """
+    applies = (
+        recurrence == "fast"
+        and isinstance(cell, LSTMCell)
+        and not cell.full_gate_recurrence
+        and cell.param_dtype == jnp.float32
+        and jax.default_backend() == "cpu"
+    )
+    if not applies:
+        return None
+    available()
     return _outcome
 
 

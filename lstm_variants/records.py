@@ -214,8 +214,6 @@ def environment() -> dict[str, Any]:
     import jaxlib
     import optax
 
-    from lstm_variants import native_lstm
-
     devices = jax.devices()
     return {
         "python": platform.python_version(),
@@ -227,8 +225,6 @@ def environment() -> dict[str, Any]:
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        # Which LSTM time loop model.recurrence=fast ran: the native kernel's library, or why not.
-        "native_lstm": native_lstm.outcome(),
         **code_version(),
         "host": platform.node(),
         # The cores this process ran on: a job that asked for cpu_pinning and found every core

@@ -23,7 +23,6 @@ import pytest
 from lstm_variants import native_build, native_lstm
 from lstm_variants.cells import VARIANTS, LSTMCell, make_cell
 from lstm_variants.model import SequenceModel
-from lstm_variants.records import environment
 from lstm_variants.recurrence import scan_fast, scan_reference, scan_xla
 
 NATIVE = [
@@ -246,10 +245,13 @@ def test_two_devices_equal_one():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
-def test_the_run_record_names_the_kernel_library():
-    assert native_lstm.available()
-    assert native_lstm.outcome() == native_build.library_path().name
-    assert environment()["native_lstm"] == native_lstm.outcome()
+def test_used_by_names_the_library_only_where_the_kernel_runs():
+    library = native_build.library_path().name
+    assert native_lstm.used_by(make_cell("vanilla", 3), "fast") == library
+    assert native_lstm.used_by(make_cell("vanilla", 3), "xla") is None
+    assert native_lstm.used_by(make_cell("vanilla", 3, param_dtype=jnp.bfloat16), "fast") is None
+    assert native_lstm.used_by(make_cell("fgr", 3), "fast") is None
+    assert native_lstm.used_by(make_cell("mgu", 3), "fast") is None
 
 
 def test_a_built_library_is_reused_not_compiled_again(tmp_path, monkeypatch):
@@ -338,8 +340,10 @@ WITHOUT_COMPILER = textwrap.dedent(
         out[r] = model.apply(model.init(jax.random.key(0), x, lengths), x, lengths)
     SequenceModel("np", 4, 2).init(jax.random.key(0), x, lengths)  # asks again: no second warning
     assert float(jnp.max(jnp.abs(out["fast"] - out["reference"]))) < 1e-5
-    from lstm_variants.records import environment
-    assert environment()["native_lstm"].startswith("unavailable: CXX=no-such-compiler-here is not")
+    from lstm_variants.cells import make_cell
+    from lstm_variants.native_lstm import used_by
+    assert used_by(make_cell("vanilla", 4), "fast").startswith(
+        "unavailable: CXX=no-such-compiler-here is not")
     print("ok")
     """
 )

@@ -15,9 +15,16 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from lstm_variants import native_build
 from lstm_variants.cli import CONFIG_DIR
 from lstm_variants.errors import RecordError
-from lstm_variants.experiment import _recorded, run_trial, run_trials, trial_identity
+from lstm_variants.experiment import (
+    _recorded,
+    kernel_used,
+    run_trial,
+    run_trials,
+    trial_identity,
+)
 from lstm_variants.records import git_state, write_json_atomic
 from lstm_variants.trained import load_trial
 
@@ -170,6 +177,24 @@ def test_record_holds_what_design_section_5_asks(tmp_path):
         on_disk["environment"]
     )
     assert on_disk["config"]["model"]["init"]["recurrent"] == "orthogonal"
+    assert on_disk["environment"]["native_lstm"] == native_build.library_path().name
+
+
+@pytest.mark.parametrize(
+    "overrides, kernel",
+    [
+        (["cell=cifg"], True),
+        (["cell=lstm_b"], True),
+        (["cell=cifg", "model.recurrence=xla"], False),
+        (["cell=cifg", "model.recurrence=reference"], False),
+        (["cell=fgr"], False),
+        (["cell=gru"], False),
+    ],
+)
+def test_the_record_says_which_time_loop_each_trial_ran_on(overrides, kernel):
+    """Per trial, not per process: a sweep's xla or GRU trial after a fast LSTM one gets None."""
+    expected = native_build.library_path().name if kernel else None
+    assert kernel_used(config(*overrides)) == expected
 
 
 def test_training_lowers_the_loss(tmp_path):

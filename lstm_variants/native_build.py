@@ -20,9 +20,10 @@ import ctypes
 import hashlib
 import os
 import platform
+import secrets
+import shlex
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,28 +44,30 @@ class NativeBuildError(RuntimeError):
     """The kernel could not be compiled or loaded; the message says why in one line."""
 
 
-def find_compiler() -> str:
-    """The C++ compiler to use: ``$CXX`` if set, else the first of ``COMPILERS`` on the PATH."""
-    named = os.environ.get("CXX")
+def find_compiler() -> list[str]:
+    """The C++ compiler's command (arguments included, as in ``CXX="ccache g++"``): ``$CXX`` if
+    set, else the first of ``COMPILERS`` on the PATH."""
+    named = os.environ.get("CXX", "").strip()
     if named:
-        found = shutil.which(named)
+        words = shlex.split(named)
+        found = shutil.which(words[0])
         if not found:
             raise NativeBuildError(f"CXX={named} is not an executable on the PATH")
-        return found
+        return [found, *words[1:]]
     for name in COMPILERS:
         found = shutil.which(name)
         if found:
-            return found
+            return [found]
     raise NativeBuildError(f"no C++ compiler found (tried $CXX, {', '.join(COMPILERS)})")
 
 
-def _compiler_version(compiler: str) -> str:
+def _compiler_version(compiler: list[str]) -> str:
     try:
         done = subprocess.run(
-            [compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
+            [*compiler, "--version"], capture_output=True, text=True, timeout=30, check=True
         )
     except (OSError, subprocess.SubprocessError) as error:
-        raise NativeBuildError(f"{compiler} --version failed: {error}") from None
+        raise NativeBuildError(f"{shlex.join(compiler)} --version failed: {error}") from None
     return done.stdout
 
 
@@ -91,23 +94,40 @@ def _include_dir() -> str:
     return include
 
 
+def _digest(*parts: bytes) -> str:
+    key = hashlib.sha256()
+    for part in parts:
+        key.update(hashlib.sha256(part).digest())
+    return key.hexdigest()[:12]
+
+
 def library_path(cache: Path | None = None) -> Path:
-    """Where the library for this machine lives (it may not exist yet)."""
+    """Where the library for this machine lives (it may not exist yet).
+
+    Its name is ``lstm_recurrence-<what it is built from>-<what built it>.so``: the source,
+    jaxlib's version, the flags and the CPU; then the compiler (its resolved path, arguments and
+    version). Without a compiler, a library built here before from the same source for the same
+    CPU is used, whichever compiler built it.
+    """
     import jaxlib
 
-    compiler = find_compiler()
-    key = hashlib.sha256()
-    for part in (
+    folder = cache if cache is not None else user_cache_dir() / "native"
+    built_from = _digest(
         SOURCE.read_bytes(),
         jaxlib.__version__.encode(),
-        compiler.encode(),
-        _compiler_version(compiler).encode(),
         " ".join(FLAGS).encode(),
         _cpu_identity().encode(),
-    ):
-        key.update(hashlib.sha256(part).digest())
-    folder = cache if cache is not None else user_cache_dir() / "native"
-    return folder / f"lstm_recurrence-{key.hexdigest()[:20]}.so"
+    )
+    try:
+        compiler = find_compiler()
+    except NativeBuildError:
+        earlier = list(folder.glob(f"lstm_recurrence-{built_from}-*.so"))
+        if earlier:
+            return max(earlier, key=lambda path: path.stat().st_mtime)
+        raise
+    resolved = [os.path.realpath(compiler[0]), *compiler[1:]]
+    built_by = _digest(shlex.join(resolved).encode(), _compiler_version(compiler).encode())
+    return folder / f"lstm_recurrence-{built_from}-{built_by}.so"
 
 
 def build(cache: Path | None = None) -> Path:
@@ -115,18 +135,19 @@ def build(cache: Path | None = None) -> Path:
 
     Raises:
       NativeBuildError: no compiler, no headers, a failed compilation (the compiler's output is
-        kept in a ``.log`` beside where the library would be), or a lock held too long.
+        kept in a ``.log`` beside where the library would be), a folder that cannot be written,
+        or a lock held too long.
     """
-    target = library_path(cache)
-    if target.is_file():
-        return target
     try:
+        target = library_path(cache)
+        if target.is_file():
+            return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{target}.lock", timeout=LOCK_TIMEOUT_SECONDS):
             if not target.is_file():
                 _compile(target)
-    except OSError as error:
-        raise NativeBuildError(f"cannot build in {target.parent}: {error}") from None
+    except OSError as error:  # filelock's Timeout is one too
+        raise NativeBuildError(f"cannot build the kernel: {error}") from None
     return target
 
 
@@ -142,23 +163,24 @@ def _remove_abandoned(folder: Path) -> None:
 def _compile(target: Path) -> None:
     compiler = find_compiler()
     _remove_abandoned(target.parent)
-    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX, suffix=".so")
-    os.close(descriptor)
+    # The compiler creates the file, so it gets the usual permissions (a shared cache stays
+    # readable by others); the name is this process's own.
+    partial = target.parent / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.so"
     log = target.with_suffix(".log")
-    command = [compiler, *FLAGS, "-I", _include_dir(), str(SOURCE), "-o", partial]
+    command = [*compiler, *FLAGS, "-I", _include_dir(), str(SOURCE), "-o", str(partial)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            log.write_text(" ".join(command) + "\n" + done.stdout + done.stderr)
+            log.write_text(shlex.join(command) + "\n" + done.stdout + done.stderr)
             raise NativeBuildError(
-                f"{Path(compiler).name} could not compile {SOURCE.name} (exit {done.returncode}); "
-                f"its output is in {log}"
+                f"{Path(compiler[0]).name} could not compile {SOURCE.name} (exit "
+                f"{done.returncode}); its output is in {log}"
             )
         os.replace(partial, target)
     except subprocess.TimeoutExpired:
         raise NativeBuildError(f"compiling {SOURCE.name} took over 600 s") from None
     finally:
-        Path(partial).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
 
 
 def load(cache: Path | None = None) -> ctypes.CDLL:

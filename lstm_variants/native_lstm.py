@@ -55,6 +55,7 @@ def supports(cell, params: Params, carry0, px: jax.Array) -> bool:
     return (
         isinstance(cell, LSTMCell)
         and not cell.full_gate_recurrence
+        and {cell.input_activation, cell.output_activation} <= {"tanh", "identity"}
         and all(a.dtype == jnp.float32 for a in (px, *params.values(), *jax.tree.leaves(carry0)))
         and jax.default_backend() == "cpu"
     )

@@ -274,6 +274,24 @@ def _fake_compiler(folder: Path, body: str) -> Path:
     return script
 
 
+def test_cxx_may_carry_arguments_and_the_library_is_readable_by_all(tmp_path, monkeypatch):
+    plain = native_build.library_path(tmp_path)
+    monkeypatch.setenv("CXX", f"env {native_build.find_compiler()[0]}")  # as CXX="ccache g++"
+    built = native_build.build(tmp_path)
+    assert built != plain and built.is_file()  # another compiler command, another library
+    assert built.stat().st_mode & 0o444 == 0o444  # others sharing the cache can load it
+
+
+def test_without_a_compiler_a_library_built_before_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(native_build.NativeBuildError, match="CXX=no-such-compiler-here"):
+        native_build.build(tmp_path)
+    monkeypatch.delenv("CXX")
+    built = native_build.build(tmp_path)
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    assert native_build.build(tmp_path) == built
+
+
 def test_a_compilation_removes_partial_files_left_an_hour_ago(tmp_path):
     old, recent = tmp_path / ".building-old.so", tmp_path / ".building-recent.so"
     for partial in (old, recent):
@@ -297,16 +315,16 @@ def test_a_failing_compiler_is_one_line_and_its_output_kept(tmp_path, monkeypatc
     assert not list((tmp_path / "cache").glob("*.so"))
 
 
-def test_a_missing_compiler_named_by_cxx_is_one_line(monkeypatch):
+def test_a_missing_compiler_named_by_cxx_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-here")
     with pytest.raises(native_build.NativeBuildError, match="CXX=no-such-compiler-here is not"):
-        native_build.build()
+        native_build.build(tmp_path)
 
 
 def test_concurrent_builds_compile_once(tmp_path):
     """Two processes that find no library: one compiles, the other waits and loads the same file."""
     calls = tmp_path / "calls"
-    real = native_build.find_compiler()
+    real = native_build.find_compiler()[0]
     compiler = _fake_compiler(tmp_path, f'echo x >> {calls}; exec {real} "$@"')
     script = (
         "import sys; from pathlib import Path; from lstm_variants import native_build; "

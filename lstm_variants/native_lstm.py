@@ -155,20 +155,20 @@ def _shape(shape, like) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, like.dtype)
 
 
-def _forward(flags, recurrent, peepholes, carry0, px, mask):
+def _forward(flags, recurrent, peepholes, carry0, px, mask, keep_residuals=True):
     steps, batch, _ = px.shape
     hidden = recurrent.shape[0]
     c0, y0 = carry0
     per_step = (steps, batch, hidden)
+    # Empty residuals tell the kernel not to keep them (a forward pass nobody differentiates).
+    kept = (px.shape, per_step, per_step) if keep_residuals else ((0,), (0,), (0,))
     ys, c_final, y_final, pre, c_before, y_before = jax.ffi.ffi_call(
         FORWARD_TARGET,
         (
             _shape(per_step, px),
             _shape(c0.shape, px),
             _shape(y0.shape, px),
-            _shape(px.shape, px),
-            _shape(per_step, px),
-            _shape(per_step, px),
+            *(_shape(shape, px) for shape in kept),
         ),
         vmap_method="broadcast_all",
     )(px, recurrent, peepholes, mask, c0, y0, flags=np.int64(flags))
@@ -180,7 +180,7 @@ def _forward(flags, recurrent, peepholes, carry0, px, mask):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _kernel(flags, recurrent, peepholes, carry0, px, mask):
-    return _forward(flags, recurrent, peepholes, carry0, px, mask)[0]
+    return _forward(flags, recurrent, peepholes, carry0, px, mask, keep_residuals=False)[0]
 
 
 def _backward(flags, residuals, cotangents):

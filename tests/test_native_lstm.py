@@ -124,6 +124,26 @@ def test_infinite_pre_activations_give_what_the_reference_gives():
         np.testing.assert_allclose(*map(np.asarray, outputs), rtol=1e-5, atol=1e-6)
 
 
+def test_a_forward_pass_alone_keeps_no_residuals_and_gives_the_same_outputs():
+    cell, params, carry0, px, mask, _ = _problem("vanilla", 19)
+
+    def run(params, carry0, px):
+        return scan_fast(cell, params, carry0, px, mask)
+
+    alone = jax.jit(run)
+    within_grad = jax.jit(lambda *a: jax.vjp(run, *a)[0])
+    assert native_lstm.FORWARD_TARGET in alone.lower(params, carry0, px).as_text()
+    # XLA's temporaries: the residuals (T x B x (N + 2H) floats) are not among them.
+    sizes = {
+        name: f.lower(params, carry0, px).compile().memory_analysis().temp_size_in_bytes
+        for name, f in (("alone", alone), ("within grad", within_grad))
+    }
+    assert sizes["within grad"] - sizes["alone"] >= 4 * T * B * (4 * 19 + 2 * 19), sizes
+    for a, b in zip(jax.tree.leaves(alone(params, carry0, px)),
+                    jax.tree.leaves(within_grad(params, carry0, px)), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize(
     "name, options",
     [("fgr", {}), ("gru", {}), ("vanilla", {"param_dtype": jnp.bfloat16})],

@@ -252,17 +252,21 @@ inline void backward_units(const Layout& L, const float* pre, const float* c_pre
 }
 
 // One problem (no leading axes). Shapes: px, pre (T, B, N); r (H, N); peep (3, H); mask (T, B);
-// c0, y0, c_final, y_final (B, H); ys, c_before, y_before (T, B, H).
+// c0, y0, c_final, y_final (B, H); ys, c_before, y_before (T, B, H). With pre null (a forward
+// pass nothing will differentiate) the residuals pre, c_before and y_before are not kept.
 void forward(const Layout& L, int T, int B, const float* px, const float* r, const float* peep,
              const float* mask, const float* c0, const float* y0, float* ys, float* c_final,
              float* y_final, float* pre, float* c_before, float* y_before) {
   const int H = L.H, N = L.N;
   std::vector<float> c(c0, c0 + B * H), y(y0, y0 + B * H), c_new(B * H), y_new(B * H);
+  std::vector<float> scratch(pre == nullptr ? B * N : 0);
   for (int t = 0; t < T; ++t) {
-    float* pre_t = pre + static_cast<size_t>(t) * B * N;
+    float* pre_t = pre == nullptr ? scratch.data() : pre + static_cast<size_t>(t) * B * N;
     std::memcpy(pre_t, px + static_cast<size_t>(t) * B * N, sizeof(float) * B * N);
-    std::memcpy(c_before + static_cast<size_t>(t) * B * H, c.data(), sizeof(float) * B * H);
-    std::memcpy(y_before + static_cast<size_t>(t) * B * H, y.data(), sizeof(float) * B * H);
+    if (pre != nullptr) {
+      std::memcpy(c_before + static_cast<size_t>(t) * B * H, c.data(), sizeof(float) * B * H);
+      std::memcpy(y_before + static_cast<size_t>(t) * B * H, y.data(), sizeof(float) * B * H);
+    }
     gemm_accumulate(B, N, H, y.data(), H, r, N, pre_t, N);
     float* ys_t = ys + static_cast<size_t>(t) * B * H;
     for (int b = 0; b < B; ++b) {
@@ -356,14 +360,17 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> px, ffi::Buffer<ffi::F32> r, ffi::Buffe
   const Layout L(flags, H);
   if (dims.back() != L.N) return ffi::Error::InvalidArgument("px's last axis is not the gates' width");
   const int64_t n = problems(px, 3);
+  // Empty residual results: the caller will not differentiate, so they are not kept.
+  const bool keep = pre->element_count() != 0;
   for (int64_t k = 0; k < n; ++k) {
     const int64_t seq = static_cast<int64_t>(T) * B;
     forward(L, T, B, px.typed_data() + k * seq * L.N, r.typed_data() + k * H * L.N,
             peep.typed_data() + k * 3 * H, mask.typed_data() + k * seq,
             c0.typed_data() + k * B * H, y0.typed_data() + k * B * H,
             ys->typed_data() + k * seq * H, c_final->typed_data() + k * B * H,
-            y_final->typed_data() + k * B * H, pre->typed_data() + k * seq * L.N,
-            c_before->typed_data() + k * seq * H, y_before->typed_data() + k * seq * H);
+            y_final->typed_data() + k * B * H, keep ? pre->typed_data() + k * seq * L.N : nullptr,
+            keep ? c_before->typed_data() + k * seq * H : nullptr,
+            keep ? y_before->typed_data() + k * seq * H : nullptr);
   }
   return ffi::Error::Success();
 }

@@ -3,8 +3,9 @@
 The kernel is C++ against the XLA FFI headers that ship with jaxlib (``jax.ffi.include_dir()``),
 compiled for the CPU it runs on (``-march=native``) with the system's C++ compiler (``$CXX``, else
 ``c++``, ``g++`` or ``clang++``). The library is kept in the user cache
-(``~/.cache/lstm_variants/native``) under a name that hashes everything it depends on: the
-source, jaxlib's version, the compiler and its version, the flags and the CPU. A second process
+(``$XDG_CACHE_HOME/lstm_variants/native``, by default under ``~/.cache``) under a name that
+hashes everything it depends on: the source, jaxlib's version, the flags and the CPU, then the
+compiler and its version. A second process
 waits on a file lock while the first compiles (about 4 s), and a library appears only whole
 (written under a temporary name, then renamed), so parallel test workers or sweep jobs never load
 half a file.

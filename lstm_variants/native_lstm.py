@@ -21,7 +21,7 @@ compiled and loaded, ``native_build``); elsewhere, and with ``model.recurrence=x
 from __future__ import annotations
 
 import functools
-import logging
+import sys
 from pathlib import Path
 
 import jax
@@ -45,7 +45,6 @@ FLAGS = {
     "peepholes": 64,
 }
 PEEPHOLE_GATES = ("i", "f", "o")
-logger = logging.getLogger(__name__)
 _outcome: str | None = None
 
 
@@ -70,10 +69,11 @@ def available() -> bool:
         library = load()
     except NativeBuildError as error:
         _outcome = f"unavailable: {error}"
-        logger.warning(
-            "the native LSTM kernel is unavailable (%s); LSTM layers run on the XLA recurrence "
-            "(model.recurrence=xla), about 1.4x slower on the CPU",
-            error,
+        # On stderr, as the app's other warnings (Hydra would send a logging record to stdout).
+        print(
+            f"lstm_variants: warning: the native LSTM kernel is unavailable ({error}); LSTM "
+            "layers run on the XLA recurrence (model.recurrence=xla), about 1.3x slower on the CPU",
+            file=sys.stderr,
         )
         return False
     for target, symbol in (

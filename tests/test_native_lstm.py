@@ -399,4 +399,5 @@ def test_without_a_compiler_fast_falls_back_with_one_warning_line(tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
     warnings = [line for line in done.stderr.splitlines() if "native LSTM kernel" in line]
     assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith("lstm_variants: warning: ")
     assert "CXX=no-such-compiler-here" in warnings[0] and "model.recurrence=xla" in warnings[0]

@@ -5,7 +5,8 @@ compiled for the CPU it runs on (``-march=native``) with the system's C++ compil
 ``c++``, ``g++`` or ``clang++``). The library is kept in the user cache
 (``$XDG_CACHE_HOME/lstm_variants/native``, by default under ``~/.cache``) under a name that
 hashes everything it depends on: the source, jaxlib's version, the flags and the CPU, then the
-compiler and its version. A second process
+compiler and its version. Where the user cache cannot be written (a read-only home), a folder of
+the user's in the temporary directory serves instead. A second process
 waits on a file lock while the first compiles (about 4 s), and a library appears only whole
 (written under a temporary name, then renamed), so parallel test workers or sweep jobs never load
 half a file.
@@ -25,6 +26,7 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,24 +133,41 @@ def library_path(cache: Path | None = None) -> Path:
     return folder / f"lstm_recurrence-{built_from}-{built_by}.so"
 
 
+def fallback_folder() -> Path:
+    """Where the library goes when the user cache cannot be written (a read-only home): a folder
+    of this user's in the temporary directory."""
+    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    return Path(tempfile.gettempdir()) / f"lstm_variants-{user}" / "native"
+
+
 def build(cache: Path | None = None) -> Path:
     """The compiled library's path, compiling it first if this machine has none yet.
 
+    Without ``cache``, the library goes to the user cache, or to ``fallback_folder()`` when that
+    cannot be written: the kernel is worth 4 s of compiling in every such session.
+
     Raises:
       NativeBuildError: no compiler, no headers, a failed compilation (the compiler's output is
-        kept in a ``.log`` beside where the library would be), a folder that cannot be written,
+        kept in a ``.log`` beside where the library would be), no folder that can be written,
         or a lock held too long.
     """
-    try:
-        target = library_path(cache)
-        if target.is_file():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{target}.lock", timeout=LOCK_TIMEOUT_SECONDS):
-            if not target.is_file():
-                _compile(target)
-    except OSError as error:  # filelock's Timeout is one too
-        raise NativeBuildError(f"cannot build the kernel: {error}") from None
+    folders = [cache] if cache is not None else [user_cache_dir() / "native", fallback_folder()]
+    for folder in folders:
+        try:
+            return _build_in(folder)
+        except OSError as error:  # filelock's Timeout is one too
+            problem = error
+    raise NativeBuildError(f"cannot build the kernel: {problem}") from None
+
+
+def _build_in(folder: Path) -> Path:
+    target = library_path(folder)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{target}.lock", timeout=LOCK_TIMEOUT_SECONDS):
+        if not target.is_file():
+            _compile(target)
     return target
 
 

@@ -302,6 +302,14 @@ def test_cxx_may_carry_arguments_and_the_library_is_readable_by_all(tmp_path, mo
     assert built.stat().st_mode & 0o444 == 0o444  # others sharing the cache can load it
 
 
+def test_an_unwritable_user_cache_builds_in_the_temporary_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"  # the cache's parent is a file: nothing can be made there
+    blocker.write_text("")
+    monkeypatch.setattr(native_build, "user_cache_dir", lambda: blocker / "lstm_variants")
+    built = native_build.build()
+    assert built.parent == native_build.fallback_folder() and built.is_file()
+
+
 def test_without_a_compiler_a_library_built_before_is_used(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-here")
     with pytest.raises(native_build.NativeBuildError, match="CXX=no-such-compiler-here"):

@@ -194,9 +194,16 @@ def git_state(directory: Path) -> dict[str, Any]:
     """{'git_commit': HEAD or None, 'git_dirty': tracked files changed, or None} of ``directory``."""
 
     def git(*arguments: str) -> str | None:
+        # --no-optional-locks: reading the state never writes the index. A git killed part-way
+        # (the timeout, a file-size limit) would otherwise leave .git/index.lock, and every later
+        # git command in that checkout would fail.
         try:
             out = subprocess.run(
-                ["git", *arguments], cwd=directory, capture_output=True, text=True, timeout=5
+                ["git", "--no-optional-locks", *arguments],
+                cwd=directory,
+                capture_output=True,
+                text=True,
+                timeout=5,
             )
         except (OSError, subprocess.SubprocessError):
             return None

@@ -253,6 +253,15 @@ def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):
     (tmp_path / "cell.py").write_text("a = 2\n")
     assert git_state(tmp_path) == {"git_commit": clean["git_commit"], "git_dirty": True}
     assert git_state(tmp_path / "cell.py") == {"git_commit": None, "git_dirty": None}  # a file
+    # Reading the state leaves the index alone, though its stat data is stale now.
+    index = tmp_path / ".git" / "index"
+    before = index.stat().st_mtime_ns
+    os.utime(tmp_path / "cell.py", ns=(before + 10**9, before + 10**9))
+    git("checkout", "-q", "cell.py")  # clean again, with a newer mtime than the index has
+    os.utime(tmp_path / "cell.py", ns=(before + 2 * 10**9, before + 2 * 10**9))
+    index_before = index.stat().st_mtime_ns
+    assert git_state(tmp_path)["git_dirty"] is False
+    assert index.stat().st_mtime_ns == index_before
 
 
 def test_atomic_write_leaves_old_record_on_failure(tmp_path):

@@ -15,7 +15,8 @@ ways no caller can catch (measured: 2,954 lines for six failed saves of one tiny
 
 ``failure_of`` runs a save and returns its error in one line, without these: absl's and
 asyncio's log records while the save runs and, after a failure, until the threads it started have
-ended and their leftovers are collected; and the closed-loop callbacks, which come later. A failed save's temporary files are removed at once
+ended and their leftovers are collected; asyncio's reports of orbax's failed tasks collected
+later still; and the closed-loop callbacks, which come later. A failed save's temporary files are removed at once
 (``remove_temporaries``): on a full disk, the space is what the records need next. (A write still
 in flight may make a folder again; the next save, or the chunk's end, removes it.)
 
@@ -47,6 +48,12 @@ THREADS_WAIT_SECONDS = 10.0
 
 def _none(record: logging.LogRecord) -> bool:
     return False
+
+
+def _not_an_orbax_task_never_retrieved(record: logging.LogRecord) -> bool:
+    """False (drop) for asyncio's report of an orbax write whose exception nobody retrieved."""
+    message = record.getMessage()
+    return not ("exception was never retrieved" in message and "/orbax/" in message)
 
 
 def _a_callback_into_a_closed_loop(unraisable) -> bool:
@@ -88,6 +95,11 @@ def failure_of(save: Callable[[], Any], close: Callable[[], Any]) -> str | None:
     """
     if not getattr(sys.unraisablehook, "drops_closed_loop_callbacks", False):
         sys.unraisablehook = _without_closed_loop_callbacks(sys.unraisablehook)
+    # A failed write's task may be collected long after the save (a busy machine, a thread that
+    # outlived the wait): asyncio's report of it is dropped whenever it comes, and only it.
+    asyncio_logger = logging.getLogger("asyncio")
+    if _not_an_orbax_task_never_retrieved not in asyncio_logger.filters:
+        asyncio_logger.addFilter(_not_an_orbax_task_never_retrieved)
     before = set(threading.enumerate())
     loggers = [logging.getLogger(name) for name in LOGGERS]
     for logger in loggers:

@@ -48,15 +48,22 @@ PEEPHOLE_GATES = ("i", "f", "o")
 _outcome: str | None = None
 
 
-def supports(cell, params: Params, carry0, px: jax.Array) -> bool:
-    """Whether the kernel computes this layer: an ``LSTMCell`` without full gate recurrence, all
-    in float32 (parameters, initial carry, inputs), traced for the CPU."""
+def _computes(cell) -> bool:
+    """Whether the kernel has this cell's equations (an ``LSTMCell`` without full gate
+    recurrence) and runs where it is traced (the CPU); the dtypes are checked by the callers."""
     return (
         isinstance(cell, LSTMCell)
         and not cell.full_gate_recurrence
         and {cell.input_activation, cell.output_activation} <= {"tanh", "identity"}
-        and all(a.dtype == jnp.float32 for a in (px, *params.values(), *jax.tree.leaves(carry0)))
         and jax.default_backend() == "cpu"
+    )
+
+
+def supports(cell, params: Params, carry0, px: jax.Array) -> bool:
+    """Whether the kernel computes this layer: ``_computes(cell)``, and all in float32
+    (parameters, initial carry, inputs)."""
+    return _computes(cell) and all(
+        a.dtype == jnp.float32 for a in (px, *params.values(), *jax.tree.leaves(carry0))
     )
 
 
@@ -91,14 +98,7 @@ def used_by(cell, recurrence: str) -> str | None:
     the kernel; 'unavailable: <why>' when ``fast`` wanted it and could not build it; None when the
     kernel does not apply (another cell or FGR, ``xla`` or ``reference``, not float32, not the CPU).
     """
-    applies = (
-        recurrence == "fast"
-        and isinstance(cell, LSTMCell)
-        and not cell.full_gate_recurrence
-        and cell.param_dtype == jnp.float32
-        and jax.default_backend() == "cpu"
-    )
-    if not applies:
+    if not (recurrence == "fast" and _computes(cell) and cell.param_dtype == jnp.float32):
         return None
     available()
     return _outcome

@@ -43,8 +43,9 @@ def _relative_error(a, b) -> float:
     return max(jax.tree.leaves(jax.tree.map(rel, a, b)))
 
 
-def _problem(name, hidden, key=0):
+def _problem(name, hidden, key=0, lengths=LENGTHS):
     cell = make_cell(name, hidden)
+    B = len(lengths)
     keys = jax.random.split(jax.random.key(key), 4)
     x = jax.random.normal(keys[0], (T, B, D))
     params = cell.init(keys[1], cell.initialize_carry(None, (B, D)), x[0])["params"]
@@ -52,7 +53,7 @@ def _problem(name, hidden, key=0):
     carry0 = jax.tree.map(
         lambda c: 0.5 * jax.random.normal(keys[2], c.shape), cell.initialize_carry(None, (B, D))
     )
-    mask = jnp.arange(T)[:, None] < jnp.array(LENGTHS)[None, :]
+    mask = jnp.arange(T)[:, None] < jnp.array(lengths)[None, :]
     cotangent = jax.random.normal(keys[3], (T, B, hidden))
     return cell, params, carry0, cell.project(params, x), mask, cotangent
 
@@ -93,6 +94,31 @@ def test_native_equals_reference(name, hidden):
     )
     assert set(grads[0]) == set(params)
     assert _relative_error(grads, grads_ref) < 1e-5
+
+
+@pytest.mark.parametrize("lengths", [(6, 4, 0), (3,), (0,)])
+@pytest.mark.parametrize("name", ["vanilla", "cifg", "np"])
+def test_steps_every_sequence_has_ended_give_the_references_results(name, lengths):
+    """The kernel skips a step no sequence of the batch has (forward and backward). Here steps
+    6 to 8 of 9 (and 3 to 8 for one sequence, as Greff trained, and all of an empty one) are
+    skipped: outputs, final carry and gradients still equal the reference's."""
+    cell, params, carry0, px, mask, cotangent = _problem(name, 7, key=3, lengths=lengths)
+
+    def run(scan):
+        return jax.jit(lambda params, carry0, px: scan(cell, params, carry0, px, mask))
+
+    assert (
+        _relative_error(run(scan_fast)(params, carry0, px), run(scan_reference)(params, carry0, px))
+        < 1e-5
+    )
+    grads, grads_ref = (
+        jax.jit(jax.grad(_loss(s, cell, mask, cotangent), argnums=(0, 1, 2)))(params, carry0, px)
+        for s in (scan_fast, scan_reference)
+    )
+    assert _relative_error(grads, grads_ref) < 1e-5
+    # The skipped steps' outputs are 0, and their input cotangents (of px) too.
+    assert np.all(np.asarray(run(scan_fast)(params, carry0, px)[1])[max(lengths) :] == 0)
+    assert np.all(np.asarray(grads[2])[max(lengths) :] == 0)
 
 
 def test_the_kernel_tanh_is_xlas_to_the_bit():

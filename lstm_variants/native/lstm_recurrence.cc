@@ -341,7 +341,8 @@ void backward(const Layout& L, int T, int B, const float* pre, const float* c_be
                               d_peep, h);
     }
     // A step no sequence has: d_pre_t is 0, so the product would add nothing.
-    if (any_active(mask + t * B, B)) gemm_accumulate(B, H, N, d_pre_t, N, r_t, H, dy_prev.data(), H);
+    if (any_active(mask + t * B, B))
+      gemm_accumulate(B, H, N, d_pre_t, N, r_t, H, dy_prev.data(), H);
     dy_carry.swap(dy_prev);
   }
   std::memcpy(d_c0, dc.data(), sizeof(float) * B * H);

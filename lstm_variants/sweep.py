@@ -37,8 +37,6 @@ from lstm_variants.durations import format_duration
 from lstm_variants.records import code_version, write_json_atomic
 
 STATUS_FILE = "status.json"
-# In report/: what the report there was made from (``report_inputs``), written after it.
-REPORT_INPUTS_FILE = ".made_from"
 DEFAULT_STUDY = "single"  # conf/config.yaml's study: the folder of every run not given one
 
 
@@ -83,7 +81,7 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     """
     from lstm_variants.analysis import AnalysisError, collect, compare, write_report
     from lstm_variants.analysis.compare import comparison_selection, to_markdown
-    from lstm_variants.analysis.report import resolve_reference
+    from lstm_variants.analysis.report import MADE_FROM_FILE, resolve_reference
 
     sweep_dir = Path(sweep_dir)
     statuses = read_statuses(sweep_dir)
@@ -134,13 +132,11 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
             try:
                 path, kept = current_report(sweep_dir, inputs)
                 if not kept:
-                    stamp = sweep_dir / "report" / REPORT_INPUTS_FILE
-                    stamp.unlink(missing_ok=True)
                     path = write_report(
                         [sweep_dir], sweep_dir / "report", reference=reference, collected=collection
                     )
                     if inputs is not None:
-                        write_text_atomic(stamp, inputs)
+                        write_text_atomic(path.parent / MADE_FROM_FILE, inputs)
                 lines += ["", f"Full report with figures: {path}"]
                 if kept:
                     lines[-1] += " (kept: no record has changed since it was written)"
@@ -194,9 +190,11 @@ def current_report(sweep_dir: Path, inputs: str | None) -> tuple[Path, bool]:
     """(the study's report.md, whether it is current: made from ``inputs``, the study's
     ``report_inputs`` now), so that a rerun with nothing to train does not draw it again (about
     14 s of figures and tests at 5,400 records)."""
+    from lstm_variants.analysis.report import MADE_FROM_FILE
+
     report = sweep_dir / "report" / "report.md"
     try:
-        made_from = (sweep_dir / "report" / REPORT_INPUTS_FILE).read_text()
+        made_from = (report.parent / MADE_FROM_FILE).read_text()
     except OSError:
         return report, False
     return report, inputs is not None and report.is_file() and made_from == inputs

@@ -1190,3 +1190,20 @@ def test_a_summary_keeps_the_report_while_no_record_changes(tmp_path, monkeypatc
     # Uncommitted changes to the code could change the report: it is drawn every time.
     monkeypatch.setattr(sweep, "code_version", lambda: clean | {"git_dirty": True})
     assert summary()[1] and summary()[1]
+
+
+def test_a_report_drawn_into_a_studys_report_folder_is_drawn_again_by_the_study(
+    tmp_path, monkeypatch
+):
+    """`lstm-variants-analyze report` with other options into the study's own report/ replaces
+    what the study's note described: the next summary draws its report again."""
+    from lstm_variants import analysis, sweep
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=6, seed=0), tmp_path)
+    monkeypatch.setattr(sweep, "code_version", lambda: {"git_commit": "0" * 40, "git_dirty": False})
+    sweep.summarize(tmp_path, report=True)
+    analysis.write_report([tmp_path], tmp_path / "report", fraction=1.0)
+    assert not (tmp_path / "report" / ".made_from").exists()
+    assert "(kept:" not in sweep.summarize(tmp_path, report=True)
+    assert "(kept:" in sweep.summarize(tmp_path, report=True)

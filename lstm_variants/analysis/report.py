@@ -458,6 +458,10 @@ def check_some_usable(trials: pd.DataFrame, directories: Sequence[str | Path]) -
         )
 
 
+# In a report's folder: what a study's report was made from (``sweep.report_inputs``).
+MADE_FROM_FILE = ".made_from"
+
+
 def write_report(
     directories: str | Path | Sequence[str | Path],
     output_dir: str | Path,
@@ -508,6 +512,9 @@ def write_report(
     say = status or (lambda line: None)
     directories = path_list(directories)  # one folder as a string is one folder
     output_dir = Path(output_dir)
+    # A study's note of what its report was made from no longer holds for this one (the
+    # callback writes it again after its own report: ``sweep.current_report``).
+    (output_dir / MADE_FROM_FILE).unlink(missing_ok=True)
     if collected is None:
         say("collecting records")
         collected = collect(directories, progress=status is not None)

@@ -76,7 +76,8 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     Writes ``results.parquet`` and ``results.csv`` (one row per trial, ``analysis.collect``),
     ``summary.md`` (the comparison of every cell with ``reference``, ``analysis.compare``, and the
     failed jobs with their error lines) and, with ``report``, the full report with figures in
-    ``report/`` (``analysis.write_report``). A study without any record still gets its summary.
+    ``report/`` (``analysis.write_report``), unless the one there was made from the same records,
+    reference and code (``current_report``). A study without any record still gets its summary.
     The tables and the summary are written atomically (``atomic_files``).
     """
     from lstm_variants.analysis import AnalysisError, collect, compare, write_report

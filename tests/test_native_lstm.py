@@ -233,6 +233,26 @@ def test_vmapped_population_equals_each_member_alone():
     assert _uses_kernel(jax.vmap(grad), *stacked)
 
 
+def test_vmapped_members_skip_the_steps_their_own_sequences_have_ended():
+    """A population's members draw their own sequences, so each has its own mask: each skips the
+    steps its own batch has ended, and gets the gradients it gets alone."""
+    cell = make_cell("vanilla", 6)
+    # Ended batches first and last: a skip read off another member's mask would show either way.
+    lengths = [(0, 0, 0), (4, 2, 1), (9, 5, 0), (0, 0, 0)]
+    members = [_problem("vanilla", 6, key=k, lengths=n) for k, n in enumerate(lengths)]
+
+    def grad(params, carry0, px, mask, cotangent):
+        loss = _loss(scan_fast, cell, mask, cotangent)
+        return jax.grad(loss, argnums=(0, 1, 2))(params, carry0, px)
+
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[m[1:] for m in members])
+    together = jax.jit(jax.vmap(grad))(*stacked)
+    for k, (_, params, carry0, px, mask, cotangent) in enumerate(members):
+        alone = jax.jit(grad)(params, carry0, px, mask, cotangent)
+        assert _relative_error(jax.tree.map(lambda a, k=k: a[k], together), alone) < 1e-6
+    assert _uses_kernel(jax.vmap(grad), *stacked)
+
+
 TWO_DEVICES = textwrap.dedent(
     """
     import jax

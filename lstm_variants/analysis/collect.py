@@ -36,10 +36,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lstm_variants.atomic_files import write_table_atomic
@@ -316,7 +318,10 @@ def collect(directories: str | Path | Sequence[str | Path], progress: bool = Fal
     directories = [str(d) for d in path_list(directories)]
     roots = [(Path(d).resolve(), d) for d in directories]
     paths = find_record_files(directories)
-    rows, curves, skipped, duplicates, seen = [], [], [], [], {}
+    rows, skipped, duplicates, seen = [], [], [], {}
+    # Column by column, numbers as C arrays: a dict and three float objects per epoch took
+    # hundreds of MiB at 5,400 records of 150 epochs.
+    curves = {"trial_id": [], "epoch": array("q")} | {n: array("d") for n in CURVE_COLUMNS[2:]}
     for path in _maybe_progress(paths, progress, "reading records"):
         record, reason = read_record_file(path)
         if record is None:
@@ -348,8 +353,14 @@ def collect(directories: str | Path | Sequence[str | Path], progress: bool = Fal
             continue
         seen[row["trial_id"]] = str(path)
         rows.append(row)
-        curves.extend(curve)
-    curve_frame = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
+        for name, column in curves.items():
+            column.extend(entry[name] for entry in curve)
+    numbers = {name: np.asarray(column) for name, column in curves.items() if name != "trial_id"}
+    curve_frame = (
+        pd.DataFrame({"trial_id": curves["trial_id"]} | numbers, columns=list(CURVE_COLUMNS))
+        if curves["trial_id"]
+        else pd.DataFrame([], columns=list(CURVE_COLUMNS))
+    )
     return Collection(tidy(rows), curve_frame, skipped, duplicates, directories)
 
 

@@ -6,8 +6,10 @@ but FGR, and Jozefowicz's LSTM, LSTM-f/-i/-o/-b)::
     (c_T, y_T), ys = recurrence(cell, params, (c_0, y_0), px, mask)
 
 Under differentiation the forward kernel keeps, per step, the pre-activations ``px_t + y' R``
-and the carry it started from (a forward pass alone keeps nothing); the backward kernel recomputes the gates from them, runs ``LSTMCell.step_vjp``'s pullback
-step by step, and returns the pre-activation cotangents d_pre. Then, as in the XLA fast path,
+and the carry it started from (a forward pass alone keeps nothing); the backward kernel
+recomputes the gates from them, runs ``LSTMCell.step_vjp``'s pullback step by step, and returns
+the pre-activation cotangents d_pre. Steps that no sequence of the batch has are skipped both
+ways (their outputs and cotangents are 0). Then, as in the XLA fast path,
 ``dR = sum_t y'_t^T d_pre_t`` is one (H, T*B) x (T*B, N) product after the loop, and ``d_px`` is
 d_pre itself. The kernel's tanh is XLA's CPU tanh to the bit, so the two paths agree to float32
 rounding (``tests/test_native_lstm.py``: against ``scan_reference``, padded batches, every

@@ -16,8 +16,8 @@ ways no caller can catch (measured: 2,954 lines for six failed saves of one tiny
 ``failure_of`` runs a save and returns its error in one line, without these: absl's and
 asyncio's log records while the save runs and, after a failure, until the threads it started have
 ended and their leftovers are collected; asyncio's reports of orbax's failed tasks collected
-later still; and the closed-loop callbacks, which come later. A failed save's temporary files are removed at once
-(``remove_temporaries``): on a full disk, the space is what the records need next. (A write still
+later still; and the closed-loop callbacks, which come later. A failed save's temporary files
+are removed at once (``remove_temporaries``): on a full disk, the space is what the records need next. (A write still
 in flight may make a folder again; the next save, or the chunk's end, removes it.)
 
 Written here because orbax has no option for it: its errors are logged where they happen.

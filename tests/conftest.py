@@ -36,6 +36,13 @@ def users_compiler(environment: dict[str, str]) -> dict[str, str]:
     return {**environment, "XLA_FLAGS": flags}
 
 
+def python_path(*directories: os.PathLike | str) -> str:
+    """``PYTHONPATH`` for a child process: ``directories`` first, then this process's entries,
+    which a source tree run without installing (its dependencies on ``PYTHONPATH``) needs."""
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    return os.pathsep.join([*map(str, directories), *inherited])
+
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_num_cpu_devices", 2)
 # Float32 matrix products in float32, as the CPU always computes them: on a recent NVIDIA GPU JAX's

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import python_path
 from hydra import compose, initialize_config_dir
 
 from lstm_variants.cli import CONFIG_DIR
@@ -95,7 +96,7 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+        env=dict(os.environ, PYTHONPATH=python_path(Path(__file__).parents[1])),
     )
     assert out.returncode == 0, out.stderr[-2000:]  # one job of two failed: the study goes on
     assert "Traceback" not in out.stderr
@@ -193,7 +194,10 @@ def test_local_jobs_see_this_processs_gpus_and_share_their_memory(tmp_path, laun
         text=True,
         timeout=120,
         env=environment
-        | {"PYTHONPATH": str(Path(__file__).parents[1]), "CUDA_VISIBLE_DEVICES": "GPU-5d1e,3"},
+        | {
+            "PYTHONPATH": python_path(Path(__file__).parents[1]),
+            "CUDA_VISIBLE_DEVICES": "GPU-5d1e,3",
+        },
     )
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads((tmp_path / "sweep" / "0" / "seen.json").read_text())
@@ -298,7 +302,7 @@ def test_a_job_process_progress_bar_leaves_no_semaphore_for_a_kill_to_leak():
             capture_output=True,
             text=True,
             timeout=120,
-            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+            env=dict(os.environ, PYTHONPATH=python_path(Path(__file__).parents[1])),
         )
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()

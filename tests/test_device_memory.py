@@ -2,6 +2,7 @@
 compiling (XLA may abort the process on such a program), and running out of memory or of disk is
 one line, as it is for a sweep's job, not a traceback."""
 
+import jax
 import pytest
 
 from lstm_variants.cli import crash_line
@@ -30,7 +31,8 @@ def test_the_refusal_ends_a_run_with_one_line_before_training(app, tmp_path, mon
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(
         "lstm-variants: error: one trial at hidden size 100000 needs about 999.01 GiB "
-        "(estimate), far more than the 16.00 GiB this cpu device offers: lower model.hidden_size,"
+        f"(estimate), far more than the 16.00 GiB this {jax.devices()[0].device_kind} device "
+        "offers: lower model.hidden_size,"
     )
     assert not (tmp_path / "records").exists()
 

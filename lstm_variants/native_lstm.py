@@ -121,10 +121,16 @@ def flags_of(cell: LSTMCell) -> int:
 
 
 def recurrence(cell: LSTMCell, params: Params, carry0, px, mask):
-    """``scan_xla``'s result for an LSTM layer, computed by the kernel (``available()`` first)."""
+    """``scan_xla``'s result for an LSTM layer, computed by the kernel (``available()`` first).
+
+    First-order gradients only: a gradient of its gradient (a gradient penalty, a Hessian-vector
+    product) is a one-line ValueError that says to use ``model.recurrence=xla``.
+    """
     (recurrent,), step_params = cell.split_recurrent(params)
     zeros = jnp.zeros((cell.features,), px.dtype)
     peepholes = jnp.stack([step_params.get(f"p_{g}", zeros) for g in PEEPHOLE_GATES])
+    # The kernel reads a (T, B) mask; the other recurrences broadcast one of (T, 1) as well.
+    mask = jnp.broadcast_to(mask, px.shape[:2])
     args = _varying_alike(recurrent, peepholes, *carry0, px, mask.astype(px.dtype))
     recurrent, peepholes, c0, y0, px, mask = args
     return _kernel(flags_of(cell), recurrent, peepholes, (c0, y0), px, mask)
@@ -161,6 +167,8 @@ def _forward(flags, recurrent, peepholes, carry0, px, mask, keep_residuals=True)
     steps, batch, _ = px.shape
     hidden = recurrent.shape[0]
     c0, y0 = carry0
+    if keep_residuals:  # the forward pass of a gradient: differentiating it is a 2nd derivative
+        recurrent, peepholes, c0, y0, px = _first_order_only(recurrent, peepholes, c0, y0, px)
     per_step = (steps, batch, hidden)
     # Empty residuals tell the kernel not to keep them (a forward pass nobody differentiates).
     kept = (px.shape, per_step, per_step) if keep_residuals else ((0,), (0,), (0,))
@@ -185,9 +193,28 @@ def _kernel(flags, recurrent, peepholes, carry0, px, mask):
     return _forward(flags, recurrent, peepholes, carry0, px, mask, keep_residuals=False)[0]
 
 
+@jax.custom_jvp
+def _first_order_only(*arrays):
+    """``arrays``; differentiating them (in the forward or backward pass of a gradient: a second
+    derivative) is a clear error, where the FFI call would raise JAX's 'cannot be
+    differentiated'."""
+    return arrays
+
+
+@_first_order_only.defjvp
+def _first_order_only_jvp(primals, tangents):
+    raise ValueError(
+        "the native LSTM kernel (model.recurrence=fast on the CPU) has first-order gradients "
+        "only; for a gradient of a gradient use model.recurrence=xla"
+    )
+
+
 def _backward(flags, residuals, cotangents):
     recurrent, peepholes, mask, pre, c_before, y_before = residuals
     (d_c_final, d_y_final), d_ys = cotangents
+    recurrent, peepholes, pre, c_before, y_before, d_ys, d_c_final, d_y_final = _first_order_only(
+        recurrent, peepholes, pre, c_before, y_before, d_ys, d_c_final, d_y_final
+    )
     hidden, width = recurrent.shape
     d_pre, d_peepholes, d_c0, d_y0 = jax.ffi.ffi_call(
         BACKWARD_TARGET,

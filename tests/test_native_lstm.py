@@ -183,6 +183,30 @@ def test_fast_takes_the_xla_path_where_the_kernel_does_not_apply(name, options):
     assert not _uses_kernel(lambda *a: scan_fast(cell, *a, mask), params, carry0, px)
 
 
+def test_a_mask_of_one_column_applies_to_every_sequence():
+    """The other recurrences broadcast a (T, 1) mask over the batch; the kernel reads (T, B)."""
+    cell, params, carry0, px, _, _ = _problem("vanilla", 5)
+    mask = jnp.array([1, 1, 0, 1, 0, 0, 1, 0, 0], bool)[:, None]
+    fast = scan_fast(cell, params, carry0, px, mask)
+    assert _uses_kernel(lambda p: scan_fast(cell, p, carry0, px, mask), params)
+    assert _relative_error(fast, scan_reference(cell, params, carry0, px, mask)) < 1e-5
+
+
+def test_a_gradient_of_the_gradient_is_one_line_that_names_the_xla_recurrence():
+    cell, params, carry0, px, mask, _ = _problem("vanilla", 5)
+
+    def penalty(scan):
+        loss = lambda p: jnp.sum(jnp.tanh(scan(cell, p, carry0, px, mask)[1]))  # noqa: E731
+        return lambda p: sum(jnp.sum(g**2) for g in jax.tree.leaves(jax.grad(loss)(p)))
+
+    assert np.isfinite(float(jnp.sum(jax.grad(penalty(scan_xla))(params)["R_z"])))
+    with pytest.raises(
+        ValueError,
+        match="first-order gradients only; for a gradient of a gradient use model.recurrence=xla",
+    ):
+        jax.grad(penalty(scan_fast))(params)
+
+
 def test_the_kernel_takes_float32_only():
     cell, params, carry0, px, _, _ = _problem("vanilla", 5)
     assert native_lstm.supports(cell, params, carry0, px)
@@ -366,6 +390,25 @@ def test_without_a_compiler_a_library_built_before_is_used(tmp_path, monkeypatch
     assert native_build.build(tmp_path) == built
 
 
+def test_without_a_compiler_a_library_built_before_in_the_temporary_folder_is_used(
+    tmp_path, monkeypatch
+):
+    """A read-only home built the library in the temporary folder: found there later too."""
+    import shutil
+
+    earlier = native_build.build()  # this machine's library, copied where an earlier run put it
+    fallback = tmp_path / "fallback"
+    fallback.mkdir()
+    shutil.copy(earlier, fallback / earlier.name)
+    monkeypatch.setattr(native_build, "user_cache_dir", lambda: tmp_path / "empty_cache")
+    monkeypatch.setattr(native_build, "fallback_folder", lambda: fallback)
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    assert native_build.build() == fallback / earlier.name
+    (fallback / earlier.name).unlink()
+    with pytest.raises(native_build.NativeBuildError, match="^CXX=no-such-compiler-here is not"):
+        native_build.build()
+
+
 def test_a_compilation_removes_partial_files_left_an_hour_ago(tmp_path):
     old, recent = tmp_path / ".building-old.so", tmp_path / ".building-recent.so"
     for partial in (old, recent):
@@ -442,7 +485,13 @@ WITHOUT_COMPILER = textwrap.dedent(
 
 
 def test_without_a_compiler_fast_falls_back_with_one_warning_line(tmp_path):
-    env = {**os.environ, "CXX": "no-such-compiler-here", "XDG_CACHE_HOME": str(tmp_path)}
+    # No library built before either: not in the user cache, nor in the temporary folder.
+    env = {
+        **os.environ,
+        "CXX": "no-such-compiler-here",
+        "XDG_CACHE_HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+    }
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_COMPILER],
         env=env,

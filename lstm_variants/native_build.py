@@ -47,6 +47,10 @@ class NativeBuildError(RuntimeError):
     """The kernel could not be compiled or loaded; the message says why in one line."""
 
 
+class NoCompilerError(NativeBuildError):
+    """No C++ compiler, and no library built here before in the folder looked in."""
+
+
 def find_compiler() -> list[str]:
     """The C++ compiler's command (arguments included, as in ``CXX="ccache g++"``): ``$CXX`` if
     set, else the first of ``COMPILERS`` on the PATH."""
@@ -55,13 +59,13 @@ def find_compiler() -> list[str]:
         words = shlex.split(named)
         found = shutil.which(words[0])
         if not found:
-            raise NativeBuildError(f"CXX={named} is not an executable on the PATH")
+            raise NoCompilerError(f"CXX={named} is not an executable on the PATH")
         return [found, *words[1:]]
     for name in COMPILERS:
         found = shutil.which(name)
         if found:
             return [found]
-    raise NativeBuildError(f"no C++ compiler found (tried $CXX, {', '.join(COMPILERS)})")
+    raise NoCompilerError(f"no C++ compiler found (tried $CXX, {', '.join(COMPILERS)})")
 
 
 def _compiler_version(compiler: list[str]) -> str:
@@ -151,12 +155,24 @@ def build(cache: Path | None = None) -> Path:
         kept in a ``.log`` beside where the library would be), no folder that can be written,
         or a lock held too long.
     """
-    folders = [cache] if cache is not None else [user_cache_dir() / "native", fallback_folder()]
+    if cache is not None:
+        folders = [cache]
+    else:
+        try:
+            folders = [user_cache_dir() / "native", fallback_folder()]
+        except RuntimeError:  # no home directory to find the user cache in
+            folders = [fallback_folder()]
+    problem: Exception | None = None
     for folder in folders:
         try:
             return _build_in(folder)
-        except OSError as error:  # filelock's Timeout is one too
-            problem = error
+        except (NoCompilerError, OSError) as error:  # filelock's Timeout is an OSError too
+            # The next folder may hold a library built before, or be writable. A missing
+            # compiler is the reason worth reporting, whichever folder found it.
+            if not isinstance(problem, NoCompilerError):
+                problem = error
+    if isinstance(problem, NativeBuildError):
+        raise problem
     raise NativeBuildError(f"cannot build the kernel: {problem}") from None
 
 
@@ -196,6 +212,10 @@ def _compile(target: Path) -> None:
                 f"{Path(compiler[0]).name} could not compile {SOURCE.name} (exit "
                 f"{done.returncode}); its output is in {log}"
             )
+        # On disk before it has the name that every later run loads without a check: a library
+        # cut short by a crash would kill those runs (SIGBUS), not fall back to XLA.
+        with partial.open("rb") as written:
+            os.fsync(written.fileno())
         os.replace(partial, target)
     except subprocess.TimeoutExpired:
         raise NativeBuildError(f"compiling {SOURCE.name} took over 600 s") from None

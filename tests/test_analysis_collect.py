@@ -97,6 +97,11 @@ def test_corrupt_partial_and_duplicate_records_are_counted(sweep, tmp_path, caps
         ("cell", ["vanilla"]),
         ("cell", None),
         ("study", None),
+        # A number the app writes, edited into text: a column of numbers and texts is no table.
+        ("wall_seconds", "12 s"),
+        ("seed", "1"),
+        ("population", {"size": "4"}),
+        ("curve", [{"epoch": 2**70}]),  # beyond a 64-bit epoch column
     ],
 )
 def test_a_record_with_a_field_of_the_wrong_kind_is_skipped_not_a_traceback(
@@ -112,6 +117,22 @@ def test_a_record_with_a_field_of_the_wrong_kind_is_skipped_not_a_traceback(
     ((path, reason),) = collection.skipped
     assert path.endswith("broken.json") and reason
     assert main(["collect", str(directory), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_a_loss_beyond_a_floats_range_is_infinite_not_a_traceback(sweep):
+    directory, records = sweep
+    record = dict(records[0], trial_id="huge")
+    record["curve"] = [dict(record["curve"][0], train_loss=10**400), *record["curve"][1:]]
+    record["metrics"] = dict(record["metrics"], best_valid=10**400)
+    (directory / "jsb_chorales" / "vanilla" / "records" / "huge.json").write_text(
+        json.dumps(record)
+    )
+    collection = collect([directory])
+    assert not collection.skipped
+    row = collection.trials.set_index("trial_id").loc["huge"]
+    assert pd.isna(row["best_valid"]) and not row["usable"]
+    first = collection.curves.query("trial_id == 'huge'").iloc[0]
+    assert first["train_loss"] == float("inf")
 
 
 def test_a_study_named_by_a_number_is_collected_under_its_name(sweep):

@@ -183,15 +183,26 @@ def find_record_files(directories: str | Path | Sequence[str | Path]) -> list[Pa
 def _number_or_none(value: Any) -> float | None:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond a float
         return None
     return number if math.isfinite(number) else None
+
+
+def _provenance_number(record: dict[str, Any], *keys: str) -> int | float | None:
+    """``record[keys[0]][keys[1]]...``: a number the app wrote (a seed, seconds, a size) or
+    None where absent. Anything else is ValueError: the record was edited, and a column of
+    numbers and texts cannot be written as a table."""
+    value: Any = record
+    for key in keys:
+        value = (value or {}).get(key)
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{'.'.join(keys)} is {value!r}, not a number")
 
 
 def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]:
     """The table row of one record (the columns of the module docstring)."""
     metrics = dict(record["metrics"])
-    population = record.get("population") or {}
     environment = record.get("environment") or {}
     params = record.get("params_file")
     params_file = str(Path(path).parent / params["name"]) if params else None
@@ -200,7 +211,7 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
         "study": str(record.get("study", "single")),
         "cell": cell_label(record.get("config") or {}) or record["cell"],
         "dataset": record["dataset"],
-        "seed": record.get("seed"),
+        "seed": _provenance_number(record, "seed"),
         "sweep": sweep,
         "record_path": str(path),
         "record_version": record.get("record_version"),
@@ -223,13 +234,13 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
     row["diverged"] = metrics.get("stopped") == "diverged"
     row["usable"] = best_valid is not None and test is not None
     row.update(
-        parameters=record.get("parameters"),
-        wall_seconds=record.get("wall_seconds"),
-        compile_seconds=record.get("compile_seconds"),
-        started_unix=record.get("started_unix"),
-        population_size=population.get("size"),
-        population_index=population.get("index"),
-        padded_hidden_size=population.get("padded_hidden_size"),
+        parameters=_provenance_number(record, "parameters"),
+        wall_seconds=_provenance_number(record, "wall_seconds"),
+        compile_seconds=_provenance_number(record, "compile_seconds"),
+        started_unix=_provenance_number(record, "started_unix"),
+        population_size=_provenance_number(record, "population", "size"),
+        population_index=_provenance_number(record, "population", "index"),
+        padded_hidden_size=_provenance_number(record, "population", "padded_hidden_size"),
         device_kind=environment.get("device_kind"),
         git_commit=environment.get("git_commit"),
         config_json=json.dumps(record.get("config") or {}, sort_keys=True, default=str),
@@ -242,9 +253,12 @@ def curve_rows(record: dict[str, Any], trial: str) -> Iterable[dict[str, Any]]:
     """The learning-curve rows of one record (epochs without a number are kept as NaN)."""
     for entry in record.get("curve") or []:
         if isinstance(entry, dict) and "epoch" in entry:
+            epoch = int(entry["epoch"])
+            if not 0 <= epoch < 2**31:
+                raise ValueError(f"epoch {epoch} is out of range")
             yield {
                 "trial_id": trial,
-                "epoch": int(entry["epoch"]),
+                "epoch": epoch,
                 "train_loss": _as_float(entry.get("train_loss")),
                 "valid_loss": _as_float(entry.get("valid_loss")),
                 "valid_solved": _as_float(entry.get("valid_solved")),
@@ -255,6 +269,8 @@ def _as_float(value: Any) -> float:
     """``value`` as a float (NaN and infinities kept: a diverging curve shows them); else NaN."""
     try:
         return float(value)
+    except OverflowError:  # an integer beyond a float's range: infinite, as a diverged loss is
+        return math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
         return math.nan
 
@@ -331,7 +347,7 @@ def collect(directories: str | Path | Sequence[str | Path], progress: bool = Fal
         try:  # a field of the wrong kind (a list for an object, an epoch 'abc') skips the record
             row = record_row(record, path, sweep)
             curve = list(curve_rows(record, row["trial_id"]))
-        except (AttributeError, KeyError, TypeError, ValueError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as error:
             skipped.append((str(path), f"malformed: {type(error).__name__}: {error}"))
             continue
         if row["trial_id"] in seen:

@@ -64,13 +64,15 @@ def remove_leftovers(directory: Path, older_than: float = LEFTOVER_SECONDS) -> l
 
 def file_identity(path: Path) -> tuple[int, ...] | None:
     """The file at ``path`` as a stat can tell it from another: an atomic write is a new file
-    (inode), and a rewrite changes its time or size. None where there is none (or it cannot be
-    read). Caches of parsed files key on it."""
+    (inode), and a rewrite changes its time or size. The change time too: a rewrite in place that
+    keeps the size and sets the old modification time back (``cp -p``, ``rsync --inplace``), or a
+    change of permissions, changes it, and no user can set it. None where there is none (or it
+    cannot be read). Caches of parsed files key on it."""
     try:
         stat = Path(path).stat()
     except OSError:
         return None
-    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
 
 
 def _umask() -> int:

@@ -77,10 +77,12 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     ``summary.md`` (the comparison of every cell with ``reference``, ``analysis.compare``, and the
     failed jobs with their error lines) and, with ``report``, the full report with figures in
     ``report/`` (``analysis.write_report``), unless the one there was made from the same records,
-    reference and code (``current_report``). A study without any record still gets its summary.
-    The tables and the summary are written atomically (``atomic_files``).
+    reference and code (``current_report``). A study without any record still gets its summary,
+    and loses the results tables of records no longer there (or no longer readable). The tables
+    and the summary are written atomically (``atomic_files``).
     """
     from lstm_variants.analysis import AnalysisError, collect, compare, write_report
+    from lstm_variants.analysis.collect import require_trials
     from lstm_variants.analysis.compare import comparison_selection, to_markdown
     from lstm_variants.analysis.report import MADE_FROM_FILE, resolve_reference
 
@@ -92,9 +94,14 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     inputs = report_inputs(sweep_dir, reference) if report else None
     try:
         collection = collect([sweep_dir])
+        require_trials(collection)  # records that none of can be read: none to tabulate
     except AnalysisError as error:
         collection = None
         lines.append(f"No trial records: {error}")
+        # A results table of records since removed (or now unreadable) would be taken for this
+        # study's.
+        for name in ("results.parquet", "results.csv"):
+            (sweep_dir / name).unlink(missing_ok=True)
     if collection is not None:
         trials = collection.trials
         # Whole or not at all, as records are: a Ctrl-C here must not leave half a table.
@@ -164,12 +171,13 @@ def report_inputs(sweep_dir: Path, reference: str) -> str | None:
     """A digest of what the study's report is made from: its record files (each one's
     ``file_identity``: a rewritten record is a new file), the reference cell and the code (the
     package's version and commit). None when it cannot be told: the checkout has uncommitted
-    changes, which could change the report with nothing else changing; there is no record; or
-    a record cannot be read.
+    changes, which could change the report with nothing else changing; the code is neither a
+    git checkout nor an installed package (a source tree on ``PYTHONPATH``, whose files may have
+    changed); there is no record; or a record cannot be stat-ed.
     """
     from lstm_variants.analysis import AnalysisError
     from lstm_variants.analysis.collect import find_record_files
-    from lstm_variants.version import PACKAGE, installed
+    from lstm_variants.version import NOT_INSTALLED, PACKAGE, installed
 
     try:
         paths = find_record_files([sweep_dir])
@@ -178,7 +186,10 @@ def report_inputs(sweep_dir: Path, reference: str) -> str | None:
     code = code_version()
     if code["git_commit"] is not None and code["git_dirty"] is not False:  # changed, or unknown
         return None
-    digest = hashlib.sha256(f"{installed(PACKAGE)} {code['git_commit']} {reference}\n".encode())
+    version = installed(PACKAGE)
+    if code["git_commit"] is None and version == NOT_INSTALLED:
+        return None
+    digest = hashlib.sha256(f"{version} {code['git_commit']} {reference}\n".encode())
     for path in paths:
         identity = file_identity(path)
         if identity is None:
@@ -189,16 +200,16 @@ def report_inputs(sweep_dir: Path, reference: str) -> str | None:
 
 def current_report(sweep_dir: Path, inputs: str | None) -> tuple[Path, bool]:
     """(the study's report.md, whether it is current: made from ``inputs``, the study's
-    ``report_inputs`` now), so that a rerun with nothing to train does not draw it again (about
-    14 s of figures and tests at 5,400 records)."""
-    from lstm_variants.analysis.report import MADE_FROM_FILE
+    ``report_inputs`` now, with every file it wrote still there), so that a rerun with nothing to
+    train does not draw it again (about 14 s of figures and tests at 5,400 records)."""
+    from lstm_variants.analysis.report import MADE_FROM_FILE, report_is_whole
 
     report = sweep_dir / "report" / "report.md"
     try:
         made_from = (report.parent / MADE_FROM_FILE).read_text()
     except OSError:
         return report, False
-    return report, inputs is not None and report.is_file() and made_from == inputs
+    return report, inputs is not None and made_from == inputs and report_is_whole(report.parent)
 
 
 def mixed_settings(config_texts) -> list[str]:

@@ -16,12 +16,15 @@ PACKAGE = "lstm-variants"
 STACK = ("jax", "jaxlib", "flax", "optax")
 
 
+NOT_INSTALLED = "not installed"
+
+
 def installed(name: str) -> str:
     """The installed version of the distribution ``name``, or 'not installed'."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return "not installed"
+        return NOT_INSTALLED
 
 
 def version_line(prog: str) -> str:

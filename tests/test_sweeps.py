@@ -1235,9 +1235,80 @@ def test_a_summary_keeps_the_report_while_no_record_changes(tmp_path, monkeypatc
     assert summary("nfg")[1] and summary("vanilla")[1]
     report.unlink()
     assert summary()[1] and report.exists()
-    # Uncommitted changes to the code could change the report: it is drawn every time.
+    # A figure or table the user deleted: report.md would link to nothing.
+    figure = sorted((tmp_path / "report" / "figures").glob("*.png"))[0]
+    figure.unlink()
+    assert summary()[1] and figure.exists() and not summary()[1]
+    # A record edited in place (same size, its modification time set back, as `cp -p` does).
+    stat = record.stat()
+    text = record.read_text()
+    digit = text.index('"parameters": ') + len('"parameters": ')  # a number: one digit changed
+    edited = text[:digit] + str((int(text[digit]) + 1) % 10) + text[digit + 1 :]
+    assert len(edited) == len(text) and edited != text
+    with record.open("r+") as handle:
+        handle.write(edited)
+    os.utime(record, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert summary()[1] and not summary()[1]
+    # Uncommitted changes to the code could change the report: it is drawn every time. So could
+    # a source tree run without git and uninstalled (its files may have changed).
     monkeypatch.setattr(sweep, "code_version", lambda: clean | {"git_dirty": True})
     assert summary()[1] and summary()[1]
+    monkeypatch.setattr(sweep, "code_version", lambda: {"git_commit": None, "git_dirty": None})
+    monkeypatch.setattr("lstm_variants.version.installed", lambda name: "not installed")
+    assert summary()[1] and summary()[1]
+
+
+def test_a_report_drawn_again_leaves_no_file_of_the_earlier_one(tmp_path, monkeypatch):
+    """A study paired at first, then not: the paired table of the earlier report would be read
+    as this one's (and the summary would point to it). The user's own files there stay."""
+    import shutil
+
+    from lstm_variants import sweep
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+
+    monkeypatch.setattr(sweep, "code_version", lambda: {"git_commit": "0" * 40, "git_dirty": False})
+    study = {"vanilla": 0.0, "nfg": 0.4}
+    write_records(synthetic_study(study, trials=6, seed=0, paired=True), tmp_path)
+    assert "Its paired comparison" in sweep.summarize(tmp_path, report=True)
+    paired = tmp_path / "report" / "tables" / "paired.csv"
+    mine = tmp_path / "report" / "tables" / "my_notes.txt"
+    mine.write_text("mine")
+    assert paired.is_file()
+    for folder in {path.parents[1] for path in tmp_path.glob("**/records/*.json")}:
+        shutil.rmtree(folder)
+    write_records(synthetic_study(study, trials=6, seed=0, paired=False), tmp_path)
+    summary = sweep.summarize(tmp_path, report=True)
+    assert "Its paired comparison" not in summary and not paired.exists()
+    assert mine.read_text() == "mine"
+    listed = (tmp_path / "report" / ".files").read_text().split()
+    assert "report.md" in listed and "tables/comparison.csv" in listed
+    assert all((tmp_path / "report" / name).is_file() for name in listed)
+
+
+def test_a_study_whose_records_are_gone_or_unreadable_keeps_no_results_table(tmp_path):
+    """Its summary says why there is nothing to tabulate, in one line, and the results tables of
+    the records that were there go with them (the app said where they are)."""
+    import shutil
+
+    from lstm_variants import sweep
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=3, seed=0), tmp_path)
+    sweep.summarize(tmp_path, report=False)
+    assert (tmp_path / "results.parquet").is_file()
+    records = sorted(tmp_path.glob("**/records/*.json"))
+    for path in records:
+        path.write_text('{"cell": "vanilla", "metr')  # torn
+    summary = sweep.summarize(tmp_path, report=True)
+    assert (
+        f"No trial records: no readable records under {tmp_path} ({len(records)} skipped" in summary
+    )
+    assert not (tmp_path / "results.parquet").exists() and not (tmp_path / "results.csv").exists()
+    for folder in {path.parents[1] for path in records}:
+        shutil.rmtree(folder)
+    (tmp_path / "results.csv").write_text("stale")
+    assert "No trial records: no run records" in sweep.summarize(tmp_path, report=True)
+    assert not (tmp_path / "results.csv").exists()
 
 
 def test_a_report_drawn_into_a_studys_report_folder_is_drawn_again_by_the_study(

@@ -460,6 +460,27 @@ def check_some_usable(trials: pd.DataFrame, directories: Sequence[str | Path]) -
 
 # In a report's folder: what a study's report was made from (``sweep.report_inputs``).
 MADE_FROM_FILE = ".made_from"
+# In a report's folder: the files the report wrote, one path (relative to the folder) per line.
+FILES_FILE = ".files"
+
+
+def report_files(output_dir: Path) -> list[Path] | None:
+    """The files the report in ``output_dir`` wrote (``FILES_FILE``); None if it does not say.
+    Only paths inside the folder count: an edited list must not name a file elsewhere."""
+    folder = Path(output_dir)
+    try:
+        listed = (folder / FILES_FILE).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    paths = [folder / line for line in listed if line]
+    return [path for path in paths if path.resolve().is_relative_to(folder.resolve())]
+
+
+def report_is_whole(output_dir: Path) -> bool:
+    """Whether every file the report in ``output_dir`` wrote is still there (a figure or table
+    deleted since leaves a link in report.md that leads nowhere)."""
+    files = report_files(output_dir)
+    return files is not None and all(path.is_file() for path in files)
 
 
 def write_report(
@@ -512,6 +533,7 @@ def write_report(
     say = status or (lambda line: None)
     directories = path_list(directories)  # one folder as a string is one folder
     output_dir = Path(output_dir)
+    earlier = report_files(output_dir) or []
     # A study's note of what its report was made from no longer holds for this one (the
     # callback writes it again after its own report: ``sweep.current_report``).
     (output_dir / MADE_FROM_FILE).unlink(missing_ok=True)
@@ -523,7 +545,7 @@ def write_report(
     check_some_usable(trials, directories)
     if strict_reference and reference is not None:
         check_reference_present(trials, reference)
-    collection.save(output_dir / "data")
+    written = list(collection.save(output_dir / "data").values())
     chosen, note = resolve_reference(trials, reference or recorded_reference(trials))
     say("comparing cells")
     tests = dict(
@@ -538,21 +560,24 @@ def write_report(
     options = _given_options(fraction=fraction, sample=sample, trees=trees, **tests)
     fraction, sample = comparison_selection(trials, fraction, sample)
     comparison = compare(trials, reference=chosen, fraction=fraction, sample=sample, **tests)
-    write_tables(comparison, output_dir / "tables")
+    written += write_tables(comparison, output_dir / "tables").values()
     say("functional ANOVA")
     importances = importance_by_group(trials, trees=trees)
     if importances:
-        write_table_atomic(output_dir / "tables" / "importance.csv", importance_table(importances))
+        written.append(output_dir / "tables" / "importance.csv")
+        write_table_atomic(written[-1], importance_table(importances))
     say("drawing figures")
     from lstm_variants.analysis.plots import all_figures  # matplotlib: only for a report
 
     figures = all_figures(
         trials, collection.curves, comparison, importances, output_dir / "figures", chosen
     )
+    written += [path for paths in figures.values() for path in paths]
     cost = cost_table(trials)
-    write_table_atomic(output_dir / "tables" / "cost.csv", cost)
     best = best_trials(trials)
-    write_table_atomic(output_dir / "tables" / "best.csv", best)
+    written += [output_dir / "tables" / "cost.csv", output_dir / "tables" / "best.csv"]
+    write_table_atomic(written[-2], cost)
+    write_table_atomic(written[-1], best)
     paired = pd.concat(
         [
             paired_compare(
@@ -563,7 +588,8 @@ def write_report(
         ignore_index=True,
     )
     if not paired.empty:
-        write_table_atomic(output_dir / "tables" / "paired.csv", paired)
+        written.append(output_dir / "tables" / "paired.csv")
+        write_table_atomic(written[-1], paired)
     report = output_dir / "report.md"
     text = render_report(
         collection,
@@ -584,4 +610,14 @@ def write_report(
         options=options,
     )
     write_text_atomic(report, text)
+    written.append(report)
+    # An earlier report's file that this one did not write again (the paired table of a study
+    # that is no longer paired, a figure of a dataset no longer there) would be read as this
+    # report's: only files an earlier report listed go, never the user's.
+    kept = {path.resolve() for path in written}
+    for path in earlier:
+        if path.resolve() not in kept:
+            path.unlink(missing_ok=True)
+    listing = sorted(str(path.relative_to(output_dir)) for path in written)
+    write_text_atomic(output_dir / FILES_FILE, "\n".join(listing) + "\n")
     return report

@@ -66,7 +66,7 @@ def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     left out of the table.
     """
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         return None, f"unreadable: {error}"
     try:
@@ -139,7 +139,7 @@ def recorded_names(sources: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str
         path = Path(source).expanduser()
         for file in record_files(path) if path.is_dir() else [path]:
             with contextlib.suppress(OSError, ValueError, AttributeError):
-                record = json.loads(file.read_text())
+                record = json.loads(file.read_text(encoding="utf-8"))
                 study, dataset = record.get("study"), record.get("dataset")
                 if isinstance(study, str | int) and isinstance(dataset, str):
                     studies.add(str(study))

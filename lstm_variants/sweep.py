@@ -63,7 +63,7 @@ def read_statuses(
         try:
             identity = file_identity(path)
             if identity is None or path not in read or read[path][0] != identity:
-                read[path] = (identity, json.loads(path.read_text()))
+                read[path] = (identity, json.loads(path.read_text(encoding="utf-8")))
             statuses.append(read[path][1] | {"job_dir": str(path.parent)})
         except (OSError, ValueError):
             statuses.append({"status": "unreadable", "job_dir": str(path.parent)})

@@ -135,6 +135,20 @@ def test_a_loss_beyond_a_floats_range_is_infinite_not_a_traceback(sweep):
     assert first["train_loss"] == float("inf")
 
 
+def test_records_without_curves_give_a_typed_empty_curve_table(tmp_path):
+    records = synthetic_study({"vanilla": 0.0}, trials=2, seed=0)
+    write_records([dict(record, curve=[]) for record in records], tmp_path)
+    curves = collect([tmp_path]).curves
+    assert curves.empty
+    assert curves.dtypes.astype(str).to_dict() == {
+        "trial_id": "object",
+        "epoch": "int64",
+        "train_loss": "float64",
+        "valid_loss": "float64",
+        "valid_solved": "float64",
+    }
+
+
 def test_a_study_named_by_a_number_is_collected_under_its_name(sweep):
     directory, records = sweep
     numbered = dict(records[0], trial_id="numbered", study=2024)  # study=2024: an int to Hydra

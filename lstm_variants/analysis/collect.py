@@ -371,12 +371,10 @@ def collect(directories: str | Path | Sequence[str | Path], progress: bool = Fal
         rows.append(row)
         for name, column in curves.items():
             column.extend(entry[name] for entry in curve)
+    # Typed columns even when no record has a curve (int64 epochs, float64 losses).
     numbers = {name: np.asarray(column) for name, column in curves.items() if name != "trial_id"}
-    curve_frame = (
-        pd.DataFrame({"trial_id": curves["trial_id"]} | numbers, columns=list(CURVE_COLUMNS))
-        if curves["trial_id"]
-        else pd.DataFrame([], columns=list(CURVE_COLUMNS))
-    )
+    trial_ids = pd.Series(curves["trial_id"], dtype=object)
+    curve_frame = pd.DataFrame({"trial_id": trial_ids} | numbers, columns=list(CURVE_COLUMNS))
     return Collection(tidy(rows), curve_frame, skipped, duplicates, directories)
 
 

@@ -206,6 +206,7 @@ def check_values(cfg: Mapping[str, Any]) -> None:
             f"study must be a folder name, not a path, got {study!r}; e.g. study=greff_jsb_small"
         )
     check_model_keys(cfg.get("model"))
+    check_group_keys(cfg, drawn if isinstance(drawn, Mapping) else {})
     optimizer = cfg.get("optimizer") or {}
     from lstm_variants.search import (  # no JAX
         check_rerun_source_given,
@@ -231,6 +232,36 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"optimizer.momentum ({given}) is used only by optimizer=sgd (Adam ignores it; "
             "search=greff samples it): add optimizer=sgd, or drop the momentum"
+        )
+    if optimizer.get("name") == "adam" and (
+        optimizer.get("nesterov") is not None or "optimizer.nesterov" in space
+    ):
+        raise ConfigError(
+            f"optimizer.nesterov ({optimizer.get('nesterov', 'drawn by the search')}) is used "
+            "only by optimizer=sgd (Adam ignores it): add optimizer=sgd, or drop it"
+        )
+    if "sampled" not in search:
+        check_space_targets(cfg, space)
+
+
+# Options whose names the cell or the dataset decide, checked there (``check_dataset_options``,
+# the cell's constructor): a space may draw one that the base config does not set.
+OPEN_SECTIONS = ("cell.options.", "dataset.options.")
+
+
+def check_space_targets(cfg: Mapping[str, Any], space: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for a search-space entry that names no setting of ``cfg``
+    (``search.space.optimizer.learnig_rate``): it would be drawn and recorded as a
+    hyperparameter while training used the default."""
+    for key in space:
+        if key.startswith(OPEN_SECTIONS) or _lookup(cfg, key)[0]:
+            continue
+        parent, _, name = key.rpartition(".")
+        found, node = _lookup(cfg, parent) if parent else (True, cfg)
+        hint = nearest_hint(name, node) if found and isinstance(node, Mapping) else ""
+        raise ConfigError(
+            f"search.space.{key} names no setting{hint}: a search draws values for existing "
+            f"keys such as optimizer.learning_rate or model.hidden_size"
         )
 
 
@@ -297,6 +328,38 @@ def check_model_keys(model: Mapping[str, Any] | None) -> None:
         if unknown:
             raise ConfigError(
                 f"unknown {prefix} option(s) {unknown}; valid: {', '.join(sorted(known))}"
+            )
+
+
+# The keys that the nodes of these config groups may hold (a test keeps them equal to the union of
+# each group's YAML files, with the keys the search writes into a trial's config).
+GROUP_KEYS = {
+    "optimizer": ("name", "learning_rate", "momentum", "nesterov", "clip_norm", "clip_value"),
+    "cell": ("name", "options"),
+    "dataset": ("name", "options"),
+    "search": ("trials", "seed", "paired", "shards", "shard", "space", "rerun")
+    + ("sampled", "rerun_of", "trial"),  # written by the search into each trial's config
+}
+
+
+def check_group_keys(cfg: Mapping[str, Any], drawn: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for a key under a config group's node that nothing reads
+    (``GROUP_KEYS``): ``+optimizer.learning_rat=0.1`` or ``+cell.option.forget_bias=1`` would be
+    recorded, change the trial id, and train with the default. A key the search draws says so:
+    its space names it (``drawn``, the trial's draws)."""
+    for group, known in GROUP_KEYS.items():
+        node = cfg.get(group)
+        if not isinstance(node, Mapping):
+            continue
+        for key in sorted(set(node) - set(known)):
+            where = (
+                f"search.space.{group}.{key} draws it: rename or remove that entry"
+                if f"{group}.{key}" in drawn
+                else f"remove +{group}.{key}"
+            )
+            raise ConfigError(
+                f"unknown {group} option '{key}'{nearest_hint(key, known)}; valid: "
+                f"{', '.join(known)}; {where}"
             )
 
 

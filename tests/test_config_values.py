@@ -159,6 +159,55 @@ def test_model_keys_are_the_keys_of_the_model_config():
     assert set(default) == set(MODEL_KEYS) and set(default["init"]) == set(INIT_KEYS)
 
 
+def test_group_keys_are_the_keys_of_the_groups_configs():
+    import yaml
+
+    from lstm_variants.config_values import GROUP_KEYS
+
+    for group, known in GROUP_KEYS.items():
+        keys = set()
+        for path in (Path(CONFIG_DIR) / group).glob("*.yaml"):
+            node = yaml.safe_load(path.read_text()) or {}
+            node = node.get(group, {}) if "# @package _global_" in path.read_text() else node
+            keys |= set(node)
+        written_by_the_search = {"sampled", "rerun_of", "trial"} if group == "search" else set()
+        assert keys == set(known) - written_by_the_search, group
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["+optimizer.learning_rat=0.1"], "unknown optimizer option 'learning_rat' (did you mean "
+         "learning_rate?)"),
+        (["+cell.option.forget_bias=1"], "unknown cell option 'option' (did you mean options?)"),
+        (["+dataset.option.T=20"], "unknown dataset option 'option' (did you mean options?)"),
+        (["+search.trails=3"], "unknown search option 'trails' (did you mean trials?)"),
+        (["optimizer=adam", "+optimizer.nesterov=true"], "optimizer.nesterov (True) is used only "
+         "by optimizer=sgd"),
+        (["+search.space.optimizer.learnig_rate={distribution:uniform,low:0.1,high:0.2}"],
+         "search.space.optimizer.learnig_rate names no setting (did you mean learning_rate?)"),
+        (["+search.space.foo={distribution:uniform,low:0,high:1}"], "search.space.foo names no "
+         "setting:"),
+    ],
+)  # fmt: skip
+def test_a_key_that_nothing_reads_is_one_line_not_a_default_trained(overrides, message):
+    """Recorded and hashed into the trial id, it would train with the default value."""
+    with pytest.raises(ConfigError) as error:
+        check_values(composed("config", *overrides))
+    assert message in str(error.value)
+
+
+def test_a_drawn_key_that_nothing_reads_points_at_the_search_space():
+    trial = {
+        "optimizer": {"name": "sgd", "learning_rate": 0.1, "learnig_rate": 0.2},
+        "search": {"sampled": {"optimizer.learnig_rate": 0.2}},
+    }
+    with pytest.raises(ConfigError, match="search.space.optimizer.learnig_rate draws it"):
+        check_values(trial)
+    space = {"cell.options.forget_bias": {"distribution": "uniform", "low": 0, "high": 1}}
+    check_values(composed("config") | {"search": {"space": space}})  # the cell checks it
+
+
 def test_a_study_is_a_folder_name_and_adam_takes_no_momentum():
     check_values({"study": 2024})  # Hydra reads it as a number; multirun/2024 is fine
     check_values({"study": "greff jsb+small"})

@@ -175,7 +175,7 @@ def train_population(
             f"(without: {padding_fraction(lengths, [np.arange(len(lengths))], settings.batch_size):.1%})"
         )
     results: list[RunResult | None] = [None] * len(members)
-    for padded_hidden, indices in buckets:
+    for bucket, (padded_hidden, indices) in enumerate(buckets):
         bucket_model = model.clone(hidden_size=padded_hidden)
         per_member = estimate_member_bytes(bucket_model, data, settings)
         check_member_fits(per_member, devices[0], padded_hidden)
@@ -189,10 +189,11 @@ def train_population(
                 f"{_gib(per_member * len(indices))} on {min(len(devices), chunk_size)} "
                 f"{devices[0].device_kind} device(s), in {len(chunks)} chunk(s)"
             )
-        for chunk in chunks:
+        for number, chunk in enumerate(chunks):
+            others_follow = bucket < len(buckets) - 1 or number < len(chunks) - 1
             chunk_results = _train_chunk(
                 model, optimizer, data, settings, [members[i] for i in chunk],
-                padded_hidden, devices[: len(chunk)], progress, checkpoint,
+                padded_hidden, devices[: len(chunk)], progress, checkpoint, others_follow,
             )  # fmt: skip
             for index, result in zip(chunk, chunk_results, strict=True):
                 results[index] = result
@@ -307,8 +308,14 @@ def _train_chunk(
     devices: Sequence[Any],
     progress: bool,
     checkpoint: CheckpointSettings | None = None,
+    others_follow: bool = False,
 ) -> list[RunResult]:
-    """Train members of one hidden-size bucket together; the loop of ``train.train_run``, per member."""
+    """Train members of one hidden-size bucket together; the loop of ``train.train_run``, per member.
+
+    With ``others_follow`` (chunks of the population still to train), a checkpointed chunk
+    saves its final state however recently it saved: its records are written only once the last
+    chunk is done, and a kill meanwhile must not cost its whole training again.
+    """
     started = time.perf_counter()
     train, valid, test = (split_arrays(s) for s in (data.train, data.valid, data.test))
     bucket_model = model.clone(hidden_size=padded_hidden)
@@ -396,6 +403,7 @@ def _train_chunk(
             repr(settings), [dataclasses.astuple(m) for m in padded_members],
         )  # fmt: skip
         saver = ChunkCheckpoint(checkpoint, identity, data_sha256=data_key[0])
+        saver.always_save_finished = others_follow
     with saver or contextlib.nullcontext():
         if saver is not None:
             restored = saver.restore(state.arrays)

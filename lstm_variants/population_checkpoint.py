@@ -77,8 +77,9 @@ FILES = "files.json"
 # In the population's directory: its trial ids and when it was first saved.
 TRIALS = "trials.json"
 # The environment's entries a checkpoint must share with the code resuming it (not the host or the
-# devices: a requeued SLURM job may land elsewhere).
-CODE_KEYS = ("jax", "jaxlib", "flax", "optax", "git_commit")
+# devices: a requeued SLURM job may land elsewhere). git_dirty too: epochs saved under uncommitted
+# changes must not go into a record that says the code was clean (nor the other way round).
+CODE_KEYS = ("jax", "jaxlib", "flax", "optax", "git_commit", "git_dirty")
 # The state's arrays that live on the devices; the others are host-side numpy.
 DEVICE_ARRAYS = ("params", "opt_state", "best_params")
 
@@ -135,6 +136,8 @@ class ChunkCheckpoint:
         self.last_save = time.monotonic()
         self.saves = 0  # orbax steps number the saves, not the epochs: a finished chunk saves twice
         self.saved_epoch = 0
+        # Whether the finished state is saved even when no save is due (``save_finished``).
+        self.always_save_finished = False
         self._manager: ocp.CheckpointManager | None = None
 
     def __enter__(self) -> ChunkCheckpoint:
@@ -165,43 +168,56 @@ class ChunkCheckpoint:
                 if step is None:
                     return None
                 _check_files(self.directory, step)
+                # The progress first: a checkpoint of other code or data is refused for that,
+                # not for the arrays' tree that the other code may have shaped otherwise.
+                progress = manager.restore(
+                    step, args=ocp.args.Composite(progress=ocp.args.JsonRestore())
+                )["progress"]
+                refusal = self._not_resumable(progress)
+                if refusal is not None:
+                    return self._refuse(refusal)
                 restore_args = jax.tree.map(
                     lambda _: ocp.RestoreArgs(restore_type=np.ndarray), template
                 )
-                saved = manager.restore(
+                arrays = manager.restore(
                     step,
                     args=ocp.args.Composite(
-                        arrays=ocp.args.PyTreeRestore(item=template, restore_args=restore_args),
-                        progress=ocp.args.JsonRestore(),
+                        arrays=ocp.args.PyTreeRestore(item=template, restore_args=restore_args)
                     ),
+                )["arrays"]
+                state = ChunkState(
+                    epoch=int(progress["epoch"]),
+                    finished=bool(progress["finished"]),
+                    arrays=arrays,
+                    stopped=list(progress["stopped"]),
+                    curves=[list(curve) for curve in progress["curves"]],
+                    seconds=float(progress["seconds"]),
                 )
         except Exception as error:  # any unreadable checkpoint: train afresh, never crash
-            return self._refuse(f"could not be read ({type(error).__name__}: {error})")
-        progress, arrays = saved["progress"], saved["arrays"]
-        if progress.get("code") != code_identity():
-            return self._refuse(
-                f"was saved by other code ({progress.get('code')}, now {code_identity()})"
-            )
-        if progress.get("data_sha256") != self.data_sha256:
-            # The same config over an edited file (a text_file dataset, a data folder replaced):
-            # resumed, its record would hold epochs trained on two datasets under one data_sha256.
-            return self._refuse(
-                f"was saved while training on other data (data_sha256 "
-                f"{str(progress.get('data_sha256'))[:12]}, now {self.data_sha256[:12]})"
-            )
-        self.saves, self.saved_epoch = step, int(progress["epoch"])
+            # One line: orbax's messages hold a whole tree diff, arrays included.
+            first = (str(error).strip().splitlines() or [""])[0][:300]
+            return self._refuse(f"could not be read ({type(error).__name__}: {first})")
+        self.saves, self.saved_epoch = step, state.epoch
         for name in DEVICE_ARRAYS:
             arrays[name] = jax.device_put(arrays[name])
         for name in set(arrays) - set(DEVICE_ARRAYS):  # writable: the epoch loop updates them
             arrays[name] = np.array(arrays[name])
-        return ChunkState(
-            epoch=int(progress["epoch"]),
-            finished=bool(progress["finished"]),
-            arrays=arrays,
-            stopped=list(progress["stopped"]),
-            curves=[list(curve) for curve in progress["curves"]],
-            seconds=float(progress["seconds"]),
-        )
+        return state
+
+    def _not_resumable(self, progress: Any) -> str | None:
+        """Why a checkpoint with this progress must not be resumed here, or None."""
+        if not isinstance(progress, dict):
+            return "could not be read (its progress is not a JSON object)"
+        if progress.get("code") != code_identity():
+            return f"was saved by other code ({progress.get('code')}, now {code_identity()})"
+        if progress.get("data_sha256") != self.data_sha256:
+            # The same config over an edited file (a text_file dataset, a data folder replaced):
+            # resumed, its record would hold epochs trained on two datasets under one data_sha256.
+            return (
+                f"was saved while training on other data (data_sha256 "
+                f"{str(progress.get('data_sha256'))[:12]}, now {self.data_sha256[:12]})"
+            )
+        return None
 
     def _refuse(self, why: str) -> None:
         """Say in one line why the checkpoint is not used, and remove it; the chunk starts over."""
@@ -218,6 +234,13 @@ class ChunkCheckpoint:
         if time.monotonic() - self.last_save < self.every_seconds:
             return False
         return self.save_reporting_failure(state)
+
+    def save_finished(self, state: ChunkState) -> bool:
+        """Save the finished ``state``: always with ``always_save_finished`` (chunks of the
+        population still to train, before whose end no record is written), else if due."""
+        if self.always_save_finished:
+            return self.save_reporting_failure(state)
+        return self.save_if_due(state)
 
     def save_if_newer(self, state: ChunkState) -> bool:
         """Save ``state`` if it holds epochs the last save does not (Ctrl-C: keep them)."""
@@ -317,8 +340,12 @@ def too_little_space(directory: Path, arrays: dict[str, Any]) -> str | None:
 
 def code_identity() -> dict[str, Any]:
     """The versions that decide the numbers: a chunk resumes only under the code that saved it,
-    so that a record's environment is the one every one of its epochs ran under."""
-    return {key: value for key, value in environment().items() if key in CODE_KEYS}
+    so that a record's environment is the one every one of its epochs ran under. The package's
+    own version as well, for code that is not a git checkout."""
+    from lstm_variants.version import PACKAGE, installed
+
+    code = {key: value for key, value in environment().items() if key in CODE_KEYS}
+    return code | {"lstm_variants": installed(PACKAGE)}
 
 
 def _file_digests(directory: Path) -> dict[str, str]:

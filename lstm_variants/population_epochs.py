@@ -125,7 +125,7 @@ def train_epochs(
     bar.close()
     state.finished = True
     if saver is not None:
-        saver.save_if_due(state)
+        saver.save_finished(state)
 
 
 @jax.jit

@@ -19,7 +19,7 @@ from conftest import python_path, users_compiler
 from test_population import ADDING, assert_same_run, model_for
 from test_train import TINY, config
 
-from lstm_variants import native_lstm
+from lstm_variants import native_lstm, population
 from lstm_variants.data import load_dataset
 from lstm_variants.optimizers import make_member_optimizer
 from lstm_variants.population import Member, train_population
@@ -289,7 +289,7 @@ import jax
 
 from test_population_checkpoint import ADDING, MEMBERS, train
 
-from lstm_variants import native_lstm
+from lstm_variants import native_lstm, population
 from lstm_variants.data import load_dataset
 from lstm_variants.population_checkpoint import CheckpointSettings
 
@@ -379,10 +379,16 @@ def test_a_save_that_would_not_fit_on_the_disk_is_not_begun(adding, tmp_path, mo
     assert population_checkpoint.too_little_space(tmp_path / "new", arrays) is not None
 
 
-def test_nothing_is_saved_before_it_is_due(adding, tmp_path):
-    checkpoint = CheckpointSettings(tmp_path / "checkpoints", every_seconds=3600)
+def test_nothing_is_saved_before_it_is_due_but_a_finished_chunk_that_others_follow(
+    adding, tmp_path
+):
+    checkpoint = CheckpointSettings(tmp_path / "one", every_seconds=3600)
+    train(adding, MEMBERS[:1], checkpoint=checkpoint)
+    assert not (tmp_path / "one").exists()
+    # Two hidden-size buckets: the first chunk's end is saved, the last one's is not.
+    checkpoint = CheckpointSettings(tmp_path / "two", every_seconds=3600)
     train(adding, MEMBERS[:2], checkpoint=checkpoint)
-    assert not (tmp_path / "checkpoints").exists()
+    assert len(list((tmp_path / "two").glob("*/orbax"))) == 1
 
 
 def run_cli(*args, cache=None, log=None):
@@ -634,6 +640,82 @@ def test_a_refused_checkpoint_is_removed_so_the_fresh_saves_are_what_a_rerun_rea
         assert fresh.restore(tiny_state(1).arrays) is None
         fresh.save(tiny_state(1))
     assert restored_epoch(tmp_path) == 1
+
+
+def test_a_checkpoint_saved_under_uncommitted_changes_is_not_resumed_by_clean_code(
+    tmp_path, monkeypatch
+):
+    """Its epochs ran under code that the commit does not name: a record resumed from it would
+    say the code was clean. Other code with another state tree is refused for that, in one line
+    (orbax, reading the arrays first, printed its whole tree diff)."""
+    import lstm_variants.population_checkpoint as population_checkpoint
+
+    real = population_checkpoint.environment
+    settings = CheckpointSettings(tmp_path, every_seconds=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(population_checkpoint, "environment", lambda: real() | {"git_dirty": True})
+        with ChunkCheckpoint(settings, ["chunk"]) as dirty:
+            dirty.save(tiny_state(2))
+            other_tree = tiny_state(2)
+            other_tree.arrays["opt_state"] = {"nu": jnp.zeros(3), "mu": jnp.zeros(3)}
+    monkeypatch.setattr(population_checkpoint, "environment", lambda: real() | {"git_dirty": False})
+    lines = []
+    assert restored_epoch(tmp_path, lines.append) is None
+    assert len(lines) == 1 and "saved by other code" in lines[0] and "'git_dirty': True" in lines[0]
+    with monkeypatch.context() as patch:
+        patch.setattr(population_checkpoint, "environment", lambda: real() | {"git_dirty": True})
+        with ChunkCheckpoint(settings, ["chunk"]) as dirty:
+            dirty.save(other_tree)
+    lines = []
+    assert restored_epoch(tmp_path, lines.append) is None
+    assert len(lines) == 1 and "saved by other code" in lines[0] and "\n" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    "progress, reason",
+    [({"epoch": 3}, "KeyError: 'finished'"), ([1, 2], "its progress is not a JSON object")],
+)
+def test_a_checkpoint_whose_progress_is_damaged_is_one_line(tmp_path, progress, reason):
+    settings = CheckpointSettings(tmp_path, every_seconds=0)
+    with ChunkCheckpoint(settings, ["chunk"]) as first:
+        first.save(tiny_state(3))
+    (saved,) = tmp_path.glob("*/orbax/*/progress/metadata")  # orbax's JSON item
+    if isinstance(progress, dict):  # a progress without the key that says if it finished
+        written = json.loads(saved.read_text())
+        progress = {key: value for key, value in (written | progress).items() if key != "finished"}
+    saved.write_text(json.dumps(progress))
+    (listing,) = tmp_path.glob("*/files.json")
+    listing.unlink()  # as a kill between orbax's rename and the list leaves it: not checked
+    lines = []
+    assert restored_epoch(tmp_path, lines.append) is None
+    assert len(lines) == 1 and reason in lines[0] and "from the start" in lines[0]
+
+
+def test_a_finished_chunk_is_saved_when_chunks_follow_and_not_retrained_after_a_kill(
+    adding, tmp_path, monkeypatch
+):
+    """Records are written once the population's last chunk is done: a kill in the second chunk
+    must not cost the first one's training, however recently it saved (every 10 minutes)."""
+    members = MEMBERS[:2]  # hidden sizes 10 and 4: two buckets, two chunks
+    checkpoint = CheckpointSettings(tmp_path, every_seconds=600)
+    started = []
+    real_train_chunk = population._train_chunk
+
+    def kill_in_the_second_chunk(*args, **kwargs):
+        started.append(1)
+        if len(started) == 2:
+            raise Killed
+        return real_train_chunk(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(population, "_train_chunk", kill_in_the_second_chunk)
+        with pytest.raises(Killed):
+            train(adding, members, checkpoint=checkpoint)
+    results = train(adding, members, checkpoint=checkpoint)
+    first, second = (result.population.get("resumed_after_epoch") for result in results)
+    assert first == results[0].metrics["epochs_run"] and second is None
+    for result, alone in zip(results, train(adding, members), strict=True):
+        assert_same_run(result, alone, rtol=0)
 
 
 def test_the_population_listing_keeps_the_time_of_its_first_save(tmp_path):

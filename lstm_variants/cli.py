@@ -292,7 +292,9 @@ def run_hydra_app(prog: str, config_name: str, task_function, interrupted: str) 
         with quiet_when_reader_leaves():
             print(version_line(prog))
         sys.exit(0)
-    wrong = problem(sys.argv[1:], config_name)
+    # Composing the config to check it takes a second or two: Ctrl-C meanwhile is one line too.
+    with ending_interrupts(f"{prog}: interrupted while checking the command line; nothing ran"):
+        wrong = problem(sys.argv[1:], config_name)
     if wrong is not None:
         print(f"{prog}: error: {wrong}", file=sys.stderr)
         sys.exit(2)

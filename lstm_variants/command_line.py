@@ -319,7 +319,8 @@ def override_error(
             OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True
         )
     except OmegaConfBaseException:
-        return None  # interpolations of Hydra's own config: the job resolves and checks them
+        # '~cell' leaves ${cell.name} of the run's folder nothing to read.
+        return removed_setting(overrides)  # else Hydra's own interpolations: the job checks them
     # The job checks again (each job of a multirun has its own values); this makes a bad value
     # of a sweep one line before any job starts, not one failed job per cell.
     try:
@@ -327,6 +328,9 @@ def override_error(
         check_dataset_values(resolved, load=bool(flags) and dataset_options_swept(argv))
         check_reference_cell(resolved)
         check_drawn_keys_not_given(overrides, resolved)
+        removed = removed_setting(overrides)
+        if removed is not None:
+            return removed
         # Before Hydra starts: a sweep into its own source would rewrite that study's summary.
         check_rerun_source(resolved, records_dir)
         check_rerun_keeps_given_values(overrides, resolved)
@@ -432,6 +436,25 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
                 f"{key} is set on the command line, but the search draws it for every trial and "
                 f"would replace the value: drop {shown}, or {remove}"
             )
+
+
+def removed_setting(overrides: Sequence[str]) -> str | None:
+    """One line for ``~key`` removing a setting the run reads (``~model.hidden_size``: a
+    KeyError in the job; ``~train.max_epochs``: a default nobody chose). Removing is for the
+    mappings whose entries are the user's to add: a search space's distributions, cell and
+    dataset options."""
+    for argument in overrides:
+        if not argument.startswith("~"):
+            continue
+        key = argument[1:].partition("=")[0]
+        if key.startswith("search.space") or ".options." in f"{key}." or key.startswith("hydra"):
+            continue
+        return (
+            f"'~{key}' removes a setting the run needs: give it a value instead ({key}=VALUE); "
+            "'~' removes entries of search.space (what a search draws), cell.options and "
+            "dataset.options"
+        )
+    return None
 
 
 def check_rerun_keeps_given_values(

@@ -253,10 +253,13 @@ def check_space_targets(cfg: Mapping[str, Any], space: Mapping[str, Any]) -> Non
     """Raise ``ConfigError`` for a search-space entry that names no setting of ``cfg``
     (``search.space.optimizer.learnig_rate``): it would be drawn and recorded as a
     hyperparameter while training used the default."""
+    # Keys the code reads though a config may lack them ('~model.hidden_size' is refused for
+    # what it is, elsewhere).
+    known = {"model": MODEL_KEYS, "model.init": INIT_KEYS, "optimizer": GROUP_KEYS["optimizer"]}
     for key in space:
-        if key.startswith(OPEN_SECTIONS) or _lookup(cfg, key)[0]:
-            continue
         parent, _, name = key.rpartition(".")
+        if key.startswith(OPEN_SECTIONS) or _lookup(cfg, key)[0] or name in known.get(parent, ()):
+            continue
         found, node = _lookup(cfg, parent) if parent else (True, cfg)
         hint = nearest_hint(name, node) if found and isinstance(node, Mapping) else ""
         raise ConfigError(

@@ -491,6 +491,14 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
         "and would replace the value: drop '~model.hidden_size', or take it out of the search "
         "with '~search.space.model.hidden_size'"
     )
+    # A setting removed: a KeyError in the job, or a default nobody chose.
+    for key in ("model.hidden_size", "train.max_epochs", "seed", "cell"):
+        assert problem([f"~{key}"]) == (
+            f"'~{key}' removes a setting the run needs: give it a value instead ({key}=VALUE); "
+            "'~' removes entries of search.space (what a search draws), cell.options and "
+            "dataset.options"
+        )
+    assert problem(["+cell.options.forget_bias=1", "~cell.options.forget_bias"]) is None
     # A top-level key that nothing reads, which would still change every trial's id.
     assert problem(["+save_param=false"]) == "unknown key save_param; did you mean save_params?"
     assert problem(["+foo=1"]).startswith("unknown key foo; the keys of the config: cell, model")

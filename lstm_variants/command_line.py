@@ -341,6 +341,8 @@ def override_error(
             check_launcher(cfg)
             cells = swept_choices(argv, cfg, resolved, "cell")
             check_options_of_swept_cells(cells, resolved)
+            datasets = swept_choices(argv, cfg, resolved, "dataset")[1:]  # the first: composed
+            check_overrides_of_swept_datasets(datasets, overrides + hydra_settings, config_name)
     except ConfigError as error:
         return str(error)
     added = unknown_top_level_key(cfg, overrides, hydra_settings, config_dirs, config_name)
@@ -436,6 +438,32 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
                 f"{key} is set on the command line, but the search draws it for every trial and "
                 f"would replace the value: drop {shown}, or {remove}"
             )
+
+
+def check_overrides_of_swept_datasets(
+    datasets: Sequence[str], overrides: Sequence[str], config_name: str
+) -> None:
+    """The other overrides of a sweep over datasets must compose with each of them:
+    ``-m dataset=adding,xml dataset.options.T=20`` would train the adding job and fail the XML
+    one, with Hydra's seven lines (XML has no ``T``)."""
+    from lstm_variants.data import dataset_options  # numpy: only here
+
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "dataset"]
+    for name in datasets:
+        try:
+            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+                compose(config_name, overrides=[*others, f"dataset={name}"])
+        except (HydraException, OmegaConfBaseException) as error:
+            missing = re.match(r"Could not override 'dataset\.options\.([^'.]+)'", str(error))
+            why = (
+                f"it has no option {missing.group(1)!r}"
+                if missing and missing.group(1) not in dataset_options(name)
+                else hydra_error_line(error)
+            )
+            raise ConfigError(
+                f"dataset '{name}' of this sweep: {why} (the dataset options of a sweep apply to "
+                "every dataset it sweeps: sweep datasets with other options separately)"
+            ) from None
 
 
 def removed_setting(overrides: Sequence[str]) -> str | None:

@@ -499,6 +499,12 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
             "dataset.options"
         )
     assert problem(["+cell.options.forget_bias=1", "~cell.options.forget_bias"]) is None
+    # An option of the first dataset of a sweep that another lacks: its job would fail in Hydra.
+    assert problem(["-m", "dataset=adding,xml", "dataset.options.T=20"]) == (
+        "dataset 'xml' of this sweep: it has no option 'T' (the dataset options of a sweep apply "
+        "to every dataset it sweeps: sweep datasets with other options separately)"
+    )
+    assert problem(["-m", "dataset=adding,xml", "dataset.options.n_train=64"]) is None
     # A top-level key that nothing reads, which would still change every trial's id.
     assert problem(["+save_param=false"]) == "unknown key save_param; did you mean save_params?"
     assert problem(["+foo=1"]).startswith("unknown key foo; the keys of the config: cell, model")

@@ -392,8 +392,13 @@ def check_cell_options(cell: Any, options: Mapping[str, Any], name: str | None =
     ``name`` is the cell's registry name, for the message (default: its class name).
     """
     fields = getattr(cell, "__dataclass_fields__", {})
-    valid = sorted(set(fields) - {"parent", "name", "features"})
+    valid = sorted(set(fields) - {"parent", "name", "features", "param_dtype"})
     for key in options:
+        if key == "param_dtype":  # the trainer's arrays (data, carries, optimizer) are float32
+            raise ConfigError(
+                "cell.options.param_dtype is not a training setting: the app trains float32 "
+                "parameters (a cell of another dtype is built in Python: lstm_variants.cells)"
+            )
         if key not in valid:
             hint = nearest_hint(key, valid)
             label = name or getattr(cell, "__name__", type(cell).__name__)

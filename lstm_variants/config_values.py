@@ -342,6 +342,13 @@ GROUP_KEYS = {
     "dataset": ("name", "options"),
     "search": ("trials", "seed", "paired", "shards", "shard", "space", "rerun")
     + ("sampled", "rerun_of", "trial"),  # written by the search into each trial's config
+    # lstm-variants-diagnose's own section (conf/diagnose.yaml; a test keeps them equal)
+    "diagnose": ("cells", "states", "records", "records_per_cell", "num_sequences", "split")
+    + ("layer", "first_lag", "last_lag", "average", "long_memory_mostly", "init_study")
+    + ("clipping_study",),
+    "diagnose.init_study": ("enabled", "cells", "initializers", "gains"),
+    "diagnose.clipping_study": ("enabled", "cells", "initializer", "gains", "clip_norms")
+    + ("optimizer",),
 }
 
 
@@ -351,7 +358,7 @@ def check_group_keys(cfg: Mapping[str, Any], drawn: Mapping[str, Any]) -> None:
     recorded, change the trial id, and train with the default. A key the search draws says so:
     its space names it (``drawn``, the trial's draws)."""
     for group, known in GROUP_KEYS.items():
-        node = cfg.get(group)
+        node = _lookup(cfg, group)[1]
         if not isinstance(node, Mapping):
             continue
         for key in sorted(set(node) - set(known)):

@@ -164,7 +164,14 @@ def test_group_keys_are_the_keys_of_the_groups_configs():
 
     from lstm_variants.config_values import GROUP_KEYS
 
+    diagnose = yaml.safe_load((Path(CONFIG_DIR) / "diagnose.yaml").read_text())["diagnose"]
+    for section, node in [("diagnose", diagnose)] + [
+        (f"diagnose.{key}", value) for key, value in diagnose.items() if isinstance(value, dict)
+    ]:
+        assert set(node) == set(GROUP_KEYS[section]), section
     for group, known in GROUP_KEYS.items():
+        if group.startswith("diagnose"):
+            continue
         keys = set()
         for path in (Path(CONFIG_DIR) / group).glob("*.yaml"):
             node = yaml.safe_load(path.read_text()) or {}
@@ -188,12 +195,16 @@ def test_group_keys_are_the_keys_of_the_groups_configs():
          "search.space.optimizer.learnig_rate names no setting (did you mean learning_rate?)"),
         (["+search.space.foo={distribution:uniform,low:0,high:1}"], "search.space.foo names no "
          "setting:"),
+        (["+diagnose.foo=1"], "unknown diagnose option 'foo'"),
+        (["+diagnose.init_study.gain=[1.0]"], "unknown diagnose.init_study option 'gain' (did "
+         "you mean gains?)"),
     ],
 )  # fmt: skip
 def test_a_key_that_nothing_reads_is_one_line_not_a_default_trained(overrides, message):
     """Recorded and hashed into the trial id, it would train with the default value."""
+    config_name = "diagnose" if overrides[0].startswith("+diagnose") else "config"
     with pytest.raises(ConfigError) as error:
-        check_values(composed("config", *overrides))
+        check_values(composed(config_name, *overrides))
     assert message in str(error.value)
 
 

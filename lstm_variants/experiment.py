@@ -38,7 +38,7 @@ from lstm_variants.optimizers import make_member_optimizer, member_hyperparamete
 from lstm_variants.params_file import params_path, save_params
 from lstm_variants.population import Member, train_population
 from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings
-from lstm_variants.population_lock import population_key, population_lock
+from lstm_variants.population_lock import LOCKS, population_key, population_lock
 from lstm_variants.recorded_data import check_recorded_data, config_dataset
 from lstm_variants.records import (
     RECORD_VERSION,
@@ -271,8 +271,9 @@ def run_trials(
     missing = set(range(len(cfgs))) - kept.keys()
     # Where the records go must take them: found before hours of training, not after.
     records = Path(output_dir) / "records"
-    if missing and records.exists() and not records.is_dir():
-        raise ConfigError(f"{records} is a file where the records folder goes: move it away")
+    for folder, what in ((records, "records"), (Path(output_dir) / LOCKS, "population locks")):
+        if missing and folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder} is a file where the {what} folder goes: move it away")
     taken = next((paths[index] for index in sorted(missing) if paths[index].is_dir()), None)
     if taken is not None:
         raise ConfigError(f"{taken} is a folder where a trial's record goes: move it away")

@@ -138,6 +138,10 @@ def test_a_file_where_the_records_folder_goes_is_one_error_before_training(tmp_p
     (tmp_path / "records").write_text("not a folder")
     with pytest.raises(ConfigError, match="records is a file where the records folder goes"):
         run_trials([config()], tmp_path, progress=False)
+    (tmp_path / "records").unlink()
+    (tmp_path / ".locks").write_text("not a folder")  # was a FileExistsError traceback
+    with pytest.raises(ConfigError, match=".locks is a file where the population locks folder"):
+        run_trials([config()], tmp_path, progress=False)
 
 
 def test_how_a_trial_runs_leaves_its_id_alone():

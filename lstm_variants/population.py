@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from lstm_variants import native_lstm
 from lstm_variants.batching import group_steps, length_groups, padding_fraction
 from lstm_variants.data import SequenceDataset
 from lstm_variants.errors import ConfigError
@@ -402,7 +403,17 @@ def _train_chunk(
             "population chunk", padded_hidden, total, len(devices), devices[0].device_kind,
             repr(settings), [dataclasses.astuple(m) for m in padded_members],
         )  # fmt: skip
-        saver = ChunkCheckpoint(checkpoint, identity, data_sha256=data_key[0])
+        # Which time loop the LSTM layers run on: the kernel, or XLA (any cell, where it does
+        # not apply or cannot be built). Not the kernel library's name: a requeued job may land
+        # on another CPU, whose build of the same source is as good.
+        used = native_lstm.used_by(bucket_model.cell_template(), bucket_model.recurrence)
+        kernel = used is not None and not used.startswith("unavailable")
+        saver = ChunkCheckpoint(
+            checkpoint,
+            identity,
+            data_sha256=data_key[0],
+            time_loop="native kernel" if kernel else "",
+        )
         saver.always_save_finished = others_follow
     with saver or contextlib.nullcontext():
         if saver is not None:

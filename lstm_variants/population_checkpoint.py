@@ -124,9 +124,14 @@ class ChunkCheckpoint:
     """
 
     def __init__(
-        self, settings: CheckpointSettings, identity: Sequence[Any], data_sha256: str = ""
+        self,
+        settings: CheckpointSettings,
+        identity: Sequence[Any],
+        data_sha256: str = "",
+        time_loop: str = "",
     ):
         self.data_sha256 = data_sha256
+        self.time_loop = time_loop
         digest = hashlib.sha256(json.dumps(list(identity), default=repr).encode()).hexdigest()
         self.population_directory = Path(settings.directory).absolute()
         self.directory = self.population_directory / digest[:16]
@@ -217,6 +222,13 @@ class ChunkCheckpoint:
                 f"was saved while training on other data (data_sha256 "
                 f"{str(progress.get('data_sha256'))[:12]}, now {self.data_sha256[:12]})"
             )
+        if progress.get("time_loop", "") != self.time_loop:
+            # Requeued onto a node without a compiler, say: the record would name the XLA path
+            # for epochs the kernel ran (the two agree to rounding, not to the bit).
+            return (
+                f"was saved while its LSTM layers ran on {progress.get('time_loop') or 'xla'}, "
+                f"now on {self.time_loop or 'xla'}"
+            )
         return None
 
     def _refuse(self, why: str) -> None:
@@ -274,6 +286,7 @@ class ChunkCheckpoint:
             "seconds": state.seconds,
             "code": code_identity(),
             "data_sha256": self.data_sha256,
+            "time_loop": self.time_loop,
         }
         import orbax.checkpoint as ocp
 

@@ -251,6 +251,19 @@ def test_a_checkpoint_saved_by_other_code_is_one_line_and_the_chunk_trains_afres
     assert "saved by other code" in line and "'0.0.1'" in line and "from the start" in line
 
 
+def test_a_checkpoint_saved_on_the_other_time_loop_is_one_line_and_the_chunk_trains_afresh(
+    adding, tmp_path, monkeypatch
+):
+    """Saved where the kernel could not be built (a requeued job's node without a compiler),
+    resumed where it runs: the record would name the kernel for epochs that XLA ran."""
+
+    def no_kernel(patch):
+        patch.setattr(native_lstm, "used_by", lambda *args: "unavailable: no C++ compiler")
+
+    line = refused_checkpoint_line(adding, tmp_path, monkeypatch, while_saving=no_kernel)
+    assert "was saved while its LSTM layers ran on xla, now on native kernel" in line
+
+
 def test_a_checkpoint_saved_on_other_data_is_one_line_and_the_chunk_trains_afresh(
     adding, tmp_path, monkeypatch
 ):

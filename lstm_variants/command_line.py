@@ -324,6 +324,10 @@ def override_error(
     # The job checks again (each job of a multirun has its own values); this makes a bad value
     # of a sweep one line before any job starts, not one failed job per cell.
     try:
+        if config_name == "diagnose":  # before the training app's rules: +search=greff is not
+            from lstm_variants.diagnostics.settings import check_foreign_groups  # read there
+
+            check_foreign_groups(resolved)
         check_values(resolved)
         check_dataset_values(resolved, load=bool(flags) and dataset_options_swept(argv))
         check_reference_cell(resolved)

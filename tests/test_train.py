@@ -505,6 +505,11 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
         "to every dataset it sweeps: sweep datasets with other options separately)"
     )
     assert problem(["-m", "dataset=adding,xml", "dataset.options.n_train=64"]) is None
+    # A group of the training app that lstm-variants-diagnose does not read: said before the
+    # training app's rules ask for optimizer=sgd (Greff's space draws a momentum).
+    assert problem(["+search=greff"], "diagnose").startswith(
+        "search is lstm-variants' group, not this app's"
+    )
     # A top-level key that nothing reads, which would still change every trial's id.
     assert problem(["+save_param=false"]) == "unknown key save_param; did you mean save_params?"
     assert problem(["+foo=1"]).startswith("unknown key foo; the keys of the config: cell, model")

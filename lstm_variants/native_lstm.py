@@ -106,6 +106,13 @@ def used_by(cell, recurrence: str) -> str | None:
     return _outcome
 
 
+def time_loop(cell, recurrence: str) -> str:
+    """'native kernel' where ``used_by`` names a library (the LSTM layers run on the kernel),
+    else 'xla' (another cell, ``xla`` or ``reference``, not the CPU, or no kernel built)."""
+    used = used_by(cell, recurrence)
+    return "xla" if used is None or used.startswith("unavailable") else "native kernel"
+
+
 def flags_of(cell: LSTMCell) -> int:
     """The kernel's bit flags for this cell's variant."""
     present = {

@@ -403,18 +403,15 @@ def _train_chunk(
             "population chunk", padded_hidden, total, len(devices), devices[0].device_kind,
             repr(settings), [dataclasses.astuple(m) for m in padded_members],
         )  # fmt: skip
-        # Which time loop the LSTM layers run on: the kernel, or XLA (any cell, where it does
-        # not apply or cannot be built). Not the kernel library's name: a requeued job may land
-        # on another CPU, whose build of the same source is as good.
-        used = native_lstm.used_by(bucket_model.cell_template(), bucket_model.recurrence)
-        kernel = used is not None and not used.startswith("unavailable")
+        # Which time loop the LSTM layers run on, not the kernel library's name: a requeued job
+        # may land on another CPU, whose build of the same source is as good.
         saver = ChunkCheckpoint(
             checkpoint,
             identity,
             data_sha256=data_key[0],
-            time_loop="native kernel" if kernel else "",
+            time_loop=native_lstm.time_loop(bucket_model.cell_template(), bucket_model.recurrence),
+            always_save_finished=others_follow,
         )
-        saver.always_save_finished = others_follow
     with saver or contextlib.nullcontext():
         if saver is not None:
             restored = saver.restore(state.arrays)

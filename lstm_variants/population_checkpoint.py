@@ -128,10 +128,13 @@ class ChunkCheckpoint:
         settings: CheckpointSettings,
         identity: Sequence[Any],
         data_sha256: str = "",
-        time_loop: str = "",
+        time_loop: str = "xla",
+        always_save_finished: bool = False,
     ):
         self.data_sha256 = data_sha256
         self.time_loop = time_loop
+        # Whether the finished state is saved even when no save is due (``save_finished``).
+        self.always_save_finished = always_save_finished
         digest = hashlib.sha256(json.dumps(list(identity), default=repr).encode()).hexdigest()
         self.population_directory = Path(settings.directory).absolute()
         self.directory = self.population_directory / digest[:16]
@@ -141,8 +144,6 @@ class ChunkCheckpoint:
         self.last_save = time.monotonic()
         self.saves = 0  # orbax steps number the saves, not the epochs: a finished chunk saves twice
         self.saved_epoch = 0
-        # Whether the finished state is saved even when no save is due (``save_finished``).
-        self.always_save_finished = False
         self._manager: ocp.CheckpointManager | None = None
 
     def __enter__(self) -> ChunkCheckpoint:
@@ -222,12 +223,12 @@ class ChunkCheckpoint:
                 f"was saved while training on other data (data_sha256 "
                 f"{str(progress.get('data_sha256'))[:12]}, now {self.data_sha256[:12]})"
             )
-        if progress.get("time_loop", "") != self.time_loop:
+        if progress.get("time_loop") != self.time_loop:
             # Requeued onto a node without a compiler, say: the record would name the XLA path
             # for epochs the kernel ran (the two agree to rounding, not to the bit).
             return (
-                f"was saved while its LSTM layers ran on {progress.get('time_loop') or 'xla'}, "
-                f"now on {self.time_loop or 'xla'}"
+                f"was saved while its LSTM layers ran on {progress.get('time_loop')}, "
+                f"now on {self.time_loop}"
             )
         return None
 

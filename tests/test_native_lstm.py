@@ -342,6 +342,10 @@ def test_used_by_names_the_library_only_where_the_kernel_runs():
     assert native_lstm.used_by(make_cell("vanilla", 3, param_dtype=jnp.bfloat16), "fast") is None
     assert native_lstm.used_by(make_cell("fgr", 3), "fast") is None
     assert native_lstm.used_by(make_cell("mgu", 3), "fast") is None
+    # What a checkpoint keeps: the time loop, not the library (another CPU builds its own).
+    assert native_lstm.time_loop(make_cell("vanilla", 3), "fast") == "native kernel"
+    assert native_lstm.time_loop(make_cell("vanilla", 3), "xla") == "xla"
+    assert native_lstm.time_loop(make_cell("gru", 3), "fast") == "xla"
 
 
 def test_a_built_library_is_reused_not_compiled_again(tmp_path, monkeypatch):

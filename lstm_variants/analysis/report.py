@@ -546,6 +546,11 @@ def write_report(
     if strict_reference and reference is not None:
         check_reference_present(trials, reference)
     written = list(collection.save(output_dir / "data").values())
+
+    def write_table(name: str, table: pd.DataFrame) -> None:
+        written.append(output_dir / "tables" / name)
+        write_table_atomic(written[-1], table)
+
     chosen, note = resolve_reference(trials, reference or recorded_reference(trials))
     say("comparing cells")
     tests = dict(
@@ -564,8 +569,7 @@ def write_report(
     say("functional ANOVA")
     importances = importance_by_group(trials, trees=trees)
     if importances:
-        written.append(output_dir / "tables" / "importance.csv")
-        write_table_atomic(written[-1], importance_table(importances))
+        write_table("importance.csv", importance_table(importances))
     say("drawing figures")
     from lstm_variants.analysis.plots import all_figures  # matplotlib: only for a report
 
@@ -574,10 +578,9 @@ def write_report(
     )
     written += [path for paths in figures.values() for path in paths]
     cost = cost_table(trials)
+    write_table("cost.csv", cost)
     best = best_trials(trials)
-    written += [output_dir / "tables" / "cost.csv", output_dir / "tables" / "best.csv"]
-    write_table_atomic(written[-2], cost)
-    write_table_atomic(written[-1], best)
+    write_table("best.csv", best)
     paired = pd.concat(
         [
             paired_compare(
@@ -588,8 +591,7 @@ def write_report(
         ignore_index=True,
     )
     if not paired.empty:
-        written.append(output_dir / "tables" / "paired.csv")
-        write_table_atomic(written[-1], paired)
+        write_table("paired.csv", paired)
     report = output_dir / "report.md"
     text = render_report(
         collection,

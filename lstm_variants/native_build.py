@@ -41,6 +41,9 @@ FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 LOCK_TIMEOUT_SECONDS = 300
 PARTIAL_PREFIX = ".building-"
 ABANDONED_AFTER_SECONDS = 3600
+# A library no run has loaded for this long was built from an older source, jaxlib or compiler
+# (an upgrade names a new one); another environment still using it would touch it when it loads.
+UNUSED_AFTER_SECONDS = 30 * 24 * 3600
 
 
 class NativeBuildError(RuntimeError):
@@ -179,12 +182,21 @@ def build(cache: Path | None = None) -> Path:
 def _build_in(folder: Path) -> Path:
     target = library_path(folder)
     if target.is_file():
+        _mark_used(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{target}.lock", timeout=LOCK_TIMEOUT_SECONDS):
         if not target.is_file():
             _compile(target)
     return target
+
+
+def _mark_used(library: Path) -> None:
+    """Set the library's modification time to now, at most once a day, so that
+    ``_remove_unused`` keeps it (a read-only cache is left as it is)."""
+    with contextlib.suppress(OSError):
+        if time.time() - library.stat().st_mtime > 24 * 3600:
+            os.utime(library)
 
 
 def _remove_abandoned(folder: Path) -> None:
@@ -196,9 +208,22 @@ def _remove_abandoned(folder: Path) -> None:
                 partial.unlink()
 
 
+def _remove_unused(folder: Path) -> None:
+    """Remove the libraries, with their lock and log files, that no run has loaded for
+    ``UNUSED_AFTER_SECONDS``: each upgrade of the package, jaxlib or the compiler builds a new one,
+    and the old ones would otherwise pile up. A process that has one loaded keeps its mapping."""
+    for library in folder.glob("lstm_recurrence-*.so"):
+        with contextlib.suppress(OSError):
+            if time.time() - library.stat().st_mtime > UNUSED_AFTER_SECONDS:
+                library.unlink()
+                for leftover in (Path(f"{library}.lock"), library.with_suffix(".log")):
+                    leftover.unlink(missing_ok=True)
+
+
 def _compile(target: Path) -> None:
     compiler = find_compiler()
     _remove_abandoned(target.parent)
+    _remove_unused(target.parent)
     # The compiler creates the file, so it gets the usual permissions (a shared cache stays
     # readable by others); the name is this process's own.
     partial = target.parent / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.so"

@@ -359,6 +359,27 @@ def test_a_built_library_is_reused_not_compiled_again(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".so"] == [first.name]
 
 
+def test_libraries_unused_for_a_month_are_removed_when_a_new_one_is_built(tmp_path):
+    month_ago = time.time() - native_build.UNUSED_AFTER_SECONDS - 60
+    week_ago = time.time() - 7 * 24 * 3600
+    stale = tmp_path / "lstm_recurrence-0123456789ab-ba9876543210.so"  # an older jaxlib's
+    recent = tmp_path / "lstm_recurrence-aaaaaaaaaaaa-bbbbbbbbbbbb.so"  # another venv's
+    for library, when in ((stale, month_ago), (recent, week_ago)):
+        for path in (library, Path(f"{library}.lock"), library.with_suffix(".log")):
+            path.write_text("")
+            os.utime(path, (when, when))
+    built = native_build.build(tmp_path)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert stale.name not in left and f"{stale.name}.lock" not in left
+    assert stale.with_suffix(".log").name not in left
+    assert {recent.name, f"{recent.name}.lock", built.name} <= set(left)
+
+    # Loading a library marks it used (at most once a day), so another month does not remove it.
+    os.utime(built, (week_ago, week_ago))
+    assert native_build.build(tmp_path) == built
+    assert time.time() - built.stat().st_mtime < 60
+
+
 def _fake_compiler(folder: Path, body: str) -> Path:
     script = folder / "fake-c++"
     script.write_text(

@@ -1,9 +1,21 @@
 """The `lstm-variants-data` command: list, describe, errors; and the padding report it prints."""
 
+import dataclasses
+import hashlib
+
 import numpy as np
 import pytest
 
-from lstm_variants.data import DATASETS, Split, length_buckets, padding_fraction, padding_report
+from lstm_variants.data import (
+    DATASETS,
+    Split,
+    availability,
+    length_buckets,
+    loadable_here,
+    music,
+    padding_fraction,
+    padding_report,
+)
 from lstm_variants.data.cli import main
 
 
@@ -13,8 +25,15 @@ def empty_data_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_list_shows_every_dataset_with_target_metric_availability(empty_data_dir, capsys):
-    (empty_data_dir / "jsb_chorales.pickle").write_bytes(b"present")
+def test_list_shows_every_dataset_with_target_metric_availability(
+    empty_data_dir, capsys, monkeypatch
+):
+    payload = b"present"
+    (empty_data_dir / "jsb_chorales.pickle").write_bytes(payload)
+    pinned = dataclasses.replace(
+        music.SOURCES["jsb_chorales"], sha256=hashlib.sha256(payload).hexdigest()
+    )
+    monkeypatch.setitem(music.SOURCES, "jsb_chorales", pinned)
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "target", "metric", "availability"]
@@ -30,6 +49,33 @@ def test_list_shows_every_dataset_with_target_metric_availability(empty_data_dir
     ]
     assert rows["nottingham"].split()[-1] == "downloadable"
     assert "missing: TIMIT (LDC93S1" in rows["timit"]
+
+
+def test_list_says_a_file_that_fails_its_checksum_is_corrupt_not_local(empty_data_dir, capsys):
+    """A truncated JSB pickle (published sha256) and a PTB character file changed since its
+    first use (recorded sha256) are there but would be refused: not 'local'."""
+    good = b"a b _ c\n"
+    for split in ("train", "valid", "test"):
+        path = empty_data_dir / f"ptb.char.{split}.txt"
+        path.write_bytes(good)
+        (empty_data_dir / f"ptb.char.{split}.txt.sha256").write_text(
+            hashlib.sha256(good).hexdigest() + "\n"
+        )
+    assert availability("ptb_char", empty_data_dir) == f"local {empty_data_dir}"
+    (empty_data_dir / "ptb.char.valid.txt").write_bytes(good[:3])
+    (empty_data_dir / "jsb_chorales.pickle").write_bytes(b"\x80\x02}q\x00(X\x05")
+    assert main(["list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    jsb = empty_data_dir / "jsb_chorales.pickle"
+    assert (
+        f"corrupt: {jsb} is there but does not match its published sha256" in rows["jsb_chorales"]
+    )
+    assert "run `lstm-variants-data fetch jsb_chorales`" in rows["jsb_chorales"]
+    record = empty_data_dir / "ptb.char.valid.txt.sha256"
+    assert f"does not match the sha256 recorded in {record}" in rows["ptb_char"]
+    assert "local" not in rows["jsb_chorales"] + rows["ptb_char"]
+    # Loading it needs no download: a check before jobs still loads it and reports the file.
+    assert loadable_here("jsb_chorales", empty_data_dir)
 
 
 def test_describe_prints_sizes_and_padding(capsys):
@@ -145,7 +191,7 @@ def test_the_data_directory_goes_before_or_after_the_command(tmp_path, capsys):
     (tmp_path / "jsb_chorales.pickle").write_bytes(b"not the real file")
     for argv in (["--data-dir", str(tmp_path), "list"], ["list", "--data-dir", str(tmp_path)]):
         assert main(argv) == 0
-        assert f"local {tmp_path / 'jsb_chorales.pickle'}" in capsys.readouterr().out
+        assert f"corrupt: {tmp_path / 'jsb_chorales.pickle'}" in capsys.readouterr().out
 
 
 def test_help_and_bad_usage_exit_through_argparse(capsys):

@@ -15,8 +15,8 @@ its own keyword options, so a config can name a dataset and its options and noth
 | text datasets (`text.TEXT_DATASETS`) | next character / word | see `text` |
 
 `INFO` says, without loading anything, what each dataset predicts, its metric and which files it
-needs; `availability` turns that into 'generated', 'local <path>', 'downloadable' or
-'missing: <what to obtain>' (`lstm-variants-data list`). `padding_report` measures how much of a
+needs; `availability` turns that into 'generated', 'local <path>', 'corrupt: <which file and
+how to fix it>', 'downloadable' or 'missing: <what to obtain>' (`lstm-variants-data list`). `padding_report` measures how much of a
 split's batches would be padding, with and without bucketing by length.
 
 Example:
@@ -32,11 +32,12 @@ import dataclasses
 import inspect
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from lstm_variants.config_values import quote_advice, rule_of_type
-from lstm_variants.data import licensed, music, text
+from lstm_variants.data import cache, licensed, music, text
 from lstm_variants.data.adding import adding_problem, solved_fraction
 from lstm_variants.data.arithmetic import arithmetic
 from lstm_variants.data.base import DataError, SequenceDataset, Split
@@ -198,8 +199,13 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
 
     Returns:
         'generated' (reads no file), 'user file (option path)', 'local <path>' (every file
-        it needs is in the data directory; the directory when it needs several), 'downloadable'
-        (a file is missing, the loader fetches it) or 'missing: <what to obtain>'.
+        it needs is in the data directory and matches its sha256; the directory when it needs
+        several), 'corrupt: <which file, and how to fix it>' (a file is there but does not
+        match its sha256, `checksum_problem`: its loader would refuse it), 'downloadable' (a
+        file is missing, the loader fetches it) or 'missing: <what to obtain>'.
+
+    Raises:
+        DataError: the data directory is a file (`cache.resolve_data_dir`).
     """
     info = INFO[name]
     if info.user_path and not info.files:
@@ -207,6 +213,16 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     if not info.files:
         return "generated"
     directory = resolve_data_dir(data_dir)
+    for file in info.files:
+        problem = checksum_problem(name, directory / file)
+        if problem is not None:
+            fix = (
+                f"delete it and run `lstm-variants-data fetch {name}` to download it again"
+                if info.downloadable
+                else f"replace it with a good copy (`lstm-variants-data describe {name}` "
+                "says where from)"
+            )
+            return f"corrupt: {problem}; {fix}"
     missing = [file for file in info.files if not (directory / file).is_file()]
     if not missing:
         return f"local {directory / info.files[0] if len(info.files) == 1 else directory}"
@@ -215,11 +231,44 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     return f"missing: {info.obtain or ', '.join(missing)} in {directory}"
 
 
+def checksum_problem(name: str, path: Path) -> str | None:
+    """Why the loader of dataset `name` would refuse the file at `path` by its sha256, or None.
+
+    The file must match its published sha256, else the one recorded on first use in
+    `<path>.sha256` (`cache`); None when it matches, is not there, or has neither to match.
+    """
+    published = (
+        music.SOURCES[name].sha256 if name in music.SOURCES else text.published_sha256(path.name)
+    )
+    if not path.is_file():
+        return None
+    try:
+        expected = published or cache.recorded_sha256(path)
+        if expected is None:
+            return None
+        actual = cache.sha256_of(path)
+    except DataError as error:  # an unreadable or malformed record
+        return str(error)
+    except OSError as error:
+        return f"cannot read {path} ({error.strerror or error})"
+    if actual == expected:
+        return None
+    against = (
+        "its published sha256"
+        if published
+        else f"the sha256 recorded in {cache.recorded_sha256_path(path)} on first use"
+    )
+    return f"{path} is there but does not match {against} (truncated or corrupt?)"
+
+
 def loadable_here(name: str, data_dir: str | os.PathLike | None = None) -> bool:
     """Whether dataset ``name`` loads without a download: generated, a user's file, or every
     file already in the data directory (``availability``). A check made before any job (on a
     login node, say) or for records kept loads only such a dataset."""
-    return availability(name, data_dir).startswith(("generated", "user file", "local "))
+    # A corrupt file is refused by its loader without a download: loading it says so early.
+    return availability(name, data_dir).startswith(
+        ("generated", "user file", "local ", "corrupt: ")
+    )
 
 
 def padding_fraction(lengths: np.ndarray, batches: list[np.ndarray]) -> float:

@@ -2,7 +2,8 @@
 
     lstm-variants-data list [--data-dir DIR]
         one row per registered dataset: name, target, metric, availability ('generated',
-        'local <path>', 'downloadable', 'user file (option path)' or 'missing: <what to obtain>')
+        'local <path>', 'corrupt: <file that fails its sha256 check, and the fix>',
+        'downloadable', 'user file (option path)' or 'missing: <what to obtain>')
     lstm-variants-data describe NAME [--option key=value ...] [--batch-size B] [--data-dir DIR]
         loads the dataset (downloading it if needed) and prints `SequenceDataset.describe()`:
         sizes, input and output kind, metric, each split's sizes and its padding fraction

@@ -198,6 +198,14 @@ def char_file_dataset(
     )
 
 
+def published_sha256(filename: str) -> str | None:
+    """The published sha256 of a text dataset's file, read when called (tests pin their own);
+    None where none is published (`ptb_char`'s files: trust on first use)."""
+    if filename == SHAKESPEARE_FILENAME:
+        return SHAKESPEARE_SHA256
+    return ptb.WORD_SHA256.get(filename)
+
+
 # Registered into `lstm_variants.data.DATASETS`: name -> loader(data_dir=None, **options).
 TEXT_DATASETS: dict[str, Callable[..., TextDataset]] = {
     "tiny_shakespeare": tiny_shakespeare,

@@ -210,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """The command ``args`` asks for; its exit status."""
     if args.command == "list":
-        print(format_table(["name", "target", "metric", "availability"], list_rows(args.data_dir)))
+        try:
+            rows = list_rows(args.data_dir)
+        except DataError as error:  # the data directory is a file
+            return fail(str(error))
+        print(format_table(["name", "target", "metric", "availability"], rows))
         return 0
     if args.command == "fetch":
         return fetch_datasets(args.names, args.data_dir)

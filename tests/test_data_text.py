@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_variants.data import DataError, cache, ptb, text
+from lstm_variants.data import DataError, cache, load_dataset, ptb, text
 from lstm_variants.data.base import IGNORE
 from lstm_variants.data.text_streams import (
     TextDataset,
@@ -231,6 +231,32 @@ def test_block_split_spreads_the_same_shares_over_the_whole_text():
         split_tokens(ids, 0.05, 0.05, "middle", 100)
     with pytest.raises(DataError, match="block must be a positive"):
         block_split(100, 0.05, 0.05, block=0)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"valid_fraction": 0.0},
+            "the valid split gets 0 of the text's 12000 symbols with "
+            "split=tail, too few for one next-symbol step; raise valid_fraction \\(now 0.0\\)",
+        ),
+        ({"test_fraction": 0.0}, "the test split gets 0 .*; raise test_fraction \\(now 0.0\\)"),
+        # 12 blocks of 1000: valid takes blocks 90..94 of every 100, so it gets none.
+        (
+            {"split": "blocks"},
+            "the valid split gets 0 .* with split=blocks, .*; raise "
+            "valid_fraction \\(now 0.05\\), lower block \\(now 1000\\) or use split=tail",
+        ),
+    ],
+)
+def test_an_empty_split_names_the_option_to_change_not_streams(tmp_path, options, message):
+    """A split without text used to be blamed on `streams` ('lower streams'), which cannot help."""
+    path = tmp_path / "book.txt"
+    path.write_text("hello world " * 1000)
+    with pytest.raises(DataError, match=f"^text_file: {message}") as error:
+        load_dataset("text_file", path=str(path), **options)
+    assert "streams" not in str(error.value)
 
 
 def test_tiny_shakespeare_block_split(tmp_path, shakespeare, no_network):

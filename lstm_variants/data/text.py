@@ -140,8 +140,9 @@ def text_file(
         'bits_per_char'.
 
     Raises:
-        DataError: `path` is missing or not a readable file, the file is not UTF-8, empty, or
-            a split is too short for `streams`.
+        DataError: `path` is missing or not a readable file, the file is not UTF-8, empty, a
+            split gets no next-character step from the fractions (or `block`), or a split is
+            too short for `streams`.
     """
     del data_dir
     if path is None or str(path) == "":

@@ -157,19 +157,37 @@ def split_tokens(
     train. 'blocks' (`block_split`): the same shares, taken as blocks from every part of the text.
 
     Raises:
-        DataError: an unknown `split`, or invalid fractions or block length.
+        DataError: an unknown `split`, invalid fractions or block length, or a split left
+            without a next-token step (fewer than 2 symbols), naming the option to change.
     """
     if split == "tail":
         train_end, valid_end = fraction_split(len(ids), valid_fraction, test_fraction)
-        return {
+        parts = {
             "train": ids[:train_end],
             "valid": ids[train_end:valid_end],
             "test": ids[valid_end:],
         }
-    if split == "blocks":
+    elif split == "blocks":
         which = block_split(len(ids), valid_fraction, test_fraction, block)
-        return {name: ids[which == code] for code, name in enumerate(("train", "valid", "test"))}
-    raise DataError(f"unknown split {split!r}; valid splits: {', '.join(SPLIT_KINDS)}")
+        parts = {name: ids[which == code] for code, name in enumerate(("train", "valid", "test"))}
+    else:
+        raise DataError(f"unknown split {split!r}; valid splits: {', '.join(SPLIT_KINDS)}")
+    fractions = {"valid": valid_fraction, "test": test_fraction}
+    for name, part in parts.items():
+        if len(part) >= 2:
+            continue
+        # Not the streams: no number of streams gives a split without text a step.
+        if name == "train":
+            fix = "lower valid_fraction + test_fraction"
+        else:
+            fix = f"raise {name}_fraction (now {fractions[name]})"
+        if split == "blocks":
+            fix += f", lower block (now {block}) or use split=tail"
+        raise DataError(
+            f"the {name} split gets {len(part)} of the text's {len(ids)} symbols with "
+            f"split={split}, too few for one next-symbol step; {fix}"
+        )
+    return parts
 
 
 def block_split(

@@ -50,6 +50,21 @@ def test_timit_concatenated_or_padded(tmp_path, padded):
     assert availability("timit", tmp_path) == f"local {tmp_path}"
 
 
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.uint64, np.int16])
+def test_lengths_of_any_integer_dtype(tmp_path, padded, dtype):
+    """Unsigned lengths used to stop concatenated exports with a TypeError (float offsets)."""
+    for split, lengths in LENGTHS.items():
+        frames, labels = write_split(tmp_path / "timit", split, lengths, padded=padded)
+        path = tmp_path / "timit" / f"{split}.npz"
+        arrays = dict(np.load(path))
+        np.savez(path, **{**arrays, "lengths": arrays["lengths"].astype(dtype)})
+    data = load_dataset("timit", data_dir=tmp_path)
+    np.testing.assert_array_equal(data.test.lengths, LENGTHS["test"])
+    np.testing.assert_allclose(data.test.inputs[-1, : len(frames[-1])], frames[-1])
+    np.testing.assert_array_equal(data.test.targets[-1, : len(labels[-1])], labels[-1])
+
+
 def test_iam_online_framewise_classes_from_labels_or_file(tmp_path):
     for split, lengths in LENGTHS.items():
         write_split(tmp_path / "iam_online", split, lengths, dim=4, classes=5)

@@ -184,6 +184,8 @@ def framewise_split(arrays: dict[str, np.ndarray], where: str) -> Split:
             raise DataError(f"{where}: {key} must be {kind} array, got dtype {array.dtype}")
     if lengths.ndim != 1 or lengths.size == 0 or lengths.min() < 1:
         raise DataError(f"{where}: lengths must be a non-empty 1-D array of counts >= 1")
+    # Unsigned counts (np.uint32, say) would make the start offsets below float64 ([0] + uint64).
+    lengths = lengths.astype(np.int64)
     if targets.size and targets.min() < IGNORE:
         raise DataError(f"{where}: targets must be class ids >= 0 or {IGNORE}, got {targets.min()}")
     n, steps = len(lengths), int(lengths.max())

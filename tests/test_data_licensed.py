@@ -110,6 +110,10 @@ def corrupt(directory, **arrays):
             dict(inputs=np.zeros((4, 39)), targets=np.full(4, 61), lengths=[4]),
             "target class ids must lie in \\[-1, 61\\)",
         ),
+        (  # would wrap to class 7 as int32
+            dict(inputs=np.zeros((4, 39)), targets=np.full(4, 2**32 + 7), lengths=[4]),
+            "targets must be class ids below 2\\*\\*31 \\(int32\\), got 4294967303",
+        ),
         (
             dict(inputs=np.zeros((0, 39)), targets=np.zeros(0, int), lengths=np.zeros(0, int)),
             "non-empty 1-D array",

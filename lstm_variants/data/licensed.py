@@ -188,6 +188,11 @@ def framewise_split(arrays: dict[str, np.ndarray], where: str) -> Split:
     lengths = lengths.astype(np.int64)
     if targets.size and targets.min() < IGNORE:
         raise DataError(f"{where}: targets must be class ids >= 0 or {IGNORE}, got {targets.min()}")
+    # Stored as int32 below: a larger id would wrap around to another class, silently.
+    if targets.size and targets.max() > np.iinfo(np.int32).max:
+        raise DataError(
+            f"{where}: targets must be class ids below 2**31 (int32), got {targets.max()}"
+        )
     n, steps = len(lengths), int(lengths.max())
     if inputs.ndim == 2:
         total = int(lengths.sum())

@@ -78,6 +78,22 @@ def test_list_says_a_file_that_fails_its_checksum_is_corrupt_not_local(empty_dat
     assert loadable_here("jsb_chorales", empty_data_dir)
 
 
+def test_list_says_a_directory_in_a_data_file_s_place_is_corrupt_not_downloadable(
+    empty_data_dir, capsys
+):
+    """No loader downloads over it; each says it cannot read it."""
+    (empty_data_dir / "jsb_chorales.pickle").mkdir()
+    (empty_data_dir / "timit" / "train.npz").mkdir(parents=True)
+    for split in ("valid", "test"):
+        (empty_data_dir / "timit" / f"{split}.npz").write_bytes(b"")
+    assert main(["list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    jsb = empty_data_dir / "jsb_chorales.pickle"
+    assert f"corrupt: {jsb} is a directory, not the data file; delete it" in rows["jsb_chorales"]
+    timit = empty_data_dir / "timit" / "train.npz"
+    assert f"corrupt: {timit} is a directory, not the data file; replace it" in rows["timit"]
+
+
 def test_describe_prints_sizes_and_padding(capsys):
     status = main(
         [

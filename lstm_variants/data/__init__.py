@@ -201,8 +201,9 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
         'generated' (reads no file), 'user file (option path)', 'local <path>' (every file
         it needs is in the data directory and matches its sha256; the directory when it needs
         several), 'corrupt: <which file, and how to fix it>' (a file is there but does not
-        match its sha256, `checksum_problem`: its loader would refuse it), 'downloadable' (a
-        file is missing, the loader fetches it) or 'missing: <what to obtain>'.
+        match its sha256, or is a directory, `file_problem`: its loader would refuse it),
+        'downloadable' (a file is missing, the loader fetches it) or 'missing: <what to
+        obtain>'.
 
     Raises:
         DataError: the data directory is a file (`cache.resolve_data_dir`).
@@ -214,7 +215,7 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
         return "generated"
     directory = resolve_data_dir(data_dir)
     for file in info.files:
-        problem = checksum_problem(name, directory / file)
+        problem = file_problem(name, directory / file)
         if problem is not None:
             fix = (
                 f"delete it and run `lstm-variants-data fetch {name}` to download it again"
@@ -231,17 +232,20 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     return f"missing: {info.obtain or ', '.join(missing)} in {directory}"
 
 
-def checksum_problem(name: str, path: Path) -> str | None:
-    """Why the loader of dataset `name` would refuse the file at `path` by its sha256, or None.
+def file_problem(name: str, path: Path) -> str | None:
+    """Why the loader of dataset `name` would refuse the file at `path` before reading it, or None.
 
-    The file must match its published sha256, else the one recorded on first use in
-    `<path>.sha256` (`cache`); None when it matches, is not there, or has neither to match.
+    It must be a readable file matching its published sha256, else the one recorded on first
+    use in `<path>.sha256` (`cache`); None when it does, is not there (a download, or the
+    missing-file message, is the loader's answer), or has neither sha256 to match.
     """
     published = (
         music.SOURCES[name].sha256 if name in music.SOURCES else text.published_sha256(path.name)
     )
-    if not path.is_file():
+    if not path.exists():
         return None
+    if not path.is_file():  # the loaders would not download over it, nor read it
+        return f"{path} is a {'directory' if path.is_dir() else 'special file'}, not the data file"
     try:
         expected = published or cache.recorded_sha256(path)
         if expected is None:

@@ -129,6 +129,11 @@ def test_the_first_mark_never_takes_the_end_marker_at_the_shortest_t():
     "options, message",
     [
         ({"T": 10}, "T must be at least 11 .*, got 10"),
+        (  # a typo with a few zeros too many: 88 PB of values, one line rather than a traceback
+            {"T": 10**12},
+            "adding: the train split of 10000 sequences does not fit in memory \\(.*\\); "
+            "lower n_train or the sequence length",
+        ),
         ({"n_valid": 0}, "n_valid must be at least 1, got 0"),
         ({"seed": -1}, "adding: seed must be at least 0, got -1"),
         ({"T": "abc"}, "dataset.options.T of 'adding' must be an integer, got 'abc'"),

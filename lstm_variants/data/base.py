@@ -275,7 +275,7 @@ def generated_splits(
         draw: (generator, number of sequences) -> Split.
 
     Raises:
-        DataError: a split size is below 1, or the seed below 0.
+        DataError: a split size is below 1, the seed below 0, or a split does not fit in memory.
     """
     for split, n in sizes.items():
         if n < 1:
@@ -283,7 +283,13 @@ def generated_splits(
     if seed < 0:
         raise DataError(f"{name}: seed must be at least 0, got {seed}")
     children = np.random.SeedSequence(seed).spawn(len(sizes))
-    return {
-        split: draw(np.random.default_rng(child), n)
-        for (split, n), child in zip(sizes.items(), children, strict=True)
-    }
+    splits = {}
+    for (split, n), child in zip(sizes.items(), children, strict=True):
+        try:
+            splits[split] = draw(np.random.default_rng(child), n)
+        except MemoryError as error:  # a length or size with a few zeros too many
+            raise DataError(
+                f"{name}: the {split} split of {n} sequences does not fit in memory ({error}); "
+                f"lower n_{split} or the sequence length"
+            ) from None
+    return splits

@@ -127,6 +127,17 @@ def test_describe_prints_sizes_and_padding(capsys):
     assert "pad_bucketed_8" in out
 
 
+@pytest.mark.parametrize("filename", ["2024", "yes", "notes: draft.txt"])
+def test_describe_takes_a_text_option_as_written(tmp_path, monkeypatch, capsys, filename):
+    """YAML read these as 2024, true and a mapping, refused as not a string; the advice for
+    'yes' even named another file ('true'), in the training command's syntax."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / filename).write_text("to be or not to be " * 500)
+    assert main(["describe", "text_file", "-o", f"path={filename}", "-o", "streams=2"]) == 0
+    out = capsys.readouterr().out
+    assert f"options: path={filename}, streams=2" in out
+
+
 def test_describe_yaml_option_values(capsys):
     assert (
         main(
@@ -188,7 +199,11 @@ def test_describe_yaml_option_values(capsys):
         (["describe", "adding", "-o", "T=3"], 2, "T must be at least 11 (the first mark is "),
         (["describe", "adding", "-o", "seed=-1"], 2, "adding: seed must be at least 0, got -1"),
         (["describe", "arithmetic", "-o", "max_digits=19"], 2, "max_digits must lie in [1, 18]"),
-        (["describe", "text_file", "-o", "path=123"], 2, "path of 'text_file' must be a string"),
+        (
+            ["describe", "text_file", "-o", "path=123"],
+            2,
+            "text_file: 123 is not a file (option `path`)",
+        ),
         (
             ["describe", "iam_online", "-o", "num_classes=abc"],
             2,

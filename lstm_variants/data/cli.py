@@ -12,7 +12,8 @@
         downloads and checks the files of the named datasets (default: every downloadable one),
         e.g. on a login node before jobs run where there is no network; a line per dataset
 
-Option values are read as YAML scalars (`T=200`, `download=false`, `variant=6b`). An unknown
+Option values are read as YAML scalars (`T=200`, `download=false`), except that an option taking
+text takes it as written (`path=2024` is the file named 2024, `variant=6b`). An unknown
 dataset or option, a bad option value, or a dataset that cannot be loaded (missing file, bad
 checksum, malformed file) ends with one `lstm-variants-data: error: ...` line and exit status 2,
 as bad input does for `lstm-variants`. A malformed command line (`-o T` without a value) gets
@@ -22,11 +23,13 @@ argparse's usage before that line.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 import yaml
 
 from lstm_variants.argument_parser import ArgumentParser
+from lstm_variants.config_values import rule_of_type
 from lstm_variants.data import (
     DATASETS,
     INFO,
@@ -44,15 +47,29 @@ PROG = "lstm-variants-data"
 USAGE_ERROR = 2
 
 
-def parse_option(text: str) -> tuple[str, object]:
-    """`'key=value'` -> `(key, value)` with the value read as a YAML scalar."""
+def parse_option(text: str) -> tuple[str, str]:
+    """`'key=value'` -> `(key, value)`, the value as written; `option_value` reads it."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def option_value(name: str, key: str, text: str) -> object:
+    """The value of option `key` of dataset `name` written as `text`.
+
+    An option that takes text (a path, a variant, a split) takes `text` as written: YAML would
+    read `path=2024` as the integer 2024, `path=yes` as true and `path=a: b.txt` as a mapping,
+    none of them the file named. Any other option reads `text` as a YAML scalar (`T=200`,
+    `download=false`).
+    """
+    rule = rule_of_type(inspect.signature(DATASETS[name]).parameters[key].annotation)
+    if rule is not None and rule.kind == "text":
+        return text
     try:
-        return key, yaml.safe_load(value) if value else ""
+        return yaml.safe_load(text) if text else ""
     except yaml.YAMLError:
-        return key, value
+        return text
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
@@ -218,12 +235,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "fetch":
         return fetch_datasets(args.names, args.data_dir)
-    options = dict(args.option)
     if args.name not in DATASETS:
         return fail(
             f"unknown dataset {args.name!r}{nearest_hint(args.name, DATASETS)}; "
             f"valid datasets: {', '.join(sorted(DATASETS))}"
         )
+    options = dict(args.option)
     unknown = sorted(set(options) - set(dataset_options(args.name)))
     if unknown:
         valid = ", ".join(dataset_options(args.name))
@@ -232,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.batch_size < 1:
         return fail(f"--batch-size must be at least 1, got {args.batch_size}")
+    options = {key: option_value(args.name, key, text) for key, text in options.items()}
     try:
         print(describe_text(args.name, options, args.data_dir, args.batch_size))
     except DataError as error:

@@ -50,7 +50,7 @@ def adding_problem(
 
     Args:
         data_dir: ignored (nothing is read); accepted so that every loader takes it.
-        T: the minimal sequence length; lengths are uniform in [T, T + T // 10]. At least 10.
+        T: the minimal sequence length; lengths are uniform in [T, T + T // 10]. At least 11.
         n_train: the number of training sequences.
         n_valid: the number of validation sequences.
         n_test: the number of test sequences (the paper tested on 2,560).

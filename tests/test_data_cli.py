@@ -237,6 +237,18 @@ def test_list_with_a_file_as_data_directory_is_one_error_line(tmp_path, capsys):
     )
 
 
+def test_fetch_with_a_file_as_data_directory_is_one_error_line(tmp_path, capsys):
+    not_a_directory = tmp_path / "data.txt"
+    not_a_directory.write_text("")
+    assert main(["fetch", "--data-dir", str(not_a_directory)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"lstm-variants-data: error: data_dir {not_a_directory} is not a directory: point it "
+        "at the folder that holds (or will hold) the dataset's files\n"
+    )
+
+
 def test_help_and_bad_usage_exit_through_argparse(capsys):
     with pytest.raises(SystemExit) as exit_help:
         main(["--help"])

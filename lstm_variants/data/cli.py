@@ -39,6 +39,7 @@ from lstm_variants.data import (
     load_dataset,
     padding_report,
 )
+from lstm_variants.data.cache import resolve_data_dir
 from lstm_variants.errors import nearest_hint
 from lstm_variants.interrupt import ending_interrupts, quiet_when_reader_leaves
 from lstm_variants.version import VersionAction
@@ -193,6 +194,11 @@ def fetch_datasets(names: list[str], data_dir: str | None) -> int:
         return fail(
             f"unknown dataset(s) {', '.join(unknown)}; valid datasets: {', '.join(sorted(DATASETS))}"
         )
+    if any(INFO[name].files for name in names):
+        try:  # a data directory that is a file: one line, not the same line for every dataset
+            resolve_data_dir(data_dir)
+        except DataError as error:
+            return fail(str(error))
     failed = 0
     for name in names:
         if not INFO[name].files:

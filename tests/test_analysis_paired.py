@@ -176,3 +176,15 @@ def test_median_interval_is_the_95_percent_percentile_bootstrap():
     row = table.iloc[0]
     assert row["ci_low"] == pytest.approx(x[low]) and row["ci_high"] == pytest.approx(x[high])
     assert row["ci_low"] < row["median_difference"] < row["ci_high"]
+
+
+def test_the_direction_comes_from_the_ranks_where_most_draws_tie():
+    """10 draws where the cells tie exactly and 8 where the cell is better by 0.1: the median d
+    is 0, but every draw that tells the cells apart favours the cell, so it is 'better'."""
+    d = np.array([0.0] * 10 + [-0.1] * 8)
+    reference = 8.5 + np.arange(18) / 10.0
+    table = paired_compare(pairs(reference + d, reference), resamples=0).iloc[0]
+    assert table["median_difference"] == 0.0 and table["p_adjusted"] < 0.05
+    assert table["marker"] == "better"
+    worse = paired_compare(pairs(reference - d, reference), resamples=0).iloc[0]
+    assert worse["marker"] == "worse"

@@ -8,9 +8,13 @@ random search (the learning rate alone spans four decades) from the comparison::
     d_k = metric(cell, draw k) - metric(reference, draw k)
 
 and tests whether the d_k are centred on zero with the Wilcoxon signed-rank test (``scipy.stats``),
-Holm-corrected over the cells of a dataset. Draws are matched on every ``sampled.*`` value, so two
-trials pair only if the search really gave them the same values; a pair where either trial has no
-result (diverged before its first validation) is left out and counted.
+Holm-corrected over the cells of a dataset. Draws with d_k = 0 tell neither cell apart and are
+left out of the test (Wilcoxon's convention); the direction of a significant result is the side
+with the larger signed-rank sum, R+ = sum of rank(|d_k|) over d_k > 0 against R- (what the test
+weighs), not the sign of the median, which is 0 when most draws tie. Draws are matched on every
+``sampled.*`` value, so two trials pair only if the search really gave them the same values; a
+pair where either trial has no result (diverged before its first validation) is left out and
+counted.
 
 ``fraction`` < 1 keeps only the best draws, ranked by the mean of the pair's two validation results:
 a draw with a learning rate so small that neither network learned much says little about the
@@ -93,6 +97,13 @@ def paired_differences(
     return usable["d"].reset_index(drop=True), unpaired
 
 
+def worse_by_ranks(nonzero: np.ndarray) -> bool:
+    """Whether the cell is on the worse side: R+ > R-, the signed-rank sums of the nonzero d_k
+    (ties in |d_k| get their mean rank, as in the test)."""
+    ranks = stats.rankdata(np.abs(nonzero))
+    return bool(ranks[nonzero > 0].sum() > ranks[nonzero < 0].sum())
+
+
 def median_interval(
     differences: np.ndarray, resamples: int, seed: int, level: float = 0.95
 ) -> tuple[float, float]:
@@ -167,6 +178,7 @@ def paired_compare(
                     "mean_difference": float(np.mean(d)),
                     "better_share": float(np.mean(d < 0)),
                     "p_wilcoxon": p,
+                    "_worse": worse_by_ranks(nonzero),
                 }
             )
         if not group:
@@ -178,9 +190,8 @@ def paired_compare(
         for row, p_adjusted in zip(group, adjusted, strict=True):
             row["p_adjusted"] = float(p_adjusted)
             significant = np.isfinite(p_adjusted) and p_adjusted < alpha
-            row["marker"] = (
-                ("better" if row["median_difference"] < 0 else "worse") if significant else ""
-            )
+            worse = row.pop("_worse")
+            row["marker"] = ("worse" if worse else "better") if significant else ""
         rows += group
     return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
 

@@ -90,6 +90,18 @@ def test_cli_writes_the_figure_and_the_table(two_runs, capsys):
     assert "curves.png" in capsys.readouterr().out
 
 
+def test_a_run_without_a_finite_value_keeps_its_columns_in_the_table(two_runs):
+    """A run that diverged in its first epoch is in the table as '-', not silently left out."""
+    write_record(two_runs, "c" * 16, 0.5, [math.nan, math.nan])
+    out = two_runs / "curves_out"
+    assert main(["curves", str(two_runs), "--out", str(out)]) == 0
+    lines = (out / "curves.md").read_text().splitlines()
+    header = [cell.strip() for cell in lines[2].split("|")[1:-1]]
+    assert "vanilla dropout=0.5: train" in header and "vanilla dropout=0.5: valid" in header
+    first = [cell.strip() for cell in lines[4].split("|")[1:-1]]
+    assert first[header.index("vanilla dropout=0.5: valid")] == "-"
+
+
 def test_a_key_one_run_lacks_is_left_out_of_its_label_not_shown_as_nan():
     trials = pd.DataFrame(
         {

@@ -139,7 +139,9 @@ def y_window(
 def curves_markdown(table: pd.DataFrame, metric: str) -> str:
     """The curves as one markdown table under a line naming ``metric``: an epoch per row,
     train and valid of each run."""
-    wide = table.pivot_table(index="epoch", columns="run", values=["train", "valid"])
+    # dropna=False: a run without one finite value (diverged in its first epoch) keeps its
+    # columns, of '-', rather than leaving the table unnoticed.
+    wide = table.pivot_table(index="epoch", columns="run", values=["train", "valid"], dropna=False)
     wide.columns = [f"{run}: {kind}" for kind, run in wide.columns]
     ordered = sorted(wide.columns, key=lambda name: (name.rsplit(": ", 1)[0], name))
     formats = [".0f"] + [".4f"] * len(ordered)

@@ -1,6 +1,8 @@
 """importance: our functional ANOVA is exact on trees, recovers known variance shares through the
 forest, and agrees with optuna's fANOVA on main effects."""
 
+import re
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -9,7 +11,7 @@ from optuna.distributions import FloatDistribution
 from optuna.importance import FanovaImportanceEvaluator
 from sklearn.tree import DecisionTreeRegressor
 
-from lstm_variants.analysis.collect import collect
+from lstm_variants.analysis.collect import AnalysisError, collect
 from lstm_variants.analysis.importance import (
     fit_surrogate,
     hyperparameter_columns,
@@ -313,3 +315,26 @@ def test_scale_inference_at_its_edges():
     assert infer_scale("x", pd.Series([1.0, 50.0])) == "linear"
     assert infer_scale("optimizer.momentum", pd.Series([0.5, 1.0])) == "linear"
     assert infer_scale("optimizer.learning_rate", pd.Series([0.0, 1e-3])) == "linear"
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("nope", "'nope' is not a column"),
+        ("fixed", "'fixed' has one value (0.9) in all 24 trials (dataset=jsb): it explains"),
+        ("gaps", "'gaps' has no value in 3 of the 24 trials (dataset=jsb); leave it out"),
+    ],
+)
+def test_a_given_parameter_that_cannot_explain_anything_is_one_error_line(column, message):
+    """Given by name, a parameter that is missing, constant or has gaps is refused in one line
+    (it was an IndexError, a TypeError or a KeyError deep in the forest or the marginals)."""
+    frame = pd.DataFrame(
+        {
+            "a": np.linspace(0, 1, 24),
+            "fixed": 0.9,
+            "gaps": [np.nan] * 3 + list(np.linspace(0, 1, 21)),
+            "y": np.linspace(0, 1, 24) ** 2,
+        }
+    )
+    with pytest.raises(AnalysisError, match=re.escape(message)):
+        importance(frame, target="y", parameters=["a", column], group={"dataset": "jsb"}, trees=2)

@@ -532,6 +532,27 @@ def hyperparameter_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in candidates if frame[c].notna().all() and frame[c].nunique() > 1]
 
 
+def check_parameters(frame: pd.DataFrame, names: Sequence[str], where: str = "") -> None:
+    """``AnalysisError`` in one line for a parameter that cannot explain the target: not a column,
+    a trial without a value (the forest needs one everywhere), or one value in every trial (no
+    range to split or to draw a marginal over; it explains nothing, so leave it out). ``where``
+    names the group in the message, e.g. ' (dataset=jsb_chorales)'."""
+    for name in names:
+        if name not in frame.columns:
+            raise AnalysisError(f"parameter {name!r} is not a column of the trials table")
+        missing = int(frame[name].isna().sum())
+        if missing:
+            raise AnalysisError(
+                f"parameter {name!r} has no value in {missing} of the {len(frame)} trials"
+                f"{where}; leave it out or analyse the trials that have it"
+            )
+        if frame[name].nunique() < 2:
+            raise AnalysisError(
+                f"parameter {name!r} has one value ({frame[name].iloc[0]}) in all "
+                f"{len(frame)} trials{where}: it explains nothing; leave it out"
+            )
+
+
 def _search_from_trials(
     frame: pd.DataFrame,
 ) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
@@ -606,7 +627,8 @@ def importance(
       group: labels of this group, kept on the result.
 
     Raises:
-      AnalysisError: fewer than 8 usable trials, or nothing varies.
+      AnalysisError: fewer than 8 usable trials, nothing varies, or a given parameter is not a
+        column, lacks a value in a usable trial or has one value only.
     """
     frame = trials_table(frame, target)
     values = pd.to_numeric(frame[target], errors="coerce")
@@ -619,6 +641,7 @@ def importance(
         )
     if not names:
         raise AnalysisError(f"no hyperparameter varies across {label}")
+    check_parameters(usable, names, f" ({label})" if group else "")
     configured, searched_bounds = _search_from_trials(usable)
     bounds = searched_bounds | dict(bounds or {})
     chosen = [

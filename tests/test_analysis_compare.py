@@ -449,3 +449,21 @@ def test_a_table_of_all_trials_says_so_in_its_header():
     assert "| all trials: median [95 % CI] |" in header
     top = compare(trials, resamples=0, permutations=10)
     assert "| best 10 %: median [95 % CI] |" in to_markdown(top).splitlines()[4]
+
+
+def test_the_plots_command_compares_a_rerun_study_on_all_its_trials(tmp_path, monkeypatch):
+    """As compare and report do: the figures of a rerun study hatch the cells by the test on all
+    trials, not on a best 10 % of one trial a cell."""
+    import lstm_variants.analysis.plots as plots
+    from lstm_variants.analysis.cli import main
+
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.3}, trials=10, seed=0)
+    for record in records:
+        record["config"]["search"]["rerun_of"] = record["trial_id"][:8]
+    write_records(records, tmp_path)
+    seen = {}
+    monkeypatch.setattr(
+        plots, "all_figures", lambda trials, curves, table, *_: seen.update(table=table) or {}
+    )
+    assert main(["plots", str(tmp_path), "--out", str(tmp_path / "analysis")]) == 0
+    assert set(seen["table"]["sample"]) == {"all"} and set(seen["table"]["fraction"]) == {1.0}

@@ -395,7 +395,12 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
 
     with console.status("comparing cells"):
         reference = arguments.reference
-        table = compare(collection.trials, reference=reference, resamples=0)
+        # The sample compare and report test (every trial of a rerun study), so the figures
+        # hatch the cells the tables mark and the lower box panel shows the trials they compare.
+        fraction, sample = comparison_selection(collection.trials)
+        table = compare(
+            collection.trials, reference=reference, fraction=fraction, sample=sample, resamples=0
+        )
     with console.status("drawing figures"):
         written = all_figures(collection.trials, collection.curves, table, results, out, reference)
     print("\n".join(str(p) for paths in written.values() for p in paths))

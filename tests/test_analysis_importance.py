@@ -338,3 +338,16 @@ def test_a_given_parameter_that_cannot_explain_anything_is_one_error_line(column
     )
     with pytest.raises(AnalysisError, match=re.escape(message)):
         importance(frame, target="y", parameters=["a", column], group={"dataset": "jsb"}, trees=2)
+
+
+def test_a_target_of_names_is_refused_as_such_not_as_too_few_trials(tmp_path, capsys):
+    from lstm_variants.analysis.cli import main
+
+    write_records(synthetic_study({"vanilla": 0.0}, trials=20, seed=0), tmp_path)
+    out = str(tmp_path / "out")
+    assert main(["importance", str(tmp_path), "--out", out, "--target", "cell"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (
+        "lstm-variants-analyze: error: --target 'cell' is not a numeric column of these "
+        "records; use one of: test_at_best, best_valid"
+    )

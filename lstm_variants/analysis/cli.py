@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from pandas.api.types import is_numeric_dtype
 from rich.console import Console
 
 from lstm_variants.analysis.collect import AnalysisError, collect, require_trials, select_studies
@@ -353,11 +354,15 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     from lstm_variants.analysis.importance import importance_by_group, importance_table
 
     target = getattr(arguments, "target", None)
-    if target is not None and target not in collection.trials:
+    # A column of names (cell, study) has no number to explain: every trial would be left out
+    # and the error would wrongly say that no group has enough trials with a result.
+    if target is not None and (
+        target not in collection.trials or not is_numeric_dtype(collection.trials[target])
+    ):
         metrics = [c for c in ("test_at_best", "best_valid") if c in collection.trials]
+        what = "not a column" if target not in collection.trials else "not a numeric column"
         raise AnalysisError(
-            f"--target {target!r} is not a column of these records; use one of: "
-            + ", ".join(metrics)
+            f"--target {target!r} is {what} of these records; use one of: " + ", ".join(metrics)
         )
     by = ("dataset",) if getattr(arguments, "by", "dataset") == "dataset" else ("dataset", "cell")
     with console.status("functional ANOVA"):

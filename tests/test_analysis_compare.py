@@ -467,3 +467,19 @@ def test_the_plots_command_compares_a_rerun_study_on_all_its_trials(tmp_path, mo
     )
     assert main(["plots", str(tmp_path), "--out", str(tmp_path / "analysis")]) == 0
     assert set(seen["table"]["sample"]) == {"all"} and set(seen["table"]["fraction"]) == {1.0}
+
+
+def test_the_box_plot_shows_every_trial_where_the_table_tested_every_trial(tmp_path, monkeypatch):
+    """compare(sample='all') keeps fraction 0.1 for its median column but tests all usable
+    trials; the lower box panel, 'the sample the table compared', must show them all."""
+    import lstm_variants.analysis.plots as plots
+
+    write_records(synthetic_study({"vanilla": 0.0, "nfg": 0.3}, trials=20, seed=0), tmp_path)
+    collection = collect([tmp_path])
+    table = compare(collection.trials, sample="all", resamples=0, permutations=20)
+    assert set(table["fraction"]) == {0.1}
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.all_figures(collection.trials, collection.curves, table, [], tmp_path / "figures")
+    lower = figures["box_jsb_chorales"].axes[1]
+    assert "best" not in lower.get_title()

@@ -414,8 +414,10 @@ def all_figures(
     """Every figure of a study into ``output_dir``; returns name -> written paths."""
     output_dir = Path(output_dir)
     written: dict[str, list[Path]] = {}
-    # The lower box panel shows the sample the table compared (every trial of a rerun study).
-    fraction = compared_fraction(comparison.iloc[0])
+    # The lower box panel shows the sample the table compared: every usable trial where it
+    # tested them all (a rerun study, or sample='all' with the best-fraction summary kept).
+    first = comparison.iloc[0]
+    fraction = 1.0 if first.get("sample") == "all" else compared_fraction(first)
     for dataset in comparison["dataset"].unique():
         written[f"box_{dataset}"] = box_plots(
             trials, comparison, dataset, output_dir / f"box_{dataset}", reference, fraction=fraction

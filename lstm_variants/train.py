@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lstm_variants.batching import bucketed_order, group_steps, length_groups
+from lstm_variants.batching import bucketed_order, epoch_batch_size, group_steps, length_groups
 from lstm_variants.data import SequenceDataset, Split
 from lstm_variants.errors import ConfigError
 from lstm_variants.losses import frame_losses, frame_weights
@@ -46,7 +47,10 @@ class TrainSettings:
     Attributes:
       max_epochs: epoch limit (default 100).
       patience: stop after this many epochs without a better validation loss (default 10).
-      batch_size: sequences per update (default 16; Greff et al. used 1).
+      batch_size: sequences per update (default 16; Greff et al. used 1). One above the
+        training sequences (with ``length_buckets``, those of the largest length group) is one
+        batch of them all, said in one line (``batch_size_notice``): the same updates as a
+        wider batch of empty filler, without its work and memory.
       eval_batch_size: sequences per evaluation batch (default 256).
       max_padding_waste: in a population of mixed hidden sizes, the largest fraction of a
         member's work that padding to its bucket's size may waste (default 0.5).
@@ -142,7 +146,9 @@ def make_loss_fn(
 
 
 def batch_order(key: jax.Array, num_sequences: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """A shuffled epoch as (num_batches, batch_size) indices and weights (0 marks filler)."""
+    """A shuffled epoch as (num_batches, batch_size) indices and weights (0 marks filler); a
+    ``batch_size`` above ``num_sequences`` is one batch of them all (``epoch_batch_size``)."""
+    batch_size = epoch_batch_size([num_sequences], batch_size)
     num_batches = -(-num_sequences // batch_size)
     filler = num_batches * batch_size - num_sequences
     order = jnp.concatenate(
@@ -178,6 +184,29 @@ def solved_sequences(
     return 1.0 - wrong.astype(jnp.float32)
 
 
+def batch_size_notice(settings: TrainSettings, data: SequenceDataset) -> str | None:
+    """One line saying that ``settings.batch_size`` is wider than the batches an epoch can fill
+    (``batching.epoch_batch_size``), else None. Stream datasets batch their ``streams``."""
+    if data.streams:
+        return None
+    bucketed = settings.length_buckets > 1
+    groups = length_groups(data.train.lengths, settings.length_buckets if bucketed else 1)
+    sizes = [len(group) for group in groups]
+    width = epoch_batch_size(sizes, settings.batch_size)
+    if width == settings.batch_size:
+        return None
+    asked = f"lstm-variants: note: train.batch_size={settings.batch_size} is more than"
+    if bucketed:
+        return (
+            f"{asked} the {width} sequences of the largest of {len(groups)} length groups: each "
+            f"group is one batch of up to {width} (the same updates, without empty filler)"
+        )
+    return (
+        f"{asked} the {width} training sequences: an epoch is one batch of all {width} "
+        "(the same update, without empty filler)"
+    )
+
+
 def make_member_epoch_fn(
     model: SequenceModel,
     optimizer: Callable[..., optax.GradientTransformation],
@@ -208,6 +237,9 @@ def make_member_epoch_fn(
         groups = length_groups(data.train.lengths, settings.length_buckets)
         steps = group_steps(data.train.lengths, groups)
     per_step_targets = data.target_at == "every_step"
+    notice = batch_size_notice(settings, data)
+    if notice:  # said once per compiled program: a record keeps the batch_size asked for
+        print(notice, file=sys.stderr)
 
     def epoch(
         params, opt_state, mask, regularization, key, active, epoch_number, inputs, targets, lengths

@@ -117,3 +117,42 @@ def test_each_group_is_shuffled_with_its_own_draw():
     assert sorted(patterns) == [0, 1, 2, 3]
     assert all(sorted(p) == list(range(10)) for p in patterns.values())
     assert len(set(patterns.values())) == 4
+
+
+def test_a_batch_wider_than_the_training_set_runs_no_empty_filler():
+    # 10 sequences at batch_size=1000: one batch of the 10, not of 10 and 990 filler sequences
+    # (the same update at 100 times the work and memory). Bucketed, each of 3 groups of at most
+    # 4 sequences is one batch of 4.
+    order, weights = (np.asarray(a) for a in batch_order(jax.random.key(3), 10, 1000))
+    assert order.shape == weights.shape == (1, 10)
+    assert weights.sum() == 10 and sorted(order[0].tolist()) == list(range(10))
+    lengths = np.arange(1, 11)
+    groups = length_groups(lengths, 3)
+    order, weights, bucket = bucketed_order(jax.random.key(1), jnp.int32(0), groups, 1000)
+    assert order.shape == (3, 4) and np.asarray(weights).sum() == 10
+    assert padding_fraction(lengths, groups, 1000) == padding_fraction(lengths, groups, 4)
+
+
+@pytest.mark.parametrize("length_buckets", [1, 3])
+def test_a_batch_wider_than_the_training_set_trains_as_the_whole_set_and_says_so(
+    length_buckets, capsys
+):
+    data = load_dataset("adding", T=12, n_train=12, n_valid=4, n_test=4, seed=0)
+    model = SequenceModel(cell="vanilla", hidden_size=4, output_size=1, readout_at="last_step")
+    optimizer = make_member_optimizer({"name": "adam"})
+    member = Member(hidden_size=4, seed=0, learning_rate=0.01, input_noise=0.1)
+    widest = 12 if length_buckets == 1 else 4
+
+    def curve(batch_size):
+        settings = TrainSettings(
+            max_epochs=2, batch_size=batch_size, length_buckets=length_buckets, eval_batch_size=4
+        )
+        run = train_population(model, optimizer, data, settings, [member], progress=False, log=None)
+        return [entry["train_loss"] for entry in run[0].curve]
+
+    exact = curve(widest)
+    assert "batch_size" not in capsys.readouterr().err
+    np.testing.assert_allclose(curve(1000), exact, rtol=1e-6)  # the noise draws too
+    (notice,) = capsys.readouterr().err.splitlines()
+    assert notice.startswith("lstm-variants: note: train.batch_size=1000 is more than the ")
+    assert f"one batch of {'all' if length_buckets == 1 else 'up to'} {widest}" in notice

@@ -232,6 +232,11 @@ def environment() -> dict[str, Any]:
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        # JAX's own numeric settings, set by JAX_ENABLE_X64 / JAX_DEFAULT_MATMUL_PRECISION or in
+        # code: the same config and seed train to other numbers under them (float64 sums; TF32
+        # or bfloat16 products on a GPU), and the trial id does not change.
+        "jax_enable_x64": bool(jax.config.jax_enable_x64),
+        "matmul_precision": jax.config.jax_default_matmul_precision,
         **code_version(),
         "host": platform.node(),
         # The cores this process ran on: a job that asked for cpu_pinning and found every core

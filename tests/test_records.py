@@ -62,6 +62,20 @@ def test_the_environment_names_the_cores_the_process_ran_on(monkeypatch):
     assert environment()["cpu_cores"] == [1, 3]
 
 
+def test_the_environment_names_jaxs_numeric_settings():
+    # JAX_ENABLE_X64=1 trains the same config and seed, under the same trial id, to other
+    # numbers (float64 sums); a matmul precision does too on a GPU. The record must say which.
+    import jax
+
+    from lstm_variants.records import environment
+
+    default = environment()
+    assert default["jax_enable_x64"] is False and default["matmul_precision"] in (None, "highest")
+    with jax.enable_x64(True), jax.default_matmul_precision("tensorfloat32"):
+        changed = environment()
+    assert changed["jax_enable_x64"] is True and changed["matmul_precision"] == "tensorfloat32"
+
+
 def test_a_records_place_taken_by_a_file_or_folder_is_one_line_before_any_training(tmp_path):
     # Found after training, the trial's work would be lost to an IsADirectoryError.
     from test_train import config

@@ -8,6 +8,7 @@ explicit. This module maps a recorded name (plus an optional scale) to a Flax in
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -53,12 +54,29 @@ def make_initializer(name: str, scale: float = 1.0) -> Initializer:
       scale: gain of ``orthogonal``, ``glorot_uniform`` and ``lecun_normal`` (their weights times
         ``scale``; at 1.0 exactly Flax's initialisers), half-width of ``uniform``, standard
         deviation of ``normal``. ``zeros`` takes none: a scale other than 1.0 is an error, as it
-        would be recorded while changing nothing.
+        would be recorded while changing nothing. A negative or non-finite scale is an error:
+        ``jax.random.uniform`` clips its draws to ``minval``, so U(0.1, -0.1) would fill every
+        weight with 0.1, and a negative gain or deviation only flips signs.
 
     Returns:
       A Flax initialiser ``(key, shape, dtype) -> array``.
     """
-    return _initializer(name, float(scale))
+    scale = float(scale)
+    if not (math.isfinite(scale) and scale >= 0) and name in SCALE_MEANINGS:
+        raise ConfigError(
+            f"the {name} initialiser's scale ({SCALE_MEANINGS[name]}) must be a finite number "
+            f">= 0, got {scale}: set the model.init.*_scale of that weight kind to one"
+        )
+    return _initializer(name, scale)
+
+
+SCALE_MEANINGS = {
+    "glorot_uniform": "a gain",
+    "orthogonal": "a gain",
+    "lecun_normal": "a gain",
+    "uniform": "the half-width of U(-scale, scale)",
+    "normal": "a standard deviation",
+}
 
 
 @functools.cache

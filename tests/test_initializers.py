@@ -105,6 +105,14 @@ def test_zeros_refuses_a_scale_it_would_ignore():
         make_initializer("zeros", 0.5)
 
 
+@pytest.mark.parametrize("name", sorted(set(INITIALIZER_NAMES) - {"zeros"}))
+@pytest.mark.parametrize("scale", [-0.1, float("nan"), float("inf")])
+def test_a_negative_or_non_finite_scale_is_refused_not_drawn(name, scale):
+    # jax.random.uniform clips to minval: U(0.1, -0.1) was every weight exactly 0.1.
+    with pytest.raises(ConfigError, match=f"the {name} initialiser's scale .* must be a finite"):
+        make_initializer(name, scale)
+
+
 @pytest.mark.parametrize("name", INITIALIZER_NAMES)
 def test_the_vector_initialisers_are_those_that_can_fill_a_vector(name):
     """config_values refuses the others for peepholes and biases before anything is built."""

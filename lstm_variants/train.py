@@ -50,7 +50,8 @@ class TrainSettings:
       batch_size: sequences per update (default 16; Greff et al. used 1). One above the
         training sequences (with ``length_buckets``, those of the largest length group) is one
         batch of them all, said in one line (``batch_size_notice``): the same updates as a
-        wider batch of empty filler, without its work and memory.
+        wider batch of empty filler, without its work and memory. Stream datasets (text) do
+        not read it: a batch is one window of each of their ``dataset.options.streams``.
       eval_batch_size: sequences per evaluation batch (default 256).
       max_padding_waste: in a population of mixed hidden sizes, the largest fraction of a
         member's work that padding to its bucket's size may waste (default 0.5).
@@ -185,10 +186,17 @@ def solved_sequences(
 
 
 def batch_size_notice(settings: TrainSettings, data: SequenceDataset) -> str | None:
-    """One line saying that ``settings.batch_size`` is wider than the batches an epoch can fill
-    (``batching.epoch_batch_size``), else None. Stream datasets batch their ``streams``."""
+    """One line saying that ``settings.batch_size`` is not the batch an epoch runs, else None:
+    wider than the batches an epoch can fill (``batching.epoch_batch_size``), or, for a stream
+    dataset, other than its ``streams``, which are its batch (a window of each)."""
     if data.streams:
-        return None
+        if settings.batch_size == data.streams:
+            return None
+        return (
+            f"lstm-variants: note: train.batch_size={settings.batch_size} is not used by this "
+            f"stream dataset: a batch is one window of each of its {data.streams} streams "
+            "(dataset.options.streams)"
+        )
     bucketed = settings.length_buckets > 1
     groups = length_groups(data.train.lengths, settings.length_buckets if bucketed else 1)
     sizes = [len(group) for group in groups]

@@ -12,7 +12,7 @@ from lstm_variants.data import load_dataset
 from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer
 from lstm_variants.population import Member, train_population
-from lstm_variants.train import TrainSettings, batch_order
+from lstm_variants.train import TrainSettings, batch_order, batch_size_notice
 
 
 def test_an_epoch_visits_every_sequence_once_within_its_groups_length():
@@ -156,3 +156,15 @@ def test_a_batch_wider_than_the_training_set_trains_as_the_whole_set_and_says_so
     (notice,) = capsys.readouterr().err.splitlines()
     assert notice.startswith("lstm-variants: note: train.batch_size=1000 is more than the ")
     assert f"one batch of {'all' if length_buckets == 1 else 'up to'} {widest}" in notice
+
+
+def test_a_stream_datasets_batch_is_its_streams_and_a_batch_size_it_ignores_is_said(tmp_path):
+    text = tmp_path / "book.txt"
+    text.write_text("to be or not to be, that is the question. " * 40)
+    data = load_dataset("text_file", path=str(text), streams=4, window=10)
+    assert batch_size_notice(TrainSettings(batch_size=4), data) is None
+    notice = batch_size_notice(TrainSettings(batch_size=64), data)
+    assert notice == (
+        "lstm-variants: note: train.batch_size=64 is not used by this stream dataset: a batch "
+        "is one window of each of its 4 streams (dataset.options.streams)"
+    )

@@ -508,6 +508,16 @@ def test_the_memory_estimate_counts_the_activations_of_every_layer():
         width = 16 * 8 * layers + 3
         assert extra == 4 * 10 * width * 2 * 16  # 10 more steps of 16 sequences, kept twice
 
+    # A batch wider than the 64 training sequences runs as one batch of them all (the cap).
+    model = SequenceModel(cell="vanilla", hidden_size=8, output_size=3)
+    capped = estimate_member_bytes(model, dataset(10), TrainSettings(batch_size=100_000))
+    assert capped == estimate_member_bytes(model, dataset(10), TrainSettings(batch_size=64))
+    # With length groups, the largest group is the widest batch (64 sequences in 4 groups of 16).
+    grouped = TrainSettings(batch_size=100_000, length_buckets=4)
+    assert estimate_member_bytes(model, dataset(10), grouped) == estimate_member_bytes(
+        model, dataset(10), TrainSettings(batch_size=16)
+    )
+
 
 def test_token_inputs_bucket_by_the_embedding_width(monkeypatch):
     # Token ids are looked up, not multiplied: the first layer's input products are those of

@@ -39,6 +39,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -174,6 +175,14 @@ def train_population(
             f"{group_steps(lengths, groups)} steps: padding "
             f"{padding_fraction(lengths, groups, settings.batch_size):.1%} of the computed steps "
             f"(without: {padding_fraction(lengths, [np.arange(len(lengths))], settings.batch_size):.1%})"
+        )
+    noisy = sum(member.input_noise > 0 for member in members)
+    if noisy and data.train.tokens:
+        # Said, not refused: a search may sample input noise for every dataset alike.
+        print(
+            f"lstm-variants: note: train.input_noise is not applied to token inputs ({data.name} "
+            f"looks them up in an embedding): {noisy} trial(s) with input noise train as without",
+            file=sys.stderr,
         )
     results: list[RunResult | None] = [None] * len(members)
     for bucket, (padded_hidden, indices) in enumerate(buckets):

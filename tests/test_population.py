@@ -1,5 +1,6 @@
 """A population of trials trains each member exactly as it would train alone."""
 
+import dataclasses
 import math
 
 import jax
@@ -472,6 +473,25 @@ def _token_stream_data(streams, vocab=5, windows=3, window=4):
         target_at="every_step", metric="bits_per_char", train=split, valid=split, test=split,
         streams=streams,
     )  # fmt: skip
+
+
+def test_input_noise_on_token_inputs_is_said_to_do_nothing(capsys):
+    data = _token_stream_data(2)
+    model = SequenceModel(cell="vanilla", hidden_size=4, output_size=5, vocab_size=5)
+    settings = TrainSettings(max_epochs=1, batch_size=2)
+    optimizer = make_member_optimizer({"name": "sgd"})
+    members = [
+        Member(hidden_size=4, seed=0, learning_rate=0.1),
+        Member(hidden_size=4, seed=1, learning_rate=0.1),
+    ]
+    quiet, noisy = (
+        train_population(model, optimizer, data, settings, members, progress=False, log=None)
+        for members in (members, [members[0], dataclasses.replace(members[1], input_noise=0.5)])
+    )
+    err = capsys.readouterr().err
+    assert err.count("note: train.input_noise is not applied to token inputs") == 1
+    assert "1 trial(s) with input noise train as without" in err
+    assert quiet[1].curve == noisy[1].curve  # what the note says
 
 
 def test_the_memory_estimate_of_streams_counts_every_stream_in_training_and_evaluation():

@@ -461,6 +461,16 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
         ),
         ("out_dir=${hydra:runtime.cwd}/afile/sub", "cannot be written"),
         ("+search=quick", "search is lstm-variants' group, not this app's"),
+        (  # the config's cell (vanilla) is not measured: its options changed nothing, silently
+            "diagnose.cells=[lstm,gru] +cell.options.forget_bias=5.0",
+            "+cell.options.forget_bias=5.0 sets options of the config's cell vanilla, which "
+            "diagnose.cells does not name: give each cell its options in its entry, e.g. "
+            "'diagnose.cells=[{name:lstm,options:{forget_bias:5.0}}]', or set cell=lstm",
+        ),
+        (
+            "diagnose.records=[emptydir] +cell.options.forget_bias=5.0",
+            "+cell.options.forget_bias=5.0 is not read with diagnose.records",
+        ),
     ],
 )
 def test_a_diagnose_setting_that_would_fail_late_is_one_line(
@@ -484,6 +494,23 @@ def test_a_diagnose_setting_that_would_fail_late_is_one_line(
     assert stopped.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("lstm-variants-diagnose: error:") and message in lines[-1]
+
+
+def test_the_config_cells_options_reach_the_entries_that_name_it(tmp_path):
+    from lstm_variants.diagnostics.settings import checked_diagnose
+    from lstm_variants.diagnostics.studies import cell_study
+
+    def rates(*overrides):
+        cfg = _diagnose_config(tmp_path, "diagnose.states=[fresh]", *overrides)
+        data = study_dataset(cfg)
+        cfg["diagnose"] = checked_diagnose(cfg, data)
+        return {row["cell"]: row["flow"].fits["h"].rate for row in cell_study(cfg, data, False)}
+
+    given = rates("cell=lstm", "+cell.options.forget_bias=5.0", "diagnose.cells=[lstm,gru]")
+    entry = rates("diagnose.cells=[{name:lstm,options:{forget_bias:5.0}}]")
+    plain = rates("diagnose.cells=[lstm]")
+    assert given["lstm"] == pytest.approx(entry["lstm"], rel=1e-6)
+    assert abs(given["lstm"] - plain["lstm"]) > 0.05  # the option changes the measured cell
 
 
 def test_unlabelled_last_frames_are_cut_so_the_loss_is_read_at_a_labelled_step():

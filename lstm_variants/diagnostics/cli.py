@@ -35,6 +35,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     from lstm_variants.diagnostics.recorded import load_trials, recorded_study, trials_header
     from lstm_variants.diagnostics.report import write_report
     from lstm_variants.diagnostics.settings import (
+        check_config_cell_options,
         check_foreign_groups,
         check_states_and_lags,
         checked_diagnose,
@@ -51,6 +52,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     check_foreign_groups(cfg)
     if cfg["diagnose"].get("records") not in (None, []):  # 0 or "" is a mistake, said here
         sources = record_sources(cfg["diagnose"]["records"])
+        check_config_cell_options(cfg, None)
         diagnose = check_states_and_lags(cfg["diagnose"], num_layers=None)
         trials = load_trials(
             sources,

@@ -96,10 +96,12 @@ def checked_diagnose(cfg: Mapping[str, Any], data: SequenceDataset) -> dict[str,
       ConfigError: an unknown state, cell, cell option, initialiser or optimizer setting; a cell
         entry that is neither a name nor ``{name, options, label}``; two entries of one list with
         the same label (their results would overwrite each other); a gain that is not a positive
-        number; a clipping threshold that is not null or positive; a layer the model lacks.
+        number; a clipping threshold that is not null or positive; a layer the model lacks;
+        ``cell.options`` of a cell that diagnose.cells does not name.
     """
     diagnose = check_states_and_lags(cfg["diagnose"], int(cfg["model"].get("num_layers", 1)))
     diagnose["cells"] = check_cells(cfg, data, diagnose.get("cells"), "diagnose.cells")
+    check_config_cell_options(cfg, diagnose["cells"])
     for study in ("init_study", "clipping_study"):
         settings = dict(diagnose.get(study) or {})
         if settings.get("enabled"):
@@ -118,6 +120,40 @@ def checked_diagnose(cfg: Mapping[str, Any], data: SequenceDataset) -> dict[str,
     if diagnose["clipping_study"].get("enabled"):
         check_clipping(cfg, diagnose["clipping_study"])
     return diagnose
+
+
+def check_config_cell_options(cfg: Mapping[str, Any], entries: list[Any] | None) -> None:
+    """Raise ``ConfigError`` for ``cell.options`` that no entry of ``diagnose.cells`` receives
+    (``entries``; None for ``diagnose.records``, which reads no cell option).
+
+    The config's cell options are the options of the config's cell: ``config_for_cell`` gives them
+    to the entries that name that cell and to no other (a GRU has no ``forget_bias``). Beside a
+    list that does not name it, ``+cell.options.forget_bias=5.0`` changed no measured model.
+    """
+    options = cfg["cell"].get("options") or {}
+    name = cfg["cell"]["name"]
+    if not options or any(cell_entry_name(entry) == name for entry in entries or []):
+        return
+    given = " ".join(f"+cell.options.{key}={value}" for key, value in options.items())
+    if entries is None:  # diagnose.records: each trial is built from its own record
+        raise ConfigError(
+            f"{given} is not read with diagnose.records: each trial is measured with the cell "
+            "options it was trained with"
+        )
+    other = cell_entry_name(entries[0])
+    example = ",".join(f"{key}:{value}" for key, value in options.items())
+    raise ConfigError(
+        f"{given} sets options of the config's cell {name}, which diagnose.cells does not name: "
+        "give each cell its options in its entry, e.g. "
+        f"'diagnose.cells=[{{name:{other},options:{{{example}}}}}]', or set cell={other}"
+    )
+
+
+def cell_entry_name(entry: Any) -> str:
+    """The cell name of a checked ``diagnose.cells`` entry."""
+    from lstm_variants.diagnostics.studies import cell_entry
+
+    return cell_entry(entry)[0]
 
 
 def check_cells(cfg: Mapping[str, Any], data: SequenceDataset, entries: Any, key: str) -> list[Any]:

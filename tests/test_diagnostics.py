@@ -260,6 +260,22 @@ def test_gate_report_names_the_gates_and_retention(cell, gates):
     assert (report.retention_values is None) == (not gates)
 
 
+def test_a_diverged_networks_long_memory_units_are_not_counted_as_none():
+    """NaN retention is neither long-memory nor not: '0 of 4 units' read as a measured answer."""
+    from lstm_variants.diagnostics.report import long_memory_lines
+
+    data = _tiny_adding()
+    model = SequenceModel(cell="vanilla", hidden_size=4, output_size=1, readout_at="last_step")
+    diverged = jax.tree.map(lambda a: a * jnp.nan, _init(model, data))
+    report = gate_report(model, diverged, data, num_sequences=4)
+    assert report.long_memory is None
+    row = {"cell": "vanilla", "state": "trained", "gates": report}
+    assert long_memory_lines([row]) == [
+        "- vanilla (trained): not counted: its retention is not finite (the network diverged)"
+    ]
+    assert gate_report(model, _init(model, data), data, num_sequences=4).long_memory == []
+
+
 def test_gate_report_counts_the_valid_steps_of_unequal_sequences_only():
     """Saturation, retention and long-memory units against the reference LSTM run over each
     sequence's own steps: padding (held state, zero input) would add steps that were never seen."""

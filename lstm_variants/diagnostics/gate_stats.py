@@ -136,13 +136,15 @@ class GateReport(NamedTuple):
     Attributes:
       saturation: {gate: Saturation}.
       retention_values: the retention on every valid step, flat (for the histogram), or None.
-      long_memory: ``long_memory_units`` of the retention ([] without one).
+      long_memory: ``long_memory_units`` of the retention ([] without one; None where the
+        retention is not finite on a valid step: a diverged network's units are neither
+        long-memory nor not, and [] would read as a measured "none").
       units: H.
     """
 
     saturation: dict[str, Saturation]
     retention_values: np.ndarray | None
-    long_memory: list[tuple[int, float]]
+    long_memory: list[tuple[int, float]] | None
     units: int
 
 
@@ -185,6 +187,7 @@ def gate_report(
     if retained is None:
         return GateReport(saturation, None, [], model.hidden_size)
     flat = np.asarray(retained)[np.asarray(mask)].ravel()
+    long_memory = long_memory_units(retained, mask, mostly=mostly)
     return GateReport(
-        saturation, flat, long_memory_units(retained, mask, mostly=mostly), model.hidden_size
+        saturation, flat, long_memory if np.isfinite(flat).all() else None, model.hidden_size
     )

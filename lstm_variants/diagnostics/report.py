@@ -83,6 +83,12 @@ def long_memory_lines(cell_rows: Sequence[Mapping[str, Any]], shown: int = 8) ->
         report = row["gates"]
         if report.retention_values is None:
             continue
+        if report.long_memory is None:
+            lines.append(
+                f"- {row['cell']} ({row['state']}): not counted: its retention is not finite "
+                "(the network diverged)"
+            )
+            continue
         units = ", ".join(f"{j} ({share:.0%})" for j, share in report.long_memory[:shown])
         more = (
             f" and {len(report.long_memory) - shown} more"

@@ -444,6 +444,17 @@ def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch
         ("diagnose.split=train2", "diagnose.split must be one of train, valid, test, got 'train2'"),
         ("diagnose.states=[]", "diagnose.states is empty"),
         ("diagnose.first_lag=50", "diagnose.first_lag=50 is after diagnose.last_lag=4"),
+        # One lag, or none the sequences reach: every rate was NaN, a table of '-'.
+        ("diagnose.first_lag=4", "diagnose.first_lag=4 is at diagnose.last_lag=4: the rate is"),
+        (  # T=11: the adding sequences have 11 or 12 steps
+            "diagnose.first_lag=11 diagnose.last_lag=100",
+            "diagnose.first_lag=11: the rate is fitted over at least two lags, but the longest "
+            "measured valid sequence has 12 steps (lags 0..11): give a first_lag of at most 10",
+        ),
+        (
+            "diagnose.records=[emptydir] diagnose.first_lag=4",
+            "diagnose.first_lag=4 is at diagnose.last_lag=4",
+        ),
         ("diagnose.layer=5", "diagnose.layer=5, but the model has 1 layer(s): give 0 to 0"),
         ("diagnose.records=[emptydir]", "no run records (**/records/*.json) under"),
         ("diagnose.records=3", "diagnose.records must list record files or study directories"),

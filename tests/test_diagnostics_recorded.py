@@ -134,3 +134,14 @@ def test_a_diagnosis_of_records_goes_to_a_folder_named_after_their_study_and_dat
         "outputs/diagnose/greff_xml+single_adding+xml"
     )
     assert run_dir(f"diagnose.records={tmp_path / 'none'}") == "outputs/diagnose/records"
+
+
+def test_lags_the_trials_sequences_do_not_reach_are_one_line(tmp_path, study):
+    """Every rate of the report was NaN (a table of '-') when first_lag was past their lengths."""
+    directory, _, _ = study
+    cfg = _diagnose_config(
+        tmp_path, f"diagnose.records=[{directory}]", "diagnose.first_lag=11", "diagnose.last_lag=50"
+    )
+    with pytest.raises(ConfigError, match="longest measured valid sequence has 12 steps"):
+        diagnose_cli.run(cfg, tmp_path)
+    assert not (tmp_path / "summary.md").exists()

@@ -37,6 +37,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
     from lstm_variants.diagnostics.settings import (
         check_config_cell_options,
         check_foreign_groups,
+        check_lags_fit,
         check_states_and_lags,
         checked_diagnose,
         record_sources,
@@ -59,6 +60,7 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
             int(diagnose["records_per_cell"]),
             cfg.get("data_dir"),
         )
+        check_lags_fit(diagnose, trials[0].data)  # the trials share one dataset
         return write_report(
             out_dir, recorded_study(diagnose, trials), header=trials_header(diagnose, trials)
         )

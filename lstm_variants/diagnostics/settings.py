@@ -72,10 +72,11 @@ def check_states_and_lags(diagnose: Mapping[str, Any], num_layers: int | None) -
                 f"unknown model state {state!r} in diagnose.states; valid: fresh, trained"
             )
     first, last = diagnose.get("first_lag"), diagnose.get("last_lag")
-    if isinstance(first, int) and isinstance(last, int) and first > last:
+    if isinstance(first, int) and isinstance(last, int) and first >= last:
         raise ConfigError(
-            f"diagnose.first_lag={first} is after diagnose.last_lag={last}: the rate is fitted "
-            "over lags first_lag..last_lag"
+            f"diagnose.first_lag={first} is {'after' if first > last else 'at'} "
+            f"diagnose.last_lag={last}: the rate is fitted over lags first_lag..last_lag, at "
+            "least two"
         )
     layer = diagnose.get("layer")
     if layer is not None and (not isinstance(layer, int) or isinstance(layer, bool) or layer < 0):
@@ -97,9 +98,11 @@ def checked_diagnose(cfg: Mapping[str, Any], data: SequenceDataset) -> dict[str,
         entry that is neither a name nor ``{name, options, label}``; two entries of one list with
         the same label (their results would overwrite each other); a gain that is not a positive
         number; a clipping threshold that is not null or positive; a layer the model lacks;
-        ``cell.options`` of a cell that diagnose.cells does not name.
+        ``cell.options`` of a cell that diagnose.cells does not name; lags first_lag..last_lag
+        of which the measured sequences reach fewer than two (every rate would be NaN).
     """
     diagnose = check_states_and_lags(cfg["diagnose"], int(cfg["model"].get("num_layers", 1)))
+    check_lags_fit(diagnose, data)
     diagnose["cells"] = check_cells(cfg, data, diagnose.get("cells"), "diagnose.cells")
     check_config_cell_options(cfg, diagnose["cells"])
     for study in ("init_study", "clipping_study"):
@@ -120,6 +123,32 @@ def checked_diagnose(cfg: Mapping[str, Any], data: SequenceDataset) -> dict[str,
     if diagnose["clipping_study"].get("enabled"):
         check_clipping(cfg, diagnose["clipping_study"])
     return diagnose
+
+
+def check_lags_fit(diagnose: Mapping[str, Any], data: SequenceDataset) -> None:
+    """Raise ``ConfigError`` unless the measured sequences reach two lags of
+    ``first_lag..last_lag``: with fewer, every fitted rate is NaN (a table of '-').
+
+    The longest measured sequence, of T steps, has lags k = 0..T-1.
+    """
+    from lstm_variants.diagnostics.gradient_flow import measured
+
+    split, count = diagnose["split"], int(diagnose["num_sequences"])
+    lengths = measured(data, split, count)[1]
+    if not len(lengths):
+        raise ConfigError(
+            f"none of the first {count} {split} sequences has a step with a target: nothing to "
+            "measure the gradient of"
+        )
+    first, last = int(diagnose["first_lag"]), diagnose.get("last_lag")
+    longest = int(lengths.max())
+    reached = longest - 1 if last is None else min(int(last), longest - 1)
+    if reached - first + 1 < 2:
+        raise ConfigError(
+            f"diagnose.first_lag={first}: the rate is fitted over at least two lags, but the "
+            f"longest measured {split} sequence has {longest} steps (lags 0..{longest - 1}): "
+            f"give a first_lag of at most {max(longest - 2, 0)}"
+        )
 
 
 def check_config_cell_options(cfg: Mapping[str, Any], entries: list[Any] | None) -> None:

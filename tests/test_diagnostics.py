@@ -395,6 +395,21 @@ def test_diagnose_with_the_geometric_average_says_so_and_lies_below_the_arithmet
         assert np.any(geometric < arithmetic * (1 - 1e-3))  # the sequences differ, so strictly
 
 
+def test_the_long_memory_heading_states_the_fraction_its_units_were_counted_with(tmp_path):
+    """It said 'most of the time' whatever diagnose.long_memory_mostly was."""
+    cfg = _diagnose_config(
+        tmp_path,
+        "diagnose.states=[fresh]",
+        "diagnose.cells=[vanilla]",
+        "diagnose.long_memory_mostly=0.2",
+        "diagnose.init_study.enabled=false",
+        "diagnose.clipping_study.enabled=false",
+    )
+    diagnose_cli.run(cfg, tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Long-memory units (retention > 0.9 on more than 20% of the steps)" in summary
+
+
 def test_lists_given_without_brackets_are_lists_of_one(tmp_path):
     from lstm_variants.diagnostics.settings import checked_diagnose
     from lstm_variants.diagnostics.studies import study_dataset

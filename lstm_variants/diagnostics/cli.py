@@ -62,7 +62,10 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
         )
         check_lags_fit(diagnose, trials[0].data)  # the trials share one dataset
         return write_report(
-            out_dir, recorded_study(diagnose, trials), header=trials_header(diagnose, trials)
+            out_dir,
+            recorded_study(diagnose, trials),
+            header=trials_header(diagnose, trials),
+            long_memory_mostly=float(diagnose["long_memory_mostly"]),
         )
     progress = bool(cfg.get("progress", False))
     data = study_dataset(cfg)
@@ -83,7 +86,14 @@ def run(cfg: dict, out_dir: Path) -> list[Path]:
         f"{sequences} {diagnose['split']} sequences"
         f"{average_note(diagnose.get('average', 'arithmetic'))}\n"
     )
-    return write_report(out_dir, cell_rows, init_rows, clip_rows, header)
+    return write_report(
+        out_dir,
+        cell_rows,
+        init_rows,
+        clip_rows,
+        header,
+        long_memory_mostly=float(diagnose["long_memory_mostly"]),
+    )
 
 
 def task(cfg: DictConfig) -> None:

@@ -108,8 +108,13 @@ def write_report(
     init_rows: Sequence[Mapping[str, Any]] = (),
     clip_rows: Sequence[Mapping[str, Any]] = (),
     header: str = "",
+    long_memory_mostly: float = 0.5,
 ) -> list[Path]:
-    """Write summary.md, results.json and the figures to ``out_dir``; return the paths written."""
+    """Write summary.md, results.json and the figures to ``out_dir``; return the paths written.
+
+    ``long_memory_mostly`` is the fraction of the steps the long-memory units were counted with
+    (``diagnose.long_memory_mostly``), which their section's heading states.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     rates = rate_table(cell_rows)
@@ -129,7 +134,8 @@ def write_report(
     lines = long_memory_lines(cell_rows)
     if lines:
         sections += [
-            "\n## Long-memory units (retention > 0.9 most of the time)\n",
+            f"\n## Long-memory units (retention > 0.9 on more than {long_memory_mostly:.0%} of "
+            "the steps)\n",
             "\n".join(lines),
         ]
     if init_rows:

@@ -441,6 +441,30 @@ def test_diagnose_app_help_and_one_line_errors(tmp_path, app):
         assert message in lines[0]
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (  # the config's cell is measured only where diagnose.cells names it: lstm was not
+            ["cell=lstm"],
+            "cell=lstm is not measured: diagnose measures the cells of diagnose.cells (vanilla, "
+            "tanh_rnn); give 'diagnose.cells=[lstm]', or diagnose.cells=null for the config's cell",
+        ),
+        (
+            ["cell=gru", "diagnose.records=[x]"],
+            "cell=gru is not read with diagnose.records: each trial is measured as it was trained",
+        ),
+    ],
+)
+def test_a_chosen_cell_that_is_not_measured_is_one_line(tmp_path, app, argv, message):
+    tiny = ["dataset.options.T=11", "dataset.options.n_train=16", "dataset.options.n_valid=8",
+            "model.hidden_size=4", "diagnose.num_sequences=8", "diagnose.states=[fresh]",
+            "diagnose.cells=[vanilla,tanh_rnn]", "diagnose.init_study.enabled=false",
+            "diagnose.clipping_study.enabled=false", f"out_dir={tmp_path / 'out'}"]  # fmt: skip
+    done = app(*tiny, *argv, main=diagnose_cli.main, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"lstm-variants-diagnose: error: {message}"]
+
+
 def test_unknown_cell_in_the_cell_list_is_one_line(tmp_path, capsys, monkeypatch):
     cfg = _diagnose_config(tmp_path, "diagnose.cells=[nope]")
     monkeypatch.setattr(diagnose_cli.HydraConfig, "get", lambda: None)

@@ -19,6 +19,7 @@ from lstm_variants.cli import quiet_library_logs, run_hydra_app, thread_only_pro
 from lstm_variants.compilation_cache import enable_for_command
 from lstm_variants.config_values import check_values, with_absolute_paths
 from lstm_variants.data import DataError
+from lstm_variants.diagnostics.settings import check_chosen_cell
 from lstm_variants.errors import ConfigError, RecordError
 from lstm_variants.output_directory import check_output_directory
 
@@ -103,6 +104,7 @@ def task(cfg: DictConfig) -> None:
     out_dir = Path(resolved.get("out_dir") or HydraConfig.get().runtime.output_dir)
     try:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        check_chosen_cell(overrides, resolved["diagnose"])
         cache = enable_for_command(resolved.get("compilation_cache"), overrides, PROG)
         check_output_directory(out_dir, "out_dir")  # before the measuring
         written = run(resolved, out_dir)

@@ -11,7 +11,8 @@ brackets (``diagnose.states=fresh``) is a list of one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lstm_variants.config_values import check_values
@@ -148,6 +149,30 @@ def check_lags_fit(diagnose: Mapping[str, Any], data: SequenceDataset) -> None:
             f"diagnose.first_lag={first}: the rate is fitted over at least two lags, but the "
             f"longest measured {split} sequence has {longest} steps (lags 0..{longest - 1}): "
             f"give a first_lag of at most {max(longest - 2, 0)}"
+        )
+
+
+def check_chosen_cell(overrides: Sequence[str], diagnose: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for a ``cell=NAME`` override that no ``diagnose.cells`` entry names.
+
+    The config's cell is measured where ``diagnose.cells`` names it (or is null): beside the
+    default list, ``cell=lstm`` measured V, NFG, ... and no LSTM, without a word.
+    """
+    chosen = [o.split("=", 1)[1] for o in overrides if re.fullmatch(r"\+{0,2}cell=[^,]+", o)]
+    if not chosen:
+        return
+    if diagnose.get("records") not in (None, []):
+        raise ConfigError(
+            f"cell={chosen[0]} is not read with diagnose.records: each trial is measured as it "
+            "was trained"
+        )
+    entries = as_list(diagnose.get("cells"), "diagnose.cells")
+    names = list(dict.fromkeys(e.get("name") if isinstance(e, Mapping) else e for e in entries))
+    if entries and chosen[0] not in names:
+        raise ConfigError(
+            f"cell={chosen[0]} is not measured: diagnose measures the cells of diagnose.cells "
+            f"({', '.join(map(str, names))}); give 'diagnose.cells=[{chosen[0]}]', or "
+            "diagnose.cells=null for the config's cell"
         )
 
 

@@ -21,11 +21,22 @@
 // product after the loop, as the XLA fast path does.
 //
 // Arrays are row-major float32. Leading axes before the last three (a vmapped population of
-// trials, `vmap_method="broadcast_all"`) are independent problems, run one after another.
+// trials, `vmap_method="broadcast_all"`) are independent problems.
+//
+// Two threads: a step's product is too small to split (16 x 128 by 128 x 512 takes ~20 us), but
+// independent problems, or the two halves of a batch, can run side by side. A call hands half its
+// work to a thread of XLA's own intra-op pool (`run_parts`), which otherwise waits while the call
+// runs: on one device the training step got 1.2x faster (benchmarks/README.md, session 28).
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -264,26 +275,30 @@ inline bool any_active(const float* mask_t, int B) {
 // One problem (no leading axes). Shapes: px, pre (T, B, N); r (H, N); peep (3, H); mask (T, B);
 // c0, y0, c_final, y_final (B, H); ys, c_before, y_before (T, B, H). With pre null (a forward
 // pass nothing will differentiate) the residuals pre, c_before and y_before are not kept.
-void forward(const Layout& L, int T, int B, const float* px, const float* r, const float* peep,
-             const float* mask, const float* c0, const float* y0, float* ys, float* c_final,
-             float* y_final, float* pre, float* c_before, float* y_before) {
+void forward(const Layout& L, int T, int B, int b0, int nb, const float* px, const float* r,
+             const float* peep, const float* mask, const float* c0, const float* y0, float* ys,
+             float* c_final, float* y_final, float* pre, float* c_before, float* y_before) {
   const int H = L.H, N = L.N;
-  std::vector<float> c(c0, c0 + B * H), y(y0, y0 + B * H), c_new(B * H), y_new(B * H);
-  std::vector<float> scratch(pre == nullptr ? B * N : 0);
+  std::vector<float> c(c0 + b0 * H, c0 + (b0 + nb) * H), y(y0 + b0 * H, y0 + (b0 + nb) * H);
+  std::vector<float> c_new(nb * H), y_new(nb * H);
+  std::vector<float> scratch(pre == nullptr ? nb * N : 0);
   for (int t = 0; t < T; ++t) {
-    float* pre_t = pre == nullptr ? scratch.data() : pre + static_cast<size_t>(t) * B * N;
-    std::memcpy(pre_t, px + static_cast<size_t>(t) * B * N, sizeof(float) * B * N);
+    const size_t row_n = static_cast<size_t>(t) * B * N + static_cast<size_t>(b0) * N;
+    const size_t row_h = static_cast<size_t>(t) * B * H + static_cast<size_t>(b0) * H;
+    const float* mask_t = mask + t * B + b0;
+    float* pre_t = pre == nullptr ? scratch.data() : pre + row_n;
+    std::memcpy(pre_t, px + row_n, sizeof(float) * nb * N);
     if (pre != nullptr) {
-      std::memcpy(c_before + static_cast<size_t>(t) * B * H, c.data(), sizeof(float) * B * H);
-      std::memcpy(y_before + static_cast<size_t>(t) * B * H, y.data(), sizeof(float) * B * H);
+      std::memcpy(c_before + row_h, c.data(), sizeof(float) * nb * H);
+      std::memcpy(y_before + row_h, y.data(), sizeof(float) * nb * H);
     }
-    float* ys_t = ys + static_cast<size_t>(t) * B * H;
-    if (!any_active(mask + t * B, B)) {
-      std::memset(ys_t, 0, sizeof(float) * B * H);
+    float* ys_t = ys + row_h;
+    if (!any_active(mask_t, nb)) {
+      std::memset(ys_t, 0, sizeof(float) * nb * H);
       continue;
     }
-    gemm_accumulate(B, N, H, y.data(), H, r, N, pre_t, N);
-    for (int b = 0; b < B; ++b) {
+    gemm_accumulate(nb, N, H, y.data(), H, r, N, pre_t, N);
+    for (int b = 0; b < nb; ++b) {
       const float* pre_b = pre_t + b * N;
       int h = 0;
       for (; h + kWidth <= H; h += kWidth)
@@ -292,7 +307,7 @@ void forward(const Layout& L, int T, int B, const float* px, const float* r, con
       for (; h < H; ++h)
         forward_units<float>(L, pre_b, c.data() + b * H, peep, c_new.data() + b * H,
                              y_new.data() + b * H, h);
-      if (mask[t * B + b] != 0.0f) {
+      if (mask_t[b] != 0.0f) {
         std::memcpy(c.data() + b * H, c_new.data() + b * H, sizeof(float) * H);
         std::memcpy(y.data() + b * H, y_new.data() + b * H, sizeof(float) * H);
         std::memcpy(ys_t + b * H, y_new.data() + b * H, sizeof(float) * H);
@@ -301,34 +316,36 @@ void forward(const Layout& L, int T, int B, const float* px, const float* r, con
       }
     }
   }
-  std::memcpy(c_final, c.data(), sizeof(float) * B * H);
-  std::memcpy(y_final, y.data(), sizeof(float) * B * H);
+  std::memcpy(c_final + b0 * H, c.data(), sizeof(float) * nb * H);
+  std::memcpy(y_final + b0 * H, y.data(), sizeof(float) * nb * H);
 }
 
 // One problem. Shapes: pre, d_pre (T, B, N); c_before, d_ys (T, B, H); r_t (N, H), R transposed;
 // peep, d_peep (3, H); mask (T, B); d_c_final, d_y_final, d_c0, d_y0 (B, H).
-void backward(const Layout& L, int T, int B, const float* pre, const float* c_before,
-              const float* r_t, const float* peep, const float* mask, const float* d_ys,
-              const float* d_c_final, const float* d_y_final, float* d_pre, float* d_peep,
-              float* d_c0, float* d_y0) {
+void backward(const Layout& L, int T, int B, int b0, int nb, const float* pre,
+              const float* c_before, const float* r_t, const float* peep, const float* mask,
+              const float* d_ys, const float* d_c_final, const float* d_y_final, float* d_pre,
+              float* d_peep, float* d_c0, float* d_y0) {
   const int H = L.H, N = L.N;
-  std::vector<float> dc(d_c_final, d_c_final + B * H), dy_carry(d_y_final, d_y_final + B * H);
-  std::vector<float> dy(H), dy_prev(B * H);
+  std::vector<float> dc(d_c_final + b0 * H, d_c_final + (b0 + nb) * H);
+  std::vector<float> dy_carry(d_y_final + b0 * H, d_y_final + (b0 + nb) * H);
+  std::vector<float> dy(H), dy_prev(nb * H);
   std::memset(d_peep, 0, sizeof(float) * 3 * H);
   for (int t = T - 1; t >= 0; --t) {
-    const float* pre_t = pre + static_cast<size_t>(t) * B * N;
-    const float* c_t = c_before + static_cast<size_t>(t) * B * H;
-    const float* d_ys_t = d_ys + static_cast<size_t>(t) * B * H;
-    float* d_pre_t = d_pre + static_cast<size_t>(t) * B * N;
-    for (int b = 0; b < B; ++b) {
+    const size_t row_n = static_cast<size_t>(t) * B * N + static_cast<size_t>(b0) * N;
+    const size_t row_h = static_cast<size_t>(t) * B * H + static_cast<size_t>(b0) * H;
+    const float* mask_t = mask + t * B + b0;
+    const float* pre_t = pre + row_n;
+    const float* c_t = c_before + row_h;
+    const float* d_ys_t = d_ys + row_h;
+    float* d_pre_t = d_pre + row_n;
+    for (int b = 0; b < nb; ++b) {
       float* d_pre_b = d_pre_t + b * N;
-      if (mask[t * B + b] == 0.0f) {
-        // A padded step passes both carry cotangents through; dc is left as it is.
+      if (mask_t[b] == 0.0f) {
         std::memset(d_pre_b, 0, sizeof(float) * N);
         std::memcpy(dy_prev.data() + b * H, dy_carry.data() + b * H, sizeof(float) * H);
         continue;
       }
-      // y' reaches a step only through the product y' R: its cotangent is d_pre R^T alone.
       std::memset(dy_prev.data() + b * H, 0, sizeof(float) * H);
       for (int h = 0; h < H; ++h) dy[h] = dy_carry[b * H + h] + d_ys_t[b * H + h];
       const float* pre_b = pre_t + b * N;
@@ -340,13 +357,42 @@ void backward(const Layout& L, int T, int B, const float* pre, const float* c_be
         backward_units<float>(L, pre_b, c_t + b * H, peep, dy.data(), dc.data() + b * H, d_pre_b,
                               d_peep, h);
     }
-    // A step no sequence has: d_pre_t is 0, so the product would add nothing.
-    if (any_active(mask + t * B, B))
-      gemm_accumulate(B, H, N, d_pre_t, N, r_t, H, dy_prev.data(), H);
+    if (any_active(mask_t, nb)) gemm_accumulate(nb, H, N, d_pre_t, N, r_t, H, dy_prev.data(), H);
     dy_carry.swap(dy_prev);
   }
-  std::memcpy(d_c0, dc.data(), sizeof(float) * B * H);
-  std::memcpy(d_y0, dy_carry.data(), sizeof(float) * B * H);
+  std::memcpy(d_c0 + b0 * H, dc.data(), sizeof(float) * nb * H);
+  std::memcpy(d_y0 + b0 * H, dy_carry.data(), sizeof(float) * nb * H);
+}
+
+// Runs work(0), ..., work(count - 1), on the calling thread and on one of XLA's intra-op pool.
+// Each part goes to whichever thread claims it first, and the caller waits only for parts that
+// are already running. So when the pool's other thread is busy (another device's operations, or
+// its own kernel call) the caller runs every part itself: it never waits for a queued task,
+// which could deadlock two devices' kernel calls waiting for each other's threads.
+struct Parts {
+  Parts(int64_t count, std::function<void(int64_t)> work) : count(count), work(std::move(work)) {}
+  const int64_t count;
+  const std::function<void(int64_t)> work;
+  std::atomic<int64_t> next{0}, done{0};
+  void claim() {
+    for (int64_t p; (p = next.fetch_add(1)) < count;) {
+      work(p);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+void run_parts(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_t)> work) {
+  if (count <= 1 || pool.num_threads() < 1) {
+    for (int64_t p = 0; p < count; ++p) work(p);
+    return;
+  }
+  // Shared with the pool's task, which may start after this call has returned (every part
+  // claimed by then): it finds nothing left to claim and only drops its reference.
+  auto parts = std::make_shared<Parts>(count, std::move(work));
+  pool.Schedule([parts]() { parts->claim(); });
+  parts->claim();
+  while (parts->done.load(std::memory_order_acquire) < count) std::this_thread::yield();
 }
 
 int64_t problems(const ffi::Buffer<ffi::F32>& x, int trailing_axes) {
@@ -363,12 +409,17 @@ int64_t size_of_trailing(const ffi::Buffer<ffi::F32>& x, int trailing_axes) {
   return count;
 }
 
-ffi::Error Forward(ffi::Buffer<ffi::F32> px, ffi::Buffer<ffi::F32> r, ffi::Buffer<ffi::F32> peep,
-                   ffi::Buffer<ffi::F32> mask, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> y0,
-                   int64_t flags, ffi::ResultBuffer<ffi::F32> ys,
-                   ffi::ResultBuffer<ffi::F32> c_final, ffi::ResultBuffer<ffi::F32> y_final,
-                   ffi::ResultBuffer<ffi::F32> pre, ffi::ResultBuffer<ffi::F32> c_before,
-                   ffi::ResultBuffer<ffi::F32> y_before) {
+// A call's work is split into parts for two threads (run_parts): a vmapped population's
+// members, one part each, or else the batch's rows, in two halves. The parts depend on the shapes
+// alone, so the numbers do not depend on which threads were free.
+int rows_per_part(int B) { return B >= 2 ? (B + 1) / 2 : B; }
+
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> px, ffi::Buffer<ffi::F32> r,
+                   ffi::Buffer<ffi::F32> peep, ffi::Buffer<ffi::F32> mask,
+                   ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> y0, int64_t flags,
+                   ffi::ResultBuffer<ffi::F32> ys, ffi::ResultBuffer<ffi::F32> c_final,
+                   ffi::ResultBuffer<ffi::F32> y_final, ffi::ResultBuffer<ffi::F32> pre,
+                   ffi::ResultBuffer<ffi::F32> c_before, ffi::ResultBuffer<ffi::F32> y_before) {
   auto dims = px.dimensions();
   if (dims.size() < 3) return ffi::Error::InvalidArgument("px must be (..., T, B, N)");
   const int T = dims[dims.size() - 3], B = dims[dims.size() - 2];
@@ -376,28 +427,36 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> px, ffi::Buffer<ffi::F32> r, ffi::Buffe
   const Layout L(flags, H);
   if (dims.back() != L.N) return ffi::Error::InvalidArgument("px's last axis is not the gates' width");
   const int64_t n = problems(px, 3);
-  // Empty residual results: the caller will not differentiate, so they are not kept.
   const bool keep = pre->element_count() != 0;
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t seq = static_cast<int64_t>(T) * B;
-    forward(L, T, B, px.typed_data() + k * seq * L.N, r.typed_data() + k * H * L.N,
+  const int64_t seq = static_cast<int64_t>(T) * B;
+  auto one = [&](int64_t k, int b0, int nb) {
+    forward(L, T, B, b0, nb, px.typed_data() + k * seq * L.N, r.typed_data() + k * H * L.N,
             peep.typed_data() + k * 3 * H, mask.typed_data() + k * seq,
             c0.typed_data() + k * B * H, y0.typed_data() + k * B * H,
             ys->typed_data() + k * seq * H, c_final->typed_data() + k * B * H,
             y_final->typed_data() + k * B * H, keep ? pre->typed_data() + k * seq * L.N : nullptr,
             keep ? c_before->typed_data() + k * seq * H : nullptr,
             keep ? y_before->typed_data() + k * seq * H : nullptr);
+  };
+  if (n > 1) {
+    run_parts(pool, n, [&](int64_t k) { one(k, 0, B); });
+  } else if (n == 1) {
+    const int rows = rows_per_part(B);
+    run_parts(pool, (B + rows - 1) / rows, [&](int64_t p) {
+      const int b0 = static_cast<int>(p) * rows;
+      one(0, b0, std::min(B - b0, rows));
+    });
   }
   return ffi::Error::Success();
 }
 
-ffi::Error Backward(ffi::Buffer<ffi::F32> pre, ffi::Buffer<ffi::F32> c_before,
-                    ffi::Buffer<ffi::F32> r_t, ffi::Buffer<ffi::F32> peep,
-                    ffi::Buffer<ffi::F32> mask, ffi::Buffer<ffi::F32> d_ys,
-                    ffi::Buffer<ffi::F32> d_c_final, ffi::Buffer<ffi::F32> d_y_final,
-                    int64_t flags, ffi::ResultBuffer<ffi::F32> d_pre,
-                    ffi::ResultBuffer<ffi::F32> d_peep, ffi::ResultBuffer<ffi::F32> d_c0,
-                    ffi::ResultBuffer<ffi::F32> d_y0) {
+ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> pre,
+                    ffi::Buffer<ffi::F32> c_before, ffi::Buffer<ffi::F32> r_t,
+                    ffi::Buffer<ffi::F32> peep, ffi::Buffer<ffi::F32> mask,
+                    ffi::Buffer<ffi::F32> d_ys, ffi::Buffer<ffi::F32> d_c_final,
+                    ffi::Buffer<ffi::F32> d_y_final, int64_t flags,
+                    ffi::ResultBuffer<ffi::F32> d_pre, ffi::ResultBuffer<ffi::F32> d_peep,
+                    ffi::ResultBuffer<ffi::F32> d_c0, ffi::ResultBuffer<ffi::F32> d_y0) {
   auto dims = pre.dimensions();
   if (dims.size() < 3) return ffi::Error::InvalidArgument("pre must be (..., T, B, N)");
   const int T = dims[dims.size() - 3], B = dims[dims.size() - 2];
@@ -405,14 +464,32 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> pre, ffi::Buffer<ffi::F32> c_before,
   const Layout L(flags, H);
   if (dims.back() != L.N) return ffi::Error::InvalidArgument("pre's last axis is not the gates' width");
   const int64_t n = problems(pre, 3);
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t seq = static_cast<int64_t>(T) * B;
-    backward(L, T, B, pre.typed_data() + k * seq * L.N, c_before.typed_data() + k * seq * H,
-             r_t.typed_data() + k * L.N * H, peep.typed_data() + k * 3 * H,
-             mask.typed_data() + k * seq, d_ys.typed_data() + k * seq * H,
-             d_c_final.typed_data() + k * B * H, d_y_final.typed_data() + k * B * H,
-             d_pre->typed_data() + k * seq * L.N, d_peep->typed_data() + k * 3 * H,
+  const int64_t seq = static_cast<int64_t>(T) * B;
+  auto one = [&](int64_t k, int b0, int nb, float* d_peep_k) {
+    backward(L, T, B, b0, nb, pre.typed_data() + k * seq * L.N,
+             c_before.typed_data() + k * seq * H, r_t.typed_data() + k * L.N * H,
+             peep.typed_data() + k * 3 * H, mask.typed_data() + k * seq,
+             d_ys.typed_data() + k * seq * H, d_c_final.typed_data() + k * B * H,
+             d_y_final.typed_data() + k * B * H, d_pre->typed_data() + k * seq * L.N, d_peep_k,
              d_c0->typed_data() + k * B * H, d_y0->typed_data() + k * B * H);
+  };
+  if (n > 1) {
+    run_parts(pool, n, [&](int64_t k) { one(k, 0, B, d_peep->typed_data() + k * 3 * H); });
+  } else if (n == 1) {
+    const int rows = rows_per_part(B);
+    const int64_t parts = (B + rows - 1) / rows;
+    // Each part sums its own rows' peephole gradients; the parts' sums are added in order.
+    std::vector<float> partial(parts * 3 * H);
+    run_parts(pool, parts, [&](int64_t p) {
+      const int b0 = static_cast<int>(p) * rows;
+      one(0, b0, std::min(B - b0, rows), partial.data() + p * 3 * H);
+    });
+    float* out = d_peep->typed_data();
+    for (int j = 0; j < 3 * H; ++j) {
+      float sum = partial[j];
+      for (int64_t p = 1; p < parts; ++p) sum += partial[p * 3 * H + j];
+      out[j] = sum;
+    }
   }
   return ffi::Error::Success();
 }
@@ -423,6 +500,7 @@ using F32 = ffi::Buffer<ffi::F32>;
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmRecurrenceForward, Forward,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<F32>()  // px
                                   .Arg<F32>()  // r
                                   .Arg<F32>()  // peep
@@ -439,6 +517,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmRecurrenceForward, Forward,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmRecurrenceBackward, Backward,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<F32>()  // pre
                                   .Arg<F32>()  // c_before
                                   .Arg<F32>()  // r_t

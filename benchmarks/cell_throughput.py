@@ -16,18 +16,21 @@ gradients (max relative difference, must be < 1e-4 in float32) on a padded varia
 
 Process-wide settings, made here before JAX is imported because JAX reads them once at start-up:
 
-* ``jax_num_cpu_devices = --devices`` (default: the number of cores, at most 2 and at most the
-  batch's divisors): our training step splits the batch over these simulated CPU devices with
-  ``lstm_variants.data_parallel`` (one device per core, one all-reduce of the gradients after the
-  backward pass). A recurrence at this shape is latency bound: one step's 16 x 128 by 128 x 512
-  product takes ~20 us, too little to split across cores inside the product, so the second core is
-  only useful for a second, independent slice of the batch. The flax row runs on one device, as a
-  user of ``flax.linen.RNN`` would, and ``vs flax`` compares with it; a second flax row, ``flax on
-  N devices``, gets the same data parallelism as ours, and the line before the last compares ours
-  with it, so that the share of the speed-up that is the second core alone is in the table.
+* ``jax_num_cpu_devices = --devices`` (default 1: one device, as ``lstm-variants`` trains a
+  single run and as a user of ``flax.linen.RNN`` would). A recurrence at this shape is latency
+  bound: one step's 16 x 128 by 128 x 512 product takes ~20 us, too little to split across cores
+  inside the product, so the second core is only useful for an independent slice of the batch.
+  On one device the native kernel runs the two halves of the batch on two threads, its own and
+  one of XLA's pool (``lstm_variants/native/lstm_recurrence.cc``), and XLA's pool spreads the
+  other operations over the cores. ``--devices 2`` splits the batch over two simulated CPU
+  devices instead, with ``lstm_variants.data_parallel`` (one all-reduce of the gradients after
+  the backward pass); since session 28 that is slower here (``benchmarks/README.md``). The flax
+  row runs on one device and ``vs flax`` compares with it; with ``--devices`` N > 1 a second flax
+  row, ``flax on N devices``, gets the same data parallelism as ours, and the line before the
+  last compares ours with it.
 * ``XLA_FLAGS += --xla_cpu_multi_thread_eigen=false`` (unless XLA_FLAGS already mentions it): the
-  products are too small for Eigen's intra-op threads, whose hand-offs cost more than they save;
-  with one device per core there is nothing to gain from them. ``--keep-xla-flags`` turns this off.
+  products are too small for Eigen's intra-op threads, whose hand-offs cost more than they save
+  (``lstm-variants`` sets the same). ``--keep-xla-flags`` turns this off.
 
 Run::
 
@@ -61,8 +64,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--devices",
         type=int,
-        default=None,
-        help="simulated CPU devices for our data-parallel step (default: min(cores, 2))",
+        default=1,
+        help="simulated CPU devices to split our step's batch over (default 1)",
     )
     p.add_argument(
         "--flax-devices",
@@ -84,12 +87,10 @@ def parse_args(argv=None):
     for name in ("steps", "repeats", "hidden", "batch", "length", "unroll", "flax_devices"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.devices is not None and args.devices < 1:
+    if args.devices < 1:
         p.error(f"--devices must be at least 1, got {args.devices}")
     if args.batch % args.flax_devices:
         p.error(f"--flax-devices {args.flax_devices} must divide --batch {args.batch}")
-    if args.devices is None:
-        args.devices = max(1, min(cores(), 2))
     while args.batch % args.devices:
         args.devices -= 1
     return args
@@ -295,7 +296,7 @@ def check_against_reference(args, cell: str, fast: str) -> float:
 
 
 def fit_to_devices(args) -> None:
-    """Fewer devices where JAX has fewer (one GPU: the default of 2 CPU devices does not apply);
+    """Fewer devices where JAX has fewer (one GPU: --devices 2 falls back to 1);
     a torch device that is not there is an error now, not after the JAX rows."""
     available = len(jax.devices())
     if args.flax_devices > available:

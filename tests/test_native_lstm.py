@@ -242,9 +242,45 @@ def test_model_fast_equals_reference_on_a_jsb_like_batch():
     assert _relative_error(out["fast"], out["xla"]) < 1e-5
 
 
+def test_a_batch_split_over_two_threads_gives_each_sequence_the_numbers_it_gets_alone():
+    """The kernel runs a batch's two halves on two threads (run_parts): each sequence's outputs,
+    final carry and input cotangents are bit for bit those of a call with that sequence alone."""
+    lengths = (9, 5, 3, 0, 7)  # an odd batch: halves of 3 and 2 sequences
+    cell, params, carry0, px, mask, cotangent = _problem("vanilla", 19, lengths=lengths)
+
+    def outputs_and_input_cotangents(carry0, px, mask, cotangent):
+        def loss(carry0, px):
+            (c, y), ys = scan_fast(cell, params, carry0, px, mask)
+            return jnp.sum(ys * cotangent) + jnp.sum(c * c) + jnp.sum(0.7 * y)
+
+        return scan_fast(cell, params, carry0, px, mask), jax.grad(loss, argnums=(0, 1))(carry0, px)
+
+    run = jax.jit(outputs_and_input_cotangents)
+    together = run(carry0, px, mask, cotangent)
+    assert _uses_kernel(outputs_and_input_cotangents, carry0, px, mask, cotangent)
+    for b in range(len(lengths)):
+        rows = slice(b, b + 1)
+        alone = run(
+            jax.tree.map(lambda c, rows=rows: c[rows], carry0),
+            px[:, rows],
+            mask[:, rows],
+            cotangent[:, rows],
+        )
+        (final, ys), (d_carry0, d_px) = together
+        (final_b, ys_b), (d_carry0_b, d_px_b) = alone
+        for whole, one in [
+            *zip(final, final_b, strict=True),
+            *zip(d_carry0, d_carry0_b, strict=True),
+        ]:
+            assert np.array_equal(np.asarray(whole)[rows], np.asarray(one))
+        assert np.array_equal(np.asarray(ys)[:, rows], np.asarray(ys_b))
+        assert np.array_equal(np.asarray(d_px)[:, rows], np.asarray(d_px_b))
+
+
 def test_vmapped_population_equals_each_member_alone():
-    """vmap (a population of trials with their own weights and data): the kernel runs the members
-    one after another, so each member's gradients are those it gets alone."""
+    """vmap (a population of trials with their own weights and data): each member is one part of
+    the kernel call's work, on whichever of its two threads claims it, so each member's gradients
+    are those it gets alone."""
     cell = make_cell("vanilla", 6)
     members = [_problem("vanilla", 6, key=k) for k in range(3)]
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *[(p, c, x) for _, p, c, x, _, _ in members])

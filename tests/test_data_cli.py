@@ -225,22 +225,11 @@ def test_the_data_directory_goes_before_or_after_the_command(tmp_path, capsys):
         assert f"corrupt: {tmp_path / 'jsb_chorales.pickle'}" in capsys.readouterr().out
 
 
-def test_list_with_a_file_as_data_directory_is_one_error_line(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["list", "fetch"])  # fetch said it once per dataset
+def test_a_file_as_data_directory_is_one_error_line(command, tmp_path, capsys):
     not_a_directory = tmp_path / "data.txt"
     not_a_directory.write_text("")
-    assert main(["list", "--data-dir", str(not_a_directory)]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == (
-        f"lstm-variants-data: error: data_dir {not_a_directory} is not a directory: point it "
-        "at the folder that holds (or will hold) the dataset's files\n"
-    )
-
-
-def test_fetch_with_a_file_as_data_directory_is_one_error_line(tmp_path, capsys):
-    not_a_directory = tmp_path / "data.txt"
-    not_a_directory.write_text("")
-    assert main(["fetch", "--data-dir", str(not_a_directory)]) == 2
+    assert main([command, "--data-dir", str(not_a_directory)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (

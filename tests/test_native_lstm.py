@@ -246,7 +246,8 @@ def test_a_batch_split_over_two_threads_gives_each_sequence_the_numbers_it_gets_
     """The kernel runs a batch's two halves on two threads (run_parts): each sequence's outputs,
     final carry and input cotangents are bit for bit those of a call with that sequence alone."""
     lengths = (9, 5, 3, 0, 7)  # an odd batch: halves of 3 and 2 sequences
-    cell, params, carry0, px, mask, cotangent = _problem("vanilla", 19, lengths=lengths)
+    # H = 160: enough work for the kernel to split (kMinSplitWork multiply-adds, T B H 4H).
+    cell, params, carry0, px, mask, cotangent = _problem("vanilla", 160, lengths=lengths)
 
     def outputs_and_input_cotangents(carry0, px, mask, cotangent):
         def loss(carry0, px):
@@ -275,6 +276,24 @@ def test_a_batch_split_over_two_threads_gives_each_sequence_the_numbers_it_gets_
             assert np.array_equal(np.asarray(whole)[rows], np.asarray(one))
         assert np.array_equal(np.asarray(ys)[:, rows], np.asarray(ys_b))
         assert np.array_equal(np.asarray(d_px)[:, rows], np.asarray(d_px_b))
+
+
+def test_a_population_split_over_two_threads_gives_each_member_its_outputs_alone():
+    """A population's members are the parts of the kernel's call, on whichever of its two
+    threads claims each: every member's outputs are bit for bit those it gets alone."""
+    cell = make_cell("vanilla", 160)  # enough work to split (kMinSplitWork)
+    members = [_problem("vanilla", 160, key=k, lengths=(9, 4)) for k in range(3)]
+
+    def outputs(params, carry0, px, mask):
+        return scan_fast(cell, params, carry0, px, mask)
+
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[m[1:5] for m in members])
+    together = jax.jit(jax.vmap(outputs))(*stacked)
+    assert _uses_kernel(jax.vmap(outputs), *stacked)
+    for k, (_, params, carry0, px, mask, _) in enumerate(members):
+        alone = jax.jit(outputs)(params, carry0, px, mask)
+        for whole, one in zip(jax.tree.leaves(together), jax.tree.leaves(alone), strict=True):
+            assert np.array_equal(np.asarray(whole)[k], np.asarray(one))
 
 
 def test_vmapped_population_equals_each_member_alone():

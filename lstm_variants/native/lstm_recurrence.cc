@@ -30,11 +30,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -374,16 +377,39 @@ struct Parts {
   const int64_t count;
   const std::function<void(int64_t)> work;
   std::atomic<int64_t> next{0}, done{0};
+  std::mutex mutex;
+  std::condition_variable finished;
+
   void claim() {
     for (int64_t p; (p = next.fetch_add(1)) < count;) {
       work(p);
-      done.fetch_add(1, std::memory_order_release);
+      if (done.fetch_add(1) + 1 == count) {
+        std::lock_guard<std::mutex> lock(mutex);
+        finished.notify_all();
+      }
     }
+  }
+
+  // The halves are about equal, so the other usually ends within microseconds: yield for a
+  // while, then block, since the thread running it may share a core with this one (another
+  // process's work, parallel test workers).
+  void wait() {
+    const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (done.load() < count && std::chrono::steady_clock::now() < spin_until)
+      std::this_thread::yield();
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [this] { return done.load() == count; });
   }
 };
 
-void run_parts(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_t)> work) {
-  if (count <= 1 || pool.num_threads() < 1) {
+// Below this many multiply-adds a call (T * B * H * N per problem) is not split: handing a part
+// to another thread costs tens of microseconds, more than such a part takes.
+constexpr int64_t kMinSplitWork = int64_t{1} << 22;
+
+void run_parts(ffi::ThreadPool& pool, int64_t count, int64_t work_size,
+               std::function<void(int64_t)> work) {
+  // On one core (a pinned job: a pool of one thread) a second part has nowhere to run.
+  if (count <= 1 || work_size < kMinSplitWork || pool.num_threads() < 2) {
     for (int64_t p = 0; p < count; ++p) work(p);
     return;
   }
@@ -392,7 +418,7 @@ void run_parts(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_t)
   auto parts = std::make_shared<Parts>(count, std::move(work));
   pool.Schedule([parts]() { parts->claim(); });
   parts->claim();
-  while (parts->done.load(std::memory_order_acquire) < count) std::this_thread::yield();
+  parts->wait();
 }
 
 int64_t problems(const ffi::Buffer<ffi::F32>& x, int trailing_axes) {
@@ -429,6 +455,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> px, ffi::Buffer<f
   const int64_t n = problems(px, 3);
   const bool keep = pre->element_count() != 0;
   const int64_t seq = static_cast<int64_t>(T) * B;
+  const int64_t work_size = n * seq * H * L.N;
   auto one = [&](int64_t k, int b0, int nb) {
     forward(L, T, B, b0, nb, px.typed_data() + k * seq * L.N, r.typed_data() + k * H * L.N,
             peep.typed_data() + k * 3 * H, mask.typed_data() + k * seq,
@@ -439,10 +466,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> px, ffi::Buffer<f
             keep ? y_before->typed_data() + k * seq * H : nullptr);
   };
   if (n > 1) {
-    run_parts(pool, n, [&](int64_t k) { one(k, 0, B); });
+    run_parts(pool, n, work_size, [&](int64_t k) { one(k, 0, B); });
   } else if (n == 1) {
     const int rows = rows_per_part(B);
-    run_parts(pool, (B + rows - 1) / rows, [&](int64_t p) {
+    run_parts(pool, (B + rows - 1) / rows, work_size, [&](int64_t p) {
       const int b0 = static_cast<int>(p) * rows;
       one(0, b0, std::min(B - b0, rows));
     });
@@ -465,6 +492,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> pre,
   if (dims.back() != L.N) return ffi::Error::InvalidArgument("pre's last axis is not the gates' width");
   const int64_t n = problems(pre, 3);
   const int64_t seq = static_cast<int64_t>(T) * B;
+  const int64_t work_size = n * seq * H * L.N;
   auto one = [&](int64_t k, int b0, int nb, float* d_peep_k) {
     backward(L, T, B, b0, nb, pre.typed_data() + k * seq * L.N,
              c_before.typed_data() + k * seq * H, r_t.typed_data() + k * L.N * H,
@@ -474,13 +502,14 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> pre,
              d_c0->typed_data() + k * B * H, d_y0->typed_data() + k * B * H);
   };
   if (n > 1) {
-    run_parts(pool, n, [&](int64_t k) { one(k, 0, B, d_peep->typed_data() + k * 3 * H); });
+    run_parts(pool, n, work_size,
+              [&](int64_t k) { one(k, 0, B, d_peep->typed_data() + k * 3 * H); });
   } else if (n == 1) {
     const int rows = rows_per_part(B);
     const int64_t parts = (B + rows - 1) / rows;
     // Each part sums its own rows' peephole gradients; the parts' sums are added in order.
     std::vector<float> partial(parts * 3 * H);
-    run_parts(pool, parts, [&](int64_t p) {
+    run_parts(pool, parts, work_size, [&](int64_t p) {
       const int b0 = static_cast<int>(p) * rows;
       one(0, b0, std::min(B - b0, rows), partial.data() + p * 3 * H);
     });

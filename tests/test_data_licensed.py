@@ -138,6 +138,14 @@ def corrupt(directory, **arrays):
             dict(inputs=np.full((4, 39), np.nan), targets=np.zeros(4, int), lengths=[4]),
             "inputs contain NaN or infinite values",
         ),
+        (  # the imaginary part would be dropped
+            dict(inputs=np.ones((4, 39), complex), targets=np.zeros(4, int), lengths=[4]),
+            "inputs must be a real number array, got dtype complex128",
+        ),
+        (
+            dict(inputs=np.ones((4, 0)), targets=np.zeros(4, int), lengths=[4]),
+            "inputs have no features \\(shape \\(4, 0\\)\\)",
+        ),
     ],
 )
 def test_malformed_export_is_one_data_error(tmp_path, arrays, message):

@@ -178,10 +178,15 @@ def framewise_split(arrays: dict[str, np.ndarray], where: str) -> Split:
         )
     inputs, targets, lengths = arrays["inputs"], arrays["targets"], arrays["lengths"]
     for key, array in (("inputs", inputs), ("targets", targets), ("lengths", lengths)):
-        kind = "a number" if key == "inputs" else "an integer"
-        wanted = np.number if key == "inputs" else np.integer
-        if not np.issubdtype(array.dtype, wanted):
+        kind = "a real number" if key == "inputs" else "an integer"
+        # Not complex: its imaginary part would be dropped when stored as float32.
+        wanted = (np.integer, np.floating) if key == "inputs" else (np.integer,)
+        if not any(np.issubdtype(array.dtype, dtype) for dtype in wanted):
             raise DataError(f"{where}: {key} must be {kind} array, got dtype {array.dtype}")
+    if inputs.ndim in (2, 3) and inputs.shape[-1] == 0:
+        raise DataError(
+            f"{where}: inputs have no features (shape {inputs.shape}): nothing to learn from"
+        )
     if lengths.ndim != 1 or lengths.size == 0 or lengths.min() < 1:
         raise DataError(f"{where}: lengths must be a non-empty 1-D array of counts >= 1")
     # Unsigned counts (np.uint32, say) would make the start offsets below float64 ([0] + uint64).

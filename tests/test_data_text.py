@@ -143,9 +143,16 @@ def test_streams_reassemble_the_text_and_targets_are_next_inputs(num_tokens, str
             assert split.targets[row, length - 1] == split.inputs[row + streams, 0]
 
 
-@pytest.mark.parametrize("num_tokens", [0, 1, 4, 5])
+@pytest.mark.parametrize("num_tokens", [2, 4, 5])
 def test_text_shorter_than_the_streams_is_one_clear_error(num_tokens):
     with pytest.raises(DataError, match=r"fewer than streams=5; lower `streams`"):
+        stream_windows(np.zeros(num_tokens, np.int32), streams=5, window=10, where="x: valid")
+
+
+@pytest.mark.parametrize("num_tokens", [0, 1])
+def test_a_text_without_a_step_is_not_told_to_lower_the_streams(num_tokens):
+    # Not `streams`: no number of streams gives an empty file a step.
+    with pytest.raises(DataError, match=r"^x: valid: .* no next-token step; the text is empty"):
         stream_windows(np.zeros(num_tokens, np.int32), streams=5, window=10, where="x: valid")
 
 

@@ -110,14 +110,19 @@ def stream_windows(tokens, streams: int, window: int, where: str = "text") -> Sp
         lengths T except for the rows of the last window, which share one shorter length.
 
     Raises:
-        DataError: `tokens` is not 1-D, or has fewer than `streams + 1` tokens (no stream would
-            get a step).
+        DataError: `tokens` is not 1-D, has fewer than 2 tokens (no step at all), or fewer than
+            `streams + 1` (no stream would get a step).
     """
     tokens = np.asarray(tokens)
     if tokens.ndim != 1:
         raise DataError(f"{where}: tokens must be a 1-D sequence, got shape {tokens.shape}")
     steps = len(tokens) - 1
     per_stream = steps // streams if steps > 0 else 0
+    if steps < 1:  # no number of streams gives such a text a step
+        raise DataError(
+            f"{where}: {len(tokens)} token(s) give no next-token step; the text is empty or "
+            "too short: check its file"
+        )
     if per_stream < 1:
         raise DataError(
             f"{where}: {len(tokens)} tokens give {max(steps, 0)} next-token steps, fewer than "

@@ -15,6 +15,11 @@ d_pre itself. The kernel's tanh is XLA's CPU tanh to the bit, so the two paths a
 rounding (``tests/test_native_lstm.py``: against ``scan_reference``, padded batches, every
 variant, under ``vmap`` and on two devices).
 
+A call with work enough runs on two threads, its own and one of XLA's intra-op pool: a vmapped
+population's members, or else the batch's two halves, are parts that either thread claims
+(``run_parts`` in the kernel). The parts depend on the shapes alone, so the numbers do not
+depend on which thread ran which.
+
 ``recurrence.scan_fast`` uses it where ``supports`` holds and ``available()`` (the kernel
 compiled and loaded, ``native_build``); elsewhere, and with ``model.recurrence=xla``, the
 ``lax.scan`` with a custom VJP runs.

@@ -50,7 +50,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from lstm_variants import native_lstm
-from lstm_variants.batching import epoch_batch_size, group_steps, length_groups, padding_fraction
+from lstm_variants.batching import group_steps, length_groups, padding_fraction
 from lstm_variants.data import SequenceDataset
 from lstm_variants.errors import ConfigError
 from lstm_variants.hidden_padding import (
@@ -67,6 +67,7 @@ from lstm_variants.population_epochs import train_epochs
 from lstm_variants.train import (
     RunResult,
     TrainSettings,
+    epoch_batch_width,
     make_eval_fn,
     make_member_epoch_fn,
     split_arrays,
@@ -252,10 +253,7 @@ def estimate_member_bytes(
     )
     param_bytes = sum(int(np.prod(leaf.shape)) * 4 for leaf in jax.tree.leaves(shapes))
     width = 16 * model.hidden_size * model.num_layers + data.output_size
-    buckets = settings.length_buckets if settings.length_buckets > 1 else 1
-    groups = [] if data.streams else length_groups(data.train.lengths, buckets)
-    # The batch an epoch runs: capped at the largest group (a wider one would be filler).
-    batch = data.streams or epoch_batch_size([len(g) for g in groups], settings.batch_size)
+    batch = epoch_batch_width(settings, data)  # capped: a wider batch would be filler
     training = 4 * data.train.inputs.shape[1] * width * 2 * batch
     evaluation = max(  # the larger of the valid and test splits' evaluation batches
         4 * split.inputs.shape[1] * width

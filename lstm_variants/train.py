@@ -185,6 +185,17 @@ def solved_sequences(
     return 1.0 - wrong.astype(jnp.float32)
 
 
+def epoch_batch_width(settings: TrainSettings, data: SequenceDataset) -> int:
+    """The sequences a training batch holds: a stream dataset's ``streams``, else
+    ``settings.batch_size`` capped at the largest length group (``batching.epoch_batch_size``;
+    one group of every training sequence without ``length_buckets``)."""
+    if data.streams:
+        return data.streams
+    buckets = settings.length_buckets if settings.length_buckets > 1 else 1
+    groups = length_groups(data.train.lengths, buckets)
+    return epoch_batch_size([len(group) for group in groups], settings.batch_size)
+
+
 def batch_size_notice(settings: TrainSettings, data: SequenceDataset) -> str | None:
     """One line saying that ``settings.batch_size`` is not the batch an epoch runs, else None:
     wider than the batches an epoch can fill (``batching.epoch_batch_size``), or, for a stream
@@ -197,16 +208,14 @@ def batch_size_notice(settings: TrainSettings, data: SequenceDataset) -> str | N
             f"stream dataset: a batch is one window of each of its {data.streams} streams "
             "(dataset.options.streams)"
         )
-    bucketed = settings.length_buckets > 1
-    groups = length_groups(data.train.lengths, settings.length_buckets if bucketed else 1)
-    sizes = [len(group) for group in groups]
-    width = epoch_batch_size(sizes, settings.batch_size)
+    width = epoch_batch_width(settings, data)
     if width == settings.batch_size:
         return None
     asked = f"lstm-variants: note: train.batch_size={settings.batch_size} is more than"
-    if bucketed:
+    if settings.length_buckets > 1:
+        groups = len(length_groups(data.train.lengths, settings.length_buckets))
         return (
-            f"{asked} the {width} sequences of the largest of {len(groups)} length groups: each "
+            f"{asked} the {width} sequences of the largest of {groups} length groups: each "
             f"group is one batch of up to {width} (the same updates, without empty filler)"
         )
     return (

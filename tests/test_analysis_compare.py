@@ -483,3 +483,31 @@ def test_the_box_plot_shows_every_trial_where_the_table_tested_every_trial(tmp_p
     plots.all_figures(collection.trials, collection.curves, table, [], tmp_path / "figures")
     lower = figures["box_jsb_chorales"].axes[1]
     assert "best" not in lower.get_title()
+
+
+def test_the_table_does_not_depend_on_the_order_of_the_trials_when_validation_ties():
+    # Trials that tie exactly on validation (a search that drew the same numbers twice) differ
+    # on test: which one is "best", and which the bootstrap picks, must come from the trials,
+    # not from the order their records were read in.
+    rng = np.random.default_rng(3)
+    rows = []
+    for cell in ("vanilla", "nfg"):
+        valid = np.repeat(rng.normal(5.0, 0.1, 10).round(1), 2)  # every value twice
+        for number, v in enumerate(valid):
+            rows.append(
+                {
+                    "dataset": "jsb_chorales",
+                    "cell": cell,
+                    "trial_id": f"{cell}-{number:02d}",
+                    "best_valid": v,
+                    "test_at_best": rng.normal(6.0, 0.5),
+                    "usable": True,
+                    "diverged": False,
+                }
+            )
+    trials = pd.DataFrame(rows)
+    options = {"fraction": 0.3, "permutations": 200, "resamples": 200}
+    expected = compare(trials, **options)
+    for seed in range(3):
+        shuffled = trials.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        pd.testing.assert_frame_equal(compare(shuffled, **options), expected)

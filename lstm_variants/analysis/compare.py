@@ -345,7 +345,7 @@ def compare(
     ):
         if value not in valid:
             raise AnalysisError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-    trials = trials_table(trials, metric, select_by)
+    trials = canonical_order(trials_table(trials, metric, select_by))
     if trials.empty:
         raise AnalysisError("no trials to compare")
     check_reference_present(trials, reference)
@@ -386,6 +386,14 @@ def compare(
     ]
     table.loc[table["cell"] == reference, "marker"] = "reference"
     return table
+
+
+def canonical_order(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` sorted by dataset, cell and trial id (where it has them), as ``collect`` gives
+    them: trials that tie exactly on the selection value are then picked, and resampled, the same
+    way whatever order the records were read in."""
+    keys = [key for key in ("dataset", "cell", "trial_id") if key in trials.columns]
+    return trials.sort_values(keys, kind="stable", ignore_index=True) if keys else trials
 
 
 def _marker(p_adjusted: float, difference: float, alpha: float, metric: str) -> str:

@@ -134,3 +134,31 @@ def test_the_y_axis_shows_the_end_of_training_and_counts_what_it_leaves_above():
     far_low, far_high, far_above = y_window(values, target=30.0)
     assert far_low == low and 30.0 < far_high and sorted(far_above) == [39.0, 40.0]
     assert y_window(values, target=0.0)[0] < 0.0
+
+
+def test_runs_whose_records_name_no_metric_show_the_recorded_loss_not_nan(tmp_path, capsys):
+    # Records written before ``metrics.metric`` existed: their curves are the recorded loss.
+    for trial_id, dropout in (("a" * 16, 0.0), ("b" * 16, 0.2)):
+        write_record(tmp_path, trial_id, dropout, [2.0, 1.5])
+        path = tmp_path / "records" / f"{trial_id}.json"
+        record = json.loads(path.read_text())
+        del record["metrics"]["metric"]
+        path.write_text(json.dumps(record))
+    collection = collect([tmp_path])
+    table = metric_curves(collection.trials, collection.curves)
+    assert table["valid"].tolist() == [2.0, 1.5, 2.0, 1.5]  # as recorded, not converted
+    out = tmp_path / "curves_out"
+    assert main(["curves", str(tmp_path), "--out", str(out)]) == 0
+    assert (out / "curves.md").read_text().startswith("Metric recorded loss: one row per epoch")
+
+
+def test_runs_with_and_without_a_named_metric_are_refused(tmp_path):
+    write_record(tmp_path, "a" * 16, 0.0, [2.0, 1.5])
+    write_record(tmp_path, "b" * 16, 0.2, [2.0, 1.5])
+    path = tmp_path / "records" / ("b" * 16 + ".json")
+    record = json.loads(path.read_text())
+    del record["metrics"]["metric"]
+    path.write_text(json.dumps(record))
+    collection = collect([tmp_path])
+    with pytest.raises(AnalysisError, match="name no metric"):
+        metric_curves(collection.trials, collection.curves)

@@ -293,6 +293,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
         from lstm_variants.analysis.run_curves import (
             curves_figure,
             curves_markdown,
+            curves_metric,
             metric_curves,
         )
 
@@ -302,7 +303,7 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
                 "no run here has a finite training or validation result to plot (each diverged "
                 "in its first epoch, or none finished one)"
             )
-        metric = str(collection.trials["metric"].iloc[0])
+        metric = curves_metric(collection.trials)
         markdown = curves_markdown(table, metric)
         print(markdown)
         out.mkdir(parents=True, exist_ok=True)

@@ -63,15 +63,33 @@ def _short(value) -> str:
     return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
 
 
-def metric_curves(trials: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per (trial, epoch): label, epoch, train and valid in the trial's dataset metric."""
-    if trials["metric"].nunique() > 1:
+# What the curves show when no record names its metric (records written before
+# ``metrics.metric`` existed): the loss as recorded, unconverted.
+UNNAMED_METRIC = "recorded loss"
+
+
+def curves_metric(trials: pd.DataFrame) -> str:
+    """The one metric every run of ``trials`` names, or ``UNNAMED_METRIC`` if none names one;
+    AnalysisError in one line for runs of different metrics, or some named and some not."""
+    named = trials["metric"].dropna() if "metric" in trials else pd.Series([], dtype=object)
+    if named.nunique() > 1:
         raise AnalysisError(
             "the runs report different metrics "
-            f"({', '.join(sorted(trials['metric'].astype(str).unique()))}): "
-            "plot one dataset at a time"
+            f"({', '.join(sorted(named.astype(str).unique()))}): plot one dataset at a time"
         )
-    metric = str(trials["metric"].iloc[0])
+    if named.empty:
+        return UNNAMED_METRIC
+    if len(named) < len(trials):
+        raise AnalysisError(
+            f"{len(trials) - len(named)} of the runs' records name no metric (written before "
+            f"metrics.metric existed) and the others report {named.iloc[0]}: plot them apart"
+        )
+    return str(named.iloc[0])
+
+
+def metric_curves(trials: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, epoch): label, epoch, train and valid in the trial's dataset metric."""
+    metric = curves_metric(trials)
     labels = run_labels(trials)
     frame = curves[curves["trial_id"].isin(labels)].copy()
     frame["run"] = frame["trial_id"].map(labels)

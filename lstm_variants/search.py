@@ -88,7 +88,8 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
 
     Raises:
       ConfigError: the distribution is missing or unknown, a field is unknown or belongs to
-        another distribution, ``integer`` is not a bool, or the bounds are invalid.
+        another distribution, ``integer`` is not a bool, or the bounds are invalid (not finite,
+        not ordered, or not positive where a logarithm is taken).
     """
     if not isinstance(spec, Mapping) or "distribution" not in spec:
         raise ConfigError(
@@ -133,10 +134,13 @@ def sample_value(spec: Mapping[str, Any], rng: np.random.Generator, key: str = "
         raise ConfigError(
             f"search space key {key}: {name} needs numeric 'low' and 'high'"
         ) from None
-    if not low <= high or (name != "uniform" and low <= 0):
+    # An infinite bound is no range to draw from (numpy overflows on it, mid-job).
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high) or (
+        name != "uniform" and low <= 0
+    ):
         raise ConfigError(
-            f"search space key {key}: {name} needs {'0 < ' if name != 'uniform' else ''}"
-            f"low <= high, got low={low}, high={high}"
+            f"search space key {key}: {name} needs finite bounds, "
+            f"{'0 < ' if name != 'uniform' else ''}low <= high, got low={low}, high={high}"
         )
     if name == "uniform":
         value = rng.uniform(low, high)

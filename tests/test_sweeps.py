@@ -458,6 +458,14 @@ def test_a_range_given_in_a_section_narrows_the_same_key_given_dotted():
             {"x": {"distribution": "log_uniform", "low": 1e-3, "high": 1e-2, "integer": "yes"}},
             "search space key x: integer must be true or false, got 'yes'",
         ),
+        (  # numpy's draw overflows on an infinite range: a traceback, not one line
+            {"x": {"distribution": "log_uniform", "low": 16, "high": float("inf")}},
+            "search space key x: log_uniform needs finite bounds, 0 < low <= high, got low=16.0",
+        ),
+        (
+            {"x": {"distribution": "uniform", "low": float("-inf"), "high": 1}},
+            "search space key x: uniform needs finite bounds, low <= high, got low=-inf, high=1.0",
+        ),
         ({"x": {"distribution": "choice", "values": 3}}, "choice needs a non-empty 'values' list"),
         ({"x": {"distribution": "choice", "values": "ab"}}, "non-empty 'values' list, got 'ab'"),
         (3, "search.space must map config keys to distributions, got 3"),
@@ -1080,7 +1088,9 @@ def test_a_log_scale_range_from_zero_is_a_config_error_not_a_math_error(name):
         lambda: trial_configs({"seed": 0, "search": {"space": space}}),
         lambda: check_values({"search": {"space": space}}),
     ):
-        with pytest.raises(ConfigError, match=f"key x: {name} needs 0 < low <= high, got low=0.0"):
+        with pytest.raises(
+            ConfigError, match=f"key x: {name} needs finite bounds, 0 < low <= high, got low=0.0"
+        ):
             check()
 
 

@@ -167,7 +167,7 @@ def _train(cfg: DictConfig, closing: contextlib.ExitStack) -> None:
         check_values(resolved)  # seed, search.trials, ...: before the search reads them
         check_reference_cell(resolved)
         check_rerun_source(resolved, records_dir)
-        configs = trial_configs(resolved, job=hydra_cfg.job.num if multirun else 0)
+        configs = trial_configs(resolved)
         drawn = {key for trial in configs for key in trial["search"].get("sampled") or {}}
         check_rerun_keeps_given_values(overrides, resolved, drawn)
         if not configs:

@@ -76,9 +76,9 @@ def check_one_job(cfg: DictConfig, arguments: list[str]) -> None:
         )
 
 
-def compose_trials(*overrides: str, job: int = 0) -> list[dict[str, Any]]:
+def compose_trials(*overrides: str) -> list[dict[str, Any]]:
     """The trial configs ``lstm-variants <overrides>`` trains, for ``experiment.run_trials``:
-    one without a search, ``search.trials`` with one (job ``job`` of a multirun)."""
+    one without a search, ``search.trials`` with one (as a multirun's job with these values)."""
     from lstm_variants.search import trial_configs  # numpy: only here
 
-    return trial_configs(compose_config(*overrides), job=job)
+    return trial_configs(compose_config(*overrides))

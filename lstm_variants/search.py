@@ -33,7 +33,8 @@ i, crc32(k)))``, so the study is fixed by (space, seed), adding a key to the spa
 other keys' draws alone, and every job can draw its own trials without talking to the others. With
 ``paired: true`` (the default) every cell of a study gets the same draws for trial i (and the same
 model seed), so cells are compared on identical hyperparameters; ``paired: false`` mixes the job's
-identity into the seed.
+cell and dataset into the seed (``unpaired_key``), never its number in the multirun, which
+changes when a cell is added to the sweep or the trials are sharded.
 
 A rerun (``search.rerun``, ``conf/search/rerun_best.yaml``) draws nothing: it takes an earlier
 study's best draws and trains them again with fresh seeds (``rerun_configs``).
@@ -160,7 +161,7 @@ def sample_trial(
       space: config key -> distribution spec, dotted or in sections (``flat_space``).
       seed: the study's search seed.
       trial: the trial index, from 0.
-      job: mixed into the seed unless None (``paired: false``).
+      job: mixed into the seed unless None (``paired: false``: ``unpaired_key``).
     """
     prefix = (seed, trial) if job is None else (seed, job, trial)
     return {
@@ -211,7 +212,20 @@ def check_shard(search: Mapping[str, Any]) -> None:
         )
 
 
-def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
+def unpaired_key(cfg: Mapping[str, Any], space: Mapping[str, Any]) -> int:
+    """What an unpaired job (``paired: false``) mixes into its draws' seed: a hash of its cell
+    (``cell_label``, without the options ``space`` draws) and its dataset (name and options, but
+    ``download``, which says how to get the files). Hydra's job number would not do: it is the
+    job's place in the grid, so a cell added to the sweep, the cells in another order, or the
+    trials sharded differently would draw, and train, other trials than the study holds."""
+    dataset = cfg.get("dataset") or {}
+    options = {k: v for k, v in (dataset.get("options") or {}).items() if k != "download"}
+    cell = cell_label({"cell": cfg.get("cell") or {}, "search": {"sampled": dict(space)}})
+    text = json.dumps([cell, dataset.get("name"), options], sort_keys=True, default=str)
+    return zlib.crc32(text.encode())
+
+
+def trial_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The trial configs of one job: its resolved config with each trial's draws filled in.
 
     ``cfg['search']`` holds ``space``, ``trials``, ``seed``, ``paired`` and the job's share of the
@@ -233,7 +247,7 @@ def trial_configs(cfg: Mapping[str, Any], job: int = 0) -> list[dict[str, Any]]:
     if trials < 1:
         raise ConfigError(f"search.trials must be at least 1, got {trials}")
     seed = int(search.get("seed", 0))
-    job_key = None if search.get("paired", True) else job
+    job_key = None if search.get("paired", True) else unpaired_key(cfg, space)
     base = {key: value for key, value in cfg.items() if key != "search"}
     configs = []
     for trial in range(shard, trials, shards):

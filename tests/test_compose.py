@@ -69,10 +69,10 @@ def test_run_trials_names_what_it_takes_when_given_something_else(tmp_path):
 
 
 def test_an_unpaired_jobs_trials_are_its_own_draws():
-    """Job 1 of an unpaired multirun draws other values than job 0, as the command's job 1 does."""
+    """An unpaired job draws values of its own cell's, as the command's job of that cell does."""
     from lstm_variants.search import trial_configs
 
     overrides = ("search=quick", "search.paired=false", "search.trials=2")
-    first, second = compose_trials(*overrides), compose_trials(*overrides, job=1)
-    assert second == trial_configs(compose_config(*overrides), job=1)
+    first, second = compose_trials(*overrides), compose_trials(*overrides, "cell=gru")
+    assert second == trial_configs(compose_config(*overrides, "cell=gru"))
     assert [t["search"]["sampled"] for t in first] != [t["search"]["sampled"] for t in second]

@@ -339,19 +339,48 @@ def test_trial_ids_do_not_depend_on_how_many_trials_are_asked_for():
 
 def test_unpaired_jobs_draw_their_own_values_and_paired_jobs_share_them():
     # Paired (the default), trial i of every job (cell) has the same values, so cells are
-    # compared on identical hyperparameters; unpaired, the job's number seeds its own draws.
-    def draws(job, **paired):
+    # compared on identical hyperparameters; unpaired, the job's cell and dataset seed its draws.
+    def draws(cell, dataset="adding", **paired):
         search = {"trials": 3, "seed": 0, **paired}
         search["space"] = {"x": {"distribution": "uniform", "low": 0, "high": 1}}
-        return [
-            c["search"]["sampled"]["x"] for c in trial_configs({"seed": 0, "search": search}, job)
-        ]
+        cfg = {"seed": 0, "cell": {"name": cell}, "dataset": {"name": dataset}, "search": search}
+        return [c["search"]["sampled"]["x"] for c in trial_configs(cfg)]
 
-    assert draws(0) == draws(1) == draws(1, paired=True)
-    unpaired = draws(1, paired=False)
-    assert draws(1, paired=False) == unpaired  # still reproducible
-    assert set(unpaired).isdisjoint(draws(0, paired=False))
-    assert set(unpaired).isdisjoint(draws(2, paired=False))
+    assert draws("vanilla") == draws("gru") == draws("gru", paired=True)
+    unpaired = draws("gru", paired=False)
+    assert draws("gru", paired=False) == unpaired  # still reproducible
+    assert set(unpaired).isdisjoint(draws("vanilla", paired=False))
+    assert set(unpaired).isdisjoint(draws("gru", "xml", paired=False))
+
+
+@pytest.mark.slow
+def test_an_unpaired_study_sharded_or_not_draws_the_same_trials(tmp_path, app):
+    # Hydra numbers a multirun's jobs by their place in the grid: a cell added to the sweep, the
+    # cells in another order or the trials split into shards renumber them. Seeded by the job
+    # number, an unpaired study drew other trials when rerun unsharded, retrained them all and
+    # pooled them with the sharded run's records.
+    args = [
+        "-m",
+        "cell=gru",
+        "search=quick",
+        "search.paired=false",
+        "search.trials=2",
+        "dataset.options.T=12",
+        "dataset.options.n_train=16",
+        "dataset.options.n_valid=8",
+        "dataset.options.n_test=8",
+        "train.max_epochs=1",
+        "progress=false",
+        "sweep_report=false",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    sharded = app(*args, "search.shards=2", "search.shard=0,1", cwd=tmp_path)
+    assert sharded.returncode == 0, sharded.stderr[-2000:]
+    assert len(records(tmp_path)) == 2
+    whole = app(*args, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert "0 trained, 2 already done" in whole.stdout
+    assert len(records(tmp_path)) == 2
 
 
 GREFF_DOTTED = {

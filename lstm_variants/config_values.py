@@ -98,6 +98,10 @@ MAX_SEED = 2**32 - 1
 SEED = Rule("integer", low=0, high=MAX_SEED)
 COUNT = Rule("integer", low=1)
 COUNT_OR_ZERO = Rule("integer", low=0)
+# Layer widths: past 2**24 units no device holds one layer, and the products of such shapes
+# overflow 32-bit (and, squared, 64-bit) integers before the memory check could say so.
+MAX_WIDTH = 2**24
+WIDTH = Rule("integer", low=1, high=MAX_WIDTH)
 FINITE = Rule("number")
 SWITCH = Rule("boolean")
 
@@ -111,10 +115,10 @@ RULES: dict[str, Rule] = {
     "progress": SWITCH,
     "save_params": SWITCH,
     "sweep_report": SWITCH,
-    "model.hidden_size": COUNT,
+    "model.hidden_size": WIDTH,
     "model.num_layers": COUNT,
     "model.unroll": COUNT,
-    "model.embed_size": COUNT_OR_ZERO,
+    "model.embed_size": Rule("integer", low=0, high=MAX_WIDTH),
     "model.init.input_scale": FINITE,
     "model.init.recurrent_scale": FINITE,
     "model.init.peephole_scale": FINITE,

@@ -59,7 +59,8 @@ def test_the_diagnose_config_passes_and_is_checked_too():
         ("train.max_epochs", "abc", "train.max_epochs must be an integer >= 1, got 'abc'"),
         ("train.max_epochs", 2.0, "an integer >= 1, got 2.0"),
         ("train.batch_size", True, "an integer >= 1, got True"),
-        ("model.hidden_size", 0, "model.hidden_size must be an integer >= 1, got 0"),
+        ("model.hidden_size", 0, "model.hidden_size must be an integer in [1, 16777216], got 0"),
+        ("model.hidden_size", 2**42, "an integer in [1, 16777216], got 4398046511104"),
         ("optimizer.learning_rate", float("nan"), "a number >= 0, got nan"),
         ("optimizer.learning_rate", "3e-3x", "a number >= 0, got '3e-3x'"),
         ("optimizer.clip_norm", 0.0, "a number > 0 (or null: off), got 0.0"),
@@ -257,7 +258,9 @@ def test_a_drawn_value_out_of_range_points_at_the_search_space():
     cfg["search"]["space"]["model"]["hidden_size"] |= {"low": 0.1, "high": 0.4}  # rounds to 0
     (trial,) = trial_configs(cfg | {"search": cfg["search"] | {"trials": 1}})
     assert trial["model"]["hidden_size"] == 0
-    with pytest.raises(ConfigError, match="^model.hidden_size must be an integer >= 1") as error:
+    with pytest.raises(
+        ConfigError, match=r"^model.hidden_size must be an integer in \[1, 16777216\]"
+    ) as error:
         check_values(trial)
     assert str(error.value).endswith(
         "the search draws it from search.space.model.hidden_size: change that distribution's fields"

@@ -761,7 +761,7 @@ def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job
     ]
     assert sweep_values("seed=range(3)") is None
     assert override_error(["-m", "model.hidden_size=4,-1"]) == (
-        "model.hidden_size must be an integer >= 1, got -1; set it with model.hidden_size=VALUE"
+        "model.hidden_size must be an integer in [1, 16777216], got -1; set it with model.hidden_size=VALUE"
     )
     assert "got 'abc'" in override_error(["-m", "cell=vanilla,gru", "train.max_epochs=1,2,abc"])
     assert override_error(["-m", "model.hidden_size=4,8", "train.max_epochs=1,2"]) is None
@@ -891,7 +891,7 @@ def test_a_bad_swept_value_ends_the_command_before_any_job_starts(tmp_path, app)
     out = app("-m", "model.hidden_size=4,-1", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "lstm-variants: error: model.hidden_size must be an integer >= 1, got -1; set it with "
+        "lstm-variants: error: model.hidden_size must be an integer in [1, 16777216], got -1; set it with "
         "model.hidden_size=VALUE"
     ]
     assert not (tmp_path / "sweep").exists()

@@ -150,7 +150,7 @@ def recorded_names(sources: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str
 def keys_drawn_everywhere(directory: Path) -> set[str]:
     """The config keys the search drew (``sampled``) in every record under ``directory`` with a
     validation result: those a rerun of any of its draws sets (``search.best_draws`` picks
-    among them). None when no record has a result."""
+    among them). Empty when no record has a result."""
     drawn = [
         set(record.get("sampled") or {})
         for record, _ in map(read_record_file, record_files(directory))

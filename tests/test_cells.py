@@ -419,3 +419,17 @@ def test_a_mut_variant_other_than_1_2_3_is_one_config_error(variant):
 
     with pytest.raises(ConfigError, match=f"MUT variant must be 1, 2 or 3, not {variant}"):
         make_cell("mut1", 4, variant=variant)
+
+
+@pytest.mark.parametrize(
+    ("key", "name"), [("bias_init", "orthogonal"), ("peephole_init", "glorot_uniform")]
+)
+def test_a_matrix_initialiser_for_a_vector_weight_is_one_config_error(key, name):
+    """+cell.options.bias_init=orthogonal was Flax's ValueError when the first bias was drawn."""
+    from lstm_variants.cells import check_cell
+    from lstm_variants.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{key} '{name}' needs a matrix.*valid: uniform, normal"):
+        check_cell("vanilla", {key: name})
+    with pytest.raises(ConfigError, match="unknown initialiser 'zero'"):
+        check_cell("vanilla", {key: "zero"})

@@ -15,7 +15,11 @@ from lstm_variants.cells.gru import GRUCell
 from lstm_variants.cells.lstm import LSTMCell
 from lstm_variants.cells.mut import MUTCell
 from lstm_variants.cells.simple import MGUCell, TanhRNNCell
-from lstm_variants.config_values import check_cell_options
+from lstm_variants.config_values import (
+    INITIALIZER_NAMES,
+    VECTOR_INITIALIZER_NAMES,
+    check_cell_options,
+)
 from lstm_variants.errors import ConfigError, nearest_hint
 from lstm_variants.initializers import make_initializer
 
@@ -79,6 +83,14 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
     unknown = sorted(set(options) - set(getattr(cls, "__dataclass_fields__", {})))
     if unknown:  # the nearest and the valid options, not the dataclass's bare TypeError
         check_cell_options(cls, {unknown[0]: None}, variant)
+    for key in VECTOR_INITS:
+        value = options.get(key)
+        if value in INITIALIZER_NAMES and value not in VECTOR_INITIALIZER_NAMES:
+            # Else Flax's ValueError when the first bias or peephole vector is drawn.
+            raise ConfigError(
+                f"{key} '{value}' needs a matrix (a fan-in and a fan-out), and {key} fills "
+                f"vectors; valid: {', '.join(VECTOR_INITIALIZER_NAMES)}"
+            )
     named = {
         key: make_initializer(value, NAMED_INIT_SCALES.get(key, 1.0))
         for key, value in options.items()
@@ -90,6 +102,9 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
 # An initialiser given by its name ("uniform") has the scale the config gives it by default
 # (conf/model/default.yaml, model.init.*_scale): peepholes U(-0.1, 0.1), the rest 1.0.
 NAMED_INIT_SCALES = {"peephole_init": 0.1}
+
+# The initialisers of (H,) vectors, as model.init.peephole and model.init.bias.
+VECTOR_INITS = ("peephole_init", "bias_init")
 
 
 def check_cell(variant: str, options: Mapping[str, Any]) -> None:

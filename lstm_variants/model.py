@@ -95,6 +95,12 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
             f"lengths must be ({inputs.shape[0]},), one per sequence of the batch, got shape "
             f"{lengths.shape}"
         )
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        # Float lengths would mask steps by t < 2.5, and the last-step readout cannot index by them.
+        raise ConfigError(
+            f"lengths must be whole numbers of steps (an integer array), got {lengths.dtype}: "
+            "pass lengths.astype(int)"
+        )
     # A number given here, not one value per member traced in a population's program.
     if isinstance(dropout_rate, numbers.Real) and not 0 <= dropout_rate < 1:
         raise ConfigError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")

@@ -363,6 +363,8 @@ def test_inputs_without_a_feature_axis_are_refused_not_read_as_time_by_batch():
         ({"unroll": 0}, [5, 5], "unroll must be a whole number >= 1 or a bool, got 0"),
         ({}, [[5], [5]], r"lengths must be \(2,\), one per sequence of the batch, got shape"),
         ({}, [5, 5, 5], r"lengths must be \(2,\)"),
+        ({}, [5.0, 4.0], "lengths must be whole numbers of steps .*, got float32"),
+        ({"readout_at": "last_step"}, [5.0, 4.0], "lengths must be whole numbers of steps"),
     ],
 )
 def test_settings_and_lengths_the_model_cannot_run_are_one_error(settings, lengths, message):

@@ -74,6 +74,10 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
         value = getattr(model, name)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    for name in ("vocab_size", "embed_size"):  # 0: real-valued inputs / the hidden size
+        value = getattr(model, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ConfigError(f"{name} must be a whole number >= 0, got {value!r}")
     unroll = model.unroll  # lax.scan also takes True (unroll fully) and False (1)
     if not isinstance(unroll, bool) and not (isinstance(unroll, numbers.Integral) and unroll >= 1):
         raise ConfigError(f"unroll must be a whole number >= 1 or a bool, got {unroll!r}")

@@ -375,6 +375,22 @@ def test_settings_and_lengths_the_model_cannot_run_are_one_error(settings, lengt
         model.init(jax.random.key(0), jnp.zeros((2, 5, 3)), lengths)
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"vocab_size": -5}, "vocab_size must be a whole number >= 0, got -5"),
+        ({"vocab_size": 5, "embed_size": -2}, "embed_size must be a whole number >= 0, got -2"),
+    ],
+)
+def test_a_negative_vocabulary_or_embedding_size_is_one_error(settings, message):
+    """Both were an MLIRError traceback ('invalid tensor dimension size') from the embedding."""
+    from lstm_variants.errors import ConfigError
+
+    model = SequenceModel("gru", H, 2, **settings)
+    with pytest.raises(ConfigError, match=message):
+        model.init(jax.random.key(0), jnp.zeros((2, 5), jnp.int32), [5, 5])
+
+
 def test_unroll_takes_what_lax_scan_takes():
     x, lengths = jnp.zeros((2, 5, 3)), [5, 4]
     for unroll in (True, False, 2, np.int64(3)):

@@ -451,3 +451,17 @@ def test_a_matrix_initialiser_for_a_vector_weight_is_one_config_error(key, name)
         check_cell("vanilla", {key: name})
     with pytest.raises(ConfigError, match="unknown initialiser 'zero'"):
         check_cell("vanilla", {key: "zero"})
+
+
+@pytest.mark.parametrize("options", [{"forget_gate": False}, {"coupled_gates": True}])
+def test_lstm_b_without_a_forget_bias_to_set_names_its_own_bias_not_an_option_never_given(options):
+    """cell=lstm_b +cell.options.forget_gate=false said 'drop cell.options.forget_bias', which
+    the user never set: the 1.0 is lstm_b's own."""
+    from lstm_variants.cells import check_cell
+    from lstm_variants.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cell 'lstm_b' starts its forget-gate bias b_f at 1.0"):
+        check_cell("lstm_b", options)
+    with pytest.raises(ConfigError, match="drop cell.options.forget_bias"):  # set by the user
+        check_cell("lstm", options | {"forget_bias": 1.0})
+    check_cell("lstm_b", options | {"forget_bias": 0.0})

@@ -96,7 +96,17 @@ def make_cell(variant: str, /, features: int, **options: Any) -> RecurrentCell:
         for key, value in options.items()
         if key.endswith("_init") and isinstance(value, str)
     }
-    return cls(features=features, **(flags | options | named))
+    settings = flags | options | named
+    if "forget_bias" in flags and "forget_bias" not in options:
+        # The cell's own bias (lstm_b's 1.0), not the user's: "drop cell.options.forget_bias",
+        # the cell's message, would name an option nobody set.
+        if not settings.get("forget_gate", True) or settings.get("coupled_gates", False):
+            raise ConfigError(
+                f"cell '{variant}' starts its forget-gate bias b_f at {flags['forget_bias']}, and "
+                "these options leave it no b_f (no forget gate, or CIFG's f = 1 - i): start from "
+                "cell=lstm instead (lstm_f has no forget gate)"
+            )
+    return cls(features=features, **settings)
 
 
 # An initialiser given by its name ("uniform") has the scale the config gives it by default

@@ -11,6 +11,7 @@ existing keys instead, and inside a search space says how to add or reach a key;
 from __future__ import annotations
 
 import difflib
+import re
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -47,10 +48,19 @@ def unreadable_override(overrides: list[str]) -> str | None:
 
 def hydra_error_line(error: BaseException) -> str:
     """Hydra's composition error in one line: its first two lines, the cause of an override that
-    could not be merged (a value of the wrong type), and the options it lists for a missing one."""
+    could not be merged (a value of the wrong type), the options it lists for a missing one, and,
+    for several values without ``-m`` (``cell=vanilla,gru``), that a multirun sweeps them: its
+    first two lines offered a list, which no group and few keys take."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
+    ambiguous = re.match(r"Ambiguous value for argument '(([^=]+)=(.*))'$", lines[0])
+    if ambiguous:  # Hydra's ways out are on three lines; the one a sweep needs is the last
+        override, key, value = ambiguous.groups()
+        return (
+            f"{override} gives several values, which only a multirun sweeps: add -m to run one "
+            f"job per value (one value with commas in it goes in quotes: {key}=\"'{value}'\")"
+        )
     if lines[0].startswith("Error merging override") and error.__cause__ is not None:
         return f"{lines[0]}: {str(error.__cause__).splitlines()[0]}"
     if len(lines) > 1 and lines[1].startswith("Available options in"):

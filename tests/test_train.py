@@ -380,6 +380,9 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["+optimizer.momentum=0.5"], "optimizer.momentum (0.5) is used only by optimizer=sgd"),
         (["search=greff", "search.trials=2"], "is used only by optimizer=sgd"),
         (["-m", "--cfg", "job"], "--cfg and --multirun cannot be combined: give one of them"),
+        # Several values without -m: Hydra's first lines advised a list, which a group is not.
+        (["cell=vanilla,gru"], "cell=vanilla,gru gives several values, which only a multirun"),
+        (["seed=0,1"], "seed=0,1 gives several values, which only a multirun sweeps: add -m"),
         (["--info", "bogus"], "argument --info/-i: invalid choice: 'bogus' (choose from 'all',"),
         (["--bogus"], "unrecognized arguments: --bogus; --help lists the flags"),
         (

@@ -523,8 +523,16 @@ def check_logger_directory(cfg: dict) -> None:
 
 def check_launcher(cfg: DictConfig) -> None:
     """submitit's SLURM launcher submits with SLURM's commands, and without them fails with a
-    traceback after the sweep has started."""
+    traceback after the sweep has started. joblib's ``n_jobs=0`` (which ``cpu_devices=0``, one
+    per core, makes easy to guess) is a traceback from joblib once Hydra launches the jobs."""
     target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+    if target.endswith("JoblibLauncher") and (
+        OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=None) == 0
+    ):
+        raise ConfigError(
+            "hydra.launcher.n_jobs=0 runs no job: give how many jobs run side by side, at most "
+            "the number of cores, e.g. hydra.launcher.n_jobs=2 (-1: one per core)"
+        )
     if target.endswith("SlurmLauncher") and shutil.which("srun") is None:
         raise ConfigError(
             "launcher=submitit_slurm needs SLURM, and srun is not on PATH here: run the command "

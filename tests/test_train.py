@@ -529,6 +529,11 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
     )
     monkeypatch.setattr(command_line.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert problem(["-m", "launcher=submitit_slurm"]) is None
+    # joblib's n_jobs=0, which joblib refuses with a traceback once the sweep has started.
+    assert problem(["-m", "launcher=joblib", "hydra.launcher.n_jobs=0"]).startswith(
+        "hydra.launcher.n_jobs=0 runs no job: give how many jobs run side by side"
+    )
+    assert problem(["-m", "launcher=joblib", "hydra.launcher.n_jobs=-1"]) is None
     # A logger folder that cannot be written, which every job of a sweep would fail on.
     (tmp_path / "a_file").write_text("")
     log_dir = tmp_path / "a_file" / "tb"

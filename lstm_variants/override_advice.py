@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lstm_variants.config_folders import CONFIG_DIR
+from lstm_variants.config_folders import CONFIG_DIR, group_choices
 from lstm_variants.errors import nearest_hint
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
@@ -104,6 +105,12 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
     if f"{parent}.".startswith("search.space.") and "distribution" not in known and not near:
         return unknown_space_key(key.removeprefix("search.space."), space)
     of = f" (in {key})" if missing != key else ""
+    group = nearest_added_group(parts[0], known) if not parent else None
+    if group is not None:
+        return (
+            f"unknown key {missing}{of}; did you mean the config group {group}, chosen with "
+            f"+{group}=NAME? (its names: {', '.join(group_choices(group))})"
+        )
     if near:
         where = f"{parent}." if parent else ""
         return f"unknown key {missing}{of}; did you mean {', '.join(where + k for k in near)}?"
@@ -112,6 +119,15 @@ def unknown_key(key: str, overrides: list[str], config_name: str) -> str:
             known
         )
     return f"unknown key {key}"
+
+
+def nearest_added_group(name: str, keys: list[str]) -> str | None:
+    """The config group nearest a misspelt top-level ``name`` when it is nearer than any of the
+    config's ``keys`` and not one of them: a group the defaults leave out (``sweep``) is no key
+    until it is added, so the keys alone never name it (``+swep=quickstart``)."""
+    groups = sorted(path.name for path in Path(CONFIG_DIR).iterdir() if path.is_dir())
+    near = difflib.get_close_matches(name, keys + groups, n=1)
+    return near[0] if near and near[0] not in keys else None
 
 
 def unknown_dataset_option(key: str, overrides: list[str], config_name: str) -> str | None:

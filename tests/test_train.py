@@ -517,6 +517,13 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
     assert problem(["+save_param=false"]) == "unknown key save_param; did you mean save_params?"
     assert problem(["+foo=1"]).startswith("unknown key foo; the keys of the config: cell, model")
     assert problem(["+sweep=quickstart"]) is None  # a group
+    # A misspelt group that the defaults leave out is no key, so the keys alone never named it.
+    swep = "unknown key swep; did you mean the config group sweep, chosen with +sweep=NAME? (its"
+    assert problem(["-m", "+swep=quickstart"]).startswith(swep)
+    assert problem(["swep=quickstart"]).startswith(swep)
+    assert problem(["+sweep_reprot=false"]).startswith(
+        "unknown key sweep_reprot; did you mean sweep_report"
+    )
     # A rerun that names no study to rerun.
     assert problem(["-m", "+sweep=greff_jsb", "search=rerun_best", "study=again"]) == (
         "search.rerun.from is not set: name the study to rerun, e.g. "

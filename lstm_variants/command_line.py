@@ -345,8 +345,11 @@ def override_error(
             check_launcher(cfg)
             cells = swept_choices(argv, cfg, resolved, "cell")
             check_options_of_swept_cells(cells, resolved)
-            datasets = swept_choices(argv, cfg, resolved, "dataset")[1:]  # the first: composed
-            check_overrides_of_swept_datasets(datasets, overrides + hydra_settings, config_name)
+            for group in swept_groups(argv, cfg, config_dirs):
+                names = swept_choices(argv, cfg, resolved, group)[1:]  # the first: composed
+                check_overrides_of_swept_group(
+                    group, names, overrides + hydra_settings, config_name
+                )
     except ConfigError as error:
         return str(error)
     added = unknown_top_level_key(cfg, overrides, hydra_settings, config_dirs, config_name)
@@ -444,30 +447,57 @@ def check_drawn_keys_not_given(overrides: list[str], cfg: dict) -> None:
             )
 
 
-def check_overrides_of_swept_datasets(
-    datasets: Sequence[str], overrides: Sequence[str], config_name: str
+def swept_groups(argv: list[str], cfg: DictConfig, config_dirs: Sequence[Path]) -> list[str]:
+    """The config groups a multirun sweeps by name, on its command line (``optimizer=sgd,adam``)
+    or in its sweep config's grid, but the cells, whose configs differ only in their name
+    (their options: ``check_options_of_swept_cells``), and the sweeps (``several_studies``)."""
+    swept = [
+        argument.partition("=")[0].lstrip("+")
+        for argument in argv
+        if "=" in argument and several_values(argument)
+    ]
+    swept += [str(key) for key in OmegaConf.select(cfg, "hydra.sweeper.params", default={}) or {}]
+    return [
+        group
+        for group in dict.fromkeys(swept)
+        if group not in ("cell", "sweep") and "." not in group and is_group(group, config_dirs)
+    ]
+
+
+def check_overrides_of_swept_group(
+    group: str, names: Sequence[str], overrides: Sequence[str], config_name: str
 ) -> None:
-    """The other overrides of a sweep over datasets must compose with each of them:
-    ``-m dataset=adding,xml dataset.options.T=20`` would train the adding job and fail the XML
-    one, with Hydra's seven lines (XML has no ``T``)."""
+    """The other overrides of a sweep over a config group must compose, to valid values, with
+    each of its ``names``: ``-m optimizer=sgd,adam optimizer.momentum=0.9`` would end the sweep
+    with Hydra's seven lines and a traceback's status (Adam has no momentum), and
+    ``-m dataset=adding,xml dataset.options.T=20`` would fail the XML job (XML has no ``T``)."""
     from lstm_variants.data import dataset_options  # numpy: only here
 
-    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "dataset"]
-    for name in datasets:
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != group]
+    for name in names:
         try:
             with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-                compose(config_name, overrides=[*others, f"dataset={name}"])
+                composed = compose(config_name, overrides=[*others, f"{group}={name}"])
+            check_values(OmegaConf.to_container(composed, resolve=True))
+            continue
         except (HydraException, OmegaConfBaseException) as error:
-            missing = re.match(r"Could not override 'dataset\.options\.([^'.]+)'", str(error))
-            why = (
-                f"it has no option {missing.group(1)!r}"
-                if missing and missing.group(1) not in dataset_options(name)
-                else hydra_error_line(error)
+            missing = re.match(r"Could not override '([^']+)'", str(error))
+            option = (
+                re.fullmatch(r"dataset\.options\.([^.]+)", missing.group(1)) if missing else None
             )
-            raise ConfigError(
-                f"dataset '{name}' of this sweep: {why} (the dataset options of a sweep apply to "
-                "every dataset it sweeps: sweep datasets with other options separately)"
-            ) from None
+            if option and option.group(1) not in dataset_options(name):
+                why = f"it has no option {option.group(1)!r}"
+            elif missing and not option:
+                why = f"it has no key {missing.group(1)}"
+            else:
+                why = hydra_error_line(error)
+        except ConfigError as error:
+            why = str(error)
+        what = "dataset options" if group == "dataset" else "other overrides"
+        raise ConfigError(
+            f"{group} '{name}' of this sweep: {why} (the {what} of a sweep apply to every "
+            f"{group} it sweeps: sweep {group}s with other options separately)"
+        )
 
 
 def removed_setting(overrides: Sequence[str]) -> str | None:

@@ -508,6 +508,14 @@ def test_what_a_command_asks_for_that_would_be_ignored_or_fail_in_every_job_is_o
         "to every dataset it sweeps: sweep datasets with other options separately)"
     )
     assert problem(["-m", "dataset=adding,xml", "dataset.options.n_train=64"]) is None
+    # So must those of a sweep over another group: Hydra ended this one with seven lines and
+    # status 1 when it composed the Adam job (Adam has no momentum).
+    assert problem(["-m", "optimizer=sgd,adam", "optimizer.momentum=0.9"]) == (
+        "optimizer 'adam' of this sweep: it has no key optimizer.momentum (the other overrides "
+        "of a sweep apply to every optimizer it sweeps: sweep optimizers with other options "
+        "separately)"
+    )
+    assert problem(["-m", "optimizer=adam,sgd", "optimizer.learning_rate=0.1"]) is None
     # A group of the training app that lstm-variants-diagnose does not read: said before the
     # training app's rules ask for optimizer=sgd (Greff's space draws a momentum).
     assert problem(["+search=greff"], "diagnose").startswith(

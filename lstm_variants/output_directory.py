@@ -20,7 +20,17 @@ def check_output_directory(directory: Path, key: str) -> None:
     (root may write anywhere, except where the file system refuses, such as /proc), and making
     the folder itself here would leave an empty one when the job later fails. An empty file
     fits on a full disk, so the free space is asked for too (``LEAST_FREE_BYTES``).
+
+    A path starting with ``~`` is refused: the shell leaves ``'~/runs'`` quoted as Hydra's
+    grammar asks, and neither Hydra nor the loggers expand it, so the files would go to a
+    folder named ``~`` in the current directory, one ``rm -r ~`` away from the home folder.
     """
+    if directory.parts and directory.parts[0].startswith("~"):
+        rest = Path(*directory.parts[1:]) if len(directory.parts) > 1 else Path("NAME")
+        raise ConfigError(
+            f"{key}={directory} would make a folder named {directory.parts[0]!r} in the current "
+            f"directory ({key} does not expand ~): give the full path, e.g. {key}=$HOME/{rest}"
+        )
     existing = nearest_existing(directory)
     try:
         if not existing.is_dir():

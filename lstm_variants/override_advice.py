@@ -41,6 +41,8 @@ def unreadable_override(overrides: list[str]) -> str | None:
             key, _, value = override.partition("=")
             if set(value) & set("'\"[]{}"):  # a list, a mapping or a quote left open
                 advice = "check its brackets and quotes"
+            elif value.startswith("~/"):  # quoted, most folder keys would keep a folder named ~
+                advice = f"give the full path, {key}=$HOME/{value[2:]}"
             else:
                 advice = f"quote the value, {key}=\"'{value}'\""
             return f"cannot read the override {override!r}: {advice} ({GRAMMAR})"

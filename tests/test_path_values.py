@@ -41,6 +41,11 @@ def test_an_override_the_grammar_cannot_read_says_how_to_quote_it():
     assert problem(["-m", "cell=vanilla,gru", "study=a(b"]) == (
         f"""cannot read the override 'study=a(b': quote the value, study="'a(b'" {grammar}"""
     )
+    # Quoted, '~/runs' would be a folder named ~ (output_directory refuses it): one step, not two.
+    assert problem(["hydra.run.dir=~/runs/a"]) == (
+        f"cannot read the override 'hydra.run.dir=~/runs/a': give the full path, "
+        f"hydra.run.dir=$HOME/runs/a {grammar}"
+    )
     assert problem(["model.hidden_size=[1,2"]) == (  # a list: quoting it would make it text
         f"cannot read the override 'model.hidden_size=[1,2': check its brackets and quotes {grammar}"
     )

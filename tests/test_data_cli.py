@@ -282,3 +282,12 @@ def test_padding_report_by_hand():
         "random_batches": 0.0,
         "bucketed": 0.0,
     }
+
+
+def test_describe_refuses_an_option_given_twice(capsys):
+    assert main(["describe", "adding", "-o", "T=12", "-o", "T=13"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("option T is given more than once: give each option once")
+    )

@@ -246,6 +246,10 @@ def run(args: argparse.Namespace) -> int:
             f"unknown dataset {args.name!r}{nearest_hint(args.name, DATASETS)}; "
             f"valid datasets: {', '.join(sorted(DATASETS))}"
         )
+    keys = [key for key, _ in args.option]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:  # dict() would keep the last silently
+        return fail(f"option {repeated[0]} is given more than once: give each option once")
     options = dict(args.option)
     unknown = sorted(set(options) - set(dataset_options(args.name)))
     if unknown:

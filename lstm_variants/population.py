@@ -162,11 +162,12 @@ def train_population(
     sizes = [member.hidden_size for member in members]
     buckets = hidden_buckets(sizes, _input_width(model, data), settings.max_padding_waste)
     devices = jax.local_devices()[: num_devices or None]
-    if log and len(buckets) > 1:
+    if log and len(set(sizes)) > 1:  # mixed sizes pad, in one bucket (max_padding_waste=1) too
         waste = bucket_waste(buckets, sizes, _input_width(model, data))
         log(
-            f"population: {len(members)} members in {len(buckets)} hidden-size buckets "
-            f"{[size for size, _ in buckets]}; padding wastes {waste:.1%} of the work"
+            f"population: {len(members)} members in {len(buckets)} hidden-size "
+            f"bucket{'s' if len(buckets) > 1 else ''} {[size for size, _ in buckets]}; "
+            f"padding wastes {waste:.1%} of the work"
         )
     if log and settings.length_buckets > 1 and not data.streams:
         lengths = data.train.lengths

@@ -299,15 +299,33 @@ def device_memory_bytes(device) -> int:
 
     ``LSTM_VARIANTS_DEVICE_MEMORY_GB`` overrides it (to test chunking, or to leave room for
     other jobs on a shared machine).
+
+    Raises:
+      ConfigError: the override is not a positive, finite number of GiB.
     """
     override = os.environ.get("LSTM_VARIANTS_DEVICE_MEMORY_GB")
     if override:
-        return int(float(override) * 2**30)
+        return _memory_override_bytes(override)
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and stats.get("bytes_limit"):
         return int(0.8 * stats["bytes_limit"])
     host = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return int(0.8 * host / max(len(jax.local_devices()), 1))
+
+
+def _memory_override_bytes(value: str) -> int:
+    """``LSTM_VARIANTS_DEVICE_MEMORY_GB`` in bytes; ConfigError in one line unless it is a
+    positive, finite number of GiB (no chunk fits in 0 bytes, and 'inf' has no byte count)."""
+    try:
+        gib = float(value)
+    except ValueError:
+        gib = math.nan
+    if not (math.isfinite(gib) and gib > 0):
+        raise ConfigError(
+            f"LSTM_VARIANTS_DEVICE_MEMORY_GB={value!r} is not a positive number of GiB: set it "
+            "like LSTM_VARIANTS_DEVICE_MEMORY_GB=16, or unset it to count on the device's own memory"
+        )
+    return int(gib * 2**30)
 
 
 def _train_chunk(

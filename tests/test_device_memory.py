@@ -24,6 +24,14 @@ def test_a_member_beyond_twice_the_devices_memory_is_refused(monkeypatch):
     assert device_memory_bytes(Device()) == 2**30
 
 
+@pytest.mark.parametrize("value", ["abc", "inf", "nan", "0", "-2"])
+def test_a_memory_override_that_is_no_positive_number_is_one_config_error(monkeypatch, value):
+    # 'abc' was a ValueError traceback, 'inf' an OverflowError; '0' blamed the trial's size.
+    monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", value)
+    with pytest.raises(ConfigError, match=f"LSTM_VARIANTS_DEVICE_MEMORY_GB='{value}' is not a"):
+        device_memory_bytes(Device())
+
+
 def test_the_refusal_ends_a_run_with_one_line_before_training(app, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", "16")  # whatever this machine has
     out = app(*TINY, "model.hidden_size=100000", f"hydra.run.dir={tmp_path}")

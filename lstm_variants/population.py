@@ -381,7 +381,7 @@ def _train_chunk(
     compile_started = time.perf_counter()
     data_key = _data_key(data)
     cache_key = (
-        bucket_model, optimizer, data_key, settings, with_dropout,
+        bucket_model, optimizer, data_key, program_settings(settings), with_dropout,
         tuple(d.id for d in devices), total,
         # Settings JAX reads when tracing, which a program kept from before a change would ignore.
         jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision,
@@ -498,6 +498,16 @@ def _train_chunk(
             )
         )
     return results
+
+
+# ``TrainSettings`` fields read by the host's epoch loop and bucketing alone, never by the compiled
+# programs: populations that differ only in them (a sweep over train.patience) share programs.
+HOST_ONLY_SETTINGS = {"max_epochs": 1, "patience": 0, "max_padding_waste": 0.0}
+
+
+def program_settings(settings: TrainSettings) -> TrainSettings:
+    """``settings`` with the ``HOST_ONLY_SETTINGS`` at fixed values: the compiled programs' key."""
+    return dataclasses.replace(settings, **HOST_ONLY_SETTINGS)
 
 
 def _population_programs(model, optimizer, data, settings, with_dropout, devices):

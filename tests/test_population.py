@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lstm_variants import population
 from lstm_variants.data import load_dataset
 from lstm_variants.data.base import SequenceDataset, Split
 from lstm_variants.hidden_padding import bucket_waste, hidden_buckets, wasted_work
@@ -572,3 +573,20 @@ def test_token_inputs_bucket_by_the_embedding_width(monkeypatch):
         model, optimizer, data, settings, members[:1], progress=False, log=lines.append
     )
     assert not [line for line in lines if "hidden-size bucket" in line]
+
+
+def test_populations_that_differ_only_in_epochs_or_patience_share_their_compiled_programs(
+    adding, monkeypatch
+):
+    # The programs read neither (the host's epoch loop does): a sweep over train.patience must
+    # not compile again for every job.
+    compiled = {}
+    monkeypatch.setattr(population, "_COMPILED", compiled)
+    members = [Member(hidden_size=8, seed=0, learning_rate=0.1)]
+    train(adding, members, settings=dataclasses.replace(SETTINGS, max_epochs=2, patience=3))
+    assert len(compiled) == 1
+    train(adding, members, settings=dataclasses.replace(SETTINGS, max_epochs=3, patience=1))
+    train(adding, members, settings=dataclasses.replace(SETTINGS, max_padding_waste=0.9))
+    assert len(compiled) == 1
+    train(adding, members, settings=dataclasses.replace(SETTINGS, batch_size=4))
+    assert len(compiled) == 2  # the batch is part of the program

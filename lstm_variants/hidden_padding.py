@@ -19,9 +19,11 @@ Which axes are hidden-size axes is found, not declared: the model's parameter sh
 are the ones that scale with the hidden size. That holds for every cell of the registry because
 each stores its parameters per gate, by paper name, with the hidden size as a whole axis.
 
-The cost of padding is wasted work. The work of a step of a layer grows like h * (D + h) (the input
-and recurrent products), so a member of size h padded to H wastes ``1 - h(D + h) / H(D + H)`` of its
-work; ``hidden_buckets`` groups sizes so that no member wastes more than a given fraction.
+The cost of padding is wasted work. The work of a step of the first layer grows like h * (D + h)
+(the input and recurrent products), and of each layer above it like h * (h + h) (its input is the
+layer below), so with L layers a step costs ``w(h) = h(D + h) + 2(L - 1)h^2`` and a member of size
+h padded to H wastes ``1 - w(h) / w(H)`` of its work; ``hidden_buckets`` groups sizes so that no
+member wastes more than a given fraction.
 """
 
 from __future__ import annotations
@@ -86,23 +88,31 @@ def param_mask(params: PyTree, axes: PyTree, hidden: int) -> PyTree:
     )
 
 
-def wasted_work(hidden: int, padded_hidden: int, input_size: int) -> float:
-    """The fraction of a step's work spent on padding: 1 - h(D + h) / H(D + H)."""
-    return 1.0 - hidden * (input_size + hidden) / (padded_hidden * (input_size + padded_hidden))
+def step_work(hidden: int, input_size: int, num_layers: int = 1) -> float:
+    """w(h) = h(D + h) + 2(L - 1)h^2: a step's products over L layers, up to a constant."""
+    return hidden * (input_size + hidden) + 2 * (num_layers - 1) * hidden**2
+
+
+def wasted_work(hidden: int, padded_hidden: int, input_size: int, num_layers: int = 1) -> float:
+    """The fraction of a step's work spent on padding: 1 - w(h) / w(H) (``step_work``)."""
+    return 1.0 - step_work(hidden, input_size, num_layers) / step_work(
+        padded_hidden, input_size, num_layers
+    )
 
 
 def hidden_buckets(
-    hidden_sizes: Sequence[int], input_size: int, max_waste: float
+    hidden_sizes: Sequence[int], input_size: int, max_waste: float, num_layers: int = 1
 ) -> list[tuple[int, list[int]]]:
     """Group members by hidden size so that no member wastes more than ``max_waste`` of its work.
 
     Greedy from the largest size down: a bucket's size is its largest member's, and a member joins
-    the current bucket while ``wasted_work(h, H, D) <= max_waste``.
+    the current bucket while ``wasted_work(h, H, D, L) <= max_waste``.
 
     Args:
       hidden_sizes: the hidden size of each member.
       input_size: D, the first layer's input width (the work model's input term).
       max_waste: the largest wasted fraction a member may have, in [0, 1).
+      num_layers: L, the stacked layers (each above the first has input width h).
 
     Returns:
       (bucket hidden size H, member indices) pairs, largest H first; members in ascending order.
@@ -111,7 +121,7 @@ def hidden_buckets(
     buckets: list[tuple[int, list[int]]] = []
     for index in order:
         size = hidden_sizes[index]
-        if buckets and wasted_work(size, buckets[-1][0], input_size) <= max_waste:
+        if buckets and wasted_work(size, buckets[-1][0], input_size, num_layers) <= max_waste:
             buckets[-1][1].append(index)
         else:
             buckets.append((size, [index]))
@@ -119,9 +129,16 @@ def hidden_buckets(
 
 
 def bucket_waste(
-    buckets: Sequence[tuple[int, Sequence[int]]], hidden_sizes: Sequence[int], input_size: int
+    buckets: Sequence[tuple[int, Sequence[int]]],
+    hidden_sizes: Sequence[int],
+    input_size: int,
+    num_layers: int = 1,
 ) -> float:
     """The fraction of all members' work spent on padding, over all buckets."""
-    useful = sum(hidden_sizes[i] * (input_size + hidden_sizes[i]) for _, m in buckets for i in m)
-    spent = sum(size * (input_size + size) * len(members) for size, members in buckets)
+    useful = sum(
+        step_work(hidden_sizes[i], input_size, num_layers)
+        for _, members in buckets
+        for i in members
+    )
+    spent = sum(step_work(size, input_size, num_layers) * len(members) for size, members in buckets)
     return 1.0 - useful / spent if spent else 0.0

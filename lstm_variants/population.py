@@ -160,10 +160,11 @@ def train_population(
       training the member alone gives.
     """
     sizes = [member.hidden_size for member in members]
-    buckets = hidden_buckets(sizes, _input_width(model, data), settings.max_padding_waste)
+    width, layers = _input_width(model, data), model.num_layers
+    buckets = hidden_buckets(sizes, width, settings.max_padding_waste, layers)
     devices = jax.local_devices()[: num_devices or None]
     if log and len(set(sizes)) > 1:  # mixed sizes pad, in one bucket (max_padding_waste=1) too
-        waste = bucket_waste(buckets, sizes, _input_width(model, data))
+        waste = bucket_waste(buckets, sizes, width, layers)
         log(
             f"population: {len(members)} members in {len(buckets)} hidden-size "
             f"bucket{'s' if len(buckets) > 1 else ''} {[size for size, _ in buckets]}; "

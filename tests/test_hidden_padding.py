@@ -33,3 +33,22 @@ def test_buckets_and_their_waste_by_hand():
     # Useful work 100^2 + 100^2 + 60^2 + 50^2 = 26,100 of 3 * 100^2 + 50^2 = 32,500 spent.
     assert math.isclose(bucket_waste(buckets, sizes, 0), 1 - 26100 / 32500)
     assert bucket_waste([(50, [0])], sizes, 0) == 0.0
+
+
+def test_the_wasted_work_of_stacked_layers_counts_every_layer():
+    """Above the first layer the input is the layer below (width h), so padding wastes more of
+    a deeper network's work: 100 and 63 units share a bucket at 0.5 for one layer on JSB's 88
+    inputs, and not for two, where the 63-unit member would waste 55 % of its work."""
+    from lstm_variants.hidden_padding import bucket_waste, hidden_buckets, step_work
+
+    assert step_work(63, 88, 2) == 63 * (88 + 63) + 2 * 63**2
+    assert math.isclose(
+        wasted_work(63, 100, 88, 2), 1 - step_work(63, 88, 2) / step_work(100, 88, 2)
+    )
+    assert 0.5 < wasted_work(63, 100, 88, 2) < 0.56
+    assert hidden_buckets([100, 63], 88, 0.5) == [(100, [0, 1])]
+    assert hidden_buckets([100, 63], 88, 0.5, num_layers=2) == [(100, [0]), (63, [1])]
+    waste = bucket_waste([(100, [0, 1])], [100, 63], 88, 2)
+    assert math.isclose(
+        waste, 1 - (step_work(100, 88, 2) + step_work(63, 88, 2)) / (2 * step_work(100, 88, 2))
+    )

@@ -45,7 +45,7 @@ from lstm_variants.override_advice import (
     unknown_key,
     unreadable_override,
 )
-from lstm_variants.records import keys_drawn_everywhere
+from lstm_variants.records import keys_drawn_everywhere, record_files
 
 
 def check_reference_cell(cfg: dict) -> None:
@@ -214,6 +214,11 @@ def rerun_problem(argv: list[str]) -> str | None:
         return (
             f"search.rerun.from: not a directory: {source} (the earlier study's directory, "
             "e.g. search.rerun.from=multirun/greff_jsb)"
+        )
+    if not record_files(Path(source).expanduser()):  # else every job of the sweep says so
+        return (
+            f"search.rerun.from: no record under {source} (records/*.json at any depth): give "
+            "the earlier study's directory, e.g. search.rerun.from=multirun/greff_jsb"
         )
     if "study" not in given:
         return (

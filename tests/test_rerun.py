@@ -220,6 +220,13 @@ def test_a_rerun_without_its_own_study_or_source_is_refused_before_any_job(tmp_p
     source = tmp_path / "multirun" / "greff_jsb_smoke"
     source.mkdir(parents=True)
     sweep = ["-m", "+sweep=greff_jsb", "search=rerun_best"]
+    # A folder without records: each of the sweep's 9 jobs would start and say so.
+    assert rerun_problem([*sweep, f"search.rerun.from={source}", "study=x"]) == (
+        f"search.rerun.from: no record under {source} (records/*.json at any depth): give the "
+        "earlier study's directory, e.g. search.rerun.from=multirun/greff_jsb"
+    )
+    (source / "vanilla" / "records").mkdir(parents=True)
+    (source / "vanilla" / "records" / "0123456789abcdef.json").write_text("{}")
     # Without study=, the rerun's records would join multirun/greff_jsb, the full study's.
     assert rerun_problem([*sweep, f"search.rerun.from={source}"]) == (
         "search.rerun.from needs a study name of its own for the rerun, e.g. "

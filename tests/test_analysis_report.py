@@ -194,6 +194,18 @@ def test_command_line(sweep, tmp_path, capsys):
     assert exit_info.value.code == 0
 
 
+def test_plots_of_a_study_too_small_for_importance_still_draws_the_other_figures(tmp_path, capsys):
+    # 2 trials a cell: too few for the forest (8), but the box plots and curves need none.
+    study = synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=3, seed=0)
+    write_records(study, tmp_path / "s")
+    assert main(["plots", str(tmp_path / "s"), "--out", str(tmp_path / "f")]) == 0
+    written = {path.name for path in (tmp_path / "f").iterdir()}
+    assert {"box_jsb_chorales.png", "curves_jsb_chorales.png", "best_results.pdf"} <= written
+    assert not any(name.startswith("importance_") for name in written)
+    assert "no importance, marginal or interaction figures" in capsys.readouterr().err
+    assert main(["importance", str(tmp_path / "s"), "--out", str(tmp_path / "i")]) == 2
+
+
 def test_a_misspelt_reference_on_the_command_line_is_one_error_line(sweep, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(sweep), "--out", str(tmp_path), "--reference", "vanila"]) == 2

@@ -373,8 +373,14 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
             trees=arguments.trees,
             **({"target": arguments.target} if hasattr(arguments, "target") else {}),
         )
-    if not results:
+    if not results and arguments.command == "importance":
         raise AnalysisError("no group has 8 or more trials with a result: nothing to analyse")
+    if not results:  # plots: the box plots, curves and best results need no forest
+        print(
+            "note: no dataset has 8 or more trials with a result: no importance, marginal or "
+            "interaction figures",
+            file=sys.stderr,
+        )
     if arguments.command == "importance":
         table = importance_table(results)
         out.mkdir(parents=True, exist_ok=True)

@@ -291,6 +291,24 @@ def test_figures_of_a_rerun_study_show_the_sample_its_table_compares(tmp_path, m
     assert high <= drawn["valid_loss"].max() + 0.1 * (drawn["valid_loss"].max() - low)
 
 
+def test_learning_curves_show_a_cell_whose_best_curve_lies_above_the_others(tmp_path, monkeypatch):
+    """A one-epoch smoke study: four cells near 2.3, noaf's best at 2.81. The bulk's limits
+    (Q3 + 3 IQR) cut noaf off, leaving a legend entry without a curve."""
+    from lstm_variants.analysis import plots
+
+    cells = ["vanilla", "nfg", "noaf", "cifg", "gru"]
+    valid = [2.302, 2.371, 2.810, 2.297, 2.305]
+    trials = pd.DataFrame(
+        {"trial_id": cells, "cell": cells, "dataset": "xml", "usable": True, "best_valid": valid}
+    )
+    curves = pd.DataFrame({"trial_id": cells, "epoch": 1, "valid_loss": valid})
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.learning_curves(trials, curves, "xml", tmp_path / "curves_xml")
+    low, high = figures["curves_xml"].axes[0].get_ylim()
+    assert low <= min(valid) and max(valid) <= high
+
+
 def test_a_summary_without_a_report_does_not_import_matplotlib():
     """What a sweep's summary imports (sweep.summarize) leaves matplotlib out; write_report is
     still importable from the package, and an unknown name is an AttributeError."""

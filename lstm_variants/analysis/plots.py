@@ -336,8 +336,15 @@ def learning_curves(
                 label=cell if rank == 0 else None,
             )
     # Limits of the curves drawn, not of every trial's (the worst would flatten the best).
-    finite = curves[curves["trial_id"].isin(shown)]["valid_loss"].to_numpy(float)
-    low, high = robust_limits(finite)
+    drawn = curves[curves["trial_id"].isin(shown)]
+    low, high = robust_limits(drawn["valid_loss"].to_numpy(float))
+    # The bulk's limits cut off a cell whose best curve lies wholly above the others' (a cell
+    # that learned little): widen to every curve's lowest point, so each cell in the legend
+    # has a curve on the axes.
+    lowest = drawn.groupby("trial_id")["valid_loss"].min().to_numpy(float)
+    lowest = lowest[np.isfinite(lowest)]
+    if len(lowest) and lowest.max() > high:
+        high = lowest.max() + 0.05 * (lowest.max() - low)
     axis.set_ylim(low, high)
     axis.set_xlabel("epoch")
     axis.set_ylabel("validation loss")

@@ -119,6 +119,35 @@ def test_a_record_with_a_field_of_the_wrong_kind_is_skipped_not_a_traceback(
     assert main(["collect", str(directory), "--out", str(tmp_path / "out")]) == 0
 
 
+@pytest.mark.parametrize(
+    "block, key, value",
+    [
+        ("hyperparameters", "hidden_size", [100]),
+        ("metrics", "epochs_run", {"n": 3}),
+        # A value of another kind than every other record's: a column of numbers and texts.
+        ("sampled", "model.hidden_size", "big"),
+        ("metrics", "metric", 5),
+    ],
+)
+def test_a_record_with_a_value_of_the_wrong_kind_is_skipped_not_a_traceback(
+    sweep, tmp_path, capsys, block, key, value
+):
+    directory, records = sweep
+    broken = dict(records[0], trial_id="broken")
+    broken[block] = dict(broken[block], **{key: value})
+    (directory / "jsb_chorales" / "vanilla" / "records" / "broken.json").write_text(
+        json.dumps(broken)
+    )
+    collection = collect([directory])
+    assert len(collection.trials) == len(records)
+    assert "broken" not in set(collection.curves["trial_id"])
+    ((path, reason),) = collection.skipped
+    assert path.endswith("broken.json") and f"{key} is {value!r}" in reason
+    assert main(["collect", str(directory), "--out", str(tmp_path / "out")]) == 0
+    assert main(["report", str(directory), "--out", str(tmp_path / "r"), "--trees", "2",
+                 "--resamples", "0", "--permutations", "9"]) == 0  # fmt: skip
+
+
 def test_a_loss_beyond_a_floats_range_is_infinite_not_a_traceback(sweep):
     directory, records = sweep
     record = dict(records[0], trial_id="huge")

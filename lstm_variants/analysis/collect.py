@@ -24,11 +24,12 @@ Learning curves are long, so they go to a second table (``trial_id, epoch, train
 [, valid_solved]``).
 
 Failed and partial sweeps are normal: a record that cannot be read (truncated JSON, not an object,
-missing ``cell``/``dataset``/``metrics``, a field of the wrong kind) is *skipped and counted* with
-its reason, and a trial found twice (the same ``trial_id`` under two of the directories) is kept
-once and counted as a duplicate: ``skipped.csv`` names the record kept, and says whether the two
-hold the same results (a copy) or not (the same config trained again, e.g. alone instead of in a
-population). ``Collection.summary()`` says all of this in one line.
+missing ``cell``/``dataset``/``metrics``, a field of the wrong kind, a list for a hyperparameter,
+a text where the other records have a number) is *skipped and counted* with its reason, and a
+trial found twice (the same ``trial_id`` under two of the directories) is kept once and counted
+as a duplicate: ``skipped.csv`` names the record kept, and says whether the two hold the same
+results (a copy) or not (the same config trained again, e.g. alone instead of in a population).
+``Collection.summary()`` says all of this in one line.
 """
 
 from __future__ import annotations
@@ -222,11 +223,11 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
         "rerun_of": ((record.get("config") or {}).get("search") or {}).get("rerun_of"),
     }
     for key, value in (record.get("hyperparameters") or {}).items():
-        row[key] = value
+        row[key] = _single_value("hyperparameters", key, value)
     for key, value in (record.get("sampled") or {}).items():
-        row[f"sampled.{key}"] = value
+        row[f"sampled.{key}"] = _single_value("sampled", key, value)
     for key, value in metrics.items():
-        row[key] = value
+        row[key] = _single_value("metrics", key, value)
     best_valid = _number_or_none(metrics.get("best_valid"))
     test = _number_or_none(metrics.get("test_at_best"))
     row["best_valid"] = best_valid
@@ -247,6 +248,47 @@ def record_row(record: dict[str, Any], path: Path, sweep: str) -> dict[str, Any]
         environment_json=json.dumps(environment, sort_keys=True, default=str),
     )
     return row
+
+
+def _single_value(block: str, key: str, value: Any) -> Any:
+    """``value`` if it is one value (a number, a text, a truth value or null); ValueError for a
+    list or an object, which no column of the table can hold next to other records' values."""
+    if isinstance(value, list | dict):
+        raise ValueError(f"{block}.{key} is {value!r}, not a single value")
+    return value
+
+
+def _kind(value: Any) -> str | None:
+    """'number' or 'text' for the values a column may not mix; None for any other."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "number"
+    return "text" if isinstance(value, str) else None
+
+
+def mixed_kind_rows(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """{row index: why} for the rows whose value in some column is a text where most rows have a
+    number there, or the other way round (an edited record: ``"hidden_size": "big"``, a metric
+    named 5). A column of both kinds cannot be written as a table, so those rows are skipped;
+    where the kinds are as many, the texts are."""
+    kinds: dict[str, dict[str, list[int]]] = {}
+    for index, row in enumerate(rows):
+        for column, value in row.items():
+            kind = _kind(value)
+            if kind is not None:
+                kinds.setdefault(column, {}).setdefault(kind, []).append(index)
+    mixed: dict[int, str] = {}
+    for column, by_kind in kinds.items():
+        if len(by_kind) < 2:
+            continue
+        numbers, texts = by_kind["number"], by_kind["text"]
+        odd, usual = (texts, "numbers") if len(numbers) >= len(texts) else (numbers, "texts")
+        for index in odd:
+            mixed.setdefault(
+                index,
+                f"malformed: {column} is {rows[index][column]!r} where {len(rows) - len(odd)} "
+                f"other record(s) have {usual}",
+            )
+    return mixed
 
 
 def curve_rows(record: dict[str, Any], trial: str) -> Iterable[dict[str, Any]]:
@@ -371,10 +413,16 @@ def collect(directories: str | Path | Sequence[str | Path], progress: bool = Fal
         rows.append(row)
         for name, column in curves.items():
             column.extend(entry[name] for entry in curve)
+    mixed = mixed_kind_rows(rows)
+    skipped += [(rows[index]["record_path"], why) for index, why in mixed.items()]
+    dropped = {rows[index]["trial_id"] for index in mixed}
+    rows = [row for index, row in enumerate(rows) if index not in mixed]
     # Typed columns even when no record has a curve (int64 epochs, float64 losses).
     numbers = {name: np.asarray(column) for name, column in curves.items() if name != "trial_id"}
     trial_ids = pd.Series(curves["trial_id"], dtype=object)
     curve_frame = pd.DataFrame({"trial_id": trial_ids} | numbers, columns=list(CURVE_COLUMNS))
+    if dropped:
+        curve_frame = curve_frame[~curve_frame["trial_id"].isin(dropped)].reset_index(drop=True)
     return Collection(tidy(rows), curve_frame, skipped, duplicates, directories)
 
 

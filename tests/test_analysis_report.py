@@ -214,6 +214,14 @@ def test_a_misspelt_reference_on_the_command_line_is_one_error_line(sweep, tmp_p
     assert "cells found: vanilla" in error[-1] and not (tmp_path / "report.md").exists()
 
 
+def test_a_recorded_reference_cell_that_is_not_a_name_is_passed_over(tmp_path, capsys):
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.4}, trials=6, seed=0)
+    records[0]["config"]["reference_cell"] = ["nfg"]  # an edited record
+    write_records(records, tmp_path / "s")
+    assert main(["compare", str(tmp_path / "s"), "--out", str(tmp_path / "c")]) == 0
+    assert "| vanilla (ref.) |" in capsys.readouterr().out
+
+
 def test_a_reference_without_a_usable_trial_gives_way_to_the_first_usable_cell():
     trials = pd.DataFrame(
         {"cell": ["vanilla", "vanilla", "gru", "cifg"], "usable": [False, False, True, True]}

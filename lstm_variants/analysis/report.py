@@ -70,7 +70,10 @@ def recorded_reference(trials: pd.DataFrame, default: str = "vanilla") -> str:
     analysis commands take the study's own choice unless ``--reference`` names another.
     """
     configs = trials["config_json"] if "config_json" in trials else []
-    named = {json.loads(text).get("reference_cell") for text in configs} - {None}
+    # Only names count: an edited record's list or number there names no cell (and a list
+    # cannot be a set member).
+    names = (json.loads(text).get("reference_cell") for text in configs)
+    named = {name for name in names if isinstance(name, str) and name}
     return named.pop() if len(named) == 1 else default
 
 

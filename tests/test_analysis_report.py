@@ -317,6 +317,29 @@ def test_learning_curves_show_a_cell_whose_best_curve_lies_above_the_others(tmp_
     assert low <= min(valid) and max(valid) <= high
 
 
+def test_importance_chart_shows_whole_error_bars_and_labels_beside_them(tmp_path, monkeypatch):
+    """Ten trials: shares 0.53 and 0.47, each +- 0.50 over trees (the quickstart smoke study)."""
+    from types import SimpleNamespace
+
+    from lstm_variants.analysis import plots
+
+    result = SimpleNamespace(
+        title="xml", trials=10, surrogate=SimpleNamespace(r2_out_of_bag=-0.37),
+        main=pd.DataFrame({"parameter": ["model.hidden_size", "optimizer.learning_rate"],
+                           "fraction": [0.53, 0.47], "fraction_std": [0.50, 0.50]}),
+        pairs=pd.DataFrame({"parameter_a": ["model.hidden_size"],
+                            "parameter_b": ["optimizer.learning_rate"], "fraction": [0.0],
+                            "fraction_std": [0.0]}),
+    )  # fmt: skip
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.importance_chart(result, tmp_path / "importance_xml")
+    axis = figures["importance_xml"].axes[0]
+    assert axis.get_xlim()[1] > 0.53 + 0.50
+    labels = {text.get_text(): text.get_position()[0] for text in axis.texts}
+    assert labels["53.0 %"] > 0.53 + 0.50 and labels["47.0 %"] > 0.47 + 0.50
+
+
 def test_a_summary_without_a_report_does_not_import_matplotlib():
     """What a sweep's summary imports (sweep.summarize) leaves matplotlib out; write_report is
     still importable from the package, and an unknown name is an AttributeError."""

@@ -315,6 +315,10 @@ def test_learning_curves_show_a_cell_whose_best_curve_lies_above_the_others(tmp_
     plots.learning_curves(trials, curves, "xml", tmp_path / "curves_xml")
     low, high = figures["curves_xml"].axes[0].get_ylim()
     assert low <= min(valid) and max(valid) <= high
+    # One epoch: its ticks are whole epochs, not 0.96 ... 1.04.
+    figures["curves_xml"].canvas.draw()
+    ticks = figures["curves_xml"].axes[0].get_xticks()
+    assert len(ticks) and all(float(tick).is_integer() for tick in ticks)
 
 
 def test_importance_chart_shows_whole_error_bars_and_labels_beside_them(tmp_path, monkeypatch):

@@ -162,3 +162,15 @@ def test_runs_with_and_without_a_named_metric_are_refused(tmp_path):
     collection = collect([tmp_path])
     with pytest.raises(AnalysisError, match="name no metric"):
         metric_curves(collection.trials, collection.curves)
+
+
+def test_the_epoch_axis_has_whole_epochs_only(two_runs, monkeypatch):
+    from lstm_variants.analysis import run_curves
+
+    figures = []
+    monkeypatch.setattr(run_curves, "save", lambda figure, stem: figures.append(figure) or [])
+    collection = collect([two_runs])
+    table = metric_curves(collection.trials, collection.curves)
+    run_curves.curves_figure(table, "bits_per_char", two_runs / "curves")
+    figures[0].canvas.draw()
+    assert all(float(tick).is_integer() for tick in figures[0].axes[0].get_xticks())

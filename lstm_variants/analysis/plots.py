@@ -350,6 +350,7 @@ def learning_curves(
         high = lowest.max() + 0.05 * (lowest.max() - low)
     axis.set_ylim(low, high)
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))  # no epoch 2.5
     axis.set_ylabel("validation loss")
     axis.set_title(f"{dataset}: best trial of each cell", fontsize=10)
     axis.legend(fontsize=8, ncols=2 if len(cells) > 6 else 1)

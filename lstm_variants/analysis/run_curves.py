@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from lstm_variants.analysis.collect import AnalysisError
@@ -128,6 +129,7 @@ def curves_figure(
                           (0.99, 0.98), xycoords="axes fraction", ha="right", va="top",
                           fontsize=7, color="0.3")  # fmt: skip
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))  # no epoch 2.5
     axis.set_ylabel(metric.replace("_", " "))
     axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
     axis.grid(color="0.9", linewidth=0.5)

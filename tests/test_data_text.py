@@ -392,6 +392,20 @@ def test_block_split_rounds_a_share_to_the_nearest_block():
     assert np.bincount(which).tolist() == [6_400, 700, 2_900]
 
 
+@pytest.mark.parametrize("block", [1000, 1])
+def test_block_split_share_below_one_block_per_group_names_the_fraction(tmp_path, block):
+    """0.004 rounds to 0 of every 100 blocks whatever the block length: 'lower block', the
+    advice given before, could not give the valid split any text."""
+    path = tmp_path / "book.txt"
+    path.write_text("hello world " * 50_000)  # 600 blocks of 1000, 6 groups
+    with pytest.raises(DataError) as error:
+        load_dataset("text_file", path=str(path), split="blocks", block=block, valid_fraction=0.004)
+    message = str(error.value)
+    assert message.startswith("text_file: valid_fraction=0.004 rounds to 0 of every 100 blocks")
+    assert "at least 0.01" in message and "split=tail" in message
+    assert "lower block" not in message
+
+
 def test_text_shorter_than_streams_names_the_split(tmp_path):
     path = tmp_path / "short.txt"
     path.write_text("x" * 200)

@@ -207,14 +207,26 @@ def block_split(
     discontinuities where a split's blocks are joined.
 
     Raises:
-        DataError: a fraction outside [0, 1), fractions that leave no training blocks, or
-            `block` < 1.
+        DataError: a fraction outside [0, 1), fractions that leave no training blocks, a
+            fraction that rounds to no block of a group (below about 1 / 100), or `block` < 1.
     """
     fraction_split(num_symbols, valid_fraction, test_fraction)  # the same checks
     if block < 1:
         raise DataError(f"block must be a positive number of symbols, got {block!r}")
     num_test = round(BLOCKS_PER_GROUP * test_fraction)
     num_valid = round(BLOCKS_PER_GROUP * valid_fraction)
+    for option, fraction, count in (
+        ("valid_fraction", valid_fraction, num_valid),
+        ("test_fraction", test_fraction, num_test),
+    ):
+        # A share is a whole number of blocks in every group, whatever `block` is: a smaller
+        # block cannot give such a split any text.
+        if count == 0:
+            raise DataError(
+                f"{option}={fraction!r} rounds to 0 of every {BLOCKS_PER_GROUP} blocks with "
+                f"split=blocks (shares are whole blocks per {BLOCKS_PER_GROUP}); raise it to at "
+                f"least {1 / BLOCKS_PER_GROUP}, or use split=tail for a smaller share"
+            )
     position = (np.arange(num_symbols) // block) % BLOCKS_PER_GROUP
     which = np.zeros(num_symbols, np.int8)
     which[position >= BLOCKS_PER_GROUP - num_test - num_valid] = 1

@@ -351,3 +351,17 @@ def test_a_target_of_names_is_refused_as_such_not_as_too_few_trials(tmp_path, ca
         "lstm-variants-analyze: error: --target 'cell' is not a numeric column of these "
         "records; use one of: test_at_best, best_valid"
     )
+
+
+def test_importance_of_a_rerun_study_warns_that_its_draws_are_not_random(tmp_path, capsys):
+    from lstm_variants.analysis.cli import main
+
+    records = synthetic_study({"vanilla": 0.0}, trials=12, seed=1)
+    write_records(records, tmp_path / "search")
+    assert main(["importance", str(tmp_path / "search"), "--out", str(tmp_path / "a")]) == 0
+    assert "rerun" not in capsys.readouterr().err
+    for record in records:  # the same records, as a rerun would write them
+        record["config"].setdefault("search", {})["rerun_of"] = record["trial_id"]
+    write_records(records, tmp_path / "rerun")
+    assert main(["importance", str(tmp_path / "rerun"), "--out", str(tmp_path / "b")]) == 0
+    assert "warning: these records are a rerun" in capsys.readouterr().err

@@ -38,6 +38,7 @@ from lstm_variants.analysis.compare import (
     TESTS,
     compare,
     comparison_selection,
+    is_rerun_study,
     to_markdown,
     write_tables,
 )
@@ -366,6 +367,13 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
             f"--target {target!r} is {what} of these records; use one of: " + ", ".join(metrics)
         )
     by = ("dataset",) if getattr(arguments, "by", "dataset") == "dataset" else ("dataset", "cell")
+    if is_rerun_study(collection.trials):  # a few draws, each cell's own: shares of nothing random
+        print(
+            "warning: these records are a rerun (each cell's best draws again, with new seeds), "
+            "not a random search: the variance shares only split the few rerun draws between "
+            "parameters that move together; run importance on the study the rerun came from",
+            file=sys.stderr,
+        )
     with console.status("functional ANOVA"):
         results = importance_by_group(
             collection.trials,

@@ -586,13 +586,18 @@ def display_header(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(name.format(share=share) for name in DISPLAY_HEADER)
 
 
+def is_rerun_study(trials: pd.DataFrame) -> bool:
+    """Whether every trial of ``trials`` trains an earlier study's draw again (``search.rerun``)."""
+    return "rerun_of" in trials and len(trials) > 0 and bool(trials["rerun_of"].notna().all())
+
+
 def comparison_selection(
     trials: pd.DataFrame, fraction: float | None = None, sample: str | None = None
 ) -> tuple[float, str]:
     """(fraction, sample) for comparing a study's cells, where not given: Greff's best 10 % of a
     random search; every trial of a rerun (``search.rerun``: seeds of the same draws, none of
     which validation should pick over another)."""
-    rerun = "rerun_of" in trials and len(trials) > 0 and bool(trials["rerun_of"].notna().all())
+    rerun = is_rerun_study(trials)
     fraction_default, sample_default = (1.0, "all") if rerun else (0.1, "top")
     return (
         fraction_default if fraction is None else fraction,

@@ -188,3 +188,20 @@ def test_the_direction_comes_from_the_ranks_where_most_draws_tie():
     assert table["marker"] == "better"
     worse = paired_compare(pairs(reference - d, reference), resamples=0).iloc[0]
     assert worse["marker"] == "worse"
+
+
+def test_a_cell_without_a_matched_draw_is_a_row_of_zero_draws_not_left_out():
+    # A rerun study: each cell reruns its own best draw, and noaf's is not vanilla's.
+    trials = paired_study({"vanilla": 0.0, "nfg": 0.3}, draws=6)
+    other = paired_study({"noaf": 0.0}, draws=6, seed=9)  # other learning rates
+    table = paired_compare(pd.concat([trials, other], ignore_index=True), resamples=0)
+    rows = table.set_index("cell")
+    assert list(rows.index) == ["nfg", "noaf"]
+    assert rows.loc["nfg", "pairs"] == 6
+    assert rows.loc["noaf", "pairs"] == 0 and rows.loc["noaf", "unpaired"] == 6
+    assert np.isnan(rows.loc["noaf", "median_difference"]) and rows.loc["noaf", "marker"] == ""
+    line = next(line for line in paired_markdown(table).splitlines() if "noaf" in line)
+    assert [cell.strip() for cell in line.split("|")[1:-1]][:2] == ["noaf", "0"]
+    assert "nan" not in line
+    # A study where nothing pairs stays an empty table (the command says why in one line).
+    assert paired_compare(pd.concat([trials[trials.cell == "vanilla"], other]), resamples=0).empty

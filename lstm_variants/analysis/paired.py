@@ -142,6 +142,7 @@ def paired_compare(
 
     Returns:
       Columns ``PAIRED_COLUMNS``; empty when no draw of any cell matches one of the reference.
+      A cell none of whose draws matches has a row of 0 ``pairs`` and NaN statistics.
       ``better_share`` is the share of draws on which the cell beat the reference.
 
     Raises:
@@ -158,7 +159,8 @@ def paired_compare(
         group = []
         for cell in (c for c in cells if c != reference):
             differences, unpaired = paired_differences(frame, cell, reference, metric, fraction)
-            if differences.empty:
+            if differences.empty:  # kept as a row of 0 draws: a cell missing would say nothing
+                group.append(unmatched_row(dataset, cell, reference, fraction, unpaired))
                 continue
             d = differences.to_numpy()
             nonzero = d[d != 0]
@@ -181,7 +183,7 @@ def paired_compare(
                     "_worse": worse_by_ranks(nonzero),
                 }
             )
-        if not group:
+        if not any(row["pairs"] for row in group):
             continue
         p_values = np.array([row["p_wilcoxon"] for row in group])
         adjusted = np.full(len(group), np.nan)
@@ -194,6 +196,18 @@ def paired_compare(
             row["marker"] = ("worse" if worse else "better") if significant else ""
         rows += group
     return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
+
+
+def unmatched_row(dataset: str, cell: str, reference: str, fraction: float, unpaired: int) -> dict:
+    """The row of a cell none of whose draws matches one of the reference (its search drew
+    others, or another seed): 0 pairs and no statistic."""
+    nothing = float("nan")
+    return {
+        "dataset": dataset, "cell": cell, "reference": reference, "fraction": fraction,
+        "pairs": 0, "unpaired": unpaired, "median_difference": nothing, "ci_low": nothing,
+        "ci_high": nothing, "mean_difference": nothing, "better_share": nothing,
+        "p_wilcoxon": nothing, "_worse": False,
+    }  # fmt: skip
 
 
 def paired_markdown(table: pd.DataFrame) -> str:
@@ -215,7 +229,7 @@ def paired_markdown(table: pd.DataFrame) -> str:
                 str(r.pairs),
                 f"{number(r.median_difference)} [{number(r.ci_low)}, {number(r.ci_high)}]",
                 number(r.mean_difference),
-                f"{100 * r.better_share:.0f} %",
+                f"{100 * r.better_share:.0f} %" if np.isfinite(r.better_share) else "–",
                 "–" if not np.isfinite(r.p_adjusted) else f"{r.p_adjusted:.3g}",
                 r.marker,
             ]

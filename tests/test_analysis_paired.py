@@ -205,3 +205,16 @@ def test_a_cell_without_a_matched_draw_is_a_row_of_zero_draws_not_left_out():
     assert "nan" not in line
     # A study where nothing pairs stays an empty table (the command says why in one line).
     assert paired_compare(pd.concat([trials[trials.cell == "vanilla"], other]), resamples=0).empty
+
+
+def test_the_paired_command_on_the_reference_cell_alone_says_so(tmp_path, capsys):
+    from lstm_variants.analysis.cli import main
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+
+    write_records(synthetic_study({"vanilla": 0.0}, trials=4, seed=0), tmp_path)
+    assert main(["paired", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "hold only the reference cell 'vanilla'" in error and "search.paired" not in error
+    write_records(synthetic_study({"gru": 0.0}, trials=4, seed=5), tmp_path)  # its own draws
+    assert main(["paired", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "run the cells with search.paired=true" in capsys.readouterr().err

@@ -343,6 +343,13 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
             resamples=arguments.resamples,
             fraction=arguments.fraction,
         )
+        others = set(collection.trials["cell"].astype(str)) - {arguments.reference}
+        if table.empty and not others:
+            raise AnalysisError(
+                f"these records hold only the reference cell {arguments.reference!r}: paired "
+                "compares other cells with it on the same draws (add their records, or choose "
+                "another --reference)"
+            )
         if table.empty:
             raise AnalysisError(
                 f"no trial pairs with {arguments.reference!r} on the same sampled draws: "

@@ -66,7 +66,7 @@ def load_params(record_path: Path, record: Mapping[str, Any] | None = None) -> d
 
     Raises:
       RecordError: the record cannot be read, it says no parameters were saved, the file is
-        missing, or its sha256 differs from the one the record holds.
+        missing, or its sha256 differs from the one the record holds (or the record holds none).
     """
     record_path = Path(record_path)
     if record is None:
@@ -89,6 +89,11 @@ def load_params(record_path: Path, record: Mapping[str, Any] | None = None) -> d
         raise RecordError(
             f"{path}: parameter file missing; copy it beside its record, or rerun the trial "
             "with overwrite=true"
+        )
+    if not isinstance(entry.get("sha256"), str):  # an edited record: nothing to check the file by
+        raise RecordError(
+            f"{record_path}: its params_file entry holds no sha256 to check {path.name} by; "
+            "restore the original record, or rerun the trial with overwrite=true"
         )
     if sha256_of(path) != entry["sha256"]:
         raise RecordError(

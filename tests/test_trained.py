@@ -242,3 +242,15 @@ def test_parameters_load_with_the_record_given_and_no_record_file(tmp_path):
     loaded = load_params(path, record)
     jax.tree.map(np.testing.assert_array_equal, loaded, params)
     assert loaded.keys() == params.keys()
+
+
+def test_a_record_whose_parameter_entry_lost_its_sha256_is_refused_in_one_line(tmp_path):
+    """A hand-edited record without the sha256 has nothing to check its file by: one line, not a
+    KeyError's traceback."""
+    params = {"params": {"readout": {"kernel": np.eye(2)}}}
+    path = tmp_path / "0123456789abcdef.json"
+    entry = save_params(params_path(path), params)
+    del entry["sha256"]
+    with pytest.raises(RecordError, match="holds no sha256") as error:
+        load_params(path, {"params_file": entry, "metrics": {}})
+    assert "\n" not in str(error.value)

@@ -37,7 +37,7 @@ from lstm_variants.model import SequenceModel
 from lstm_variants.optimizers import make_member_optimizer, member_hyperparameters
 from lstm_variants.params_file import params_path, save_params
 from lstm_variants.population import Member, train_population
-from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings
+from lstm_variants.population_checkpoint import TRIALS, CheckpointSettings, signals_deferred
 from lstm_variants.population_lock import LOCKS, population_key, population_lock
 from lstm_variants.recorded_data import check_recorded_data, config_dataset
 from lstm_variants.records import (
@@ -325,22 +325,27 @@ def run_trials(
                         log=lambda line: print(line, file=sys.stderr),
                         checkpoint=checkpoint,
                     )
-                    for index, result in zip(population, runs, strict=True):
-                        if index not in missing:  # recorded before a kill stopped the others'
-                            continue
-                        record = make_record(cfgs[index], result, started, data_sha256)
-                        # A retrained trial's old record goes before its parameter file is
-                        # replaced: a kill in between then leaves no record naming a file that
-                        # is not its own, and the rerun writes the missing record.
-                        paths[index].unlink(missing_ok=True)
-                        validated = record["metrics"].get("best_valid") is not None
-                        record["params_file"] = write_params(
-                            cfgs[index], paths[index], result.params, validated
-                        )
-                        write_json_atomic(paths[index], record)
-                        results[index] = (paths[index], record)
-                        if logger is not None:
-                            logger.log_trial(record)
+                    # Ctrl-C waits for the population's records (seconds at most): cut short,
+                    # its unrecorded trials would train again as another, smaller population,
+                    # unless a checkpoint happened to be due when it finished.
+                    with signals_deferred():
+                        for index, result in zip(population, runs, strict=True):
+                            if index not in missing:  # recorded before a kill stopped the others'
+                                continue
+                            record = make_record(cfgs[index], result, started, data_sha256)
+                            # A retrained trial's old record goes before its parameter file is
+                            # replaced: a kill in between then leaves no record naming a file
+                            # that is not its own, and the rerun writes the missing record.
+                            paths[index].unlink(missing_ok=True)
+                            validated = record["metrics"].get("best_valid") is not None
+                            record["params_file"] = write_params(
+                                cfgs[index], paths[index], result.params, validated
+                            )
+                            write_json_atomic(paths[index], record)
+                            results[index] = (paths[index], record)
+                    if logger is not None:  # after: a slow tracking server never holds Ctrl-C
+                        for index in written:
+                            logger.log_trial(results[index][1])
                     if checkpoint is not None:  # every record is written: the state is not needed
                         remove_checkpoint(checkpoint)
                 progress_line.update([results[index][1] for index in written])

@@ -168,7 +168,7 @@ class ChunkCheckpoint:
         import orbax.checkpoint as ocp  # here: importing it costs 0.4 s, and most runs never save
 
         try:
-            with _signals_deferred():
+            with signals_deferred():
                 manager = self._open()
                 step = manager.latest_step()
                 if step is None:
@@ -291,7 +291,7 @@ class ChunkCheckpoint:
         }
         import orbax.checkpoint as ocp
 
-        with _signals_deferred(), finishing_first():
+        with signals_deferred(), finishing_first():
             self._open().save(
                 self.saves + 1,
                 args=ocp.args.Composite(
@@ -398,7 +398,7 @@ DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1
 
 
 @contextlib.contextmanager
-def _signals_deferred():
+def signals_deferred():
     """Hold the interrupting signals until the block is done, then deliver them, once each.
 
     Python runs a signal's handler in the middle of whatever the main thread is doing; inside

@@ -178,6 +178,30 @@ def test_a_kill_before_a_retrained_trials_record_leaves_no_record_naming_another
     assert rerun == path and load_trial(path).record["params_file"] == rewritten["params_file"]
 
 
+def test_a_ctrl_c_while_a_population_is_recorded_waits_for_all_of_its_records(
+    tmp_path, monkeypatch
+):
+    """Cut short after its first record, a population without a checkpoint due would train its
+    other trials again, as another population (of another size) than the uninterrupted run's."""
+    import signal
+
+    from lstm_variants import experiment
+
+    cfgs = [config("checkpoint_minutes=null"), config("checkpoint_minutes=null", "seed=1")]
+    write_params = experiment.write_params
+
+    def ctrl_c_while_writing(*args):
+        signal.raise_signal(signal.SIGINT)  # the handler in force: KeyboardInterrupt
+        return write_params(*args)
+
+    monkeypatch.setattr(experiment, "write_params", ctrl_c_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(cfgs, tmp_path, progress=False)
+    records = sorted(tmp_path.glob("records/*.json"))
+    assert len(records) == 2
+    assert {json.loads(path.read_text())["population"]["size"] for path in records} == {2}
+
+
 def test_the_results_table_points_at_each_parameter_file(population, tmp_path):
     directory, results = population
     table = collect([directory]).trials.set_index("trial_id")

@@ -537,7 +537,8 @@ class _ProgressLine:
             metrics = record["metrics"]
             self.diverged += metrics["stopped"] == "diverged"
             if metrics["best_valid"] is not None:
-                self.best = min(self.best or math.inf, metrics["best_valid"])
+                # `is None`, not `or`: a best of 0.0 (a solved task's loss) is a best.
+                self.best = min(math.inf if self.best is None else self.best, metrics["best_valid"])
         if self.total <= 1:
             return
         elapsed = time.time() - self.started

@@ -89,6 +89,14 @@ def test_the_progress_line_counts_ranks_and_projects(capsys, monkeypatch):
     assert capsys.readouterr().err == ""
 
 
+def test_a_best_validation_of_zero_stays_the_best(capsys):
+    """A solved classification task can reach a float32 loss of exactly 0.0: not "no best yet"."""
+    line = experiment._ProgressLine(total=3, skipped=3)
+    line.update([{"metrics": {"best_valid": 0.0, "stopped": "early"}}])
+    line.update([{"metrics": {"best_valid": 0.5, "stopped": "early"}}])
+    assert "best valid 0," in capsys.readouterr().err.splitlines()[-1]
+
+
 def test_a_trial_that_never_validated_or_does_not_save_gets_no_parameter_file(tmp_path):
     from lstm_variants.experiment import write_params
 

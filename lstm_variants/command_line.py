@@ -97,12 +97,20 @@ def dataset_options_swept(argv: Sequence[str]) -> bool:
 
 
 def check_rerun_source(cfg: dict, records_dir: Path) -> None:
-    """A rerun must not write into the study it reruns: its records would join that study's."""
+    """A rerun must not write into the study it reruns: its records would join that study's.
+    Nor can it rerun a directory without records: checked here, before a sweep's jobs start,
+    it is one line, not the same line from every job."""
     source = ((cfg.get("search") or {}).get("rerun") or {}).get("from")
     if source and Path(source).resolve() == records_dir.resolve():
         raise ConfigError(
             f"search.rerun.from is this study's own directory ({source}); give the rerun its "
             f"own study name, e.g. study={cfg.get('study', 'study')}_rerun"
+        )
+    folder = Path(source).expanduser() if source else None
+    if folder is not None and folder.is_dir() and not record_files(folder):
+        raise ConfigError(
+            f"search.rerun.from: no record under {source} (records/*.json at any depth): give "
+            "the earlier study's directory, e.g. search.rerun.from=multirun/greff_jsb"
         )
 
 
@@ -214,11 +222,6 @@ def rerun_problem(argv: list[str]) -> str | None:
         return (
             f"search.rerun.from: not a directory: {source} (the earlier study's directory, "
             "e.g. search.rerun.from=multirun/greff_jsb)"
-        )
-    if not record_files(Path(source).expanduser()):  # else every job of the sweep says so
-        return (
-            f"search.rerun.from: no record under {source} (records/*.json at any depth): give "
-            "the earlier study's directory, e.g. search.rerun.from=multirun/greff_jsb"
         )
     if "study" not in given:
         return (

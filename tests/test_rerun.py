@@ -215,13 +215,13 @@ def test_a_sweep_rerunning_into_its_own_study_is_refused_before_hydra_touches_it
 
 
 def test_a_rerun_without_its_own_study_or_source_is_refused_before_any_job(tmp_path):
-    from lstm_variants.command_line import rerun_problem
+    from lstm_variants.command_line import problem, rerun_problem
 
     source = tmp_path / "multirun" / "greff_jsb_smoke"
     source.mkdir(parents=True)
     sweep = ["-m", "+sweep=greff_jsb", "search=rerun_best"]
     # A folder without records: each of the sweep's 9 jobs would start and say so.
-    assert rerun_problem([*sweep, f"search.rerun.from={source}", "study=x"]) == (
+    assert problem([*sweep, f"search.rerun.from={source}", "study=x"]) == (
         f"search.rerun.from: no record under {source} (records/*.json at any depth): give the "
         "earlier study's directory, e.g. search.rerun.from=multirun/greff_jsb"
     )
@@ -252,5 +252,7 @@ def test_a_rerun_into_its_own_study_is_refused_however_the_path_is_written(tmp_p
         cfg = {"search": {"rerun": {"from": str(written)}}, "study": "greff_jsb"}
         with pytest.raises(ConfigError, match="search.rerun.from is this study's own directory"):
             check_rerun_source(cfg, study)
+    (study / "vanilla" / "records").mkdir(parents=True)  # a source holds records
+    (study / "vanilla" / "records" / f"{'1' * 16}.json").write_text("{}")
     elsewhere = {"search": {"rerun": {"from": str(study)}}, "study": "greff_jsb_rerun"}
     check_rerun_source(elsewhere, tmp_path / "multirun" / "greff_jsb_rerun")

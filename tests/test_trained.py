@@ -195,8 +195,12 @@ def test_a_ctrl_c_while_a_population_is_recorded_waits_for_all_of_its_records(
         return write_params(*args)
 
     monkeypatch.setattr(experiment, "write_params", ctrl_c_while_writing)
-    with pytest.raises(KeyboardInterrupt):
-        run_trials(cfgs, tmp_path, progress=False)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (xdist
+    try:  # workers ignore SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            run_trials(cfgs, tmp_path, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, handler)
     records = sorted(tmp_path.glob("records/*.json"))
     assert len(records) == 2
     assert {json.loads(path.read_text())["population"]["size"] for path in records} == {2}

@@ -340,7 +340,16 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame["cell"] = pd.Categorical(frame["cell"], categories=ordered_cells(frame["cell"]))
     for column in ("study", "dataset"):
         frame[column] = pd.Categorical(frame[column], categories=sorted(frame[column].unique()))
-    return frame.sort_values(["dataset", "cell", "trial_id"], ignore_index=True)
+    return canonical_order(frame)
+
+
+def canonical_order(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` sorted by dataset, cell and trial id (where it has them): the order of
+    ``collect``'s table, and the one ``compare`` puts a table in, so that trials that tie exactly
+    on the selection value are picked, and resampled, the same way whatever order the records
+    were read in."""
+    keys = [key for key in ("dataset", "cell", "trial_id") if key in trials.columns]
+    return trials.sort_values(keys, kind="stable", ignore_index=True) if keys else trials
 
 
 def require_trials(collection: Collection) -> pd.DataFrame:

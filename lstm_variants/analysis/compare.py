@@ -54,7 +54,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lstm_variants.analysis.collect import AnalysisError, Collection, ordered_cells, trials_table
+from lstm_variants.analysis.collect import (
+    AnalysisError,
+    Collection,
+    canonical_order,
+    ordered_cells,
+    trials_table,
+)
 from lstm_variants.atomic_files import write_table_atomic, write_text_atomic
 
 CORRECTIONS = ("holm", "bh", "none")
@@ -386,14 +392,6 @@ def compare(
     ]
     table.loc[table["cell"] == reference, "marker"] = "reference"
     return table
-
-
-def canonical_order(trials: pd.DataFrame) -> pd.DataFrame:
-    """``trials`` sorted by dataset, cell and trial id (where it has them), as ``collect`` gives
-    them: trials that tie exactly on the selection value are then picked, and resampled, the same
-    way whatever order the records were read in."""
-    keys = [key for key in ("dataset", "cell", "trial_id") if key in trials.columns]
-    return trials.sort_values(keys, kind="stable", ignore_index=True) if keys else trials
 
 
 def _marker(p_adjusted: float, difference: float, alpha: float, metric: str) -> str:

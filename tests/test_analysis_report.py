@@ -344,6 +344,26 @@ def test_importance_chart_shows_whole_error_bars_and_labels_beside_them(tmp_path
     assert labels["53.0 %"] > 0.53 + 0.50 and labels["47.0 %"] > 0.47 + 0.50
 
 
+def test_the_interaction_legend_lies_outside_the_surface(tmp_path, monkeypatch):
+    """The legend ('best learning rate per hidden size') sat inside the axes' upper right corner,
+    hiding part of the surface and its contour labels."""
+    from lstm_variants.analysis import plots
+    from lstm_variants.analysis.importance import importance
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+
+    write_records(synthetic_study({"vanilla": 0.0}, trials=30, seed=0), tmp_path / "records")
+    result = importance(collect([tmp_path / "records"]).trials, trees=2)
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.interaction_heatmap(result, *plots.pick_interaction(result), tmp_path / "interaction")
+    figure = figures["interaction"]
+    figure.canvas.draw()
+    axis = figure.axes[0]
+    legend = axis.get_legend().get_window_extent()
+    assert legend.y1 <= axis.get_window_extent().y0  # wholly below the surface
+    assert not legend.overlaps(axis.xaxis.get_tightbbox())  # and below the axis's labels
+
+
 def test_a_summary_without_a_report_does_not_import_matplotlib():
     """What a sweep's summary imports (sweep.summarize) leaves matplotlib out; write_report is
     still importable from the package, and an unknown name is an AttributeError."""

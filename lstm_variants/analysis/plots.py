@@ -258,7 +258,9 @@ def interaction_heatmap(
             _plain_log_ticks(axis, which)
     axis.set_xlabel(pretty(a) + suffix_a)
     axis.set_ylabel(pretty(b) + suffix_b)
-    axis.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    # Below the axes, not on them: inside, it hid a corner of the surface (a corner where the
+    # best learning rates of the large networks lay, in greff_jsb's report).
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)
     figure.colorbar(image, ax=axis, label=f"predicted {metric_label}")
     axis.set_title(f"{result.title}: {pretty(a)} x {pretty(b)}", fontsize=10)
     return save(figure, stem)

@@ -129,10 +129,11 @@ def test_the_first_mark_never_takes_the_end_marker_at_the_shortest_t():
     "options, message",
     [
         ({"T": 10}, "T must be at least 11 .*, got 10"),
-        (  # a typo with a few zeros too many: 88 PB of values, one line rather than a traceback
+        (  # a typo with a few zeros too many: refused before drawing, not after minutes
             {"T": 10**12},
-            "adding: the train split of 10000 sequences does not fit in memory \\(.*\\); "
-            "lower n_train or the sequence length",
+            "adding: T=1000000000000 with n_train \\+ n_valid \\+ n_test = 13,000 sequences "
+            "would build .* elements .*, above the bound of 1,073,741,824 \\(2\\^30\\) for "
+            "adding; lower T or the n_\\* sizes",
         ),
         ({"n_valid": 0}, "n_valid must be at least 1, got 0"),
         ({"seed": -1}, "adding: seed must be at least 0, got -1"),

@@ -70,7 +70,14 @@ def adding_problem(
             f"first {FIRST_MARK_WINDOW} steps, before the last), got {T}"
         )
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    splits = generated_splits(NAME, sizes, seed, lambda rng, n: adding_split(rng, n, T))
+    splits = generated_splits(
+        NAME,
+        sizes,
+        seed,
+        lambda rng, n: adding_split(rng, n, T),
+        per_sequence=2 * (T + T // 10) + 1,  # (value, marker) a step, one target
+        set_by=f"T={T}",
+    )
     return SequenceDataset(
         name=NAME,
         input_size=2,

@@ -44,7 +44,14 @@ import string
 
 import numpy as np
 
-from lstm_variants.data.base import IGNORE, DataError, SequenceDataset, Split, generated_splits
+from lstm_variants.data.base import (
+    IGNORE,
+    MAX_PYTHON_ELEMENTS,
+    DataError,
+    SequenceDataset,
+    Split,
+    generated_splits,
+)
 
 NAME = "arithmetic"
 SYMBOLS = "0123456789+-=."  # then the distractor letters
@@ -122,7 +129,15 @@ def arithmetic(
         ]
         return answer_split(pairs, distractors)
 
-    splits = generated_splits(NAME, sizes, seed, draw)
+    splits = generated_splits(
+        NAME,
+        sizes,
+        seed,
+        draw,
+        per_sequence=2 * longest_sequence(max_digits, signed, max_gap),  # inputs and targets
+        set_by=f"max_digits={max_digits}, max_gap={max_gap}",
+        max_elements=MAX_PYTHON_ELEMENTS,
+    )
     size = len(vocabulary(distractors))
     return SequenceDataset(
         name=NAME,
@@ -134,6 +149,14 @@ def arithmetic(
         success="exact",
         **splits,
     )
+
+
+def longest_sequence(max_digits: int, signed: bool, max_gap: int) -> int:
+    """The most steps a sequence can have: a question of q = 2 (max_digits + signed) + 2
+    characters (two operands with their signs, the operator, '='), max_gap distractors between
+    each two of them, and an answer of at most max_digits + 1 digits and a sign."""
+    question = 2 * (max_digits + int(signed)) + 2
+    return question + (question - 1) * max_gap + max_digits + 2
 
 
 def operand(rng: np.random.Generator, max_digits: int, signed: bool) -> int:

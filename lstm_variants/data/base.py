@@ -257,11 +257,24 @@ def _check_ids(name: str, ids: np.ndarray, low: int, high: int) -> None:
         raise DataError(f"{name} ids must lie in [{low}, {high}), got [{ids.min()}, {ids.max()}]")
 
 
+# The most array elements a generated dataset may build, all splits together (2^30: 4 GiB of
+# float32). The papers' largest settings stay far below it (adding with T = 1000 and 100,000
+# sequences: 2.2e8); a length or size with a few zeros too many is refused before anything is
+# drawn, instead of running for minutes before a MemoryError, or swapping the machine to a halt.
+MAX_ELEMENTS = 2**30
+# Generators that draw character by character in Python (xml, arithmetic: about a microsecond a
+# character) take this smaller bound: at most a minute or two of drawing on a 2-core VM.
+MAX_PYTHON_ELEMENTS = 2**26
+
+
 def generated_splits(
     name: str,
     sizes: dict[str, int],
     seed: int,
     draw: Callable[[np.random.Generator, int], Split],
+    per_sequence: int | None = None,
+    set_by: str = "",
+    max_elements: int = MAX_ELEMENTS,
 ) -> dict[str, Split]:
     """The splits of a generated dataset, each drawn from its own child of the seed.
 
@@ -273,15 +286,31 @@ def generated_splits(
         sizes: the number of sequences of each split, e.g. ``{"train": 1000, ...}``.
         seed: the seed all splits derive from.
         draw: (generator, number of sequences) -> Split.
+        per_sequence: the array elements one sequence builds (inputs and targets; an upper
+            bound where lengths vary), checked before drawing: ``sum(sizes) * per_sequence``
+            must not exceed ``max_elements``. None: not checked.
+        set_by: the options that set ``per_sequence``, as ``'T=100'``, for the error message.
+        max_elements: the bound (default ``MAX_ELEMENTS``).
 
     Raises:
-        DataError: a split size is below 1, the seed below 0, or a split does not fit in memory.
+        DataError: a split size is below 1, the seed below 0, the splits would build more than
+            ``max_elements`` elements, or a split does not fit in memory.
     """
     for split, n in sizes.items():
         if n < 1:
             raise DataError(f"{name}: n_{split} must be at least 1, got {n}")
     if seed < 0:
         raise DataError(f"{name}: seed must be at least 0, got {seed}")
+    total = sum(sizes.values())
+    if per_sequence is not None and total * per_sequence > max_elements:
+        counts = " + ".join(f"n_{split}" for split in sizes)
+        raise DataError(
+            f"{name}: {set_by} with {counts} = {total:,} sequences would build "
+            f"{total * per_sequence:,} elements ({per_sequence:,} a sequence), above the "
+            f"bound of {max_elements:,} (2^{max_elements.bit_length() - 1}) for {name}; lower "
+            f"{' or '.join(option.split('=')[0] for option in set_by.split(', '))} or the "
+            "n_* sizes"
+        )
     children = np.random.SeedSequence(seed).spawn(len(sizes))
     splits = {}
     for (split, n), child in zip(sizes.items(), children, strict=True):

@@ -90,6 +90,8 @@ def copy_memory(
         sizes,
         seed,
         lambda rng, n: copy_split(rng, n, delay, length, alphabet, blank_targets),
+        per_sequence=2 * (delay + 2 * length),  # an input and a target a step
+        set_by=f"delay={delay}, length={length}",
     )
     return SequenceDataset(
         name=NAME,

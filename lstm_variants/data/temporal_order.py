@@ -87,7 +87,12 @@ def temporal_order(
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     windows = relevant_windows(variant, T)
     splits = generated_splits(
-        NAME, sizes, seed, lambda rng, n: temporal_order_split(rng, n, T, windows)
+        NAME,
+        sizes,
+        seed,
+        lambda rng, n: temporal_order_split(rng, n, T, windows),
+        per_sequence=len(SYMBOLS) * (T + T // 10) + 2 ** len(windows),  # one-hot steps, target
+        set_by=f"T={T}",
     )
     return SequenceDataset(
         name=NAME,

@@ -41,7 +41,13 @@ import string
 
 import numpy as np
 
-from lstm_variants.data.base import DataError, SequenceDataset, Split, generated_splits
+from lstm_variants.data.base import (
+    MAX_PYTHON_ELEMENTS,
+    DataError,
+    SequenceDataset,
+    Split,
+    generated_splits,
+)
 
 NAME = "xml"
 VOCABULARY = "\n /<>" + string.ascii_lowercase
@@ -106,7 +112,17 @@ def xml_modelling(
             inputs=tokens[:, :-1], targets=tokens[:, 1:], lengths=np.full(n, length, np.int32)
         )
 
-    splits = generated_splits(NAME, sizes, seed, draw)
+    splits = generated_splits(
+        NAME,
+        sizes,
+        seed,
+        draw,
+        # An input and a target a step, and the last line drawn past the cut: at most
+        # max_depth - 1 spaces, '</', the name, '>' and the newline.
+        per_sequence=2 * length + max_depth + max_tag + 3,
+        set_by=f"length={length}, max_depth={max_depth}, max_tag={max_tag}",
+        max_elements=MAX_PYTHON_ELEMENTS,
+    )
     return SequenceDataset(
         name=NAME,
         input_size=len(VOCABULARY),

@@ -266,6 +266,23 @@ def test_an_empty_split_names_the_option_to_change_not_streams(tmp_path, options
     assert "streams" not in str(error.value)
 
 
+@pytest.mark.parametrize("split", ["tail", "blocks"])
+@pytest.mark.parametrize("text", ["a", "abcde"])
+def test_a_text_too_short_for_three_splits_is_not_told_to_change_the_fractions(
+    tmp_path, text, split
+):
+    """Five symbols cannot make three splits of two symbols, whatever the fractions or the block:
+    'lower valid_fraction + test_fraction' or 'raise valid_fraction', said before, cannot help."""
+    path = tmp_path / "tiny.txt"
+    path.write_text(text)
+    with pytest.raises(DataError) as error:
+        load_dataset("text_file", path=str(path), split=split)
+    assert str(error.value) == (
+        f"text_file: the text has {len(text)} symbol(s), too few for train, valid and test "
+        "splits of at least 2 symbols each (one next-symbol step); use a longer text"
+    )
+
+
 def test_tiny_shakespeare_block_split(tmp_path, shakespeare, no_network):
     data = text.tiny_shakespeare(data_dir=tmp_path, streams=2, window=10, split="blocks", block=2)
     ids = np.array([data.vocabulary.index(c) for c in shakespeare])

@@ -182,6 +182,11 @@ def split_tokens(
         if len(part) >= 2:
             continue
         # Not the streams: no number of streams gives a split without text a step.
+        if len(ids) < 2 * len(parts):  # nor any fractions or block: each split needs 2 symbols
+            raise DataError(
+                f"the text has {len(ids)} symbol(s), too few for train, valid and test splits "
+                f"of at least 2 symbols each (one next-symbol step); use a longer text"
+            )
         if name == "train":
             fix = "lower valid_fraction + test_fraction"
         else:

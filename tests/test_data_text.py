@@ -249,11 +249,12 @@ def test_block_split_spreads_the_same_shares_over_the_whole_text():
             "split=tail, too few for one next-symbol step; raise valid_fraction \\(now 0.0\\)",
         ),
         ({"test_fraction": 0.0}, "the test split gets 0 .*; raise test_fraction \\(now 0.0\\)"),
-        # 12 blocks of 1000: valid takes blocks 90..94 of every 100, so it gets none.
+        # 12 blocks of 1000, one incomplete group: 1 % of it is 120 symbols, nearer no block
+        # than one, so valid gets none.
         (
-            {"split": "blocks"},
+            {"split": "blocks", "valid_fraction": 0.01},
             "the valid split gets 0 .* with split=blocks, .*; raise "
-            "valid_fraction \\(now 0.05\\), lower block \\(now 1000\\) or use split=tail",
+            "valid_fraction \\(now 0.01\\), lower block \\(now 1000\\) or use split=tail",
         ),
     ],
 )
@@ -400,6 +401,40 @@ def test_empty_file_is_one_clear_error(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(DataError, match=r"empty.txt is empty"):
         text.text_file(path=path)
+
+
+@pytest.mark.parametrize(
+    "num_symbols, block, fractions",
+    [
+        (1_115_394, 1000, (0.05, 0.05)),  # Tiny Shakespeare: 11 groups and 15,394 characters
+        (1_234_567, 7, (0.05, 0.05)),
+        (12_345, 100, (0.1, 0.2)),  # only an incomplete group
+        (345_678, 1000, (0.07, 0.29)),
+    ],
+)
+def test_block_split_shares_hold_with_an_incomplete_last_group(num_symbols, block, fractions):
+    """The last, incomplete group of 100 blocks used to give valid and test nothing unless it
+    reached block 90: Tiny Shakespeare got 55,000 characters each instead of about 55,770."""
+    valid_fraction, test_fraction = fractions
+    which = block_split(num_symbols, valid_fraction, test_fraction, block)
+    counts = np.bincount(which, minlength=3)
+    # Each held-out share is within half a block of its fraction of the text (train takes the
+    # rest), and each block belongs to one split, in the order train, valid, test per group.
+    for code, fraction in ((1, valid_fraction), (2, test_fraction)):
+        assert abs(counts[code] - fraction * num_symbols) <= block / 2
+    blocks = np.split(which, np.arange(block, num_symbols, block))
+    assert all((b == b[0]).all() for b in blocks)
+    labels = np.array([b[0] for b in blocks])
+    for group in np.split(labels, np.arange(100, len(labels), 100)):
+        assert (np.diff(group) >= 0).all()
+    assert block_split(num_symbols, valid_fraction, test_fraction, block).tobytes() == (
+        which.tobytes()
+    )
+
+
+def test_block_split_tiny_shakespeare_counts():
+    which = block_split(1_115_394, 0.05, 0.05, 1000)
+    assert np.bincount(which).tolist() == [1_004_000, 56_000, 55_394]
 
 
 def test_block_split_rounds_a_share_to_the_nearest_block():

@@ -18,9 +18,11 @@ the whole file (all three splits), sorted by code point, so every split's charac
 The split is by characters: with N characters, test is the last `round(0.05 N)`, valid the
 `round(0.05 N)` before it and train the rest (Tiny Shakespeare: 1,003,854 / 55,770 / 55,770).
 Option `split=blocks` takes the same shares from the whole text instead (blocks of `block`
-characters; in every 100 blocks the last 5 are test and the 5 before them valid): the held-out
-text then comes from every play, not only from the last ones. Each split is its own token
-sequence: its first character is never a target.
+characters; in every 100 blocks the last 5 are test and the 5 before them valid, and a last,
+incomplete group of blocks the same shares to the nearest block, see `text_streams.block_split`;
+Tiny Shakespeare: 1,004,000 / 56,000 / 55,394): the held-out text then comes from every play,
+not only from the last ones. Each split is its own token sequence: its first character is never
+a target.
 
 Tiny Shakespeare: Karpathy (2015), "The Unreasonable Effectiveness of Recurrent Neural Networks",
 https://github.com/karpathy/char-rnn (data/tinyshakespeare/input.txt), the works of Shakespeare

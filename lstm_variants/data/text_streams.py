@@ -207,9 +207,13 @@ def block_split(
 
     The text is cut into blocks of `block` symbols and the blocks into groups of
     `BLOCKS_PER_GROUP`; in every group the last `round(100 * test_fraction)` blocks are test and
-    the `round(100 * valid_fraction)` before them valid. Valid and test text then comes from the
-    whole work (every play of Tiny Shakespeare, not only the last), at the price of a few
-    discontinuities where a split's blocks are joined.
+    the `round(100 * valid_fraction)` before them valid. A last, incomplete group (the text's
+    length is rarely a multiple of `100 * block`) gets the same shares to the nearest whole block
+    (`group_boundaries`), so the splits' shares of the whole text are those of a complete group
+    up to half a block each: Tiny Shakespeare's 1,115,394 characters in blocks of 1000 give
+    1,004,000 / 56,000 / 55,394, not the 1,005,394 / 55,000 / 55,000 of complete groups alone.
+    Valid and test text then comes from the whole work (every play of Tiny Shakespeare, not only
+    the last), at the price of a few discontinuities where a split's blocks are joined.
 
     Raises:
         DataError: a fraction outside [0, 1), fractions that leave no training blocks, a
@@ -232,11 +236,40 @@ def block_split(
                 f"split=blocks (shares are whole blocks per {BLOCKS_PER_GROUP}); raise it to at "
                 f"least {1 / BLOCKS_PER_GROUP}, or use split=tail for a smaller share"
             )
-    position = (np.arange(num_symbols) // block) % BLOCKS_PER_GROUP
+    group = BLOCKS_PER_GROUP * block
+    last_group_start = num_symbols - num_symbols % group
+    full = group_boundaries(group, num_valid, num_test, block)
+    last = group_boundaries(num_symbols - last_group_start, num_valid, num_test, block)
+    index = np.arange(num_symbols)
+    in_last_group = index >= last_group_start
+    position = index - np.where(in_last_group, last_group_start, index // group * group)
     which = np.zeros(num_symbols, np.int8)
-    which[position >= BLOCKS_PER_GROUP - num_test - num_valid] = 1
-    which[position >= BLOCKS_PER_GROUP - num_test] = 2
+    which[position >= np.where(in_last_group, last[0], full[0])] = 1
+    which[position >= np.where(in_last_group, last[1], full[1])] = 2
     return which
+
+
+def group_boundaries(size: int, num_valid: int, num_test: int, block: int) -> tuple[int, int]:
+    """Where valid and test start in a group of `size` symbols, at block edges.
+
+    With p_v = num_valid / 100 and p_t = num_test / 100 (the shares of a complete group of 100
+    blocks), test is the last whole blocks of the group whose length is nearest `p_t * size`
+    (the last block may be short), valid the whole blocks just before it whose length is
+    nearest `p_v * size`; ties go to the longer share. A complete group (`size = 100 * block`)
+    gets exactly `num_test` and `num_valid` blocks.
+
+    Returns:
+        `(valid_start, test_start)`, offsets into the group, `valid_start <= test_start <= size`.
+    """
+    # Block edges and the group's end: a split's text starts at one of them.
+    edges = np.append(np.arange(0, size, block, dtype=np.int64), size)
+    # |100 * length - size * share| is 100 times the distance from the ideal length, in integers.
+    test_start = edges[np.argmin(np.abs(BLOCKS_PER_GROUP * (size - edges) - size * num_test))]
+    before = edges[edges <= test_start]
+    valid_start = before[
+        np.argmin(np.abs(BLOCKS_PER_GROUP * (test_start - before) - size * num_valid))
+    ]
+    return int(valid_start), int(test_start)
 
 
 def fraction_split(num_symbols: int, valid_fraction: float, test_fraction: float) -> tuple:

@@ -205,8 +205,8 @@ def test_the_handlers_are_the_defaults_again_however_the_block_ends(ending):
         (
             "lstm_variants.data.cli",
             ["list"],
-            "lstm-variants-data: interrupted; the same command resumes a download from its .part "
-            "file",
+            "lstm-variants-data: interrupted; run the same command again (a download resumes "
+            "from its .part file)",
         ),
     ],
 )

@@ -223,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     with (
         ending_interrupts(
-            f"{PROG}: interrupted; the same command resumes a download from its .part file"
+            # Said of a generated dataset's drawing too, which has no download to resume.
+            f"{PROG}: interrupted; run the same command again (a download resumes from its "
+            ".part file)"
         ),
         quiet_when_reader_leaves(),
     ):

@@ -38,6 +38,12 @@ SMOKE = {
         "dataset=xml",
         "dataset.options.n_train=64",
     ],
+    "jozefowicz_cpu_jsb": ["cell=mut1", "dataset.options.download=false"],
+    "jozefowicz_cpu_synthetic": [
+        "cell=lstm_o",
+        "dataset=arithmetic",
+        "dataset.options.n_train=64",
+    ],
     # A job that fails is listed and the rest aggregated: TIMIT's job refuses the adding problem's
     # smaller sizes given to every job (its data, licensed, is absent here as well).
     "forget_bias": [
@@ -190,10 +196,17 @@ def test_greff_sweep_is_greffs_protocol():
     }
 
 
+def test_every_sweep_has_a_smoke_run():
+    # The two CPU-sized Jozefowicz sweeps were composed but never run by the smoke test below.
+    assert set(SMOKE) == set(SWEEPS)
+
+
 @pytest.mark.parametrize("name", sorted(SMOKE))
 @pytest.mark.slow
 def test_every_sweep_runs_at_smoke_size(name, tmp_path, app):
-    if name in ("greff_jsb", "jozefowicz_music") and not os.environ.get("LSTM_VARIANTS_DATA_DIR"):
+    if name in ("greff_jsb", "jozefowicz_music", "jozefowicz_cpu_jsb") and not os.environ.get(
+        "LSTM_VARIANTS_DATA_DIR"
+    ):
         pytest.skip("set LSTM_VARIANTS_DATA_DIR to a directory with jsb_chorales.pickle")
     (tmp_path / "book.txt").write_text("the cat sat on the mat . " * 40)
     args = [

@@ -465,3 +465,20 @@ def test_lstm_b_without_a_forget_bias_to_set_names_its_own_bias_not_an_option_ne
     with pytest.raises(ConfigError, match="drop cell.options.forget_bias"):  # set by the user
         check_cell("lstm", options | {"forget_bias": 1.0})
     check_cell("lstm_b", options | {"forget_bias": 0.0})
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_the_example_options_in_each_cells_config_are_accepted(name):
+    """conf/cell/*.yaml's comment showed {forget_bias: 1.0, peepholes: false} for every cell,
+    which NFG, CIFG, LSTM-f (no forget-gate bias) and the non-LSTM cells (no peepholes) refuse."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[1] / "conf" / "cell" / f"{name}.yaml").read_text()
+    example = re.search(r"e\.g\. (\{[^}]*\})", text)
+    assert example, f"conf/cell/{name}.yaml has no example options"
+    options = yaml.safe_load(example.group(1))
+    assert options and yaml.safe_load(text)["name"] == name
+    make_cell(name, features=4, **options)  # raises ConfigError for an option it refuses

@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 from lstm_variants.cells import make_cell
@@ -57,6 +58,42 @@ READOUTS = ("every_step", "last_step")
 def step_mask(lengths: jax.Array, num_steps: int) -> jax.Array:
     """(B,) lengths -> (B, T) booleans, True on the valid steps."""
     return jnp.arange(num_steps)[None, :] < lengths[:, None]
+
+
+def check_lengths(lengths: jax.Array, num_steps: int, readout_at: str) -> None:
+    """Raise ConfigError for concrete lengths outside what the T = ``num_steps`` inputs hold.
+
+    A length above T would be cut to T steps without a word (the last-step readout read NaN); a
+    last-step readout of a length below 1 has no step to read. Traced lengths (inside ``jit``)
+    cannot be checked: there the last-step readout gives NaN for either (``last_outputs``), and
+    every dataset's lengths are checked in [1, T] when it is loaded (``data.base.Split``).
+    """
+    if isinstance(lengths, jax.core.Tracer) or not lengths.size:
+        return
+    lowest = 1 if readout_at == "last_step" else 0
+    # In numpy: a jnp reduction inside a trace (eval_shape of init) would be traced itself.
+    concrete = np.asarray(lengths)
+    shortest, longest = int(concrete.min()), int(concrete.max())
+    if shortest < lowest or longest > num_steps:
+        reason = "a sequence has no step to read" if shortest < lowest else "steps are missing"
+        raise ConfigError(
+            f"lengths must lie in [{lowest}, {num_steps}] for inputs of {num_steps} steps "
+            f"(readout_at={readout_at}), got [{shortest}, {longest}]: {reason}; pad the inputs "
+            "to the longest sequence and give each sequence's own number of valid steps"
+        )
+
+
+def last_outputs(hidden: jax.Array, lengths: jax.Array) -> jax.Array:
+    """(B, T, H) outputs -> (B, H): each sequence's output at its last valid step, t = length - 1.
+
+    A length outside [1, T] gives NaN (traced lengths cannot raise; ``check_lengths`` refuses
+    concrete ones): a length of 0 would otherwise index t = -1, the last padded step, and read a
+    plausible but meaningless value.
+    """
+    num_steps = hidden.shape[1]
+    index = jnp.where((lengths >= 1) & (lengths <= num_steps), lengths - 1, num_steps)
+    picked = jnp.take_along_axis(hidden, index[:, None, None], axis=1, mode="fill")
+    return picked[:, 0]
 
 
 def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, dropout_rate) -> None:
@@ -105,6 +142,7 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
             f"lengths must be whole numbers of steps (an integer array), got {lengths.dtype}: "
             "pass lengths.astype(int)"
         )
+    check_lengths(lengths, inputs.shape[1], model.readout_at)
     # A number given here, not one value per member traced in a population's program.
     if isinstance(dropout_rate, numbers.Real) and not 0 <= dropout_rate < 1:
         raise ConfigError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
@@ -168,7 +206,8 @@ class SequenceModel(nn.Module):
         Args:
           inputs: (B, T, D) float inputs, or (B, T) integer tokens when ``vocab_size`` is set;
             zero-padded.
-          lengths: (B,) valid steps per sequence.
+          lengths: (B,) valid steps per sequence, in [1, T] (0 allowed for 'every_step'); given
+            concretely, others are a ConfigError (``check_lengths``).
           carries: each layer's initial carry (default: zeros, ``initial_carries``).
           return_carries: also return each layer's final carry.
           parameters_only: create the parameters without running the recurrence (outputs are
@@ -220,6 +259,6 @@ class SequenceModel(nn.Module):
             finals.append(final)
         hidden = jnp.swapaxes(drop(hidden, self.num_layers), 0, 1)
         if self.readout_at == "last_step":
-            hidden = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)[:, 0]
+            hidden = last_outputs(hidden, lengths)
         outputs = nn.Dense(self.output_size, param_dtype=self.param_dtype, name="readout")(hidden)
         return (outputs, tuple(finals)) if return_carries else outputs

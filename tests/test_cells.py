@@ -365,6 +365,9 @@ def test_inputs_without_a_feature_axis_are_refused_not_read_as_time_by_batch():
         ({}, [5, 5, 5], r"lengths must be \(2,\)"),
         ({}, [5.0, 4.0], "lengths must be whole numbers of steps .*, got float32"),
         ({"readout_at": "last_step"}, [5.0, 4.0], "lengths must be whole numbers of steps"),
+        ({"readout_at": "last_step"}, [5, 6], r"lengths must lie in \[1, 5\] .*got \[5, 6\]"),
+        ({"readout_at": "last_step"}, [0, 5], r"lengths must lie in \[1, 5\] .*no step to read"),
+        ({}, [6, 5], r"lengths must lie in \[0, 5\] for inputs of 5 steps .*steps are missing"),
     ],
 )
 def test_settings_and_lengths_the_model_cannot_run_are_one_error(settings, lengths, message):
@@ -373,6 +376,23 @@ def test_settings_and_lengths_the_model_cannot_run_are_one_error(settings, lengt
     model = SequenceModel(**({"cell": "gru", "hidden_size": H, "output_size": 2} | settings))
     with pytest.raises(ConfigError, match=message):
         model.init(jax.random.key(0), jnp.zeros((2, 5, 3)), lengths)
+
+
+def test_the_last_step_readout_of_a_traced_length_outside_1_to_t_is_nan():
+    """Inside jit nothing can raise: a length above T read NaN, but a length of 0 read step T - 1
+    (a padded step) and gave a plausible, meaningless number. Both are NaN now; in range, the
+    readout is the every-step output at t = length - 1."""
+    model = SequenceModel("vanilla", H, 2, readout_at="last_step", recurrence="reference")
+    every = model.clone(readout_at="every_step")
+    x = jax.random.normal(jax.random.key(1), (4, 5, 3))
+    variables = model.init(jax.random.key(0), x, jnp.array([5, 5, 5, 5]))
+    run = jax.jit(lambda lengths: model.apply(variables, x, lengths))
+    out = np.asarray(run(jnp.array([5, 6, 0, 2])))
+    assert np.isnan(out[1:3]).all()
+    lengths = jnp.array([5, 1, 3, 2])
+    expected = every.apply(variables, x, lengths)[jnp.arange(4), lengths - 1]
+    np.testing.assert_allclose(run(lengths), expected, rtol=1e-6)
+    np.testing.assert_array_equal(out[[0, 3]], np.asarray(run(lengths))[[0, 3]])
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,8 @@ def dropout(x: jax.Array, rate: jax.Array | float, key: jax.Array) -> jax.Array:
     width = x.shape[-1]
     draw = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(key, j), x.shape[:-1]))
     keep = jnp.moveaxis(draw(jnp.arange(width)), 0, -1) >= rate
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+    # In x's dtype: a float32 rate array would promote bfloat16 inputs, and the carry with them.
+    return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros_like(x))
 
 
 READOUTS = ("every_step", "last_step")

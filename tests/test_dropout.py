@@ -32,6 +32,21 @@ def test_dropout_rate_is_traced_per_member_and_zero_is_exact():
     assert abs(float(jnp.mean(out[1] == 0.0)) - 0.5) < 0.02
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_a_narrow_float_model_takes_a_per_member_dropout_rate(dtype):
+    """A float32 rate array (one value per member, as the trainer passes it) promoted the dropped
+    bfloat16 inputs to float32, and the scan refused the carry's changed dtype (a TypeError
+    traceback); a Python-float rate ran. Both now keep the parameters' dtype, equal values."""
+    model = SequenceModel("vanilla", H, OUT, num_layers=2, param_dtype=dtype)
+    x, lengths = jnp.ones((B, T, 2)), jnp.array([T, 4, 2])
+    variables = model.init(jax.random.key(0), x, lengths)
+    key = jax.random.key(1)
+    as_array = model.apply(variables, x, lengths, dropout_rate=jnp.float32(0.5), dropout_key=key)
+    as_float = model.apply(variables, x, lengths, dropout_rate=0.5, dropout_key=key)
+    assert as_array.dtype == dtype
+    np.testing.assert_array_equal(as_array, as_float)
+
+
 def _drop_reference(x, rate, key):
     """Dropout of a (B, T, D) array whose masks the model draws time-major, feature j's (T, B)
     mask from ``fold_in(key, j)``."""

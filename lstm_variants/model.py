@@ -125,6 +125,17 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
             f"with vocab_size={model.vocab_size} the inputs are (B, T) integer tokens, got "
             f"shape {inputs.shape} of {inputs.dtype}"
         )
+    if model.vocab_size and not isinstance(inputs, jax.core.Tracer) and inputs.size:
+        # The embedding's lookup cannot raise: an id >= vocab_size reads NaN, a negative one
+        # wraps to the last rows' embeddings, a plausible but wrong input.
+        tokens_seen = np.asarray(inputs)  # numpy: a jnp reduction in a trace is traced
+        lowest, highest = int(tokens_seen.min()), int(tokens_seen.max())
+        if lowest < 0 or highest >= model.vocab_size:
+            raise ConfigError(
+                f"token ids must lie in [0, {model.vocab_size - 1}] for vocab_size="
+                f"{model.vocab_size}, got [{lowest}, {highest}]: encode the text with the "
+                "vocabulary the model was built for, and pad with 0"
+            )
     if not model.vocab_size and inputs.ndim != 3:
         advice = (
             "integer tokens need vocab_size"
@@ -205,8 +216,8 @@ class SequenceModel(nn.Module):
         """Run the model.
 
         Args:
-          inputs: (B, T, D) float inputs, or (B, T) integer tokens when ``vocab_size`` is set;
-            zero-padded.
+          inputs: (B, T, D) float inputs, or (B, T) integer tokens in [0, vocab_size) when
+            ``vocab_size`` is set; zero-padded.
           lengths: (B,) valid steps per sequence, in [1, T] (0 allowed for 'every_step'); given
             concretely, others are a ConfigError (``check_lengths``).
           carries: each layer's initial carry (default: zeros, ``initial_carries``).

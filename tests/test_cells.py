@@ -346,7 +346,7 @@ def test_inputs_without_a_feature_axis_are_refused_not_read_as_time_by_batch():
     tokens = SequenceModel("vanilla", H, 2, vocab_size=7)
     with pytest.raises(ConfigError, match=r"with vocab_size=7 the inputs are \(B, T\) integer"):
         tokens.init(jax.random.key(0), x[..., None], lengths)
-    tokens.init(jax.random.key(0), x.astype(jnp.int32), lengths)  # as meant
+    tokens.init(jax.random.key(0), x.astype(jnp.int32) % 7, lengths)  # as meant: ids < 7
     # As meant, each sequence's outputs are its own.
     variables = model.init(jax.random.key(0), x[..., None], lengths)
     alone = model.apply(variables, x[..., None], lengths)[0]
@@ -409,6 +409,28 @@ def test_a_negative_vocabulary_or_embedding_size_is_one_error(settings, message)
     model = SequenceModel("gru", H, 2, **settings)
     with pytest.raises(ConfigError, match=message):
         model.init(jax.random.key(0), jnp.zeros((2, 5), jnp.int32), [5, 5])
+
+
+def test_token_ids_outside_the_vocabulary_are_one_error():
+    """The embedding's lookup read NaN for an id >= vocab_size and, for a negative id, the
+    last rows' embeddings: outputs wrong without a word."""
+    from lstm_variants.errors import ConfigError
+
+    model, lengths = SequenceModel("gru", H, 2, vocab_size=5), jnp.array([3, 3])
+    tokens = jnp.array([[1, 2, 3], [4, 0, 0]])
+    variables = model.init(jax.random.key(0), tokens, lengths)
+    for bad, shown in (
+        (tokens.at[0, 2].set(5), r"\[0, 5\]"),
+        (tokens.at[1, 1].set(-1), r"\[-1, 4\]"),
+    ):
+        with pytest.raises(ConfigError, match=r"token ids must lie in \[0, 4\] .*got " + shown):
+            model.apply(variables, bad, lengths)
+    assert np.isfinite(np.asarray(model.apply(variables, tokens, lengths))).all()
+    # Concrete tokens inside a trace (the population sizes its parameters so) are checked too.
+    unknown = tokens.at[0, 0].set(9)
+    with pytest.raises(ConfigError, match="token ids must lie in"):
+        jax.eval_shape(lambda: model.init(jax.random.key(0), unknown, lengths))
+    jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, lengths))
 
 
 def test_unroll_takes_what_lax_scan_takes():

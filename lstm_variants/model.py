@@ -155,9 +155,13 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
             "pass lengths.astype(int)"
         )
     check_lengths(lengths, inputs.shape[1], model.readout_at)
-    # A number given here, not one value per member traced in a population's program.
-    if isinstance(dropout_rate, numbers.Real) and not 0 <= dropout_rate < 1:
-        raise ConfigError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+    # A number or array given here (a jnp scalar too), not one value per member traced in a
+    # population's program: there a rate of 1 would drop everything and a negative one rescale.
+    if not isinstance(dropout_rate, jax.core.Tracer):
+        rates = np.asarray(dropout_rate, dtype=float)
+        if not np.all((rates >= 0) & (rates < 1)):
+            shown = dropout_rate if isinstance(dropout_rate, numbers.Real) else rates.tolist()
+            raise ConfigError(f"dropout_rate must be in [0, 1), got {shown!r}")
 
 
 class SequenceModel(nn.Module):

@@ -445,7 +445,8 @@ def test_a_dropout_rate_outside_0_to_1_is_refused():
 
     model, x, lengths = SequenceModel("gru", H, 2), jnp.zeros((2, 5, 3)), [5, 4]
     variables = model.init(jax.random.key(0), x, lengths)
-    for rate in (1.0, np.float32(1.0), -0.1):
+    # jnp arrays too: they ran, a rate of 1 dropping every input, -0.1 scaling them by 1/1.1.
+    for rate in (1.0, np.float32(1.0), -0.1, jnp.float32(1.0), jnp.array([0.2, -0.1]), np.nan):
         with pytest.raises(ConfigError, match=r"dropout_rate must be in \[0, 1\), got "):
             model.apply(variables, x, lengths, dropout_rate=rate, dropout_key=jax.random.key(1))
     model.apply(variables, x, lengths, dropout_rate=0.5, dropout_key=jax.random.key(1))

@@ -13,6 +13,7 @@ no hook for this (its errors are raised from inside ``hydra.main``), hence this 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import shutil
@@ -38,6 +39,7 @@ from lstm_variants.config_folders import (
 )
 from lstm_variants.config_values import check_values
 from lstm_variants.errors import ConfigError, nearest_hint
+from lstm_variants.launcher_settings import joblib_settings_error, submitit_settings_error
 from lstm_variants.output_directory import check_output_directory
 from lstm_variants.override_advice import (
     hydra_error_line,
@@ -559,10 +561,22 @@ def check_logger_directory(cfg: dict) -> None:
             check_output_directory(Path(logger[key]), f"logger.{key}")
 
 
+def launcher_settings(cfg: DictConfig) -> dict[str, Any]:
+    """``hydra.launcher``'s settings, each resolved (``timeout_min=${oc.env:MINUTES}``); one that
+    does not resolve here is left out, to the launcher, which resolves it in Hydra's context."""
+    node = OmegaConf.select(cfg, "hydra.launcher", default=None)
+    settings: dict[str, Any] = {}
+    for key in node or {}:
+        with contextlib.suppress(OmegaConfBaseException):
+            settings[str(key)] = OmegaConf.select(node, str(key))
+    return settings
+
+
 def check_launcher(cfg: DictConfig) -> None:
     """submitit's SLURM launcher submits with SLURM's commands, and without them fails with a
     traceback after the sweep has started. joblib's ``n_jobs=0`` (which ``cpu_devices=0``, one
-    per core, makes easy to guess) is a traceback from joblib once Hydra launches the jobs."""
+    per core, makes easy to guess) is a traceback from joblib once Hydra launches the jobs, and
+    so are other settings either launcher refuses (``launcher_settings``)."""
     target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
     if target.endswith("JoblibLauncher") and (
         OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=None) == 0
@@ -571,6 +585,14 @@ def check_launcher(cfg: DictConfig) -> None:
             "hydra.launcher.n_jobs=0 runs no job: give how many jobs run side by side, at most "
             "the number of cores, e.g. hydra.launcher.n_jobs=2 (-1: one per core)"
         )
+    settings = launcher_settings(cfg)
+    wrong = None
+    if target.endswith("JoblibLauncher"):
+        wrong = joblib_settings_error(settings)
+    elif target.endswith(("LocalLauncher", "SlurmLauncher")):
+        wrong = submitit_settings_error(settings, local=target.endswith("LocalLauncher"))
+    if wrong is not None:
+        raise ConfigError(wrong)
     if target.endswith("SlurmLauncher") and shutil.which("srun") is None:
         raise ConfigError(
             "launcher=submitit_slurm needs SLURM, and srun is not on PATH here: run the command "

@@ -309,3 +309,92 @@ def test_a_job_process_progress_bar_leaves_no_semaphore_for_a_kill_to_leak():
 
     assert registered("plain") == "['semaphore']"  # what a bar holds without the job's lock
     assert registered("job") == "[]"
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [
+        ("prefer=bogus", "hydra.launcher: joblib refuses these settings: prefer=bogus is not"),
+        ("batch_size=0", "hydra.launcher: joblib refuses these settings: batch_size must be"),
+        ("max_nbytes=lots", "hydra.launcher: joblib refuses these settings: Invalid literal"),
+        ("require=sharedmem", "hydra.launcher: joblib refuses these settings: prefer =="),
+        ("pre_dispatch=n_jobs+", "hydra.launcher.pre_dispatch=n_jobs+ is not a number of jobs"),
+        ("pre_dispatch=0", "hydra.launcher.pre_dispatch=0 is 0 job(s) with 2 process(es): no job"),
+        ("timeout=0", "hydra.launcher.timeout=0.0 gives each job no time"),
+        ("backend=threading", "hydra.launcher.backend=threading is not used"),
+    ],
+)
+def test_a_joblib_setting_joblib_refuses_is_one_line_before_any_job(setting, line):
+    """joblib refused these with a traceback once the sweep had started; pre_dispatch=0 ran no
+    job and ended with an empty summary and status 0; a backend was replaced without a word."""
+    from lstm_variants.command_line import problem
+
+    argv = ["-m", "cell=vanilla,gru", "launcher=joblib", f"hydra.launcher.{setting}"]
+    wrong = problem(argv)
+    assert wrong is not None and wrong.startswith(line) and "\n" not in wrong, wrong
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "prefer=threads",
+        "batch_size=4",
+        "pre_dispatch=all",
+        "pre_dispatch=1",
+        "timeout=3600",
+        "backend=loky",
+        "max_nbytes=1M",
+    ],  # fmt: skip
+)
+def test_joblib_settings_joblib_takes_pass(setting):
+    from lstm_variants.command_line import problem
+
+    assert (
+        problem(["-m", "cell=vanilla,gru", "launcher=joblib", f"hydra.launcher.{setting}"]) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("launcher", "setting", "line"),
+    [
+        ("submitit_local", "timeout_min=0", "hydra.launcher.timeout_min=0 must be at least 1"),
+        (
+            "submitit_local",
+            "tasks_per_node=0",
+            "hydra.launcher.tasks_per_node=0 must be at least 1",
+        ),
+        ("submitit_local", "nodes=2", "hydra.launcher.nodes=2: launcher=submitit_local runs each"),
+        (
+            "submitit_slurm",
+            "cpus_per_task=-1",
+            "hydra.launcher.cpus_per_task=-1 must be at least 1",
+        ),
+        ("submitit_slurm", "mem_gb=-4", "hydra.launcher.mem_gb=-4 must be at least 0"),
+    ],
+)
+def test_a_submitit_count_below_what_it_takes_is_one_line_before_any_job(
+    monkeypatch, launcher, setting, line
+):
+    """timeout_min=0 killed every job as it started; nodes=2 and tasks_per_node=0 were tracebacks
+    from submitit's local executor once the sweep had started."""
+    from lstm_variants import command_line
+
+    monkeypatch.setattr(command_line.shutil, "which", lambda name: f"/usr/bin/{name}")  # srun
+    argv = ["-m", "cell=vanilla,gru", f"launcher={launcher}", f"hydra.launcher.{setting}"]
+    assert command_line.problem(argv) is not None
+    assert command_line.problem(argv).startswith(line)
+    assert command_line.problem(argv[:-1]) is None  # the preset itself
+
+
+def test_a_launcher_setting_from_an_interpolation_is_checked_resolved(monkeypatch):
+    """timeout_min=${oc.env:MINUTES} reached the check as its text: a TypeError traceback."""
+    from lstm_variants.command_line import problem
+
+    monkeypatch.setenv("LSTM_VARIANTS_TEST_MINUTES", "0")
+    argv = ["-m", "cell=vanilla,gru", "launcher=submitit_local"]
+    minutes = "hydra.launcher.timeout_min=${oc.env:LSTM_VARIANTS_TEST_MINUTES}"
+    assert problem([*argv, minutes]).startswith("hydra.launcher.timeout_min=0 must be at least 1")
+    monkeypatch.setenv("LSTM_VARIANTS_TEST_MINUTES", "30")
+    assert problem([*argv, minutes]) is None
+    # One that does not resolve here is the launcher's to report.
+    assert problem([*argv, "hydra.launcher.timeout_min=${oc.env:LSTM_VARIANTS_UNSET_X}"]) is None

@@ -113,6 +113,33 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
     assert len(warning) == 1 and "rerun the command" in warning[0] and "job x=1 " in warning[0]
 
 
+@pytest.mark.slow
+def test_a_joblib_job_past_its_timeout_is_a_failed_job_and_the_study_gets_its_summary(tmp_path):
+    """joblib's TimeoutError ended the multirun with a traceback: no summary, no statuses."""
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "config.yaml").write_text(
+        CONFIG.format(launcher="joblib", target=TARGETS["joblib"], option="timeout: 15").replace(
+            "wait: 3", "wait: 600"
+        )  # x=1 runs past the timeout
+    )
+    out = subprocess.run(
+        [sys.executable, "app.py", "-m", "x=0,1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=python_path(Path(__file__).parents[1])),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    sweep = tmp_path / "sweep"
+    assert json.loads((sweep / "0" / "status.json").read_text())["status"] == "ok"
+    late = json.loads((sweep / "1" / "status.json").read_text())
+    assert late["status"] == "failed" and late["overrides"] == ["x=1"]
+    assert "ran past hydra.launcher.timeout=15.0 s" in late["error"]
+    assert "- x=1: did not finish" in (sweep / "summary.md").read_text()
+
+
 def test_the_local_launcher_shortens_a_wait_submitit_still_has(tmp_path, monkeypatch):
     # submitit gives an ended job 15 s for its result file; LocalLauncher.submit cuts that to
     # LOCAL_RESULTS_WAIT_S on each job it submits, through this private attribute: renamed in

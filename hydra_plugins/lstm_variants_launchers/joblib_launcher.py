@@ -10,6 +10,9 @@ the error on, so this subclass catches it and ends the batch the way failed jobs
 - a job that did not gets ``status.json`` 'failed' with the reason, so ``summary.md`` lists it;
   its finished trials keep their records, and rerunning the command trains the rest.
 
+A job that runs past ``hydra.launcher.timeout`` ends its batch the same way: joblib raises
+``TimeoutError`` for the batch and kills its workers.
+
 Hydra's ``BasicSweeper`` then goes on to the next batch and calls ``on_multirun_end``. The workers
 start without taking most of a GPU's memory up front, as they share it (``local_gpus``).
 
@@ -21,6 +24,7 @@ start-up, ``--help`` included.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from multiprocessing import TimeoutError as JoblibTimeoutError  # what joblib raises
 
 from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import (
@@ -33,6 +37,10 @@ from hydra_plugins.lstm_variants_launchers.local_gpus import shared_gpu_memory
 
 DIED = (
     "did not finish: a job process of this sweep died ({cause}); joblib stopped the jobs beside it"
+)
+TIMED_OUT = (
+    "did not finish: a job of this sweep ran past hydra.launcher.timeout={timeout} s; joblib "
+    "stopped the jobs beside it"
 )
 
 
@@ -49,6 +57,9 @@ class JoblibLauncher(HydraJoblibLauncher):
         except BrokenProcessPool as error:  # TerminatedWorkerError: a worker process died
             cause = str(error).split(". ")[0].strip().rstrip(".") or type(error).__name__
             return self.settle(job_overrides, initial_job_idx, DIED.format(cause=cause))
+        except JoblibTimeoutError:  # joblib killed the batch's workers
+            reason = TIMED_OUT.format(timeout=self.joblib.get("timeout"))
+            return self.settle(job_overrides, initial_job_idx, reason)
 
     def settle(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, reason: str

@@ -11,7 +11,9 @@ Every logger writes one run per trial, named by its ``trial_id``, holding
 - params: the record's ``hyperparameters``, its ``sampled`` values (as ``sampled/<key>``) and its
   ``study``, ``cell``, ``dataset`` and ``seed`` (None values are left out);
 - per-epoch scalars: every numeric field of every ``curve`` entry (``train_loss``, ``valid_loss``,
-  ``valid_solved``, ...) at step ``epoch``;
+  ``valid_solved``, ...) at step ``epoch``; a diverged epoch's NaN or infinite loss is logged as
+  it is (the JSON record writes null), so each tool shows where the run diverged, and
+  tensorboardX's warning about it is silenced;
 - final metrics: every numeric field of ``metrics`` as ``final/<key>`` (``final/best_valid``,
   ``final/test_at_best``, ...).
 
@@ -41,12 +43,14 @@ it is one warning line on stderr, after which training goes on.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -163,11 +167,28 @@ class TrialLogger:
         self.close()
 
 
+@contextlib.contextmanager
+def quiet_nan_warning() -> Iterator[None]:
+    """Inside, tensorboardX does not warn "NaN or Inf found in input tensor." (once per value).
+
+    A diverged epoch's loss is such a value, logged on purpose (module docstring); the warning
+    would be third-party noise among the run's own lines, once per non-finite scalar.
+    """
+    checker = logging.getLogger("tensorboardX.x2num")
+    level = checker.level
+    checker.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        checker.setLevel(level)
+
+
 class TensorBoardLogger(TrialLogger):
     """Event files (tensorboardX) in ``<log_dir>/<trial_id>/``: scalars per epoch, hparams, final.
 
     View with ``tensorboard --logdir <log_dir>``. No experiment summary is written, so TensorBoard's
-    HParams tab infers one from all trials' sessions, however their sampled keys differ.
+    HParams tab infers one from all trials' sessions, however their sampled keys differ. A
+    diverged epoch's NaN or infinite loss is written as it is, without tensorboardX's warning.
     """
 
     name = "tensorboard"
@@ -189,16 +210,17 @@ class TensorBoardLogger(TrialLogger):
         shutil.rmtree(run_dir, ignore_errors=True)
         writer = self.tbx.SummaryWriter(logdir=str(run_dir))
         try:
-            for epoch, scalars in epoch_scalars(record):
-                for tag, value in scalars.items():
-                    writer.add_scalar(tag, value, global_step=epoch)
-            step = last_epoch(record)
-            final = final_metrics(record)
-            for tag, value in final.items():
-                writer.add_scalar(tag, value, global_step=step)
-            _, session_start, session_end = hparams(trial_params(record), final)
-            writer.file_writer.add_summary(session_start)
-            writer.file_writer.add_summary(session_end)
+            with quiet_nan_warning():
+                for epoch, scalars in epoch_scalars(record):
+                    for tag, value in scalars.items():
+                        writer.add_scalar(tag, value, global_step=epoch)
+                step = last_epoch(record)
+                final = final_metrics(record)
+                for tag, value in final.items():
+                    writer.add_scalar(tag, value, global_step=step)
+                _, session_start, session_end = hparams(trial_params(record), final)
+                writer.file_writer.add_summary(session_start)
+                writer.file_writer.add_summary(session_end)
         finally:
             writer.close()
 

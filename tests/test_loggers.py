@@ -4,6 +4,7 @@ sys.modules, no network) receive the expected calls; failures are one line, neve
 from __future__ import annotations
 
 import inspect
+import math
 import struct
 import sys
 import types
@@ -494,3 +495,30 @@ def test_the_tracking_uri_setting_wins_over_the_environment(tmp_path):
 
 def test_a_null_logger_name_is_no_logger(tmp_path):
     assert make_logger({"logger": {"name": None}}, tmp_path) is None
+
+
+def test_a_diverged_curve_is_logged_to_tensorboard_without_tensorboardx_warnings(
+    tmp_path, caplog, capsys
+):
+    """tensorboardX warned "NaN or Inf found in input tensor." once per non-finite value: third-
+    party noise among a diverged run's lines. The value is still written (the curve shows it)."""
+    pytest.importorskip("tensorboardX")
+    import logging
+
+    checker = logging.getLogger("tensorboardX.x2num")
+    level = checker.level
+    record = make_record(diverged=True)
+    logger = make_logger(logger_cfg("tensorboard"), tmp_path)
+    with caplog.at_level(logging.WARNING):
+        logger.log_trial(record)
+    logger.close()
+    assert not [r for r in caplog.records if r.name.startswith("tensorboardX")]
+    assert capsys.readouterr().err.splitlines()[0].startswith("tensorboard: 1 trial(s)")
+    assert checker.level == level  # the warning is back for anyone else's tensorboardX use
+    written = {
+        (value.tag, event.step): value.simple_value
+        for event in read_events(tmp_path / "tensorboard" / record["trial_id"])
+        for value in event.summary.value
+        if value.HasField("simple_value")
+    }
+    assert math.isnan(written[("train_loss", 4)]) and math.isinf(written[("valid_loss", 4)])

@@ -6,7 +6,8 @@ viewing. It is chosen by the ``logger`` config group (``conf/logger/``), ``none`
     uv run lstm-variants logger=tensorboard
     uv run lstm-variants -m +sweep=quickstart logger=mlflow logger.experiment=quick
 
-Every logger writes one run per trial, named by its ``trial_id``, holding
+Every logger writes one run per trial, named by its ``trial_id`` (a trial retrained with
+``overwrite=true`` replaces its run: TensorBoard's folder is emptied, MLflow's run deleted), holding
 
 - params: the record's ``hyperparameters``, its ``sampled`` values (as ``sampled/<key>``) and its
   ``study``, ``cell``, ``dataset`` and ``seed`` (None values are left out);
@@ -226,7 +227,8 @@ class TensorBoardLogger(TrialLogger):
 
 
 class MLflowLogger(TrialLogger):
-    """One MLflow run per trial (run name: trial_id; tags: trial_id, study, cell, dataset).
+    """One MLflow run per trial (run name: trial_id; tags: trial_id, study, cell, dataset); a
+    retrained trial's new run replaces the old one, which is deleted.
 
     Params as strings, curve fields as metrics at step ``epoch``, ``final/*`` at the last epoch.
     View with ``mlflow ui --backend-store-uri <tracking_uri>``.
@@ -272,6 +274,9 @@ class MLflowLogger(TrialLogger):
         tags = {"trial_id": record["trial_id"]} | {
             key: str(record[key]) for key in ("study", "cell", "dataset") if key in record
         }
+        earlier = self.client.search_runs(
+            [experiment], filter_string=f"tags.trial_id = '{record['trial_id']}'"
+        )
         run = self.client.create_run(experiment, run_name=record["trial_id"], tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
@@ -292,6 +297,11 @@ class MLflowLogger(TrialLogger):
             self.client.set_terminated(run_id, status="FAILED")
             raise
         self.client.set_terminated(run_id)
+        # A retrained trial (overwrite=true) replaces its run, as in TensorBoard: two runs of one
+        # trial would be two rows of one trial in the comparison. Once the new run is whole, so
+        # a failure keeps the old one; a deleted run stays restorable (mlflow gc removes it).
+        for previous in earlier:
+            self.client.delete_run(previous.info.run_id)
 
 
 class WandbLogger(TrialLogger):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import struct
 import sys
 import types
@@ -241,6 +242,10 @@ MLFLOW_CLIENT_METHODS = {
     "create_run": lambda experiment_id, start_time=None, tags=None, run_name=None: None,
     "log_batch": lambda run_id, metrics=(), params=(), tags=(), synchronous=None: None,
     "set_terminated": lambda run_id, status=None, end_time=None: None,
+    "search_runs": lambda experiment_ids, filter_string="", run_view_type=1, max_results=1000, order_by=None, page_token=None: (
+        None
+    ),
+    "delete_run": lambda run_id: None,
 }
 WANDB_INIT_KEYWORDS = (
     "entity project dir id name notes tags config group job_type mode resume settings".split()
@@ -250,6 +255,10 @@ WANDB_INIT_KEYWORDS = (
 def install_fake_mlflow(monkeypatch, fail_on: str | None = None) -> list:
     """A fake ``mlflow`` whose MlflowClient records its calls; ``fail_on`` names one that raises."""
     calls: list = []
+    runs: dict[str, dict] = {}  # the store's runs not deleted, by id: their tags
+
+    def calls_named(method: str) -> list:
+        return [call for call in calls if call[0] == method]
 
     class MlflowClient:
         def __init__(self, tracking_uri=None):
@@ -273,7 +282,19 @@ def install_fake_mlflow(monkeypatch, fail_on: str | None = None) -> list:
                     self.experiments[args[0]] = f"exp-{len(self.experiments)}"
                     return self.experiments[args[0]]
                 if method == "create_run":
-                    return types.SimpleNamespace(info=types.SimpleNamespace(run_id="run-1"))
+                    run_id = f"run-{len(calls_named('create_run'))}"
+                    runs[run_id] = kwargs.get("tags") or {}
+                    return types.SimpleNamespace(info=types.SimpleNamespace(run_id=run_id))
+                if method == "search_runs":  # the one filter the logger uses: a trial_id tag
+                    wanted = re.fullmatch(r"tags.trial_id = '(\w+)'", kwargs["filter_string"])
+                    trial = wanted.group(1)
+                    return [
+                        types.SimpleNamespace(info=types.SimpleNamespace(run_id=run_id))
+                        for run_id, tags in runs.items()
+                        if tags.get("trial_id") == trial
+                    ]
+                if method == "delete_run":
+                    del runs[args[0]]
 
             return call
 
@@ -522,3 +543,19 @@ def test_a_diverged_curve_is_logged_to_tensorboard_without_tensorboardx_warnings
         if value.HasField("simple_value")
     }
     assert math.isnan(written[("train_loss", 4)]) and math.isinf(written[("valid_loss", 4)])
+
+
+def test_a_retrained_trial_replaces_its_mlflow_run(monkeypatch, tmp_path):
+    """overwrite=true logged a second run under the same trial id: one trial, two runs (checked
+    with mlflow 3.17.2 and a SQLite store: now one active run, the earlier one deleted)."""
+    calls = install_fake_mlflow(monkeypatch)
+    for _ in range(2):  # the first training, then the retraining, each its own process
+        logger = make_logger(logger_cfg("mlflow", tracking_uri="http://t"), tmp_path)
+        logger.log_trial(make_record("t1"))
+        logger.log_trial(make_record("t2"))
+        logger.close()
+    names = [call[0] for call in calls]
+    assert names.count("create_run") == 4
+    assert [call[1] for call in calls if call[0] == "delete_run"] == [("run-1",), ("run-2",)]
+    # Deleted after the new run is whole, so a failure on the way keeps the earlier run.
+    assert names.index("delete_run") > names.index("set_terminated", names.index("create_run", 3))

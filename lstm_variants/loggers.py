@@ -7,7 +7,8 @@ viewing. It is chosen by the ``logger`` config group (``conf/logger/``), ``none`
     uv run lstm-variants -m +sweep=quickstart logger=mlflow logger.experiment=quick
 
 Every logger writes one run per trial, named by its ``trial_id`` (a trial retrained with
-``overwrite=true`` replaces its run: TensorBoard's folder is emptied, MLflow's run deleted), holding
+``overwrite=true`` replaces its run: TensorBoard's folder is emptied, MLflow's run deleted,
+W&B's offline run folder removed; an online W&B run stays and the new one is added), holding
 
 - params: the record's ``hyperparameters``, its ``sampled`` values (as ``sampled/<key>``) and its
   ``study``, ``cell``, ``dataset`` and ``seed`` (None values are left out);
@@ -306,6 +307,8 @@ class MLflowLogger(TrialLogger):
 
 class WandbLogger(TrialLogger):
     """One W&B run per trial (name: trial_id, group: study), offline unless ``mode`` says otherwise.
+    Offline, the run's id is the trial_id too, and a retrained trial's run replaces the earlier
+    one not yet synced; online, it is W&B's own, and a retrained trial adds a run.
 
     Config: the params; history: curve fields at step ``epoch``; summary: ``final/*``. Offline runs
     land in ``<dir>/wandb/``; ``wandb sync`` uploads them.
@@ -326,9 +329,18 @@ class WandbLogger(TrialLogger):
 
     def _log(self, record: dict) -> None:
         settings = self.settings
+        offline = settings["mode"] == "offline"
+        if offline:
+            # A retrained trial (overwrite=true) replaces its run, as in TensorBoard: otherwise
+            # `wandb sync offline-run-*` would upload two runs of one trial. The run's id is its
+            # trial_id, which names its folder, offline-run-<time>-<id>.
+            runs = Path(settings["dir"]) / "wandb"
+            for earlier in runs.glob(f"offline-run-*-{record['trial_id']}"):
+                shutil.rmtree(earlier)
         run = self.wandb.init(
             project=settings["project"],
             entity=settings.get("entity"),
+            id=record["trial_id"] if offline else None,
             name=record["trial_id"],
             group=settings.get("group") or record.get("study"),
             job_type=record.get("cell"),

@@ -559,3 +559,21 @@ def test_a_retrained_trial_replaces_its_mlflow_run(monkeypatch, tmp_path):
     assert [call[1] for call in calls if call[0] == "delete_run"] == [("run-1",), ("run-2",)]
     # Deleted after the new run is whole, so a failure on the way keeps the earlier run.
     assert names.index("delete_run") > names.index("set_terminated", names.index("create_run", 3))
+
+
+def test_a_retrained_trial_replaces_its_offline_wandb_run(monkeypatch, tmp_path):
+    """overwrite=true added a second offline run of the same trial, which `wandb sync
+    offline-run-*` would upload as a second run (checked with wandb 0.31: one folder per trial)."""
+    calls = install_fake_wandb(monkeypatch)
+    runs = tmp_path / "wandb"
+    earlier = runs / "offline-run-20260101_000000-abc123"  # as wandb names it: <time>-<run id>
+    other = runs / "offline-run-20260101_000000-def456"  # another trial's
+    for folder in (earlier, other):
+        (folder / "files").mkdir(parents=True)
+    make_logger(logger_cfg("wandb"), tmp_path).log_trial(make_record("abc123"))
+    assert calls[0][1]["id"] == "abc123"  # the new run's folder: offline-run-<time>-abc123
+    assert not earlier.exists() and other.exists()
+    # Online, the run is W&B's to name, and W&B's to keep.
+    calls.clear()
+    make_logger(logger_cfg("wandb", mode="online"), tmp_path).log_trial(make_record("def456"))
+    assert calls[0][1]["id"] is None and other.exists()

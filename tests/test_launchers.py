@@ -140,6 +140,48 @@ def test_a_joblib_job_past_its_timeout_is_a_failed_job_and_the_study_gets_its_su
     assert "- x=1: did not finish" in (sweep / "summary.md").read_text()
 
 
+# sbatch as SLURM answers a job array for a partition it does not have.
+REFUSING_SBATCH = """#!/bin/sh
+echo "sbatch: error: invalid partition specified: bogus" >&2
+echo "sbatch: error: Batch job submission failed: Invalid partition name specified" >&2
+exit 1
+"""
+
+
+def test_a_batch_the_cluster_refuses_is_one_error_line(tmp_path):
+    """submitit raised sbatch's refusal as a traceback of about 40 lines, after printing it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, script in (("sbatch", REFUSING_SBATCH), ("srun", "#!/bin/sh\nexit 0\n")):
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "config.yaml").write_text(
+        CONFIG.format(
+            launcher="submitit_slurm", target=TARGETS["submitit_slurm"], option="partition: bogus"
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "app.py", "-m", "x=0,1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(
+            os.environ,
+            PYTHONPATH=python_path(Path(__file__).parents[1]),
+            PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        ),
+    )
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.splitlines() == [
+        "lstm-variants: error: the cluster refused this batch of jobs, none was submitted "
+        "(sbatch: error: Batch job submission failed: Invalid partition name specified): fix the "
+        "hydra.launcher setting it names (e.g. hydra.launcher.partition=<your partition>), then "
+        "run the same command again"
+    ]
+
+
 def test_the_local_launcher_shortens_a_wait_submitit_still_has(tmp_path, monkeypatch):
     # submitit gives an ended job 15 s for its result file; LocalLauncher.submit cuts that to
     # LOCAL_RESULTS_WAIT_S on each job it submits, through this private attribute: renamed in

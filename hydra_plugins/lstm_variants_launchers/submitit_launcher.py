@@ -12,6 +12,9 @@ the cluster and their records land on disk. This subclass collects every job's r
 - any other gets ``status.json`` 'failed' with the reason and the path of its log, so
   ``summary.md`` lists it; rerunning the command trains its missing trials.
 
+A batch the cluster refuses to take (sbatch's error: an unknown partition, account or QOS) was a
+traceback from submitit; it is one error line with sbatch's reason, and exit status 2.
+
 ``submit`` is hydra-submitit-launcher 1.2.0's ``BaseSubmititLauncher.launch`` (MIT licence,
 Copyright (c) Facebook, Inc. and its affiliates) up to the submission, unchanged but for one call,
 ``set_devices``: the results are collected in the one expression after it, which no hook reaches.
@@ -22,8 +25,11 @@ submitit's local executor.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,11 @@ log = logging.getLogger(__name__)
 # Seconds a local job that ended is given for its result file (LocalLauncher.submit).
 LOCAL_RESULTS_WAIT_S = 1
 ENDED = "did not finish: its submitit job {job} ended without a result ({cause}); log: {log}"
+REFUSED = (
+    "the cluster refused this batch of jobs, none was submitted ({cause}): fix the "
+    "hydra.launcher setting it names (e.g. hydra.launcher.partition=<your partition>), then run "
+    "the same command again"
+)
 
 
 class SubmititLauncher(BaseSubmititLauncher):
@@ -51,9 +62,21 @@ class SubmititLauncher(BaseSubmititLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from submitit.core.utils import UncompletedJobError
+        from submitit.core.utils import FailedJobError, UncompletedJobError
 
-        jobs = self.submit(job_overrides, initial_job_idx)
+        try:
+            # submitit prints the refusal's lines itself before raising it: said once, below.
+            with contextlib.redirect_stderr(io.StringIO()):
+                jobs = self.submit(job_overrides, initial_job_idx)
+        except FailedJobError as error:  # sbatch refused the job array (partition, account, ...)
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            print(
+                "lstm-variants: error: "
+                + REFUSED.format(cause=lines[-1] if lines else type(error).__name__),
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(2)
         returns = []
         for number, (overrides, job) in enumerate(
             zip(job_overrides, jobs, strict=True), start=initial_job_idx

@@ -36,9 +36,12 @@ def joblib_settings_error(settings: Mapping[str, Any]) -> str | None:
     The settings go through hydra-joblib-launcher's own conversion and into ``joblib.Parallel``
     as the launcher passes them, so what it accepts here, it accepts there.
     """
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-    from joblib import Parallel
-    from joblib._utils import eval_expr  # what Parallel evaluates pre_dispatch with
+    try:  # private helpers of the locked versions: if a later version drops them, no check
+        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+        from joblib import Parallel
+        from joblib._utils import eval_expr  # what Parallel evaluates pre_dispatch with
+    except ImportError:
+        return None
 
     config = {key: value for key, value in settings.items() if key != "_target_"}
     backend = config.get("backend")
@@ -62,7 +65,10 @@ def joblib_settings_error(settings: Mapping[str, Any]) -> str | None:
     pre_dispatch = config.get("pre_dispatch", "2*n_jobs")
     if pre_dispatch == "all":
         return None
-    n_jobs = parallel._effective_n_jobs()
+    try:
+        n_jobs = parallel._effective_n_jobs()
+    except AttributeError:  # a later joblib without it: as above
+        return None
     try:
         amount = int(eval_expr(str(pre_dispatch).replace("n_jobs", str(n_jobs))))
     except (ValueError, TypeError):

@@ -89,9 +89,16 @@ def parse_args():
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if min(args.k) < 1:
         parser.error(f"--k: population sizes must be at least 1, got {min(args.k)}")
-    for name in ("sequences", "devices"):
+    for name in ("sequences", "devices", "seed"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be at least 0 (0: the default), got {getattr(args, name)}")
+    if args.length_buckets < 1:
+        parser.error(
+            f"--length-buckets must be at least 1 (1: pad to 128), got {args.length_buckets}"
+        )
+    # The range train.max_padding_waste has in a config; 'not <=' refuses nan as well.
+    if not 0 <= args.max_padding_waste <= 1:
+        parser.error(f"--max-padding-waste must be in [0, 1], got {args.max_padding_waste}")
     return args
 
 

@@ -58,7 +58,20 @@ def parse_args():
     parser.add_argument(
         "--pin", action="store_true", help="run on one core, as population.py's pinned workers"
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name in ("steps", "repeats", "k"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("hidden", "groups"):
+        if min(getattr(args, name)) < 1:
+            parser.error(f"--{name}: sizes must be at least 1, got {min(getattr(args, name))}")
+    if args.seed < 0:
+        parser.error(f"--seed must be at least 0, got {args.seed}")
+    # c_1(H), a trial alone, is what every gain divides: without it the first group stood in.
+    if 1 not in args.groups:
+        parser.error(f"--groups must include 1 (a trial alone, what the gains compare with), got "
+                     f"{' '.join(map(str, args.groups))}")  # fmt: skip
+    return args
 
 
 def member_update_ms(hidden: int, group: int, steps: int, repeats: int) -> float:

@@ -239,11 +239,14 @@ def main():
     if args.worker is not None:
         pin_worker_to_core(args.worker)
     # JAX reads these once, at start-up: one simulated device per core, and no Eigen threads
-    # fighting over the same cores inside each device's small products.
+    # fighting over the same cores inside each device's small products. The cores this process
+    # may run on (taskset's, a container's), as the lstm-variants command counts them, not the
+    # machine's: under taskset -c 0 the population had two devices on one core.
     import jax
 
     if jax.config.jax_platforms in (None, "", "cpu") and not os.environ.get("CUDA_VISIBLE_DEVICES"):
-        jax.config.update("jax_num_cpu_devices", args.devices or os.cpu_count() or 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        jax.config.update("jax_num_cpu_devices", args.devices or cores or 1)
         if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
             flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
             os.environ["XLA_FLAGS"] = flags.strip()

@@ -91,6 +91,8 @@ def parse_args():
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if min(args.k) < 1:
         parser.error(f"--k: population sizes must be at least 1, got {min(args.k)}")
+    # Each K once: a second K = 32 row trained it again and was read as the processes' row.
+    args.k = list(dict.fromkeys(args.k))
     for name in ("sequences", "devices", "seed"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be at least 0 (0: the default), got {getattr(args, name)}")

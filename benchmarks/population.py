@@ -13,7 +13,8 @@ for ``--epochs`` epochs each (patience is set so nobody stops early; a diverging
 both). A trial-epoch is one epoch of training plus its validation pass; the rate counts the epochs
 the trials ran over the seconds spent in epochs, leaving out parameter initialisation and
 compilation, which are reported in their own columns. Each run is made both ways: first
-cold (no compiled program kept from an earlier run, ``population.forget_compiled``), then warm
+cold (no compiled program kept from an earlier run, ``population.forget_compiled`` and
+``jax.clear_caches``), then warm
 (``--repeats`` times; the median counts, and the spread is printed as it goes).
 The epoch seconds are the warm run's: the cold run's epochs also compile the small programs the
 epoch loop runs beside the epoch program (selecting the best parameters, the epoch's keys), once
@@ -179,9 +180,15 @@ def cold_then_warm(train, repeats: int = 1) -> dict:
     """``train()``'s totals (``population_totals``) run cold, then ``repeats`` times warm: the
     warm runs' epochs and median epoch seconds, and as set-up the cold run's seconds beyond that
     median (module docstring)."""
+    import jax
+
     from lstm_variants.population import forget_compiled
 
+    # JAX's own caches too: member_init compiles its pieces once per hidden size, and without
+    # this a population found those of every size its sequential trials had (init 0.6 s, not 13 s,
+    # for 4 members), so its set-up was not a fresh process's.
     forget_compiled()
+    jax.clear_caches()
     started = time.perf_counter()
     cold = population_totals(train())
     wall = time.perf_counter() - started

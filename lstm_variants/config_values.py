@@ -161,13 +161,15 @@ RULES: dict[str, Rule] = {
 INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "uniform", "normal", "lecun_normal", "zeros")
 VECTOR_INITIALIZER_NAMES = ("uniform", "normal", "zeros")
 
-# Keys that name one of a few choices. The first three are registries of modules that import
-# JAX (``recurrence.RECURRENCES``, ``optimizers.OPTIMIZERS``, ``train.LOSS_NORMALIZATIONS``): a
+# Keys that name one of a few choices. The first four are registries of modules that import
+# JAX (``recurrence.RECURRENCES``, ``optimizers.OPTIMIZERS``, ``optimizers.LEARNING_RATE_SCALES``,
+# ``train.LOSS_NORMALIZATIONS``): a
 # test keeps each equal to its copy here, so that this module, and the command-line check that
 # runs before a sweep's first job, need no JAX.
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.recurrence": ("fast", "xla", "reference"),
     "optimizer.name": ("sgd", "adam"),
+    "optimizer.learning_rate_scale": ("none", "one_minus_momentum"),
     "train.loss_normalization": ("frame", "sequence"),
     "diagnose.split": ("train", "valid", "test"),
     "diagnose.average": ("arithmetic", "geometric"),
@@ -237,13 +239,14 @@ def check_values(cfg: Mapping[str, Any]) -> None:
             f"optimizer.momentum ({given}) is used only by optimizer=sgd (Adam ignores it; "
             "search=greff samples it): add optimizer=sgd, or drop the momentum"
         )
-    if optimizer.get("name") == "adam" and (
-        optimizer.get("nesterov") is not None or "optimizer.nesterov" in space
-    ):
-        raise ConfigError(
-            f"optimizer.nesterov ({optimizer.get('nesterov', 'drawn by the search')}) is used "
-            "only by optimizer=sgd (Adam ignores it): add optimizer=sgd, or drop it"
-        )
+    for key in ("nesterov", "learning_rate_scale"):
+        if optimizer.get("name") == "adam" and (
+            optimizer.get(key) is not None or f"optimizer.{key}" in space
+        ):
+            raise ConfigError(
+                f"optimizer.{key} ({optimizer.get(key, 'drawn by the search')}) is used only by "
+                "optimizer=sgd (Adam ignores it): add optimizer=sgd, or drop it"
+            )
     if "sampled" not in search:
         check_space_targets(cfg, space)
 
@@ -341,7 +344,15 @@ def check_model_keys(model: Mapping[str, Any] | None) -> None:
 # The keys that the nodes of these config groups may hold (a test keeps them equal to the union of
 # each group's YAML files, with the keys the search writes into a trial's config).
 GROUP_KEYS = {
-    "optimizer": ("name", "learning_rate", "momentum", "nesterov", "clip_norm", "clip_value"),
+    "optimizer": (
+        "name",
+        "learning_rate",
+        "momentum",
+        "nesterov",
+        "learning_rate_scale",
+        "clip_norm",
+        "clip_value",
+    ),
     "cell": ("name", "options"),
     "dataset": ("name", "options"),
     "search": ("trials", "seed", "paired", "shards", "shard", "space", "rerun")

@@ -186,7 +186,11 @@ OPERATIONAL_KEYS = (
 # Keys added to the config after records were first written, with the value that reproduces the
 # behaviour from before they existed: at that value a key is left out of the trial id, so earlier
 # records keep their ids (a rerun of an old study still finds and skips them).
-IDENTITY_NEUTRAL = {("train", "loss_normalization"): "frame", ("train", "dropout"): 0.0}
+IDENTITY_NEUTRAL = {
+    ("train", "loss_normalization"): "frame",
+    ("train", "dropout"): 0.0,
+    ("optimizer", "learning_rate_scale"): "none",
+}
 
 
 def trial_identity(cfg: Mapping[str, Any]) -> str:

@@ -1,6 +1,12 @@
 """Optimisers from config: optax SGD with Nesterov momentum (Greff et al.) or Adam, after gradient
 clipping by global norm and per value, as one ``optax.chain``.
 
+SGD's step size is the learning rate eta, or with ``learning_rate_scale: one_minus_momentum``
+eta (1 - mu), as Greff et al. (2017) describe their training: with momentum mu a constant
+gradient g moves the parameters by eta g / (1 - mu) a step in the long run, and the rescaling
+makes that eta g whatever the momentum, so that the learning rate and the momentum drawn by a
+search do not stand in for each other.
+
 In a population every trial has its own learning rate, momentum and clipping thresholds, so these
 are not Python constants but arrays carried in the optimizer state (``optax.inject_hyperparams``),
 one per member under ``jax.vmap``. Clipping that is off is a threshold of +inf, which leaves every
@@ -21,6 +27,8 @@ import optax
 from lstm_variants.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
+# What SGD's learning rate is multiplied by (module docstring).
+LEARNING_RATE_SCALES = ("none", "one_minus_momentum")
 
 
 MEMBER_HYPERPARAMETERS = ("learning_rate", "momentum", "clip_norm", "clip_value")
@@ -52,8 +60,9 @@ def make_member_optimizer(cfg: Mapping[str, Any]) -> Callable[..., optax.Gradien
     """The optimizer of ``cfg`` with ``MEMBER_HYPERPARAMETERS`` as injectable arrays.
 
     Args:
-      cfg: ``name`` ('sgd' or 'adam') and, for sgd, ``nesterov``; the numbers (``learning_rate``,
-        ``momentum``, ``clip_norm``, ``clip_value``) come per member from ``member_hyperparameters``.
+      cfg: ``name`` ('sgd' or 'adam') and, for sgd, ``nesterov`` and ``learning_rate_scale``
+        (``LEARNING_RATE_SCALES``, default 'none'); the numbers (``learning_rate``, ``momentum``,
+        ``clip_norm``, ``clip_value``) come per member from ``member_hyperparameters``.
 
     Returns:
       ``optax.inject_hyperparams`` of a factory: call it with the member's hyperparameters
@@ -62,15 +71,25 @@ def make_member_optimizer(cfg: Mapping[str, Any]) -> Callable[..., optax.Gradien
       (``population._COMPILED``).
     """
     name, nesterov = cfg["name"], bool(cfg.get("nesterov", False))
+    scale = cfg.get("learning_rate_scale") or "none"
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer '{name}'; valid optimizers: {', '.join(OPTIMIZERS)}")
-    return _member_optimizer(name, nesterov)
+    if scale not in LEARNING_RATE_SCALES:
+        raise ConfigError(
+            f"optimizer.learning_rate_scale must be one of {', '.join(LEARNING_RATE_SCALES)}, "
+            f"got {scale!r}"
+        )
+    return _member_optimizer(name, nesterov, scale)
 
 
 @functools.cache
-def _member_optimizer(name: str, nesterov: bool) -> Callable[..., optax.GradientTransformation]:
+def _member_optimizer(
+    name: str, nesterov: bool, scale: str = "none"
+) -> Callable[..., optax.GradientTransformation]:
     def factory(learning_rate, momentum, clip_norm, clip_value):
         if name == "sgd":
+            if scale == "one_minus_momentum":
+                learning_rate = learning_rate * (1.0 - momentum)
             # momentum 0 is exactly plain SGD: the trace is g + 0 * previous.
             core = optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
         else:

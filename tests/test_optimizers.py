@@ -121,3 +121,43 @@ def test_an_unknown_optimizer_is_a_config_error_naming_the_valid_ones():
         make_member_optimizer({"name": "rmsprop"})
     with pytest.raises(ConfigError, match=message):
         member_hyperparameters({"name": "rmsprop", "learning_rate": 0.1})
+
+
+def test_sgd_with_the_learning_rate_scaled_by_one_minus_momentum():
+    """Greff et al.'s SGD: steps of eta (1 - mu). The same steps as unscaled SGD at eta (1 - mu);
+    under a constant gradient g the step tends to eta g, where unscaled it tends to
+    eta g / (1 - mu) (Nesterov's trace v -> g / (1 - mu), step eta (g + mu v) -> eta g / (1 - mu))."""
+    lr, mu = 0.1, 0.9
+
+    def steps(gradients, scale, learning_rate):
+        optimizer = make_member_optimizer(
+            {"name": "sgd", "nesterov": True, "learning_rate_scale": scale}
+        )(learning_rate=learning_rate, momentum=mu, clip_norm=math.inf, clip_value=math.inf)
+        params = jnp.zeros(1)
+        state, updates = optimizer.init(params), []
+        for g in gradients:
+            update, state = optimizer.update(jnp.asarray([g]), state, params)
+            updates.append(float(update[0]))
+        return updates
+
+    gradients = [1.0, 2.0, -1.0]
+    np.testing.assert_allclose(
+        steps(gradients, "one_minus_momentum", lr), steps(gradients, "none", lr * (1 - mu)),
+        rtol=1e-6,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        steps([2.0] * 400, "one_minus_momentum", lr)[-1], -lr * 2.0, rtol=1e-4
+    )
+    np.testing.assert_allclose(steps([2.0] * 400, "none", lr)[-1], -lr * 2.0 / (1 - mu), rtol=1e-4)
+    with pytest.raises(ConfigError, match="learning_rate_scale must be one of none, one_minus"):
+        make_member_optimizer({"name": "sgd", "learning_rate_scale": "momentum"})
+
+
+def test_the_learning_rate_scale_at_none_leaves_trial_ids_as_before_it_existed():
+    from lstm_variants.experiment import trial_identity
+
+    base = {"seed": 0, "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}}
+    scaled = {**base, "optimizer": {**base["optimizer"], "learning_rate_scale": "none"}}
+    assert trial_identity(scaled) == trial_identity(base)
+    scaled["optimizer"]["learning_rate_scale"] = "one_minus_momentum"
+    assert trial_identity(scaled) != trial_identity(base)

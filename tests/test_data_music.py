@@ -299,3 +299,16 @@ def test_missing_without_download_and_availability(tmp_path, no_network):
         assert music.SOURCES[name].url in str(error.value)
     assert "trust on first use" in INFO["nottingham"].checksum
     assert INFO["piano_midi"].checksum.startswith("sha256 273d593b")
+
+
+def test_a_file_without_a_sha256_yet_is_listed_as_not_checked(tmp_path, no_network):
+    """Nottingham has no published sha256; until a first load records one, a truncated copy
+    was listed as plainly 'local', as if checked."""
+    path = tmp_path / "nottingham.pickle"
+    path.write_bytes(pickle_bytes(piano_rolls())[:40])  # a truncated copy
+    assert availability("nottingham", tmp_path) == (
+        f"local {path} (not checked yet: its sha256 is recorded at its first load)"
+    )
+    path.write_bytes(pickle_bytes(piano_rolls()))
+    load_dataset("nottingham", data_dir=tmp_path)  # records its sha256
+    assert availability("nottingham", tmp_path) == f"local {path}"

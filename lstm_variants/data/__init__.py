@@ -200,7 +200,8 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     Returns:
         'generated' (reads no file), 'user file (option path)', 'local <path>' (every file
         it needs is in the data directory and matches its sha256; the directory when it needs
-        several), 'corrupt: <which file, and how to fix it>' (a file is there but does not
+        several; '... (not checked yet: ...)' when a file has no sha256 to match, neither
+        published nor recorded by a first load, so a truncated copy would show), 'corrupt: <which file, and how to fix it>' (a file is there but does not
         match its sha256, or is a directory, `file_problem`: its loader would refuse it),
         'downloadable' (a file is missing, the loader fetches it) or 'missing: <what to
         obtain>'.
@@ -226,10 +227,24 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
             return f"corrupt: {problem}; {fix}"
     missing = [file for file in info.files if not (directory / file).is_file()]
     if not missing:
-        return f"local {directory / info.files[0] if len(info.files) == 1 else directory}"
+        where = directory / info.files[0] if len(info.files) == 1 else directory
+        if any(reference_sha256(name, directory / file) is None for file in info.files):
+            return f"local {where} (not checked yet: its sha256 is recorded at its first load)"
+        return f"local {where}"
     if info.downloadable:
         return "downloadable"
     return f"missing: {info.obtain or ', '.join(missing)} in {directory}"
+
+
+def published_sha256(name: str, path: Path) -> str | None:
+    """The sha256 published for dataset `name`'s file at `path`, or None."""
+    return music.SOURCES[name].sha256 if name in music.SOURCES else text.published_sha256(path.name)
+
+
+def reference_sha256(name: str, path: Path) -> str | None:
+    """The sha256 the file at `path` must match: its published one, else the one recorded on
+    first use (`<path>.sha256`), else None. Raises DataError for a malformed record."""
+    return published_sha256(name, path) or cache.recorded_sha256(path)
 
 
 def file_problem(name: str, path: Path) -> str | None:
@@ -239,9 +254,7 @@ def file_problem(name: str, path: Path) -> str | None:
     use in `<path>.sha256` (`cache`); None when it does, is not there (a download, or the
     missing-file message, is the loader's answer), or has neither sha256 to match.
     """
-    published = (
-        music.SOURCES[name].sha256 if name in music.SOURCES else text.published_sha256(path.name)
-    )
+    published = published_sha256(name, path)
     if not path.exists():
         return None
     if not path.is_file():  # the loaders would not download over it, nor read it

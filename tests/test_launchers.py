@@ -82,6 +82,18 @@ def test_the_projects_launcher_presets_use_these_launchers(preset):
     assert cfg.hydra.launcher._target_ == TARGETS[preset]
 
 
+def run_two_jobs(folder: Path, **environment: str) -> subprocess.CompletedProcess:
+    """``app.py -m x=0,1`` in ``folder`` (its app.py and config.yaml), with this checkout's code."""
+    return subprocess.run(
+        [sys.executable, "app.py", "-m", "x=0,1"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=python_path(Path(__file__).parents[1])) | environment,
+    )
+
+
 @pytest.mark.parametrize("launcher", sorted(DEAD))
 @pytest.mark.slow
 def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_path, launcher):
@@ -90,14 +102,7 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
     (tmp_path / "config.yaml").write_text(
         CONFIG.format(launcher=launcher, target=TARGETS[launcher], option=option)
     )
-    out = subprocess.run(
-        [sys.executable, "app.py", "-m", "x=0,1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, PYTHONPATH=python_path(Path(__file__).parents[1])),
-    )
+    out = run_two_jobs(tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]  # one job of two failed: the study goes on
     assert "Traceback" not in out.stderr
     sweep = tmp_path / "sweep"
@@ -122,14 +127,7 @@ def test_a_joblib_job_past_its_timeout_is_a_failed_job_and_the_study_gets_its_su
             "wait: 3", "wait: 600"
         )  # x=1 runs past the timeout
     )
-    out = subprocess.run(
-        [sys.executable, "app.py", "-m", "x=0,1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, PYTHONPATH=python_path(Path(__file__).parents[1])),
-    )
+    out = run_two_jobs(tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     sweep = tmp_path / "sweep"
@@ -161,18 +159,7 @@ def test_a_batch_the_cluster_refuses_is_one_error_line(tmp_path):
             launcher="submitit_slurm", target=TARGETS["submitit_slurm"], option="partition: bogus"
         )
     )
-    out = subprocess.run(
-        [sys.executable, "app.py", "-m", "x=0,1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(
-            os.environ,
-            PYTHONPATH=python_path(Path(__file__).parents[1]),
-            PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        ),
-    )
+    out = run_two_jobs(tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.splitlines() == [
         "lstm-variants: error: the cluster refused this batch of jobs, none was submitted "

@@ -37,9 +37,10 @@ def test_clipping_per_value_bounds_both_signs():
     np.testing.assert_array_equal(sgd_updates(grads, clip_value=2.0)["w"], [2.0, 1.0, -1.0, -2.0])
 
 
-def sgd_steps(gradients, nesterov, learning_rate=0.1, momentum=0.9):
+def sgd_steps(gradients, nesterov, learning_rate=0.1, momentum=0.9, scale="none"):
     """The updates of successive SGD steps on a one-value parameter, one per gradient."""
-    optimizer = make_member_optimizer({"name": "sgd", "nesterov": nesterov})(
+    sgd = {"name": "sgd", "nesterov": nesterov, "learning_rate_scale": scale}
+    optimizer = make_member_optimizer(sgd)(
         learning_rate=learning_rate, momentum=momentum, clip_norm=math.inf, clip_value=math.inf
     )
     params = jnp.zeros(1)
@@ -130,15 +131,7 @@ def test_sgd_with_the_learning_rate_scaled_by_one_minus_momentum():
     lr, mu = 0.1, 0.9
 
     def steps(gradients, scale, learning_rate):
-        optimizer = make_member_optimizer(
-            {"name": "sgd", "nesterov": True, "learning_rate_scale": scale}
-        )(learning_rate=learning_rate, momentum=mu, clip_norm=math.inf, clip_value=math.inf)
-        params = jnp.zeros(1)
-        state, updates = optimizer.init(params), []
-        for g in gradients:
-            update, state = optimizer.update(jnp.asarray([g]), state, params)
-            updates.append(float(update[0]))
-        return updates
+        return sgd_steps(gradients, True, learning_rate, mu, scale)
 
     gradients = [1.0, 2.0, -1.0]
     np.testing.assert_allclose(

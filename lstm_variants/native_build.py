@@ -9,7 +9,8 @@ compiler and its version. Where the user cache cannot be written (a read-only ho
 the user's in the temporary directory serves instead. A second process
 waits on a file lock while the first compiles (about 4 s), and a library appears only whole
 (written under a temporary name, then renamed), so parallel test workers or sweep jobs never load
-half a file.
+half a file; one found cut short all the same (a partial copy of the cache) is compiled again
+(``is_whole``).
 
 Why not at install time: the package stays pure Python (``uv sync`` needs no compiler), and a
 machine without a compiler still trains, on the XLA recurrence (``native_lstm.available``).
@@ -25,7 +26,9 @@ import platform
 import secrets
 import shlex
 import shutil
+import struct
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -130,10 +133,15 @@ def library_path(cache: Path | None = None) -> Path:
     )
     try:
         compiler = find_compiler()
-    except NativeBuildError:
+    except NativeBuildError as error:
         earlier = list(folder.glob(f"lstm_recurrence-{built_from}-*.so"))
+        whole = [path for path in earlier if is_whole(path)]
+        if whole:
+            return max(whole, key=lambda path: path.stat().st_mtime)
         if earlier:
-            return max(earlier, key=lambda path: path.stat().st_mtime)
+            raise NoCompilerError(
+                f"{error}, and the library built here before is cut short ({earlier[0]})"
+            ) from None
         raise
     resolved = [os.path.realpath(compiler[0]), *compiler[1:]]
     built_by = _digest(shlex.join(resolved).encode(), _compiler_version(compiler).encode())
@@ -181,14 +189,41 @@ def build(cache: Path | None = None) -> Path:
 
 def _build_in(folder: Path) -> Path:
     target = library_path(folder)
-    if target.is_file():
+    if is_whole(target):
         _mark_used(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{target}.lock", timeout=LOCK_TIMEOUT_SECONDS):
-        if not target.is_file():
+        if not is_whole(target):  # none yet, or one cut short: compiled again, replacing it
             _compile(target)
     return target
+
+
+def is_whole(library: Path) -> bool:
+    """Whether ``library`` exists and is as long as its ELF header says.
+
+    A shared library cut short (a copied or restored cache, a full disk, a file system that lost
+    its tail) loads, and then kills the process with SIGBUS when code in its missing pages runs:
+    no fallback to XLA can catch that. The linker writes the section header table last, at
+    ``e_shoff`` with ``e_shnum`` entries of ``e_shentsize`` bytes, so a file cut anywhere ends
+    before ``e_shoff + e_shnum * e_shentsize``. A file that is not ELF is whole only off Linux
+    (a Mach-O library, left to the loader).
+    """
+    try:
+        with library.open("rb") as file:
+            header = file.read(64)
+            size = os.fstat(file.fileno()).st_size
+    except OSError:
+        return False
+    if header[:4] != b"\x7fELF":
+        return not sys.platform.startswith("linux")
+    wide, order = header[4] == 2, "<" if header[5] == 1 else ">"
+    layout = f"{order}Q10xHH" if wide else f"{order}I10xHH"  # e_shoff .. e_shentsize, e_shnum
+    start = 0x28 if wide else 0x20
+    if len(header) < start + struct.calcsize(layout):
+        return False
+    table, entry_size, entries = struct.unpack_from(layout, header, start)
+    return table + entries * entry_size <= size
 
 
 def _mark_used(library: Path) -> None:
@@ -237,8 +272,8 @@ def _compile(target: Path) -> None:
                 f"{Path(compiler[0]).name} could not compile {SOURCE.name} (exit "
                 f"{done.returncode}); its output is in {log}"
             )
-        # On disk before it has the name that every later run loads without a check: a library
-        # cut short by a crash would kill those runs (SIGBUS), not fall back to XLA.
+        # On disk before it has the name that every later run loads: a library cut short by a
+        # crash would have to be compiled again (``is_whole``).
         with partial.open("rb") as written:
             os.fsync(written.fileno())
         os.replace(partial, target)

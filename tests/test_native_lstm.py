@@ -414,6 +414,24 @@ def test_a_built_library_is_reused_not_compiled_again(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".so"] == [first.name]
 
 
+def test_a_library_cut_short_is_compiled_again_not_loaded(tmp_path, monkeypatch):
+    # Loading a truncated library would kill the process with SIGBUS, past any fallback.
+    built = native_build.build(tmp_path)
+    whole = built.read_bytes()
+    for cut in (len(whole) - 1, len(whole) // 2, 10):
+        built.write_bytes(whole[:cut])
+        assert not native_build.is_whole(built)
+        assert native_build.build(tmp_path) == built
+        assert built.read_bytes() == whole  # compiled again, in place
+
+    built.write_bytes(whole[: len(whole) // 2])
+    monkeypatch.setenv("CXX", "no-such-compiler-here")  # and none to compile it again with
+    with pytest.raises(
+        native_build.NoCompilerError, match="library built here before is cut short"
+    ):
+        native_build.build(tmp_path)
+
+
 def test_libraries_unused_for_a_month_are_removed_when_a_new_one_is_built(tmp_path):
     month_ago = time.time() - native_build.UNUSED_AFTER_SECONDS - 60
     week_ago = time.time() - 7 * 24 * 3600

@@ -25,6 +25,10 @@ program file that has no access-time file; those programs are compiled and saved
 directory that JAX filled without a size bound has no access-time files at all: its programs are
 removed once and saved again with them.)
 
+A disk that fills up during a run fails every later save, and JAX warns, in two lines, for each
+program. Those warnings are one line here, and the job's last line counts the programs compiled
+but not saved.
+
 Measured on the 2-core CPU with a 32-trial Greff population on JSB Chorales, one epoch (then
 with the default Adam, which ignored the sampled momentum; the command now needs ``optimizer=sgd``):
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,19 +64,47 @@ PROGRAM_SUFFIX = "-cache"
 ACCESS_TIME_SUFFIX = "-atime"
 LOCK_NAME = ".lockfile"
 LOCK_TIMEOUT_SECONDS = 10
+# The starts of JAX's warnings for a program it could not read from the cache or save to it (a
+# full disk, a cache folder removed while the run goes on); each names the program and the error.
+READ_ERROR = "Error reading persistent compilation cache entry"
+WRITE_ERROR = "Error writing persistent compilation cache entry"
 
 
 class _CacheUse:
-    """Counts this process's programs loaded from the cache and compiled and saved to it."""
+    """Counts this process's programs loaded from the cache, compiled and saved to it, and
+    compiled but not saved (JAX counts a save it tried, then warns if it failed)."""
 
     def __init__(self):
         self.loaded = 0
         self.saved = 0
+        self.unsaved = 0
         self.listening = False
+        self.path: Path | None = None
+        self.problem_reported = False
 
     def __call__(self, event: str, **_) -> None:
         self.loaded += event == LOADED_EVENT
         self.saved += event == SAVED_EVENT
+
+    def errors_in_one_line(self, show):
+        """``warnings.showwarning`` that shows every warning as ``show`` does, but JAX's cache
+        read and write errors: those are counted, and the first is one line. A disk that fills
+        up fails every later save, and JAX would warn (two lines) for each program."""
+
+        def showwarning(message, category, filename, lineno, file=None, line=None):
+            text = str(message)
+            if not text.startswith((READ_ERROR, WRITE_ERROR)):
+                return show(message, category, filename, lineno, file, line)
+            self.unsaved += text.startswith(WRITE_ERROR)
+            if not self.problem_reported:
+                self.problem_reported = True
+                print(
+                    f"compilation cache: warning: cannot use {self.path} "
+                    f"({text.partition(': ')[2]}); the run goes on, compiling what it cannot load",
+                    file=sys.stderr,
+                )
+
+        return showwarning
 
 
 _use = _CacheUse()
@@ -116,8 +149,12 @@ def enable_compilation_cache(directory: str | os.PathLike | None) -> Path | None
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)
+    _use.path = path
     if not _use.listening:
         jax.monitoring.register_event_listener(_use)
+        # Each failed save must reach the count, not only the first with its text.
+        warnings.filterwarnings("always", message=WRITE_ERROR)
+        warnings.showwarning = _use.errors_in_one_line(warnings.showwarning)
         _use.listening = True
     return path
 
@@ -152,13 +189,18 @@ class JobCache:
     path: Path
     loaded_before: int
     saved_before: int
+    unsaved_before: int
 
     def describe(self) -> str:
-        """One line for the end of the job: how many programs it loaded and compiled."""
-        loaded, saved = cache_use()
+        """One line for the end of the job: how many programs it loaded and compiled, and how
+        many of those it could not save (a full disk)."""
+        loaded, saved, unsaved = cache_use()
+        failed = unsaved - self.unsaved_before
         return (
             f"compilation cache: {loaded - self.loaded_before} programs loaded, "
-            f"{saved - self.saved_before} compiled and saved ({self.path})"
+            f"{saved - self.saved_before} compiled and saved"
+            + (f", {failed} compiled but not saved" if failed else "")
+            + f" ({self.path})"
         )
 
 
@@ -183,6 +225,7 @@ def enable_for_command(directory, overrides: Sequence[str], prog: str) -> JobCac
     return None if path is None else JobCache(path, *cache_use())
 
 
-def cache_use() -> tuple[int, int]:
-    """(programs loaded from the cache, programs compiled and saved to it) in this process."""
-    return _use.loaded, _use.saved
+def cache_use() -> tuple[int, int, int]:
+    """(programs loaded from the cache, programs compiled and saved to it, programs compiled
+    but not saved) in this process."""
+    return _use.loaded, _use.saved - _use.unsaved, _use.unsaved

@@ -219,3 +219,33 @@ def test_an_empty_xdg_cache_home_is_ignored_not_taken_as_the_root(monkeypatch, c
             cfg = compose(config_name)
         assert cfg.compilation_cache == str(expected / "xla")
         assert resolve_data_dir() == expected
+
+
+CACHE_GONE_MIDWAY = """
+import shutil, sys
+from pathlib import Path
+import jax.numpy as jnp, jax
+from lstm_variants.compilation_cache import cache_use, enable_compilation_cache
+cache = Path(sys.argv[1])
+enable_compilation_cache(cache)
+jax.jit(lambda x: jnp.tanh(x) @ x.T)(jnp.ones((3, 3))).block_until_ready()
+saved = len(list(cache.glob("*-atime")))
+shutil.rmtree(cache)
+cache.write_text("")  # the folder is gone, as a cleaned ~/.cache or a full disk: no save works
+for n in range(2, 6):
+    jax.jit(lambda x: jnp.sin(x) * n)(jnp.ones((n,))).block_until_ready()
+print(saved, *cache_use())
+"""
+
+
+def test_programs_that_cannot_be_saved_are_one_warning_line_and_counted_as_not_saved(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", CACHE_GONE_MIDWAY, str(tmp_path / "xla")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    on_disk, loaded, saved, unsaved = map(int, done.stdout.split())
+    # JAX warns (two lines) for each program it could not read or save: 4 programs and more.
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"compilation cache: warning: cannot use {tmp_path / 'xla'} (")
+    assert line.endswith("); the run goes on, compiling what it cannot load")
+    assert (loaded, saved) == (0, on_disk) and unsaved >= 4

@@ -106,7 +106,15 @@ def pin_to_free_cores(count: int) -> None:
     """Claim ``count`` free cores and keep this process on them; one line says where it runs."""
     from lstm_variants.cpu_affinity import claim_cores, core_lock_dir, pin_process
 
-    cores = claim_cores(count)
+    try:
+        cores = claim_cores(count)
+    except OSError as error:  # a lock folder that cannot be made, a file system without flock
+        print(
+            f"lstm-variants: warning: cpu_pinning: cannot claim a core (locks in "
+            f"{core_lock_dir()}: {error.strerror or error}); this job runs unpinned",
+            file=sys.stderr,
+        )
+        return
     if not cores:
         print(
             f"lstm-variants: warning: cpu_pinning: every core is held by another job (locks in "

@@ -105,6 +105,23 @@ def test_every_core_held_is_one_warning_and_the_job_runs_unpinned(tmp_path):
     assert "runs unpinned" in lines[0]
 
 
+def test_a_lock_folder_that_cannot_be_made_is_one_warning_and_the_job_runs_unpinned(tmp_path):
+    (tmp_path / f"lstm-variants-cores-{os.getuid()}").write_text("")  # a file where it would go
+    code = """
+        import os
+        from lstm_variants.cli import pin_to_free_cores
+        before = os.sched_getaffinity(0)
+        pin_to_free_cores(1)
+        print(os.sched_getaffinity(0) == before)
+    """
+    run = python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = run.communicate()
+    assert run.returncode == 0 and out.strip() == "True", err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstm-variants: warning: cpu_pinning:")
+    assert "cannot claim a core" in lines[0] and "runs unpinned" in lines[0]
+
+
 def test_the_joblib_preset_gives_each_job_one_pinned_device_and_no_new_trial_ids():
     joblib = config("launcher=joblib")
     assert (joblib["cpu_devices"], joblib["cpu_pinning"]) == (1, True)

@@ -62,7 +62,10 @@ def find_compiler() -> list[str]:
     set, else the first of ``COMPILERS`` on the PATH."""
     named = os.environ.get("CXX", "").strip()
     if named:
-        words = shlex.split(named)
+        try:
+            words = shlex.split(named)
+        except ValueError as error:  # an unbalanced quote
+            raise NoCompilerError(f"CXX={named} is not a command line: {error}") from None
         found = shutil.which(words[0])
         if not found:
             raise NoCompilerError(f"CXX={named} is not an executable on the PATH")

@@ -536,6 +536,12 @@ def test_a_missing_compiler_named_by_cxx_is_one_line(tmp_path, monkeypatch):
         native_build.build(tmp_path)
 
 
+def test_a_cxx_with_an_unbalanced_quote_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", 'g++ "-O2')
+    with pytest.raises(native_build.NoCompilerError, match="is not a command line: No closing"):
+        native_build.build(tmp_path)
+
+
 def test_concurrent_builds_compile_once(tmp_path):
     """Two processes that find no library: one compiles, the other waits and loads the same file."""
     calls = tmp_path / "calls"

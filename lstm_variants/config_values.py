@@ -200,6 +200,13 @@ def check_values(cfg: Mapping[str, Any]) -> None:
         if found and value not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     check_trial_seeds(cfg)
+    # configure_devices claims cpu_devices cores: 0 (one device per core) claims none, and the
+    # job would run unpinned without a word.
+    if cfg.get("cpu_pinning") is True and cfg.get("cpu_devices") == 0:
+        raise ConfigError(
+            "cpu_pinning=true claims cpu_devices cores for the job, and cpu_devices=0 (one device "
+            "per core) claims none: set cpu_devices=N, the cores to claim, or cpu_pinning=false"
+        )
     study = cfg.get("study")
     # The study names the output folders (outputs/<study>/..., multirun/<study>): a path in it,
     # such as ../../etc, would put records outside them.

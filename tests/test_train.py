@@ -399,6 +399,11 @@ def test_a_relative_text_file_path_is_recorded_absolute_and_loads_from_elsewhere
         (["+cell.options.peepholes=abc"], "cell.options.peepholes must be true or false"),
         (["save_params=maybe"], "save_params must be true or false"),
         (["cpu_pinning=maybe", "cpu_devices=1"], "cpu_pinning must be true or false"),
+        (
+            ["cpu_pinning=true"],
+            "cpu_pinning=true claims cpu_devices cores for the job, and "
+            "cpu_devices=0 (one device per core) claims none: set cpu_devices=N",
+        ),
         # Hydra's own settings: its message, on one line.
         (["hydra.job.chdir=maybe"], "hydra.job.chdir=maybe: Value 'maybe' is not a valid bool"),
         (["hydra.job.chdri=true"], "unknown key hydra.job.chdri; did you mean hydra.job.chdir?"),

@@ -42,6 +42,7 @@ from lstm_variants.population_lock import LOCKS, population_key, population_lock
 from lstm_variants.recorded_data import check_recorded_data, config_dataset
 from lstm_variants.records import (
     RECORD_VERSION,
+    code_version,
     environment,
     read_record,
     trial_id,
@@ -261,6 +262,7 @@ def run_trials(
         trained on other data.
     """
     check_trial_dicts(cfgs)
+    code_version()  # the commit read now, before training: a commit made meanwhile trained nothing
     for cfg in cfgs:  # every config before any trains: a bad value fails fast, not after hours
         check_values(cfg)
     paths = [record_path(cfg, output_dir) for cfg in cfgs]

@@ -184,8 +184,9 @@ def read_record(path: Path) -> dict[str, Any]:
 def code_version() -> dict[str, Any]:
     """The commit of the checkout this package runs from and whether its tracked files differ.
 
-    Read once per process, at the first record: the code that trains is the code imported at
-    start, so a commit made while a long sweep runs must not be credited with its records.
+    Read once per process, when the first trials start (``experiment.run_trials``): the code
+    that trains is the code imported at start, so a commit made while a long run or sweep trains
+    must not be credited with its records.
     """
     return git_state(Path(__file__).resolve().parent)
 

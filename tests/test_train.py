@@ -829,3 +829,28 @@ def test_an_unknown_field_of_a_searched_key_names_the_fields_of_its_distribution
         "unknown key search.space.model.hidden_size.zzz; the keys of "
         "search.space.model.hidden_size: distribution, low, high, integer"
     )
+
+
+def test_a_record_names_the_commit_of_its_start_not_one_made_while_it_trained(
+    tmp_path, monkeypatch
+):
+    """The commit was read at the first record, after the first population had trained: a
+    checkout moved on meanwhile (a session's later commits) was credited with the run."""
+    from lstm_variants import experiment, records
+
+    trained = []
+    train = experiment.train_population
+    monkeypatch.setattr(
+        experiment, "train_population", lambda *a, **k: trained.append(1) or train(*a, **k)
+    )
+    monkeypatch.setattr(
+        records,
+        "git_state",
+        lambda _: {"git_commit": "b" * 40 if trained else "a" * 40, "git_dirty": False},
+    )
+    records.code_version.cache_clear()
+    try:
+        [(_, record)] = run_trials([config()], tmp_path, progress=False)
+    finally:
+        records.code_version.cache_clear()  # later tests read the real checkout
+    assert trained and record["environment"]["git_commit"] == "a" * 40

@@ -194,15 +194,28 @@ IDENTITY_NEUTRAL = {
 }
 
 
+# Keys inside a section that say how to run, not what to train, with the value a trial's id takes
+# for them whatever the config gives: ``dataset.options.download`` says whether missing files may
+# be fetched, not which data (each record's ``data_sha256`` says that). At the default, true, so
+# the ids of records written before stay: a study resumed offline (``download=false``) then skips
+# them instead of training every trial again beside them.
+IDENTITY_AS = {("dataset", "options", "download"): True}
+
+
 def trial_identity(cfg: Mapping[str, Any]) -> str:
-    """The trial id of ``cfg``: a hash of the resolved config without ``OPERATIONAL_KEYS`` and
-    without the ``IDENTITY_NEUTRAL`` keys that are at their neutral value."""
+    """The trial id of ``cfg``: a hash of the resolved config without ``OPERATIONAL_KEYS``,
+    without the ``IDENTITY_NEUTRAL`` keys that are at their neutral value and with the
+    ``IDENTITY_AS`` keys it has at their one value."""
     identity = copy.deepcopy({k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS})
-    for (*parents, key), neutral in IDENTITY_NEUTRAL.items():
+    for (*parents, key), value in (*IDENTITY_NEUTRAL.items(), *IDENTITY_AS.items()):
         node = identity
         for parent in parents:
             node = node.get(parent) if isinstance(node, Mapping) else None
-        if isinstance(node, dict) and key in node and node[key] == neutral:
+        if not isinstance(node, dict) or key not in node:
+            continue
+        if (*parents, key) in IDENTITY_AS:
+            node[key] = value
+        elif node[key] == value:
             del node[key]
     return trial_id(identity)
 

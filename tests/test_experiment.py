@@ -170,3 +170,21 @@ def test_the_table_gets_each_training_noise_under_its_own_name():
     values = hyperparameters(config("train.input_noise=0.1", "train.dropout=0.25"))
     assert (values["input_noise"], values["dropout"]) == (0.1, 0.25)
     assert hyperparameters(config())["input_noise"] == 0.0
+
+
+def test_whether_data_may_be_downloaded_leaves_a_trials_id_alone():
+    # A study of JSB (download: true) resumed on a node without network with
+    # dataset.options.download=false trained every trial again, and its summary counted each twice.
+    from lstm_variants.compose import compose_trials
+    from lstm_variants.experiment import trial_identity
+    from lstm_variants.records import read_record
+
+    online = compose_trials("dataset=jsb_chorales")[0]
+    offline = compose_trials("dataset=jsb_chorales", "dataset.options.download=false")[0]
+    assert trial_identity(offline) == trial_identity(online)
+    assert trial_identity({**online, "seed": 1}) != trial_identity(online)
+    # The ids of records written with the default stay as they were.
+    committed = Path(__file__).parents[1] / "docs/studies/greff_jsb/records/0056470b81381496.json"
+    record = read_record(committed)
+    assert record["config"]["dataset"]["options"]["download"] is True
+    assert trial_identity(record["config"]) == record["trial_id"] == committed.stem

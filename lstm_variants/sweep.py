@@ -212,11 +212,30 @@ def current_report(sweep_dir: Path, inputs: str | None) -> tuple[Path, bool]:
     return report, inputs is not None and made_from == inputs and report_is_whole(report.parent)
 
 
+# The config keys of the values the tables give each trial as its hyperparameters
+# (``experiment.hyperparameters``; the forget bias is in the cell's label).
+HYPERPARAMETER_KEYS = (
+    "model.hidden_size",
+    "model.num_layers",
+    "optimizer.name",
+    "optimizer.learning_rate",
+    "optimizer.momentum",
+    "optimizer.clip_norm",
+    "optimizer.clip_value",
+    "train.batch_size",
+    "train.input_noise",
+    "train.dropout",
+)
+
+
 def mixed_settings(config_texts) -> list[str]:
-    """The config keys whose values differ between records of the same cell, dataset, draw and
-    seed (``config_json`` texts): the same trial trained under two protocols, whose records the
-    comparison, the paired test and the counts would all mix. Keys that say how to run, not what
-    to train (``experiment.OPERATIONAL_KEYS``), are left out. ``search.space`` is named when
+    """The config keys whose values differ between records of the same cell, dataset, draw,
+    seed and hyperparameters (``config_json`` texts): the same trial trained under two
+    protocols, whose records the comparison, the paired test and the counts would all mix. Two
+    values of a ``HYPERPARAMETER_KEYS`` key are two trials, as two draws are: a grid swept by hand
+    (``-m model.hidden_size=64,128``), which the tables compare as a search's trials. Keys that
+    say how to run, not what to train (``experiment.OPERATIONAL_KEYS``), are left out.
+    ``search.space`` is named when
     trial i of a cell and search seed was drawn from two spaces (a range changed on the command
     line without a new study name): a mixture of two search distributions. Two search seeds
     draw distinct trials of one distribution, which the comparisons may pool."""
@@ -232,10 +251,11 @@ def mixed_settings(config_texts) -> list[str]:
         search = config.get("search") or {}
         cell = cell_label(config)  # as the tables group trials: a cell with options is its own
         dataset, seed = config.get("dataset"), config.get("seed")
-        trial = json.dumps([cell, dataset, search.get("sampled"), seed], sort_keys=True)
         settings = flatten(
             {k: v for k, v in config.items() if k not in (*OPERATIONAL_KEYS, "search")}
         )
+        grid = [settings.get(key) for key in HYPERPARAMETER_KEYS]
+        trial = json.dumps([cell, dataset, search.get("sampled"), seed, grid], sort_keys=True)
         first = by_trial.setdefault(trial, settings)
         differing |= {k for k in first.keys() | settings.keys() if first.get(k) != settings.get(k)}
         index = json.dumps(

@@ -1233,6 +1233,38 @@ def test_how_to_run_is_no_other_setting_of_a_trial():
     assert mixed_settings([config(), config(train={"max_epochs": 2})]) == ["train.max_epochs"]
 
 
+def test_a_grid_swept_by_hand_is_trials_of_their_own_not_one_trial_trained_twice():
+    # -m model.hidden_size=8,16 optimizer.learning_rate=0.01,0.003 (no search): each value is a
+    # trial the tables compare, as a search's draws are; the summary said the study mixed
+    # "other settings (model.hidden_size, optimizer.learning_rate)" of one trial.
+    from lstm_variants.compose import compose_trials
+    from lstm_variants.experiment import hyperparameters
+    from lstm_variants.sweep import HYPERPARAMETER_KEYS, mixed_settings
+
+    def config(hidden_size, learning_rate, max_epochs=10):
+        return json.dumps(
+            {
+                "cell": {"name": "vanilla"},
+                "dataset": {"name": "adding"},
+                "seed": 0,
+                "model": {"hidden_size": hidden_size, "num_layers": 1},
+                "optimizer": {"name": "adam", "learning_rate": learning_rate},
+                "train": {"max_epochs": max_epochs, "batch_size": 32},
+                "search": {"sampled": {}, "seed": 0, "trial": 0},
+            }
+        )
+
+    grid = [config(h, lr) for h in (8, 16) for lr in (0.01, 0.003)]
+    assert mixed_settings(grid) == []
+    # A grid point trained again under another protocol is still one trial trained twice.
+    assert mixed_settings([*grid, config(8, 0.01, max_epochs=2)]) == ["train.max_epochs"]
+    # The keys are those of the tables' hyperparameter columns (the forget bias is the cell's).
+    named = {
+        "optimizer" if k == "optimizer.name" else k.split(".")[-1] for k in HYPERPARAMETER_KEYS
+    }
+    assert named | {"forget_bias"} == set(hyperparameters(compose_trials()[0]))
+
+
 def test_the_summary_counts_the_jobs_and_the_failed_ones(tmp_path):
     from lstm_variants.analysis.synthetic import synthetic_study, write_records
     from lstm_variants.sweep import summarize

@@ -11,7 +11,9 @@ waits; when it gets the lock, it trains only what is still missing, which is usu
 The jobs of one sweep share the folder legitimately: they train other trials, so other locks,
 and never wait for each other. Two processes that group the same trials differently (another
 ``population_size``) take other locks and may both train a trial; their records are written
-atomically and are equal, and their checkpoints go to other directories, so nothing is lost.
+atomically and equal to rounding (a member's numbers depend in their last bits on its
+population's padding and sharding), the later replacing the earlier, and their checkpoints go
+to other directories, so nothing is lost.
 
 The lock is ``filelock``'s (``flock`` on Unix), which the kernel releases when its process
 ends, however it ends: a lock is never left behind by a killed run. On a file system without

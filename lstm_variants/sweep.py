@@ -235,10 +235,10 @@ def mixed_settings(config_texts) -> list[str]:
     values of a ``HYPERPARAMETER_KEYS`` key are two trials, as two draws are: a grid swept by hand
     (``-m model.hidden_size=64,128``), which the tables compare as a search's trials. Keys that
     say how to run, not what to train (``experiment.OPERATIONAL_KEYS``), are left out.
-    ``search.space`` is named when
-    trial i of a cell and search seed was drawn from two spaces (a range changed on the command
-    line without a new study name): a mixture of two search distributions. Two search seeds
-    draw distinct trials of one distribution, which the comparisons may pool."""
+    ``search.space`` is named when trial i of a cell and search seed was drawn from two spaces (a
+    range changed on the command line without a new study name): a mixture of two search
+    distributions. Two search seeds draw distinct trials of one distribution, which the
+    comparisons may pool."""
     from lstm_variants.analysis.report import flatten
     from lstm_variants.cell_label import cell_label
     from lstm_variants.experiment import OPERATIONAL_KEYS

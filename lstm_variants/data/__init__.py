@@ -200,8 +200,9 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     Returns:
         'generated' (reads no file), 'user file (option path)', 'local <path>' (every file
         it needs is in the data directory and matches its sha256; the directory when it needs
-        several; '... (not checked yet: ...)' when a file has no sha256 to match, neither
-        published nor recorded by a first load, so a truncated copy would show), 'corrupt: <which file, and how to fix it>' (a file is there but does not
+        several; '... (not checked yet: ...)' for a file trusted on first use whose first
+        load has not yet recorded its sha256, so that a truncated copy does not look checked),
+        'corrupt: <which file, and how to fix it>' (a file is there but does not
         match its sha256, or is a directory, `file_problem`: its loader would refuse it),
         'downloadable' (a file is missing, the loader fetches it) or 'missing: <what to
         obtain>'.
@@ -228,7 +229,8 @@ def availability(name: str, data_dir: str | os.PathLike | None = None) -> str:
     missing = [file for file in info.files if not (directory / file).is_file()]
     if not missing:
         where = directory / info.files[0] if len(info.files) == 1 else directory
-        if any(reference_sha256(name, directory / file) is None for file in info.files):
+        trusted_on_first_use = (info.checksum or "").startswith("trust on first use")
+        if trusted_on_first_use and reference_sha256(name, directory / info.files[0]) is None:
             return f"local {where} (not checked yet: its sha256 is recorded at its first load)"
         return f"local {where}"
     if info.downloadable:

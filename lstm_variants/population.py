@@ -258,11 +258,19 @@ def estimate_member_bytes(
     batch = epoch_batch_width(settings, data)  # capped: a wider batch would be filler
     training = 4 * data.train.inputs.shape[1] * width * 2 * batch
     evaluation = max(  # the larger of the valid and test splits' evaluation batches
-        4 * split.inputs.shape[1] * width
-        * max(min(settings.eval_batch_size, split.num_sequences), data.streams)
+        4 * split.inputs.shape[1] * width * _evaluation_batch(split, settings, data)
         for split in (data.valid, data.test)
     )  # fmt: skip
     return 6 * param_bytes + training + evaluation
+
+
+def _evaluation_batch(split, settings: TrainSettings, data: SequenceDataset) -> int:
+    """The sequences an evaluation batch of ``split`` holds: a stream dataset's ``streams`` (a
+    window of each, whatever ``eval_batch_size``: ``train.make_eval_fn``), else
+    ``settings.eval_batch_size`` capped at the split's sequences."""
+    if data.streams:
+        return data.streams
+    return min(settings.eval_batch_size, split.num_sequences)
 
 
 # The estimate is generous (``estimate_member_bytes``): a member up to this many times the device's

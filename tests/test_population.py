@@ -508,6 +508,20 @@ def test_the_memory_estimate_of_streams_counts_every_stream_in_training_and_eval
     assert estimate_member_bytes(model, _token_stream_data(2), other_batches) == two
 
 
+def test_the_memory_estimate_of_streams_ignores_the_evaluation_batch_size():
+    # A stream dataset is evaluated a window of each stream at a time (make_eval_fn), so
+    # eval_batch_size = 256 (the default) over 2 streams of 300 windows holds 2 sequences, not
+    # 256: budgeting 256 made Tiny Shakespeare's estimate (32 streams) about 3 times too large,
+    # which chunked populations that fit and refused trials that fit.
+    model = SequenceModel(cell="vanilla", hidden_size=8, output_size=5, vocab_size=5)
+    data = _token_stream_data(2, windows=300)
+    sizes = {
+        estimate_member_bytes(model, data, TrainSettings(batch_size=2, eval_batch_size=size))
+        for size in (1, 2, 256)
+    }
+    assert len(sizes) == 1
+
+
 def test_the_memory_estimate_counts_the_activations_of_every_layer():
     def dataset(train_steps):
         def split(n, t):

@@ -191,7 +191,7 @@ def train_population(
     for bucket, (padded_hidden, indices) in enumerate(buckets):
         bucket_model = model.clone(hidden_size=padded_hidden)
         per_member = estimate_member_bytes(bucket_model, data, settings)
-        check_member_fits(per_member, devices[0], padded_hidden)
+        check_member_fits(per_member, devices[0], padded_hidden, data.streams)
         chunk_size = members_per_chunk(per_member, len(indices), devices)
         chunks = [indices[i : i + chunk_size] for i in range(0, len(indices), chunk_size)]
         if log and len(members) == 1:
@@ -279,15 +279,22 @@ def _evaluation_batch(split, settings: TrainSettings, data: SequenceDataset) -> 
 MEMBER_MEMORY_SLACK = 2.0
 
 
-def check_member_fits(member_bytes: int, device, hidden_size: int) -> None:
+def check_member_fits(member_bytes: int, device, hidden_size: int, streams: int = 0) -> None:
     """ConfigError in one line if one member alone needs far more memory than ``device`` has:
-    chunking splits a population over memory, not a member."""
+    chunking splits a population over memory, not a member. The line names what lowers the
+    estimate: a stream dataset (``streams`` > 0) batches a window of each stream, whatever the
+    batch sizes (``estimate_member_bytes``)."""
     available = device_memory_bytes(device)
     if member_bytes > MEMBER_MEMORY_SLACK * available:
+        batches = (
+            "dataset.options.streams or dataset.options.window"
+            if streams
+            else "train.batch_size or train.eval_batch_size"
+        )
         raise ConfigError(
             f"one trial at hidden size {hidden_size} needs about {_gib(member_bytes)} (estimate), "
             f"far more than the {_gib(available)} this {device.device_kind} device offers: lower "
-            "model.hidden_size, train.batch_size or train.eval_batch_size "
+            f"model.hidden_size, {batches} "
             "(LSTM_VARIANTS_DEVICE_MEMORY_GB sets the memory to count on)"
         )
 

@@ -522,6 +522,24 @@ def test_the_memory_estimate_of_streams_ignores_the_evaluation_batch_size():
     assert len(sizes) == 1
 
 
+def test_a_stream_trial_beyond_the_device_is_told_what_lowers_its_memory(monkeypatch):
+    # A text dataset's batches are its streams' windows, which train.batch_size and
+    # train.eval_batch_size do not change (the advice the line gave): it names those options.
+    monkeypatch.setenv("LSTM_VARIANTS_DEVICE_MEMORY_GB", "0.00001")
+    model = SequenceModel(cell="vanilla", hidden_size=8, output_size=5, vocab_size=5)
+    members = [Member(hidden_size=64, seed=0, learning_rate=0.1)]
+    optimizer = make_member_optimizer({"name": "sgd"})
+    with pytest.raises(population.ConfigError) as error:
+        train_population(
+            model, optimizer, _token_stream_data(2), TrainSettings(batch_size=2), members,
+            progress=False, log=None,
+        )  # fmt: skip
+    assert "lower model.hidden_size, dataset.options.streams or dataset.options.window" in str(
+        error.value
+    )
+    assert "batch_size" not in str(error.value)
+
+
 def test_the_memory_estimate_counts_the_activations_of_every_layer():
     def dataset(train_steps):
         def split(n, t):

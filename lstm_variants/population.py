@@ -148,7 +148,8 @@ def train_population(
       settings: epochs, patience, batch size, padding and memory limits (shared by all members).
       members: the trials.
       progress: show a progress bar over epochs.
-      num_devices: local devices to spread the population over (default: all).
+      num_devices: local devices to spread the population over (default, or 0: all); more
+        than JAX sees is a ConfigError, not fewer devices than asked for.
       log: where the population's plan (buckets, memory, chunks) is written (None: nowhere).
       checkpoint: where and how often each chunk saves its training state, so that the same
         call after a kill resumes from it (``population_checkpoint``; None: never). The
@@ -162,7 +163,7 @@ def train_population(
     sizes = [member.hidden_size for member in members]
     width, layers = _input_width(model, data), model.num_layers
     buckets = hidden_buckets(sizes, width, settings.max_padding_waste, layers)
-    devices = jax.local_devices()[: num_devices or None]
+    devices = population_devices(num_devices)
     if log and len(set(sizes)) > 1:  # mixed sizes pad, in one bucket (max_padding_waste=1) too
         waste = bucket_waste(buckets, sizes, width, layers)
         log(
@@ -238,6 +239,23 @@ def train_run(
         model, optimizer, data, settings, [member], progress=progress, log=None
     )
     return result
+
+
+def population_devices(num_devices: int | None) -> list:
+    """The first ``num_devices`` local devices (None or 0: all of them).
+
+    Raises:
+      ConfigError: a negative count, or more devices than JAX sees (silently fewer would train
+        and record the population on devices it was not asked to use).
+    """
+    devices = jax.local_devices()
+    if num_devices and not 0 < num_devices <= len(devices):
+        raise ConfigError(
+            f"num_devices={num_devices}, but JAX sees {len(devices)} local "
+            f"{devices[0].device_kind} device(s): ask for 1 to {len(devices)}, or None for all "
+            "(on CPU, cpu_devices=N makes N)"
+        )
+    return devices[: num_devices or None]
 
 
 def estimate_member_bytes(

@@ -175,6 +175,14 @@ def test_sharded_over_two_devices_equals_one_device(adding):
         assert_same_run(a, b)
 
 
+@pytest.mark.parametrize("asked", [-1, 1000])
+def test_devices_that_are_not_there_are_one_config_error(adding, asked):
+    # 1000 trained on the devices there were (and recorded that), -1 was an IndexError.
+    members = [Member(hidden_size=4, seed=0, learning_rate=0.1)]
+    with pytest.raises(population.ConfigError, match=f"num_devices={asked}, but JAX sees"):
+        train(adding, members, num_devices=asked)
+
+
 def test_too_little_memory_trains_in_chunks_with_the_same_results(adding, monkeypatch):
     members = [Member(hidden_size=6, seed=s, learning_rate=0.05) for s in range(3)]
     whole = train(adding, members)

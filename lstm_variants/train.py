@@ -46,7 +46,8 @@ class TrainSettings:
 
     Attributes:
       max_epochs: epoch limit (default 100).
-      patience: stop after this many epochs without a better validation loss (default 10).
+      patience: stop after this many epochs without a better validation loss (default 10); 0
+        acts as 1, stopping at the first epoch without a better one.
       batch_size: sequences per update (default 16; Greff et al. used 1). One above the
         training sequences (with ``length_buckets``, those of the largest length group) is one
         batch of them all, said in one line (``batch_size_notice``): the same updates as a

@@ -124,6 +124,11 @@ def enable_compilation_cache(directory: str | os.PathLike | None) -> Path | None
     if directory is None or str(directory).strip().lower() in OFF_VALUES:
         return None
     path = Path(directory).expanduser()
+    if path.exists() and not path.is_dir():  # mkdir's own word for it is "File exists"
+        raise ConfigError(
+            f"compilation_cache: '{path}' is a file, not a directory; choose a directory or "
+            "turn the cache off with compilation_cache=null"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -158,6 +158,9 @@ def test_unusable_directory_raises_config_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="cannot create"):
         enable_compilation_cache(blocker / "xla")
+    # The file itself: mkdir said "File exists", which reads as if the folder were fine.
+    with pytest.raises(ConfigError, match="'.*a_file' is a file, not a directory; choose a"):
+        enable_compilation_cache(blocker)
 
 
 SMALL_PROGRAM = """

@@ -48,6 +48,10 @@ def data_mesh(num_devices: int | None = None, axis_name: str = AXIS) -> Mesh:
     """A 1-D mesh over the first ``num_devices`` devices (default: all of them)."""
     devices = jax.devices()
     num_devices = len(devices) if num_devices is None else num_devices
+    if num_devices < 1:  # JAX's own word for it is "shard_map requires a non-empty mesh"
+        raise ValueError(
+            f"num_devices must be at least 1 (None: all {len(devices)}), got {num_devices}"
+        )
     if num_devices > len(devices):
         raise ValueError(
             f"asked for {num_devices} devices but JAX sees {len(devices)}; on CPU call "

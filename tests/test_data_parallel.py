@@ -64,3 +64,5 @@ def test_more_devices_than_jax_sees_is_an_error_that_says_how_to_get_them():
     with pytest.raises(ValueError, match=rf'jax_num_cpu_devices", {more}\)'):
         data_mesh(more)
     assert data_mesh().devices.size == len(jax.devices())
+    with pytest.raises(ValueError, match="num_devices must be at least 1"):
+        data_mesh(0)

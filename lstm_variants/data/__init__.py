@@ -262,7 +262,7 @@ def file_problem(name: str, path: Path) -> str | None:
     if not path.is_file():  # the loaders would not download over it, nor read it
         return f"{path} is a {'directory' if path.is_dir() else 'special file'}, not the data file"
     try:
-        expected = published or cache.recorded_sha256(path)
+        expected = reference_sha256(name, path)
         if expected is None:
             return None
         actual = cache.sha256_of(path)

@@ -299,6 +299,7 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
     draws = best_draws(rerun["from"], cell_label(cfg), cfg["dataset"], top)
     base = {key: value for key, value in cfg.items() if key != "search"}
+    check_same_step_size(draws, base, rerun["from"])
     configs = []
     for index in range(shard, len(draws) * seeds, shards):
         draw, trial = draws[index // seeds], index % seeds
@@ -322,7 +323,8 @@ def best_draws(
 ) -> list[dict[str, Any]]:
     """The draws of the ``top`` trials of ``cell`` (a label of ``cell_label``: the name
     and the options the cell was built with) on ``dataset`` (its name and options) with the best
-    validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
+    validation result under ``source``: ``[{'trial_id', 'sampled', 'space',
+    'learning_rate_scale'}]``, best first."""
     # pandas: imported for reruns only
     from lstm_variants.analysis.best import ranked_by_validation
     from lstm_variants.analysis.collect import AnalysisError
@@ -351,10 +353,36 @@ def best_draws(
                 "trial_id": search.get("rerun_of") or row.trial_id,
                 "sampled": sampled,
                 "space": search.get("space") or {},
+                "learning_rate_scale": learning_rate_scale(json.loads(row.config_json)),
             }
         if len(draws) == top:
             break
     return list(draws.values())
+
+
+def learning_rate_scale(cfg: Mapping[str, Any]) -> str:
+    """A trial config's ``optimizer.learning_rate_scale``; 'none' in records that predate it."""
+    return (cfg.get("optimizer") or {}).get("learning_rate_scale") or "none"
+
+
+def check_same_step_size(
+    draws: Sequence[Mapping[str, Any]], base: Mapping[str, Any], source: str
+) -> None:
+    """Raise ConfigError where a rerun would step differently from the trials it reruns.
+
+    A drawn learning rate eta means a step of eta under ``learning_rate_scale: none`` and of
+    eta (1 - mu) under ``one_minus_momentum``: rerun under the other setting, the best draws
+    of the source study would be other configurations, and their means would say nothing about
+    it (``sweeps/greff_jsb.yaml`` changed its setting after ``docs/studies/greff_jsb`` was made).
+    """
+    wanted = learning_rate_scale(base)
+    others = sorted({draw["learning_rate_scale"] for draw in draws} - {wanted})
+    if others:
+        raise ConfigError(
+            f"search.rerun.from: the trials under {source} were trained with "
+            f"optimizer.learning_rate_scale={others[0]}, this rerun has {wanted}: add "
+            f"optimizer.learning_rate_scale={others[0]} to rerun them as they were trained"
+        )
 
 
 # The last source study's trials table, with its record files as they were read. A rerun's jobs

@@ -76,6 +76,22 @@ def test_a_rerun_study_is_compared_on_all_its_trials(source, tmp_path):
     assert len({c["search"]["rerun_of"] for c in again}) == len(again)
 
 
+def test_a_rerun_steps_as_the_trials_it_reruns(source):
+    # sweeps/greff_jsb.yaml took up Greff's (1 - momentum) after docs/studies/greff_jsb was
+    # trained without it: rerun with the new default, that study's best learning rates would
+    # have taken steps up to 100x smaller than the ones that made them best.
+    directory, _ = source
+    scaled = ("optimizer=sgd", "optimizer.learning_rate_scale=one_minus_momentum")
+    with pytest.raises(ConfigError) as error:
+        rerun(directory, *scaled)
+    assert str(error.value) == (
+        f"search.rerun.from: the trials under {directory} were trained with "
+        "optimizer.learning_rate_scale=none, this rerun has one_minus_momentum: add "
+        "optimizer.learning_rate_scale=none to rerun them as they were trained"
+    )
+    assert rerun(directory, "optimizer=sgd", "optimizer.learning_rate_scale=none")
+
+
 def test_a_cell_built_with_options_reruns_its_own_best_draws(tmp_path):
     # One study, vanilla with and without +cell.options.forget_bias=1.0: two cells (cell_label).
     from lstm_variants.analysis.synthetic import synthetic_study, write_records

@@ -186,6 +186,7 @@ def test_greff_sweep_is_greffs_protocol():
         cfg = compose("config", overrides=["+sweep=greff_jsb"])
     assert cfg.dataset.name == "jsb_chorales" and cfg.optimizer.name == "sgd"
     assert cfg.optimizer.nesterov and cfg.optimizer.clip_norm is None
+    assert cfg.optimizer.learning_rate_scale == "one_minus_momentum"
     assert cfg.train.batch_size == 1 and cfg.train.max_epochs == 150 and cfg.train.patience == 15
     assert cfg.search.trials == 200
     assert set(flat_space(cfg.search.space)) == {

@@ -11,6 +11,7 @@ import pytest
 from lstm_variants import population
 from lstm_variants.data import load_dataset
 from lstm_variants.data.base import SequenceDataset, Split
+from lstm_variants.data.music import piano_roll_dataset
 from lstm_variants.hidden_padding import bucket_waste, hidden_buckets, wasted_work
 from lstm_variants.losses import metric_value
 from lstm_variants.model import SequenceModel
@@ -101,6 +102,58 @@ def test_member_equals_the_same_trial_alone(adding, cell):
         (alone,) = train(adding, [member], cell=cell, settings=settings)
         assert alone.population["padded_hidden_size"] == member.hidden_size
         assert_same_run(result, alone)
+
+
+def random_piano_rolls(seed=0):
+    """A tiny multilabel dataset of random chords: a bounded loss, so huge learning rates stay
+    finite (the adding task's squared error overflows past a learning rate of about 10)."""
+    rng = np.random.default_rng(seed)
+    pitches = np.arange(21, 109)
+
+    def piece():
+        steps = rng.integers(8, 16)
+        return [tuple(rng.choice(pitches, rng.integers(0, 4), replace=False)) for _ in range(steps)]
+
+    splits = {"train": 8, "valid": 4, "test": 4}
+    return piano_roll_dataset(
+        "random", {s: [piece() for _ in range(n)] for s, n in splits.items()}, "rng"
+    )
+
+
+@pytest.mark.slow
+def test_in_float64_a_padded_member_equals_its_run_alone_at_huge_learning_rates():
+    # In float32 these runs differ by up to 1e-4 relative in single entries (an entry near 0 at a
+    # learning rate of 5e4 even by 0.6): the population's batched and zero-padded products add
+    # in another order, and such steps amplify that as they do a one-ulp change of the initial
+    # weights. In float64 that rounding is 1e-16, so more is the padding leaking into a member
+    # (through a second layer's input, the readout, the optimizer, the clipping): padding with
+    # 1e-6 instead of 0 fails here, and passes the float32 test above.
+    data = random_piano_rolls()
+    settings = dataclasses.replace(SETTINGS, max_padding_waste=1.0, batch_size=4)
+    members = [
+        Member(hidden_size=8, seed=0, learning_rate=1e2, momentum=0.9),
+        Member(hidden_size=5, seed=1, learning_rate=1e3, momentum=0.9, clip_norm=1e3),
+        Member(hidden_size=3, seed=2, learning_rate=5e4, momentum=0.5),
+    ]
+    with jax.enable_x64(True):
+        model = SequenceModel(
+            cell="vanilla", hidden_size=8, output_size=data.output_size, num_layers=2,
+            param_dtype=jnp.float64,
+        )  # fmt: skip
+        together = train(data, members, settings=settings, model=model)
+        alone = [train(data, [member], settings=settings, model=model)[0] for member in members]
+    assert {r.population["padded_hidden_size"] for r in together} == {8}
+    for result, single in zip(together, alone, strict=True):
+        assert result.metrics["stopped"] == single.metrics["stopped"] == "max_epochs"
+        np.testing.assert_allclose(
+            [e["train_loss"] for e in result.curve], [e["train_loss"] for e in single.curve],
+            rtol=1e-9,
+        )  # fmt: skip
+        for x, y in zip(
+            jax.tree.leaves(result.params), jax.tree.leaves(single.params), strict=True
+        ):
+            assert x.dtype == np.float64
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
 
 
 def test_results_hold_each_members_own_shapes(adding):

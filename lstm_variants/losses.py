@@ -5,7 +5,8 @@ last-step target. Losses are summed over a frame's outputs and averaged over val
 
     multilabel (music):  NLL per time step = sum_k BCE(sigmoid(logit_k), target_k), nats
     categorical (text):  cross-entropy in nats; bits per character = nats / ln 2; perplexity = e^nats;
-                         a step whose class id is IGNORE (-1) has no target and weight 0
+                         a step whose class id is IGNORE (-1) has no target and weight 0; any
+                         other id outside [0, C) is no class: its loss is NaN
     regression:          squared error averaged over outputs (MSE)
 
 Greff et al. report the music NLL averaged over all frames of a split, so the split metric is the
@@ -34,12 +35,21 @@ def frame_losses(outputs: jax.Array, targets: jax.Array, target: str) -> jax.Arr
       targets: binary (multilabel), integer class ids without the last axis (categorical), or real
         values (regression).
       target: one of ``TARGETS``.
+
+    A categorical id outside [IGNORE, C) (C = the outputs' last axis) gets a NaN loss, whatever
+    its weight: a traced program cannot raise, and a plausible number (class 0's, as a clamp
+    gives) would hide the wrong array; a length outside [1, T] gives NaN alike
+    (``model.last_outputs``). The loaders refuse such ids (``data.base.SequenceDataset``).
     """
     if target == "multilabel":
         return optax.sigmoid_binary_cross_entropy(outputs, targets).sum(axis=-1)
     if target == "categorical":
         # IGNORE (-1) steps get class 0 here and weight 0 in ``frame_weights``.
-        return optax.softmax_cross_entropy_with_integer_labels(outputs, jnp.maximum(targets, 0))
+        classes = outputs.shape[-1]
+        losses = optax.softmax_cross_entropy_with_integer_labels(
+            outputs, jnp.clip(targets, 0, classes - 1)
+        )
+        return jnp.where((targets >= IGNORE) & (targets < classes), losses, jnp.nan)
     if target == "regression":
         return jnp.mean(jnp.square(outputs - targets), axis=-1)
     raise ConfigError(f"unknown target kind '{target}'; valid: {', '.join(TARGETS)}")

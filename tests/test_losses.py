@@ -4,6 +4,7 @@ loss is the squared error averaged over a frame's outputs (MSE)."""
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -85,3 +86,18 @@ def test_metric_value_converts_nats_to_the_reported_metric():
 def test_an_unknown_target_kind_is_a_config_error_naming_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown target kind 'ordinal'; valid: multilabel, "):
         frame_losses(jnp.zeros((2, 3)), jnp.zeros((2, 3)), "ordinal")
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_class_id_outside_ignore_to_c_scores_nan_not_a_real_class(jit):
+    # -3 was scored as class 0 (a clamp to IGNORE's stand-in class): a plausible, wrong loss.
+    logits = jnp.tile(jnp.asarray([1.0, 2.0, 3.0]), (5, 1))
+    targets = jnp.asarray([-3, IGNORE, 0, 2, 3])
+    score = jax.jit(frame_losses, static_argnums=2) if jit else frame_losses
+    got = np.asarray(score(logits, targets, "categorical"))
+    log_z = math.log(sum(math.exp(x) for x in (1.0, 2.0, 3.0)))
+    # IGNORE stays finite (its weight 0 must zero it, which NaN * 0 would not).
+    np.testing.assert_allclose(got[1:4], [log_z - 1.0, log_z - 1.0, log_z - 3.0], rtol=1e-6)
+    assert np.isnan(got[0]) and np.isnan(got[4])
+    weights = frame_weights(jnp.asarray([5]), 5, "every_step", targets[None])[0]
+    assert np.isnan(np.sum(got * np.asarray(weights)))  # the batch's loss says so

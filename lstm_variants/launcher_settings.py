@@ -7,7 +7,10 @@ executor to its own checks (``nodes=2``, ``tasks_per_node=0``). Others do no har
 waste the study: a ``pre_dispatch`` of less than one job (``0``, ``0.5*n_jobs`` with one job)
 runs no job at all and ends with an empty summary and status 0, a ``timeout_min`` of 0 kills every
 job as it starts, and a joblib ``backend`` is replaced by loky without a word (Hydra's jobs run
-only in processes). Each is one line here, naming the setting and what it takes.
+only in processes). So do more submitit tasks per job than one (``tasks_per_node``, or SLURM
+``nodes``): submitit starts every task on the same job, which no code here tells apart (no rank is
+read), so the extra ones wait on the first's trial locks and train nothing, each holding a process
+and its devices. Each is one line here, naming the setting and what it takes.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ def joblib_settings_error(settings: Mapping[str, Any]) -> str | None:
 
 def submitit_settings_error(settings: Mapping[str, Any], local: bool) -> str | None:
     """A count in ``settings`` (``hydra.launcher`` of a submitit launcher) below what it takes,
-    or more than one node for the ``local`` executor, in one line; None if nothing."""
+    more than one node for the ``local`` executor, or more than one task per job (module
+    docstring), in one line; None if nothing."""
     for key, least in SUBMITIT_MINIMUMS.items():
         value = settings.get(key)
         if isinstance(value, int | float) and value < least:
@@ -98,4 +102,13 @@ def submitit_settings_error(settings: Mapping[str, Any], local: bool) -> str | N
             f"hydra.launcher.nodes={settings['nodes']}: launcher=submitit_local runs each job on "
             "this machine; set nodes=1, or use launcher=submitit_slurm"
         )
+    for key in ("tasks_per_node", "nodes"):  # one task: the job's population (module docstring)
+        value = settings.get(key)
+        if isinstance(value, int | float) and value > 1:
+            return (
+                f"hydra.launcher.{key}={value}: a job trains one population in one process, "
+                "which already uses every device the job is given, and another task would only "
+                f"wait on its trials; set {key}=1, and to train on more devices split each "
+                "cell's trials over more jobs: search.shards=N 'search.shard=range(N)'"
+            )
     return None

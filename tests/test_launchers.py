@@ -426,6 +426,11 @@ def test_joblib_settings_joblib_takes_pass(setting):
             "hydra.launcher.cpus_per_task=-1 must be at least 1",
         ),
         ("submitit_slurm", "mem_gb=-4", "hydra.launcher.mem_gb=-4 must be at least 0"),
+        # A second task per job ran the same job again: it waited on the first's trials and
+        # trained nothing, holding a process (and on a cluster, a GPU or a node).
+        ("submitit_local", "tasks_per_node=2", "hydra.launcher.tasks_per_node=2: a job trains"),
+        ("submitit_slurm", "tasks_per_node=4", "hydra.launcher.tasks_per_node=4: a job trains"),
+        ("submitit_slurm", "nodes=2", "hydra.launcher.nodes=2: a job trains one population"),
     ],
 )
 def test_a_submitit_count_below_what_it_takes_is_one_line_before_any_job(

@@ -126,8 +126,8 @@ def check_call(model: SequenceModel, inputs: jax.Array, lengths: jax.Array, drop
             f"shape {inputs.shape} of {inputs.dtype}"
         )
     if model.vocab_size and not isinstance(inputs, jax.core.Tracer) and inputs.size:
-        # The embedding's lookup cannot raise: an id >= vocab_size reads NaN, a negative one
-        # wraps to the last rows' embeddings, a plausible but wrong input.
+        # The embedding's lookup cannot raise: in a trace, an id outside [0, vocab_size) reads
+        # NaN (``__call__``); concrete ids are told here.
         tokens_seen = np.asarray(inputs)  # numpy: a jnp reduction in a trace is traced
         lowest, highest = int(tokens_seen.min()), int(tokens_seen.max())
         if lowest < 0 or highest >= model.vocab_size:
@@ -248,6 +248,9 @@ class SequenceModel(nn.Module):
             inputs = inputs.astype(self.param_dtype)
         if self.vocab_size:
             width = self.embed_size or self.hidden_size
+            # The lookup reads NaN for an id >= vocab_size but wraps a negative one to the last
+            # rows, a plausible, wrong input: it is sent past the end too.
+            inputs = jnp.where(inputs < 0, self.vocab_size, inputs)
             inputs = nn.Embed(self.vocab_size, width, param_dtype=self.param_dtype, name="embed")(
                 inputs
             )

@@ -431,6 +431,16 @@ def test_token_ids_outside_the_vocabulary_are_one_error():
     with pytest.raises(ConfigError, match="token ids must lie in"):
         jax.eval_shape(lambda: model.init(jax.random.key(0), unknown, lengths))
     jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, lengths))
+    # Traced ids cannot be told: any outside the vocabulary reads NaN, at its sequence's steps
+    # from there on, as a length outside [1, T] does (a negative id read the last rows).
+    apply = jax.jit(model.apply)
+    for bad in (tokens.at[1, 1].set(-1), tokens.at[1, 1].set(-5), tokens.at[1, 1].set(5)):
+        outputs = np.asarray(apply(variables, bad, lengths))
+        assert np.isfinite(outputs[0]).all() and np.isfinite(outputs[1, 0]).all()
+        assert np.isnan(outputs[1, 1:]).all()
+    np.testing.assert_array_equal(
+        apply(variables, tokens, lengths), model.apply(variables, tokens, lengths)
+    )
 
 
 def test_unroll_takes_what_lax_scan_takes():

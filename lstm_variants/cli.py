@@ -3,8 +3,10 @@
 A job trains the trials of its config: one (``search=none``, the default) or ``search.trials``
 drawn from a search space (``lstm_variants.search``), together as populations
 (``lstm_variants.population``). In a multirun (``-m``) every job writes its records into the
-sweep's shared ``records/`` and a ``status.json``; a failed job is recorded and the sweep goes on,
-and a callback (``lstm_variants.sweep.SweepSummary``) writes the results table and summary.
+sweep's shared ``records/`` and a ``status.json`` into its job folder, one of this command's own
+(``<sweep dir>/jobs/<invocation>/<job number>/``, ``lstm_variants.sweep``); a failed job is
+recorded and the sweep goes on, and a callback (``lstm_variants.sweep.SweepSummary``) writes the
+results table and summary.
 
 ``--help``, ``--cfg job``, overrides (``cell=cifg optimizer.learning_rate=1e-3``) and multirun
 (``-m cell=vanilla,nfg``) are Hydra's. Invalid input (an unknown cell or dataset, missing data, a

@@ -4,12 +4,16 @@ Hydra composes a run's config from ``conf/`` and from any folder given with ``--
 ``hydra.searchpath`` (a user's own ``search/wide.yaml``, say). The command-line check
 (``command_line``) composes the same config before Hydra runs, so it needs the same folders:
 this module names the shipped one (``CONFIG_DIR``), lists a group's choices across all of them,
-turns the flags into the search path the check composes with, and registers the resolver the
+turns the flags into the search path the check composes with, and registers the resolvers the
 shipped YAML uses.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,24 @@ def diagnosis_folder(dataset: str, records: Any) -> str:
 
 
 OmegaConf.register_new_resolver("diagnosis_folder", diagnosis_folder, replace=True)
+
+
+def invocation_name() -> str:
+    """A readable name unique to one command: when it started (UTC), on which host, as which
+    process, e.g. ``2025-05-01_12-00-00_node7_4242``; names sort by start time. The host tells
+    apart two commands of one second whose process ids match, as the first processes of two
+    containers' do."""
+    host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname().split(".")[0]) or "host"
+    return f"{time.strftime('%Y-%m-%d_%H-%M-%S', time.gmtime())}_{host}_{os.getpid()}"
+
+
+# ${invocation:} in a multirun's hydra.sweep.subdir (conf/config.yaml): each command's jobs get
+# folders of their own, so that two commands writing one study at once (two shards, two SLURM
+# submissions) do not share job folders. Cached, as Hydra's ${now:} is: resolved once in the
+# command's own config (``lstm_variants.sweep.invocation``, at the multirun's start), the value
+# travels with that config, resolver cache and all, to every job, in this process or in a joblib,
+# submitit or SLURM one (Hydra's ``load_sweep_config`` copies the cache into each job's config).
+OmegaConf.register_new_resolver("invocation", invocation_name, use_cache=True, replace=True)
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")

@@ -2,21 +2,28 @@
 
 Every job of a multirun writes ``<job dir>/status.json`` (ok or failed, with the one error line)
 and its trials' records into ``<sweep dir>/records/``, a directory shared by all jobs, so that a
-rerun finds every record whatever job number a trial's cell gets this time. At the end of the
-multirun, ``SweepSummary`` (a Hydra callback, configured in ``conf/config.yaml``) gathers the
-records into ``results.parquet`` and ``results.csv`` (one row per trial), writes ``summary.md``
-(the comparison of every cell with the study's ``reference_cell``, and the failed jobs with their
-error lines), prints it, and writes the full report with figures into ``report/``; all of it with
-the code of ``lstm_variants.analysis``. A failed job does not stop the others, and the rest of the
-study is still aggregated.
+rerun finds every record whatever job number a trial's cell gets this time. The job folders
+(Hydra's ``.hydra/``, the job's log, its status) are the command's own:
+``<sweep dir>/jobs/<invocation>/<job number>/`` (``hydra.sweep.subdir`` in ``conf/config.yaml``),
+``<invocation>`` naming when, where and as which process the command started
+(``config_folders.invocation_name``). Two commands writing one study at once (two shards run as
+two commands, two SLURM submissions) thus neither overwrite nor count each other's jobs, while
+their records meet in ``records/``. At the end of the multirun, ``SweepSummary`` (a Hydra
+callback, configured in ``conf/config.yaml``) gathers the records into ``results.parquet`` and
+``results.csv`` (one row per trial), writes ``summary.md`` (the comparison of every cell with the
+study's ``reference_cell``, and this command's failed jobs with their error lines), prints it, and
+writes the full report with figures into ``report/``; all of it with the code of
+``lstm_variants.analysis``. A failed job does not stop the others, and the rest of the study is
+still aggregated.
 
-After each job, the callback also prints one progress line for the sweep so far: jobs done and
-failed, trials recorded, the best validation result per dataset (with its job) and, from the mean
-job time, an ETA.
+After each job, the callback also prints one progress line for the command's jobs so far: jobs
+done and failed, trials recorded in the study, the best validation result per dataset (with its
+job) and, from the mean job time, an ETA.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -30,8 +37,9 @@ from hydra.core.utils import JobReturn
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from lstm_variants import config_folders  # noqa: F401 - registers ${invocation:}
 from lstm_variants.atomic_files import file_identity, write_table_atomic, write_text_atomic
 from lstm_variants.durations import format_duration
 from lstm_variants.records import code_version, write_json_atomic
@@ -48,10 +56,34 @@ def write_status(job_dir: Path, status: str, overrides: list[str], **details: An
     )
 
 
+def invocation(config: DictConfig) -> str:
+    """This command's name (``${invocation:}``), fixed in ``config``, the multirun's own config.
+
+    The resolver is cached, and the cache is the config's: each job's config, made from this one
+    by Hydra's ``load_sweep_config`` (our launchers' ``failed_jobs.job_dir`` too) with a copy of
+    its cache, then resolves to this same name, in whatever process the job runs. Resolved only
+    in the jobs, each would name a command of its own."""
+    return str(OmegaConf.create({"name": "${invocation:}"}, parent=config).name)
+
+
+def jobs_dir(config: DictConfig) -> Path:
+    """The folder of this command's job folders: ``hydra.sweep.dir/hydra.sweep.subdir`` of its job
+    0 without the job's own last part, ``<sweep dir>/jobs/<invocation>`` (the sweep directory
+    itself under a ``hydra.sweep.subdir`` of the job number alone). ``config`` is the multirun's
+    or one of its jobs'."""
+    invocation(config)  # before the copy, so that the copy has it
+    job = copy.deepcopy(config)
+    with read_write(job.hydra), open_dict(job.hydra):
+        job.hydra.job.num = 0
+        job.hydra.job.id = "0"
+    return (Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)).parent
+
+
 def read_statuses(
     sweep_dir: Path, read: dict[Path, tuple[tuple[int, ...], dict[str, Any]]] | None = None
 ) -> list[dict[str, Any]]:
-    """Every job status under ``sweep_dir``, each with the job directory it came from.
+    """Every job status in ``sweep_dir``'s job folders (``<sweep_dir>/*/status.json``; a
+    command's are under its ``jobs_dir``), each with the job directory it came from.
 
     ``read`` keeps the statuses read before, by path, with their files' identities: a
     progress line after each job then parses only the new ones, not every job's again (most of
@@ -70,12 +102,15 @@ def read_statuses(
     return statuses
 
 
-def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) -> str:
+def summarize(
+    sweep_dir: Path, reference: str = "vanilla", report: bool = True, jobs: Path | None = None
+) -> str:
     """Write the study's tables and summary at ``sweep_dir``; return the summary (markdown).
 
     Writes ``results.parquet`` and ``results.csv`` (one row per trial, ``analysis.collect``),
     ``summary.md`` (the comparison of every cell with ``reference``, ``analysis.compare``, and the
-    failed jobs with their error lines) and, with ``report``, the full report with figures in
+    failed jobs, with their error lines, of the job folders in ``jobs``, the command's
+    ``jobs_dir``, by default ``sweep_dir``) and, with ``report``, the full report with figures in
     ``report/`` (``analysis.write_report``), unless the one there was made from the same records,
     reference and code (``current_report``). A study without any record still gets its summary,
     and loses the results tables of records no longer there (or no longer readable). The tables
@@ -87,7 +122,8 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
     from lstm_variants.analysis.report import MADE_FROM_FILE, resolve_reference
 
     sweep_dir = Path(sweep_dir)
-    statuses = read_statuses(sweep_dir)
+    jobs = sweep_dir if jobs is None else Path(jobs)
+    statuses = read_statuses(jobs)
     failed = [s for s in statuses if s.get("status") != "ok"]
     lines = [f"# Study summary: {sweep_dir}", ""]
     # Taken before the records are read: a record written meanwhile is then not counted as in it.
@@ -107,7 +143,10 @@ def summarize(sweep_dir: Path, reference: str = "vanilla", report: bool = True) 
         # Whole or not at all, as records are: a Ctrl-C here must not leave half a table.
         write_table_atomic(sweep_dir / "results.parquet", trials)
         write_table_atomic(sweep_dir / "results.csv", trials)
-        lines += [f"{collection.summary()}; {len(statuses)} jobs ({len(failed)} failed).", ""]
+        counts = f"{len(statuses)} jobs ({len(failed)} failed)"
+        if jobs != sweep_dir:
+            counts += f" of this command, in {jobs}"
+        lines += [f"{collection.summary()}; {counts}.", ""]
         mixed = mixed_settings(trials["config_json"])
         if mixed:
             lines += [
@@ -303,9 +342,9 @@ class SweepSummary(Callback):
         # one value, so the count there is always 1. Launchers that run jobs in other processes
         # get a fresh callback per job and print no total.
         self.jobs_total = _job_count(config)
-        # Statuses describe the previous invocation of a resumed study; this one writes its own.
-        for stale in Path(config.hydra.sweep.dir).glob(f"*/{STATUS_FILE}"):
-            stale.unlink(missing_ok=True)
+        # Named here, once, in the multirun's config: every job's folder is under this name.
+        # Statuses of earlier commands, or of one running beside this one, stay where they are.
+        invocation(config)
         records = len(list(Path(config.hydra.sweep.dir).glob("records/*.json")))
         default_folder = Path(config.hydra.sweep.dir).name == DEFAULT_STUDY  # not a folder given
         if config.get("study") == DEFAULT_STUDY and default_folder and records:
@@ -325,14 +364,14 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        statuses = read_statuses(sweep_dir, self.statuses_read)
+        statuses = read_statuses(jobs_dir(config), self.statuses_read)
         done = len(statuses)
         failed = sum(s.get("status") != "ok" for s in statuses)
         records = len(list(sweep_dir.glob("records/*.json")))
         total = self.jobs_total
         jobs = f"{done}/{total} jobs" if total else f"{done} job{'s' if done != 1 else ''}"
         line = f"sweep: {jobs} done ({failed} failed)"
-        best = _best_so_far(statuses)  # the statuses are this command's: earlier ones are gone
+        best = _best_so_far(statuses)  # the statuses are this command's jobs' only
         if best:
             line += f", best valid of these jobs: {best}"
         if total and done:
@@ -351,13 +390,16 @@ class SweepSummary(Callback):
         if not sweep_dir.is_dir():
             return
         reference = str(config.get("reference_cell", "vanilla"))
-        print(summarize(sweep_dir, reference, bool(config.get("sweep_report", True))), flush=True)
+        jobs = jobs_dir(config)
+        report = bool(config.get("sweep_report", True))
+        print(summarize(sweep_dir, reference, report, jobs), flush=True)
         results = sweep_dir / "results.parquet"
         if results.exists():
             print(f"results: {results}, summary: {sweep_dir / 'summary.md'}")
         else:
             print(f"no trial records, so no results table; summary: {sweep_dir / 'summary.md'}")
-        statuses = read_statuses(sweep_dir)
+        print(f"job folders of this command (logs, status.json): {jobs}")
+        statuses = read_statuses(jobs)
         if statuses and all(s.get("status") != "ok" for s in statuses):
             # A study where nothing ran is an error for the shell and for scripts that chain steps.
             first = statuses[0].get("error", statuses[0].get("status"))

@@ -20,8 +20,8 @@ TARGETS = {
     "submitit_slurm": f"{PLUGINS}.submitit_launcher.SlurmLauncher",
 }
 
-# A Hydra app with the project's launcher and sweep callback whose job x=1 dies as a process
-# killed for memory would: no exception, no status file, the process gone.
+# A Hydra app with the project's launcher, job folders and sweep callback whose job x=1 dies as a
+# process killed for memory would: no exception, no status file, the process gone.
 APP = """
 import os
 import time
@@ -59,7 +59,9 @@ hydra:
 """
 
 CONFIG = (
-    LAUNCHER_CONFIG
+    LAUNCHER_CONFIG.replace(  # the job folders of conf/config.yaml
+        "subdir: ${{hydra.job.num}}", "subdir: jobs/${{invocation:}}/${{hydra.job.num}}"
+    )
     + """  callbacks:
     summary:
       _target_: lstm_variants.sweep.SweepSummary
@@ -94,6 +96,18 @@ def run_two_jobs(folder: Path, **environment: str) -> subprocess.CompletedProces
     )
 
 
+def command_jobs(sweep: Path) -> Path:
+    """The one command's job folders in ``sweep``, after checking that the launcher wrote a failed
+    job's status where the job ran (its ``.hydra/``, written as the job started), not into a
+    folder of its own: ``failed_jobs.job_dir`` composes the job's folder again in the launcher's
+    process, where ``${invocation:}`` must give the name the job processes were given."""
+    (jobs,) = (sweep / "jobs").iterdir()
+    assert sorted(path.parent.name for path in jobs.glob("*/status.json")) == ["0", "1"]
+    ran = {path.parent.parent.name for path in jobs.glob("*/.hydra/overrides.yaml")}
+    assert ran == {"0", "1"}
+    return jobs
+
+
 @pytest.mark.parametrize("launcher", sorted(DEAD))
 @pytest.mark.slow
 def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_path, launcher):
@@ -106,8 +120,9 @@ def test_a_dead_job_process_is_a_failed_job_and_the_study_gets_its_summary(tmp_p
     assert out.returncode == 0, out.stderr[-2000:]  # one job of two failed: the study goes on
     assert "Traceback" not in out.stderr
     sweep = tmp_path / "sweep"
-    finished = json.loads((sweep / "0" / "status.json").read_text())
-    died = json.loads((sweep / "1" / "status.json").read_text())
+    jobs = command_jobs(sweep)
+    finished = json.loads((jobs / "0" / "status.json").read_text())
+    died = json.loads((jobs / "1" / "status.json").read_text())
     assert finished["status"] == "ok"
     assert died["status"] == "failed" and died["overrides"] == ["x=1"]
     assert error in died["error"]
@@ -131,8 +146,9 @@ def test_a_joblib_job_past_its_timeout_is_a_failed_job_and_the_study_gets_its_su
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     sweep = tmp_path / "sweep"
-    assert json.loads((sweep / "0" / "status.json").read_text())["status"] == "ok"
-    late = json.loads((sweep / "1" / "status.json").read_text())
+    jobs = command_jobs(sweep)
+    assert json.loads((jobs / "0" / "status.json").read_text())["status"] == "ok"
+    late = json.loads((jobs / "1" / "status.json").read_text())
     assert late["status"] == "failed" and late["overrides"] == ["x=1"]
     assert "ran past hydra.launcher.timeout=15.0 s" in late["error"]
     assert "- x=1: did not finish" in (sweep / "summary.md").read_text()

@@ -317,6 +317,58 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path):
     assert list(tmp_path.glob("**/*submitit*")) or list(tmp_path.glob("**/.submitit"))
 
 
+@pytest.mark.slow
+def test_two_commands_writing_one_study_at_once_keep_their_own_jobs(tmp_path):
+    """Two commands into one study (two shards as two commands, two SLURM submissions) both
+    numbered their jobs from 0 in multirun/<study>/<num>/: they overwrote each other's statuses
+    and Hydra files, the second's start removed the first's statuses as stale, and each summary
+    listed the other's failed jobs or lost its own."""
+    tiny = ["model.hidden_size=4", "train.max_epochs=1", "progress=false", "sweep_report=false"]
+    commands = {
+        # TIMIT is licensed and never here: that job fails in the job, after the command's check.
+        "failing": ["dataset=adding,timit", "seed=0"],
+        "fine": ["dataset=adding", "seed=1,2"],
+    }
+    processes = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lstm_variants.cli",
+                "-m",
+                *args,
+                *tiny,
+                f"hydra.sweep.dir={tmp_path}",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, args in commands.items()
+    }
+    out = {name: process.communicate(timeout=600) for name, process in processes.items()}
+    for name, process in processes.items():
+        assert process.returncode == 0, out[name][1][-2000:]
+    failing, fine = out["failing"][0], out["fine"][0]
+    assert "sweep: 2/2 jobs done (1 failed)" in failing
+    assert "## Failed jobs" in failing and "- dataset=timit seed=0" in failing
+    assert "sweep: 2/2 jobs done (0 failed)" in fine
+    assert "## Failed jobs" not in fine and "(1 failed)" not in fine
+    by_command = {}  # each command's job folders are in a folder of its own
+    for path in tmp_path.rglob("status.json"):
+        status = json.loads(path.read_text())
+        by_command.setdefault(path.parent.parent, set()).add(
+            (" ".join(status["overrides"][:2]), status["status"])
+        )
+    assert sorted(map(sorted, by_command.values())) == [
+        [("dataset=adding seed=0", "ok"), ("dataset=timit seed=0", "failed")],
+        [("dataset=adding seed=1", "ok"), ("dataset=adding seed=2", "ok")],
+    ]
+    assert {folder.parent for folder in by_command} == {tmp_path / "jobs"}
+    assert "3 trial(s)" in (tmp_path / "summary.md").read_text()  # the records are the study's
+
+
 def test_slurm_jobs_that_time_out_are_requeued_to_resume_from_their_checkpoints():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["launcher=submitit_slurm"], return_hydra_config=True)
@@ -606,7 +658,8 @@ def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
                     "mode": mode,
                     "sweeper": {"params": {"cell": "a,b,c", "dataset": "x,y"}},
                     "overrides": {"task": task},
-                    "sweep": {"dir": str(tmp_path)},
+                    "sweep": {"dir": str(tmp_path), "subdir": "${hydra.job.num}"},
+                    "job": {"num": "???", "id": "???"},
                 }
             }
         )
@@ -625,15 +678,17 @@ def test_the_progress_line_totals_the_multirun_not_the_job(tmp_path, capsys):
     assert "sweep:" not in capsys.readouterr().out
 
 
-def multirun_config(sweep_dir, params=None, task=()):
-    """The parts of a multirun's config that the sweep callback reads."""
+def multirun_config(sweep_dir, params=None, task=(), subdir="${hydra.job.num}"):
+    """The parts of a multirun's config that the sweep callback reads; its job folders are
+    ``sweep_dir/<job number>`` unless ``subdir`` says otherwise."""
     from hydra.types import RunMode
 
     hydra = {
         "mode": RunMode.MULTIRUN,
         "sweeper": {"params": params or {}},
         "overrides": {"task": list(task)},
-        "sweep": {"dir": str(sweep_dir)},
+        "sweep": {"dir": str(sweep_dir), "subdir": subdir},
+        "job": {"num": "???", "id": "???"},
     }
     return OmegaConf.create({"hydra": hydra, "sweep_report": False})
 
@@ -736,7 +791,7 @@ def test_a_misspelt_key_in_a_sweep_is_one_error_line_before_any_job(tmp_path, ap
     assert out.stderr.strip().splitlines() == [
         "lstm-variants: error: unknown key train.max_epoch; did you mean train.max_epochs?"
     ]
-    assert not list(tmp_path.glob("*/status.json"))  # no job started
+    assert not list(tmp_path.rglob("status.json"))  # no job started
 
 
 def test_a_sweep_whose_every_job_fails_exits_2_and_names_no_missing_results(tmp_path, app):
@@ -788,7 +843,7 @@ def test_a_bad_value_in_a_sweep_is_one_error_line_before_any_job(tmp_path, app):
         "lstm-variants: error: train.max_epochs must be an integer >= 1, got 'abc'; set it with "
         "train.max_epochs=VALUE"
     ]
-    assert not list(tmp_path.glob("*/status.json"))
+    assert not list(tmp_path.rglob("status.json"))
 
 
 def test_a_bad_value_after_good_ones_in_a_sweep_is_one_error_line_before_any_job():
@@ -1202,16 +1257,34 @@ def test_a_sweep_over_dataset_options_is_said_to_pool_them_in_one_table(tmp_path
     assert mixed_dataset_options(same) == {}
 
 
-def test_a_resumed_sweep_starts_without_the_statuses_of_its_previous_invocation(tmp_path):
-    # A job that failed last time and is not run again must not count as failed in this one.
-    from lstm_variants.sweep import SweepSummary, read_statuses
+def test_a_resumed_sweep_neither_counts_nor_removes_the_statuses_of_an_earlier_command(
+    tmp_path, capsys
+):
+    # A job that failed last time and is not run again must not count as failed in this one; nor
+    # may this command remove the statuses of another, which may be running beside it (its
+    # summary would lose its failed jobs). The start removed every */status.json as stale.
+    from hydra.core.utils import JobReturn, JobStatus
 
-    write_statuses(tmp_path, FAILED, OK)
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "keep.json").write_text("{}")
-    SweepSummary().on_multirun_start(multirun_config(tmp_path, {"cell": "a,b"}))
-    assert read_statuses(tmp_path) == []
-    assert (tmp_path / "notes" / "keep.json").exists()
+    from lstm_variants.sweep import SweepSummary, jobs_dir, read_statuses
+
+    earlier = tmp_path / "jobs" / "2025-01-01_00-00-00_host_1"
+    earlier.mkdir(parents=True)
+    write_statuses(earlier, FAILED, OK)
+    config = multirun_config(
+        tmp_path, {"cell": "a,b"}, subdir="jobs/${invocation:}/${hydra.job.num}"
+    )
+    callback = SweepSummary()
+    callback.on_multirun_start(config)
+    jobs = jobs_dir(config)
+    assert jobs.parent == earlier.parent and jobs != earlier
+    assert len(read_statuses(earlier)) == 2  # kept
+    jobs.mkdir()
+    write_statuses(jobs, OK)
+    callback.on_job_end(config, JobReturn(status=JobStatus.COMPLETED))
+    assert capsys.readouterr().out.startswith("sweep: 1/2 jobs done (0 failed)")
+    callback.on_multirun_end(config)
+    assert "Failed jobs" not in (tmp_path / "summary.md").read_text()
+    assert len(read_statuses(earlier)) == 2
 
 
 def test_how_to_run_is_no_other_setting_of_a_trial():

@@ -1,10 +1,11 @@
 """What a launcher of this project does with a job that ended without a result.
 
 A job process can die without a word: killed for memory, a crash in native code, a cluster node
-lost. The job then writes no ``status.json`` (``lstm_variants.sweep``), and Hydra's launchers raise
-for the whole batch, which ends the multirun without its summary. The launchers of this package
-instead give such a job a 'failed' status with the reason, so ``summary.md`` lists it, and return
-it to Hydra as completed, so that the sweep goes on to the next batch and to ``on_multirun_end``.
+lost. The job then writes no ``status.json`` in its job folder (``lstm_variants.sweep``), and
+Hydra's launchers raise for the whole batch, which ends the multirun without its summary. The
+launchers of this package instead give such a job a 'failed' status with the reason, in the folder
+the job ran in, so ``summary.md`` lists it, and return it to Hydra as completed, so that the sweep
+goes on to the next batch and to ``on_multirun_end``.
 
 Imports of ``lstm_variants`` happen inside the functions: Hydra imports every module of the
 ``hydra_plugins`` namespace at start-up, ``--help`` included.
@@ -23,7 +24,12 @@ from omegaconf import open_dict
 def job_dir(launcher, overrides: list[str], number: int, job_id: str | None = None) -> Path:
     """Where job ``number`` ran: ``hydra.sweep.dir/hydra.sweep.subdir`` of its own config, as
     Hydra's launchers compose it (``launcher`` has Hydra's ``config`` and ``hydra_context``).
-    ``job_id`` defaults to hydra-joblib-launcher's ``<job name>_<number>``."""
+    ``job_id`` defaults to hydra-joblib-launcher's ``<job name>_<number>``.
+
+    The subdir's ``${invocation:}`` (this command's job folders, ``<sweep dir>/jobs/<invocation>/``)
+    resolves to the name the job itself got: the launcher's config holds it in its resolver cache
+    (``lstm_variants.sweep.invocation``, at the multirun's start), and ``load_sweep_config``
+    copies that cache into the job's config here as it did for the job."""
     config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, overrides)
     with open_dict(config):
         config.hydra.job.id = job_id or f"{config.hydra.job.name}_{number}"

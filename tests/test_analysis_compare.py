@@ -191,12 +191,14 @@ def test_one_folder_as_a_string_and_the_collection_itself_are_taken_from_python(
 
 
 def test_top_mean_skips_missing_results_and_is_nan_without_a_warning_when_all_are_missing():
-    valid = np.array([[0.5, np.inf, 0.1], [np.inf, np.inf, np.inf]])
-    metric = np.array([[2.0, np.nan, 4.0], [np.nan, np.nan, np.nan]])
+    # The validation order (0.1, 0.3 best) is not the metric's (1.0, 2.0 best): selecting by the
+    # metric itself, on the test set, would give 1.5.
+    valid = np.array([[0.5, np.inf, 0.1, 0.3], [np.inf, np.inf, np.inf, np.inf]])
+    metric = np.array([[2.0, np.nan, 4.0, 1.0], [np.nan, np.nan, np.nan, np.nan]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         means = top_mean(valid, metric, count=2)
-    assert means[0] == 3.0 and np.isnan(means[1])
+    assert means[0] == 2.5 and np.isnan(means[1])
 
 
 def test_permutation_p_is_nan_where_nothing_was_compared():

@@ -412,18 +412,23 @@ def test_all_trials_sample_compares_the_means_of_every_usable_trial():
 
 def test_the_difference_interval_selects_each_cells_own_best_fraction():
     # 10 cell trials against 100 reference trials: the best 10 % are 1 and 10 trials. The
-    # interval resamples each and re-selects its own count, so it covers the difference itself
-    # (50 - mean of ranks 0..9 = 45.5), not 50 - the single best reference trial (49 to 50).
+    # interval resamples each and re-selects its own count by validation, so it covers the
+    # difference itself: 60 (the cell's five best-validation trials all test at 60) - 94.5 (the
+    # test values 99..90 of the reference's validation ranks 0..9) = -34.5, not 60 - the single
+    # best reference trial's. Both cells' test orders run against their validation orders, so
+    # re-selecting by the test values (on the test set) would centre it near 50 - 4.5 = 45.5.
     valid_r = np.arange(100, dtype=float)
     valid_x = np.random.default_rng(0).uniform(0, 1, 10)
+    test_x = np.where(valid_x < np.median(valid_x), 60.0, 50.0)
     table = compare(
-        _trials_frame({"vanilla": (valid_r, valid_r), "nfg": (valid_x, np.full(10, 50.0))}),
+        _trials_frame({"vanilla": (valid_r, 99.0 - valid_r), "nfg": (valid_x, test_x)}),
         resamples=500,
         permutations=10,
     )
     row = table.set_index("cell").loc["nfg"]
-    assert row["mean_difference"] == 45.5
-    assert row["difference_ci_low"] < 45.5 < row["difference_ci_high"]
+    assert row["mean_difference"] == -34.5
+    assert row["difference_ci_low"] < -34.5 < row["difference_ci_high"]
+    assert row["difference_ci_high"] - row["difference_ci_low"] < 10
 
 
 def test_a_bootstrap_interval_needs_three_values():

@@ -518,3 +518,30 @@ def test_the_table_does_not_depend_on_the_order_of_the_trials_when_validation_ti
     for seed in range(3):
         shuffled = trials.sample(frac=1.0, random_state=seed).reset_index(drop=True)
         pd.testing.assert_frame_equal(compare(shuffled, **options), expected)
+
+
+def test_permutation_p_is_the_exact_p_of_every_relabelling_selected_by_validation():
+    """Against an independent reference: 5 + 7 trials have C(12, 5) = 792 relabellings, so the
+    exact p of D (the best 40 % by validation: 2 and 3 trials) is a loop over all of them. The
+    test metric falls as validation rises, so selecting by the test metric instead (in the
+    observed D or in the relabellings), or the wrong group's count, gives another D or p."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    valid_x, valid_r = rng.uniform(0, 1, 5), rng.uniform(0, 1, 7)
+    metric_x = 11.0 - 3.0 * valid_x + rng.normal(0, 0.3, 5)
+    metric_r = 10.0 - 3.0 * valid_r + rng.normal(0, 0.3, 7)
+    valid, metric = np.r_[valid_x, valid_r], np.r_[metric_x, metric_r]
+
+    def best(group, count):
+        return metric[sorted(group, key=lambda i: valid[i])[:count]].mean()
+
+    def statistic(group):
+        return best(group, 2) - best([i for i in range(12) if i not in group], 3)
+
+    exact_d = statistic(range(5))
+    relabelled = np.array([statistic(g) for g in itertools.combinations(range(12), 5)])
+    exact_p = np.mean(np.abs(relabelled) >= abs(exact_d) - 1e-12)
+    difference, p = top_permutation_test(valid_x, metric_x, valid_r, metric_r, 0.4, 20000, seed=0)
+    assert difference == pytest.approx(exact_d, rel=1e-12)
+    assert p == pytest.approx(exact_p, abs=0.015)  # 20,000 relabellings: standard error < 0.004

@@ -58,17 +58,26 @@ def train(data, members, cell="vanilla", settings=SETTINGS, model=None, **kwargs
 
 
 def assert_same_run(a, b, rtol=1e-5):
-    """The same curve, stop and parameters: within ``rtol`` (and a small atol), or, with
-    ``rtol=0``, bit for bit."""
-    assert [e["epoch"] for e in a.curve] == [e["epoch"] for e in b.curve]
-    for key in ("train_loss", "valid_loss"):
-        got, want = [e[key] for e in a.curve], [e[key] for e in b.curve]
+    """The same curve, metrics (the test results too) and parameters: within ``rtol`` (and a
+    small atol), or, with ``rtol=0``, bit for bit."""
+
+    def same(got, want, what):
         if rtol == 0:
-            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(got, want, err_msg=what)
         else:
-            np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7)
-    assert a.metrics["stopped"] == b.metrics["stopped"]
-    assert a.metrics["best_epoch"] == b.metrics["best_epoch"]
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7, err_msg=what)
+
+    assert [e.keys() for e in a.curve] == [e.keys() for e in b.curve]
+    assert [e["epoch"] for e in a.curve] == [e["epoch"] for e in b.curve]
+    for key in ("train_loss", "valid_loss", "valid_solved"):
+        if a.curve and key in a.curve[0]:
+            same([e[key] for e in a.curve], [e[key] for e in b.curve], key)
+    assert a.metrics.keys() == b.metrics.keys()
+    for key, value in a.metrics.items():
+        if isinstance(value, float):  # losses, metric values and solved fractions
+            same(value, b.metrics[key], key)
+        else:  # the metric's name, epochs, the reason it stopped, None for no result
+            assert value == b.metrics[key], key
     flat_a, flat_b = jax.tree.leaves(a.params), jax.tree.leaves(b.params)
     assert [x.shape for x in flat_a] == [x.shape for x in flat_b]
     for x, y in zip(flat_a, flat_b, strict=True):

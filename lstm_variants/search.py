@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -403,7 +404,13 @@ def _source_trials(source: str) -> Any:
     )
     if key not in _last_source:
         _last_source.clear()
-        _last_source[key] = require_trials(collect([source]))
+        collection = collect([source])
+        _last_source[key] = require_trials(collection)
+        if collection.skipped_line() is not None:  # a cell's best draw may be the one left out
+            print(
+                f"lstm-variants: warning: search.rerun.from: {collection.skipped_line()}",
+                file=sys.stderr,
+            )
     return _last_source[key]
 
 

@@ -338,3 +338,22 @@ def test_a_folder_without_one_readable_record_is_one_line_for_every_reader(tmp_p
     with pytest.raises(ConfigError) as error:
         record_files([tmp_path], per_cell=1)
     assert str(error.value) == f"diagnose.records: {line}"
+
+
+@pytest.mark.parametrize("command", ["compare", "curves"])
+def test_the_commands_name_an_unreadable_record_they_leave_out(sweep, tmp_path, capsys, command):
+    # The summary only counted it: "skipped 1 unreadable record(s)", with no way to tell which
+    # trial a table lacked short of `collect` and its skipped.csv.
+    directory, _ = sweep
+    broken = directory / "jsb_chorales" / "vanilla" / "records" / "truncated.json"
+    broken.write_text('{"cell": "vanilla", "metr')
+    options = ["--resamples", "0", "--permutations", "10"] if command == "compare" else []
+    capsys.readouterr()
+    assert main([command, str(directory), "--out", str(tmp_path / "out"), *options]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [
+        f"lstm-variants-analyze: warning: 1 record file(s) left out, unreadable: {broken} "
+        "(invalid JSON: Unterminated string starting at (line 1)); rerunning their study's "
+        "command trains them again (`lstm-variants-analyze collect` lists every one in "
+        "skipped.csv)"
+    ]

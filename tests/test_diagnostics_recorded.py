@@ -145,3 +145,20 @@ def test_lags_the_trials_sequences_do_not_reach_are_one_line(tmp_path, study):
     with pytest.raises(ConfigError, match="longest measured valid sequence has 12 steps"):
         diagnose_cli.run(cfg, tmp_path)
     assert not (tmp_path / "summary.md").exists()
+
+
+def test_a_record_that_cannot_be_read_is_named_not_passed_over(tmp_path, study, capsys):
+    # The best vanilla trial's record cut short: the second best was diagnosed without a word.
+    directory, paths, records = study
+    best = min(range(3), key=lambda i: records[i]["metrics"]["best_valid"])
+    copy = tmp_path / "study"
+    shutil.copytree(directory, copy)
+    broken = copy / paths[best].relative_to(directory)
+    broken.write_text(broken.read_text()[:40])
+    capsys.readouterr()
+    assert broken not in record_files([copy], per_cell=1)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "lstm-variants-diagnose: warning: diagnose.records: 1 record file(s) left out, "
+        f"unreadable: {broken} (invalid JSON"
+    )

@@ -272,3 +272,23 @@ def test_a_rerun_into_its_own_study_is_refused_however_the_path_is_written(tmp_p
     (study / "vanilla" / "records" / f"{'1' * 16}.json").write_text("{}")
     elsewhere = {"search": {"rerun": {"from": str(study)}}, "study": "greff_jsb_rerun"}
     check_rerun_source(elsewhere, tmp_path / "multirun" / "greff_jsb_rerun")
+
+
+def test_a_source_record_that_cannot_be_read_is_named_not_passed_over(tmp_path, capsys):
+    # The best draw's record cut short: the rerun took the second best without a word.
+    from lstm_variants.analysis.synthetic import synthetic_study, write_records
+    from lstm_variants.search import best_draws
+
+    study = synthetic_study({"vanilla": 0.0}, trials=4, seed=0)
+    write_records(study, tmp_path)
+    best = min(study, key=lambda record: record["metrics"]["best_valid"])
+    (broken,) = tmp_path.rglob(f"{best['trial_id']}.json")
+    broken.write_text(broken.read_text()[:40])
+    capsys.readouterr()
+    (draw, _) = best_draws(str(tmp_path), "vanilla", study[0]["config"]["dataset"], top=2)
+    assert draw["trial_id"] != best["trial_id"]
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"lstm-variants: warning: search.rerun.from: 1 record file(s) left out, unreadable: "
+        f"{broken} (invalid JSON"
+    )

@@ -272,7 +272,9 @@ def run(arguments: argparse.Namespace, console: Console) -> None:
     pool = getattr(arguments, "pool_studies", True)
     collection = select_studies(collection, arguments.study, pool=pool)
     console.print(collection.summary(), highlight=False, soft_wrap=True)
-    require_trials(collection)
+    require_trials(collection)  # none readable: one error line, which names one of them
+    if collection.skipped_line() is not None:
+        print(f"{PROG}: warning: {collection.skipped_line()}", file=sys.stderr)
     if arguments.command not in ("collect", "curves"):  # they list runs, results or not
         from lstm_variants.analysis.report import check_some_usable
 

@@ -120,6 +120,20 @@ class Collection:
                 line += f" ({other} with other results than the record kept: see skipped.csv)"
         return line
 
+    def skipped_line(self) -> str | None:
+        """One line naming the record files left out (the first, its reason, how many more), or
+        None. ``summary`` only counts them; a table, or a cell's best trial, that lacks one
+        should say which, as a sweep's rerun does before it trains them again."""
+        if not self.skipped:
+            return None
+        path, reason = self.skipped[0]
+        more = f" and {len(self.skipped) - 1} more" if len(self.skipped) > 1 else ""
+        return (
+            f"{len(self.skipped)} record file(s) left out, unreadable: {path} ({reason}){more}; "
+            "rerunning their study's command trains them again (`lstm-variants-analyze "
+            "collect` lists every one in skipped.csv)"
+        )
+
     def duplicates_with_other_results(self) -> int:
         """How many duplicates hold other results than the record kept (trained again)."""
         return sum(reason.endswith(OTHER_RESULTS) for _, reason in self.duplicates)

@@ -16,6 +16,7 @@ sections must be equal): a rate is a property of a network *on* data.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,16 @@ def record_files(sources: str | Path | Sequence[str | Path], per_cell: int) -> l
             raise ConfigError(
                 f"diagnose.records: {source} is neither a record file nor a directory"
             )
+        collection = collect([source])
         try:
-            trials = require_trials(collect([source]))
+            trials = require_trials(collection)
         except AnalysisError as error:
             raise ConfigError(f"diagnose.records: {error}") from None
+        if collection.skipped_line() is not None:  # its cell's best trial may be the one left out
+            print(
+                f"lstm-variants-diagnose: warning: diagnose.records: {collection.skipped_line()}",
+                file=sys.stderr,
+            )
         usable = ranked_by_validation(trials[trials["params_path"].notna()])
         if usable.empty:
             raise ConfigError(

@@ -133,10 +133,12 @@ def main():
     groups = sorted(args.groups)
     sizes = [draw["hidden_size"] for draw in greff_draws(args.k, args.seed)]
     if min(sizes) < hidden[0] or max(sizes) > hidden[-1]:
-        sys.exit(
+        print(
             f"population_ceiling.py: error: --hidden must span the draws' sizes "
-            f"{min(sizes)} to {max(sizes)}; got {hidden[0]} to {hidden[-1]}"
+            f"{min(sizes)} to {max(sizes)}; got {hidden[0]} to {hidden[-1]}",
+            file=sys.stderr,
         )
+        sys.exit(2)  # a usage error, as argparse's
     print(
         f"vanilla LSTM, 88 inputs, batch 1, {args.steps} steps, forward + backward + SGD; "
         f"1 {jax.devices()[0].device_kind} device"

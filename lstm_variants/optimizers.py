@@ -7,6 +7,14 @@ gradient g moves the parameters by eta g / (1 - mu) a step in the long run, and 
 makes that eta g whatever the momentum, so that the learning rate and the momentum drawn by a
 search do not stand in for each other.
 
+Nesterov SGD here is optax's (Bengio et al. 2013's form of Sutskever's), which takes the same
+gradients at the same points as Greff et al.'s library (IDSIA brainstorm's ``NesterovStep``:
+v <- mu v, theta <- theta + v, g at that point, v <- v - eta g, theta <- theta - eta g). The two
+differ in the point they hold between updates: brainstorm's theta_t, optax's lookahead
+theta_t + mu v_t, so validation, test and saved parameters are read at the lookahead point
+(``tests/test_optimizers.py``; on JSB a few tenths of a nat apart early in training, about
+0.01 nats near convergence).
+
 In a population every trial has its own learning rate, momentum and clipping thresholds, so these
 are not Python constants but arrays carried in the optimizer state (``optax.inject_hyperparams``),
 one per member under ``jax.vmap``. Clipping that is off is a threshold of +inf, which leaves every

@@ -154,3 +154,64 @@ def test_the_learning_rate_scale_at_none_leaves_trial_ids_as_before_it_existed()
     assert trial_identity(scaled) == trial_identity(base)
     scaled["optimizer"]["learning_rate_scale"] = "one_minus_momentum"
     assert trial_identity(scaled) != trial_identity(base)
+
+
+def brainstorm_nesterov(gradient, theta, learning_rate, momentum, steps):
+    """IDSIA brainstorm's ``NesterovStep.run`` (Greff et al.'s library), scale_learning_rate=True,
+    in float64 numpy: the points where it takes the gradient, and its (theta, v) after each step.
+
+        eta <- eta (1 - mu);  v <- mu v;  theta <- theta + v;  g = grad(theta);
+        v <- v - eta g;  theta <- theta - eta g
+    """
+    eta = learning_rate * (1.0 - momentum)
+    velocity = np.zeros_like(theta)
+    points, thetas, velocities = [], [], []
+    for _ in range(steps):
+        velocity = momentum * velocity
+        theta = theta + velocity
+        g = gradient(theta)
+        points.append(theta)
+        velocity = velocity - eta * g
+        theta = theta - eta * g
+        thetas.append(theta)
+        velocities.append(velocity)
+    return np.asarray(points), np.asarray(thetas), np.asarray(velocities)
+
+
+def test_nesterov_sgd_is_brainstorms_nesterov_step_read_at_its_lookahead_point():
+    """optax's Nesterov SGD (Bengio et al.'s 2013 reparametrisation of Sutskever's form) takes the
+    gradients brainstorm's NesterovStep takes, at the same points, so training follows the same
+    trajectory. The parameters it holds between steps are brainstorm's lookahead point
+    theta_t + mu v_t, not brainstorm's theta_t: what the harness validates, tests and saves is
+    that point, theta_t + mu v_t = p_t, and theta_t = p_t + mu eta (1 - mu) m_t (m: optax's trace).
+    """
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(8, 3)), rng.normal(size=8)
+
+    def gradient(theta):  # of sum(log(1 + e^(a theta - b))) + |theta|^4 / 4: not quadratic
+        theta = np.asarray(theta, np.float64)
+        return a.T @ (1.0 / (1.0 + np.exp(b - a @ theta))) + np.sum(theta**2) * theta
+
+    lr, mu, steps, start = 0.3, 0.9, 25, np.asarray([0.5, -1.0, 0.25])
+    points, thetas, velocities = brainstorm_nesterov(gradient, start, lr, mu, steps)
+
+    sgd = {"name": "sgd", "nesterov": True, "learning_rate_scale": "one_minus_momentum"}
+    optimizer = make_member_optimizer(sgd)(
+        learning_rate=lr, momentum=mu, clip_norm=math.inf, clip_value=math.inf
+    )
+    params = jnp.asarray(start, jnp.float32)
+    state, ours, traces = optimizer.init(params), [], []
+    for _ in range(steps):
+        ours.append(np.asarray(params))  # where the harness takes this step's gradient
+        updates, state = optimizer.update(jnp.asarray(gradient(params), jnp.float32), state)
+        params = optax.apply_updates(params, updates)
+        traces.append(np.asarray(state.inner_state[2][0].trace))
+    ours.append(np.asarray(params))
+    ours, traces = np.asarray(ours), np.asarray(traces)
+
+    np.testing.assert_allclose(ours[:-1], points, rtol=1e-4, atol=1e-5)
+    lookahead = thetas + mu * velocities
+    np.testing.assert_allclose(ours[1:], lookahead, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours[1:] + mu * lr * (1 - mu) * traces, thetas, rtol=1e-4, atol=1e-5)
+    # The two points really differ: by mu v_t, here up to a tenth of a unit.
+    assert np.abs(ours[1:] - thetas).max() > 0.05

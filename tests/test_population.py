@@ -484,6 +484,43 @@ def test_input_noise_has_each_members_standard_deviation(adding, monkeypatch):
     np.testing.assert_allclose(np.sqrt(power), stds, rtol=0.05)  # 6,400 draws: ~1 % error
 
 
+def test_input_noise_is_fresh_per_update_sequence_and_frame_and_spares_the_targets(
+    adding, monkeypatch
+):
+    # The loss is swapped for sum(x * w) + sum(y * v) on all-zero inputs x: with SGD at learning
+    # rate 1, one epoch leaves w = -(the sum of every update's noise) and v = -(the sum of the
+    # targets). Independent N(0, s^2) noise in each of the 8 updates of 8 sequences gives each
+    # entry of w a spread of s * sqrt(64) = 8 s; one draw reused by every update (or every
+    # sequence of an update) gives s * sqrt(512) = 22.6 s, and one draw per sequence shared by
+    # its frames makes w the same at every step. The targets are summed exactly, noise-free.
+    import lstm_variants.train as train_module
+
+    def probe(model, data, normalization="frame"):
+        def loss_fn(params, inputs, targets, lengths, sequence_weights, carries=None, dropout=None):
+            total = jnp.sum(inputs * params["w"][None]) + jnp.sum(targets * params["v"][None])
+            return total, (total, jnp.ones(()), carries, None)
+
+        return loss_fn
+
+    monkeypatch.setattr(train_module, "make_loss_fn", probe)
+    optimizer = make_member_optimizer({"name": "sgd"})
+    epoch = train_module.make_member_epoch_fn(model_for(adding), optimizer, adding, SETTINGS)
+    steps, std = 50, 0.5
+    params = {"w": jnp.zeros((steps, adding.input_size)), "v": jnp.zeros(adding.output_size)}
+    hyper = dict(learning_rate=1.0, momentum=0.0, clip_norm=math.inf, clip_value=math.inf)
+    inputs = jnp.zeros((64, steps, adding.input_size))  # 8 updates of 8 sequences
+    targets = jax.random.normal(jax.random.key(1), (64, adding.output_size))
+    trained, _, _ = epoch(
+        params, optimizer(**hyper).init(params), jax.tree.map(jnp.ones_like, params),
+        {"input_noise": jnp.float32(std), "dropout": jnp.float32(0.0)}, jax.random.key(0),
+        jnp.bool_(True), jnp.int32(1), inputs, targets, jnp.full(64, steps, jnp.int32),
+    )  # fmt: skip
+    w = np.asarray(trained["w"]) / std
+    assert 6.5 < w.std() < 9.5  # 100 entries: ~7 % sampling error around 8
+    assert abs(np.corrcoef(w[:-1].ravel(), w[1:].ravel())[0, 1]) < 0.4  # frames differ
+    np.testing.assert_allclose(trained["v"], -np.sum(np.asarray(targets), axis=0), rtol=1e-5)
+
+
 def test_a_member_whose_training_loss_is_not_finite_stops_as_diverged(adding, monkeypatch):
     # The mirror of the test above: member 1's training loss is planted infinite at epoch 2,
     # its validation loss still finite. A loss that is not finite on either split is divergence.

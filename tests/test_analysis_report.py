@@ -514,3 +514,28 @@ def test_a_comparison_of_all_trials_says_so():
         "Every usable trial of each cell."
     )
     assert selection_sentence(pd.DataFrame({"fraction": [0.1]})).startswith("Best 10 %: ")
+
+
+def test_learning_curves_are_drawn_in_the_metric_the_tables_report(tmp_path, monkeypatch):
+    """Curves record nats; a Tiny Shakespeare study reports bits per character. The curves were
+    drawn in nats (1.38 at best) beside tables of bpc (1.99), under 'validation loss'."""
+    import math
+
+    from lstm_variants.analysis import plots
+
+    nats = [1.60, 1.45, 1.38]
+    trials = pd.DataFrame(
+        {"trial_id": ["t0"], "cell": ["vanilla"], "dataset": ["tiny_shakespeare"],
+         "usable": [True], "metric": ["bits_per_char"], "best_valid": [1.38 / math.log(2)]}
+    )  # fmt: skip
+    curves = pd.DataFrame({"trial_id": "t0", "epoch": [1, 2, 3], "valid_loss": nats})
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.learning_curves(trials, curves, "tiny_shakespeare", tmp_path / "curves")
+    axis = figures["curves"].axes[0]
+    (line,) = axis.lines
+    assert np.allclose(line.get_ydata(), np.array(nats) / math.log(2))
+    assert min(line.get_ydata()) == pytest.approx(trials["best_valid"].iloc[0])
+    assert axis.get_ylabel() == "validation bits per character"
+    low, high = axis.get_ylim()
+    assert low <= 1.38 / math.log(2) <= high

@@ -8,7 +8,8 @@
 - ``interaction_heatmap``: the predicted metric over learning rate x hidden size, with contours and
   the best learning rate of each hidden size marked (Greff: it does not move with size).
 - ``importance_chart``: Greff Fig. 5 as bars: the variance share of each hyperparameter and pair.
-- ``learning_curves``: validation loss per epoch of each cell's best trial.
+- ``learning_curves``: the validation metric (bits per character, NLL, ...) per epoch of each
+  cell's best trial.
 - ``best_result_bars``: Jozefowicz et al. (2015) style: the best test result of every cell, one
   panel per task.
 
@@ -38,6 +39,7 @@ from lstm_variants.analysis.compare import (
 )
 from lstm_variants.analysis.importance import Importance, pretty
 from lstm_variants.atomic_files import save_figure_atomic
+from lstm_variants.losses import metric_value
 
 FORMATS = ("png", "pdf")
 DPI = 150
@@ -59,9 +61,29 @@ def save(figure: Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def _metric_label(trials: pd.DataFrame) -> str:
+# What each recorded metric is, with its unit, for axis labels (losses.metric_value converts).
+METRIC_NAMES = {
+    "nll_per_step": "NLL per time step (nats)",
+    "cross_entropy": "cross-entropy (nats)",
+    "bits_per_char": "bits per character",
+    "perplexity": "perplexity",
+    "mse": "mean squared error",
+}
+
+
+def describe_metric(metric: str) -> str:
+    """An axis label for ``metric``: its meaning and unit ('NLL per time step (nats)')."""
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def _one_metric(trials: pd.DataFrame) -> str | None:
     names = trials["metric"].dropna().unique() if "metric" in trials else []
-    return f"test {names[0]}" if len(names) == 1 else "test metric"
+    return str(names[0]) if len(names) == 1 else None
+
+
+def _metric_label(trials: pd.DataFrame) -> str:
+    metric = _one_metric(trials)
+    return f"test {metric}" if metric else "test metric"
 
 
 def robust_limits(values: np.ndarray) -> tuple[float, float]:
@@ -313,9 +335,19 @@ def learning_curves(
     reference: str = "vanilla",
     per_cell: int = 1,
 ) -> list[Path]:
-    """Validation loss per epoch of the ``per_cell`` best trials (by validation) of each cell."""
+    """Validation metric per epoch of the ``per_cell`` best trials (by validation) of each cell.
+
+    Curves record the mean frame loss (nats, or squared error); they are drawn in the dataset's
+    metric (``losses.metric_value``: bits per character = nats / ln 2, perplexity = e^nats), the
+    unit of the tables and the other figures, so a curve's lowest point is the table's best
+    validation result.
+    """
     frame = trials[(trials["dataset"].astype(str) == dataset) & trials["usable"]]
     cells = ordered_cells(frame["cell"].astype(str), reference)
+    metric = _one_metric(frame)
+    curves = curves[curves["trial_id"].isin(frame["trial_id"])].copy()
+    if metric:
+        curves["valid_loss"] = [metric_value(v, metric) for v in curves["valid_loss"]]
     figure = Figure(figsize=(6.5, 4.2))
     axis = figure.subplots()
     styles = itertools.cycle(itertools.product(LINESTYLES, MARKERS))
@@ -353,7 +385,7 @@ def learning_curves(
     axis.set_ylim(low, high)
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))  # no epoch 2.5
-    axis.set_ylabel("validation loss")
+    axis.set_ylabel(f"validation {describe_metric(metric)}" if metric else "validation loss")
     axis.set_title(f"{dataset}: best trial of each cell", fontsize=10)
     axis.legend(fontsize=8, ncols=2 if len(cells) > 6 else 1)
     axis.grid(color="0.9", linewidth=0.5)

@@ -539,3 +539,24 @@ def test_learning_curves_are_drawn_in_the_metric_the_tables_report(tmp_path, mon
     assert axis.get_ylabel() == "validation bits per character"
     low, high = axis.get_ylim()
     assert low <= 1.38 / math.log(2) <= high
+
+
+def test_figure_axes_name_the_metric_with_its_unit(sweep, tmp_path, monkeypatch):
+    """The axes said 'test nll_per_step' (a column name, no unit); docs quote nats and bpc."""
+    from lstm_variants.analysis import plots
+
+    collection = collect([sweep])
+    table = compare(collection.trials, resamples=0, permutations=100)
+    results = importance_by_group(collection.trials, trees=2)
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.all_figures(collection.trials, collection.curves, table, results, tmp_path)
+    label = "test NLL per time step (nats)"
+    assert [axis.get_ylabel() for axis in figures["box_jsb_chorales"].axes] == [label, label]
+    assert figures["marginals_jsb_chorales"].axes[0].get_ylabel() == label
+    colorbar = figures["interaction_jsb_chorales"].axes[1]
+    assert colorbar.get_ylabel() == f"predicted {label}"
+    assert "best test NLL per time step (nats)" in figures["best_results"].axes[0].get_xlabel()
+    assert figures["curves_jsb_chorales"].axes[0].get_ylabel() == (
+        "validation NLL per time step (nats)"
+    )

@@ -83,7 +83,7 @@ def _one_metric(trials: pd.DataFrame) -> str | None:
 
 def _metric_label(trials: pd.DataFrame) -> str:
     metric = _one_metric(trials)
-    return f"test {metric}" if metric else "test metric"
+    return f"test {describe_metric(metric)}" if metric else "test metric"
 
 
 def robust_limits(values: np.ndarray) -> tuple[float, float]:
@@ -233,8 +233,8 @@ def marginal_plots(result: Importance, stem: Path, metric_label: str = "test met
     for axis in axes[len(names) :]:
         axis.set_visible(False)
     figure.suptitle(
-        f"{result.title}: predicted {metric_label} (marginal, mean ± std over trees, "
-        f"{result.trials} trials)",
+        f"{result.title}: predicted {metric_label}; marginal, mean ± std over trees, "
+        f"{result.trials} trials",
         fontsize=10,
     )
     figure.tight_layout()
@@ -428,7 +428,7 @@ def best_result_bars(
                     axis.text(value, position, " " + text, va="center", fontsize=7)
         axis.set_yticks(positions, cells)
         metric = table["metric"].iloc[0]
-        axis.set_xlabel(f"best test {metric} (lower is better)")
+        axis.set_xlabel(f"best test {describe_metric(str(metric))}, lower is better")
         axis.set_title(dataset, fontsize=10)
     for axis in axes[len(datasets) :]:
         axis.set_visible(False)

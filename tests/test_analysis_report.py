@@ -560,3 +560,22 @@ def test_figure_axes_name_the_metric_with_its_unit(sweep, tmp_path, monkeypatch)
     assert figures["curves_jsb_chorales"].axes[0].get_ylabel() == (
         "validation NLL per time step (nats)"
     )
+
+
+def test_a_box_panel_of_one_value_has_a_readable_axis():
+    """One trial (a one-trial cell, or the best 10 % of a small study): the axis spanned 1e-10,
+    with ticks '1.6 ... 2.4' under an offset '1e-10+1.959062115'."""
+    from lstm_variants.analysis.plots import box_figure
+
+    value = 1.959062115
+    trials = pd.DataFrame(
+        {"dataset": "tiny_shakespeare", "cell": "vanilla", "usable": True, "best_valid": [value],
+         "test_at_best": [value], "metric": "bits_per_char", "trial_id": ["t0"]}
+    )  # fmt: skip
+    comparison = pd.DataFrame({"dataset": ["tiny_shakespeare"], "cell": ["vanilla"], "marker": ""})
+    figure = box_figure(trials, comparison, "tiny_shakespeare")
+    figure.canvas.draw()
+    for axis in figure.axes:
+        low, high = axis.get_ylim()
+        assert low < value < high and high - low > 0.01 * value
+        assert axis.yaxis.get_offset_text().get_text() == ""

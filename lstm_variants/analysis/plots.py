@@ -96,12 +96,17 @@ def robust_limits(values: np.ndarray) -> tuple[float, float]:
 
 
 def _full_limits(values: np.ndarray) -> tuple[float, float]:
-    """y-limits that show every finite value, with a 5 % margin."""
+    """y-limits that show every finite value, with a 5 % margin.
+
+    Values that are (nearly) all equal, one trial say, get +- 1 % of their size instead: a margin
+    of their spread, 1e-10, drew ticks '1.6 ... 2.4' under an offset '1e-10+1.959'.
+    """
     values = values[np.isfinite(values)]
     if not len(values):
         return 0.0, 1.0
     low, top = values.min(), values.max()
-    pad = 0.05 * max(top - low, 1e-9)
+    scale = max(abs(low), abs(top), 1.0)
+    pad = 0.05 * (top - low) if top - low > 1e-3 * scale else 0.01 * scale
     return low - pad, top + pad
 
 

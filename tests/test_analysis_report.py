@@ -579,3 +579,23 @@ def test_a_box_panel_of_one_value_has_a_readable_axis():
         low, high = axis.get_ylim()
         assert low < value < high and high - low > 0.01 * value
         assert axis.yaxis.get_offset_text().get_text() == ""
+
+
+def test_the_all_trials_panel_shows_every_cells_median():
+    """greff_jsb_rerun: noaf's ten trials 9.09 ... 46, the other cells' near 8.75; the bulk's
+    limits (Q3 + 3 IQR of all trials) stopped at 9.35, below noaf's median 9.49."""
+    from lstm_variants.analysis.plots import box_figure
+
+    rng = np.random.default_rng(0)
+    values = {c: 8.75 + 0.05 * rng.standard_normal(10) for c in ("vanilla", "nig", "nog", "np")}
+    values["noaf"] = np.array([9.09, 9.14, 9.20, 9.30, 9.45, 9.53, 10.9, 11.3, 11.5, 46.5])
+    rows = [
+        {"dataset": "jsb_chorales", "cell": cell, "usable": True, "best_valid": v,
+         "test_at_best": v, "metric": "nll_per_step", "trial_id": f"{cell}{k}"}
+        for cell, vs in values.items() for k, v in enumerate(vs)
+    ]  # fmt: skip
+    trials = pd.DataFrame(rows)
+    comparison = pd.DataFrame({"dataset": "jsb_chorales", "cell": list(values), "marker": ""})
+    upper = box_figure(trials, comparison, "jsb_chorales", fraction=1.0).axes[0]
+    low, high = upper.get_ylim()
+    assert low < 8.7 and np.median(values["noaf"]) < high < 11.0

@@ -599,3 +599,30 @@ def test_the_all_trials_panel_shows_every_cells_median():
     upper = box_figure(trials, comparison, "jsb_chorales", fraction=1.0).axes[0]
     low, high = upper.get_ylim()
     assert low < 8.7 and np.median(values["noaf"]) < high < 11.0
+
+
+@pytest.mark.parametrize("r2", [-0.02, float("nan"), 0.5])
+def test_figures_of_a_surrogate_that_predicts_nothing_say_so(tmp_path, monkeypatch, r2):
+    """greff_jsb_rerun (two distinct draws, OOB R² -0.02): the report's text said 'Not
+    informative', its marginals and heat map drew learning-rate curves over four decades with
+    no word of it."""
+    from lstm_variants.analysis import plots
+    from lstm_variants.analysis.importance import importance
+
+    write_records(synthetic_study({"vanilla": 0.0}, trials=30, seed=0), tmp_path / "records")
+    result = importance(collect([tmp_path / "records"]).trials, trees=2)
+    result.surrogate.r2_out_of_bag = r2
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.marginal_plots(result, tmp_path / "marginals")
+    plots.interaction_heatmap(result, *plots.pick_interaction(result), tmp_path / "interaction")
+    plots.importance_chart(result, tmp_path / "importance")
+    titles = {
+        "marginals": figures["marginals"].get_suptitle(),
+        "interaction": figures["interaction"].axes[0].get_title(),
+        "importance": figures["importance"].axes[0].get_title(),
+    }
+    for name, title in titles.items():
+        assert ("NOT INFORMATIVE" in title) == (r2 != 0.5), name
+    if r2 != r2:  # NaN: too few trials to measure
+        assert "under 10 trials" in titles["marginals"]

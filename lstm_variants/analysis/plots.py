@@ -38,6 +38,7 @@ from lstm_variants.analysis.compare import (
     top_trials,
 )
 from lstm_variants.analysis.importance import Importance, pretty
+from lstm_variants.analysis.report import uninformative_reason
 from lstm_variants.atomic_files import save_figure_atomic
 from lstm_variants.losses import metric_value
 
@@ -213,6 +214,16 @@ def _axis_for(scale: str):
     return (lambda unit: unit), "linear", ""
 
 
+def _uninformative_line(result: Importance) -> str:
+    """A title line flagging a forest that predicts nothing (its curves, surface and shares are
+    then noise; the report says so in its text, and a figure is often read without it), or ''."""
+    r2 = result.surrogate.r2_out_of_bag
+    if uninformative_reason(r2) is None:
+        return ""
+    why = f"forest OOB R² {r2:.2f} ≤ 0" if math.isfinite(r2) else "under 10 trials"
+    return f"\nNOT INFORMATIVE ({why}): noise, not the hyperparameters' effects"
+
+
 def marginal_plots(result: Importance, stem: Path, metric_label: str = "test metric") -> list[Path]:
     """Greff's Fig. 4: one panel per hyperparameter, mean +- std over trees."""
     names = list(result.marginals)
@@ -244,7 +255,7 @@ def marginal_plots(result: Importance, stem: Path, metric_label: str = "test met
         axis.set_visible(False)
     figure.suptitle(
         f"{result.title}: predicted {metric_label}; marginal, mean ± std over trees, "
-        f"{result.trials} trials",
+        f"{result.trials} trials" + _uninformative_line(result),
         fontsize=10,
     )
     figure.tight_layout()
@@ -294,7 +305,9 @@ def interaction_heatmap(
     # best learning rates of the large networks lay, in greff_jsb's report).
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)
     figure.colorbar(image, ax=axis, label=f"predicted {metric_label}")
-    axis.set_title(f"{result.title}: {pretty(a)} x {pretty(b)}", fontsize=10)
+    axis.set_title(
+        f"{result.title}: {pretty(a)} x {pretty(b)}" + _uninformative_line(result), fontsize=10
+    )
     return save(figure, stem)
 
 
@@ -332,7 +345,9 @@ def importance_chart(result: Importance, stem: Path, top_pairs: int = 5) -> list
     axis.set_xlabel("share of variance of the predicted metric")
     r2 = result.surrogate.r2_out_of_bag
     axis.set_title(
-        f"{result.title}: fANOVA ({result.trials} trials, forest OOB R² {r2:.2f})", fontsize=10
+        f"{result.title}: fANOVA ({result.trials} trials, forest OOB R² {r2:.2f})"
+        + _uninformative_line(result),
+        fontsize=10,
     )
     return save(figure, stem)
 

@@ -626,3 +626,27 @@ def test_figures_of_a_surrogate_that_predicts_nothing_say_so(tmp_path, monkeypat
         assert ("NOT INFORMATIVE" in title) == (r2 != 0.5), name
     if r2 != r2:  # NaN: too few trials to measure
         assert "under 10 trials" in titles["marginals"]
+
+
+def test_a_cell_without_a_usable_trial_is_named_not_left_blank(tmp_path, monkeypatch):
+    """A cell whose every trial diverged had an empty slot in the box plots and no bar and no
+    number in the best-result bars: it read as missing data or a drawing fault."""
+    from lstm_variants.analysis import plots
+
+    records = synthetic_study({"vanilla": 0.0, "nfg": 0.3}, trials=10, seed=0)
+    records += synthetic_study(
+        {"cifg": 0.0}, trials=3, seed=1, diverge_above_learning_rate=0.0, diverge_probability=1.0
+    )
+    write_records(records, tmp_path / "sweep")
+    collection = collect([tmp_path / "sweep"])
+    table = compare(collection.trials, resamples=0, permutations=100)
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.all_figures(collection.trials, collection.curves, table, [], tmp_path / "figures")
+    for axis in figures["box_jsb_chorales"].axes:
+        (note,) = [t for t in axis.texts if t.get_text() == plots.NO_RESULT]
+        assert note.get_position()[0] == 3  # cifg's slot
+    bars = figures["best_results"].axes[0]
+    assert any(t.get_text().strip() == plots.NO_RESULT for t in bars.texts)
+    low, high = bars.get_ylim()
+    assert low < -0.4 and high > len(bars.get_yticks()) - 0.6  # mut2's row is a whole row

@@ -47,6 +47,7 @@ DPI = 150
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++", "**", "||", "OO")
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h")
 LINESTYLES = ("-", "--", "-.", ":")
+NO_RESULT = "no usable trial"
 MARKER_HATCH = {"worse": "///", "better": "...", "": "", "reference": ""}
 
 
@@ -174,6 +175,12 @@ def box_figure(
         if medians and max(medians) > high:
             high = max(medians) + 0.05 * (max(medians) - low)
         axis.set_ylim(low, high)
+        # A cell without a result (every trial diverged) would be a blank slot, read as missing
+        # data or a drawing fault: say why it is empty.
+        for position, values in zip(positions, data, strict=True):
+            if not np.isfinite(values).any():
+                axis.text(position, 0.5, NO_RESULT, transform=axis.get_xaxis_transform(),
+                          ha="center", va="center", rotation=90, fontsize=8, color="0.3")  # fmt: skip
         hidden = int(np.sum(every > high))
         label = f"{title} ({hidden} above the axis)" if hidden else title
         axis.set_title(label, fontsize=10)
@@ -451,7 +458,12 @@ def best_result_bars(
                 if np.isfinite(value):
                     text = f"{value:.{digits}f}" + (" (best)" if index == best else "")
                     axis.text(value, position, " " + text, va="center", fontsize=7)
+                else:  # no bar: say why (its trials all diverged), rather than leave a gap
+                    axis.text(low - 2 * pad, position, " " + NO_RESULT, va="center", fontsize=7,
+                              color="0.3")  # fmt: skip
         axis.set_yticks(positions, cells)
+        if not np.isfinite(values).all():  # a row without a bar keeps its height
+            axis.set_ylim(-0.6, len(cells) - 0.4)
         metric = table["metric"].iloc[0]
         axis.set_xlabel(f"best test {describe_metric(str(metric))}, lower is better")
         axis.set_title(dataset, fontsize=10)

@@ -497,11 +497,15 @@ def test_a_space_in_sections_draws_what_the_same_space_with_dotted_keys_draws():
 
 def test_greffs_study_draws_and_names_its_trials_as_before_the_space_was_in_sections():
     # Taken from the code before the change (commit e5f90ca). Another id would make every
-    # recorded trial of a Greff study look new: a resumed study would train it again.
+    # recorded trial of a Greff study look new: a resumed study would train it again. The sweep
+    # has since taken Greff's step size (a new study, other ids): the override the committed
+    # study's commands give restores the protocol of e5f90ca.
     from lstm_variants.experiment import trial_identity
 
+    as_committed = ("optimizer.learning_rate_scale=none",)
+    overrides = ["+sweep=greff_jsb", "cell=vanilla", "search.trials=2", *as_committed]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["+sweep=greff_jsb", "cell=vanilla", "search.trials=2"])
+        cfg = compose("config", overrides=overrides)
     first, second = trial_configs(OmegaConf.to_container(cfg, resolve=True))
     assert first["search"]["sampled"] == {
         "model.hidden_size": 50,

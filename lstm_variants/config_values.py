@@ -161,15 +161,16 @@ RULES: dict[str, Rule] = {
 INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "uniform", "normal", "lecun_normal", "zeros")
 VECTOR_INITIALIZER_NAMES = ("uniform", "normal", "zeros")
 
-# Keys that name one of a few choices. The first four are registries of modules that import
+# Keys that name one of a few choices. The first five are registries of modules that import
 # JAX (``recurrence.RECURRENCES``, ``optimizers.OPTIMIZERS``, ``optimizers.LEARNING_RATE_SCALES``,
-# ``train.LOSS_NORMALIZATIONS``): a
+# ``optimizers.EVALUATION_POINTS``, ``train.LOSS_NORMALIZATIONS``): a
 # test keeps each equal to its copy here, so that this module, and the command-line check that
 # runs before a sweep's first job, need no JAX.
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.recurrence": ("fast", "xla", "reference"),
     "optimizer.name": ("sgd", "adam"),
     "optimizer.learning_rate_scale": ("none", "one_minus_momentum"),
+    "optimizer.evaluate_at": ("lookahead", "theta"),
     "train.loss_normalization": ("frame", "sequence"),
     "diagnose.split": ("train", "valid", "test"),
     "diagnose.average": ("arithmetic", "geometric"),
@@ -246,7 +247,7 @@ def check_values(cfg: Mapping[str, Any]) -> None:
             f"optimizer.momentum ({given}) is used only by optimizer=sgd (Adam ignores it; "
             "search=greff samples it): add optimizer=sgd, or drop the momentum"
         )
-    for key in ("nesterov", "learning_rate_scale"):
+    for key in ("nesterov", "learning_rate_scale", "evaluate_at"):
         if optimizer.get("name") == "adam" and (
             optimizer.get(key) is not None or f"optimizer.{key}" in space
         ):
@@ -254,6 +255,15 @@ def check_values(cfg: Mapping[str, Any]) -> None:
                 f"optimizer.{key} ({optimizer.get(key, 'drawn by the search')}) is used only by "
                 "optimizer=sgd (Adam ignores it): add optimizer=sgd, or drop it"
             )
+    # Heavy-ball momentum holds theta_t itself: there is no lookahead point to read instead.
+    if optimizer.get("evaluate_at", "lookahead") != "lookahead" and (
+        optimizer.get("nesterov") is False or "optimizer.nesterov" in space
+    ):
+        raise ConfigError(
+            f"optimizer.evaluate_at={optimizer['evaluate_at']} needs optimizer.nesterov=true "
+            "(plain momentum SGD holds theta_t itself): set optimizer.nesterov=true, or "
+            "optimizer.evaluate_at=lookahead"
+        )
     if "sampled" not in search:
         check_space_targets(cfg, space)
 
@@ -357,6 +367,7 @@ GROUP_KEYS = {
         "momentum",
         "nesterov",
         "learning_rate_scale",
+        "evaluate_at",
         "clip_norm",
         "clip_value",
     ),

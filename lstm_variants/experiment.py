@@ -191,6 +191,7 @@ IDENTITY_NEUTRAL = {
     ("train", "loss_normalization"): "frame",
     ("train", "dropout"): 0.0,
     ("optimizer", "learning_rate_scale"): "none",
+    ("optimizer", "evaluate_at"): "lookahead",
 }
 
 

@@ -11,9 +11,16 @@ Nesterov SGD here is optax's (Bengio et al. 2013's form of Sutskever's), which t
 gradients at the same points as Greff et al.'s library (IDSIA brainstorm's ``NesterovStep``:
 v <- mu v, theta <- theta + v, g at that point, v <- v - eta g, theta <- theta - eta g). The two
 differ in the point they hold between updates: brainstorm's theta_t, optax's lookahead
-theta_t + mu v_t, so validation, test and saved parameters are read at the lookahead point
-(``tests/test_optimizers.py``; on JSB a few tenths of a nat apart early in training, about
-0.01 nats near convergence).
+theta_t + mu v_t (``tests/test_optimizers.py``; on JSB a few tenths of a nat apart early in
+training, about 0.01 nats near convergence). Training is the same either way; ``evaluate_at``
+says which point the records read (every validation, hence early stopping and the best epoch, the
+best parameters kept, the test at best and the saved parameters):
+
+- ``lookahead`` (default): optax's parameters p_t as they are;
+- ``theta``: Sutskever's (and Greff et al.'s) theta_t = p_t - mu v_t = p_t + mu eta' m_t, with
+  m_t optax's trace (v_t = -eta' m_t) and eta' the step size (eta, or eta (1 - mu)), recovered
+  from the optimizer state (``sutskever_theta``). Only Nesterov SGD has two points to choose
+  from: Adam and heavy-ball momentum hold theta_t itself.
 
 In a population every trial has its own learning rate, momentum and clipping thresholds, so these
 are not Python constants but arrays carried in the optimizer state (``optax.inject_hyperparams``),
@@ -23,6 +30,7 @@ finite gradient exactly as it is, so one compiled program serves clipped and unc
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Mapping
@@ -37,6 +45,8 @@ from lstm_variants.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam")
 # What SGD's learning rate is multiplied by (module docstring).
 LEARNING_RATE_SCALES = ("none", "one_minus_momentum")
+# Which point of Nesterov SGD the records read (module docstring).
+EVALUATION_POINTS = ("lookahead", "theta")
 
 
 MEMBER_HYPERPARAMETERS = ("learning_rate", "momentum", "clip_norm", "clip_value")
@@ -64,22 +74,70 @@ def member_hyperparameters(cfg: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def make_member_optimizer(cfg: Mapping[str, Any]) -> Callable[..., optax.GradientTransformation]:
+@dataclasses.dataclass(frozen=True)
+class MemberOptimizer:
+    """A member's optimizer: ``transform(**hyperparameters)`` is its ``optax`` transformation,
+    and ``evaluation_point`` the parameters its records read (``EVALUATION_POINTS``).
+
+    Attributes:
+      transform: ``optax.inject_hyperparams`` of the factory of ``MEMBER_HYPERPARAMETERS``.
+      learning_rate_scale: one of ``LEARNING_RATE_SCALES``.
+      evaluate_at: one of ``EVALUATION_POINTS``.
+    """
+
+    transform: Callable[..., optax.GradientTransformation]
+    learning_rate_scale: str = "none"
+    evaluate_at: str = "lookahead"
+
+    def __call__(self, **hyperparameters) -> optax.GradientTransformation:
+        return self.transform(**hyperparameters)
+
+    def evaluation_point(self, params, opt_state):
+        """The parameters a member's records read, from its parameters and optimizer state."""
+        if self.evaluate_at == "lookahead":
+            return params
+        return sutskever_theta(params, opt_state, self.learning_rate_scale)
+
+
+def sutskever_theta(params, opt_state, learning_rate_scale: str = "none"):
+    """theta_t = p_t + mu eta' m_t: Sutskever's parameters from optax's Nesterov lookahead p_t.
+
+    optax steps p_{t+1} = p_t - eta' (g_t + mu m_{t+1}), m_{t+1} = g_t + mu m_t, with g_t taken
+    at p_t; Sutskever's form (IDSIA brainstorm's ``NesterovStep``) holds theta_t and velocity
+    v_t = -eta' m_t, and takes g_t at theta_t + mu v_t = p_t. eta' is the learning rate eta, or
+    eta (1 - mu) under ``learning_rate_scale: one_minus_momentum``, computed as the optimizer
+    does; mu and eta are the member's, from the ``inject_hyperparams`` state.
+    """
+    hyper = opt_state.hyperparams
+    momentum, step = hyper["momentum"], hyper["learning_rate"]
+    if learning_rate_scale == "one_minus_momentum":
+        step = step * (1.0 - momentum)
+    trace = optax.tree_utils.tree_get(opt_state, "trace")
+    return jax.tree.map(lambda p, m: p + momentum * step * m, params, trace)
+
+
+def make_member_optimizer(cfg: Mapping[str, Any]) -> MemberOptimizer:
     """The optimizer of ``cfg`` with ``MEMBER_HYPERPARAMETERS`` as injectable arrays.
 
     Args:
-      cfg: ``name`` ('sgd' or 'adam') and, for sgd, ``nesterov`` and ``learning_rate_scale``
-        (``LEARNING_RATE_SCALES``, default 'none'); the numbers (``learning_rate``, ``momentum``,
-        ``clip_norm``, ``clip_value``) come per member from ``member_hyperparameters``.
+      cfg: ``name`` ('sgd' or 'adam') and, for sgd, ``nesterov``, ``learning_rate_scale``
+        (``LEARNING_RATE_SCALES``, default 'none') and ``evaluate_at`` (``EVALUATION_POINTS``,
+        default 'lookahead'; 'theta' needs nesterov); the numbers (``learning_rate``,
+        ``momentum``, ``clip_norm``, ``clip_value``) come per member from
+        ``member_hyperparameters``.
 
     Returns:
-      ``optax.inject_hyperparams`` of a factory: call it with the member's hyperparameters
-      (arrays or floats) to get a transformation whose state carries them. The same settings
-      give the same object, by which compiled population programs are kept
-      (``population._COMPILED``).
+      A ``MemberOptimizer``: call it with the member's hyperparameters (arrays or floats) to get
+      a transformation whose state carries them. The same settings give the same object, by
+      which compiled population programs are kept (``population._COMPILED``).
+
+    Raises:
+      ConfigError: an unknown optimizer, scale or evaluation point, or ``evaluate_at`` other
+        than 'lookahead' without Nesterov SGD.
     """
     name, nesterov = cfg["name"], bool(cfg.get("nesterov", False))
     scale = cfg.get("learning_rate_scale") or "none"
+    evaluate_at = cfg.get("evaluate_at") or "lookahead"
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer '{name}'; valid optimizers: {', '.join(OPTIMIZERS)}")
     if scale not in LEARNING_RATE_SCALES:
@@ -87,13 +145,23 @@ def make_member_optimizer(cfg: Mapping[str, Any]) -> Callable[..., optax.Gradien
             f"optimizer.learning_rate_scale must be one of {', '.join(LEARNING_RATE_SCALES)}, "
             f"got {scale!r}"
         )
-    return _member_optimizer(name, nesterov, scale)
+    if evaluate_at not in EVALUATION_POINTS:
+        raise ConfigError(
+            f"optimizer.evaluate_at must be one of {', '.join(EVALUATION_POINTS)}, "
+            f"got {evaluate_at!r}"
+        )
+    if evaluate_at != "lookahead" and not (name == "sgd" and nesterov):
+        raise ConfigError(
+            f"optimizer.evaluate_at={evaluate_at} needs optimizer=sgd with optimizer.nesterov=true "
+            "(other optimizers hold theta_t itself): drop it, or use Nesterov SGD"
+        )
+    return _member_optimizer(name, nesterov, scale, evaluate_at)
 
 
 @functools.cache
 def _member_optimizer(
-    name: str, nesterov: bool, scale: str = "none"
-) -> Callable[..., optax.GradientTransformation]:
+    name: str, nesterov: bool, scale: str = "none", evaluate_at: str = "lookahead"
+) -> MemberOptimizer:
     def factory(learning_rate, momentum, clip_norm, clip_value):
         if name == "sgd":
             if scale == "one_minus_momentum":
@@ -104,7 +172,7 @@ def _member_optimizer(
             core = optax.adam(learning_rate)
         return optax.chain(clip_by_global_norm(clip_norm), optax.clip(clip_value), core)
 
-    return optax.inject_hyperparams(factory)
+    return MemberOptimizer(optax.inject_hyperparams(factory), scale, evaluate_at)
 
 
 def clip_by_global_norm(max_norm) -> optax.GradientTransformation:

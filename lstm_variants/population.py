@@ -19,9 +19,10 @@ What differs per member, and how:
   ``TrainSettings.max_padding_waste`` of a member's work.
 
 Per-member early stopping (``population_epochs``): after each epoch the host reads every
-member's validation loss; a member that has not improved for ``patience`` epochs, or whose
-training or validation loss is not finite, is frozen (the epoch function leaves its parameters
-and optimizer state alone) and its best parameters and metrics are kept. The population stops
+member's validation loss (at the optimizer's ``evaluate_at`` point, ``optimizers``); a member
+that has not improved for ``patience`` epochs, or whose training or validation loss is not
+finite, is frozen (the epoch function leaves its parameters and optimizer state alone) and its
+best parameters and metrics are kept. The population stops
 when every member has stopped or at ``max_epochs``. Members are independent, so a diverging
 member does not change any other's numbers.
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -62,6 +64,7 @@ from lstm_variants.hidden_padding import (
 from lstm_variants.losses import metric_value
 from lstm_variants.member_init import init_members
 from lstm_variants.model import SequenceModel
+from lstm_variants.optimizers import MemberOptimizer
 from lstm_variants.population_checkpoint import CheckpointSettings, ChunkCheckpoint, ChunkState
 from lstm_variants.population_epochs import train_epochs
 from lstm_variants.train import (
@@ -130,7 +133,7 @@ class Member:
 
 def train_population(
     model: SequenceModel,
-    optimizer: Callable,
+    optimizer: MemberOptimizer,
     data: SequenceDataset,
     settings: TrainSettings,
     members: Sequence[Member],
@@ -217,7 +220,7 @@ def train_population(
 
 def train_run(
     model: SequenceModel,
-    optimizer: Callable,
+    optimizer: MemberOptimizer,
     data: SequenceDataset,
     settings: TrainSettings,
     member: Member,
@@ -365,7 +368,7 @@ def _memory_override_bytes(value: str) -> int:
 
 def _train_chunk(
     model: SequenceModel,
-    optimizer: Callable,
+    optimizer: MemberOptimizer,
     data: SequenceDataset,
     settings: TrainSettings,
     members: Sequence[Member],
@@ -488,7 +491,8 @@ def _train_chunk(
         earlier_seconds = state.seconds  # in epochs before the kill, up to the last save
         if not state.finished:
             train_epochs(state, epoch_fn, evaluators["valid"], masks, regularization, data_keys,
-                          train, valid, settings, count, data.metric, saver, progress)  # fmt: skip
+                          train, valid, settings, count, data.metric, saver, progress,
+                          evaluation_point(optimizer))  # fmt: skip
     epochs_seconds = state.seconds
     best_params = state.arrays["best_params"]
     best_valid, best_epoch = state.arrays["best_valid"], state.arrays["best_epoch"]
@@ -543,6 +547,19 @@ HOST_ONLY_SETTINGS = {"max_epochs": 1, "patience": 0, "max_padding_waste": 0.0}
 def program_settings(settings: TrainSettings) -> TrainSettings:
     """``settings`` with the ``HOST_ONLY_SETTINGS`` at fixed values: the compiled programs' key."""
     return dataclasses.replace(settings, **HOST_ONLY_SETTINGS)
+
+
+def evaluation_point(optimizer: MemberOptimizer) -> Callable | None:
+    """(params, opt_state) -> what a population's records read, per member
+    (``MemberOptimizer.evaluation_point``); None where that is the parameters trained."""
+    if optimizer.evaluate_at == "lookahead":
+        return None
+    return functools.partial(_evaluation_point, optimizer)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _evaluation_point(optimizer, params, opt_state):
+    return jax.vmap(optimizer.evaluation_point)(params, opt_state)
 
 
 def _population_programs(model, optimizer, data, settings, with_dropout, devices):

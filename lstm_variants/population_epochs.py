@@ -4,6 +4,9 @@ After each epoch (one call of the compiled, vmapped epoch program) the host read
 training and validation loss, appends them to the member's curve, and freezes a member that has
 diverged (a loss that is not finite) or has not improved for ``patience`` epochs; a frozen member's
 parameters and optimizer state are left alone by the program, and its best parameters are kept.
+Validation and the best parameters read each member at its optimizer's evaluation point
+(``optimizers.MemberOptimizer.evaluation_point``: the parameters trained, or Nesterov SGD's
+theta_t recovered from the optimizer state); training goes on from the parameters trained.
 The loop's state is a ``population_checkpoint.ChunkState``, saved when due, on Ctrl-C, and when
 submitit requeues a pre-empted or timed-out SLURM job.
 """
@@ -37,6 +40,7 @@ def train_epochs(
     metric: str,
     saver: ChunkCheckpoint | None,
     progress: bool,
+    evaluation_point=None,
 ) -> None:
     """Epochs ``state.epoch + 1`` to ``max_epochs`` of one chunk, with per-member early stopping.
 
@@ -57,6 +61,8 @@ def train_epochs(
       metric: the dataset's metric, for the progress bar.
       saver: the chunk's checkpoint, or None.
       progress: show a progress bar over epochs.
+      evaluation_point: (params, opt_state) -> the parameters validated and kept as best, per
+        member (None: the parameters trained, as they are).
     """
     arrays = state.arrays
     active, best_valid, best_epoch = arrays["active"], arrays["best_valid"], arrays["best_epoch"]
@@ -83,7 +89,10 @@ def train_epochs(
                 jnp.int32(epoch),
                 *train,
             )
-            valid_loss, valid_solved = evaluate_valid(arrays["params"], *valid)
+            evaluated = arrays["params"]
+            if evaluation_point is not None:
+                evaluated = evaluation_point(arrays["params"], arrays["opt_state"])
+            valid_loss, valid_solved = evaluate_valid(evaluated, *valid)
             train_loss, valid_loss, valid_solved = (
                 np.asarray(a) for a in (train_loss, valid_loss, valid_solved)
             )
@@ -105,7 +114,7 @@ def train_epochs(
                     state.stopped[i], active[i] = "early", False
             if improved.any():
                 arrays["best_params"] = _select(
-                    jnp.asarray(improved), arrays["params"], arrays["best_params"]
+                    jnp.asarray(improved), evaluated, arrays["best_params"]
                 )
             state.epoch, state.seconds = epoch, earlier_seconds + time.perf_counter() - started
             committed = state.copy()  # one assignment: an interrupt sees the old or the new

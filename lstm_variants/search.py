@@ -300,7 +300,7 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
     draws = best_draws(rerun["from"], cell_label(cfg), cfg["dataset"], top)
     base = {key: value for key, value in cfg.items() if key != "search"}
-    check_same_step_size(draws, base, rerun["from"])
+    check_trained_alike(draws, base, rerun["from"])
     configs = []
     for index in range(shard, len(draws) * seeds, shards):
         draw, trial = draws[index // seeds], index % seeds
@@ -324,8 +324,8 @@ def best_draws(
 ) -> list[dict[str, Any]]:
     """The draws of the ``top`` trials of ``cell`` (a label of ``cell_label``: the name
     and the options the cell was built with) on ``dataset`` (its name and options) with the best
-    validation result under ``source``: ``[{'trial_id', 'sampled', 'space',
-    'learning_rate_scale'}]``, best first."""
+    validation result under ``source``: ``[{'trial_id', 'sampled', 'space', 'optimizer'}]``,
+    best first; 'optimizer' holds the trial's ``RERUN_AS_TRAINED`` settings."""
     # pandas: imported for reruns only
     from lstm_variants.analysis.best import ranked_by_validation
     from lstm_variants.analysis.collect import AnalysisError
@@ -354,36 +354,46 @@ def best_draws(
                 "trial_id": search.get("rerun_of") or row.trial_id,
                 "sampled": sampled,
                 "space": search.get("space") or {},
-                "learning_rate_scale": learning_rate_scale(json.loads(row.config_json)),
+                "optimizer": trained_as(json.loads(row.config_json)),
             }
         if len(draws) == top:
             break
     return list(draws.values())
 
 
-def learning_rate_scale(cfg: Mapping[str, Any]) -> str:
-    """A trial config's ``optimizer.learning_rate_scale``; 'none' in records that predate it."""
-    return (cfg.get("optimizer") or {}).get("learning_rate_scale") or "none"
+# The optimizer settings a rerun must share with the trials it reruns, at the value that records
+# written before each setting existed were trained with (``check_trained_alike``).
+RERUN_AS_TRAINED = {"learning_rate_scale": "none", "evaluate_at": "lookahead"}
 
 
-def check_same_step_size(
+def trained_as(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """A trial config's ``RERUN_AS_TRAINED`` optimizer settings; records that predate one have
+    its old value."""
+    optimizer = cfg.get("optimizer") or {}
+    return {key: optimizer.get(key) or old for key, old in RERUN_AS_TRAINED.items()}
+
+
+def check_trained_alike(
     draws: Sequence[Mapping[str, Any]], base: Mapping[str, Any], source: str
 ) -> None:
-    """Raise ConfigError where a rerun would step differently from the trials it reruns.
+    """Raise ConfigError where a rerun would step or select differently from the trials it reruns.
 
     A drawn learning rate eta means a step of eta under ``learning_rate_scale: none`` and of
     eta (1 - mu) under ``one_minus_momentum``: rerun under the other setting, the best draws
     of the source study would be other configurations, and their means would say nothing about
     it (``sweeps/greff_jsb.yaml`` changed its setting after ``docs/studies/greff_jsb`` was made).
+    ``evaluate_at`` likewise: the point validated picks the best epoch and is the one tested, so
+    the rerun's results would not be the source's draws measured again.
     """
-    wanted = learning_rate_scale(base)
-    others = sorted({draw["learning_rate_scale"] for draw in draws} - {wanted})
-    if others:
-        raise ConfigError(
-            f"search.rerun.from: the trials under {source} were trained with "
-            f"optimizer.learning_rate_scale={others[0]}, this rerun has {wanted}: add "
-            f"optimizer.learning_rate_scale={others[0]} to rerun them as they were trained"
-        )
+    wanted = trained_as(base)
+    for key in RERUN_AS_TRAINED:
+        others = sorted({draw["optimizer"][key] for draw in draws} - {wanted[key]})
+        if others:
+            raise ConfigError(
+                f"search.rerun.from: the trials under {source} were trained with "
+                f"optimizer.{key}={others[0]}, this rerun has {wanted[key]}: add "
+                f"optimizer.{key}={others[0]} to rerun them as they were trained"
+            )
 
 
 # The last source study's trials table, with its record files as they were read. A rerun's jobs

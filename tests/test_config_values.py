@@ -139,13 +139,14 @@ def test_a_dataset_option_of_the_wrong_kind_is_one_data_error():
 
 
 def test_the_choices_of_registries_are_the_implemented_ones():
-    from lstm_variants.optimizers import LEARNING_RATE_SCALES, OPTIMIZERS
+    from lstm_variants.optimizers import EVALUATION_POINTS, LEARNING_RATE_SCALES, OPTIMIZERS
     from lstm_variants.recurrence import RECURRENCES
     from lstm_variants.train import LOSS_NORMALIZATIONS
 
     assert set(CHOICES["model.recurrence"]) == set(RECURRENCES)
     assert CHOICES["optimizer.name"] == OPTIMIZERS
     assert CHOICES["optimizer.learning_rate_scale"] == LEARNING_RATE_SCALES
+    assert CHOICES["optimizer.evaluate_at"] == EVALUATION_POINTS
     assert CHOICES["train.loss_normalization"] == LOSS_NORMALIZATIONS
 
 
@@ -197,6 +198,13 @@ def test_group_keys_are_the_keys_of_the_groups_configs():
          "optimizer.learning_rate_scale (one_minus_momentum) is used only by optimizer=sgd"),
         (["optimizer=sgd", "optimizer.learning_rate_scale=momentum"], "optimizer.learning_rate_"
          "scale must be one of none, one_minus_momentum, got 'momentum'"),
+        (["optimizer=adam", "+optimizer.evaluate_at=theta"],
+         "optimizer.evaluate_at (theta) is used only by optimizer=sgd"),
+        (["optimizer=sgd", "optimizer.nesterov=false", "optimizer.evaluate_at=theta"],
+         "optimizer.evaluate_at=theta needs optimizer.nesterov=true (plain momentum SGD holds "
+         "theta_t itself)"),
+        (["optimizer=sgd", "optimizer.evaluate_at=sutskever"], "optimizer.evaluate_at must be "
+         "one of lookahead, theta, got 'sutskever'"),
         (["+search.space.optimizer.learnig_rate={distribution:uniform,low:0.1,high:0.2}"],
          "search.space.optimizer.learnig_rate names no setting (did you mean learning_rate?)"),
         (["+search.space.foo={distribution:uniform,low:0,high:1}"], "search.space.foo names no "

@@ -215,3 +215,64 @@ def test_nesterov_sgd_is_brainstorms_nesterov_step_read_at_its_lookahead_point()
     np.testing.assert_allclose(ours[1:] + mu * lr * (1 - mu) * traces, thetas, rtol=1e-4, atol=1e-5)
     # The two points really differ: by mu v_t, here up to a tenth of a unit.
     assert np.abs(ours[1:] - thetas).max() > 0.05
+
+
+@pytest.mark.parametrize("scale", ["none", "one_minus_momentum"])
+def test_evaluate_at_theta_reads_brainstorms_theta_from_the_optimizer_state(scale):
+    """``evaluation_point`` under evaluate_at=theta is brainstorm's theta_t after each step, from
+    optax's lookahead parameters and state; under the default it is those parameters as they are."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(5, 4))
+
+    def gradient(theta):  # of |a theta|^2 / 2 + |theta|^4 / 4
+        theta = np.asarray(theta, np.float64)
+        return a.T @ (a @ theta) + np.sum(theta**2) * theta
+
+    lr, mu, steps, start = 0.05, 0.8, 12, rng.normal(size=4)
+    # brainstorm's step size is eta (1 - mu) under scale_learning_rate; 'none' is eta itself
+    eta = lr if scale == "one_minus_momentum" else lr / (1.0 - mu)
+    _, thetas, _ = brainstorm_nesterov(gradient, start, eta, mu, steps)
+    sgd = {"name": "sgd", "nesterov": True, "learning_rate_scale": scale}
+    theta_reader = make_member_optimizer(sgd | {"evaluate_at": "theta"})
+    lookahead_reader = make_member_optimizer(sgd)
+    optimizer = theta_reader(learning_rate=lr, momentum=mu, clip_norm=math.inf, clip_value=math.inf)
+    params = jnp.asarray(start, jnp.float32)
+    state = optimizer.init(params)
+    for theta in thetas:
+        updates, state = optimizer.update(jnp.asarray(gradient(params), jnp.float32), state)
+        params = optax.apply_updates(params, updates)
+        np.testing.assert_allclose(theta_reader.evaluation_point(params, state), theta, 1e-4, 1e-5)
+        assert lookahead_reader.evaluation_point(params, state) is params
+    assert np.abs(np.asarray(params) - thetas[-1]).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"name": "sgd", "nesterov": True, "evaluate_at": "sutskever"},
+         "optimizer.evaluate_at must be one of lookahead, theta, got 'sutskever'"),
+        ({"name": "sgd", "nesterov": False, "evaluate_at": "theta"},
+         "optimizer.evaluate_at=theta needs optimizer=sgd with optimizer.nesterov=true"),
+        ({"name": "adam", "evaluate_at": "theta"},
+         "optimizer.evaluate_at=theta needs optimizer=sgd with optimizer.nesterov=true"),
+    ],
+)  # fmt: skip
+def test_evaluate_at_is_refused_where_it_means_nothing(cfg, message):
+    with pytest.raises(ConfigError, match=message):
+        make_member_optimizer(cfg)
+
+
+def test_evaluate_at_lookahead_leaves_the_committed_trial_ids_as_they_were():
+    from pathlib import Path
+
+    from lstm_variants.experiment import trial_identity
+    from lstm_variants.records import read_record
+
+    committed = Path(__file__).parents[1] / "docs/studies/greff_jsb/records/0056470b81381496.json"
+    record = read_record(committed)
+    cfg = record["config"]
+    assert cfg["optimizer"]["nesterov"] and "evaluate_at" not in cfg["optimizer"]
+    pinned = {**cfg, "optimizer": {**cfg["optimizer"], "evaluate_at": "lookahead"}}
+    assert trial_identity(pinned) == record["trial_id"] == committed.stem
+    pinned["optimizer"]["evaluate_at"] = "theta"
+    assert trial_identity(pinned) != record["trial_id"]

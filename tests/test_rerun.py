@@ -92,6 +92,21 @@ def test_a_rerun_steps_as_the_trials_it_reruns(source):
     assert rerun(directory, "optimizer=sgd", "optimizer.learning_rate_scale=none")
 
 
+def test_a_rerun_reads_the_parameters_the_trials_it_reruns_read(source):
+    # sweeps/greff_jsb.yaml reads Sutskever's theta_t since docs/studies/greff_jsb was trained at
+    # the lookahead point: the point validated picks the best epoch and is the one tested.
+    directory, _ = source
+    theta = ("optimizer=sgd", "optimizer.evaluate_at=theta")
+    with pytest.raises(ConfigError) as error:
+        rerun(directory, *theta)
+    assert str(error.value) == (
+        f"search.rerun.from: the trials under {directory} were trained with "
+        "optimizer.evaluate_at=lookahead, this rerun has theta: add "
+        "optimizer.evaluate_at=lookahead to rerun them as they were trained"
+    )
+    assert rerun(directory, "optimizer=sgd", "optimizer.evaluate_at=lookahead")
+
+
 def test_a_cell_built_with_options_reruns_its_own_best_draws(tmp_path):
     # One study, vanilla with and without +cell.options.forget_bias=1.0: two cells (cell_label).
     from lstm_variants.analysis.synthetic import synthetic_study, write_records

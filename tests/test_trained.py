@@ -282,3 +282,21 @@ def test_a_record_whose_parameter_entry_lost_its_sha256_is_refused_in_one_line(t
     with pytest.raises(RecordError, match="holds no sha256") as error:
         load_params(path, {"params_file": entry, "metrics": {}})
     assert "\n" not in str(error.value)
+
+
+def test_a_trial_read_at_theta_saves_the_parameters_its_record_measured(tmp_path):
+    """Under optimizer.evaluate_at=theta the record's validation and test, and the saved file, are
+    Sutskever's theta_t: the file reproduces the record, and both differ from the lookahead run."""
+    sgd = ("optimizer=sgd", "optimizer.learning_rate=0.5", "optimizer.momentum=0.9")
+    theta_path, theta = run_trial(
+        tiny_jsb_config(*sgd, "optimizer.evaluate_at=theta"), tmp_path, progress=False
+    )
+    _, lookahead = run_trial(tiny_jsb_config(*sgd), tmp_path, progress=False)
+    assert theta["trial_id"] != lookahead["trial_id"]
+    trial = load_trial(theta_path)
+    np.testing.assert_allclose(trial.evaluate("test")["loss"], theta["metrics"]["test_loss"], 1e-5)
+    np.testing.assert_allclose(
+        trial.evaluate("valid")["loss"], theta["metrics"]["best_valid_loss"], rtol=1e-5
+    )
+    assert theta["curve"][0]["train_loss"] == lookahead["curve"][0]["train_loss"]
+    assert abs(theta["metrics"]["test_loss"] - lookahead["metrics"]["test_loss"]) > 1e-3

@@ -83,11 +83,14 @@ class MemberOptimizer:
       transform: ``optax.inject_hyperparams`` of the factory of ``MEMBER_HYPERPARAMETERS``.
       learning_rate_scale: one of ``LEARNING_RATE_SCALES``.
       evaluate_at: one of ``EVALUATION_POINTS``.
+      settings: what ``transform`` was made from (name, nesterov, scale, evaluation point), in
+        a form that is the same in every process: a population checkpoint's identity holds it.
     """
 
     transform: Callable[..., optax.GradientTransformation]
     learning_rate_scale: str = "none"
     evaluate_at: str = "lookahead"
+    settings: tuple[Any, ...] = ()
 
     def __call__(self, **hyperparameters) -> optax.GradientTransformation:
         return self.transform(**hyperparameters)
@@ -172,7 +175,9 @@ def _member_optimizer(
             core = optax.adam(learning_rate)
         return optax.chain(clip_by_global_norm(clip_norm), optax.clip(clip_value), core)
 
-    return MemberOptimizer(optax.inject_hyperparams(factory), scale, evaluate_at)
+    return MemberOptimizer(
+        optax.inject_hyperparams(factory), scale, evaluate_at, (name, nesterov, scale, evaluate_at)
+    )
 
 
 def clip_by_global_norm(max_norm) -> optax.GradientTransformation:

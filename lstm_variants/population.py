@@ -466,9 +466,12 @@ def _train_chunk(
     resumed_from = None
     saver = None
     if checkpoint is not None:
+        # The model and optimizer too: a caller reusing one folder for another cell (lstm and
+        # lstm_b have the same shapes) or optimizer would otherwise resume the other's run.
         identity = (
             "population chunk", padded_hidden, total, len(devices), devices[0].device_kind,
             repr(settings), [dataclasses.astuple(m) for m in padded_members],
+            model_description(bucket_model), optimizer.settings,
         )  # fmt: skip
         # Which time loop the LSTM layers run on, not the kernel library's name: a requeued job
         # may land on another CPU, whose build of the same source is as good.
@@ -547,6 +550,24 @@ HOST_ONLY_SETTINGS = {"max_epochs": 1, "patience": 0, "max_padding_waste": 0.0}
 def program_settings(settings: TrainSettings) -> TrainSettings:
     """``settings`` with the ``HOST_ONLY_SETTINGS`` at fixed values: the compiled programs' key."""
     return dataclasses.replace(settings, **HOST_ONLY_SETTINGS)
+
+
+def model_description(model: SequenceModel) -> list[tuple[str, Any]]:
+    """``model``'s fields as text that is the same in every process, for a checkpoint's
+    identity: a callable (an initialiser) by its name, as its repr holds its address."""
+
+    def text(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [text(item) for item in value]
+        if callable(value):
+            return getattr(value, "__qualname__", type(value).__name__)
+        return repr(value)
+
+    return [
+        (field.name, text(getattr(model, field.name)))
+        for field in dataclasses.fields(model)
+        if field.name not in ("parent", "name")
+    ]
 
 
 def evaluation_point(optimizer: MemberOptimizer) -> Callable | None:

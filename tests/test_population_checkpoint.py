@@ -205,6 +205,26 @@ def test_a_checkpoint_is_only_read_by_its_own_chunk(adding, tmp_path, monkeypatc
     assert_same_run(result, alone, rtol=0)
 
 
+def test_a_checkpoint_is_not_read_by_another_cell_or_optimizer(adding, tmp_path, monkeypatch):
+    # lstm and lstm_b have the same shapes, as do Nesterov and heavy-ball SGD's states: a caller
+    # reusing one folder for either resumed the other's run as its own.
+    heavy_ball = make_member_optimizer({"name": "sgd", "nesterov": False})
+    for name, other in (
+        ("cell", {"model": model_for(adding, "lstm_b")}),
+        ("optimizer", {"optimizer": heavy_ball}),
+    ):
+        checkpoint = CheckpointSettings(tmp_path / name, every_seconds=0)
+        with monkeypatch.context() as patch:
+            kill_after_saves(patch, 2)
+            with pytest.raises(Killed):
+                train_population(model_for(adding, "lstm"), OPTIMIZER, adding, SETTINGS,
+                                 MEMBERS[:1], progress=False, log=None, checkpoint=checkpoint)  # fmt: skip
+        run = {"model": model_for(adding, "lstm"), "optimizer": OPTIMIZER} | other
+        (result,) = train_population(run["model"], run["optimizer"], adding, SETTINGS, MEMBERS[:1],
+                                     progress=False, log=None, checkpoint=checkpoint)  # fmt: skip
+        assert "resumed_after_epoch" not in result.population
+
+
 def refused_checkpoint_line(adding, tmp_path, monkeypatch, while_saving=None, after_kill=None):
     """Save three epochs (``while_saving`` patches in force), kill, ``after_kill``, rerun: the
     checkpoint must be refused in one line and the chunk trained afresh. Returns the line."""

@@ -5,6 +5,7 @@ and its trials' records into ``<sweep dir>/records/``, a directory shared by all
 rerun finds every record whatever job number a trial's cell gets this time. The job folders
 (Hydra's ``.hydra/``, the job's log, its status) are the command's own:
 ``<sweep dir>/jobs/<invocation>/<job number>/`` (``hydra.sweep.subdir`` in ``conf/config.yaml``),
+beside the command's ``multirun.yaml`` (``keep_multirun_config``),
 ``<invocation>`` naming when, where and as which process the command started
 (``config_folders.invocation_name``). Two commands writing one study at once (two shards run as
 two commands, two SLURM submissions) thus neither overwrite nor count each other's jobs, while
@@ -77,6 +78,21 @@ def jobs_dir(config: DictConfig) -> Path:
         job.hydra.job.num = 0
         job.hydra.job.id = "0"
     return (Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)).parent
+
+
+def keep_multirun_config(config: DictConfig) -> None:
+    """Save the multirun's ``config`` as ``multirun.yaml`` in this command's ``jobs_dir`` too.
+
+    Hydra saves it at the sweep directory's root, where each command that writes the study
+    replaces the one before (a resumed study, a second shard): the copy in the command's own
+    folder keeps what each command ran, beside its jobs' ``.hydra/``. Saved as Hydra saves its
+    own, interpolations unresolved; nothing where the job folders are the sweep directory's
+    (a ``hydra.sweep.subdir`` of the job number alone), as Hydra's is then the command's."""
+    jobs = jobs_dir(config)
+    if jobs == Path(str(config.hydra.sweep.dir)):
+        return
+    jobs.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(jobs / "multirun.yaml", OmegaConf.to_yaml(config))
 
 
 def read_statuses(
@@ -345,6 +361,7 @@ class SweepSummary(Callback):
         # Named here, once, in the multirun's config: every job's folder is under this name.
         # Statuses of earlier commands, or of one running beside this one, stay where they are.
         invocation(config)
+        keep_multirun_config(config)
         records = len(list(Path(config.hydra.sweep.dir).glob("records/*.json")))
         default_folder = Path(config.hydra.sweep.dir).name == DEFAULT_STUDY  # not a folder given
         if config.get("study") == DEFAULT_STUDY and default_folder and records:

@@ -1283,13 +1283,31 @@ def test_a_resumed_sweep_neither_counts_nor_removes_the_statuses_of_an_earlier_c
     jobs = jobs_dir(config)
     assert jobs.parent == earlier.parent and jobs != earlier
     assert len(read_statuses(earlier)) == 2  # kept
-    jobs.mkdir()
     write_statuses(jobs, OK)
     callback.on_job_end(config, JobReturn(status=JobStatus.COMPLETED))
     assert capsys.readouterr().out.startswith("sweep: 1/2 jobs done (0 failed)")
     callback.on_multirun_end(config)
     assert "Failed jobs" not in (tmp_path / "summary.md").read_text()
     assert len(read_statuses(earlier)) == 2
+
+
+def test_each_command_keeps_its_own_multirun_config_beside_its_jobs(tmp_path):
+    # Hydra's multirun.yaml at the study's root is the last command's: a resumed study or a
+    # second shard replaced the first's, and with it the record of what that command ran.
+    from lstm_variants.sweep import SweepSummary
+
+    for name, shard in (("first", 0), ("second", 1)):
+        config = multirun_config(
+            tmp_path, {"cell": "a,b"}, [f"search.shard={shard}"], f"jobs/{name}/${{hydra.job.num}}"
+        )
+        SweepSummary().on_multirun_start(config)
+    for name, shard in (("first", 0), ("second", 1)):
+        kept = OmegaConf.load(tmp_path / "jobs" / name / "multirun.yaml")
+        assert list(kept.hydra.overrides.task) == [f"search.shard={shard}"]
+        subdir = OmegaConf.to_container(kept.hydra.sweep)["subdir"]  # unresolved, as Hydra's
+        assert subdir == f"jobs/{name}/${{hydra.job.num}}"
+    SweepSummary().on_multirun_start(multirun_config(tmp_path / "plain"))
+    assert not (tmp_path / "plain" / "multirun.yaml").exists()  # Hydra's own is the command's
 
 
 def test_how_to_run_is_no_other_setting_of_a_trial():

@@ -81,6 +81,22 @@ SCALE_MEANINGS = {
 
 @functools.cache
 def _initializer(name: str, scale: float) -> Initializer:
+    return named(_unnamed_initializer(name, scale), f"{name}(scale={scale!r})")
+
+
+def named(init: Initializer, name: str) -> Initializer:
+    """``init`` under ``name``, e.g. ``orthogonal(scale=1.5)``: a population checkpoint's identity
+    names a model's initialisers so (``population.model_description``), where the closures'
+    own names (``init``, ``init_as``) tell neither the kind nor the scale apart."""
+
+    def initializer(key, shape, dtype=jnp.float32):
+        return init(key, shape, dtype)
+
+    initializer.__name__ = initializer.__qualname__ = name
+    return initializer
+
+
+def _unnamed_initializer(name: str, scale: float) -> Initializer:
     match name:
         case "glorot_uniform":  # Flax's glorot_uniform is variance_scaling(1.0, "fan_avg", ...)
             return nn.initializers.variance_scaling(scale**2, "fan_avg", "uniform")

@@ -21,6 +21,7 @@ from test_train import TINY, config
 
 from lstm_variants import native_lstm, population
 from lstm_variants.data import load_dataset
+from lstm_variants.initializers import make_initializer
 from lstm_variants.optimizers import make_member_optimizer
 from lstm_variants.population import Member, train_population
 from lstm_variants.population_checkpoint import CheckpointSettings, ChunkCheckpoint, ChunkState
@@ -206,20 +207,28 @@ def test_a_checkpoint_is_only_read_by_its_own_chunk(adding, tmp_path, monkeypatc
 
 
 def test_a_checkpoint_is_not_read_by_another_cell_or_optimizer(adding, tmp_path, monkeypatch):
-    # lstm and lstm_b have the same shapes, as do Nesterov and heavy-ball SGD's states: a caller
-    # reusing one folder for either resumed the other's run as its own.
+    # lstm and lstm_b have the same shapes, as do Nesterov and heavy-ball SGD's states, and models
+    # that differ in an initialiser's kind or scale: a caller reusing one folder for either
+    # resumed the other's run as its own (initialisers were all named 'init' or 'init_as').
     heavy_ball = make_member_optimizer({"name": "sgd", "nesterov": False})
+
+    def with_init(name, scale):
+        return model_for(adding, "lstm", recurrent_kernel_init=make_initializer(name, scale))
+
+    lstm = with_init("orthogonal", 1.0)
     for name, other in (
         ("cell", {"model": model_for(adding, "lstm_b")}),
         ("optimizer", {"optimizer": heavy_ball}),
+        ("init scale", {"model": with_init("orthogonal", 2.0)}),
+        ("init kind", {"model": with_init("glorot_uniform", 1.0)}),
     ):
         checkpoint = CheckpointSettings(tmp_path / name, every_seconds=0)
         with monkeypatch.context() as patch:
             kill_after_saves(patch, 2)
             with pytest.raises(Killed):
-                train_population(model_for(adding, "lstm"), OPTIMIZER, adding, SETTINGS,
+                train_population(lstm, OPTIMIZER, adding, SETTINGS,
                                  MEMBERS[:1], progress=False, log=None, checkpoint=checkpoint)  # fmt: skip
-        run = {"model": model_for(adding, "lstm"), "optimizer": OPTIMIZER} | other
+        run = {"model": lstm, "optimizer": OPTIMIZER} | other
         (result,) = train_population(run["model"], run["optimizer"], adding, SETTINGS, MEMBERS[:1],
                                      progress=False, log=None, checkpoint=checkpoint)  # fmt: skip
         assert "resumed_after_epoch" not in result.population
@@ -324,6 +333,7 @@ from test_population_checkpoint import ADDING, MEMBERS, train
 
 from lstm_variants import native_lstm, population
 from lstm_variants.data import load_dataset
+from lstm_variants.initializers import make_initializer
 from lstm_variants.population_checkpoint import CheckpointSettings
 
 jax.config.update("jax_enable_compilation_cache", False)  # its writes would meet the limit too

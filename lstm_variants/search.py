@@ -300,7 +300,7 @@ def rerun_configs(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
     draws = best_draws(rerun["from"], cell_label(cfg), cfg["dataset"], top)
     base = {key: value for key, value in cfg.items() if key != "search"}
-    check_trained_alike(draws, base, rerun["from"])
+    check_trained_alike(source_training(rerun["from"], cfg["dataset"]), base, rerun["from"])
     configs = []
     for index in range(shard, len(draws) * seeds, shards):
         draw, trial = draws[index // seeds], index % seeds
@@ -324,8 +324,7 @@ def best_draws(
 ) -> list[dict[str, Any]]:
     """The draws of the ``top`` trials of ``cell`` (a label of ``cell_label``: the name
     and the options the cell was built with) on ``dataset`` (its name and options) with the best
-    validation result under ``source``: ``[{'trial_id', 'sampled', 'space', 'optimizer'}]``,
-    best first; 'optimizer' holds the trial's ``RERUN_AS_TRAINED`` settings."""
+    validation result under ``source``: ``[{'trial_id', 'sampled', 'space'}]``, best first."""
     # pandas: imported for reruns only
     from lstm_variants.analysis.best import ranked_by_validation
     from lstm_variants.analysis.collect import AnalysisError
@@ -354,7 +353,6 @@ def best_draws(
                 "trial_id": search.get("rerun_of") or row.trial_id,
                 "sampled": sampled,
                 "space": search.get("space") or {},
-                "optimizer": trained_as(json.loads(row.config_json)),
             }
         if len(draws) == top:
             break
@@ -373,10 +371,19 @@ def trained_as(cfg: Mapping[str, Any]) -> dict[str, str]:
     return {key: optimizer.get(key) or old for key, old in RERUN_AS_TRAINED.items()}
 
 
+def source_training(source: str, dataset: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``trained_as`` of every trial on ``dataset`` (its name and options) under ``source``, every
+    cell's: a rerun compares its cells, so it takes each cell's best draws one way."""
+    trials = _source_trials(source)
+    configs = (json.loads(text) for text in trials["config_json"])
+    return [trained_as(cfg) for cfg in configs if cfg.get("dataset") == dataset]
+
+
 def check_trained_alike(
-    draws: Sequence[Mapping[str, Any]], base: Mapping[str, Any], source: str
+    trained: Sequence[Mapping[str, str]], base: Mapping[str, Any], source: str
 ) -> None:
-    """Raise ConfigError where a rerun would step or select differently from the trials it reruns.
+    """Raise ConfigError where a rerun would step or select differently from the trials it reruns
+    (``trained``: their ``trained_as`` settings, ``source_training``).
 
     A drawn learning rate eta means a step of eta under ``learning_rate_scale: none`` and of
     eta (1 - mu) under ``one_minus_momentum``: rerun under the other setting, the best draws
@@ -384,10 +391,22 @@ def check_trained_alike(
     it (``sweeps/greff_jsb.yaml`` changed its setting after ``docs/studies/greff_jsb`` was made).
     ``evaluate_at`` likewise: the point validated picks the best epoch and is the one tested, so
     the rerun's results would not be the source's draws measured again.
+
+    The source's trials must agree among themselves too: in a study resumed after its setting
+    changed, some cells' best draws were trained one way and some the other, so any one rerun
+    setting would be refused for some cells, each job's error line asking for the other value.
     """
     wanted = trained_as(base)
     for key in RERUN_AS_TRAINED:
-        others = sorted({draw["optimizer"][key] for draw in draws} - {wanted[key]})
+        values = sorted({settings[key] for settings in trained})
+        if len(values) > 1:
+            raise ConfigError(
+                f"search.rerun.from: the trials under {source} were trained with "
+                f"optimizer.{key}={' and '.join(values)} (a study resumed after the setting "
+                "changed?), and a rerun takes one: move one setting's records (records/<trial "
+                "id>.json and .npz) into a directory of their own and rerun from it"
+            )
+        others = sorted(set(values) - {wanted[key]})
         if others:
             raise ConfigError(
                 f"search.rerun.from: the trials under {source} were trained with "

@@ -107,6 +107,30 @@ def test_a_rerun_reads_the_parameters_the_trials_it_reruns_read(source):
     assert rerun(directory, "optimizer=sgd", "optimizer.evaluate_at=lookahead")
 
 
+def test_a_source_trained_two_ways_is_refused_without_sending_the_user_round(source, tmp_path):
+    # A study resumed after sweeps/greff_jsb.yaml changed its settings holds both: one cell's
+    # best draw was trained unscaled, another's scaled, and each job refused the setting the other
+    # asked for, so no rerun command ran them all.
+    directory, _ = source
+    mixed = tmp_path / "mixed"
+    shutil.copytree(directory, mixed)
+    scaled = ("optimizer=sgd", "optimizer.learning_rate_scale=one_minus_momentum")
+    cfg = config("cell=gru", "search=quick", "search.trials=1", *scaled)
+    cfg["search"]["space"] = SPACE
+    run_trials(trial_configs(cfg), mixed, progress=False)
+    for setting in ("none", "one_minus_momentum"):
+        with pytest.raises(ConfigError) as error:
+            rerun(
+                mixed, "cell=vanilla", "optimizer=sgd", f"optimizer.learning_rate_scale={setting}"
+            )
+        assert str(error.value) == (
+            f"search.rerun.from: the trials under {mixed} were trained with "
+            "optimizer.learning_rate_scale=none and one_minus_momentum (a study resumed after the "
+            "setting changed?), and a rerun takes one: move one setting's records "
+            "(records/<trial id>.json and .npz) into a directory of their own and rerun from it"
+        )
+
+
 def test_a_cell_built_with_options_reruns_its_own_best_draws(tmp_path):
     # One study, vanilla with and without +cell.options.forget_bias=1.0: two cells (cell_label).
     from lstm_variants.analysis.synthetic import synthetic_study, write_records

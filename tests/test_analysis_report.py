@@ -650,3 +650,45 @@ def test_a_cell_without_a_usable_trial_is_named_not_left_blank(tmp_path, monkeyp
     assert any(t.get_text().strip() == plots.NO_RESULT for t in bars.texts)
     low, high = bars.get_ylim()
     assert low < -0.4 and high > len(bars.get_yticks()) - 0.6  # mut2's row is a whole row
+
+
+def test_a_marginal_with_a_diverging_corner_shows_the_bulk_and_says_what_leaves_the_axis(
+    tmp_path, monkeypatch
+):
+    """greff_jsb's learning-rate marginal: ~44 +- 9 below 2.2e-6, 10-12 from there to 1e-2.
+    Its axis ran to 54 and flattened the useful range into a line. Other panels keep all of
+    their curve and band, and say nothing."""
+    from lstm_variants.analysis import plots
+    from lstm_variants.analysis.importance import importance
+
+    write_records(synthetic_study({"vanilla": 0.0}, trials=30, seed=0), tmp_path / "records")
+    result = importance(collect([tmp_path / "records"]).trials, trees=2)
+    names = list(result.marginals)
+    rate = next(name for name in names if name.endswith("learning_rate"))
+    curve = result.marginals[rate].copy()
+    corner = np.arange(len(curve)) < 6
+    curve["mean"] = np.where(corner, 44.0, np.linspace(12.0, 10.0, len(curve)))
+    curve["std"] = np.where(corner, 9.0, 0.5)
+    result.marginals[rate] = curve
+    # jozefowicz_cpu_report's xml: a flat curve whose band is a little wider at one end (a tiny
+    # IQR puts it past Q3 + 3 IQR); hiding it would gain the curve nothing.
+    flat = next(name for name in names if name.endswith("hidden_size"))
+    curve = result.marginals[flat].copy()
+    start = np.arange(len(curve)) < 8
+    curve["mean"] = np.where(start, 2.137, 2.12)
+    curve["std"] = np.where(start, 0.02, 0.004)
+    result.marginals[flat] = curve
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.marginal_plots(result, tmp_path / "marginals")
+    for axis, name in zip(figures["marginals"].axes, names, strict=False):
+        mean, std = result.marginals[name]["mean"], result.marginals[name]["std"]
+        bulk = ~corner if name == rate else np.ones(len(mean), bool)
+        low, high = axis.get_ylim()
+        assert low <= (mean - std)[bulk].min() and (mean + std)[bulk].max() <= high, name
+        if name == rate:
+            assert high < 44.0 - 9.0  # the corner, band and all, is off the axis
+            assert axis.get_title().startswith("mean above the axis at 1e-06–")
+            assert "(up to 44)" in axis.get_title()
+        else:
+            assert axis.get_title() == "", name

@@ -4,7 +4,9 @@
   the best 10 % by validation (bottom); significantly worse cells hatched '///', better ones
   '...', the reference shaded grey.
 - ``marginal_plots``: Greff Fig. 4: the predicted metric against each hyperparameter (fANOVA
-  marginal, mean over trees) with a band of +-1 standard deviation over trees.
+  marginal, mean over trees) with a band of +-1 standard deviation over trees; the y-axis shows
+  the bulk (a corner of diverging learning rates falls off the top) and the panel says where
+  the curve or band leaves it.
 - ``interaction_heatmap``: the predicted metric over learning rate x hidden size, with contours and
   the best learning rate of each hidden size marked (Greff: it does not move with size).
 - ``importance_chart``: Greff Fig. 5 as bars: the variance share of each hyperparameter and pair.
@@ -231,6 +233,41 @@ def _uninformative_line(result: Importance) -> str:
     return f"\nNOT INFORMATIVE ({why}): noise, not the hyperparameters' effects"
 
 
+def _marginal_limits(mean: np.ndarray, std: np.ndarray) -> tuple[float, float]:
+    """y-limits of a marginal (mean +- std): its bulk (``robust_limits``) where what lies above
+    would take over half the axis, else all of it.
+
+    A corner of diverging learning rates (greff_jsb: ~44 below 2.2e-6, 10-12 from 1e-5 to
+    1e-2) took the whole axis and flattened the curve where it matters; a band a little above a
+    flat curve (a tiny IQR) stays whole, as hiding it would gain the curve nothing.
+    """
+    values = np.concatenate([mean - std, mean, mean + std])
+    full, bulk = _full_limits(values), robust_limits(values)
+    return bulk if full[1] - full[0] > 2 * (bulk[1] - bulk[0]) else full
+
+
+def _runs(x: np.ndarray, where: np.ndarray) -> str:
+    """The stretches of ``x`` where ``where`` holds: '1e-06–2.2e-06, 0.0034–0.01'."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], where.astype(int), [0]])))
+    return ", ".join(
+        f"{x[start]:.2g}" if stop - 1 == start else f"{x[start]:.2g}–{x[stop - 1]:.2g}"
+        for start, stop in zip(edges[::2], edges[1::2], strict=True)
+    )
+
+
+def _above_axis_note(x: np.ndarray, mean: np.ndarray, std: np.ndarray, high: float) -> str:
+    """Where a marginal leaves the top of its axis, in words ('' if it does not): the curve
+    (mean), and where only its band (mean + std) does, with how high and over which x."""
+    lines = []
+    mean_above, band_above = mean > high, (mean + std > high) & (mean <= high)
+    if mean_above.any():
+        lines.append(f"mean above the axis at {_runs(x, mean_above)} (up to {mean.max():.3g})")
+    if band_above.any():
+        top = (mean + std)[band_above].max()
+        lines.append(f"band above the axis at {_runs(x, band_above)} (up to {top:.3g})")
+    return "\n".join(lines)
+
+
 def marginal_plots(result: Importance, stem: Path, metric_label: str = "test metric") -> list[Path]:
     """Greff's Fig. 4: one panel per hyperparameter, mean +- std over trees."""
     names = list(result.marginals)
@@ -255,6 +292,9 @@ def marginal_plots(result: Importance, stem: Path, metric_label: str = "test met
             axis.set_xscale(xscale)
             if xscale == "log":
                 _plain_log_ticks(axis, "x")
+            low, high = _marginal_limits(mean, std)
+            axis.set_ylim(low, high)
+            axis.set_title(_above_axis_note(x, mean, std, high), fontsize=8)
         axis.set_xlabel(pretty(name) + suffix)
         axis.set_ylabel(metric_label)
         axis.grid(color="0.9", linewidth=0.5)

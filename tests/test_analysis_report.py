@@ -692,3 +692,32 @@ def test_a_marginal_with_a_diverging_corner_shows_the_bulk_and_says_what_leaves_
             assert "(up to 44)" in axis.get_title()
         else:
             assert axis.get_title() == "", name
+
+
+def test_the_interaction_heat_map_of_greff_jsb_has_readable_labels_and_markers(monkeypatch):
+    """greff_jsb's heat map: matplotlib labelled every piece of every contour ('12.9' over
+    '12.9', a pile of labels where the contours bunch at 2e-3), and a marker on each of the 40
+    rows merged into a solid column."""
+    from pathlib import Path
+
+    from lstm_variants.analysis import plots
+    from lstm_variants.analysis.importance import importance
+
+    data = Path(__file__).parents[1] / "docs/studies/greff_jsb/report/data/trials.parquet"
+    result = importance(pd.read_parquet(data), trees=32)
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.interaction_heatmap(result, *plots.pick_interaction(result), Path("interaction"))
+    figure = figures["interaction"]
+    figure.canvas.draw()
+    axis = figure.axes[0]
+    labels = [text.get_window_extent() for text in axis.texts]
+    assert len(labels) >= 3
+    for i, box in enumerate(labels):
+        assert not any(box.overlaps(other) for other in labels[i + 1 :])
+        assert axis.bbox.contains(box.x0, box.y0) and axis.bbox.contains(box.x1, box.y1)
+    (best,) = [line for line in axis.lines if line.get_marker() == "o"]
+    every = best.get_markevery() or 1
+    shown = axis.transData.transform(best.get_xydata())[::every]
+    diameter = best.get_markersize() * figure.dpi / 72
+    assert 4 <= len(shown) and np.hypot(*np.diff(shown, axis=0).T).min() > 2 * diameter

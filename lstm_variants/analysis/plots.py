@@ -7,8 +7,9 @@
   marginal, mean over trees) with a band of +-1 standard deviation over trees; the y-axis shows
   the bulk (a corner of diverging learning rates falls off the top) and the panel says where
   the curve or band leaves it.
-- ``interaction_heatmap``: the predicted metric over learning rate x hidden size, with contours and
-  the best learning rate of each hidden size marked (Greff: it does not move with size).
+- ``interaction_heatmap``: the predicted metric over learning rate x hidden size, with contours
+  (labelled only where a label can be read) and the best learning rate of each hidden size drawn
+  as a line (Greff: it does not move with size).
 - ``importance_chart``: Greff Fig. 5 as bars: the variance share of each hyperparameter and pair.
 - ``learning_curves``: the validation metric (bits per character, NLL, ...) per epoch of each
   cell's best trial.
@@ -29,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import ticker
+from matplotlib import patheffects, ticker
 from matplotlib.figure import Figure
+from matplotlib.path import Path as MplPath
+from matplotlib.transforms import Bbox
 
 from lstm_variants.analysis.collect import ordered_cells
 from lstm_variants.analysis.compare import (
@@ -47,6 +50,8 @@ from lstm_variants.losses import metric_value
 FORMATS = ("png", "pdf")
 DPI = 150
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++", "**", "||", "OO")
+LABEL_STEP = 40  # points between the places a contour offers for a label
+BEST_MARKERS = 8  # markers on the heat map's best-a line: few enough to stay apart
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h")
 LINESTYLES = ("-", "--", "-.", ":")
 NO_RESULT = "no usable trial"
@@ -329,16 +334,21 @@ def interaction_heatmap(
     image = axis.pcolormesh(x, y, surface.T, cmap="Greys_r", shading="nearest", vmin=low, vmax=high)
     levels = np.linspace(low, high, 9)[1:] if high > low else 8
     contours = axis.contour(x, y, surface.T, levels=levels, colors="black", linewidths=0.6)
-    axis.clabel(contours, fontsize=7, fmt="%.3g")
+    # One row of the grid per b value: its best a drawn as a line (white, outlined, to read on
+    # dark and light shades), with a marker every few rows. A marker on each of the 40 rows
+    # merged into a solid column (greff_jsb: the best rate is the same at every size).
     best = np.argmin(surface, axis=0)  # best a for each b
-    axis.plot(
+    (path,) = axis.plot(
         x[best],
         y,
-        linestyle="none",
+        color="white",
+        linewidth=1.2,
+        path_effects=[patheffects.withStroke(linewidth=2.6, foreground="black")],
         marker="o",
+        markevery=max(1, math.ceil(len(y) / BEST_MARKERS)),
         markerfacecolor="white",
         markeredgecolor="black",
-        markersize=4,
+        markersize=5,
         label=f"best {pretty(a)} per {pretty(b)}",
     )
     axis.set_xscale(xscale)
@@ -355,7 +365,85 @@ def interaction_heatmap(
     axis.set_title(
         f"{result.title}: {pretty(a)} x {pretty(b)}" + _uninformative_line(result), fontsize=10
     )
+    # Last: where labels go and which collide depends on the final scales and axes size.
+    _label_contours(contours, avoid=_segment_boxes(path))
     return save(figure, stem)
+
+
+def _segment_boxes(line) -> list[Bbox]:
+    """Display boxes around each segment of ``line`` (its width and markers included)."""
+    points = line.get_transform().transform(line.get_xydata())
+    pad = max(line.get_linewidth(), line.get_markersize()) * line.figure.dpi / 72
+    return [
+        Bbox([np.minimum(start, stop), np.maximum(start, stop)]).padded(pad)
+        for start, stop in itertools.pairwise(points)
+    ]
+
+
+def _label_contours(contours, avoid: Sequence[Bbox] = (), per_level: int = 2) -> None:
+    """Label each level of ``contours`` up to ``per_level`` times where the label can be read:
+    clear of every other label, of the boxes in ``avoid``, of other levels' lines and of the
+    axes' edges.
+
+    matplotlib's own placement labels every long enough piece of a contour, once, wherever
+    the piece is straightest: a thin loop got its label twice on top of itself, and labels sat
+    in bundles of close contours at a cliff of the surface (greff_jsb: '12.9' over '12.9',
+    four labels near a learning rate of 2e-3). Here each piece offers a label every
+    ``LABEL_STEP`` points along it; they are tried without breaking the lines, a round of one
+    per level at a time, and the kept ones drawn again inline (the lines broken under them).
+    """
+    axis = contours.axes
+    contours.clabel(manual=[], fontsize=7, fmt="%.3g")  # label style, no labels yet
+    screen = contours.get_transform()
+    pieces = [  # the lines on screen, one per connected piece of each level
+        (index, screen.transform(piece))
+        for index, path in enumerate(contours.get_paths())
+        for piece in path.to_polygons(closed_only=False)
+        if len(piece) > 1
+    ]
+    lines = [(index, MplPath(points)) for index, points in pieces]
+    step = LABEL_STEP * axis.figure.dpi / 72
+    offers: dict[int, list[tuple[float, np.ndarray]]] = {}
+    for index, points in pieces:
+        run = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))])
+        for at in np.arange(step / 2, run[-1] - step / 4, step):
+            spot = np.array([np.interp(at, run, points[:, 0]), np.interp(at, run, points[:, 1])])
+            # The middle of the longest piece first: a label there names the most line.
+            offers.setdefault(index, []).append((abs(at - run[-1] / 2) - run[-1], spot))
+    kept, boxes = [], list(avoid)
+    named: dict[int, list[np.ndarray]] = {}
+    inside = axis.bbox.padded(-2)
+    for _ in range(per_level):
+        for index, spots in offers.items():
+            spots.sort(key=lambda offer: offer[0])
+            while spots:
+                x, y = spot = spots.pop(0)[1]
+                if any(np.hypot(*(spot - other)) < 3 * step for other in named.get(index, [])):
+                    continue  # a second label of a level names another stretch of it
+                contours.add_label_near(x, y, inline=False, transform=False)
+                box = contours.labelTexts[-1].get_window_extent().padded(2)
+                contours.pop_label()
+                if (
+                    inside.contains(box.x0, box.y0)
+                    and inside.contains(box.x1, box.y1)
+                    and not any(box.overlaps(other) for other in boxes)
+                    and not any(
+                        line.intersects_bbox(box, filled=False)
+                        for other, line in lines
+                        if other != index
+                    )
+                ):
+                    kept.append((x, y))
+                    boxes.append(box)
+                    named.setdefault(index, []).append(spot)
+                    break
+    for x, y in kept:
+        contours.add_label_near(x, y, inline=True, transform=False)
+    for label in contours.labelTexts:
+        if abs(label.get_rotation() - 270) <= 5:  # an upright one reads upwards, as y labels do
+            label.set_rotation(label.get_rotation() - 180)
+        # Black with a white edge reads on the darkest shade too.
+        label.set_path_effects([patheffects.withStroke(linewidth=1.5, foreground="white")])
 
 
 def importance_chart(result: Importance, stem: Path, top_pairs: int = 5) -> list[Path]:

@@ -721,3 +721,37 @@ def test_the_interaction_heat_map_of_greff_jsb_has_readable_labels_and_markers(m
     shown = axis.transData.transform(best.get_xydata())[::every]
     diameter = best.get_markersize() * figure.dpi / 72
     assert 4 <= len(shown) and np.hypot(*np.diff(shown, axis=0).T).min() > 2 * diameter
+
+
+FOURTEEN = ["vanilla", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "gru", "mut1",
+            "mut2", "mut3", "mgu"]  # fmt: skip
+
+
+def test_fourteen_cells_keep_bars_curves_and_legend_apart(tmp_path, monkeypatch):
+    """Eleven hatches repeated from the 12th bar (mut3 drawn as nig); the curves' legend, inside
+    the axes, covered curves of a short study; ten cells had solid lines told apart by marker
+    alone (a circle against a hexagon)."""
+    from lstm_variants.analysis import plots
+
+    offsets = {cell: 0.03 * i for i, cell in enumerate(FOURTEEN)}
+    records = synthetic_study(offsets, trials=6, seed=1, max_epochs=3)
+    write_records(records, tmp_path / "sweep")
+    collection = collect([tmp_path / "sweep"])
+    table = compare(collection.trials, resamples=0, permutations=50)
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda figure, stem: figures.setdefault(stem.name, figure))
+    plots.learning_curves(collection.trials, collection.curves, "jsb_chorales", tmp_path / "c")
+    plots.best_result_bars(table, tmp_path / "bars")
+    bars = figures["bars"].axes[0].patches
+    looks = {(tuple(bar.get_facecolor()), bar.get_hatch()) for bar in bars}
+    assert len(bars) == len(looks) == 14
+    curves = figures["c"]
+    curves.canvas.draw()
+    axis = curves.axes[0]
+    drawn = [line for line in axis.lines if line.get_label() in FOURTEEN]
+    assert len({(line.get_linestyle(), line.get_marker()) for line in drawn}) == 14
+    assert len({line.get_marker() for line in drawn if line.get_linestyle() == "-"}) < 10
+    legend = axis.get_legend().get_window_extent()
+    for line in drawn:
+        points = axis.transData.transform(line.get_xydata())
+        assert not any(legend.contains(*point) for point in points), line.get_label()

@@ -12,9 +12,9 @@
   as a line (Greff: it does not move with size).
 - ``importance_chart``: Greff Fig. 5 as bars: the variance share of each hyperparameter and pair.
 - ``learning_curves``: the validation metric (bits per character, NLL, ...) per epoch of each
-  cell's best trial.
+  cell's best trial (line style and marker both change from cell to cell; legend beside the axes).
 - ``best_result_bars``: Jozefowicz et al. (2015) style: the best test result of every cell, one
-  panel per task.
+  panel per task (hatch and grey face: up to 31 cells told apart).
 
 Every function takes its data and an output path *stem* and writes ``stem.png`` and ``stem.pdf``;
 figures are built with ``matplotlib.figure.Figure`` (the Agg canvas, no pyplot state), so this
@@ -52,6 +52,7 @@ DPI = 150
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++", "**", "||", "OO")
 LABEL_STEP = 40  # points between the places a contour offers for a label
 BEST_MARKERS = 8  # markers on the heat map's best-a line: few enough to stay apart
+BAR_FACES = ("white", "0.65", "0.45")  # with HATCHES, a bar of its own for up to 31 cells
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h")
 LINESTYLES = ("-", "--", "-.", ":")
 NO_RESULT = "no usable trial"
@@ -510,7 +511,12 @@ def learning_curves(
         curves["valid_loss"] = [metric_value(v, metric) for v in curves["valid_loss"]]
     figure = Figure(figsize=(6.5, 4.2))
     axis = figure.subplots()
-    styles = itertools.cycle(itertools.product(LINESTYLES, MARKERS))
+    # Line style and marker both change from one cell to the next (4 and 11 are coprime: 44
+    # distinct pairs); in turn, solid lines with ten markers came first, and the 1st and 11th
+    # cells differed only by a circle against a hexagon.
+    styles = (
+        (LINESTYLES[i % len(LINESTYLES)], MARKERS[i % len(MARKERS)]) for i in itertools.count()
+    )
     shown = []
     for cell in cells:
         best = frame[frame["cell"].astype(str) == cell].nsmallest(per_cell, "best_valid")
@@ -547,9 +553,29 @@ def learning_curves(
     axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))  # no epoch 2.5
     axis.set_ylabel(f"validation {describe_metric(metric)}" if metric else "validation loss")
     axis.set_title(f"{dataset}: best trial of each cell", fontsize=10)
-    axis.legend(fontsize=8, ncols=2 if len(cells) > 6 else 1)
+    # Beside the axes: inside, even at its 'best' place, it covered curves (14 cells, 3 epochs).
+    axis.legend(
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        frameon=False,
+        ncols=1 if len(cells) <= 20 else 2,
+    )
     axis.grid(color="0.9", linewidth=0.5)
     return save(figure, stem)
+
+
+def bar_styles(cells: Sequence[str], reference: str) -> dict[str, tuple[str, str]]:
+    """(face colour, hatch) of each cell's bar, the same in every panel: ``reference`` grey
+    and plain, the others through ``HATCHES`` on white, then hatched on each grey of
+    ``BAR_FACES``, so that up to 31 cells have bars of their own (hatches alone repeated from
+    the 12th cell: mut3 drawn as nig)."""
+    styles = [(face, hatch) for face in BAR_FACES for hatch in HATCHES if face == "white" or hatch]
+    return {
+        cell: ("0.85", "") if cell == reference else styles[i % len(styles)]
+        for i, cell in enumerate(cells)
+    }
 
 
 def best_result_bars(
@@ -563,8 +589,7 @@ def best_result_bars(
     columns = min(len(datasets), 3)
     rows = math.ceil(len(datasets) / columns)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
-    all_cells = ordered_cells(comparison["cell"], reference)
-    hatch_of = {cell: HATCHES[i % len(HATCHES)] for i, cell in enumerate(all_cells)}
+    style_of = bar_styles(ordered_cells(comparison["cell"], reference), reference)
     for axis, dataset in zip(axes, datasets, strict=False):
         table = comparison[comparison["dataset"] == dataset]
         cells = ordered_cells(table["cell"], reference)
@@ -572,9 +597,9 @@ def best_result_bars(
         positions = np.arange(len(cells))[::-1]
         bars = axis.barh(positions, values, color="white", edgecolor="black")
         for bar, cell in zip(bars, cells, strict=True):
-            bar.set_hatch(hatch_of[cell])
-            if cell == reference:
-                bar.set_facecolor("0.85")
+            face, hatch = style_of[cell]
+            bar.set_facecolor(face)
+            bar.set_hatch(hatch)
         finite = values[np.isfinite(values)]
         if len(finite):
             low, high = finite.min(), finite.max()

@@ -666,3 +666,24 @@ def test_the_rate_is_fitted_over_lags_1_to_100_by_default():
     assert (flow.fits["h"].first_lag, flow.fits["h"].last_lag) == (1, 100)
     everything = gradient_flow(model, variables, data, num_sequences=B, last_lag=None)
     assert everything.fits["h"].last_lag == T - 1
+
+
+def test_diagnostics_figures_are_saved_at_a_resolution_their_legends_can_be_read_at(tmp_path):
+    """At 80 dpi and 7-point legends a legend line was 8 pixels high: 'tanh_rnn' read as
+    'tanh_mn' in gradient_flow.png."""
+    from PIL import Image
+
+    from lstm_variants.diagnostics import plots
+
+    rows = [
+        {"initializer": init, "cell": cell, "gain": gain, "rate_h": 0.9 * gain}
+        for init in ("orthogonal", "glorot")
+        for cell in ("lstm", "tanh_rnn")
+        for gain in (0.5, 1.0, 2.0)
+    ]
+    figure = plots.init_study_figure(rows)
+    sizes = [text.get_fontsize() for text in figure.axes[-1].get_legend().get_texts()]
+    path = plots.save(figure, tmp_path / "init_study.png")
+    dpi = Image.open(path).info["dpi"]
+    assert round(dpi[0]) == round(dpi[1]) >= 120
+    assert min(sizes) * dpi[0] / 72 >= 14  # legend letters at least 14 pixels high

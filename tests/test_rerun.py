@@ -77,9 +77,9 @@ def test_a_rerun_study_is_compared_on_all_its_trials(source, tmp_path):
 
 
 def test_a_rerun_steps_as_the_trials_it_reruns(source):
-    # sweeps/greff_jsb.yaml took up Greff's (1 - momentum) after docs/studies/greff_jsb was
-    # trained without it: rerun with the new default, that study's best learning rates would
-    # have taken steps up to 100x smaller than the ones that made them best.
+    # A study trained with steps of the learning rate (docs/studies/greff_jsb) rerun with
+    # Greff's (1 - momentum): its best learning rates would take steps up to 100x smaller than
+    # the ones that made them best.
     directory, _ = source
     scaled = ("optimizer=sgd", "optimizer.learning_rate_scale=one_minus_momentum")
     with pytest.raises(ConfigError) as error:
@@ -93,8 +93,8 @@ def test_a_rerun_steps_as_the_trials_it_reruns(source):
 
 
 def test_a_rerun_reads_the_parameters_the_trials_it_reruns_read(source):
-    # sweeps/greff_jsb.yaml reads Sutskever's theta_t since docs/studies/greff_jsb was trained at
-    # the lookahead point: the point validated picks the best epoch and is the one tested.
+    # A study read at optax's lookahead point rerun at Sutskever's theta_t: the point validated
+    # picks the best epoch and is the one tested.
     directory, _ = source
     theta = ("optimizer=sgd", "optimizer.evaluate_at=theta")
     with pytest.raises(ConfigError) as error:
@@ -108,9 +108,9 @@ def test_a_rerun_reads_the_parameters_the_trials_it_reruns_read(source):
 
 
 def test_a_source_trained_two_ways_is_refused_without_sending_the_user_round(source, tmp_path):
-    # A study resumed after sweeps/greff_jsb.yaml changed its settings holds both: one cell's
-    # best draw was trained unscaled, another's scaled, and each job refused the setting the other
-    # asked for, so no rerun command ran them all.
+    # A study resumed after its command's settings changed holds both: one cell's best draw was
+    # trained unscaled, another's scaled, and each job refused the setting the other asked for,
+    # so no rerun command ran them all.
     directory, _ = source
     mixed = tmp_path / "mixed"
     shutil.copytree(directory, mixed)

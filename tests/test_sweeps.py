@@ -186,8 +186,8 @@ def test_greff_sweep_is_greffs_protocol():
         cfg = compose("config", overrides=["+sweep=greff_jsb"])
     assert cfg.dataset.name == "jsb_chorales" and cfg.optimizer.name == "sgd"
     assert cfg.optimizer.nesterov and cfg.optimizer.clip_norm is None
-    assert cfg.optimizer.learning_rate_scale == "one_minus_momentum"
-    assert cfg.optimizer.evaluate_at == "theta"
+    # The committed study's steps (sweeps/greff_jsb.yaml says why, and how to take the library's).
+    assert cfg.optimizer.learning_rate_scale == "none" and cfg.optimizer.evaluate_at == "lookahead"
     assert cfg.train.batch_size == 1 and cfg.train.max_epochs == 150 and cfg.train.patience == 15
     assert cfg.search.trials == 200
     assert set(flat_space(cfg.search.space)) == {
@@ -498,26 +498,26 @@ def test_a_space_in_sections_draws_what_the_same_space_with_dotted_keys_draws():
 
 def test_greffs_study_draws_and_names_its_trials_as_before_the_space_was_in_sections():
     # Taken from the code before the change (commit e5f90ca). Another id would make every
-    # recorded trial of a Greff study look new: a resumed study would train it again. The sweep
-    # has since taken Greff's step size and evaluation point (new studies, other ids): the
-    # overrides the committed study's commands give restore the protocol of e5f90ca.
+    # recorded trial of a Greff study look new: a resumed study would train it again. The
+    # overrides the committed study's commands pin (the sweep's own values) change nothing.
     from lstm_variants.experiment import trial_identity
 
     as_committed = ("optimizer.learning_rate_scale=none", "optimizer.evaluate_at=lookahead")
-    overrides = ["+sweep=greff_jsb", "cell=vanilla", "search.trials=2", *as_committed]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    first, second = trial_configs(OmegaConf.to_container(cfg, resolve=True))
-    assert first["search"]["sampled"] == {
-        "model.hidden_size": 50,
-        "optimizer.learning_rate": 0.004334292503547742,
-        "optimizer.momentum": 0.8015038062585695,
-        "train.input_noise": 0.043120553504787495,
-    }
-    assert [trial_identity(first), trial_identity(second)] == [
-        "ad65f0bfc6d1de04",
-        "bf76974548e8ac03",
-    ]
+    for pins in ((), as_committed):
+        overrides = ["+sweep=greff_jsb", "cell=vanilla", "search.trials=2", *pins]
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        first, second = trial_configs(OmegaConf.to_container(cfg, resolve=True))
+        assert first["search"]["sampled"] == {
+            "model.hidden_size": 50,
+            "optimizer.learning_rate": 0.004334292503547742,
+            "optimizer.momentum": 0.8015038062585695,
+            "train.input_noise": 0.043120553504787495,
+        }
+        assert [trial_identity(first), trial_identity(second)] == [
+            "ad65f0bfc6d1de04",
+            "bf76974548e8ac03",
+        ]
 
 
 def test_a_range_is_changed_from_the_command_line_and_only_its_key_draws_differently():

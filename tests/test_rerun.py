@@ -76,35 +76,28 @@ def test_a_rerun_study_is_compared_on_all_its_trials(source, tmp_path):
     assert len({c["search"]["rerun_of"] for c in again}) == len(again)
 
 
-def test_a_rerun_steps_as_the_trials_it_reruns(source):
-    # A study trained with steps of the learning rate (docs/studies/greff_jsb) rerun with
-    # Greff's (1 - momentum): its best learning rates would take steps up to 100x smaller than
-    # the ones that made them best.
+@pytest.mark.parametrize(
+    ("key", "other", "trained"),
+    [
+        # A study trained with steps of the learning rate (docs/studies/greff_jsb) rerun with
+        # Greff's (1 - momentum): its best learning rates would take steps up to 100x smaller
+        # than the ones that made them best.
+        ("learning_rate_scale", "one_minus_momentum", "none"),
+        # A study read at optax's lookahead point rerun at Sutskever's theta_t: the point
+        # validated picks the best epoch and is the one tested.
+        ("evaluate_at", "theta", "lookahead"),
+    ],
+)
+def test_a_rerun_trains_as_the_trials_it_reruns(source, key, other, trained):
     directory, _ = source
-    scaled = ("optimizer=sgd", "optimizer.learning_rate_scale=one_minus_momentum")
     with pytest.raises(ConfigError) as error:
-        rerun(directory, *scaled)
+        rerun(directory, "optimizer=sgd", f"optimizer.{key}={other}")
     assert str(error.value) == (
         f"search.rerun.from: the trials under {directory} were trained with "
-        "optimizer.learning_rate_scale=none, this rerun has one_minus_momentum: add "
-        "optimizer.learning_rate_scale=none to rerun them as they were trained"
+        f"optimizer.{key}={trained}, this rerun has {other}: add "
+        f"optimizer.{key}={trained} to rerun them as they were trained"
     )
-    assert rerun(directory, "optimizer=sgd", "optimizer.learning_rate_scale=none")
-
-
-def test_a_rerun_reads_the_parameters_the_trials_it_reruns_read(source):
-    # A study read at optax's lookahead point rerun at Sutskever's theta_t: the point validated
-    # picks the best epoch and is the one tested.
-    directory, _ = source
-    theta = ("optimizer=sgd", "optimizer.evaluate_at=theta")
-    with pytest.raises(ConfigError) as error:
-        rerun(directory, *theta)
-    assert str(error.value) == (
-        f"search.rerun.from: the trials under {directory} were trained with "
-        "optimizer.evaluate_at=lookahead, this rerun has theta: add "
-        "optimizer.evaluate_at=lookahead to rerun them as they were trained"
-    )
-    assert rerun(directory, "optimizer=sgd", "optimizer.evaluate_at=lookahead")
+    assert rerun(directory, "optimizer=sgd", f"optimizer.{key}={trained}")
 
 
 def test_a_source_trained_two_ways_is_refused_without_sending_the_user_round(source, tmp_path):

@@ -83,14 +83,21 @@ class MemberOptimizer:
       transform: ``optax.inject_hyperparams`` of the factory of ``MEMBER_HYPERPARAMETERS``.
       learning_rate_scale: one of ``LEARNING_RATE_SCALES``.
       evaluate_at: one of ``EVALUATION_POINTS``.
-      settings: what ``transform`` was made from (name, nesterov, scale, evaluation point), in
-        a form that is the same in every process: a population checkpoint's identity holds it.
+      name: one of ``OPTIMIZERS``.
+      nesterov: whether SGD's momentum is Nesterov's.
     """
 
     transform: Callable[..., optax.GradientTransformation]
     learning_rate_scale: str = "none"
     evaluate_at: str = "lookahead"
-    settings: tuple[Any, ...] = ()
+    name: str = "sgd"
+    nesterov: bool = True
+
+    @property
+    def settings(self) -> tuple[Any, ...]:
+        """What ``transform`` was made from, in a form that is the same in every process: a
+        population checkpoint's identity holds it."""
+        return (self.name, self.nesterov, self.learning_rate_scale, self.evaluate_at)
 
     def __call__(self, **hyperparameters) -> optax.GradientTransformation:
         return self.transform(**hyperparameters)
@@ -175,9 +182,7 @@ def _member_optimizer(
             core = optax.adam(learning_rate)
         return optax.chain(clip_by_global_norm(clip_norm), optax.clip(clip_value), core)
 
-    return MemberOptimizer(
-        optax.inject_hyperparams(factory), scale, evaluate_at, (name, nesterov, scale, evaluate_at)
-    )
+    return MemberOptimizer(optax.inject_hyperparams(factory), scale, evaluate_at, name, nesterov)
 
 
 def clip_by_global_norm(max_norm) -> optax.GradientTransformation:

@@ -100,6 +100,17 @@ def test_a_rerun_trains_as_the_trials_it_reruns(source, key, other, trained):
     assert rerun(directory, "optimizer=sgd", f"optimizer.{key}={trained}")
 
 
+def test_a_record_without_a_setting_counts_as_trained_with_its_identity_neutral_default():
+    # search.py needs no JAX, so it cannot import experiment's table: the two must agree, or
+    # old records would be read as trained otherwise than their ids say.
+    from lstm_variants.experiment import IDENTITY_NEUTRAL
+    from lstm_variants.search import RERUN_AS_TRAINED
+
+    assert RERUN_AS_TRAINED == {
+        key: IDENTITY_NEUTRAL[("optimizer", key)] for key in RERUN_AS_TRAINED
+    }
+
+
 def test_a_source_trained_two_ways_is_refused_without_sending_the_user_round(source, tmp_path):
     # A study resumed after its command's settings changed holds both: one cell's best draw was
     # trained unscaled, another's scaled, and each job refused the setting the other asked for,
